@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ruleeval: PromQL, rule files, alert state and templates; pure, no I/O, no clock. */
+#ifndef PROMLET_RULEEVAL_RULEEVAL_H
+#define PROMLET_RULEEVAL_RULEEVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* A user-facing error: 1-based line and column (0 when unknown) and a one-line message. */
+struct perr {
+    int line, col;
+    char msg[160];
+};
+
+/* Fills err (if not NULL) with a printf-style message at line:col. Returns -EINVAL. */
+int perr_set(struct perr *err, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- labels ---------------------------------------------------------------------------- */
+
+/* One label; a label set is an array of these sorted by name, names unique. */
+struct re_label {
+    const char *name;
+    const char *value;
+};
+
+/* The stale marker: the NaN Prometheus writes when a series disappears. */
+#define RE_STALE_NAN_BITS 0x7ff0000000000002ULL
+
+/* True if v carries exactly the stale-marker bit pattern. */
+bool re_is_stale(double v);
+/* Returns the stale-marker NaN. */
+double re_stale_nan(void);
+
+/* True if s is a valid legacy metric name ([a-zA-Z_:][a-zA-Z0-9_:]*), len bytes. */
+bool re_valid_metric_name(const char *s, size_t len);
+/* True if s is a valid legacy label name ([a-zA-Z_][a-zA-Z0-9_]*), len bytes. */
+bool re_valid_label_name(const char *s, size_t len);
+/* True if s[0..len) is valid UTF-8. */
+bool re_valid_utf8(const char *s, size_t len);
+
+/* ---- matchers -------------------------------------------------------------------------- */
+
+enum re_match_type { RE_MATCH_EQ, RE_MATCH_NEQ, RE_MATCH_RE, RE_MATCH_NRE };
+
+/* A label matcher. Regexes are fully anchored and use PCRE2 with RE2-compatible options,
+ * as Prometheus anchors its RE2 regexes. Opaque compiled state hangs off re. */
+struct re_matcher {
+    enum re_match_type type;
+    char *name;
+    char *value;
+    void *re; /* compiled regex for RE/NRE, NULL otherwise */
+};
+
+/* Initialises m (caller storage) with copies of name and value (borrows both) and
+ * compiles the regex. Returns 0, -ENOMEM, or -EINVAL with err filled for a bad regex. */
+int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *name,
+                    const char *value, struct perr *err);
+/* Releases what re_matcher_init acquired; tolerates a zeroed struct. */
+void re_matcher_fini(struct re_matcher *m);
+/* True if value (NUL-terminated; NULL means the label is absent, i.e. "") matches.
+ * Thread-safe: concurrent callers may share one matcher. */
+bool re_matcher_matches(const struct re_matcher *m, const char *value);
+/* True if the matcher matches the empty string (Prometheus: such a matcher also selects
+ * series that lack the label). */
+bool re_matcher_matches_empty(const struct re_matcher *m);
+
+#endif
