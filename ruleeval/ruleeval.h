@@ -9,11 +9,15 @@
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-/* A user-facing error: 1-based line and column (0 when unknown) and a one-line message. */
+/* A user-facing error: 1-based line and column (0 when unknown) and a one-line message.
+ * proto.h declares the same struct under the same guard, so both headers can be included. */
+#ifndef PROMLET_PERR_DEFINED
+#define PROMLET_PERR_DEFINED
 struct perr {
     int line, col;
     char msg[160];
 };
+#endif
 
 /* Fills err (if not NULL) with a printf-style message at line:col. Returns -EINVAL. */
 int perr_set(struct perr *err, int line, int col, const char *fmt, ...)
