@@ -72,4 +72,43 @@ bool re_matcher_matches(const struct re_matcher *m, const char *value);
  * series that lack the label). */
 bool re_matcher_matches_empty(const struct re_matcher *m);
 
+/* ---- samples and sources ----------------------------------------------------------------- */
+
+/* A span of native-histogram buckets. */
+struct re_span {
+    int32_t offset;
+    uint32_t length;
+};
+
+/* A native histogram sample; bucket counts are absolute (not deltas), as floats. */
+struct re_hist {
+    int32_t schema;
+    uint8_t reset_hint;
+    double zero_threshold, zero_count, count, sum;
+    const struct re_span *pspans;
+    size_t npspans;
+    const double *pbuckets;
+    size_t npbuckets;
+    const struct re_span *nspans;
+    size_t nnspans;
+    const double *nbuckets;
+    size_t nnbuckets;
+    const double *custom_values;
+    size_t ncustom;
+};
+
+/* The store visits each matching series once, samples in time order within [mint,maxt];
+ * hists[i] is NULL for float samples. Labels sorted by name, include __name__. All pointers
+ * are borrowed for the duration of the call. A non-zero return stops the select. */
+typedef int re_visit_fn(void *arg, const struct re_label *labels, size_t nlabels,
+                        const int64_t *ts, const double *vals, const struct re_hist *const *hists,
+                        size_t n);
+
+/* What the evaluator reads series through; the daemon's store provides one. */
+struct re_source {
+    int (*select)(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
+                  re_visit_fn *fn, void *arg);
+    void *ctx;
+};
+
 #endif
