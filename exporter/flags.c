@@ -8,6 +8,7 @@
 #include "version.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +52,16 @@ static const struct fdef defs[] = {
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
-static int fail(const char *fmt, const char *a)
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
 {
-    fprintf(stderr, "promlet: error: ");
-    fprintf(stderr, fmt, a);
-    fprintf(stderr, ", try --help\n");
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "promlet: error: %s, try --help\n", msg);
     return -EINVAL;
 }
 
