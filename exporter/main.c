@@ -256,10 +256,14 @@ static int run(const struct flags *f)
         fprintf(stderr, "promlet: error: %s\n", err.msg);
         goto out;
     }
-    LOG_INFO("Starting promlet version=%s revision=%s", version_string(), version_revision());
-    for (size_t i = 0; http_bound(a.http, i); i++)
-        log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, NULL, "Listening on address=%s",
-                  http_bound(a.http, i));
+    char vkv[128];
+    snprintf(vkv, sizeof(vkv), "version=%s revision=%s", version_string(), version_revision());
+    log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, vkv, "Starting promlet");
+    for (size_t i = 0; http_bound(a.http, i); i++) {
+        char kv[128];
+        snprintf(kv, sizeof(kv), "address=%s", http_bound(a.http, i));
+        log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, kv, "Listening on");
+    }
     __atomic_store_n(&a.ready, true, __ATOMIC_RELEASE);
     LOG_INFO("Server is ready to receive web requests.");
 
