@@ -35,11 +35,13 @@ static int each_rule_file(const struct config *c, int (*fn)(void *arg, const cha
         else
             snprintf(pat, sizeof(pat), "%s/%s", c->dir, p);
         glob_t g;
-        int rc = glob(pat, GLOB_ERR, NULL, &g);
-        if (rc == GLOB_NOMATCH)
+        int rc = glob(pat, 0, NULL, &g);
+        if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+            globfree(&g);
             continue;
+        }
         if (rc)
-            return perr_set(err, 0, 0, "%s: rule_files: cannot expand \"%s\"", c->file, p);
+            return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
         for (size_t k = 0; k < g.gl_pathc && !rc; k++)
             rc = fn(arg, g.gl_pathv[k]);
         globfree(&g);

@@ -13,7 +13,8 @@ GOOD = "global:\n  evaluation_interval: 1s\nstorage: {retention: 15m, max_series
 
 # --- shipped config starts and answers -------------------------------------------------------
 p = Promlet(config_path=os.path.join(source_root(), "promlet.yml"))
-ok(p.addr is not None, "promlet starts on the shipped promlet.yml", p.logtext())
+if not ok(p.addr is not None, "promlet starts on the shipped promlet.yml", p.logtext()):
+    done()
 st, hd, body = p.get("/-/healthy")
 ok(st == 200, "/-/healthy answers 200")
 st, hd, body = p.get("/-/ready")
