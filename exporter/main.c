@@ -19,6 +19,36 @@
 #include <string.h>
 #include <time.h>
 
+/* ---- modules ----------------------------------------------------------------------------------- */
+
+/* Subsystems in start order (see struct agent_module in agent.h); one line each. */
+static const struct agent_module *const modules[] = {
+    NULL, /* keeps the table non-empty; skipped */
+};
+#define NMODULES (sizeof(modules) / sizeof(modules[0]))
+
+/* Runs every module's prepare for nc; on success commits all (a != NULL), else aborts the
+ * prepared ones. With a == NULL only validates. */
+static int modules_load(struct agent *a, const struct config *nc, struct perr *err)
+{
+    void *staged[NMODULES] = {0};
+    size_t i = 0;
+    int rc = 0;
+    for (; i < NMODULES && !rc; i++)
+        if (modules[i] && modules[i]->prepare)
+            rc = modules[i]->prepare(a, nc, &staged[i], err);
+    if (rc || !a) {
+        for (size_t k = 0; k < i; k++)
+            if (modules[k] && modules[k]->abort && staged[k])
+                modules[k]->abort(staged[k]);
+        return rc;
+    }
+    for (size_t k = 0; k < NMODULES; k++)
+        if (modules[k] && modules[k]->commit)
+            modules[k]->commit(a, staged[k]);
+    return 0;
+}
+
 /* ---- rule files named by a config ------------------------------------------------------------- */
 
 /* Expands the config's rule_files globs (relative to the config's folder, as Prometheus)
@@ -82,9 +112,18 @@ int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen
         size_t n = 0;
         rc = each_rule_file(nc, count_file, &n, err);
     }
+    /* Modules prepare outside the lock (rule files are read and parsed here). */
+    void *staged[NMODULES] = {0};
+    size_t prepared = 0;
+    for (; !rc && prepared < NMODULES; prepared++)
+        if (modules[prepared] && modules[prepared]->prepare)
+            rc = modules[prepared]->prepare(a, nc, &staged[prepared], err);
     pthread_mutex_lock(&a->cfg_lock);
     a->reloads_total++;
     if (rc) {
+        for (size_t k = 0; k < prepared; k++)
+            if (modules[k] && modules[k]->abort && staged[k])
+                modules[k]->abort(staged[k]);
         a->reload_failures_total++;
         a->last_reload_ok = false;
         pthread_mutex_unlock(&a->cfg_lock);
@@ -99,6 +138,9 @@ int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen
     struct store_opts so;
     store_opts_from(nc, &so);
     store_set_opts(a->store, &so);
+    for (size_t k = 0; k < NMODULES; k++)
+        if (modules[k] && modules[k]->commit)
+            modules[k]->commit(a, staged[k]);
     pthread_mutex_unlock(&a->cfg_lock);
     config_free(old);
     return 0;
@@ -152,6 +194,9 @@ static void h_metrics(void *arg, const struct http_req *req, struct http_resp *r
         rc = http_write_metrics(a->http, m);
     if (!rc && a->collectors)
         rc = collectors_scrape(a->collectors, m);
+    for (size_t i = 0; i < NMODULES && !rc; i++)
+        if (modules[i] && modules[i]->metrics)
+            rc = modules[i]->metrics(a, m);
     if (!rc)
         rc = mset_write_text(m, &resp->body);
     mset_free(m);
@@ -191,6 +236,8 @@ static int cmd_check_config(const struct flags *f)
         size_t n = 0;
         if (!rc)
             rc = each_rule_file(c, count_file, &n, &err);
+        if (!rc)
+            rc = modules_load(NULL, c, &err);
         if (rc) {
             char where[512];
             format_err(where, sizeof(where), file, &err);
@@ -213,6 +260,7 @@ static int run(const struct flags *f)
     pthread_mutex_init(&a.cfg_lock, NULL);
     a.start_time = (double)agent_now_ms() / 1000.0;
     int status = 1;
+    size_t started = 0;
 
     struct perr err = {0};
     int rc = config_load(f->config_file, &a.cfg, &err);
@@ -241,6 +289,19 @@ static int run(const struct flags *f)
     a.http = http_new(&ho);
     if (!a.http || register_routes(&a)) {
         fprintf(stderr, "promlet: error: out of memory\n");
+        goto out;
+    }
+    for (; started < NMODULES; started++) {
+        const struct agent_module *m = modules[started];
+        if (m && m->start && m->start(&a, &err)) {
+            fprintf(stderr, "promlet: error: starting %s: %s\n", m->name, err.msg);
+            goto out;
+        }
+    }
+    if (modules_load(&a, a.cfg, &err)) {
+        char where[512];
+        format_err(where, sizeof(where), f->config_file, &err);
+        fprintf(stderr, "promlet: error loading config: %s\n", where);
         goto out;
     }
 
@@ -283,11 +344,20 @@ static int run(const struct flags *f)
             else
                 LOG_INFO("Completed loading of configuration file: %s", f->config_file);
         }
-        store_gc(a.store, agent_now_ms());
+        int64_t now = agent_now_ms();
+        store_gc(a.store, now);
+        for (size_t i = 0; i < NMODULES; i++)
+            if (modules[i] && modules[i]->tick)
+                modules[i]->tick(&a, now);
     }
     status = 0;
 out:
+    /* The server stops first so no handler runs while modules shut down. */
     http_free(a.http);
+    a.http = NULL;
+    for (size_t i = NMODULES; i-- > 0;)
+        if (modules[i] && modules[i]->stop && i < started)
+            modules[i]->stop(&a);
     collectors_free(a.collectors);
     store_free(a.store);
     config_free(a.cfg);
