@@ -14,15 +14,16 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-extern const struct collector col_cpu, col_diskstats, col_entropy, col_filefd,
+extern const struct collector col_cgroup, col_cpu, col_diskstats, col_entropy, col_filefd,
     col_filesystem, col_loadavg, col_meminfo, col_netdev, col_netstat, col_pressure,
-    col_sockstat, col_stat, col_time, col_uname, col_vmstat;
+    col_processes, col_sockstat, col_stat, col_textfile, col_time, col_uname, col_vmstat;
 
 /* The one registration table (STYLE 3.8), in --help order. */
 static const struct collector *const all[] = {
-    &col_cpu,     &col_diskstats, &col_entropy,  &col_filefd,   &col_filesystem,
+    &col_cgroup,  &col_cpu,     &col_diskstats, &col_entropy,  &col_filefd,   &col_filesystem,
     &col_loadavg, &col_meminfo,   &col_netdev,   &col_netstat,  &col_pressure,
-    &col_sockstat, &col_stat,     &col_time,     &col_uname,    &col_vmstat,
+    &col_processes, &col_sockstat, &col_stat,    &col_textfile, &col_time,     &col_uname,
+    &col_vmstat,
 };
 #define NCOL (sizeof(all) / sizeof(all[0]))
 
