@@ -72,4 +72,62 @@ bool re_matcher_matches(const struct re_matcher *m, const char *value);
  * series that lack the label). */
 bool re_matcher_matches_empty(const struct re_matcher *m);
 
+/* ---- templates (template.c) ------------------------------------------------------------ */
+
+/* A parsed Go text/template as Prometheus expands alert labels and annotations
+ * (template/template.go): actions, variables, pipelines, if/else/range/with/define/template,
+ * the text/template built-ins and Prometheus' functions. Opaque. */
+struct template;
+
+/* Emits one query-result sample into a template's query() result; labels borrowed
+ * (copied by the callee), includes __name__ when the result has it. Returns 0 / -ENOMEM. */
+typedef int template_emit_fn(void *emit_arg, const struct re_label *labels, size_t nlabels,
+                             double value);
+/* Evaluates expr as an instant query at ts_ms and emits every element of the resulting
+ * vector (a scalar as one sample with no labels). Returns 0, or a negative errno with a
+ * one-line reason in errbuf. expr borrowed. */
+typedef int template_query_fn(void *arg, const char *expr, int64_t ts_ms,
+                              template_emit_fn *emit, void *emit_arg, char *errbuf,
+                              size_t errlen);
+
+/* What a template sees: .Labels/$labels, .ExternalLabels/$externalLabels,
+ * .ExternalURL/$externalURL, .Value/$value. All borrowed. */
+struct template_data {
+    const struct re_label *labels;
+    size_t nlabels;
+    const struct re_label *ext_labels;
+    size_t next_labels;
+    const char *external_url; /* NULL = "" */
+    double value;
+    int64_t ts_ms;            /* evaluation time: query() runs here; now() returns it */
+    template_query_fn *query; /* NULL: query() fails with "no query function" */
+    void *query_arg;
+};
+
+/* Parses text (borrowed, len bytes) as template name. With alert_defs, Prometheus' variable
+ * definitions ($labels, $externalLabels, $externalURL, $value) are prepended as
+ * rules/alerting.go does. Returns new (template_free), or NULL with err->msg set to Go's
+ * text ("template: NAME:LINE: msg"; err->line = line in text) or "out of memory". */
+struct template *template_parse(const char *name, const char *text, size_t len, bool alert_defs,
+                                struct perr *err);
+/* Frees t; accepts NULL. */
+void template_free(struct template *t);
+/* Executes t on d. On success returns 0 and *out (returns new, free()) holds the text.
+ * On an execution error returns -EINVAL and *out holds Go's error text
+ * ("template: NAME:LINE:COL: executing ..."); -ENOMEM leaves *out NULL. */
+int template_expand(const struct template *t, const struct template_data *d, char **out);
+/* Prometheus' alert-template expansion of one label/annotation: parse + expand text with
+ * the alert definitions; on failure returns the value Prometheus stores,
+ * "<error expanding template: ...>". Returns new; NULL only on OOM. */
+char *template_expand_alert(const char *name, const char *text, const struct template_data *d);
+/* Formats v as Go's %v for float64 (strconv 'g', shortest), as $value prints. Returns the
+ * length written (snprintf semantics); buf receives at most size bytes. */
+int template_format_float(char *buf, size_t size, double v);
+/* Parses a Prometheus duration ("1h30m", "5m", "0s", units y w d h m s ms) into
+ * milliseconds. Returns 0, or -EINVAL for bad syntax / overflow. s borrowed. */
+int template_parse_duration(const char *s, int64_t *ms);
+/* Formats ms as Prometheus' model.Duration.String() ("1h30m", "0s", "1d", "100ms").
+ * Returns the length written (snprintf semantics). */
+int template_format_duration(char *buf, size_t size, int64_t ms);
+
 #endif
