@@ -328,3 +328,52 @@ void rbuf_query_escape(struct rbuf *b, const char *s)
             rbuf_printf(b, "%%%02X", c);
     }
 }
+
+void rbuf_json_float(struct rbuf *b, double v)
+{
+    /* encoding/json: shortest digits, 'f' layout unless the exponent is < -6 or >= 21, where
+     * it uses 'e' with a one-digit minimum exponent (1e-07 -> 1e-7). NaN/Inf are not JSON;
+     * we write null for them. */
+    if (isnan(v) || isinf(v)) {
+        rbuf_puts(b, "null");
+        return;
+    }
+    if (v == 0) {
+        rbuf_puts(b, signbit(v) ? "-0" : "0");
+        return;
+    }
+    double a = fabs(v);
+    if (a < 1e-6 || a >= 1e21) {
+        struct rbuf t;
+        rbuf_init(&t);
+        rbuf_gofloat(&t, v, 'e');
+        if (t.p) {
+            char *e = strchr(t.p, 'e');
+            if (e && e[2] == '0' && e[3]) {
+                rbuf_put(b, t.p, (size_t)(e - t.p) + 2);
+                rbuf_puts(b, e + 3);
+            } else
+                rbuf_puts(b, t.p);
+        }
+        rbuf_fini(&t);
+        return;
+    }
+    if (v < 0)
+        rbuf_putc(b, '-');
+    char d[32];
+    int x = shortest_digits(a, d, sizeof(d));
+    size_t nd = strlen(d);
+    if (x < 0) {
+        rbuf_puts(b, "0.");
+        for (int i = 0; i < -x - 1; i++)
+            rbuf_putc(b, '0');
+        rbuf_put(b, d, nd);
+        return;
+    }
+    for (int i = 0; i <= x; i++)
+        rbuf_putc(b, (size_t)i < nd ? d[i] : '0');
+    if (nd > (size_t)x + 1) {
+        rbuf_putc(b, '.');
+        rbuf_put(b, d + x + 1, nd - (size_t)x - 1);
+    }
+}

@@ -33,6 +33,8 @@ void rbuf_gofloat(struct rbuf *b, double v, char fmt);
 /* Appends v as Go's fmt "%.<prec><verb>" for verb e/f/g (prec < 0: Go default);
  * finite values via C printf, specials as Go prints them (NaN, +Inf, -Inf). */
 void rbuf_gofmt_prec(struct rbuf *b, double v, char verb, int prec, bool plus);
+/* Appends v as Go's encoding/json writes a float64 (NaN/Inf as null). */
+void rbuf_json_float(struct rbuf *b, double v);
 /* Appends ms since the epoch as RFC3339 UTC. frac: 0 = Go RFC3339Nano trimmed
  * ("...:50.44Z", no fraction when whole), 3 = always three digits (".440Z"). */
 void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac);
