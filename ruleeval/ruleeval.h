@@ -97,7 +97,7 @@ struct re_hist {
 enum { RE_HINT_UNKNOWN, RE_HINT_RESET, RE_HINT_NOT_RESET, RE_HINT_GAUGE };
 
 /* The store visits each matching series once, samples in time order within [mint,maxt];
- * hists[i] is NULL for float samples. Labels sorted by name, include __name__. All pointers
+ * hists[i] is NULL for float samples (hists itself may be NULL when all are floats). Labels sorted by name, include __name__. All pointers
  * are borrowed for the duration of the call. Return nonzero to stop (it is passed back). */
 typedef int re_visit_fn(void *arg, const struct re_label *labels, size_t nlabels,
                         const int64_t *ts, const double *vals,
