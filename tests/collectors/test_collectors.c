@@ -366,9 +366,10 @@ static void check_flags(void)
     struct sbuf u;
     sbuf_init(&u);
     CHECK_EQ_INT(col_options_usage(&u), 0);
-    CHECK(strstr(u.data, "--[no-]collector.processes  Exposes aggregate process statistics from "
-                         "/proc (default: disabled).") != NULL);
-    CHECK(strstr(u.data, "--[no-]collector.cpu  Exposes CPU statistics (default: enabled).") != NULL);
+    CHECK(strstr(u.data, "--[no-]collector.processes               Exposes aggregate process "
+                         "statistics from /proc (default: disabled).") != NULL);
+    CHECK(strstr(u.data, "--[no-]collector.cpu                     Exposes CPU statistics "
+                         "(default: enabled).") != NULL);
     sbuf_fini(&u);
 }
 
