@@ -272,6 +272,8 @@ static int rd_number(struct cg *c, const char *file, double *v, bool *max)
 #define H_THR_PERIODS "Number of throttled period intervals."
 #define H_THR_SECONDS "Total time duration the container has been throttled."
 
+/* Conversions follow runc/cAdvisor step by step (ticks or µs to ns, then ns / 1e9) so the
+ * doubles come out bit-identical to cAdvisor's. */
 static int cpu_v1(struct cg *c, unsigned reads)
 {
     int rc;
@@ -289,9 +291,9 @@ static int cpu_v1(struct cg *c, unsigned reads)
             if (!kv(c->ctx->buf.data, "user", &u) || !kv(c->ctx->buf.data, "system", &s))
                 return col_fail(c->ctx, -EPROTO, "malformed %s/cpuacct.stat", c->dir);
             if ((rc = emit(c, "container_cpu_user_seconds_total", H_USER, MTYPE_COUNTER,
-                           u / USER_HZ, NULL, NULL)) ||
+                           u * (1e9 / USER_HZ) / 1e9, NULL, NULL)) ||
                 (rc = emit(c, "container_cpu_system_seconds_total", H_SYSTEM, MTYPE_COUNTER,
-                           s / USER_HZ, NULL, NULL)))
+                           s * (1e9 / USER_HZ) / 1e9, NULL, NULL)))
                 return rc;
         }
     }
@@ -329,11 +331,11 @@ static int cpu_v2(struct cg *c)
     /* the throttling keys exist only with the cpu controller enabled for this cgroup */
     bool has_thr = kv(t, "nr_periods", &per) && kv(t, "nr_throttled", &thr) &&
                    kv(t, "throttled_usec", &tus);
-    if ((rc = emit(c, "container_cpu_usage_seconds_total", H_USAGE, MTYPE_COUNTER, u / 1e6,
+    if ((rc = emit(c, "container_cpu_usage_seconds_total", H_USAGE, MTYPE_COUNTER, u * 1000 / 1e9,
                    "cpu", "total")) ||
-        (rc = emit(c, "container_cpu_user_seconds_total", H_USER, MTYPE_COUNTER, us / 1e6, NULL,
+        (rc = emit(c, "container_cpu_user_seconds_total", H_USER, MTYPE_COUNTER, us * 1000 / 1e9, NULL,
                    NULL)) ||
-        (rc = emit(c, "container_cpu_system_seconds_total", H_SYSTEM, MTYPE_COUNTER, sy / 1e6,
+        (rc = emit(c, "container_cpu_system_seconds_total", H_SYSTEM, MTYPE_COUNTER, sy * 1000 / 1e9,
                    NULL, NULL)))
         return rc;
     if (!has_thr)
@@ -346,7 +348,7 @@ static int cpu_v2(struct cg *c)
         (rc = emit(c, "container_cpu_cfs_throttled_periods_total", H_THR_PERIODS, MTYPE_COUNTER,
                    thr, NULL, NULL)) ||
         (rc = emit(c, "container_cpu_cfs_throttled_seconds_total", H_THR_SECONDS, MTYPE_COUNTER,
-                   tus / 1e6, NULL, NULL)))
+                   tus * 1000 / 1e9, NULL, NULL)))
         return rc;
     return 0;
 }
