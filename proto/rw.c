@@ -233,7 +233,7 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
         if (f != 1 || wt != 2)
             continue;
         n_series++;
-        if (d->lim.max_series && n_series > d->lim.max_series)
+        if (n_series > d->lim.max_series)
             return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
                         d->lim.max_series);
         const uint8_t *q = sub, *qend = sub + sublen;
@@ -250,7 +250,7 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "series %zu has too many labels (limit %zu)", n_series,
                             d->lim.max_labels);
-            if ((f == 2 || f == 4) && d->lim.max_samples && ++n_points > d->lim.max_samples)
+            if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many samples in request (limit %zu)", d->lim.max_samples);
         }
@@ -668,6 +668,10 @@ struct rw_request *rw_decode(const uint8_t *body, size_t len, const struct rw_li
         d.lim.max_name_len = RW_DEFAULT_MAX_NAME_LEN;
     if (!d.lim.max_value_len)
         d.lim.max_value_len = RW_DEFAULT_MAX_VALUE_LEN;
+    if (!d.lim.max_series)
+        d.lim.max_series = RW_DEFAULT_MAX_SERIES;
+    if (!d.lim.max_samples)
+        d.lim.max_samples = RW_DEFAULT_MAX_SAMPLES;
     if (err)
         *err = (struct perr){0};
     if (!body && len) {
