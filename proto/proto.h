@@ -179,8 +179,9 @@ enum expfmt_type {
  * passed with their lengths through struct proto_label. */
 struct expfmt_sink {
     void *arg;
-    /* Called for a family before its first sample, with the HELP (unescaped; "" when the
-     * HELP line is empty after the name; NULL when no HELP was seen yet) and the TYPE (or
+    /* Called for a family before its first sample, with the HELP (unescaped; NULL when no
+     * HELP was seen yet; a HELP line with nothing but blanks after the name, like the
+     * experiment's "# HELP busy_worker_threads ", sets none, as in expfmt) and the TYPE (or
      * UNTYPED). expfmt accepts a HELP line after samples of its family (when the family had
      * none): then family() is called a second time with the new help, so treat it as "set
      * metadata". Families with HELP/TYPE but no samples are not reported (expfmt drops

@@ -20,7 +20,8 @@
  *    (-E2BIG, also meant as 400).
  *  - series without __name__, invalid names (2.42: legacy charset; 3.x: UTF-8), invalid UTF-8
  *    values, duplicate label names: Prometheus drops the series, counts it in
- *    prometheus_api_remote_write_invalid_labels_samples_total and still answers 204. The
+ *    prometheus_api_remote_write_invalid_labels_samples_total and still answers 204 (2.42
+ *    does not check duplicates there: its TSDB refuses them and the client gets a 500). The
  *    RW 1.0 spec says "400 for requests containing invalid samples", and promlet is
  *    transactional (STYLE 3.1.3), so we reject the whole request (-EPROTO).
  *  - unsorted labels: Prometheus sorts them (labelProtosToLabels/ScratchBuilder.Sort). We
