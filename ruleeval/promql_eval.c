@@ -713,6 +713,45 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
     return w;
 }
 
+/* Go's %q for a string: quotes, escapes, \xNN for invalid UTF-8. */
+static void go_quote(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    if (len < 8)
+        return;
+    out[o++] = '"';
+    while (*p && o + 6 < len) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p++;
+        } else if (*p == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+            p++;
+        } else if (*p == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+            p++;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+        } else if (*p < 0x80) {
+            out[o++] = (char)*p++;
+        } else {
+            size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            if (n && re_valid_utf8((const char *)p, n) && o + n + 1 < len) {
+                memcpy(out + o, p, n);
+                o += n;
+                p += n;
+            } else {
+                o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+            }
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
 struct gbuf {
     char s[40];
 };
@@ -1736,8 +1775,11 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     struct val in = eval(ev, e->a, ts);
     struct val r = vval();
     enum pq_agg op = e->agg;
-    if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam)))
-        fail(ev, -EINVAL, "invalid label name \"%s\"", sparam);
+    if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam))) {
+        char q[128];
+        go_quote(sparam, q, sizeof(q));
+        fail(ev, -EINVAL, "invalid label name %s", q);
+    }
     if ((op == PQ_TOPK || op == PQ_BOTTOMK)) {
         if (isnan(param))
             fail(ev, -EINVAL, "Parameter value is NaN");
