@@ -2,6 +2,7 @@
 /* Growable byte buffer with the Go-compatible formatting ruleeval's outputs need. */
 #include "rbuf.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -377,3 +378,62 @@ void rbuf_json_float(struct rbuf *b, double v)
         rbuf_put(b, d + x + 1, nd - (size_t)x - 1);
     }
 }
+
+void rbuf_godur(struct rbuf *b, int64_t ns)
+{
+    /* Go's time.Duration.String() */
+    if (ns == 0) {
+        rbuf_puts(b, "0s");
+        return;
+    }
+    uint64_t u = ns < 0 ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
+    if (ns < 0)
+        rbuf_putc(b, '-');
+    if (u < 1000000000ULL) {
+        const char *unit;
+        uint64_t div;
+        if (u < 1000) {
+            rbuf_printf(b, "%" PRIu64 "ns", u);
+            return;
+        } else if (u < 1000000) {
+            unit = "µs";
+            div = 1000;
+        } else {
+            unit = "ms";
+            div = 1000000;
+        }
+        rbuf_printf(b, "%" PRIu64, u / div);
+        uint64_t r = u % div;
+        if (r) {
+            char f[16];
+            int w = div == 1000 ? 3 : 6;
+            snprintf(f, sizeof(f), "%0*" PRIu64, w, r);
+            int n = w;
+            while (n && f[n - 1] == '0')
+                n--;
+            rbuf_putc(b, '.');
+            rbuf_put(b, f, (size_t)n);
+        }
+        rbuf_puts(b, unit);
+        return;
+    }
+    uint64_t s = u / 1000000000ULL, frac = u % 1000000000ULL;
+    uint64_t h = s / 3600, m = s / 60 % 60;
+    s %= 60;
+    if (h)
+        rbuf_printf(b, "%" PRIu64 "h", h);
+    if (h || m)
+        rbuf_printf(b, "%" PRIu64 "m", m);
+    rbuf_printf(b, "%" PRIu64, s);
+    if (frac) {
+        char f[16];
+        snprintf(f, sizeof(f), "%09" PRIu64, frac);
+        int n = 9;
+        while (n && f[n - 1] == '0')
+            n--;
+        rbuf_putc(b, '.');
+        rbuf_put(b, f, (size_t)n);
+    }
+    rbuf_putc(b, 's');
+}
+

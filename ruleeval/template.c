@@ -1468,64 +1468,6 @@ static void fmt_time(struct rbuf *b, int64_t ns)
     rbuf_puts(b, " +0000 UTC");
 }
 
-static void fmt_godur(struct rbuf *b, int64_t ns)
-{
-    /* Go's time.Duration.String() */
-    if (ns == 0) {
-        rbuf_puts(b, "0s");
-        return;
-    }
-    uint64_t u = ns < 0 ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
-    if (ns < 0)
-        rbuf_putc(b, '-');
-    if (u < 1000000000ULL) {
-        const char *unit;
-        uint64_t div;
-        if (u < 1000) {
-            rbuf_printf(b, "%" PRIu64 "ns", u);
-            return;
-        } else if (u < 1000000) {
-            unit = "µs";
-            div = 1000;
-        } else {
-            unit = "ms";
-            div = 1000000;
-        }
-        rbuf_printf(b, "%" PRIu64, u / div);
-        uint64_t r = u % div;
-        if (r) {
-            char f[16];
-            int w = div == 1000 ? 3 : 6;
-            snprintf(f, sizeof(f), "%0*" PRIu64, w, r);
-            int n = w;
-            while (n && f[n - 1] == '0')
-                n--;
-            rbuf_putc(b, '.');
-            rbuf_put(b, f, (size_t)n);
-        }
-        rbuf_puts(b, unit);
-        return;
-    }
-    uint64_t s = u / 1000000000ULL, frac = u % 1000000000ULL;
-    uint64_t h = s / 3600, m = s / 60 % 60;
-    s %= 60;
-    if (h)
-        rbuf_printf(b, "%" PRIu64 "h", h);
-    if (h || m)
-        rbuf_printf(b, "%" PRIu64 "m", m);
-    rbuf_printf(b, "%" PRIu64, s);
-    if (frac) {
-        char f[16];
-        snprintf(f, sizeof(f), "%09" PRIu64, frac);
-        int n = 9;
-        while (n && f[n - 1] == '0')
-            n--;
-        rbuf_putc(b, '.');
-        rbuf_put(b, f, (size_t)n);
-    }
-    rbuf_putc(b, 's');
-}
-
 /* Appends v as Go's fmt %v. */
 static void fmt_value(struct rbuf *b, const struct tval *v)
 {
@@ -1587,7 +1529,7 @@ static void fmt_value(struct rbuf *b, const struct tval *v)
         fmt_time(b, v->u.i);
         break;
     case V_DUR:
-        fmt_godur(b, v->u.i);
+        rbuf_godur(b, v->u.i);
         break;
     }
 }
