@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Build identity: version string and the values of promlet_build_info. */
+/* Build identity: the values of --version and promlet_build_info. */
 #ifndef PROMLET_EXPORTER_VERSION_H
 #define PROMLET_EXPORTER_VERSION_H
 
-/* Returns the version ("0.1.0"); static storage. */
-const char *version_string(void);
+/* Each returns static storage. */
+const char *version_string(void);   /* "0.1.0" */
+const char *version_revision(void); /* git commit, "unknown" outside a checkout */
+const char *version_branch(void);
 
 #endif

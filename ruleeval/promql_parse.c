@@ -101,6 +101,8 @@ static const struct pq_func funcs[] = {
     {"minute", 0, 1, V, {V}, F_MINUTE},
     {"month", 0, 1, V, {V}, F_MONTH},
     {"year", 0, 1, V, {V}, F_YEAR},
+    {"start", 0, 0, S, {S}, F_START},
+    {"end", 0, 0, S, {S}, F_END},
 };
 #undef V
 #undef M
@@ -278,6 +280,7 @@ struct parser {
     struct perr *err;
     bool failed;
     int depth;
+    int brack; /* inside [...]: ':' is the subquery separator */
     char sbuf[8];
 };
 
@@ -470,8 +473,8 @@ static void lex(struct parser *ps, struct tokv *t)
         const char *dend;
         int64_t d;
         if (isdigit((unsigned char)c) && parse_dur_prefix(s + p, &dend, &d) == 0 &&
-            !(dend == s + p + 1 && c == '0') && !is_ident_char((unsigned char)*dend) &&
-            *dend != '.') {
+            !(dend == s + p + 1 && c == '0') && !isalnum((unsigned char)*dend) &&
+            *dend != '_' && *dend != '.') {
             t->t = T_DUR;
             t->dur = d;
             p = (int)(dend - s);
@@ -502,7 +505,7 @@ static void lex(struct parser *ps, struct tokv *t)
                 v = strtod(tmp, NULL);
                 e = (char *)s + q;
             }
-            if (is_ident_char((unsigned char)*e) || *e == '.') {
+            if (isalnum((unsigned char)*e) || *e == '_' || *e == '.') {
                 t->t = T_ERR;
                 perrf(ps, p, "bad number or duration syntax: \"%.*s\"", (int)(e - (s + p) + 1),
                       s + p);
@@ -514,6 +517,12 @@ static void lex(struct parser *ps, struct tokv *t)
         }
         t->end = p;
         ps->p = p;
+        return;
+    }
+    if (c == ':' && ps->brack > 0) {
+        t->t = T_COLON;
+        t->end = p + 1;
+        ps->p = p + 1;
         return;
     }
     if (is_ident_start((unsigned char)c)) {
@@ -971,6 +980,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
         struct tokv *t = peek(ps);
         if (t->t == T_LBK) {
             int bpos = t->pos;
+            ps->brack++;
             next(ps);
             int64_t r, st = 0;
             if (!parse_duration_tok(ps, &r, false, "subquery or range"))
@@ -1031,6 +1041,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                       tok_desc(ps, t));
                 goto fail;
             }
+            ps->brack--;
             next(ps);
             continue;
         }

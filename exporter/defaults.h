@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Every default, limit and port in one place, so README, --help and code agree. */
+#ifndef PROMLET_EXPORTER_DEFAULTS_H
+#define PROMLET_EXPORTER_DEFAULTS_H
+
+#define DEF_CONFIG_FILE "promlet.yml"
+/* The exporter range 9100-9999 is fully allocated; 10100 is free. */
+#define DEF_LISTEN_ADDRESS ":10100"
+#define DEF_MAX_LISTEN 16
+
+/* HTTP */
+#define DEF_MAX_REQUEST_BYTES (32u << 20)  /* body limit for pushes and writes (413 beyond) */
+#define DEF_HTTP_CONNECTION_LIMIT 512
+#define DEF_HTTP_CONNECTION_TIMEOUT_S 30
+#define DEF_HTTP_THREADS 2
+
+/* global */
+#define DEF_EVALUATION_INTERVAL_MS 60000   /* Prometheus's default */
+#define DEF_SCRAPE_INTERVAL_MS 60000
+
+/* storage: retention covers the experiment's 5-minute runs and query_range windows. */
+#define DEF_RETENTION_MS (15 * 60 * 1000)
+#define DEF_MAX_SERIES 100000
+#define DEF_MAX_LABELS_PER_SERIES 64
+#define DEF_MAX_LABEL_NAME_BYTES 1024
+#define DEF_MAX_LABEL_VALUE_BYTES 4096
+#define DEF_LOOKBACK_MS (5 * 60 * 1000)
+
+/* push */
+#define DEF_PUSH_PERSISTENCE_INTERVAL_MS (5 * 60 * 1000)
+
+/* remote write */
+#define DEF_RW_MAX_BODY_BYTES (32u << 20)
+#define DEF_RW_MAX_DECODED_BYTES (128u << 20)
+
+/* collectors sampled into the store for rules */
+#define DEF_COLLECTORS_SAMPLE_INTERVAL_MS 1000
+
+/* query */
+#define DEF_QUERY_MAX_SAMPLES 50000000
+#define DEF_QUERY_TIMEOUT_MS (2 * 60 * 1000)
+
+/* alerting */
+#define DEF_RESEND_DELAY_MS 60000
+#define DEF_NOTIFY_TIMEOUT_MS 10000
+#define DEF_NOTIFY_QUEUE 10000
+
+#endif

@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rw: remote-write 1.0 receiver decoding: snappy guard, protobuf-c unpack into an arena, validation. */
+#include "proto.h"
+
+#include "names.h"
+#include "remote.pb-c.h"
+
+#include <errno.h>
+#include <math.h>
+#include <snappy-c.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * What Prometheus does (storage/remote/write_handler.go, 2.42 and 3.x) and what we do:
+ *  - snappy or protobuf decode error: 400 with the Go error text. Same here (-EPROTO).
+ *  - decoded length over the limit: Prometheus 3 answers 400; we refuse before allocating
+ *    (-E2BIG, also meant as 400).
+ *  - series without __name__, invalid names (2.42: legacy charset; 3.x: UTF-8), invalid UTF-8
+ *    values, duplicate label names: Prometheus drops the series, counts it in
+ *    prometheus_api_remote_write_invalid_labels_samples_total and still answers 204. The
+ *    RW 1.0 spec says "400 for requests containing invalid samples", and promlet is
+ *    transactional (STYLE 3.1.3), so we reject the whole request (-EPROTO).
+ *  - unsorted labels: Prometheus sorts them (labelProtosToLabels/ScratchBuilder.Sort). We
+ *    reject unless rw_limits.sort_labels asks for Prometheus' behaviour.
+ *  - out-of-order samples, or a second sample at the same timestamp with another value:
+ *    Prometheus' appender fails with "out of order sample" / "duplicate sample for
+ *    timestamp" and answers 400. We find those within one request here; ordering against
+ *    already stored data is the store's business.
+ *  - native histograms: Prometheus validates them on append (histogram.Validate: spans vs
+ *    buckets, negative offsets, negative bucket counts, count vs buckets); we run the same
+ *    checks up front.
+ *  - empty label values mean "label absent" in Prometheus; we drop such labels.
+ *  - exemplars are accepted on the wire and dropped.
+ */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Arena allocator handed to protobuf-c: unpacking a request costs a few mallocs instead of
+ * one per sample, and freeing is one walk over the blocks. Every allocation is followed by a
+ * zero byte, which makes protobuf-c's `bytes` fields NUL-terminated for free. */
+
+struct arena_blk {
+    struct arena_blk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+struct arena {
+    struct arena_blk *head;
+    size_t total; /* bytes obtained from malloc */
+    size_t cap;   /* refuse to grow beyond this (0 = no cap) */
+    bool failed;  /* an allocation failed: report -ENOMEM, not bad data */
+};
+
+static void *arena_alloc(void *data, size_t size)
+{
+    struct arena *a = data;
+    if (size > SIZE_MAX / 2) {
+        a->failed = true;
+        return NULL;
+    }
+    size_t need = (size + 1 + 15) & ~(size_t)15;
+    struct arena_blk *b = a->head;
+    if (!b || b->cap - b->used < need) {
+        size_t cap = b ? b->cap * 2 : 16384;
+        if (cap > ((size_t)4 << 20))
+            cap = (size_t)4 << 20;
+        if (cap < need)
+            cap = need;
+        if (a->cap && a->total + cap > a->cap) {
+            a->failed = true;
+            return NULL;
+        }
+        b = malloc(sizeof *b + cap);
+        if (!b) {
+            a->failed = true;
+            return NULL;
+        }
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+        a->total += cap;
+    }
+    unsigned char *p = b->data + b->used;
+    b->used += need;
+    p[size] = 0;
+    return p;
+}
+
+static void arena_free_one(void *data, void *ptr)
+{
+    (void)data;
+    (void)ptr; /* freed with the arena */
+}
+
+static void arena_fini(struct arena *a)
+{
+    struct arena_blk *b = a->head;
+    while (b) {
+        struct arena_blk *n = b->next;
+        free(b);
+        b = n;
+    }
+    a->head = NULL;
+}
+
+/* Typed allocation of n elements of size sz from the arena, overflow-checked. */
+static void *arena_array(struct arena *a, size_t n, size_t sz)
+{
+    if (n && sz > SIZE_MAX / 4 / n) {
+        a->failed = true;
+        return NULL;
+    }
+    return arena_alloc(a, n * sz);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct rw_series {
+    struct proto_label *labels;
+    size_t n_labels;
+    const Prometheus__TimeSeries *ts;
+    struct proto_hist *hists;
+};
+
+struct rw_request {
+    struct arena arena;
+    Prometheus__WriteRequest *msg;
+    struct rw_series *series;
+    size_t n_series, n_samples, n_hists, n_meta;
+};
+
+struct decoder {
+    struct rw_limits lim;
+    struct perr *err;
+    int code;
+    struct arena *arena;
+};
+
+/* Records an error: code and a printf-style one-liner; line/col locate series and item. */
+static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
+{
+    d->code = code;
+    if (d->err) {
+        d->err->line = line;
+        d->err->col = col;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->err->msg, sizeof d->err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Pre-scan of the wire: counts series, labels, samples and histograms and checks the limits
+ * BEFORE protobuf-c allocates anything, so a small body that would unpack into millions of
+ * empty messages is refused cheaply. Also catches truncated fields with a precise reason. */
+
+static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= end)
+            return -1;
+        uint8_t b = *p++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *pp = p;
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Reads one field header and, for LEN fields, the payload bounds. Returns 0 or -1. */
+static int wire_field(const uint8_t **pp, const uint8_t *end, uint32_t *field, unsigned *wt,
+                      const uint8_t **sub, size_t *sublen)
+{
+    uint64_t key;
+    if (wire_varint(pp, end, &key) < 0)
+        return -1;
+    *field = (uint32_t)(key >> 3);
+    *wt = (unsigned)(key & 7);
+    if (*field == 0)
+        return -1;
+    uint64_t v;
+    switch (*wt) {
+    case 0:
+        return wire_varint(pp, end, &v);
+    case 1:
+        if (end - *pp < 8)
+            return -1;
+        *pp += 8;
+        return 0;
+    case 5:
+        if (end - *pp < 4)
+            return -1;
+        *pp += 4;
+        return 0;
+    case 2:
+        if (wire_varint(pp, end, &v) < 0 || v > (uint64_t)(end - *pp))
+            return -1;
+        *sub = *pp;
+        *sublen = (size_t)v;
+        *pp += v;
+        return 0;
+    default:
+        return -1; /* groups (3, 4) are not used by this schema; 6, 7 do not exist */
+    }
+}
+
+static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    size_t n_series = 0, n_points = 0;
+    while (p < end) {
+        uint32_t f;
+        unsigned wt;
+        const uint8_t *sub = NULL;
+        size_t sublen = 0;
+        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
+            return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
+                        (size_t)(p - buf));
+        if (f != 1 || wt != 2)
+            continue;
+        n_series++;
+        if (d->lim.max_series && n_series > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
+                        d->lim.max_series);
+        const uint8_t *q = sub, *qend = sub + sublen;
+        size_t n_labels = 0;
+        while (q < qend) {
+            const uint8_t *s2 = NULL;
+            size_t l2 = 0;
+            if (wire_field(&q, qend, &f, &wt, &s2, &l2) < 0)
+                return fail(d, -EPROTO, (int)n_series, 0,
+                            "proto: TimeSeries %zu: bad or truncated field", n_series);
+            if (wt != 2)
+                continue;
+            if (f == 1 && ++n_labels > d->lim.max_labels)
+                return fail(d, -E2BIG, (int)n_series, 0,
+                            "series %zu has too many labels (limit %zu)", n_series,
+                            d->lim.max_labels);
+            if ((f == 2 || f == 4) && d->lim.max_samples && ++n_points > d->lim.max_samples)
+                return fail(d, -E2BIG, (int)n_series, 0,
+                            "too many samples in request (limit %zu)", d->lim.max_samples);
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Validation of one series' labels. */
+
+static const char *bd_str(const ProtobufCBinaryData *b)
+{
+    /* Thanks to the arena's trailing zero byte, data is NUL-terminated; an absent or empty
+     * field has data == NULL. */
+    return b->data ? (const char *)b->data : "";
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+    const struct proto_label *x = a, *y = b;
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    if (c)
+        return c;
+    return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
+                        struct rw_series *out)
+{
+    char q[64];
+    int line = (int)si + 1;
+    struct proto_label *ls = arena_array(d->arena, ts->n_labels, sizeof *ls);
+    if (!ls && ts->n_labels)
+        return fail(d, -ENOMEM, line, 0, "out of memory");
+    for (size_t i = 0; i < ts->n_labels; i++) {
+        const Prometheus__Label *l = ts->labels[i];
+        ls[i] = (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value),
+                                     l->value.len};
+        int col = (int)i + 1;
+        if (l->name.len == 0)
+            return fail(d, -EPROTO, line, col, "series %zu: empty label name", si + 1);
+        if (l->name.len > d->lim.max_name_len)
+            return fail(d, -E2BIG, line, col, "series %zu: label name longer than %zu bytes",
+                        si + 1, d->lim.max_name_len);
+        if (l->value.len > d->lim.max_value_len)
+            return fail(d, -E2BIG, line, col, "series %zu: value of label %s longer than %zu bytes",
+                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len),
+                        d->lim.max_value_len);
+        bool ok = d->lim.utf8_names ? names_utf8_valid(ls[i].name, ls[i].name_len)
+                                    : names_label_ok(ls[i].name, ls[i].name_len);
+        if (!ok)
+            return fail(d, -EPROTO, line, col, "series %zu: invalid label name %s", si + 1,
+                        names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+        if (!names_utf8_valid(ls[i].value, ls[i].value_len))
+            return fail(d, -EPROTO, line, col, "series %zu: value of label %s is not valid UTF-8",
+                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+    }
+    size_t n = ts->n_labels;
+    if (d->lim.sort_labels && n > 1) {
+        bool sorted = true;
+        for (size_t i = 1; i < n && sorted; i++)
+            sorted = cmp_label(&ls[i - 1], &ls[i]) < 0;
+        if (!sorted)
+            qsort(ls, n, sizeof *ls, cmp_label);
+    }
+    for (size_t i = 1; i < n; i++) {
+        int c = cmp_label(&ls[i - 1], &ls[i]);
+        if (c == 0)
+            return fail(d, -EPROTO, line, (int)i + 1, "series %zu: duplicate label name %s",
+                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+        if (c > 0)
+            return fail(d, -EPROTO, line, (int)i + 1,
+                        "series %zu: labels not sorted by name (%s out of order)", si + 1,
+                        names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+    }
+    /* Drop empty values ("label absent"), then look for the metric name. */
+    size_t k = 0;
+    const struct proto_label *name = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i].value_len == 0)
+            continue;
+        ls[k] = ls[i];
+        if (ls[k].name_len == 8 && memcmp(ls[k].name, "__name__", 8) == 0)
+            name = &ls[k];
+        k++;
+    }
+    if (!name)
+        return fail(d, -EPROTO, line, 0, "series %zu: missing metric name (__name__ label)",
+                    si + 1);
+    bool ok = d->lim.utf8_names ? true : names_metric_ok(name->value, name->value_len);
+    if (!ok)
+        return fail(d, -EPROTO, line, 0, "series %zu: invalid metric name %s", si + 1,
+                     names_quote(q, sizeof q, name->value, name->value_len));
+    out->labels = ls;
+    out->n_labels = k;
+    return 0;
+}
+
+/* Samples of one series must not go back in time; a second sample at the same timestamp
+ * must carry the same bits (an identical retry is fine). */
+static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts)
+{
+    for (size_t i = 1; i < ts->n_samples; i++) {
+        const Prometheus__Sample *a = ts->samples[i - 1], *b = ts->samples[i];
+        if (b->timestamp < a->timestamp)
+            return fail(d, -EPROTO, (int)si + 1, (int)i + 1,
+                        "series %zu: out of order sample (timestamp %lld after %lld)", si + 1,
+                        (long long)b->timestamp, (long long)a->timestamp);
+        if (b->timestamp == a->timestamp && memcmp(&a->value, &b->value, sizeof(double)) != 0)
+            return fail(d, -EPROTO, (int)si + 1, (int)i + 1,
+                        "series %zu: duplicate sample for timestamp %lld", si + 1,
+                        (long long)b->timestamp);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Native histograms, checked as Prometheus' histogram.Validate / FloatHistogram.Validate. */
+
+static int conv_spans(struct decoder *d, size_t si, size_t hi, const char *side,
+                      Prometheus__BucketSpan *const *in, size_t n, size_t n_buckets,
+                      const struct proto_span **out)
+{
+    struct proto_span *sp = arena_array(d->arena, n, sizeof *sp);
+    if (!sp && n)
+        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        sp[i].offset = in[i]->offset;
+        sp[i].length = in[i]->length;
+        if (i > 0 && sp[i].offset < 0)
+            return fail(d, -EPROTO, (int)si + 1, 0,
+                        "series %zu histogram %zu: %s side: span number %zu with offset %d: "
+                        "histogram has a span whose offset is negative",
+                        si + 1, hi + 1, side, i + 1, (int)sp[i].offset);
+        total += sp[i].length;
+    }
+    if (total != n_buckets)
+        return fail(d, -EPROTO, (int)si + 1, 0,
+                    "series %zu histogram %zu: %s side: spans need %llu buckets, have %zu "
+                    "buckets: histogram spans specify different number of buckets than provided",
+                    si + 1, hi + 1, side, (unsigned long long)total, n_buckets);
+    *out = sp;
+    return 0;
+}
+
+/* Integer histograms: accumulate deltas into absolute counts, all must be >= 0. */
+static int conv_deltas(struct decoder *d, size_t si, size_t hi, const char *side,
+                       const int64_t *deltas, size_t n, const double **out, uint64_t *sum)
+{
+    double *b = arena_array(d->arena, n, sizeof *b);
+    if (!b && n)
+        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    int64_t cur = 0;
+    *sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (__builtin_add_overflow(cur, deltas[i], &cur) || cur < 0)
+            return fail(d, -EPROTO, (int)si + 1, 0,
+                        "series %zu histogram %zu: %s side: bucket number %zu has observation "
+                        "count of %lld: histogram has a bucket whose observation count is negative",
+                        si + 1, hi + 1, side, i + 1, (long long)cur);
+        b[i] = (double)cur;
+        if (__builtin_add_overflow(*sum, (uint64_t)cur, sum))
+            return fail(d, -EPROTO, (int)si + 1, 0,
+                        "series %zu histogram %zu: bucket counts overflow", si + 1, hi + 1);
+    }
+    *out = b;
+    return 0;
+}
+
+static int check_float_buckets(struct decoder *d, size_t si, size_t hi, const char *side,
+                               const double *c, size_t n, double *sum)
+{
+    *sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] < 0)
+            return fail(d, -EPROTO, (int)si + 1, 0,
+                        "series %zu histogram %zu: %s side: bucket number %zu has observation "
+                        "count of %g: histogram has a bucket whose observation count is negative",
+                        si + 1, hi + 1, side, i + 1, c[i]);
+        *sum += c[i];
+    }
+    return 0;
+}
+
+static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in,
+                     struct proto_hist *h)
+{
+    int line = (int)si + 1;
+    *h = (struct proto_hist){0};
+    h->is_float = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
+    h->schema = in->schema;
+    h->reset_hint = (unsigned)in->reset_hint <= 3 ? (enum proto_reset_hint)in->reset_hint
+                                                  : PROTO_RESET_UNKNOWN;
+    h->zero_threshold = in->zero_threshold;
+    h->sum = in->sum;
+    h->custom_values = in->custom_values;
+    h->n_custom_values = in->n_custom_values;
+
+    bool custom = in->schema == -53;
+    if (!custom && (in->schema < -4 || in->schema > 8))
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: histogram has an invalid schema %d, which must be "
+                    "between -4 and 8 (or -53 for custom buckets)",
+                    si + 1, hi + 1, (int)in->schema);
+    if (custom) {
+        if (in->n_negative_spans || in->n_negative_deltas || in->n_negative_counts)
+            return fail(d, -EPROTO, line, 0,
+                        "series %zu histogram %zu: histogram with custom buckets must not have "
+                        "negative buckets", si + 1, hi + 1);
+        for (size_t i = 0; i < in->n_custom_values; i++)
+            if (isnan(in->custom_values[i]) ||
+                (i > 0 && !(in->custom_values[i] > in->custom_values[i - 1])))
+                return fail(d, -EPROTO, line, 0,
+                            "series %zu histogram %zu: custom buckets: bounds must be strictly "
+                            "increasing", si + 1, hi + 1);
+    } else if (in->n_custom_values) {
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: histogram with exponential schema must not have "
+                    "custom bounds", si + 1, hi + 1);
+    }
+
+    size_t npos = h->is_float ? in->n_positive_counts : in->n_positive_deltas;
+    size_t nneg = h->is_float ? in->n_negative_counts : in->n_negative_deltas;
+    if (conv_spans(d, si, hi, "positive", in->positive_spans, in->n_positive_spans, npos,
+                   &h->pos_spans) < 0 ||
+        conv_spans(d, si, hi, "negative", in->negative_spans, in->n_negative_spans, nneg,
+                   &h->neg_spans) < 0)
+        return d->code;
+    h->n_pos_spans = in->n_positive_spans;
+    h->n_neg_spans = in->n_negative_spans;
+    h->n_pos_buckets = npos;
+    h->n_neg_buckets = nneg;
+    if (custom && npos > in->n_custom_values + 1)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: %zu buckets but only %zu bounds",
+                    si + 1, hi + 1, npos, in->n_custom_values);
+
+    if (h->is_float) {
+        h->count = in->count_float;
+        h->zero_count = in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT
+                            ? in->zero_count_float
+                            : 0;
+        h->pos_buckets = in->positive_counts;
+        h->neg_buckets = in->negative_counts;
+        double ps, ns;
+        if (check_float_buckets(d, si, hi, "positive", h->pos_buckets, npos, &ps) < 0 ||
+            check_float_buckets(d, si, hi, "negative", h->neg_buckets, nneg, &ns) < 0)
+            return d->code;
+        if (h->zero_count < 0 || h->count < 0)
+            return fail(d, -EPROTO, line, 0,
+                        "series %zu histogram %zu: histogram has a negative count", si + 1,
+                        hi + 1);
+        double total = ps + ns + h->zero_count;
+        /* FloatHistogram.Validate only checks "count >= observations in buckets" (when the
+         * sum is not NaN); allow for rounding in the sender's float additions. */
+        if (!isnan(h->sum) && total > h->count * (1 + 1e-9) + 1e-9)
+            return fail(d, -EPROTO, line, 0,
+                        "series %zu histogram %zu: %g observations found in buckets, but the "
+                        "Count field is %g: histogram's observation count should be at least the "
+                        "number of observations found in the buckets",
+                        si + 1, hi + 1, total, h->count);
+        return 0;
+    }
+    h->count_int = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT ? in->count_int : 0;
+    h->zero_count_int =
+        in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT ? in->zero_count_int
+                                                                                : 0;
+    h->count = (double)h->count_int;
+    h->zero_count = (double)h->zero_count_int;
+    uint64_t ps, ns;
+    if (conv_deltas(d, si, hi, "positive", in->positive_deltas, npos, &h->pos_buckets, &ps) < 0 ||
+        conv_deltas(d, si, hi, "negative", in->negative_deltas, nneg, &h->neg_buckets, &ns) < 0)
+        return d->code;
+    uint64_t total;
+    if (__builtin_add_overflow(ps, ns, &total) ||
+        __builtin_add_overflow(total, h->zero_count_int, &total))
+        return fail(d, -EPROTO, line, 0, "series %zu histogram %zu: bucket counts overflow",
+                    si + 1, hi + 1);
+    if (isnan(h->sum) ? total > h->count_int : total != h->count_int)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: %llu observations found in buckets, but the Count "
+                    "field is %llu",
+                    si + 1, hi + 1, (unsigned long long)total,
+                    (unsigned long long)h->count_int);
+    return 0;
+}
+
+static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
+                       struct rw_series *out)
+{
+    if (!ts->n_histograms)
+        return 0;
+    struct proto_hist *hs = arena_array(d->arena, ts->n_histograms, sizeof *hs);
+    if (!hs)
+        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    for (size_t i = 0; i < ts->n_histograms; i++) {
+        if (conv_hist(d, si, i, ts->histograms[i], &hs[i]) < 0)
+            return d->code;
+        if (i > 0 && ts->histograms[i]->timestamp < ts->histograms[i - 1]->timestamp)
+            return fail(d, -EPROTO, (int)si + 1, (int)i + 1,
+                        "series %zu: out of order histogram sample (timestamp %lld after %lld)",
+                        si + 1, (long long)ts->histograms[i]->timestamp,
+                        (long long)ts->histograms[i - 1]->timestamp);
+    }
+    out->hists = hs;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static const char *proto_unpack_reason(void)
+{
+    return "proto: cannot unpack WriteRequest (invalid wire data)";
+}
+
+static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t len)
+{
+    struct rw_request *r = calloc(1, sizeof *r);
+    uint8_t *raw = NULL;
+    if (!r) {
+        fail(d, -ENOMEM, 0, 0, "out of memory");
+        return NULL;
+    }
+    d->arena = &r->arena;
+
+    /* Decompression-bomb guard: the snappy block starts with the uncompressed length. */
+    size_t n = 0;
+    if (snappy_uncompressed_length((const char *)body, len, &n) != SNAPPY_OK) {
+        fail(d, -EPROTO, 0, 0, "snappy: corrupt input");
+        goto fail;
+    }
+    if (n > d->lim.max_decoded_bytes) {
+        fail(d, -E2BIG, 0, 0, "snappy: decoded length %zu exceeds the limit of %zu bytes", n,
+             d->lim.max_decoded_bytes);
+        goto fail;
+    }
+    raw = malloc(n ? n : 1);
+    if (!raw) {
+        fail(d, -ENOMEM, 0, 0, "out of memory");
+        goto fail;
+    }
+    size_t got = n;
+    if (snappy_uncompress((const char *)body, len, (char *)raw, &got) != SNAPPY_OK || got != n) {
+        fail(d, -EPROTO, 0, 0, "snappy: corrupt input");
+        goto fail;
+    }
+    if (prescan(d, raw, n) < 0)
+        goto fail;
+
+    /* protobuf-c allocates a struct per message; bound the arena so that no input can make
+     * it grow without limit (the pre-scan already bounded the counts). */
+    r->arena.cap = 64 * n + ((size_t)1 << 20);
+    ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &r->arena};
+    r->msg = prometheus__write_request__unpack(&alloc, n, raw);
+    free(raw);
+    raw = NULL;
+    if (!r->msg) {
+        if (r->arena.failed)
+            fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
+        else
+            fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());
+        goto fail;
+    }
+    /* Validation allocates from the same arena but without the unpack cap. */
+    r->arena.cap = 0;
+
+    const Prometheus__WriteRequest *m = r->msg;
+    r->n_series = m->n_timeseries;
+    r->series = arena_array(&r->arena, m->n_timeseries, sizeof *r->series);
+    if (!r->series && m->n_timeseries) {
+        fail(d, -ENOMEM, 0, 0, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < m->n_timeseries; i++) {
+        const Prometheus__TimeSeries *ts = m->timeseries[i];
+        struct rw_series *s = &r->series[i];
+        *s = (struct rw_series){.ts = ts};
+        if (check_labels(d, i, ts, s) < 0 || check_samples(d, i, ts) < 0 ||
+            check_hists(d, i, ts, s) < 0)
+            goto fail;
+        r->n_samples += ts->n_samples;
+        r->n_hists += ts->n_histograms;
+    }
+    for (size_t i = 0; i < m->n_metadata; i++) {
+        const Prometheus__MetricMetadata *md = m->metadata[i];
+        if (!names_utf8_valid(bd_str(&md->metric_family_name), md->metric_family_name.len) ||
+            !names_utf8_valid(bd_str(&md->help), md->help.len) ||
+            !names_utf8_valid(bd_str(&md->unit), md->unit.len)) {
+            fail(d, -EPROTO, 0, 0, "metadata %zu: invalid UTF-8", i + 1);
+            goto fail;
+        }
+    }
+    r->n_meta = m->n_metadata;
+    return r;
+
+fail:
+    free(raw);
+    rw_request_free(r);
+    return NULL;
+}
+
+struct rw_request *rw_decode(const uint8_t *body, size_t len, const struct rw_limits *lim,
+                             int *code, struct perr *err)
+{
+    struct decoder d = {.err = err};
+    if (lim)
+        d.lim = *lim;
+    if (!d.lim.max_decoded_bytes)
+        d.lim.max_decoded_bytes = RW_DEFAULT_MAX_DECODED_BYTES;
+    if (!d.lim.max_labels)
+        d.lim.max_labels = RW_DEFAULT_MAX_LABELS;
+    if (!d.lim.max_name_len)
+        d.lim.max_name_len = RW_DEFAULT_MAX_NAME_LEN;
+    if (!d.lim.max_value_len)
+        d.lim.max_value_len = RW_DEFAULT_MAX_VALUE_LEN;
+    if (err)
+        *err = (struct perr){0};
+    if (!body && len) {
+        fail(&d, -EINVAL, 0, 0, "no body");
+        if (code)
+            *code = d.code;
+        return NULL;
+    }
+    static const uint8_t empty = 0;
+    struct rw_request *r = decode(&d, body ? body : &empty, len);
+    if (code)
+        *code = r ? 0 : d.code;
+    return r;
+}
+
+int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink)
+{
+    if (!r || !sink)
+        return 0;
+    int rc;
+    for (size_t i = 0; i < r->n_series; i++) {
+        const struct rw_series *s = &r->series[i];
+        if (sink->series && (rc = sink->series(sink->arg, s->labels, s->n_labels)) != 0)
+            return rc;
+        if (sink->sample)
+            for (size_t k = 0; k < s->ts->n_samples; k++)
+                if ((rc = sink->sample(sink->arg, s->ts->samples[k]->timestamp,
+                                       s->ts->samples[k]->value)) != 0)
+                    return rc;
+        if (sink->histogram)
+            for (size_t k = 0; k < s->ts->n_histograms; k++)
+                if ((rc = sink->histogram(sink->arg, s->ts->histograms[k]->timestamp,
+                                          &s->hists[k])) != 0)
+                    return rc;
+    }
+    if (sink->metadata) {
+        const Prometheus__WriteRequest *m = r->msg;
+        for (size_t i = 0; i < m->n_metadata; i++) {
+            const Prometheus__MetricMetadata *md = m->metadata[i];
+            enum rw_metric_type t = (unsigned)md->type <= RW_TYPE_STATESET
+                                        ? (enum rw_metric_type)md->type
+                                        : RW_TYPE_UNKNOWN;
+            if ((rc = sink->metadata(sink->arg, bd_str(&md->metric_family_name), t,
+                                     bd_str(&md->help), bd_str(&md->unit))) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+size_t rw_request_series(const struct rw_request *r)
+{
+    return r ? r->n_series : 0;
+}
+
+size_t rw_request_samples(const struct rw_request *r)
+{
+    return r ? r->n_samples : 0;
+}
+
+size_t rw_request_histograms(const struct rw_request *r)
+{
+    return r ? r->n_hists : 0;
+}
+
+size_t rw_request_metadata(const struct rw_request *r)
+{
+    return r ? r->n_meta : 0;
+}
+
+void rw_request_free(struct rw_request *r)
+{
+    if (!r)
+        return;
+    /* Everything protobuf-c and the validator allocated lives in the arena. */
+    arena_fini(&r->arena);
+    free(r);
+}

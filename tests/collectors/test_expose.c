@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests for the metric family set and its text-format encoder. */
+#include "expose.h"
+
+#include <errno.h>
+#include <math.h>
+#include <zlib.h>
+
+#include "tap.h"
+
+/* Compares multi-line text without putting it on the TAP line itself. */
+static void check_text(const char *what, const char *got, const char *want)
+{
+    bool eq = got && strcmp(got, want) == 0;
+    TAP_OK(eq, "%s", what);
+    if (!eq) {
+        printf("# --- want\n");
+        for (const char *p = want; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
+            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        printf("# --- got\n");
+        for (const char *p = got ? got : ""; *p;
+             p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
+            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+    }
+}
+
+static char *render(struct mset *s)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    if (mset_write_text(s, &b)) {
+        sbuf_fini(&b);
+        return NULL;
+    }
+    return sbuf_steal(&b, NULL);
+}
+
+static void test_order_and_escape(void)
+{
+    struct mset *s = mset_new();
+    CHECK(s != NULL);
+    struct mfam *cpu = mset_family(s, "node_cpu_seconds_total", "Seconds the CPUs spent in each mode.",
+                                   MTYPE_COUNTER);
+    CHECK(cpu != NULL);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 3.5, 2, "mode", "user", "cpu", "10"), 0);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 1, 2, "cpu", "2", "mode", "idle"), 0);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 2, 2, "cpu", "10", "mode", "idle"), 0);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 9, 2, "cpu", "10", "mode", "idle"), -EEXIST);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 9, 2, "cpu", "10", "cpu", "1"), -EINVAL);
+    CHECK_EQ_INT(mfam_addf(cpu, "", 9, 1, "0bad", "x"), -EINVAL);
+    CHECK(mset_family(s, "node_cpu_seconds_total", "x", MTYPE_GAUGE) == NULL);
+    CHECK(mset_family(s, "node_cpu_seconds_total", "x", MTYPE_COUNTER) == cpu);
+    CHECK(mset_family(s, "bad-name", "x", MTYPE_GAUGE) == NULL);
+    struct mfam *a = mset_family(s, "a_info", "Help with \\ and\nnewline \"q\".", MTYPE_GAUGE);
+    CHECK_EQ_INT(mfam_addf(a, "", 1, 1, "v", "x\\y\n\"z\""), 0);
+    CHECK_EQ_INT(mfam_add_ts(a, "", NULL, 0, NAN, 1234), 0);
+    mset_family(s, "empty_family", "never written", MTYPE_GAUGE);
+    CHECK(mset_has(s, "empty_family"));
+    CHECK(!mset_has(s, "nope"));
+    CHECK_EQ_INT(mset_count(s, "node_cpu_seconds_total"), 3);
+    char *txt = render(s);
+    check_text("sorted families, samples, escapes", txt, "# HELP a_info Help with \\\\ and\\nnewline \"q\".\n"
+                      "# TYPE a_info gauge\n"
+                      "a_info NaN 1234\n"
+                      "a_info{v=\"x\\\\y\\n\\\"z\\\"\"} 1\n"
+                      "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
+                      "# TYPE node_cpu_seconds_total counter\n"
+                      "node_cpu_seconds_total{cpu=\"10\",mode=\"idle\"} 2\n"
+                      "node_cpu_seconds_total{cpu=\"10\",mode=\"user\"} 3.5\n"
+                      "node_cpu_seconds_total{cpu=\"2\",mode=\"idle\"} 1\n");
+    free(txt);
+    mset_free(s);
+}
+
+static void test_histogram(void)
+{
+    struct mset *s = mset_new();
+    struct mfam *h = mset_family(s, "req_seconds", "Latency.", MTYPE_HISTOGRAM);
+    CHECK_EQ_INT(mfam_addf(h, "_count", 3, 1, "path", "/b"), 0);
+    CHECK_EQ_INT(mfam_addf(h, "_bucket", 3, 2, "path", "/b", "le", "+Inf"), 0);
+    CHECK_EQ_INT(mfam_addf(h, "_bucket", 1, 2, "path", "/b", "le", "0.5"), 0);
+    CHECK_EQ_INT(mfam_addf(h, "_bucket", 2, 2, "path", "/b", "le", "10"), 0);
+    CHECK_EQ_INT(mfam_addf(h, "_sum", 7.25, 1, "path", "/b"), 0);
+    CHECK_EQ_INT(mfam_addf(h, "_sum", 1, 1, "path", "/a"), 0);
+    char *txt = render(s);
+    check_text("histogram lines grouped and ordered", txt, "# HELP req_seconds Latency.\n"
+                      "# TYPE req_seconds histogram\n"
+                      "req_seconds_sum{path=\"/a\"} 1\n"
+                      "req_seconds_bucket{le=\"0.5\",path=\"/b\"} 1\n"
+                      "req_seconds_bucket{le=\"10\",path=\"/b\"} 2\n"
+                      "req_seconds_bucket{le=\"+Inf\",path=\"/b\"} 3\n"
+                      "req_seconds_sum{path=\"/b\"} 7.25\n"
+                      "req_seconds_count{path=\"/b\"} 3\n");
+    free(txt);
+    mset_free(s);
+}
+
+static void test_many_and_gzip(void)
+{
+    struct mset *s = mset_new();
+    char name[64], val[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "fam_%03d", i);
+        struct mfam *f = mset_family(s, name, "h", MTYPE_UNTYPED);
+        for (int j = 0; j < 20; j++) {
+            snprintf(val, sizeof(val), "%d", j);
+            if (mfam_addf(f, "", j * 1e10, 1, "j", val))
+                CHECK(!"add failed");
+        }
+    }
+    CHECK_EQ_INT(mset_count(s, "fam_299"), 20);
+    struct sbuf b, z;
+    sbuf_init(&b);
+    sbuf_init(&z);
+    CHECK_EQ_INT(mset_write_text(s, &b), 0);
+    CHECK(strstr(b.data, "fam_007{j=\"19\"} 1.9e+11\n") != NULL);
+    CHECK_EQ_INT(expose_gzip(b.data, b.len, &z), 0);
+    CHECK(z.len > 18 && (unsigned char)z.data[0] == 0x1f && (unsigned char)z.data[1] == 0x8b);
+    /* round-trip through zlib's gzip decoder */
+    z_stream d;
+    memset(&d, 0, sizeof(d));
+    CHECK_EQ_INT(inflateInit2(&d, 16 + MAX_WBITS), Z_OK);
+    char *plain = malloc(b.len + 16);
+    d.next_in = (Bytef *)z.data;
+    d.avail_in = (uInt)z.len;
+    d.next_out = (Bytef *)plain;
+    d.avail_out = (uInt)(b.len + 16);
+    CHECK_EQ_INT(inflate(&d, Z_FINISH), Z_STREAM_END);
+    CHECK_EQ_INT(d.total_out, b.len);
+    CHECK(memcmp(plain, b.data, b.len) == 0);
+    inflateEnd(&d);
+    free(plain);
+    sbuf_fini(&b);
+    sbuf_fini(&z);
+    mset_free(s);
+}
+
+int main(void)
+{
+    test_order_and_escape();
+    test_histogram();
+    test_many_and_gzip();
+    return tap_done();
+}

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of rw_decode / rw_request_foreach: valid requests, every validation rule, limits. */
+#include "proto.h"
+
+#include "rwbuild.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#define STALE_BITS UINT64_C(0x7ff0000000000002)
+
+static double from_bits(uint64_t b)
+{
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+static uint64_t to_bits(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    return b;
+}
+
+/* A sink that records what it sees. */
+struct rec {
+    size_t series, samples, hists, meta;
+    char labels[512]; /* "name=value," of the last series */
+    int64_t last_ts;
+    uint64_t last_bits;
+    struct proto_hist last_h;
+    double pos[16], neg[16];
+    char meta_s[256];
+    int stop_after; /* stop with 42 after this many samples (0 = never) */
+    int bad_nul;    /* labels whose name/value are not NUL-terminated */
+};
+
+static int rec_series(void *arg, const struct proto_label *l, size_t n)
+{
+    struct rec *r = arg;
+    r->series++;
+    r->labels[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (l[i].name[l[i].name_len] || l[i].value[l[i].value_len])
+            r->bad_nul++;
+        size_t o = strlen(r->labels);
+        snprintf(r->labels + o, sizeof r->labels - o, "%.*s=%.*s,", (int)l[i].name_len, l[i].name,
+                 (int)l[i].value_len, l[i].value);
+    }
+    return 0;
+}
+
+static int rec_sample(void *arg, int64_t ts, double v)
+{
+    struct rec *r = arg;
+    r->samples++;
+    r->last_ts = ts;
+    r->last_bits = to_bits(v);
+    if (r->stop_after && (int)r->samples >= r->stop_after)
+        return 42;
+    return 0;
+}
+
+static int rec_hist(void *arg, int64_t ts, const struct proto_hist *h)
+{
+    struct rec *r = arg;
+    r->hists++;
+    r->last_ts = ts;
+    r->last_h = *h;
+    for (size_t i = 0; i < h->n_pos_buckets && i < 16; i++)
+        r->pos[i] = h->pos_buckets[i];
+    for (size_t i = 0; i < h->n_neg_buckets && i < 16; i++)
+        r->neg[i] = h->neg_buckets[i];
+    return 0;
+}
+
+static int rec_meta(void *arg, const char *fam, enum rw_metric_type t, const char *help,
+                    const char *unit)
+{
+    struct rec *r = arg;
+    r->meta++;
+    snprintf(r->meta_s, sizeof r->meta_s, "%s|%d|%s|%s", fam, (int)t, help, unit);
+    return 0;
+}
+
+static struct rw_sink rec_sink(struct rec *r)
+{
+    struct rw_sink s = {r, rec_series, rec_sample, rec_hist, rec_meta};
+    return s;
+}
+
+/* Decodes b with lim; returns the code, fills err, and (on success) runs the sink. */
+static int run(const struct rwb *b, const struct rw_limits *lim, struct rec *r, struct perr *err)
+{
+    size_t len;
+    uint8_t *body = rwb_body(b, &len);
+    int code = 1;
+    struct rw_request *req = rw_decode(body, len, lim, &code, err);
+    free(body);
+    if (req) {
+        struct rw_sink s = rec_sink(r);
+        rw_request_foreach(req, &s);
+        rw_request_free(req);
+    }
+    return code;
+}
+
+static void test_single(void)
+{
+    struct rwb b;
+    rwb_init(&b);
+    size_t s = rwb_series(&b, "__name__", "up", "instance", "localhost:9100", "job", "node", NULL);
+    rwb_sample(&b, s, 1700000000000, 1);
+    rwb_sample(&b, s, 1700000015000, from_bits(STALE_BITS));
+    struct rec r = {0};
+    struct perr e;
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    CHECK_EQ_INT(r.series, 1);
+    CHECK_EQ_INT(r.samples, 2);
+    CHECK_EQ_STR(r.labels, "__name__=up,instance=localhost:9100,job=node,");
+    CHECK_EQ_INT(r.last_ts, 1700000015000);
+    TAP_OK(r.last_bits == STALE_BITS, "stale marker bits pass through exactly");
+    CHECK(proto_is_stale_nan(from_bits(r.last_bits)));
+    CHECK(!proto_is_stale_nan(NAN));
+    CHECK_EQ_INT(r.bad_nul, 0);
+}
+
+static void test_counts_and_repeat(void)
+{
+    struct rwb b;
+    rwb_init(&b);
+    size_t s0 = rwb_series(&b, "__name__", "a", NULL);
+    size_t s1 = rwb_series(&b, "__name__", "b", "x", "1", NULL);
+    rwb_sample(&b, s0, 1, 1);
+    rwb_sample(&b, s0, 2, 2);
+    rwb_sample(&b, s1, 1, 3);
+    rwb_meta(&b, 1, "a", "help of a", "seconds");
+    size_t len;
+    uint8_t *body = rwb_body(&b, &len);
+    int code;
+    struct rw_request *req = rw_decode(body, len, NULL, &code, NULL);
+    free(body);
+    CHECK(req != NULL);
+    CHECK_EQ_INT(rw_request_series(req), 2);
+    CHECK_EQ_INT(rw_request_samples(req), 3);
+    CHECK_EQ_INT(rw_request_histograms(req), 0);
+    CHECK_EQ_INT(rw_request_metadata(req), 1);
+    struct rec r1 = {0}, r2 = {0};
+    struct rw_sink s1s = rec_sink(&r1), s2s = rec_sink(&r2);
+    CHECK_EQ_INT(rw_request_foreach(req, &s1s), 0);
+    CHECK_EQ_INT(rw_request_foreach(req, &s2s), 0);
+    TAP_OK(r1.series == r2.series && r1.samples == r2.samples && r1.samples == 3,
+           "foreach can run twice with identical results");
+    CHECK_EQ_STR(r1.meta_s, "a|1|help of a|seconds");
+    struct rec r3 = {.stop_after = 2};
+    struct rw_sink s3 = rec_sink(&r3);
+    CHECK_EQ_INT(rw_request_foreach(req, &s3), 42);
+    CHECK_EQ_INT(r3.samples, 2);
+    struct rw_sink none = {0};
+    CHECK_EQ_INT(rw_request_foreach(req, &none), 0);
+    rw_request_free(req);
+    rw_request_free(NULL);
+}
+
+/* Expects rejection with the given code and a message containing want. */
+static void expect_err(const struct rwb *b, const struct rw_limits *lim, int want_code,
+                       const char *want, const char *what)
+{
+    struct rec r = {0};
+    struct perr e;
+    int code = run(b, lim, &r, &e);
+    TAP_OK(code == want_code && strstr(e.msg, want) != NULL, "%s: rejected (%s)", what, e.msg);
+    if (code != want_code)
+        printf("#   code %d, want %d\n", code, want_code);
+}
+
+static void test_labels(void)
+{
+    struct rwb b;
+    struct rw_limits sorted = {.sort_labels = true};
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "instance", "x", "job", "node", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "missing metric name", "missing __name__");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "job", "a", "__name__", "up", "instance", "i", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "not sorted", "unsorted labels");
+    struct rec r = {0};
+    struct perr e;
+    CHECK_EQ_INT(run(&b, &sorted, &r, &e), 0);
+    CHECK_EQ_STR(r.labels, "__name__=up,instance=i,job=a,");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "job", "a", "job", "b", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "duplicate label name \"job\"", "duplicate label");
+    expect_err(&b, &sorted, -EPROTO, "duplicate label name", "duplicate label (sorting on)");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "", "v", "__name__", "up", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "empty label name", "empty label name");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a-b", "v", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "invalid label name \"a-b\"", "label name charset");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "1up", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "invalid metric name \"1up\"", "metric name charset");
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "my.metric", "dotted.label", "v", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "invalid label name", "dotted names in legacy mode");
+    struct rw_limits utf8 = {.utf8_names = true};
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, &utf8, &r, &e), 0);
+
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "a\xbd", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "not valid UTF-8", "invalid UTF-8 value");
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "\xed\xa0\x80", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "not valid UTF-8", "UTF-8 surrogate value");
+
+    /* Empty values mean "absent": dropped, not an error. */
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "empty", "", "job", "j", NULL), 1, 1);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    CHECK_EQ_STR(r.labels, "__name__=up,job=j,");
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "", "job", "j", NULL), 1, 1);
+    expect_err(&b, NULL, -EPROTO, "missing metric name", "empty __name__");
+
+    /* Raw bytes that need escaping in the text format are fine in remote write. */
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "w", "p", "C:\\DIR \"q\"\nx", "u", "Προμηθεύς", NULL),
+               1, 42);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    CHECK_EQ_STR(r.labels, "__name__=w,p=C:\\DIR \"q\"\nx,u=Προμηθεύς,");
+
+    /* One bad series rejects the whole request; the error names it. */
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "ok", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "ok2", "bad-name", "x", NULL), 1, 1);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), -EPROTO);
+    CHECK_EQ_INT(e.line, 2);
+    CHECK_EQ_INT(e.col, 2);
+    CHECK_EQ_INT(r.series, 0);
+}
+
+static void test_limits(void)
+{
+    struct rwb b;
+    rwb_init(&b);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a", "1", "b", "2", NULL), 1, 1);
+    struct rw_limits l = {.max_labels = 2};
+    expect_err(&b, &l, -E2BIG, "too many labels", "labels per series limit");
+    l = (struct rw_limits){.max_name_len = 4};
+    expect_err(&b, &l, -E2BIG, "label name longer than 4", "name length limit");
+    l = (struct rw_limits){.max_value_len = 1};
+    expect_err(&b, &l, -E2BIG, "longer than 1 bytes", "value length limit");
+    rwb_sample(&b, rwb_series(&b, "__name__", "x", NULL), 1, 1);
+    l = (struct rw_limits){.max_series = 1};
+    expect_err(&b, &l, -E2BIG, "too many series", "series limit");
+    l = (struct rw_limits){.max_samples = 1};
+    expect_err(&b, &l, -E2BIG, "too many samples", "sample limit");
+    l = (struct rw_limits){.max_decoded_bytes = 10};
+    expect_err(&b, &l, -E2BIG, "exceeds the limit of 10 bytes", "decoded size limit");
+
+    /* Decompression bomb: a 3-byte body announcing 1 GiB is refused from the header. */
+    uint8_t bomb[] = {0x80, 0x80, 0x80, 0x80, 0x04, 0x00, 0x00};
+    int code;
+    struct perr e;
+    struct rw_request *req = rw_decode(bomb, sizeof bomb, NULL, &code, &e);
+    TAP_OK(req == NULL && code == -E2BIG, "snappy bomb refused before allocating (%s)", e.msg);
+}
+
+static void test_bad_bodies(void)
+{
+    int code;
+    struct perr e;
+    CHECK(rw_decode((const uint8_t *)"", 0, NULL, &code, &e) == NULL);
+    CHECK_EQ_INT(code, -EPROTO);
+    CHECK_EQ_STR(e.msg, "snappy: corrupt input");
+
+    uint8_t empty[] = {0};
+    struct rw_request *r = rw_decode(empty, 1, NULL, &code, &e);
+    TAP_OK(r && code == 0 && rw_request_series(r) == 0, "snappy of nothing is an empty request");
+    rw_request_free(r);
+
+    uint8_t junk[] = {0x05, 0xff, 0xff, 0xff, 0xff, 0xff};
+    CHECK(rw_decode(junk, sizeof junk, NULL, &code, &e) == NULL);
+    CHECK_EQ_INT(code, -EPROTO);
+
+    const uint8_t badpb[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    size_t len;
+    uint8_t *body = rwb_snappy(badpb, sizeof badpb, &len);
+    CHECK(rw_decode(body, len, NULL, &code, &e) == NULL);
+    TAP_OK(code == -EPROTO && strncmp(e.msg, "proto:", 6) == 0, "bad protobuf: %s", e.msg);
+    free(body);
+
+    /* A field number 0 and an unknown wire type are protobuf errors, not crashes. */
+    const uint8_t badtag[] = {0x00, 0x01};
+    body = rwb_snappy(badtag, sizeof badtag, &len);
+    CHECK(rw_decode(body, len, NULL, &code, &e) == NULL);
+    CHECK_EQ_INT(code, -EPROTO);
+    free(body);
+
+    /* Unknown fields of every wire type are skipped. */
+    const uint8_t unknown[] = {0x28, 0x01, 0x31, 1, 2, 3, 4, 5, 6, 7, 8, 0x3a, 0x01, 0x00,
+                               0x45, 1, 2, 3, 4};
+    body = rwb_snappy(unknown, sizeof unknown, &len);
+    r = rw_decode(body, len, NULL, &code, &e);
+    TAP_OK(r != NULL && code == 0, "unknown fields skipped (%s)", r ? "" : e.msg);
+    rw_request_free(r);
+    free(body);
+
+    /* code and err may be NULL */
+    CHECK(rw_decode(junk, sizeof junk, NULL, NULL, NULL) == NULL);
+}
+
+static void test_order(void)
+{
+    struct rwb b;
+    rwb_init(&b);
+    size_t s = rwb_series(&b, "__name__", "m", NULL);
+    rwb_sample(&b, s, 20, 1);
+    rwb_sample(&b, s, 10, 1);
+    expect_err(&b, NULL, -EPROTO, "out of order sample", "out of order within a series");
+
+    rwb_init(&b);
+    s = rwb_series(&b, "__name__", "m", NULL);
+    rwb_sample(&b, s, 10, 1);
+    rwb_sample(&b, s, 10, 2);
+    expect_err(&b, NULL, -EPROTO, "duplicate sample for timestamp", "same timestamp, other value");
+
+    rwb_init(&b);
+    s = rwb_series(&b, "__name__", "m", NULL);
+    rwb_sample(&b, s, 10, 1);
+    rwb_sample(&b, s, 10, 1);
+    struct rec r = {0};
+    struct perr e;
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0); /* identical retry is fine */
+}
+
+static void test_histograms(void)
+{
+    struct rwb b;
+    struct rec r;
+    struct perr e;
+    int64_t pd[] = {2, 1, -1, 3}; /* absolute 2, 3, 2, 5 */
+    int64_t nd[] = {1};
+    Prometheus__BucketSpan sp0 = PROMETHEUS__BUCKET_SPAN__INIT, sp1 = PROMETHEUS__BUCKET_SPAN__INIT;
+    Prometheus__BucketSpan nsp = PROMETHEUS__BUCKET_SPAN__INIT;
+    sp0.offset = -1;
+    sp0.length = 2;
+    sp1.offset = 3;
+    sp1.length = 2;
+    nsp.offset = 0;
+    nsp.length = 1;
+    Prometheus__BucketSpan *pspans[] = {&sp0, &sp1}, *nspans[] = {&nsp};
+
+    rwb_init(&b);
+    size_t s = rwb_series(&b, "__name__", "k6_http_req_duration_seconds", NULL);
+    Prometheus__Histogram *h = rwb_hist(&b, s, 1234);
+    h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
+    h->count_int = 2 + 3 + 2 + 5 + 1 + 4;
+    h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+    h->zero_count_int = 4;
+    h->sum = 12.5;
+    h->schema = 3;
+    h->zero_threshold = 1e-128;
+    h->reset_hint = PROMETHEUS__HISTOGRAM__RESET_HINT__NO;
+    h->positive_spans = pspans;
+    h->n_positive_spans = 2;
+    h->positive_deltas = pd;
+    h->n_positive_deltas = 4;
+    h->negative_spans = nspans;
+    h->n_negative_spans = 1;
+    h->negative_deltas = nd;
+    h->n_negative_deltas = 1;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    CHECK_EQ_INT(r.hists, 1);
+    CHECK_EQ_INT(r.last_ts, 1234);
+    CHECK(!r.last_h.is_float);
+    CHECK_EQ_INT(r.last_h.schema, 3);
+    CHECK_EQ_INT(r.last_h.count_int, 17);
+    CHECK_EQ_DBL(r.last_h.count, 17);
+    CHECK_EQ_DBL(r.last_h.zero_count, 4);
+    CHECK_EQ_DBL(r.last_h.sum, 12.5);
+    CHECK_EQ_INT(r.last_h.reset_hint, PROTO_RESET_NO);
+    CHECK_EQ_INT(r.last_h.n_pos_spans, 2);
+    CHECK_EQ_INT(r.last_h.n_pos_buckets, 4);
+    TAP_OK(r.pos[0] == 2 && r.pos[1] == 3 && r.pos[2] == 2 && r.pos[3] == 5,
+           "integer deltas accumulated to absolute counts");
+    CHECK_EQ_DBL(r.neg[0], 1);
+
+    /* count mismatch */
+    h->count_int = 16;
+    expect_err(&b, NULL, -EPROTO, "observations found in buckets", "count != buckets");
+    h->count_int = 17;
+    /* NaN sum: count may exceed the buckets */
+    h->sum = NAN;
+    h->count_int = 20;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    h->sum = 12.5;
+    h->count_int = 17;
+    /* spans vs buckets */
+    h->n_positive_deltas = 3;
+    expect_err(&b, NULL, -EPROTO, "spans need 4 buckets, have 3", "spans/buckets mismatch");
+    h->n_positive_deltas = 4;
+    /* negative offset in a later span */
+    sp1.offset = -1;
+    expect_err(&b, NULL, -EPROTO, "span whose offset is negative", "negative span offset");
+    sp1.offset = 3;
+    /* negative absolute count */
+    pd[2] = -4;
+    expect_err(&b, NULL, -EPROTO, "count is negative", "negative bucket count");
+    pd[2] = -1;
+    /* schema */
+    h->schema = 9;
+    expect_err(&b, NULL, -EPROTO, "invalid schema", "schema out of range");
+    h->schema = 3;
+    /* histograms out of order */
+    Prometheus__Histogram *h2 = rwb_hist(&b, s, 1000);
+    *h2 = *h;
+    h2->timestamp = 1000;
+    expect_err(&b, NULL, -EPROTO, "out of order histogram", "histograms out of order");
+
+    /* float histogram with custom buckets */
+    double pc[] = {1.5, 0, 2};
+    double bounds[] = {0.1, 0.5, 1};
+    Prometheus__BucketSpan fsp = PROMETHEUS__BUCKET_SPAN__INIT;
+    fsp.offset = 0;
+    fsp.length = 3;
+    Prometheus__BucketSpan *fspans[] = {&fsp};
+    rwb_init(&b);
+    s = rwb_series(&b, "__name__", "f", NULL);
+    h = rwb_hist(&b, s, 5);
+    h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
+    h->count_float = 3.5;
+    h->sum = 1;
+    h->schema = -53;
+    h->positive_spans = fspans;
+    h->n_positive_spans = 1;
+    h->positive_counts = pc;
+    h->n_positive_counts = 3;
+    h->custom_values = bounds;
+    h->n_custom_values = 3;
+    h->reset_hint = PROMETHEUS__HISTOGRAM__RESET_HINT__GAUGE;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
+    CHECK(r.last_h.is_float);
+    CHECK_EQ_INT(r.last_h.n_custom_values, 3);
+    CHECK_EQ_DBL(r.pos[0], 1.5);
+    CHECK_EQ_INT(r.last_h.reset_hint, PROTO_RESET_GAUGE);
+    bounds[2] = 0.5;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "custom bounds not increasing");
+    bounds[2] = 1;
+    pc[1] = -1;
+    expect_err(&b, NULL, -EPROTO, "count is negative", "negative float bucket");
+    pc[1] = 0;
+    h->count_float = 1;
+    expect_err(&b, NULL, -EPROTO, "at least", "float count below buckets");
+    h->count_float = 3.5;
+    h->schema = 0;
+    expect_err(&b, NULL, -EPROTO, "must not have custom bounds", "custom bounds on exponential");
+}
+
+int main(void)
+{
+    test_single();
+    test_counts_and_repeat();
+    test_labels();
+    test_limits();
+    test_bad_bodies();
+    test_order();
+    test_histograms();
+    return tap_done();
+}

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the series store: matchers, ordering, retention, limits, stale markers. */
+#include "store.h"
+#include "tap.h"
+
+#include <errno.h>
+
+#define L(...) ((struct re_label[]){__VA_ARGS__})
+#define N(arr) (sizeof(arr) / sizeof((arr)[0]))
+
+struct got {
+    int series;
+    size_t samples;
+    int64_t ts[64];
+    double v[64];
+    char last_job[32];
+    bool hist_seen;
+};
+
+static int collect(void *arg, const struct re_label *labels, size_t nl, const int64_t *ts,
+                   const double *v, const struct re_hist *const *h, size_t n)
+{
+    struct got *g = arg;
+    g->series++;
+    for (size_t i = 0; i < nl; i++)
+        if (strcmp(labels[i].name, "job") == 0)
+            snprintf(g->last_job, sizeof(g->last_job), "%s", labels[i].value);
+    for (size_t i = 0; i < n && g->samples < 64; i++) {
+        g->ts[g->samples] = ts[i];
+        g->v[g->samples] = v[i];
+        if (h[i])
+            g->hist_seen = true;
+        g->samples++;
+    }
+    return 0;
+}
+
+static struct got sel(struct store *s, enum re_match_type t, const char *name, const char *val,
+                      int64_t mint, int64_t maxt)
+{
+    struct re_matcher m;
+    struct got g = {0};
+    if (re_matcher_init(&m, t, name, val, NULL) == 0) {
+        store_select(s, &m, 1, mint, maxt, collect, &g);
+        re_matcher_fini(&m);
+    }
+    return g;
+}
+
+int main(void)
+{
+    struct store_opts o = {.retention_ms = 10000, .max_series = 4};
+    struct store *s = store_new(&o);
+    CHECK(s != NULL);
+
+    struct re_label a[] = {{"__name__", "up"}, {"job", "a"}};
+    struct re_label b[] = {{"__name__", "up"}, {"job", "b"}};
+    struct re_label c[] = {{"__name__", "cpu"}, {"mode", "user"}};
+    CHECK_EQ_INT(store_append(s, a, 2, 1000, 1), 0);
+    CHECK_EQ_INT(store_append(s, a, 2, 2000, 2), 0);
+    CHECK_EQ_INT(store_append(s, b, 2, 1500, 5), 0);
+    CHECK_EQ_INT(store_append(s, c, 2, 1000, 7), 0);
+
+    /* ordering: older sample refused, same sample accepted silently, same ts other value refused */
+    CHECK_EQ_INT(store_append(s, a, 2, 1500, 9), -ERANGE);
+    CHECK_EQ_INT(store_append(s, a, 2, 2000, 2), 0);
+    CHECK_EQ_INT(store_append(s, a, 2, 2000, 3), -ERANGE);
+
+    struct got g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, 10000);
+    CHECK_EQ_INT(g.series, 2);
+    CHECK_EQ_INT(g.samples, 3);
+    g = sel(s, RE_MATCH_EQ, "job", "a", 0, 10000);
+    CHECK_EQ_INT(g.series, 1);
+    CHECK_EQ_INT(g.samples, 2);
+    CHECK(g.ts[0] == 1000 && g.ts[1] == 2000 && g.v[1] == 2);
+    g = sel(s, RE_MATCH_EQ, "job", "a", 1001, 10000); /* time range respected */
+    CHECK_EQ_INT(g.samples, 1);
+    g = sel(s, RE_MATCH_NEQ, "job", "a", 0, 10000); /* != also selects series without job */
+    CHECK_EQ_INT(g.series, 2);
+    g = sel(s, RE_MATCH_RE, "job", "a|b", 0, 10000);
+    CHECK_EQ_INT(g.series, 2);
+    g = sel(s, RE_MATCH_RE, "job", "", 0, 10000); /* matches series lacking job */
+    CHECK_EQ_INT(g.series, 1);
+    g = sel(s, RE_MATCH_NRE, "__name__", "u.*", 0, 10000);
+    CHECK_EQ_INT(g.series, 1);
+    g = sel(s, RE_MATCH_EQ, "__name__", "nope", 0, 10000);
+    CHECK_EQ_INT(g.series, 0);
+
+    /* two matchers */
+    struct re_matcher mm[2];
+    re_matcher_init(&mm[0], RE_MATCH_EQ, "__name__", "up", NULL);
+    re_matcher_init(&mm[1], RE_MATCH_RE, "job", "b", NULL);
+    g = (struct got){0};
+    store_select(s, mm, 2, 0, 10000, collect, &g);
+    CHECK_EQ_INT(g.series, 1);
+    CHECK_EQ_STR(g.last_job, "b");
+    re_matcher_fini(&mm[0]);
+    re_matcher_fini(&mm[1]);
+
+    /* stale marker kept bit-exact */
+    CHECK_EQ_INT(store_append(s, b, 2, 3000, re_stale_nan()), 0);
+    g = sel(s, RE_MATCH_EQ, "job", "b", 2500, 10000);
+    CHECK(g.samples == 1 && re_is_stale(g.v[0]));
+
+    /* series limit: 3 series exist, limit 4; a batch creating two more is refused whole */
+    struct re_label d[] = {{"__name__", "d"}};
+    struct re_label e[] = {{"__name__", "e"}};
+    struct store_sample batch[] = {{d, 1, 1000, 1, NULL}, {e, 1, 1000, 1, NULL}};
+    struct store_result res;
+    CHECK_EQ_INT(store_append_batch(s, batch, 2, STORE_ATOMIC, &res), -ENOSPC);
+    CHECK(res.rejected);
+    g = sel(s, RE_MATCH_EQ, "__name__", "d", 0, 10000);
+    CHECK_EQ_INT(g.series, 0);
+    CHECK_EQ_INT(store_append_batch(s, batch, 1, STORE_ATOMIC, &res), 0);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    CHECK_EQ_INT(st.series, 4);
+    CHECK_EQ_INT(st.series_limit_hits_total, 1);
+
+    /* atomic batch with an out-of-order sample stores nothing */
+    struct store_sample ooo[] = {{a, 2, 5000, 1, NULL}, {a, 2, 4000, 1, NULL}};
+    CHECK_EQ_INT(store_append_batch(s, ooo, 2, STORE_ATOMIC, &res), -ERANGE);
+    CHECK(res.rejected && res.out_of_order == 1 && res.first_bad == 1);
+    g = sel(s, RE_MATCH_EQ, "job", "a", 4000, 10000);
+    CHECK_EQ_INT(g.samples, 0);
+    /* best effort: the good sample lands, the bad one is counted */
+    CHECK_EQ_INT(store_append_batch(s, ooo, 2, 0, &res), 0);
+    CHECK(res.appended == 1 && res.out_of_order == 1);
+
+    /* many samples span several chunks and come back in order */
+    for (int i = 0; i < 300; i++)
+        store_append(s, c, 2, 2000 + i * 10, i);
+    g = sel(s, RE_MATCH_EQ, "__name__", "cpu", 2000, 2630);
+    CHECK_EQ_INT(g.samples, 64); /* capped by the collector */
+    bool ordered = true;
+    for (size_t i = 1; i < g.samples; i++)
+        ordered &= g.ts[i] > g.ts[i - 1];
+    CHECK(ordered);
+
+    /* native histogram sample round-trips */
+    double pb[] = {1, 2};
+    struct re_span sp[] = {{0, 2}};
+    struct re_hist h = {.schema = 0, .count = 3, .sum = 4, .pspans = sp, .npspans = 1,
+                        .pbuckets = pb, .npbuckets = 2};
+    struct store_sample hs = {d, 1, 2000, 0, &h};
+    CHECK_EQ_INT(store_append_batch(s, &hs, 1, STORE_ATOMIC, NULL), 0);
+    g = sel(s, RE_MATCH_EQ, "__name__", "d", 0, 10000);
+    CHECK(g.samples == 2 && g.hist_seen);
+
+    /* retention: everything older than now - 10s goes, empty series disappear */
+    store_gc(s, 12500);
+    store_get_stats(s, &st);
+    CHECK_EQ_INT(st.series, 3); /* up{job=a} (5000), up{job=b} (stale at 3000), cpu remain */
+    g = sel(s, RE_MATCH_EQ, "__name__", "d", 0, 100000);
+    CHECK_EQ_INT(g.series, 0);
+    store_gc(s, 1000000);
+    store_get_stats(s, &st);
+    CHECK_EQ_INT(st.series, 0);
+    CHECK_EQ_INT(st.samples, 0);
+    /* series can be created again after removal */
+    CHECK_EQ_INT(store_append(s, a, 2, 2000000, 1), 0);
+    g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
+    CHECK_EQ_INT(g.series, 1);
+    /* refs: fast appends to known series, invalidated when retention removes the series */
+    uint64_t ref = 0, ref2 = 0;
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref), 0);
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref2), 0);
+    CHECK(ref == ref2);
+    int64_t rts[] = {2000001, 2000002, 2000001};
+    double rv[] = {5, 6, 7};
+    uint64_t refs[] = {ref, ref, ref};
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 3), -ERANGE); /* third is out of order */
+    g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 3);
+    CHECK_EQ_DBL(g.v[2], 6);
+    store_gc(s, 1000000000);
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 1), -ENOENT);
+    CHECK_EQ_INT(store_ref_get(s, b, 2, &ref2), 0); /* reuses the freed slot, new generation */
+    CHECK(ref2 != ref);
+    CHECK_EQ_INT(store_append_refs(s, &ref2, rts, rv, 1), 0);
+    g = sel(s, RE_MATCH_EQ, "job", "b", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 1);
+    struct store_opts small = {.retention_ms = 10000, .max_series = 1};
+    store_set_opts(s, &small);
+    CHECK_EQ_INT(store_ref_get(s, c, 2, &ref), -ENOSPC);
+    store_free(s);
+    (void)N(a);
+    return tap_done();
+}
