@@ -1108,7 +1108,14 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
             ok = false;
             break;
         }
-        if (promql_parse_series_desc(ls, &el[i], &eln[i], &pe) < 0) {
+        /* parser.ParseMetric: an empty string is the empty label set */
+        const char *lp = ls;
+        while (*lp == ' ' || *lp == '\t')
+            lp++;
+        if (!*lp) {
+            el[i] = NULL;
+            eln[i] = 0;
+        } else if (promql_parse_series_desc(ls, &el[i], &eln[i], &pe) < 0) {
             rbuf_puts(&b, "    expr: ");
             rbuf_json_str(&b, ec->expr, false);
             rbuf_printf(&b, ", time: %s, err: labels \"%s\": %s", d, ls, pe.msg);
