@@ -100,7 +100,8 @@ struct alert_rule *alert_rule_new(const struct rulefile_rule *rr, const struct r
     if (!r)
         return NULL;
     r->name = strdup(rr->name);
-    r->expr = strdup(rr->expr);
+    /* Prometheus shows and links the parsed expression's canonical form (r.vector.String()) */
+    r->expr = rr->ast ? promql_expr_string(rr->ast) : strdup(rr->expr);
     size_t tl = strlen(rr->name) + 9;
     r->tname = malloc(tl);
     if (!r->name || !r->expr || !r->tname)

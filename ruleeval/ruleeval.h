@@ -366,7 +366,8 @@ struct alert_env {
     void *query_arg;
 };
 
-/* Creates the state for alerting rule r of group g (both borrowed; name, expr, for,
+/* Creates the state for alerting rule r of group g (both borrowed; name, expr (the canonical
+ * text of r->ast when parsed, as Prometheus prints it), for,
  * keep_firing_for, labels (group labels first, rule labels win) and annotations are
  * copied). Returns new (alert_rule_free); NULL on OOM or when r is not an alerting rule. */
 struct alert_rule *alert_rule_new(const struct rulefile_rule *r, const struct rulefile_group *g);

@@ -88,6 +88,8 @@ static const struct expect cases[] = {
     {"promtool/negative-offset.yml", true, NULL, false, false},
     {"promtool/bad-rules-syntax.yml", false, "could not parse expression", false, false},
     {"promtool/bad-rules-error.yml", true, NULL, false, false},
+    /* experimental PromQL features are off (as in Prometheus by default) */
+    {"promtool/features.yml", false, "could not parse expression", false, false},
     {"rules_fixtures/alert_rule.yaml", true, NULL, false, false},
     {"rules_fixtures/alert_rule1.yaml", true, NULL, false, false},
     {"rules_fixtures/rules.yaml", true, NULL, false, false},
