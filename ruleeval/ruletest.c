@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `promtool test rules`: rule unit-test files run over an in-memory store (cmd/promtool/unittest.go). */
+/* `promtool test rules`: rule unit-test files run over an in-memory store
+ * (cmd/promtool/unittest.go). */
 #include "ruleeval.h"
 #include "rbuf.h"
 
@@ -26,40 +27,32 @@ struct yctx {
     int nerr;
 };
 
-static yaml_node_t *ynode(struct yctx *y, int i)
-{
+static yaml_node_t *ynode(struct yctx *y, int i) {
     return yaml_document_get_node(y->doc, i);
 }
 
 static void yerr(struct yctx *y, yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void yerr(struct yctx *y, yaml_node_t *n, const char *fmt, ...)
-{
+static void yerr(struct yctx *y, yaml_node_t *n, const char *fmt, ...) {
     char m[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(m, sizeof(m), fmt, ap);
     va_end(ap);
-    if (y->nerr++ == 0)
-        rbuf_puts(y->errs, "yaml: unmarshal errors:");
+    if (y->nerr++ == 0) rbuf_puts(y->errs, "yaml: unmarshal errors:");
     rbuf_printf(y->errs, "\n  line %d: %s", n ? (int)n->start_mark.line + 1 : 0, m);
 }
 
-static bool ynull(yaml_node_t *n)
-{
-    if (!n)
-        return true;
+static bool ynull(yaml_node_t *n) {
+    if (!n) return true;
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *v = (const char *)n->data.scalar.value;
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-           !strcmp(v, "NULL");
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
-static const char *yscalar(struct yctx *y, yaml_node_t *n, const char *type)
-{
-    if (ynull(n))
-        return "";
+static const char *yscalar(struct yctx *y, yaml_node_t *n, const char *type) {
+    if (ynull(n)) return "";
     if (n->type != YAML_SCALAR_NODE) {
         yerr(y, n, "cannot unmarshal %s into %s", n->type == YAML_MAPPING_NODE ? "!!map" : "!!seq",
              type);
@@ -71,13 +64,11 @@ static const char *yscalar(struct yctx *y, yaml_node_t *n, const char *type)
 /* Checks that mapping n only has keys from allowed (NULL-terminated); returns false if n is
  * not a mapping. */
 static bool ymap_check(struct yctx *y, yaml_node_t *n, const char *const *allowed,
-                       const char *type)
-{
-    if (ynull(n))
-        return true;
+                       const char *type) {
+    if (ynull(n)) return true;
     if (n->type != YAML_MAPPING_NODE) {
-        yerr(y, n, "cannot unmarshal %s into %s",
-             n->type == YAML_SEQUENCE_NODE ? "!!seq" : "!!str", type);
+        yerr(y, n, "cannot unmarshal %s into %s", n->type == YAML_SEQUENCE_NODE ? "!!seq" : "!!str",
+             type);
         return false;
     }
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -85,30 +76,25 @@ static bool ymap_check(struct yctx *y, yaml_node_t *n, const char *const *allowe
         const char *ks = k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
         bool ok = false;
         for (size_t i = 0; allowed[i]; i++)
-            if (strcmp(allowed[i], ks) == 0)
-                ok = true;
-        if (!ok)
-            yerr(y, k, "field %s not found in type %s", ks, type);
+            if (strcmp(allowed[i], ks) == 0) ok = true;
+        if (!ok) yerr(y, k, "field %s not found in type %s", ks, type);
     }
     return true;
 }
 
-static yaml_node_t *yget(struct yctx *y, yaml_node_t *n, const char *key)
-{
-    if (!n || n->type != YAML_MAPPING_NODE)
-        return NULL;
+static yaml_node_t *yget(struct yctx *y, yaml_node_t *n, const char *key) {
+    if (!n || n->type != YAML_MAPPING_NODE) return NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = ynode(y, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+        if (k && k->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)k->data.scalar.value, key) == 0)
             return ynode(y, p->value);
     }
     return NULL;
 }
 
-static size_t yseq_len(struct yctx *y, yaml_node_t *n, const char *type)
-{
-    if (ynull(n))
-        return 0;
+static size_t yseq_len(struct yctx *y, yaml_node_t *n, const char *type) {
+    if (ynull(n)) return 0;
     if (n->type != YAML_SEQUENCE_NODE) {
         yerr(y, n, "cannot unmarshal %s into %s", n->type == YAML_MAPPING_NODE ? "!!map" : "!!str",
              type);
@@ -117,19 +103,15 @@ static size_t yseq_len(struct yctx *y, yaml_node_t *n, const char *type)
     return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 }
 
-static yaml_node_t *yseq_at(struct yctx *y, yaml_node_t *n, size_t i)
-{
+static yaml_node_t *yseq_at(struct yctx *y, yaml_node_t *n, size_t i) {
     return ynode(y, n->data.sequence.items.start[i]);
 }
 
-static bool ydur(struct yctx *y, yaml_node_t *n, int64_t *ms)
-{
+static bool ydur(struct yctx *y, yaml_node_t *n, int64_t *ms) {
     const char *s = yscalar(y, n, "model.Duration");
     *ms = 0;
-    if (!s)
-        return false;
-    if (!*s)
-        return true;
+    if (!s) return false;
+    if (!*s) return true;
     if (template_parse_duration(s, ms) < 0) {
         yerr(y, n, "not a valid duration string: \"%s\"", s);
         return false;
@@ -137,14 +119,11 @@ static bool ydur(struct yctx *y, yaml_node_t *n, int64_t *ms)
     return true;
 }
 
-static bool yfloat(struct yctx *y, yaml_node_t *n, double *v)
-{
+static bool yfloat(struct yctx *y, yaml_node_t *n, double *v) {
     const char *s = yscalar(y, n, "float64");
     *v = 0;
-    if (!s)
-        return false;
-    if (!*s)
-        return true;
+    if (!s) return false;
+    if (!*s) return true;
     if (!strcmp(s, ".inf") || !strcmp(s, ".Inf") || !strcmp(s, ".INF") || !strcmp(s, "+.inf")) {
         *v = INFINITY;
         return true;
@@ -166,12 +145,10 @@ static bool yfloat(struct yctx *y, yaml_node_t *n, double *v)
     return true;
 }
 
-static bool ybool(struct yctx *y, yaml_node_t *n, bool *b)
-{
+static bool ybool(struct yctx *y, yaml_node_t *n, bool *b) {
     const char *s = yscalar(y, n, "bool");
     *b = false;
-    if (!s)
-        return false;
+    if (!s) return false;
     if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
         *b = true;
     else if (*s && strcmp(s, "false") && strcmp(s, "False") && strcmp(s, "FALSE")) {
@@ -183,23 +160,19 @@ static bool ybool(struct yctx *y, yaml_node_t *n, bool *b)
 
 /* ---- label sets --------------------------------------------------------------------------- */
 
-static int lcmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb)
-{
+static int lcmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb) {
     /* labels.Compare: lexicographic by name then value, shorter first on a common prefix */
     size_t n = na < nb ? na : nb;
     for (size_t i = 0; i < n; i++) {
         int c = strcmp(a[i].name, b[i].name);
-        if (c)
-            return c;
+        if (c) return c;
         c = strcmp(a[i].value, b[i].value);
-        if (c)
-            return c;
+        if (c) return c;
     }
     return na < nb ? -1 : na > nb;
 }
 
-static void lsort(struct re_label *l, size_t n)
-{
+static void lsort(struct re_label *l, size_t n) {
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(l[j - 1].name, l[j].name) > 0; j--) {
             struct re_label t = l[j];
@@ -209,21 +182,28 @@ static void lsort(struct re_label *l, size_t n)
 }
 
 /* labels.Labels.String(): {a="b", c="d"} with Go-quoted values. */
-static void lstring(struct rbuf *b, const struct re_label *l, size_t n)
-{
+static void lstring(struct rbuf *b, const struct re_label *l, size_t n) {
     rbuf_putc(b, '{');
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            rbuf_puts(b, ", ");
+        if (i) rbuf_puts(b, ", ");
         rbuf_puts(b, l[i].name);
         rbuf_puts(b, "=\"");
         for (const char *p = l[i].value; *p; p++) {
             switch (*p) {
-            case '"': rbuf_puts(b, "\\\""); break;
-            case '\\': rbuf_puts(b, "\\\\"); break;
-            case '\n': rbuf_puts(b, "\\n"); break;
-            case '\t': rbuf_puts(b, "\\t"); break;
-            default: rbuf_putc(b, *p);
+            case '"':
+                rbuf_puts(b, "\\\"");
+                break;
+            case '\\':
+                rbuf_puts(b, "\\\\");
+                break;
+            case '\n':
+                rbuf_puts(b, "\\n");
+                break;
+            case '\t':
+                rbuf_puts(b, "\\t");
+                break;
+            default:
+                rbuf_putc(b, *p);
             }
         }
         rbuf_putc(b, '"');
@@ -232,8 +212,7 @@ static void lstring(struct rbuf *b, const struct re_label *l, size_t n)
 }
 
 /* A label set serialised as name\xffvalue\xff... (the identity of an output series). */
-static char *lkey(const struct re_label *l, size_t n)
-{
+static char *lkey(const struct re_label *l, size_t n) {
     struct rbuf b;
     rbuf_init(&b);
     for (size_t i = 0; i < n; i++) {
@@ -246,19 +225,16 @@ static char *lkey(const struct re_label *l, size_t n)
 }
 
 /* Splits a key back into labels pointing into key (modified in place). */
-static size_t lkey_split(char *key, struct re_label *l, size_t cap)
-{
+static size_t lkey_split(char *key, struct re_label *l, size_t cap) {
     size_t n = 0;
     char *p = key;
     while (*p && n < cap) {
         char *s = strchr(p, '\xff');
-        if (!s)
-            break;
+        if (!s) break;
         *s = '\0';
         char *v = s + 1;
         char *e = strchr(v, '\xff');
-        if (!e)
-            break;
+        if (!e) break;
         *e = '\0';
         l[n].name = p;
         l[n].value = v;
@@ -275,16 +251,14 @@ struct keyset {
     size_t n, cap;
 };
 
-static void keyset_free(struct keyset *s)
-{
+static void keyset_free(struct keyset *s) {
     for (size_t i = 0; i < s->n; i++)
         free(s->k[i]);
     free(s->k);
     memset(s, 0, sizeof(*s));
 }
 
-static int keyset_add(struct keyset *s, char *k)
-{
+static int keyset_add(struct keyset *s, char *k) {
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 16;
         char **nk = realloc(s->k, nc * sizeof(*nk));
@@ -299,11 +273,9 @@ static int keyset_add(struct keyset *s, char *k)
     return 0;
 }
 
-static bool keyset_has(const struct keyset *s, const char *k)
-{
+static bool keyset_has(const struct keyset *s, const char *k) {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->k[i], k) == 0)
-            return true;
+        if (strcmp(s->k[i], k) == 0) return true;
     return false;
 }
 
@@ -345,19 +317,15 @@ struct run {
     int nerrs;
 };
 
-static void add_err(struct run *r, const char *text)
-{
-    if (r->nerrs++)
-        rbuf_puts(r->errs, "\n\n");
+static void add_err(struct run *r, const char *text) {
+    if (r->nerrs++) rbuf_puts(r->errs, "\n\n");
     rbuf_puts(r->errs, text);
 }
 
 /* ---- native histogram helpers (copying and comparing) -------------------------------------- */
 
-static void hist_free(struct re_hist *h)
-{
-    if (!h)
-        return;
+static void hist_free(struct re_hist *h) {
+    if (!h) return;
     free((void *)h->pspans);
     free((void *)h->pbuckets);
     free((void *)h->nspans);
@@ -366,21 +334,16 @@ static void hist_free(struct re_hist *h)
     free(h);
 }
 
-static void *dupmem(const void *p, size_t n)
-{
-    if (!n)
-        return NULL;
+static void *dupmem(const void *p, size_t n) {
+    if (!n) return NULL;
     void *d = malloc(n);
-    if (d)
-        memcpy(d, p, n);
+    if (d) memcpy(d, p, n);
     return d;
 }
 
-static struct re_hist *hist_dup(const struct re_hist *h)
-{
+static struct re_hist *hist_dup(const struct re_hist *h) {
     struct re_hist *d = calloc(1, sizeof(*d));
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     *d = *h;
     d->pspans = dupmem(h->pspans, h->npspans * sizeof(*h->pspans));
     d->pbuckets = dupmem(h->pbuckets, h->npbuckets * sizeof(*h->pbuckets));
@@ -400,8 +363,7 @@ static struct re_hist *hist_dup(const struct re_hist *h)
 static bool buckets_equal(const struct re_span *as, size_t nas, const double *ab, size_t nab,
                           const struct re_span *bs, size_t nbs, const double *bb, size_t nbb,
                           bool (*eq)(double, double, const struct ruletest_opts *),
-                          const struct ruletest_opts *o)
-{
+                          const struct ruletest_opts *o) {
     /* expand both into (index, count) lists of non-zero counts and compare */
     int64_t ai[4096], bi[4096];
     double av[4096], bv[4096];
@@ -416,72 +378,58 @@ static bool buckets_equal(const struct re_span *as, size_t nas, const double *ab
         for (size_t i = 0; i < ns; i++) {
             idx += s[i].offset;
             for (uint32_t j = 0; j < s[i].length && k < nc; j++, idx++, k++) {
-                if (c[k] == 0)
-                    continue;
+                if (c[k] == 0) continue;
                 if (side) {
-                    if (nb >= 4096)
-                        return false;
+                    if (nb >= 4096) return false;
                     bi[nb] = idx;
                     bv[nb++] = c[k];
                 } else {
-                    if (na >= 4096)
-                        return false;
+                    if (na >= 4096) return false;
                     ai[na] = idx;
                     av[na++] = c[k];
                 }
             }
         }
     }
-    if (na != nb)
-        return false;
+    if (na != nb) return false;
     for (size_t i = 0; i < na; i++)
-        if (ai[i] != bi[i] || !eq(av[i], bv[i], o))
-            return false;
+        if (ai[i] != bi[i] || !eq(av[i], bv[i], o)) return false;
     return true;
 }
 
-static bool float_eq(double exp, double got, const struct ruletest_opts *o)
-{
-    if (exp == got)
-        return true;
+static bool float_eq(double exp, double got, const struct ruletest_opts *o) {
+    if (exp == got) return true;
     if (o->float_tolerance > 0 && isfinite(exp) && isfinite(got)) {
         double m = fabs(exp) > fabs(got) ? fabs(exp) : fabs(got);
-        if (fabs(exp - got) <= o->float_tolerance * m)
-            return true;
+        if (fabs(exp - got) <= o->float_tolerance * m) return true;
     }
     return false;
 }
 
-static bool float_eq_fuzzy(double exp, double got, const struct ruletest_opts *o)
-{
+static bool float_eq_fuzzy(double exp, double got, const struct ruletest_opts *o) {
     return float_eq(exp, got, o) || nextafter(exp, -INFINITY) == got ||
            nextafter(exp, INFINITY) == got;
 }
 
 static bool hist_equal(const struct re_hist *a, const struct re_hist *b, bool fuzzy,
-                       const struct ruletest_opts *o)
-{
+                       const struct ruletest_opts *o) {
     bool (*eq)(double, double, const struct ruletest_opts *) = fuzzy ? float_eq_fuzzy : float_eq;
     if (a->schema != b->schema || !eq(a->count, b->count, o) || !eq(a->sum, b->sum, o) ||
         !eq(a->zero_count, b->zero_count, o) || a->zero_threshold != b->zero_threshold)
         return false;
-    if (a->ncustom != b->ncustom)
-        return false;
+    if (a->ncustom != b->ncustom) return false;
     for (size_t i = 0; i < a->ncustom; i++)
-        if (a->custom_values[i] != b->custom_values[i])
-            return false;
+        if (a->custom_values[i] != b->custom_values[i]) return false;
     return buckets_equal(a->pspans, a->npspans, a->pbuckets, a->npbuckets, b->pspans, b->npspans,
                          b->pbuckets, b->npbuckets, eq, o) &&
            buckets_equal(a->nspans, a->nnspans, a->nbuckets, a->nnbuckets, b->nspans, b->nnspans,
                          b->nbuckets, b->nnbuckets, eq, o);
 }
 
-static void hist_string(struct rbuf *b, const struct re_hist *h)
-{
+static void hist_string(struct rbuf *b, const struct re_hist *h) {
     /* a readable summary in the test-expression spirit (used only in failure reports) */
     rbuf_puts(b, "{{");
-    if (h->schema)
-        rbuf_printf(b, "schema:%d ", h->schema);
+    if (h->schema) rbuf_printf(b, "schema:%d ", h->schema);
     rbuf_puts(b, "count:");
     rbuf_gofloat(b, h->count, 'g');
     rbuf_puts(b, " sum:");
@@ -493,8 +441,7 @@ static void hist_string(struct rbuf *b, const struct re_hist *h)
     if (h->npbuckets) {
         rbuf_printf(b, " offset:%d buckets:[", h->npspans ? h->pspans[0].offset : 0);
         for (size_t i = 0; i < h->npbuckets; i++) {
-            if (i)
-                rbuf_putc(b, ' ');
+            if (i) rbuf_putc(b, ' ');
             rbuf_gofloat(b, h->pbuckets[i], 'g');
         }
         rbuf_putc(b, ']');
@@ -502,8 +449,7 @@ static void hist_string(struct rbuf *b, const struct re_hist *h)
     if (h->nnbuckets) {
         rbuf_printf(b, " n_offset:%d n_buckets:[", h->nnspans ? h->nspans[0].offset : 0);
         for (size_t i = 0; i < h->nnbuckets; i++) {
-            if (i)
-                rbuf_putc(b, ' ');
+            if (i) rbuf_putc(b, ' ');
             rbuf_gofloat(b, h->nbuckets[i], 'g');
         }
         rbuf_putc(b, ']');
@@ -515,19 +461,16 @@ static void hist_string(struct rbuf *b, const struct re_hist *h)
 
 /* Evaluates expr text at ts (template query() hook and promql_expr_test). */
 static int eval_text(struct run *r, const char *expr, int64_t ts, struct promql_result **out,
-                     struct perr *err)
-{
+                     struct perr *err) {
     struct promql_expr *e = promql_parse(expr, err);
-    if (!e)
-        return -EINVAL;
+    if (!e) return -EINVAL;
     int rc = promql_eval_instant(e, &r->src, ts, &r->popts, out, err);
     promql_free(e);
     return rc;
 }
 
 static int template_query(void *arg, const char *expr, int64_t ts, template_emit_fn *emit,
-                          void *emit_arg, char *errbuf, size_t errlen)
-{
+                          void *emit_arg, char *errbuf, size_t errlen) {
     struct run *r = arg;
     struct promql_result *res = NULL;
     struct perr e = {0};
@@ -559,35 +502,28 @@ struct outseries {
 };
 
 static int write_series(struct outseries *o, const struct re_label *l, size_t n, double v,
-                        const struct re_hist *h)
-{
+                        const struct re_hist *h) {
     char *k = lkey(l, n);
-    if (!k || keyset_add(o->cur, k) < 0)
-        return -ENOMEM;
+    if (!k || keyset_add(o->cur, k) < 0) return -ENOMEM;
     return re_memstore_add(o->r->store, l, n, o->ts, v, h);
 }
 
-static int on_alert_series(void *arg, const struct re_label *l, size_t n, double v)
-{
+static int on_alert_series(void *arg, const struct re_label *l, size_t n, double v) {
     return write_series(arg, l, n, v, NULL);
 }
 
 /* Writes stale markers for series of the previous evaluation not written now, then makes the
  * current set the previous one (Group.Eval's seriesInPreviousEval handling). */
-static int staleness(struct run *r, struct rt_rule *rr, struct keyset *cur, int64_t ts)
-{
+static int staleness(struct run *r, struct rt_rule *rr, struct keyset *cur, int64_t ts) {
     for (size_t i = 0; i < rr->prev.n; i++) {
-        if (keyset_has(cur, rr->prev.k[i]))
-            continue;
+        if (keyset_has(cur, rr->prev.k[i])) continue;
         char *k = strdup(rr->prev.k[i]);
-        if (!k)
-            return -ENOMEM;
+        if (!k) return -ENOMEM;
         struct re_label l[256];
         size_t n = lkey_split(k, l, 256);
         int rc = re_memstore_add(r->store, l, n, ts, re_stale_nan(), NULL);
         free(k);
-        if (rc < 0)
-            return rc;
+        if (rc < 0) return rc;
     }
     keyset_free(&rr->prev);
     rr->prev = *cur;
@@ -596,8 +532,7 @@ static int staleness(struct run *r, struct rt_rule *rr, struct keyset *cur, int6
 }
 
 /* Evaluates one rule at ts. Returns 0, -ENOMEM, or -EINVAL with msg filled. */
-static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, size_t msglen)
-{
+static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, size_t msglen) {
     const struct rulefile_rule *d = rr->def;
     int64_t qts = ts - rr->grp->query_offset_ms;
     struct promql_result *res = NULL;
@@ -605,8 +540,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
     int rc = promql_eval_instant(d->ast, &r->src, qts, &r->popts, &res, &e);
     if (rc < 0) {
         snprintf(msg, msglen, "%s", e.msg);
-        if (d->kind == RULEFILE_ALERT)
-            alert_rule_set_error(rr->alert, ts, e.msg);
+        if (d->kind == RULEFILE_ALERT) alert_rule_set_error(rr->alert, ts, e.msg);
         return rc == -ENOMEM ? rc : -EINVAL;
     }
     if (res->type != PROMQL_VECTOR && res->type != PROMQL_SCALAR) {
@@ -648,8 +582,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
         struct re_label *out = NULL;
         size_t cap = 0;
         char **keys = calloc(n ? n : 1, sizeof(*keys));
-        if (!keys)
-            rc = -ENOMEM;
+        if (!keys) rc = -ENOMEM;
         for (size_t i = 0; i < n && rc == 0; i++) {
             const struct re_label *sl = NULL;
             size_t sn = 0;
@@ -658,8 +591,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
             if (res->type == PROMQL_SCALAR)
                 v = res->scalar;
             else {
-                if (!res->series[i].npoints)
-                    continue;
+                if (!res->series[i].npoints) continue;
                 sl = res->series[i].labels;
                 sn = res->series[i].nlabels;
                 v = res->series[i].points[0].v;
@@ -677,8 +609,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
             }
             size_t m = 0;
             for (size_t j = 0; j < sn; j++)
-                if (strcmp(sl[j].name, "__name__") != 0)
-                    out[m++] = sl[j];
+                if (strcmp(sl[j].name, "__name__") != 0) out[m++] = sl[j];
             const struct rulefile_kv *sets[2] = {rr->grp->labels, d->labels};
             size_t nsets[2] = {rr->grp->nlabels, d->nlabels};
             for (int s = 0; s < 3; s++) {
@@ -688,15 +619,12 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
                     const char *vl = s < 2 ? sets[s][j].value : d->name;
                     size_t q;
                     for (q = 0; q < m; q++)
-                        if (strcmp(out[q].name, nm) == 0)
-                            break;
+                        if (strcmp(out[q].name, nm) == 0) break;
                     if (!*vl) { /* labels.Builder: empty value deletes */
-                        if (q < m)
-                            out[q] = out[--m];
+                        if (q < m) out[q] = out[--m];
                         continue;
                     }
-                    if (q == m)
-                        m++;
+                    if (q == m) m++;
                     out[q].name = nm;
                     out[q].value = vl;
                 }
@@ -709,8 +637,9 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
             }
             for (size_t j = 0; j < i; j++)
                 if (keys[j] && strcmp(keys[j], keys[i]) == 0) {
-                    snprintf(msg, msglen, "vector contains metrics with the same labelset after "
-                                          "applying rule labels");
+                    snprintf(msg, msglen,
+                             "vector contains metrics with the same labelset after "
+                             "applying rule labels");
                     rc = -EINVAL;
                 }
             if (rc == 0 && rr->grp->limit > 0 && (int64_t)n > rr->grp->limit) {
@@ -718,8 +647,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
                          (long long)rr->grp->limit, n);
                 rc = -EINVAL;
             }
-            if (rc == 0)
-                rc = write_series(&os, out, m, v, h);
+            if (rc == 0) rc = write_series(&os, out, m, v, h);
         }
         for (size_t i = 0; keys && i < n; i++)
             free(keys[i]);
@@ -727,8 +655,7 @@ static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, s
         free(out);
     }
     promql_result_free(res);
-    if (rc == 0)
-        rc = staleness(r, rr, &cur, ts);
+    if (rc == 0) rc = staleness(r, rr, &cur, ts);
     keyset_free(&cur);
     return rc;
 }
@@ -760,23 +687,19 @@ struct fileinfo {
     bool fuzzy;
 };
 
-static bool run_matches(const struct ruletest_opts *o, const char *name)
-{
-    if (!o->nrun)
-        return true;
+static bool run_matches(const struct ruletest_opts *o, const char *name) {
+    if (!o->nrun) return true;
     for (size_t i = 0; i < o->nrun; i++) {
         int ec;
         PCRE2_SIZE eo;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)o->run[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                       &ec, &eo, NULL);
-        if (!re)
-            continue;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)o->run[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
+        if (!re) continue;
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
         int rc = md ? pcre2_match(re, (PCRE2_SPTR)name, strlen(name), 0, 0, md, NULL) : -1;
         pcre2_match_data_free(md);
         pcre2_code_free(re);
-        if (rc >= 0)
-            return true;
+        if (rc >= 0) return true;
     }
     return false;
 }
@@ -789,11 +712,9 @@ struct expand_ctx {
     bool oom, too_many;
 };
 
-static int on_value(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
-{
+static int on_value(void *arg, size_t idx, bool missing, double v, const struct re_hist *h) {
     struct expand_ctx *c = arg;
-    if (missing)
-        return 0;
+    if (missing) return 0;
     if (c->n >= RT_MAX_POINTS) {
         c->too_many = true;
         return -E2BIG;
@@ -817,11 +738,9 @@ static int on_value(void *arg, size_t idx, bool missing, double v, const struct 
     return 0;
 }
 
-static int point_cmp(const void *a, const void *b)
-{
+static int point_cmp(const void *a, const void *b) {
     const struct point *x = a, *y = b;
-    if (x->t != y->t)
-        return x->t < y->t ? -1 : 1;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
     return x->series < y->series ? -1 : x->series > y->series;
 }
 
@@ -832,15 +751,13 @@ struct alert_got {
     size_t nann;
 };
 
-static int got_cmp(const void *a, const void *b)
-{
+static int got_cmp(const void *a, const void *b) {
     const struct alert_got *x = a, *y = b;
     int c = lcmp(x->labels, x->nlabels, y->labels, y->nlabels);
     return c ? c : lcmp(x->ann, x->nann, y->ann, y->nann);
 }
 
-static void alerts_string(struct rbuf *b, const struct alert_got *g, size_t n)
-{
+static void alerts_string(struct rbuf *b, const struct alert_got *g, size_t n) {
     /* labelsAndAnnotations.String() indented by 12 as promtool prints it */
     if (!n) {
         rbuf_puts(b, "[]");
@@ -857,55 +774,45 @@ static void alerts_string(struct rbuf *b, const struct alert_got *g, size_t n)
 }
 
 /* Reads a string map node into sorted labels (strings borrowed from the document). */
-static struct re_label *ymap_labels(struct yctx *y, yaml_node_t *n, size_t *cnt)
-{
+static struct re_label *ymap_labels(struct yctx *y, yaml_node_t *n, size_t *cnt) {
     *cnt = 0;
-    if (ynull(n))
-        return calloc(1, sizeof(struct re_label));
+    if (ynull(n)) return calloc(1, sizeof(struct re_label));
     if (n->type != YAML_MAPPING_NODE) {
         yerr(y, n, "cannot unmarshal into map[string]string");
         return NULL;
     }
     size_t m = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     struct re_label *l = calloc(m + 2, sizeof(*l));
-    if (!l)
-        return NULL;
+    if (!l) return NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         const char *k = yscalar(y, ynode(y, p->key), "string");
         const char *v = yscalar(y, ynode(y, p->value), "string");
-        if (!k || !v)
-            continue;
+        if (!k || !v) continue;
         /* labels.FromMap keeps empty values out */
-        if (!*v)
-            continue;
+        if (!*v) continue;
         size_t q;
         for (q = 0; q < *cnt; q++)
-            if (strcmp(l[q].name, k) == 0)
-                break;
+            if (strcmp(l[q].name, k) == 0) break;
         l[q].name = k;
         l[q].value = v;
-        if (q == *cnt)
-            (*cnt)++;
+        if (q == *cnt) (*cnt)++;
     }
     lsort(l, *cnt);
     return l;
 }
 
 static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, const char *tgname,
-                         const struct alert_case *ac)
-{
+                         const struct alert_case *ac) {
     /* got: firing alerts of every alerting rule with this name */
     struct alert_got *got = NULL;
     size_t ngot = 0, capg = 0;
     for (size_t g = 0; g < fi->ngroups; g++)
         for (size_t k = 0; k < fi->groups[g].nrules; k++) {
             struct rt_rule *rr = &fi->groups[g].rules[k];
-            if (!rr->alert || strcmp(alert_rule_name(rr->alert), ac->alertname) != 0)
-                continue;
+            if (!rr->alert || strcmp(alert_rule_name(rr->alert), ac->alertname) != 0) continue;
             for (size_t i = 0; i < alert_rule_nalerts(rr->alert); i++) {
                 const struct alert *a = alert_rule_alert(rr->alert, i);
-                if (a->state != ALERT_FIRING)
-                    continue;
+                if (a->state != ALERT_FIRING) continue;
                 if (ngot == capg) {
                     size_t nc = capg ? capg * 2 : 8;
                     struct alert_got *ng = realloc(got, nc * sizeof(*ng));
@@ -918,8 +825,8 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
                     capg = nc;
                 }
                 /* annotations: drop empty values (labels.FromMap) */
-                got[ngot++] = (struct alert_got){a->labels, a->nlabels, a->annotations,
-                                                 a->nannotations};
+                got[ngot++] =
+                    (struct alert_got){a->labels, a->nlabels, a->annotations, a->nannotations};
             }
         }
     /* exp */
@@ -949,12 +856,10 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
         owned[2 * i] = l = l2;
         size_t q;
         for (q = 0; q < nl; q++)
-            if (strcmp(l[q].name, "alertname") == 0)
-                break;
+            if (strcmp(l[q].name, "alertname") == 0) break;
         l[q].name = "alertname";
         l[q].value = ac->alertname;
-        if (q == nl)
-            nl++;
+        if (q == nl) nl++;
         lsort(l, nl);
         exp[i] = (struct alert_got){l, nl, an, na};
     }
@@ -968,8 +873,7 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
             break;
         }
         for (size_t j = 0; j < got[i].nann; j++)
-            if (*got[i].ann[j].value)
-                c[m++] = got[i].ann[j];
+            if (*got[i].ann[j].value) c[m++] = got[i].ann[j];
         gann[i] = c;
         got[i].ann = c;
         got[i].nann = m;
@@ -987,8 +891,7 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
             rbuf_init(&b);
             char d[64];
             template_format_duration(d, sizeof(d), ac->eval_time);
-            if (tgname && *tgname)
-                rbuf_printf(&b, "    name: %s,\n", tgname);
+            if (tgname && *tgname) rbuf_printf(&b, "    name: %s,\n", tgname);
             rbuf_printf(&b, "    alertname: %s, time: %s, \n        exp:", ac->alertname, d);
             alerts_string(&b, exp, nexp);
             rbuf_puts(&b, ", \n        got:");
@@ -1014,21 +917,18 @@ struct sample_cmp {
     const struct re_hist *h;
 };
 
-static int sample_cmp_fn(const void *a, const void *b)
-{
+static int sample_cmp_fn(const void *a, const void *b) {
     const struct sample_cmp *x = a, *y = b;
     return lcmp(x->l, x->n, y->l, y->n);
 }
 
-static void samples_string(struct rbuf *b, const struct sample_cmp *s, size_t n)
-{
+static void samples_string(struct rbuf *b, const struct sample_cmp *s, size_t n) {
     if (!n) {
         rbuf_puts(b, "nil");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            rbuf_puts(b, ", ");
+        if (i) rbuf_puts(b, ", ");
         lstring(b, s[i].l, s[i].n);
         rbuf_putc(b, ' ');
         if (s[i].h)
@@ -1038,25 +938,21 @@ static void samples_string(struct rbuf *b, const struct sample_cmp *s, size_t n)
             size_t at = b->len;
             rbuf_gofloat(b, s[i].v, 'e');
             for (size_t k = at; k < b->len; k++)
-                if (b->p[k] == 'e')
-                    b->p[k] = 'E';
+                if (b->p[k] == 'e') b->p[k] = 'E';
         }
     }
 }
 
-static int hist_capture(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
-{
+static int hist_capture(void *arg, size_t idx, bool missing, double v, const struct re_hist *h) {
     struct re_hist **out = arg;
     (void)v;
-    if (missing || idx != 0 || !h || *out)
-        return -EINVAL;
+    if (missing || idx != 0 || !h || *out) return -EINVAL;
     *out = hist_dup(h);
     return *out ? 0 : -ENOMEM;
 }
 
 static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64_t start,
-                       const struct expr_case *ec)
-{
+                       const struct expr_case *ec) {
     char d[64];
     template_format_duration(d, sizeof(d), ec->eval_time);
     struct rbuf b;
@@ -1091,9 +987,9 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
     else if (ok)
         for (size_t i = 0; i < res->nseries; i++)
             if (res->series[i].npoints)
-                got[k++] = (struct sample_cmp){res->series[i].labels, res->series[i].nlabels,
-                                               res->series[i].points[0].v,
-                                               res->series[i].points[0].h};
+                got[k++] =
+                    (struct sample_cmp){res->series[i].labels, res->series[i].nlabels,
+                                        res->series[i].points[0].v, res->series[i].points[0].h};
     ngot = k;
     for (size_t i = 0; ok && i < nexp; i++) {
         yaml_node_t *s = yseq_at(y, ec->exp, i);
@@ -1143,8 +1039,7 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
     bool eq = ngot == nexp;
     for (size_t i = 0; eq && i < ngot; i++) {
         eq = lcmp(got[i].l, got[i].n, exp[i].l, exp[i].n) == 0;
-        if (!eq)
-            break;
+        if (!eq) break;
         if (exp[i].h || got[i].h)
             eq = exp[i].h && got[i].h && hist_equal(exp[i].h, got[i].h, fi->fuzzy, &fi->o);
         else
@@ -1162,10 +1057,8 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
     }
 done:
     for (size_t i = 0; el && i < nexp; i++) {
-        if (el[i])
-            re_labels_free(el[i], eln[i]);
-        if (eh)
-            hist_free(eh[i]);
+        if (el[i]) re_labels_free(el[i], eln[i]);
+        if (eh) hist_free(eh[i]);
     }
     free(el);
     free(eln);
@@ -1177,8 +1070,7 @@ done:
 }
 
 /* Parses start_timestamp: unix seconds (integer or float) or RFC3339. */
-static bool parse_start(const char *s, int64_t *ms)
-{
+static bool parse_start(const char *s, int64_t *ms) {
     char *e;
     double v = strtod(s, &e);
     if (*s && !*e) {
@@ -1188,8 +1080,7 @@ static bool parse_start(const char *s, int64_t *ms)
     int Y, M, D, h, m;
     double sec;
     char tz[16] = "";
-    if (sscanf(s, "%d-%d-%dT%d:%d:%lf%15s", &Y, &M, &D, &h, &m, &sec, tz) < 6)
-        return false;
+    if (sscanf(s, "%d-%d-%dT%d:%d:%lf%15s", &Y, &M, &D, &h, &m, &sec, tz) < 6) return false;
     /* days from civil (Howard Hinnant) */
     int y = Y - (M <= 2);
     int era = (y >= 0 ? y : y - 399) / 400;
@@ -1207,8 +1098,7 @@ static bool parse_start(const char *s, int64_t *ms)
     return true;
 }
 
-static void free_groups(struct fileinfo *fi)
-{
+static void free_groups(struct fileinfo *fi) {
     for (size_t g = 0; g < fi->ngroups; g++) {
         for (size_t k = 0; k < fi->groups[g].nrules; k++) {
             alert_rule_free(fi->groups[g].rules[k].alert);
@@ -1222,14 +1112,12 @@ static void free_groups(struct fileinfo *fi)
 }
 
 /* Builds fresh rule state for a test group; groups ordered by group_eval_order (stable). */
-static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order)
-{
+static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order) {
     size_t total = 0;
     for (size_t f = 0; f < fi->nfiles; f++)
         total += fi->files[f]->ngroups;
     fi->groups = calloc(total + 1, sizeof(*fi->groups));
-    if (!fi->groups)
-        return -ENOMEM;
+    if (!fi->groups) return -ENOMEM;
     size_t norder = yseq_len(y, order, "[]string");
     for (size_t f = 0; f < fi->nfiles; f++)
         for (size_t g = 0; g < fi->files[f]->ngroups; g++) {
@@ -1238,12 +1126,10 @@ static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order)
             rg->def = gd;
             for (size_t i = 0; i < norder; i++) {
                 const char *nm = yscalar(y, yseq_at(y, order, i), "string");
-                if (nm && strcmp(nm, gd->name) == 0)
-                    rg->order = (int)i;
+                if (nm && strcmp(nm, gd->name) == 0) rg->order = (int)i;
             }
             rg->rules = calloc(gd->nrules + 1, sizeof(*rg->rules));
-            if (!rg->rules)
-                return -ENOMEM;
+            if (!rg->rules) return -ENOMEM;
             rg->nrules = gd->nrules;
             for (size_t k = 0; k < gd->nrules; k++) {
                 rg->rules[k].def = &gd->rules[k];
@@ -1263,22 +1149,25 @@ static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order)
     return 0;
 }
 
-static int sort_alert_case(const void *a, const void *b)
-{
+static int sort_alert_case(const void *a, const void *b) {
     const struct alert_case *x = a, *y = b;
     return x->eval_time < y->eval_time ? -1 : x->eval_time > y->eval_time;
 }
 
 /* Runs one test group; failures are appended to r->errs. Returns 0 or -ENOMEM. */
 static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_node_t *order,
-                     struct run *r)
-{
-    static const char *const keys[] = {"interval",         "input_series",    "alert_rule_test",
-                                       "promql_expr_test", "external_labels", "external_url",
-                                       "name",             "start_timestamp", NULL};
+                     struct run *r) {
+    static const char *const keys[] = {"interval",
+                                       "input_series",
+                                       "alert_rule_test",
+                                       "promql_expr_test",
+                                       "external_labels",
+                                       "external_url",
+                                       "name",
+                                       "start_timestamp",
+                                       NULL};
     const char *tgname = yscalar(y, yget(y, tg, "name"), "string");
-    if (!tgname)
-        tgname = "";
+    if (!tgname) tgname = "";
     int rc = 0;
     struct expand_ctx pts = {0};
     struct input_series *ser = NULL;
@@ -1292,8 +1181,7 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
     ymap_check(y, tg, keys, "main.testGroup");
     int64_t interval = 0, start = 0;
     ydur(y, yget(y, tg, "interval"), &interval);
-    if (!interval)
-        interval = fi->eval_interval;
+    if (!interval) interval = fi->eval_interval;
     const char *st = yscalar(y, yget(y, tg, "start_timestamp"), "string");
     if (st && *st && !parse_start(st, &start)) {
         rbuf_printf(&b, "cannot parse \"%s\" to a valid timestamp", st);
@@ -1323,12 +1211,10 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
         ymap_check(y, sn, skeys, "main.series");
         const char *sd = yscalar(y, yget(y, sn, "series"), "string");
         const char *vals = yscalar(y, yget(y, sn, "values"), "string");
-        if (!sd || !vals)
-            continue;
+        if (!sd || !vals) continue;
         struct perr pe = {0};
         if (promql_parse_series_desc(sd, &ser[i].labels, &ser[i].n, &pe) < 0) {
-            rbuf_printf(&b, "error in %s: %d:%d: parse error: %s", "load", pe.line, pe.col,
-                        pe.msg);
+            rbuf_printf(&b, "error in %s: %d:%d: parse error: %s", "load", pe.line, pe.col, pe.msg);
             add_err(r, b.p ? b.p : "out of memory");
             goto done;
         }
@@ -1372,13 +1258,11 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
                         "an item under alert_rule_test misses required attribute alertname at "
                         "eval_time %s",
                         d);
-            if (*tgname)
-                rbuf_printf(&b, " (in TestGroup %s)", tgname);
+            if (*tgname) rbuf_printf(&b, " (in TestGroup %s)", tgname);
             add_err(r, b.p ? b.p : "out of memory");
             goto done;
         }
-        if (acs[i].eval_time > maxd)
-            maxd = acs[i].eval_time;
+        if (acs[i].eval_time > maxd) maxd = acs[i].eval_time;
     }
     for (size_t i = 0; i < nec; i++) {
         yaml_node_t *c = yseq_at(y, pt, i);
@@ -1386,20 +1270,16 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
         ymap_check(y, c, ek, "main.promqlTestCase");
         ydur(y, yget(y, c, "eval_time"), &ecs[i].eval_time);
         ecs[i].expr = yscalar(y, yget(y, c, "expr"), "string");
-        if (!ecs[i].expr)
-            ecs[i].expr = "";
+        if (!ecs[i].expr) ecs[i].expr = "";
         ecs[i].exp = yget(y, c, "exp_samples");
-        if (ecs[i].eval_time > maxd)
-            maxd = ecs[i].eval_time;
+        if (ecs[i].eval_time > maxd) maxd = ecs[i].eval_time;
     }
-    if (y->nerr)
-        goto done; /* strict decoding errors are reported by the caller */
+    if (y->nerr) goto done; /* strict decoding errors are reported by the caller */
     qsort(acs, nac, sizeof(*acs), sort_alert_case);
 
     /* fresh state */
     rc = build_groups(fi, y, order);
-    if (rc < 0)
-        goto done;
+    if (rc < 0) goto done;
     r->store = re_memstore_new();
     if (!r->store) {
         rc = -ENOMEM;
@@ -1418,16 +1298,14 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
             const struct point *p = &pts.pts[next_pt];
             rc = re_memstore_add(r->store, ser[p->series].labels, ser[p->series].n, p->t, p->v,
                                  p->h);
-            if (rc < 0)
-                goto done;
+            if (rc < 0) goto done;
         }
         int evalerrs = 0;
         for (size_t g = 0; g < fi->ngroups; g++)
             for (size_t k = 0; k < fi->groups[g].nrules; k++) {
                 char msg[256] = "";
                 rc = eval_rule(r, &fi->groups[g].rules[k], ts, msg, sizeof(msg));
-                if (rc == -ENOMEM)
-                    goto done;
+                if (rc == -ENOMEM) goto done;
                 if (rc < 0) {
                     rbuf_reset(&b);
                     rbuf_printf(&b, "    rule: %s, time: ", fi->groups[g].rules[k].def->name);
@@ -1438,8 +1316,7 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
                     rc = 0;
                 }
             }
-        if (evalerrs)
-            goto done;
+        if (evalerrs) goto done;
         while (next_ac < nac && ts - start <= acs[next_ac].eval_time &&
                acs[next_ac].eval_time < ts + ei - start) {
             check_alerts(r, fi, y, tgname, &acs[next_ac]);
@@ -1457,8 +1334,7 @@ done:
         hist_free(pts.pts[i].h);
     free(pts.pts);
     for (size_t i = 0; ser && i < nser; i++)
-        if (ser[i].labels)
-            re_labels_free(ser[i].labels, ser[i].n);
+        if (ser[i].labels) re_labels_free(ser[i].labels, ser[i].n);
     free(ser);
     free(acs);
     free(ecs);
@@ -1467,8 +1343,7 @@ done:
     return rc;
 }
 
-static char *dirname_join(const char *file, const char *rel)
-{
+static char *dirname_join(const char *file, const char *rel) {
     struct rbuf b;
     rbuf_init(&b);
     if (rel[0] == '/') {
@@ -1476,18 +1351,16 @@ static char *dirname_join(const char *file, const char *rel)
         return rbuf_take(&b);
     }
     const char *sl = strrchr(file, '/');
-    if (sl)
-        rbuf_put(&b, file, (size_t)(sl - file) + 1);
+    if (sl) rbuf_put(&b, file, (size_t)(sl - file) + 1);
     rbuf_puts(&b, rel);
     return rbuf_take(&b);
 }
 
-int ruletest_run(const char *test_file, const struct ruletest_opts *o,
-                 ruletest_read_fn *read_file, void *arg, char **report)
-{
+int ruletest_run(const char *test_file, const struct ruletest_opts *o, ruletest_read_fn *read_file,
+                 void *arg, char **report) {
     static const struct ruletest_opts defo = {0};
-    struct fileinfo fi = {.path = test_file, .o = o ? *o : defo, .read_file = read_file,
-                          .arg = arg};
+    struct fileinfo fi = {
+        .path = test_file, .o = o ? *o : defo, .read_file = read_file, .arg = arg};
     struct rbuf out, errs;
     rbuf_init(&out);
     rbuf_init(&errs);
@@ -1527,11 +1400,10 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
     struct yctx y = {.doc = &doc, .errs = &errs};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     static const char *const topkeys[] = {"rule_files", "evaluation_interval", "group_eval_order",
-                                          "tests", "fuzzy_compare", NULL};
+                                          "tests",      "fuzzy_compare",       NULL};
     ymap_check(&y, root, topkeys, "main.unitTestFile");
     ydur(&y, yget(&y, root, "evaluation_interval"), &fi.eval_interval);
-    if (!fi.eval_interval)
-        fi.eval_interval = 60000;
+    if (!fi.eval_interval) fi.eval_interval = 60000;
     ybool(&y, yget(&y, root, "fuzzy_compare"), &fi.fuzzy);
     yaml_node_t *order = yget(&y, root, "group_eval_order");
     size_t norder = yseq_len(&y, order, "[]string");
@@ -1560,8 +1432,7 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
     int nloaderr = 0;
     for (size_t i = 0; i < nrf; i++) {
         const char *pat = yscalar(&y, yseq_at(&y, rf, i), "string");
-        if (!pat || !*pat)
-            continue;
+        if (!pat || !*pat) continue;
         char *full = dirname_join(test_file, pat);
         if (!full) {
             rc = -ENOMEM;
@@ -1571,12 +1442,10 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
         char **m = NULL;
         size_t nm = 0;
         if (fi.o.glob) {
-            if (fi.o.glob(arg, full, &m, &nm) < 0)
-                nm = 0;
+            if (fi.o.glob(arg, full, &m, &nm) < 0) nm = 0;
         } else {
             m = calloc(1, sizeof(*m));
-            if (m && (m[0] = strdup(full)))
-                nm = 1;
+            if (m && (m[0] = strdup(full))) nm = 1;
         }
         free(full);
         for (size_t k = 0; k < nm; k++) {
@@ -1601,8 +1470,7 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
         size_t rl = 0;
         int e = read_file(arg, paths[i], &rb, &rl);
         if (e < 0) {
-            if (nloaderr++)
-                rbuf_puts(&loaderr, "\n\n");
+            if (nloaderr++) rbuf_puts(&loaderr, "\n\n");
             rbuf_printf(&loaderr, "%s: open %s: %s", paths[i], paths[i], strerror(-e));
             continue;
         }
@@ -1613,8 +1481,7 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
         if (failed) {
             /* promtool returns the loader's errors, one per line, for each test group */
             const char *body = chk ? strstr(chk, "  FAILED:\n") : NULL;
-            if (nloaderr++)
-                rbuf_puts(&loaderr, "\n\n");
+            if (nloaderr++) rbuf_puts(&loaderr, "\n\n");
             if (body) {
                 body += strlen("  FAILED:\n");
                 size_t bl = strlen(body);
@@ -1626,8 +1493,7 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
         } else {
             struct perr pe = {0};
             fi.files[fi.nfiles] = rulefile_load(paths[i], rb, rl, &ro, &pe);
-            if (fi.files[fi.nfiles])
-                fi.nfiles++;
+            if (fi.files[fi.nfiles]) fi.nfiles++;
         }
         free(chk);
         free(rb);
@@ -1636,11 +1502,9 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
     for (size_t i = 0; i < ntests; i++) {
         yaml_node_t *tg = yseq_at(&y, tests, i);
         const char *tgname = yscalar(&y, yget(&y, tg, "name"), "string");
-        if (!run_matches(&fi.o, tgname ? tgname : ""))
-            continue;
+        if (!run_matches(&fi.o, tgname ? tgname : "")) continue;
         if (nloaderr) {
-            if (r.nerrs++)
-                rbuf_puts(&errs, "\n\n");
+            if (r.nerrs++) rbuf_puts(&errs, "\n\n");
             rbuf_put(&errs, loaderr.p ? loaderr.p : "", loaderr.len);
             continue;
         }
@@ -1659,8 +1523,7 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o,
 report:
     if (r.nerrs) {
         rbuf_puts(&out, "  FAILED:\n");
-        if (errs.p)
-            rbuf_put(&out, errs.p, errs.len);
+        if (errs.p) rbuf_put(&out, errs.p, errs.len);
         rbuf_puts(&out, "\n\n");
     } else
         rbuf_puts(&out, "  SUCCESS\n");
@@ -1677,10 +1540,8 @@ fail:
     for (size_t i = 0; i < npaths; i++)
         free(paths[i]);
     free(paths);
-    if (have_doc)
-        yaml_document_delete(&doc);
-    if (have_parser)
-        yaml_parser_delete(&parser);
+    if (have_doc) yaml_document_delete(&doc);
+    if (have_parser) yaml_parser_delete(&parser);
     free(buf);
     rbuf_fini(&out);
     rbuf_fini(&errs);

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 3 || (strcmp(argv[1], "check") && strcmp(argv[1], "test"))) {
-        fprintf(stderr, "usage: %s check|test [--compat-v2] [--legacy-names] "
-                        "[--ignore-unknown-fields] [--run RE]... FILE...\n",
+        fprintf(stderr,
+                "usage: %s check|test [--compat-v2] [--legacy-names] "
+                "[--ignore-unknown-fields] [--run RE]... FILE...\n",
                 argv[0]);
         return 2;
     }
@@ -38,11 +38,9 @@ int main(int argc, char **argv)
         else if (test) {
             char *rep = NULL;
             int rc = ruletest_run(argv[i], &o, read_file, NULL, &rep);
-            if (rep)
-                fputs(rep, stdout);
+            if (rep) fputs(rep, stdout);
             free(rep);
-            if (rc != 0)
-                status = 1;
+            if (rc != 0) status = 1;
         } else {
             char *buf = NULL;
             size_t len = 0;
@@ -54,12 +52,10 @@ int main(int argc, char **argv)
             }
             bool failed = false;
             char *rep = rulefile_check(argv[i], buf, len, &ro, &failed);
-            if (rep)
-                fputs(rep, stdout);
+            if (rep) fputs(rep, stdout);
             free(rep);
             free(buf);
-            if (failed || !rep)
-                status = 1;
+            if (failed || !rep) status = 1;
         }
     }
     return status;

@@ -10,19 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline int read_file(void *arg, const char *path, char **buf, size_t *len)
-{
+static inline int read_file(void *arg, const char *path, char **buf, size_t *len) {
     (void)arg;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
+    if (!f) return -errno;
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     while (b) {
         size_t r = fread(b + n, 1, cap - n - 1, f);
         n += r;
-        if (r == 0)
-            break;
+        if (r == 0) break;
         if (n + 1 >= cap) {
             if (cap >= (64u << 20)) {
                 free(b);
@@ -30,32 +27,27 @@ static inline int read_file(void *arg, const char *path, char **buf, size_t *len
                 return -E2BIG;
             }
             char *nb = realloc(b, cap * 2);
-            if (!nb)
-                break;
+            if (!nb) break;
             b = nb;
             cap *= 2;
         }
     }
     fclose(f);
-    if (!b)
-        return -ENOMEM;
+    if (!b) return -ENOMEM;
     b[n] = '\0';
     *buf = b;
     *len = n;
     return 0;
 }
 
-static inline int do_glob(void *arg, const char *pattern, char ***paths, size_t *n)
-{
+static inline int do_glob(void *arg, const char *pattern, char ***paths, size_t *n) {
     (void)arg;
     glob_t g;
     *paths = NULL;
     *n = 0;
     int rc = glob(pattern, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH)
-        return 0;
-    if (rc != 0)
-        return -EINVAL;
+    if (rc == GLOB_NOMATCH) return 0;
+    if (rc != 0) return -EINVAL;
     char **p = calloc(g.gl_pathc + 1, sizeof(*p));
     if (!p) {
         globfree(&g);

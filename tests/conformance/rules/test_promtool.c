@@ -36,11 +36,9 @@ static const struct tcase cases[] = {
     {"rules_run_no_fuzzy.yml", {NULL}, false, 1, "exact compare"},
 };
 
-int main(void)
-{
+int main(void) {
     const char *conf = getenv("CONFORMANCE");
-    if (!conf)
-        conf = "../shared/conformance";
+    if (!conf) conf = "../shared/conformance";
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct tcase *c = &cases[i];
         char path[1024];

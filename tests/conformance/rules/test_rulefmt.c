@@ -7,18 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *slurp(const char *path, size_t *len)
-{
+static char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     while (b) {
         size_t r = fread(b + n, 1, cap - n - 1, f);
         n += r;
-        if (r == 0)
-            break;
+        if (r == 0) break;
         if (n + 1 >= cap) {
             char *nb = realloc(b, cap * 2);
             if (!nb) {
@@ -31,8 +28,7 @@ static char *slurp(const char *path, size_t *len)
         }
     }
     fclose(f);
-    if (b)
-        b[n] = '\0';
+    if (b) b[n] = '\0';
     *len = n;
     return b;
 }
@@ -65,7 +61,8 @@ static const struct expect cases[] = {
      false},
     {"rulefmt/noexpr.bad.yaml", false, "field 'expr' must be set in rule", false, false},
     {"rulefmt/invalid_record_name.bad.yaml", false,
-     "braces present in the recording rule name; should it be in expr?: strawberry{flavor=\"sweet\"}",
+     "braces present in the recording rule name; should it be in expr?: "
+     "strawberry{flavor=\"sweet\"}",
      false, false},
     {"rulefmt/invalid_record_name.bad.yaml", false,
      "invalid recording rule name: strawberry{flavor=\"sweet\"}", false, true},
@@ -80,8 +77,7 @@ static const struct expect cases[] = {
      "annotation \"summary\": template: __alert_InstanceDown:1: undefined variable \"$label\"",
      false, false},
     {"promtool/rules_duplicates.yml", true, NULL, false, false},
-    {"promtool/rules_extrafields.yml", false, "not found in type rulefmt.RuleGroup", false,
-     false},
+    {"promtool/rules_extrafields.yml", false, "not found in type rulefmt.RuleGroup", false, false},
     {"promtool/rules_extrafields.yml", true, NULL, true, false},
     {"promtool/prometheus-rules.lint.yml", true, NULL, false, false},
     {"promtool/at-modifier.yml", true, NULL, false, false},
@@ -108,11 +104,9 @@ static const struct expect cases[] = {
     {"rules_fixtures/invalid_rules.yaml", true, NULL, true, false},
 };
 
-int main(void)
-{
+int main(void) {
     const char *conf = getenv("CONFORMANCE");
-    if (!conf)
-        conf = "../shared/conformance";
+    if (!conf) conf = "../shared/conformance";
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct expect *c = &cases[i];
         char path[1024];
@@ -127,19 +121,19 @@ int main(void)
                                   .legacy_names = c->legacy};
         struct perr e = {0};
         struct rulefile *f = rulefile_load(c->file, buf, len, &o, &e);
-        const char *mode = c->legacy ? " (legacy names)" : c->ignore_unknown ? " (ignore unknown)" : "";
+        const char *mode = c->legacy           ? " (legacy names)"
+                           : c->ignore_unknown ? " (ignore unknown)"
+                                               : "";
         if (c->valid) {
             TAP_OK(f != NULL, "%s%s: valid", c->file, mode);
-            if (!f)
-                printf("#   %d:%d: %s\n", e.line, e.col, e.msg);
+            if (!f) printf("#   %d:%d: %s\n", e.line, e.col, e.msg);
         } else {
             /* the check report carries the complete messages */
             bool failed = false;
             char *rep = rulefile_check(c->file, buf, len, &o, &failed);
             bool ok = !f && failed && rep && strstr(rep, c->substr);
             TAP_OK(ok, "%s%s: invalid with \"%s\"", c->file, mode, c->substr);
-            if (!ok)
-                printf("#   %s\n", rep ? rep : "(null)");
+            if (!ok) printf("#   %s\n", rep ? rep : "(null)");
             free(rep);
         }
         rulefile_free(f);

@@ -7,24 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct rulefile *load(const char *text, const struct rulefile_opts *o, struct perr *e)
-{
+static struct rulefile *load(const char *text, const struct rulefile_opts *o, struct perr *e) {
     return rulefile_load("r.yml", text, strlen(text), o, e);
 }
 
-static char *check(const char *text, const struct rulefile_opts *o, bool *failed)
-{
+static char *check(const char *text, const struct rulefile_opts *o, bool *failed) {
     return rulefile_check("r.yml", text, strlen(text), o, failed);
 }
 
-static void expect_error(const char *text, const char *want, const struct rulefile_opts *o)
-{
+static void expect_error(const char *text, const char *want, const struct rulefile_opts *o) {
     bool failed = false;
     char *rep = check(text, o, &failed);
     bool ok = failed && rep && strstr(rep, want);
     TAP_OK(ok, "error contains: %s", want);
-    if (!ok)
-        printf("#   report: %s\n", rep ? rep : "(null)");
+    if (!ok) printf("#   report: %s\n", rep ? rep : "(null)");
     struct perr e = {0};
     struct rulefile *f = load(text, o, &e);
     TAP_OK(f == NULL && e.msg[0], "load fails too (%s)", e.msg);
@@ -32,8 +28,7 @@ static void expect_error(const char *text, const char *want, const struct rulefi
     free(rep);
 }
 
-int main(void)
-{
+int main(void) {
     const char *good = "groups:\n"
                        "  - name: g1\n"
                        "    interval: 30s\n"
@@ -113,7 +108,8 @@ int main(void)
     rulefile_free(f);
 
     /* only the first YAML document counts; empty files are valid */
-    f = load("groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n---\nfoo: bar\n", NULL, &e);
+    f = load("groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n---\nfoo: bar\n", NULL,
+             &e);
     CHECK(f != NULL && f->nrules == 1);
     rulefile_free(f);
     f = load("", NULL, &e);
@@ -149,8 +145,8 @@ int main(void)
                  NULL);
     expect_error("groups:\n- name: g\n  limit: many\n", "cannot unmarshal !!str `many` into int",
                  NULL);
-    expect_error("groups:\n- name: g\n  rules: yes\n", "cannot unmarshal !!str into []rulefmt.RuleNode",
-                 NULL);
+    expect_error("groups:\n- name: g\n  rules: yes\n",
+                 "cannot unmarshal !!str into []rulefmt.RuleNode", NULL);
     expect_error("groups:\n- name: g\n  rules:\n  - alert: a\n    expr: up\n    expr: down\n",
                  "mapping key \"expr\" already defined at line 5", NULL);
     expect_error("grups: []\n", "r.yml: 1:1: field grups not found in type rulefmt.RuleGroups",
@@ -175,8 +171,9 @@ int main(void)
              &ign, &e);
     CHECK(f != NULL);
     rulefile_free(f);
-    f = load("groups:\n- name: g\n  rules:\n  - alert: a\n    expr: up\n    labels: {ins-tance: x}\n",
-             NULL, &e);
+    f = load(
+        "groups:\n- name: g\n  rules:\n  - alert: a\n    expr: up\n    labels: {ins-tance: x}\n",
+        NULL, &e);
     CHECK(f != NULL);
     rulefile_free(f);
     return tap_done();
