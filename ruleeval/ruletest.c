@@ -788,8 +788,7 @@ static struct re_label *ymap_labels(struct yctx *y, yaml_node_t *n, size_t *cnt)
         const char *k = yscalar(y, ynode(y, p->key), "string");
         const char *v = yscalar(y, ynode(y, p->value), "string");
         if (!k || !v) continue;
-        /* labels.FromMap keeps empty values out */
-        if (!*v) continue;
+        /* labels.FromMap keeps empty values (labels.New does not filter them) */
         size_t q;
         for (q = 0; q < *cnt; q++)
             if (strcmp(l[q].name, k) == 0) break;
@@ -824,7 +823,6 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
                     got = ng;
                     capg = nc;
                 }
-                /* annotations: drop empty values (labels.FromMap) */
                 got[ngot++] =
                     (struct alert_got){a->labels, a->nlabels, a->annotations, a->nannotations};
             }
@@ -863,7 +861,7 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
         lsort(l, nl);
         exp[i] = (struct alert_got){l, nl, an, na};
     }
-    /* got annotations with empty values are dropped as labels.FromMap would */
+    /* got annotations: a private copy, empty values kept as Prometheus keeps them */
     struct re_label **gann = calloc(ngot + 1, sizeof(*gann));
     for (size_t i = 0; ok && gann && i < ngot; i++) {
         struct re_label *c = calloc(got[i].nann + 1, sizeof(*c));
@@ -873,7 +871,7 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
             break;
         }
         for (size_t j = 0; j < got[i].nann; j++)
-            if (*got[i].ann[j].value) c[m++] = got[i].ann[j];
+            c[m++] = got[i].ann[j];
         gann[i] = c;
         got[i].ann = c;
         got[i].nann = m;
