@@ -323,7 +323,9 @@ struct rulefile *rulefile_load(const char *name, const char *buf, size_t len,
 void rulefile_free(struct rulefile *f);
 /* `promtool check rules` for one file: returns new text, "Checking NAME\n  SUCCESS: N rules
  * found\n\n" or "Checking NAME\n  FAILED:\nNAME: L:C: msg\n...\n\n" listing every problem;
- * *failed is set to true when the file is invalid. NULL only on OOM. */
+ * *failed is set to true when the file is invalid. A valid file with duplicate rules (same
+ * name and labels) gets promtool's non-fatal "lint error N duplicate rule(s) found." report
+ * instead of the SUCCESS line, with *failed false. NULL only on OOM. */
 char *rulefile_check(const char *name, const char *buf, size_t len,
                      const struct rulefile_opts *o, bool *failed);
 

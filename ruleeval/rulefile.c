@@ -507,6 +507,94 @@ struct rulefile *rulefile_load(const char *name, const char *buf, size_t len,
     return f;
 }
 
+/* One rule's identity for promtool's duplicate-rules lint: name and labels (sorted). */
+struct dupkey {
+    const char *metric;
+    struct re_label l[64];
+    size_t n;
+};
+
+static int dupkey_cmp(const void *a, const void *b)
+{
+    const struct dupkey *x = a, *y = b;
+    int c = strcmp(x->metric, y->metric);
+    if (c)
+        return c;
+    size_t n = x->n < y->n ? x->n : y->n;
+    for (size_t i = 0; i < n; i++) {
+        if ((c = strcmp(x->l[i].name, y->l[i].name)) || (c = strcmp(x->l[i].value, y->l[i].value)))
+            return c;
+    }
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* promtool's default lint (checkDuplicates): rules with the same name and labels. Appends its
+ * report to out; returns the number of duplicates (0: nothing appended). */
+static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
+{
+    if (f->nrules < 2)
+        return 0;
+    struct dupkey *k = calloc(f->nrules, sizeof(*k));
+    if (!k) {
+        out->oom = true;
+        return 0;
+    }
+    size_t n = 0;
+    for (size_t g = 0; g < f->ngroups; g++)
+        for (size_t r = 0; r < f->groups[g].nrules; r++) {
+            const struct rulefile_rule *rr = &f->groups[g].rules[r];
+            struct dupkey *d = &k[n++];
+            d->metric = rr->name;
+            const struct rulefile_kv *sets[2] = {f->groups[g].labels, rr->labels};
+            size_t ns[2] = {f->groups[g].nlabels, rr->nlabels};
+            for (int s = 0; s < 2; s++)
+                for (size_t i = 0; i < ns[s]; i++) {
+                    size_t q;
+                    for (q = 0; q < d->n; q++)
+                        if (strcmp(d->l[q].name, sets[s][i].name) == 0)
+                            break;
+                    if (q == d->n && d->n == 64)
+                        continue;
+                    d->l[q].name = sets[s][i].name;
+                    d->l[q].value = sets[s][i].value;
+                    if (q == d->n)
+                        d->n++;
+                }
+            for (size_t i = 1; i < d->n; i++)
+                for (size_t j = i; j > 0 && strcmp(d->l[j - 1].name, d->l[j].name) > 0; j--) {
+                    struct re_label t = d->l[j];
+                    d->l[j] = d->l[j - 1];
+                    d->l[j - 1] = t;
+                }
+        }
+    qsort(k, n, sizeof(*k), dupkey_cmp);
+    size_t dups = 0;
+    struct rbuf body;
+    rbuf_init(&body);
+    const struct dupkey *lastdup = NULL;
+    for (size_t i = 1; i < n; i++) {
+        /* each duplicated name+labels is reported once */
+        if (dupkey_cmp(&k[i - 1], &k[i]) != 0 || (lastdup && dupkey_cmp(lastdup, &k[i]) == 0))
+            continue;
+        lastdup = &k[i];
+        dups++;
+        rbuf_printf(&body, "Metric: %s\nLabel(s):\n", k[i].metric);
+        for (size_t j = 0; j < k[i].n; j++)
+            rbuf_printf(&body, "\t%s: %s\n", k[i].l[j].name, k[i].l[j].value);
+    }
+    if (dups) {
+        rbuf_printf(out, "  FAILED:\nlint error %zu duplicate rule(s) found.\n", dups);
+        if (body.p)
+            rbuf_put(out, body.p, body.len);
+        rbuf_puts(out, "Might cause inconsistency while recording expressions\n");
+    }
+    if (body.oom)
+        out->oom = true;
+    rbuf_fini(&body);
+    free(k);
+    return dups;
+}
+
 char *rulefile_check(const char *name, const char *buf, size_t len, const struct rulefile_opts *o,
                      bool *failed) {
     struct loader L = {.o = o ? o : &default_opts, .fname = name ? name : ""};
@@ -527,8 +615,11 @@ char *rulefile_check(const char *name, const char *buf, size_t len, const struct
         if (L.report.p) rbuf_put(&out, L.report.p, L.report.len);
         if (L.nerr > RF_MAX_ERRORS)
             rbuf_printf(&out, "%s: %d more errors\n", L.fname, L.nerr - RF_MAX_ERRORS);
-    } else
+    } else if (lint_duplicates(f, &out) == 0) {
+        /* a lint finding replaces the SUCCESS line but is not fatal (promtool without
+         * --lint-fatal exits 0) */
         rbuf_printf(&out, "  SUCCESS: %zu rules found\n", f->nrules);
+    }
     rbuf_putc(&out, '\n');
     rulefile_free(f);
     rbuf_fini(&L.report);

@@ -165,6 +165,17 @@ int main(void) {
     CHECK(failed && rep && strstr(rep, "invalid field 'for'") && strstr(rep, "rule 2, \"b\""));
     free(rep);
 
+    /* promtool's duplicate-rules lint: reported once per duplicated rule, not fatal */
+    rep = check("groups:\n- name: a\n  rules:\n  - record: r\n    expr: up\n  - record: r\n"
+                "    expr: up\n- name: b\n  rules:\n  - record: r\n    expr: down\n"
+                "  - alert: r\n    expr: up\n    labels: {x: y}\n",
+                NULL, &failed);
+    CHECK(!failed && rep &&
+          strstr(rep, "  FAILED:\nlint error 1 duplicate rule(s) found.\nMetric: r\nLabel(s):\n"
+                      "Might cause") &&
+          !strstr(rep, "SUCCESS"));
+    free(rep);
+
     /* unknown fields ignored on request; UTF-8 names accepted by default */
     struct rulefile_opts ign = {.ignore_unknown_fields = true};
     f = load("groups:\n- name: g\n  owner: me\n  rules:\n  - alert: a\n    expr: up\n    x: 1\n",
