@@ -29,6 +29,7 @@ struct sample {
 
 struct mfam {
     struct mset *set;
+    uint64_t hash; /* of name */
     const char *name;
     const char *help;
     enum mtype type;
@@ -86,15 +87,25 @@ static const char *arena_strdup(struct mset *s, const char *str)
     return p;
 }
 
+/* A word-at-a-time string hash (multiply-xorshift per 8 bytes, length mixed in so "ab","c"
+ * and "a","bc" differ). Series ids are ~100-byte label strings hashed once per sample, so
+ * byte-wise FNV showed up in scrape profiles. */
 static uint64_t hash_bytes(uint64_t h, const char *p)
 {
-    /* FNV-1a over the string including its terminator, so "ab","c" != "a","bc". */
-    for (;; p++) {
-        h ^= (unsigned char)*p;
-        h *= 0x100000001b3ULL;
-        if (!*p)
-            return h;
+    size_t n = strlen(p);
+    h ^= n * 0x9e3779b97f4a7c15ULL;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
     }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)n << 56)) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
 }
 
 struct mset *mset_new(void)
@@ -197,6 +208,7 @@ struct mfam *mset_family(struct mset *s, const char *name, const char *help, enu
     if (!f)
         return NULL;
     f->set = s;
+    f->hash = h;
     f->type = type;
     f->name = arena_strdup(s, name);
     f->help = arena_strdup(s, help ? help : "");
@@ -228,7 +240,7 @@ static int label_cmp(const void *a, const void *b)
 
 static uint64_t series_hash(const struct mfam *f, const struct sample *x)
 {
-    uint64_t h = hash_bytes(fam_hash(f->name) ^ 0x9e3779b97f4a7c15ULL, x->suffix);
+    uint64_t h = hash_bytes(f->hash ^ 0x9e3779b97f4a7c15ULL, x->suffix);
     for (uint32_t i = 0; i < x->nlabels; i++) {
         h = hash_bytes(h, x->labels[i].name);
         h = hash_bytes(h, x->labels[i].value);
@@ -247,6 +259,15 @@ static bool same_series(const struct sample *a, const struct sample *b)
     return true;
 }
 
+/* ASCII is valid UTF-8; only values with high bytes need the full check. */
+static bool valid_utf8(const char *s)
+{
+    const char *p = s;
+    while (*p && !((unsigned char)*p & 0x80))
+        p++;
+    return !*p || re_valid_utf8(s, strlen(s));
+}
+
 static int add(struct mfam *f, const char *suffix, const struct re_label *labels, size_t nlabels,
                double value, bool has_ts, int64_t ts_ms)
 {
@@ -256,7 +277,7 @@ static int add(struct mfam *f, const char *suffix, const struct re_label *labels
     for (size_t i = 0; i < nlabels; i++) {
         if (!labels[i].name || !labels[i].value ||
             !re_valid_label_name(labels[i].name, strlen(labels[i].name)) ||
-            !re_valid_utf8(labels[i].value, strlen(labels[i].value)))
+            !valid_utf8(labels[i].value))
             return -EINVAL;
     }
     if (f->n == f->cap) {
@@ -432,22 +453,58 @@ static int sample_cmp(const void *pa, const void *pb)
 
 static void put_escaped(struct sbuf *out, const char *s, bool quote)
 {
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = NULL;
-        if (*s == '\\')
-            rep = "\\\\";
-        else if (*s == '\n')
-            rep = "\\n";
-        else if (quote && *s == '"')
-            rep = "\\\"";
-        if (rep) {
-            sbuf_add(out, run, (size_t)(s - run));
-            sbuf_add(out, rep, 2);
-            run = s + 1;
-        }
+    const char *special = quote ? "\\\n\"" : "\\\n";
+    for (;;) {
+        size_t n = strcspn(s, special); /* most values have nothing to escape */
+        sbuf_add(out, s, n);
+        s += n;
+        if (!*s)
+            return;
+        sbuf_add(out, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\", 2);
+        s++;
     }
-    sbuf_add(out, run, (size_t)(s - run));
+}
+
+/* Go's strconv.FormatFloat(v, 'g', -1, 64) for the common case of an integral value below
+ * 2^53: shortest digits, exponent form from 1e6 up. Everything else goes to
+ * sbuf_add_double, whose shortest-round-trip search costs up to 17 snprintf calls. */
+static void put_double(struct sbuf *out, double v)
+{
+    if (!(v > -9007199254740992.0 && v < 9007199254740992.0) || v != (double)(int64_t)v ||
+        (v == 0 && signbit(v))) {
+        sbuf_add_double(out, v);
+        return;
+    }
+    int64_t i = (int64_t)v;
+    char d[24], o[32];
+    int nd = 0, n = 0;
+    uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+    do {
+        d[nd++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (i < 0)
+        o[n++] = '-';
+    int exp = nd - 1;
+    if (exp < 6) {
+        while (nd)
+            o[n++] = d[--nd];
+    } else {
+        int last = 0; /* drop trailing zeros of the mantissa */
+        while (last < nd - 1 && d[last] == '0')
+            last++;
+        o[n++] = d[nd - 1];
+        if (nd - 1 > last) {
+            o[n++] = '.';
+            for (int k = nd - 2; k >= last; k--)
+                o[n++] = d[k];
+        }
+        o[n++] = 'e';
+        o[n++] = '+';
+        o[n++] = (char)('0' + exp / 10);
+        o[n++] = (char)('0' + exp % 10);
+    }
+    sbuf_add(out, o, (size_t)n);
 }
 
 static const char *type_name(enum mtype t)
@@ -498,7 +555,7 @@ static void write_family(const struct mfam *f, size_t *order, struct sbuf *out)
             sbuf_addc(out, '}');
         }
         sbuf_addc(out, ' ');
-        sbuf_add_double(out, x->value);
+        put_double(out, x->value);
         if (x->has_ts)
             sbuf_printf(out, " %lld", (long long)x->ts_ms);
         sbuf_addc(out, '\n');

@@ -28,17 +28,52 @@ int procfs_path(const struct col_paths *p, enum procfs_root r, const char *rel, 
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* Makes room for at least `room` more bytes in b without changing its content. */
+static int reserve(struct sbuf *b, size_t room)
+{
+    if (b->cap >= b->len + room + 1)
+        return 0;
+    size_t keep = b->len;
+    /* sbuf grows on append; append `room` bytes of whatever, then take them back */
+    static const char zeros[4096];
+    for (size_t left = room; left;) {
+        size_t n = left < sizeof(zeros) ? left : sizeof(zeros);
+        if (sbuf_add(b, zeros, n))
+            return -ENOMEM;
+        left -= n;
+    }
+    b->len = keep;
+    b->data[keep] = '\0';
+    return 0;
+}
+
+static int read_file(const char *path, struct sbuf *b, bool once);
+
 int procfs_read(const char *path, struct sbuf *b)
+{
+    return read_file(path, b, false);
+}
+
+int procfs_read_attr(const char *path, struct sbuf *b)
+{
+    return read_file(path, b, true);
+}
+
+static int read_file(const char *path, struct sbuf *b, bool once)
 {
     sbuf_reset(b);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     int rc = 0;
-    char tmp[8192];
-    /* /proc files report size 0, so read until EOF into the growing buffer. */
+    /* Read straight into the buffer; /proc files report size 0, so read until EOF. The
+     * buffer keeps its capacity across scrapes, so after the first scrape this is one
+     * read(2) plus the one that returns 0 for every file. */
     for (;;) {
-        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (b->cap - b->len < 4096 + 1 && (rc = reserve(b, b->len < 16384 ? 16384 : b->len)))
+            break;
+        size_t room = b->cap - b->len - 1;
+        ssize_t n = read(fd, b->data + b->len, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -47,17 +82,18 @@ int procfs_read(const char *path, struct sbuf *b)
         }
         if (n == 0)
             break;
-        if (b->len + (size_t)n > PROCFS_MAX_FILE) {
-            rc = -E2BIG;
+        b->len += (size_t)n;
+        if (once && (size_t)n < room)
             break;
-        }
-        if (sbuf_add(b, tmp, (size_t)n)) {
-            rc = -ENOMEM;
+        if (b->len > PROCFS_MAX_FILE) {
+            rc = -E2BIG;
             break;
         }
     }
     close(fd);
-    if (!rc && sbuf_add(b, "", 0))
+    if (b->data)
+        b->data[b->len] = '\0';
+    else if (!rc && sbuf_add(b, "", 0))
         rc = -ENOMEM;
     return rc;
 }

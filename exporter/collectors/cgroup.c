@@ -227,7 +227,7 @@ static int rd(struct cg *c, const char *file)
 {
     char p[4400];
     snprintf(p, sizeof(p), "%s/%s", c->dir, file);
-    int rc = procfs_read(p, &c->ctx->buf);
+    int rc = procfs_read_attr(p, &c->ctx->buf);
     if (rc == -ENOENT || rc == -ENODEV || rc == -EOPNOTSUPP)
         return 0;
     return rc ? rc : 1;

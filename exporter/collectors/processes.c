@@ -28,7 +28,7 @@ static bool is_pid(const char *s)
  * process that exited meanwhile, or -EPROTO. */
 static int read_stat(const char *path, struct sbuf *b, char *state, uint64_t *threads)
 {
-    int rc = procfs_read(path, b);
+    int rc = procfs_read_attr(path, b); /* one record (single_open): one read(2) suffices */
     if (rc)
         return rc;
     char *rp = strrchr(b->data, ')');

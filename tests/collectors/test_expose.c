@@ -135,8 +135,39 @@ static void test_many_and_gzip(void)
     mset_free(s);
 }
 
+/* The encoder's integer fast path must print exactly what sbuf_add_double prints. */
+static void test_number_format(void)
+{
+    const double vals[] = {0,         1,          -1,         9,          10,
+                           999999,    1000000,    1000001,    1234567,    -1234567,
+                           120000000, 2466177,    1e15,       123456789012.0, 9007199254740991.0,
+                           -9007199254740991.0,   1e17,       0.5,        -0.0,   372412,
+                           25276510208.0, 4096,   1e21,       3.5e-7};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct mset *s = mset_new();
+        struct mfam *f = mset_family(s, "x", "h", MTYPE_GAUGE);
+        mfam_add(f, "", NULL, 0, vals[i]);
+        char *txt = render(s);
+        struct sbuf want;
+        sbuf_init(&want);
+        sbuf_adds(&want, "# HELP x h\n# TYPE x gauge\nx ");
+        sbuf_add_double(&want, vals[i]);
+        sbuf_addc(&want, '\n');
+        if (!txt || strcmp(txt, want.data) != 0) {
+            bad++;
+            printf("# %.17g: got %s", vals[i], txt ? strrchr(txt, ' ') : "(null)\n");
+        }
+        free(txt);
+        sbuf_fini(&want);
+        mset_free(s);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
+    test_number_format();
     test_order_and_escape();
     test_histogram();
     test_many_and_gzip();
