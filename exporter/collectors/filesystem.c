@@ -69,20 +69,69 @@ static void job_unref(struct job *j)
  * declares it extern and swaps in a statfs that hangs, to exercise the stuck-mount path. */
 int (*filesystem_statfs)(const char *path, struct statfs *buf) = statfs;
 
-static void *worker(void *arg)
+/* One long-lived worker thread runs the statfs calls, so a scrape creates no threads. When
+ * a call outlives its deadline the worker is abandoned: it finishes that call (however long
+ * it hangs), unmarks the mount, and exits; the next statfs starts a fresh worker. */
+struct worker {
+    pthread_cond_t cv;
+    struct job *job; /* posted job, NULL when idle */
+    bool abandoned;
+};
+static struct worker *current; /* under stuck_mu */
+
+static void *worker_main(void *arg)
 {
-    struct job *j = arg;
-    struct statfs st;
-    int err = filesystem_statfs(j->path, &st) ? errno : 0;
+    struct worker *w = arg;
     pthread_mutex_lock(&stuck_mu);
-    j->st = st;
-    j->err = err;
-    j->done = true;
-    stuck_del(j->mountpoint); /* it returned: monitor it again from the next scrape */
-    pthread_cond_signal(&j->cv);
-    job_unref(j);
+    for (;;) {
+        while (!w->job)
+            pthread_cond_wait(&w->cv, &stuck_mu);
+        struct job *j = w->job;
+        pthread_mutex_unlock(&stuck_mu);
+        struct statfs st;
+        int err = filesystem_statfs(j->path, &st) ? errno : 0;
+        pthread_mutex_lock(&stuck_mu);
+        j->st = st;
+        j->err = err;
+        j->done = true;
+        stuck_del(j->mountpoint); /* it returned: monitor it again from the next scrape */
+        pthread_cond_signal(&j->cv);
+        job_unref(j);
+        w->job = NULL;
+        if (w->abandoned)
+            break;
+    }
     pthread_mutex_unlock(&stuck_mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
     return NULL;
+}
+
+/* Returns the idle worker, starting one if needed. Called with stuck_mu held. */
+static struct worker *get_worker(int *err)
+{
+    if (current)
+        return current;
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pthread_cond_init(&w->cv, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        *err = -rc;
+        return NULL;
+    }
+    return current = w;
 }
 
 /* Runs statfs(path) with a deadline. Returns 0 with *out filled, -errno from statfs,
@@ -105,24 +154,22 @@ static int statfs_deadline(const char *path, const char *mp, double timeout, str
     pthread_cond_init(&j->cv, &ca);
     pthread_condattr_destroy(&ca);
     j->refs = 2;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, worker, j);
-    pthread_attr_destroy(&attr);
-    if (rc) {
-        j->refs = 1;
-        job_unref(j);
-        return -rc;
-    }
+    int rc = 0;
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     double s = (double)dl.tv_sec + dl.tv_nsec / 1e9 + timeout;
     dl.tv_sec = (time_t)s;
     dl.tv_nsec = (long)((s - (double)dl.tv_sec) * 1e9);
     pthread_mutex_lock(&stuck_mu);
+    struct worker *w = get_worker(&rc);
+    if (!w) {
+        j->refs = 1;
+        job_unref(j);
+        pthread_mutex_unlock(&stuck_mu);
+        return rc;
+    }
+    w->job = j;
+    pthread_cond_signal(&w->cv);
     while (!j->done)
         if (pthread_cond_timedwait(&j->cv, &stuck_mu, &dl) == ETIMEDOUT)
             break;
@@ -131,6 +178,8 @@ static int statfs_deadline(const char *path, const char *mp, double timeout, str
         *out = j->st;
     } else {
         rc = -ETIMEDOUT;
+        w->abandoned = true; /* it exits once its statfs returns */
+        current = NULL;
         struct stuck *sk = malloc(sizeof(*sk) + strlen(mp) + 1);
         if (sk && !stuck_has(mp)) {
             strcpy(sk->mountpoint, mp);
