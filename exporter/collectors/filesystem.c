@@ -70,22 +70,30 @@ static void job_unref(struct job *j)
 int (*filesystem_statfs)(const char *path, struct statfs *buf) = statfs;
 
 /* One long-lived worker thread runs the statfs calls, so a scrape creates no threads. When
- * a call outlives its deadline the worker is abandoned: it finishes that call (however long
- * it hangs), unmarks the mount, and exits; the next statfs starts a fresh worker. */
+ * a call outlives its deadline the worker is abandoned (detached): it finishes that call
+ * (however long it hangs), unmarks the mount, frees itself and exits; the next statfs starts
+ * a fresh worker. The last filesystem collector to go stops and joins an idle worker. */
 struct worker {
     pthread_cond_t cv;
+    pthread_t thread;
     struct job *job; /* posted job, NULL when idle */
-    bool abandoned;
+    bool abandoned, quit;
 };
 static struct worker *current; /* under stuck_mu */
+/* Two collector sets (a reload overlapping a scrape) share the one worker: their
+ * filesystem collections take turns, each bounded by the mount timeout per mount. */
+static pthread_mutex_t collect_mu = PTHREAD_MUTEX_INITIALIZER;
+static int users;              /* filesystem collector instances, under stuck_mu */
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     pthread_mutex_lock(&stuck_mu);
     for (;;) {
-        while (!w->job)
+        while (!w->job && !w->quit)
             pthread_cond_wait(&w->cv, &stuck_mu);
+        if (!w->job)
+            break; /* quit: the joiner frees w */
         struct job *j = w->job;
         pthread_mutex_unlock(&stuck_mu);
         struct statfs st;
@@ -101,9 +109,12 @@ static void *worker_main(void *arg)
         if (w->abandoned)
             break;
     }
+    bool self_free = w->abandoned;
     pthread_mutex_unlock(&stuck_mu);
-    pthread_cond_destroy(&w->cv);
-    free(w);
+    if (self_free) {
+        pthread_cond_destroy(&w->cv);
+        free(w);
+    }
     return NULL;
 }
 
@@ -120,10 +131,8 @@ static struct worker *get_worker(int *err)
     pthread_cond_init(&w->cv, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, worker_main, w);
+    int rc = pthread_create(&w->thread, &attr, worker_main, w);
     pthread_attr_destroy(&attr);
     if (rc) {
         pthread_cond_destroy(&w->cv);
@@ -179,6 +188,7 @@ static int statfs_deadline(const char *path, const char *mp, double timeout, str
     } else {
         rc = -ETIMEDOUT;
         w->abandoned = true; /* it exits once its statfs returns */
+        pthread_detach(w->thread);
         current = NULL;
         struct stuck *sk = malloc(sizeof(*sk) + strlen(mp) + 1);
         if (sk && !stuck_has(mp)) {
@@ -221,6 +231,9 @@ static int filesystem_init(struct col_ctx *ctx, struct perr *err)
         return rc;
     }
     ctx->state = st;
+    pthread_mutex_lock(&stuck_mu);
+    users++;
+    pthread_mutex_unlock(&stuck_mu);
     return 0;
 }
 
@@ -229,6 +242,19 @@ static void filesystem_fini(struct col_ctx *ctx)
     struct fs_state *st = ctx->state;
     if (!st)
         return;
+    pthread_mutex_lock(&stuck_mu);
+    struct worker *w = --users == 0 ? current : NULL;
+    if (w) {
+        current = NULL;
+        w->quit = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&stuck_mu);
+    if (w) { /* current is never busy between scrapes: a busy one would have been abandoned */
+        pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+    }
     col_regex_free(st->mp_exclude);
     col_regex_free(st->type_exclude);
     free(st);
@@ -270,7 +296,17 @@ static const char *const gauge_names[6][2] = {
     {"node_filesystem_readonly", "Filesystem read-only status."},
 };
 
+static int collect(struct col_ctx *ctx, struct mset *out);
+
 static int filesystem_collect(struct col_ctx *ctx, struct mset *out)
+{
+    pthread_mutex_lock(&collect_mu);
+    int rc = collect(ctx, out);
+    pthread_mutex_unlock(&collect_mu);
+    return rc;
+}
+
+static int collect(struct col_ctx *ctx, struct mset *out)
 {
     struct fs_state *st = ctx->state;
     /* /proc/1/mounts is the host's view when we run in a container with the host's /proc;

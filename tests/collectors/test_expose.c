@@ -8,6 +8,18 @@
 
 #include "tap.h"
 
+static void print_lines(const char *s)
+{
+    while (s && *s) {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl ? (size_t)(nl - s) : strlen(s);
+        fputs("# ", stdout);
+        fwrite(s, 1, n, stdout);
+        fputc('\n', stdout);
+        s += n + (nl ? 1 : 0);
+    }
+}
+
 /* Compares multi-line text without putting it on the TAP line itself. */
 static void check_text(const char *what, const char *got, const char *want)
 {
@@ -15,12 +27,9 @@ static void check_text(const char *what, const char *got, const char *want)
     TAP_OK(eq, "%s", what);
     if (!eq) {
         printf("# --- want\n");
-        for (const char *p = want; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
-            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        print_lines(want);
         printf("# --- got\n");
-        for (const char *p = got ? got : ""; *p;
-             p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
-            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        print_lines(got);
     }
 }
 
