@@ -28,8 +28,7 @@ int procfs_read(const char *path, struct sbuf *b);
  * emit record by record (/proc/net/..., /proc/PID/...). */
 int procfs_read_attr(const char *path, struct sbuf *b);
 /* procfs_path + procfs_read. */
-int procfs_read_at(const struct col_paths *p, enum procfs_root r, const char *rel,
-                   struct sbuf *b);
+int procfs_read_at(const struct col_paths *p, enum procfs_root r, const char *rel, struct sbuf *b);
 /* Reads the first line of a small file into buf[cap] without its newline. Returns 0, -errno,
  * or -E2BIG if the line does not fit. */
 int procfs_read_line(const char *path, char *buf, size_t cap);
