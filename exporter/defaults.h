@@ -21,6 +21,8 @@
 /* storage: retention covers the experiment's 5-minute runs and query_range windows. */
 #define DEF_RETENTION_MS (15 * 60 * 1000)
 #define DEF_MAX_SERIES 100000
+/* Samples stamped further ahead than this would outlive retention; refused. */
+#define DEF_FUTURE_TOLERANCE_MS (60 * 60 * 1000)
 #define DEF_MAX_LABELS_PER_SERIES 64
 #define DEF_MAX_LABEL_NAME_BYTES 1024
 #define DEF_MAX_LABEL_VALUE_BYTES 4096

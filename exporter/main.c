@@ -103,6 +103,7 @@ static void store_opts_from(const struct config *c, struct store_opts *o)
 {
     o->retention_ms = c->retention_ms;
     o->max_series = c->max_series;
+    o->future_ms = c->future_tolerance_ms;
 }
 
 int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen)
