@@ -172,6 +172,10 @@ static void h_reload(void *arg, const struct http_req *req, struct http_resp *re
 {
     struct agent *a = arg;
     (void)req;
+    if (!a->flags->web_enable_lifecycle) {
+        http_error(resp, 403, "Lifecycle API is not enabled.");
+        return;
+    }
     struct perr err = {0};
     char where[512];
     if (agent_reload(a, &err, where, sizeof(where))) {
