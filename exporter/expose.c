@@ -468,11 +468,15 @@ static const char *type_name(enum mtype t)
 
 static void write_family(const struct mfam *f, size_t *order, struct sbuf *out)
 {
-    sbuf_adds(out, "# HELP ");
-    sbuf_adds(out, f->name);
-    sbuf_addc(out, ' ');
-    put_escaped(out, f->help, false);
-    sbuf_adds(out, "\n# TYPE ");
+    /* client_golang writes no HELP line for a family without help (pushed families). */
+    if (f->help[0]) {
+        sbuf_adds(out, "# HELP ");
+        sbuf_adds(out, f->name);
+        sbuf_addc(out, ' ');
+        put_escaped(out, f->help, false);
+        sbuf_addc(out, '\n');
+    }
+    sbuf_adds(out, "# TYPE ");
     sbuf_adds(out, f->name);
     sbuf_addc(out, ' ');
     sbuf_adds(out, type_name(f->type));
