@@ -450,6 +450,14 @@ static void put_escaped(struct sbuf *out, const char *s, bool quote)
     sbuf_add(out, run, (size_t)(s - run));
 }
 
+static void put_label(struct sbuf *out, const struct re_label *l)
+{
+    sbuf_adds(out, l->name);
+    sbuf_add(out, "=\"", 2);
+    put_escaped(out, l->value, true);
+    sbuf_addc(out, '"');
+}
+
 static const char *type_name(enum mtype t)
 {
     switch (t) {
@@ -490,14 +498,23 @@ static void write_family(const struct mfam *f, size_t *order, struct sbuf *out)
         sbuf_adds(out, f->name);
         sbuf_adds(out, x->suffix);
         if (x->nlabels) {
+            /* client_golang writes le/quantile after the metric's sorted labels. */
+            const char *sp = sctx.split;
+            uint32_t last = x->nlabels;
             sbuf_addc(out, '{');
-            for (uint32_t i = 0; i < x->nlabels; i++) {
-                if (i)
+            for (uint32_t i = 0, w = 0; i < x->nlabels; i++) {
+                if (sp && last == x->nlabels && strcmp(x->labels[i].name, sp) == 0) {
+                    last = i;
+                    continue;
+                }
+                if (w++)
                     sbuf_addc(out, ',');
-                sbuf_adds(out, x->labels[i].name);
-                sbuf_add(out, "=\"", 2);
-                put_escaped(out, x->labels[i].value, true);
-                sbuf_addc(out, '"');
+                put_label(out, &x->labels[i]);
+            }
+            if (last < x->nlabels) {
+                if (x->nlabels > 1)
+                    sbuf_addc(out, ',');
+                put_label(out, &x->labels[last]);
             }
             sbuf_addc(out, '}');
         }
