@@ -245,6 +245,84 @@ static int put_meta(void *arg, const char *family, enum rw_metric_type type, con
     return meta_put(r, family, type, help ? help : "", unit ? unit : "");
 }
 
+/* ---- idempotent retries ---------------------------------------------------------------- */
+
+/* A sender retries a whole batch after a 5xx or a timeout, so a request may repeat samples
+ * that are stored already. The store accepts a repeat of a series' newest sample; older
+ * repeats look out of order. Before answering 400 we therefore drop the float samples that
+ * are stored bit-identically at the same timestamp and try again (the spec's "accept
+ * identical duplicates"). Bounded: only for requests of at most this many series (the
+ * default max_samples_per_send of Prometheus is 2000). */
+#define RW_RETRY_MAX_SERIES 2000
+
+struct dupchk {
+    struct store_sample *b;
+    size_t from, to;
+    bool *dup;
+};
+
+static int dup_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
+                     const double *vals, const struct re_hist *const *hists, size_t n)
+{
+    (void)labels;
+    (void)nlabels;
+    struct dupchk *d = arg;
+    for (size_t k = 0; k < n; k++) {
+        if (hists && hists[k])
+            continue;
+        uint64_t a, b;
+        memcpy(&a, &vals[k], sizeof(a));
+        for (size_t i = d->from; i < d->to; i++) {
+            if (d->b[i].h || d->b[i].ts != ts[k])
+                continue;
+            memcpy(&b, &d->b[i].v, sizeof(b));
+            if (a == b)
+                d->dup[i] = true;
+        }
+    }
+    return 0;
+}
+
+/* Removes samples already stored identically; returns the new count, or n when nothing could
+ * be checked (OOM, too many series). */
+static size_t drop_stored(struct store *st, struct store_sample *b, size_t n, size_t nseries)
+{
+    if (nseries > RW_RETRY_MAX_SERIES || n == 0)
+        return n;
+    bool *dup = calloc(n, sizeof(*dup));
+    if (!dup)
+        return n;
+    for (size_t from = 0; from < n;) {
+        size_t to = from + 1;
+        int64_t mint = b[from].ts, maxt = b[from].ts;
+        while (to < n && b[to].labels == b[from].labels) {
+            mint = b[to].ts < mint ? b[to].ts : mint;
+            maxt = b[to].ts > maxt ? b[to].ts : maxt;
+            to++;
+        }
+        struct re_matcher m[DEF_MAX_LABELS_PER_SERIES];
+        size_t nm = b[from].nlabels;
+        int rc = nm <= DEF_MAX_LABELS_PER_SERIES ? 0 : -E2BIG;
+        size_t k = 0;
+        for (; k < nm && !rc; k++)
+            rc = re_matcher_init(&m[k], RE_MATCH_EQ, b[from].labels[k].name,
+                                 b[from].labels[k].value, NULL);
+        if (!rc) {
+            struct dupchk d = {b, from, to, dup};
+            store_select(st, m, nm, mint, maxt, dup_visit, &d);
+        }
+        for (size_t i = 0; i < k; i++)
+            re_matcher_fini(&m[i]);
+        from = to;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!dup[i])
+            b[w++] = b[i];
+    free(dup);
+    return w;
+}
+
 /* Prometheus' parseProtoMsg: the media type must be application/x-protobuf; a proto=
  * parameter must name the v1 message (v2 is not implemented here: 415 as for an unknown
  * message). Parameters are split on ';' and '=' without trimming, as Prometheus does. */
@@ -352,6 +430,14 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
     }
     struct store_result res = {0};
     rc = store_append_batch(r->a->store, c.b, c.bi, STORE_ATOMIC, &res);
+    if (rc == -ERANGE) {
+        size_t kept = drop_stored(r->a->store, c.b, c.bi, c.series_idx);
+        if (kept < c.bi) {
+            c.bi = kept;
+            memset(&res, 0, sizeof(res));
+            rc = store_append_batch(r->a->store, c.b, c.bi, STORE_ATOMIC, &res);
+        }
+    }
     pthread_mutex_lock(&r->lock);
     if (rc == 0) {
         r->samples_total += ns;
