@@ -517,7 +517,8 @@ static void handle_federate(void *arg, const struct http_req *req, struct http_r
         http_error(resp, mc.rc == -ENOMEM ? 503 : 500, "federation failed: %s", strerror(-mc.rc));
         goto out;
     }
-    qsort_r(f.ser, f.n, sizeof(*f.ser), ser_cmp, &f);
+    if (f.n > 1)
+        qsort_r(f.ser, f.n, sizeof(*f.ser), ser_cmp, &f);
     struct sbuf *b = &resp->body;
     const char *last = NULL;
     for (size_t i = 0; i < f.n; i++) {
