@@ -5,9 +5,12 @@
 #include "config.h"
 #include "defaults.h"
 #include "expose.h"
+#include "federate.h"
 #include "flags.h"
 #include "http.h"
 #include "log.h"
+#include "push.h"
+#include "rwrecv.h"
 #include "store.h"
 #include "version.h"
 #include "webcfg.h"
@@ -24,6 +27,9 @@
 
 /* Subsystems in start order (see struct agent_module in agent.h); one line each. */
 static const struct agent_module *const modules[] = {
+    &mod_push,
+    &mod_rwrecv,
+    &mod_federate,
     NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
