@@ -14,15 +14,16 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-extern const struct collector col_cpu, col_diskstats, col_entropy, col_filefd,
+extern const struct collector col_cgroup, col_cpu, col_diskstats, col_entropy, col_filefd,
     col_filesystem, col_loadavg, col_meminfo, col_netdev, col_netstat, col_pressure,
-    col_sockstat, col_stat, col_time, col_uname, col_vmstat;
+    col_processes, col_sockstat, col_stat, col_textfile, col_time, col_uname, col_vmstat;
 
 /* The one registration table (STYLE 3.8), in --help order. */
 static const struct collector *const all[] = {
-    &col_cpu,     &col_diskstats, &col_entropy,  &col_filefd,   &col_filesystem,
+    &col_cgroup,  &col_cpu,     &col_diskstats, &col_entropy,  &col_filefd,   &col_filesystem,
     &col_loadavg, &col_meminfo,   &col_netdev,   &col_netstat,  &col_pressure,
-    &col_sockstat, &col_stat,     &col_time,     &col_uname,    &col_vmstat,
+    &col_processes, &col_sockstat, &col_stat,    &col_textfile, &col_time,     &col_uname,
+    &col_vmstat,
 };
 #define NCOL (sizeof(all) / sizeof(all[0]))
 
@@ -79,7 +80,7 @@ static const struct opt_def defs[] = {
     {"collector.textfile.directory", OPT_STR, "",
      "Directory to read text files with metrics from."},
     {"collector.cgroup.path", OPT_STR, "",
-     "cgroup filesystem root (default: <path.sysfs>/fs/cgroup; v1, v2 and hybrid)."},
+     "cgroup filesystem root; empty means <path.sysfs>/fs/cgroup (v1, v2, hybrid detected)."},
     {"collector.cgroup.max-depth", OPT_UINT, "3",
      "Deepest cgroup level exported (0 = the root only)."},
     {"collector.cgroup.include", OPT_STR, "",
@@ -244,17 +245,21 @@ int col_options_set(struct col_options *o, const char *flag, const char *value, 
 
 int col_options_usage(struct sbuf *out)
 {
-    sbuf_adds(out, "  --collector.disable-defaults  Set all collectors to disabled by default.\n");
-    for (size_t i = 0; i < NCOL; i++)
-        sbuf_printf(out, "  --[no-]collector.%s  %s (default: %s).\n", all[i]->name,
-                    all[i]->help, all[i]->default_on ? "enabled" : "disabled");
+    /* kingpin's layout, as the daemon's own flags: name padded to column 47, then help */
+    char name[160];
+    sbuf_printf(out, "      %-40s %s\n", "--collector.disable-defaults",
+                "Set all collectors to disabled by default.");
+    for (size_t i = 0; i < NCOL; i++) {
+        snprintf(name, sizeof(name), "--[no-]collector.%s", all[i]->name);
+        sbuf_printf(out, "      %-40s %s (default: %s).\n", name, all[i]->help,
+                    all[i]->default_on ? "enabled" : "disabled");
+    }
     for (size_t i = 0; i < NDEF; i++) {
         if (defs[i].kind == OPT_BOOL)
-            sbuf_printf(out, "  --[no-]%s  %s (default: %s)\n", defs[i].flag, defs[i].help,
-                        defs[i].def);
+            snprintf(name, sizeof(name), "--[no-]%s", defs[i].flag);
         else
-            sbuf_printf(out, "  --%s=VALUE  %s (default: \"%s\")\n", defs[i].flag,
-                        defs[i].help, defs[i].def);
+            snprintf(name, sizeof(name), "--%s=VALUE", defs[i].flag);
+        sbuf_printf(out, "      %-40s %s (default: \"%s\")\n", name, defs[i].help, defs[i].def);
     }
     return out->oom ? -ENOMEM : 0;
 }

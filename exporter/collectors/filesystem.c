@@ -65,11 +65,15 @@ static void job_unref(struct job *j)
     }
 }
 
+/* The statfs the workers call. A test seam, not API: tests/collectors/test_collectors.c
+ * declares it extern and swaps in a statfs that hangs, to exercise the stuck-mount path. */
+int (*filesystem_statfs)(const char *path, struct statfs *buf) = statfs;
+
 static void *worker(void *arg)
 {
     struct job *j = arg;
     struct statfs st;
-    int err = statfs(j->path, &st) ? errno : 0;
+    int err = filesystem_statfs(j->path, &st) ? errno : 0;
     pthread_mutex_lock(&stuck_mu);
     j->st = st;
     j->err = err;

@@ -31,14 +31,15 @@ static int pressure_collect(struct col_ctx *ctx, struct mset *out)
             return col_fail(ctx, -ENODATA, "pressure information is unavailable");
         if (rc)
             return col_fail(ctx, rc, "reading %s", rel);
+        /* µs to s as node_exporter does it, in two divisions, for bit-identical values */
         double some = 0, full = 0;
         bool has_full;
         if (procfs_parse_psi(ctx->buf.data, &some, &full, &has_full))
             return col_fail(ctx, -EPROTO, "malformed %s", rel);
-        if ((rc = col_add(out, r[i].some_name, r[i].some_help, MTYPE_COUNTER, some / 1e6, 0)))
+        if ((rc = col_add(out, r[i].some_name, r[i].some_help, MTYPE_COUNTER, some / 1000.0 / 1000.0, 0)))
             return rc;
         if (r[i].full_name &&
-            (rc = col_add(out, r[i].full_name, r[i].full_help, MTYPE_COUNTER, full / 1e6, 0)))
+            (rc = col_add(out, r[i].full_name, r[i].full_help, MTYPE_COUNTER, full / 1000.0 / 1000.0, 0)))
             return rc;
     }
     return 0;

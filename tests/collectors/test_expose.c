@@ -8,6 +8,22 @@
 
 #include "tap.h"
 
+/* Compares multi-line text without putting it on the TAP line itself. */
+static void check_text(const char *what, const char *got, const char *want)
+{
+    bool eq = got && strcmp(got, want) == 0;
+    TAP_OK(eq, "%s", what);
+    if (!eq) {
+        printf("# --- want\n");
+        for (const char *p = want; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
+            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        printf("# --- got\n");
+        for (const char *p = got ? got : ""; *p;
+             p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
+            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+    }
+}
+
 static char *render(struct mset *s)
 {
     struct sbuf b;
@@ -43,7 +59,7 @@ static void test_order_and_escape(void)
     CHECK(!mset_has(s, "nope"));
     CHECK_EQ_INT(mset_count(s, "node_cpu_seconds_total"), 3);
     char *txt = render(s);
-    CHECK_EQ_STR(txt, "# HELP a_info Help with \\\\ and\\nnewline \"q\".\n"
+    check_text("sorted families, samples, escapes", txt, "# HELP a_info Help with \\\\ and\\nnewline \"q\".\n"
                       "# TYPE a_info gauge\n"
                       "a_info NaN 1234\n"
                       "a_info{v=\"x\\\\y\\n\\\"z\\\"\"} 1\n"
@@ -67,7 +83,7 @@ static void test_histogram(void)
     CHECK_EQ_INT(mfam_addf(h, "_sum", 7.25, 1, "path", "/b"), 0);
     CHECK_EQ_INT(mfam_addf(h, "_sum", 1, 1, "path", "/a"), 0);
     char *txt = render(s);
-    CHECK_EQ_STR(txt, "# HELP req_seconds Latency.\n"
+    check_text("histogram lines grouped and ordered", txt, "# HELP req_seconds Latency.\n"
                       "# TYPE req_seconds histogram\n"
                       "req_seconds_sum{path=\"/a\"} 1\n"
                       "req_seconds_bucket{le=\"0.5\",path=\"/b\"} 1\n"

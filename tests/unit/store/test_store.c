@@ -161,6 +161,28 @@ int main(void)
     CHECK_EQ_INT(store_append(s, a, 2, 2000000, 1), 0);
     g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
     CHECK_EQ_INT(g.series, 1);
+    /* refs: fast appends to known series, invalidated when retention removes the series */
+    uint64_t ref = 0, ref2 = 0;
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref), 0);
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref2), 0);
+    CHECK(ref == ref2);
+    int64_t rts[] = {2000001, 2000002, 2000001};
+    double rv[] = {5, 6, 7};
+    uint64_t refs[] = {ref, ref, ref};
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 3), -ERANGE); /* third is out of order */
+    g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 3);
+    CHECK_EQ_DBL(g.v[2], 6);
+    store_gc(s, 1000000000);
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 1), -ENOENT);
+    CHECK_EQ_INT(store_ref_get(s, b, 2, &ref2), 0); /* reuses the freed slot, new generation */
+    CHECK(ref2 != ref);
+    CHECK_EQ_INT(store_append_refs(s, &ref2, rts, rv, 1), 0);
+    g = sel(s, RE_MATCH_EQ, "job", "b", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 1);
+    struct store_opts small = {.retention_ms = 10000, .max_series = 1};
+    store_set_opts(s, &small);
+    CHECK_EQ_INT(store_ref_get(s, c, 2, &ref), -ENOSPC);
     store_free(s);
     (void)N(a);
     return tap_done();
