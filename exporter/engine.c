@@ -702,6 +702,13 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
     return 0;
 }
 
+/* Caches the rule's generatorURL once the external URL is known. */
+static void rule_genurl(struct engine *e, struct erule *r)
+{
+    if (!r->genurl && e->external_url)
+        r->genurl = payload_generator_url(e->external_url, alert_rule_expr(r->alert));
+}
+
 static int fp_cmp(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -750,8 +757,7 @@ static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
             cur[nc++] = fps[i];
     }
     qsort(cur, nc, sizeof(*cur), fp_cmp);
-    if (!r->genurl)
-        r->genurl = payload_generator_url(ext_url(e), alert_rule_expr(r->alert));
+    rule_genurl(e, r);
     for (size_t w = 0; w < rs->nwh; w++) {
         const struct ewebhook *wh = &rs->wh[w];
         struct fpset *last = &r->wh[w];
@@ -847,6 +853,11 @@ static void send_alertmanagers(struct engine *e, struct ruleset *rs, struct egro
     struct notices ns = {0};
     alert_rule_sends(r->alert, ts, rs->resend_delay_ms, g->interval_ms, ext_url(e),
                      collect_notice, &ns);
+    /* alert_rule_sends frees the generator URL it hands to the callback when it returns (its
+     * header says the notice lives until the next eval): use our own copy of the same URL. */
+    rule_genurl(e, r);
+    for (size_t i = 0; i < ns.n; i++)
+        ns.v[i].generator_url = r->genurl ? r->genurl : "";
     for (size_t off = 0; off < ns.n; off += DEF_NOTIFY_MAX_AM_BATCH) {
         size_t k = ns.n - off < DEF_NOTIFY_MAX_AM_BATCH ? ns.n - off : DEF_NOTIFY_MAX_AM_BATCH;
         char *body = payload_am_alerts(ns.v + off, k, rs->ext, rs->next);
@@ -1309,6 +1320,8 @@ static int engine_start(struct agent *a, struct perr *err)
         return perr_set(err, 0, 0, "cannot start the rule engine: %s", strerror(errno)), -EIO;
     int64_t st = loop_add_timer(e->loop, DEF_COLLECTORS_SAMPLE_INTERVAL_MS, on_sample_timer, e);
     e->sample_timer = st > 0 ? st : 0;
+    if (a->flags && a->flags->web_external_url && *a->flags->web_external_url)
+        ensure_external_url(e); /* before the thread starts: no lock needed */
     if (pthread_create(&e->thread, NULL, thread_main, e))
         return perr_set(err, 0, 0, "cannot start the rule engine thread"), -EIO;
     e->thread_started = true;
