@@ -47,7 +47,7 @@ static int okey_cmp(const void *a, const void *b)
 {
     const struct okey *x = a, *y = b;
     size_t m = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->buf, y->buf, m);
+    int c = m ? memcmp(x->buf, y->buf, m) : 0;
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -678,14 +678,16 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
             rc = lset_set(&s, "__name__", d->name);
         if (rc)
             break;
-        qsort(s.l, s.n, sizeof(s.l[0]), label_cmp);
+        if (s.n > 1)
+            qsort(s.l, s.n, sizeof(s.l[0]), label_cmp);
         rc = oset_add(&outs, s.l, s.n, v, h);
     }
     if (rc) {
         oset_free(&outs);
         return perr_set(err, 0, 0, rc == -ENOMEM ? "out of memory" : "too many labels");
     }
-    qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
+    if (outs.n > 1)
+        qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
     for (size_t i = 1; i < outs.n; i++)
         if (!okey_cmp(&outs.k[i - 1], &outs.k[i])) {
             oset_free(&outs);
@@ -717,7 +719,7 @@ static int fp_cmp(const void *a, const void *b)
 
 static bool fp_has(const struct fpset *s, uint64_t fp)
 {
-    return bsearch(&fp, s->fp, s->n, sizeof(uint64_t), fp_cmp) != NULL;
+    return s->n && bsearch(&fp, s->fp, s->n, sizeof(uint64_t), fp_cmp) != NULL;
 }
 
 /* Alert labels with the external labels added where missing, as Prometheus' notifier does. */
@@ -733,7 +735,8 @@ static size_t merge_ext(const struct ruleset *rs, const struct alert *a, struct 
         if (!have)
             out[n++] = rs->ext[i];
     }
-    qsort(out, n, sizeof(*out), label_cmp);
+    if (n > 1)
+        qsort(out, n, sizeof(*out), label_cmp);
     return n;
 }
 
@@ -756,7 +759,8 @@ static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
         if (a->state == ALERT_FIRING)
             cur[nc++] = fps[i];
     }
-    qsort(cur, nc, sizeof(*cur), fp_cmp);
+    if (nc > 1)
+        qsort(cur, nc, sizeof(*cur), fp_cmp);
     rule_genurl(e, r);
     for (size_t w = 0; w < rs->nwh; w++) {
         const struct ewebhook *wh = &rs->wh[w];
@@ -936,7 +940,8 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                 if (alert_rule_series(r->alert, add_alert_series, &outs)) {
                     oset_free(&outs);
                 } else {
-                    qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
+                    if (outs.n > 1)
+        qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
                     write_outputs(e, r, &outs, ts);
                     wrote = true;
                 }
