@@ -85,6 +85,7 @@ struct ev {
     char **warn;
     size_t nwarn;
     const char *qsrc;
+    bool is_range;
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -292,11 +293,6 @@ static int ls_cmp(const struct lset *a, const struct lset *b)
             return c;
     }
     return a->n < b->n ? -1 : a->n > b->n ? 1 : 0;
-}
-
-static bool ls_eq(const struct lset *a, const struct lset *b)
-{
-    return a == b || ls_cmp(a, b) == 0;
 }
 
 /* Renders a label set as Prometheus's Labels.String(): {a="b", c="d"}. */
@@ -717,6 +713,67 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
     return w;
 }
 
+/* Go's %q for a string: quotes, escapes, \xNN for invalid UTF-8. */
+static void go_quote(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    if (len < 8)
+        return;
+    out[o++] = '"';
+    while (*p && o + 6 < len) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p++;
+        } else if (*p == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+            p++;
+        } else if (*p == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+            p++;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+        } else if (*p < 0x80) {
+            out[o++] = (char)*p++;
+        } else {
+            size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            if (n && re_valid_utf8((const char *)p, n) && o + n + 1 < len) {
+                memcpy(out + o, p, n);
+                o += n;
+                p += n;
+            } else {
+                o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+            }
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+struct gbuf {
+    char s[40];
+};
+
+/* Go's %g for a float64 (NaN, +Inf, -Inf spelled as Go does). */
+static struct gbuf gfmt(double v)
+{
+    struct gbuf b;
+    if (isnan(v))
+        snprintf(b.s, sizeof(b.s), "NaN");
+    else if (isinf(v))
+        snprintf(b.s, sizeof(b.s), v > 0 ? "+Inf" : "-Inf");
+    else {
+        for (int p = 1; p <= 17; p++) {
+            snprintf(b.s, sizeof(b.s), "%.*g", p, v);
+            if (strtod(b.s, NULL) == v)
+                break;
+        }
+    }
+    return b;
+}
+
 static double kahan_inc(double inc, double sum, double *c)
 {
     double t = sum + inc;
@@ -1023,8 +1080,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             bool dup[64] = {0};
             for (size_t i = 0; i < vs->nm && i < 64; i++)
                 for (size_t j = 0; j < vs->nm; j++)
-                    if (j != i && !strcmp(vs->m[i].name, vs->m[j].name) &&
-                        vs->m[i].type == RE_MATCH_EQ && vs->m[j].type == RE_MATCH_EQ)
+                    if (j != i && !strcmp(vs->m[i].name, vs->m[j].name))
                         dup[i] = true;
             for (size_t i = 0; i < vs->nm; i++)
                 if (vs->m[i].type == RE_MATCH_EQ && strcmp(vs->m[i].name, "__name__") &&
@@ -1265,16 +1321,21 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             if (id == F_QUANTILE_OT && (isnan(param) || param < 0 || param > 1)) {
                 int l, c;
                 pos_of(ev, e->args[0], &l, &c);
-                warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %g (%d:%d)",
-                     param, l, c);
+                warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+                     gfmt(param).s, l, c);
             }
             double *vals = ar_alloc(ev, nf * sizeof(double));
             size_t k = 0;
             for (size_t j = 0; j < wi->n; j++)
                 if (!wi->h[j])
                     vals[k++] = wi->f[j];
+            bool hasnan = false;
+            for (size_t j = 0; j < nf; j++)
+                hasnan = hasnan || isnan(vals[j]);
             if (id == F_QUANTILE_OT) {
                 out = quantile_of(param, vals, nf);
+            } else if (hasnan) {
+                out = NAN;
             } else {
                 double med = quantile_of(0.5, vals, nf);
                 for (size_t j = 0; j < nf; j++)
@@ -1438,6 +1499,8 @@ static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **o
         if (h->nb[i].c == 0)
             continue;
         pq_hist_bounds(h, true, h->nb[i].i, &b[k].lo, &b[k].hi);
+        if (b[k].hi < 0 && b[k].hi > -h->zt)
+            b[k].hi = -h->zt;
         b[k].c = h->nb[i].c;
         k++;
     }
@@ -1452,6 +1515,8 @@ static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **o
         if (h->pb[i].c == 0)
             continue;
         pq_hist_bounds(h, false, h->pb[i].i, &b[k].lo, &b[k].hi);
+        if (b[k].lo > 0 && b[k].lo < h->zt)
+            b[k].lo = h->zt;
         b[k].c = h->pb[i].c;
         k++;
     }
@@ -1459,8 +1524,21 @@ static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **o
     return k;
 }
 
-static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h)
+static double frac_below(const struct hb *b, double v, bool linear)
 {
+    if (linear)
+        return (v - b->lo) / (b->hi - b->lo);
+    double ll = log2(fabs(b->lo)), lu = log2(fabs(b->hi)), lv = log2(fabs(v));
+    if (v > 0)
+        return (lv - ll) / (lu - ll);
+    return 1 - ((lv - lu) / (ll - lu));
+}
+
+/* Prometheus HistogramQuantile; nan_info set to 1 (NaN result) or 2 (skewed) for the
+ * NaN-observation annotations. */
+static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, int *nan_info)
+{
+    *nan_info = 0;
     if (q < 0)
         return -INFINITY;
     if (q > 1)
@@ -1469,121 +1547,181 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h)
         return NAN;
     struct hb *b;
     size_t n = hist_buckets(ev, h, &b);
-    if (n == 0)
-        return NAN;
-    double rank = q * h->count, count = 0;
-    size_t i = 0;
+    bool custom = h->schema == PQ_SCHEMA_CUSTOM;
+    bool fwd = isnan(h->sum) || q < 0.5;
+    double rank = fwd ? q * h->count : (1 - q) * h->count, count = 0;
+    struct hb bk = {0};
+    size_t i = 0, consumed = 0;
+    bool any = false;
     for (; i < n; i++) {
-        count += b[i].c;
+        bk = b[fwd ? i : n - 1 - i];
+        any = true;
+        consumed = i + 1;
+        count += bk.c;
         if (count >= rank)
             break;
     }
-    if (i >= n) {
-        /* rank beyond total bucket count (NaN observations): highest bucket's upper bound */
-        i = n - 1;
-        return b[i].hi;
-    }
-    struct hb *bk = &b[i];
-    double lo = bk->lo, hi = bk->hi;
-    if (h->schema == PQ_SCHEMA_CUSTOM) {
-        if (isinf(hi) && hi > 0)
-            return lo;
-        if (isinf(lo) && lo < 0) {
-            if (hi <= 0)
-                return hi;
-            lo = 0;
+    if (!any)
+        return NAN;
+    if (!custom && bk.lo < 0 && bk.hi > 0) {
+        if (h->nnb == 0 && h->npb > 0)
+            bk.lo = 0;
+        else if (h->npb == 0 && h->nnb > 0)
+            bk.hi = 0;
+    } else if (custom) {
+        if (isinf(bk.lo) && bk.lo < 0) {
+            if (bk.hi <= 0)
+                return bk.hi;
+            bk.lo = 0;
+        } else if (isinf(bk.hi) && bk.hi > 0) {
+            return bk.lo;
         }
     }
-    if (bk->zero) {
-        /* zero bucket: interpolate linearly, but within [0, hi] if no negative buckets */
-        bool has_neg = h->nnb > 0;
-        bool has_pos = h->npb > 0;
-        if (!has_neg && has_pos)
-            lo = 0;
-        else if (has_neg && !has_pos)
-            hi = 0;
-        else if (!has_neg && !has_pos)
-            lo = 0;
+    if (count > h->count)
+        count = h->count;
+    if (count < rank) {
+        if (isnan(h->sum)) {
+            *nan_info = 1;
+            return NAN;
+        }
+        return bk.hi;
     }
-    double rank_in = bk->c - (count - rank);
-    double fraction = rank_in / bk->c;
-    if (ev->o->compat_v2 || h->schema == PQ_SCHEMA_CUSTOM || bk->zero) {
-        return lo + (hi - lo) * fraction;
+    if (fwd)
+        rank -= count - bk.c;
+    else
+        rank = count - rank;
+    if (isnan(h->sum)) {
+        for (size_t k = consumed; k < n; k++)
+            count += b[fwd ? k : n - 1 - k].c;
+        if (count < h->count)
+            *nan_info = 2;
     }
-    /* exponential interpolation */
-    if (hi > 0) {
-        double logl = log2(lo), logu = log2(hi);
-        return exp2(logl + (logu - logl) * fraction);
-    }
-    double logl = log2(-hi), logu = log2(-lo);
-    return -exp2(logu + (logl - logu) * fraction);
+    double fraction = rank / bk.c;
+    if (ev->o->compat_v2 || custom || (bk.lo <= 0 && bk.hi >= 0))
+        return bk.lo + (bk.hi - bk.lo) * fraction;
+    double ll = log2(fabs(bk.lo)), lu = log2(fabs(bk.hi));
+    if (bk.lo > 0)
+        return exp2(ll + (lu - ll) * fraction);
+    return -exp2(lu + (ll - lu) * (1 - fraction));
 }
 
-static double hist_fraction(struct ev *ev, double lower, double upper, const struct pq_hist *h)
+static double hist_fraction(struct ev *ev, double lower, double upper, const struct pq_hist *h,
+                            bool *nan_info)
 {
+    *nan_info = false;
     if (h->count == 0 || isnan(lower) || isnan(upper))
         return NAN;
     if (lower >= upper)
         return 0;
     struct hb *b;
     size_t n = hist_buckets(ev, h, &b);
-    double rank = 0;
-    for (size_t i = 0; i < n; i++) {
-        double lo = b[i].lo, hi = b[i].hi;
-        if (b[i].zero) {
-            bool has_neg = h->nnb > 0, has_pos = h->npb > 0;
-            if (!has_neg && has_pos)
-                lo = 0;
-            if (has_neg && !has_pos)
-                hi = 0;
+    bool custom = h->schema == PQ_SCHEMA_CUSTOM;
+    double count = 0, rank = 0, lr = 0, ur = 0;
+    bool ls = false, us = false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        struct hb bk = b[i];
+        count += bk.c;
+        bool zero = false;
+        if (bk.lo <= 0 && bk.hi >= 0) {
+            zero = true;
+            if (h->nnb == 0 && h->npb > 0)
+                bk.lo = 0;
+            else if (h->npb == 0 && h->nnb > 0)
+                bk.hi = 0;
         }
-        if (h->schema == PQ_SCHEMA_CUSTOM && isinf(lo) && lo < 0 && hi > 0)
-            lo = 0;
-        if (hi <= lower)
-            continue;
-        if (lo >= upper)
+        bool lin = ev->o->compat_v2 || custom || zero;
+        if (!ls && bk.lo >= lower) {
+            lr = rank;
+            ls = true;
+        }
+        if (!us && bk.lo >= upper) {
+            ur = rank;
+            us = true;
+        }
+        if (ls && us)
             break;
-        /* fraction of this bucket within [lower, upper] */
-        double fl = 0, fu = 1;
-        bool linear = ev->o->compat_v2 || h->schema == PQ_SCHEMA_CUSTOM || b[i].zero;
-        if (lower > lo) {
-            if (isinf(hi))
-                fl = 1;
-            else if (linear || lo <= 0)
-                fl = (lower - lo) / (hi - lo);
-            else
-                fl = (log2(lower) - log2(lo)) / (log2(hi) - log2(lo));
+        if (!ls && bk.lo < lower && bk.hi > lower) {
+            lr = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, lower, lin);
+            ls = true;
         }
-        if (upper < hi) {
-            if (isinf(lo) || (isinf(hi)))
-                fu = isinf(hi) ? 0 : 1;
-            else if (linear || lo <= 0)
-                fu = (upper - lo) / (hi - lo);
-            else
-                fu = (log2(upper) - log2(lo)) / (log2(hi) - log2(lo));
+        if (!us && bk.lo < upper && bk.hi > upper) {
+            ur = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, upper, lin);
+            us = true;
         }
-        if (hi < 0 && !linear && !(upper < hi) && !(lower > lo)) {
-            /* full bucket */
-        } else if (hi <= 0 && !linear) {
-            /* negative exponential buckets: mirror */
-            double alo = -hi, ahi = -lo;
-            double flo = 0, fhi = 1;
-            if (upper < hi)
-                flo = (log2(-upper) - log2(alo)) / (log2(ahi) - log2(alo));
-            if (lower > lo)
-                fhi = (log2(-lower) - log2(alo)) / (log2(ahi) - log2(alo));
-            fl = 1 - fhi;
-            fu = 1 - flo;
-        }
-        if (isinf(hi) && hi > 0 && lower > lo)
-            fl = 1;
-        if (isinf(lo) && lo < 0 && upper < hi)
-            fu = 0;
-        double f = fu - fl;
-        if (f > 0)
-            rank += b[i].c * f;
+        if (ls && us)
+            break;
+        rank += bk.c;
     }
-    return rank / h->count;
+    if (isnan(h->sum)) {
+        for (size_t k = i + 1; k < n; k++)
+            count += b[k].c;
+        if (count < h->count)
+            *nan_info = true;
+    } else {
+        count = h->count;
+    }
+    if (!ls || lr > count)
+        lr = count;
+    if (!us || ur > count)
+        ur = count;
+    return (ur - lr) / h->count;
+}
+
+static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
+{
+    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
+        return NAN;
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (b[i].ub == b[k].ub)
+            b[k].c += b[i].c;
+        else
+            b[++k] = b[i];
+    }
+    n = k + 1;
+    double count = b[n - 1].c;
+    if (count == 0 || isnan(lower) || isnan(upper))
+        return NAN;
+    if (lower >= upper)
+        return 0;
+    double rank = 0, lr = 0, ur = 0;
+    bool ls = false, us = false;
+    double lb = b[0].ub <= 0 ? -INFINITY : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            lb = b[i - 1].ub;
+        double ub = b[i].ub;
+#define INTERP(v) (isinf(lb) && lb < 0 ? b[i].c : rank + (b[i].c - rank) * ((v) - lb) / (ub - lb))
+        if (!ls && lb >= lower) {
+            lr = rank;
+            ls = true;
+        }
+        if (!us && lb >= upper) {
+            ur = rank;
+            us = true;
+        }
+        if (ls && us)
+            break;
+        if (!ls && lb < lower && ub > lower) {
+            lr = INTERP(lower);
+            ls = true;
+        }
+        if (!us && lb < upper && ub > upper) {
+            ur = INTERP(upper);
+            us = true;
+        }
+#undef INTERP
+        if (ls && us)
+            break;
+        rank = b[i].c;
+    }
+    if (!ls || lr > count)
+        lr = count;
+    if (!us || ur > count)
+        ur = count;
+    return (ur - lr) / count;
 }
 
 /* ---- aggregation ---------------------------------------------------------------------------- */
@@ -1637,8 +1775,11 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     struct val in = eval(ev, e->a, ts);
     struct val r = vval();
     enum pq_agg op = e->agg;
-    if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam)))
-        fail(ev, -EINVAL, "invalid label name \"%s\"", sparam);
+    if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam))) {
+        char q[128];
+        go_quote(sparam, q, sizeof(q));
+        fail(ev, -EINVAL, "invalid label name %s", q);
+    }
     if ((op == PQ_TOPK || op == PQ_BOTTOMK)) {
         if (isnan(param))
             fail(ev, -EINVAL, "Parameter value is NaN");
@@ -1648,7 +1789,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     if (op == PQ_QUANTILE && (isnan(param) || param < 0 || param > 1)) {
         int l, c;
         pos_of(ev, e->param, &l, &c);
-        warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %g (%d:%d)", param,
+        warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)", gfmt(param).s,
              l, c);
     }
     struct hmap idx = {0};
@@ -2008,7 +2149,7 @@ static const char *op_word(enum pq_op op)
 }
 
 /* Element binop; returns keep. *info set to a message when types are incompatible. */
-static bool elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
+static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
                        struct pq_hist *hr, double *res, struct pq_hist **hres,
                        const struct promql_expr *e)
 {
@@ -2041,7 +2182,7 @@ static bool elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct 
                 pos_of(ev, e, &ln, &c);
                 warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
                      ln, c);
-                return false;
+                return -1;
             }
             if (op == PQ_SUB)
                 (*hres)->hint = RE_HINT_GAUGE;
@@ -2065,7 +2206,7 @@ static bool elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct 
     pos_of(ev, e, &ln, &c);
     warn(ev, "PromQL info: incompatible sample types encountered for binary operator \"%s\": %s %s %s (%d:%d)",
          op_word(op), lt, op_word(op), rt, ln, c);
-    return false;
+    return -1;
 }
 
 static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t ts)
@@ -2095,7 +2236,10 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             }
             double res;
             struct pq_hist *hres;
-            bool keep = elem_binop(ev, op, lf, rf, lh, rh, &res, &hres, e);
+            int kr = elem_binop(ev, op, lf, rf, lh, rh, &res, &hres, e);
+            if (kr < 0)
+                continue;
+            bool keep = kr > 0;
             if (!keep && !is_cmp_op(op))
                 continue;
             if (is_cmp_op(op) && swap) {
@@ -2251,8 +2395,9 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         }
         double res;
         struct pq_hist *hres;
-        bool keep = elem_binop(ev, op, fl, fr, hl, hr, &res, &hres, e);
-        bool inc_ok = true;
+        int kr = elem_binop(ev, op, fl, fr, hl, hr, &res, &hres, e);
+        bool keep = kr > 0;
+        bool inc_ok = kr >= 0;
         if (!keep && !is_cmp_op(op))
             inc_ok = false;
         if (e->bool_mod) {
@@ -2448,6 +2593,21 @@ static double date_fn(int id, double v)
     return NAN;
 }
 
+/* Go's math.Max/Min: NaN wins. */
+static double go_max(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    return a > b ? a : b;
+}
+
+static double go_min(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    return a < b ? a : b;
+}
+
 static double math_fn(int id, double x, double a, double b)
 {
     switch (id) {
@@ -2474,9 +2634,9 @@ static double math_fn(int id, double x, double a, double b)
     case F_TANH: return tanh(x);
     case F_DEG: return x * 180 / M_PI;
     case F_RAD: return x * M_PI / 180;
-    case F_CLAMP: return fmax(a, fmin(b, x));
-    case F_CLAMP_MIN: return fmax(a, x);
-    case F_CLAMP_MAX: return fmin(a, x);
+    case F_CLAMP: return go_max(a, go_min(b, x));
+    case F_CLAMP_MIN: return go_max(a, x);
+    case F_CLAMP_MAX: return go_min(a, x);
     case F_ROUND: {
         double inv = 1 / a;
         return floor(x * inv + 0.5) / inv;
@@ -2577,6 +2737,10 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         r.type = PROMQL_SCALAR;
         r.scalar = (double)ts / 1000;
         return r;
+    case F_START: case F_END:
+        r.type = PROMQL_SCALAR;
+        r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
+        return r;
     case F_PI:
         r.type = PROMQL_SCALAR;
         r.scalar = M_PI;
@@ -2590,8 +2754,14 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         struct val a = eval(ev, e->args[0], ts);
         r.type = PROMQL_SCALAR;
         r.scalar = NAN;
-        if (a.v.n == 1 && !a.v.s[0].h)
-            r.scalar = a.v.s[0].f;
+        size_t nf = 0;
+        for (size_t i = 0; i < a.v.n; i++)
+            if (!a.v.s[i].h) {
+                nf++;
+                r.scalar = a.v.s[i].f;
+            }
+        if (nf != 1)
+            r.scalar = NAN;
         return r;
     }
     case F_ABSENT: {
@@ -2608,7 +2778,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                     continue;
                 bool dup = false;
                 for (size_t j = 0; j < x->nm; j++)
-                    if (j != i && x->m[j].type == RE_MATCH_EQ && !strcmp(x->m[j].name, x->m[i].name))
+                    if (j != i && !strcmp(x->m[j].name, x->m[i].name))
                         dup = true;
                 if (!dup)
                     cur = ls_set(ev, cur, x->m[i].name, x->m[i].value);
@@ -2633,8 +2803,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     }
     case F_LABEL_REPLACE: {
         struct val a = eval(ev, e->args[0], ts);
-        const char *dst = e->args[1]->str, *repl = e->args[2]->str, *srcl = e->args[3]->str,
-                   *regex = e->args[4]->str;
+        const char *dst = eval(ev, e->args[1], ts).str, *repl = eval(ev, e->args[2], ts).str,
+                   *srcl = eval(ev, e->args[3], ts).str, *regex = eval(ev, e->args[4], ts).str;
         if (!re_valid_label_name(dst, strlen(dst)))
             fail(ev, -EINVAL, "invalid destination label name in label_replace(): %s", dst);
         struct rx *rx = rx_compile(regex);
@@ -2662,19 +2832,19 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     }
     case F_LABEL_JOIN: {
         struct val a = eval(ev, e->args[0], ts);
-        const char *dst = e->args[1]->str, *sep = e->args[2]->str;
+        const char *dst = eval(ev, e->args[1], ts).str, *sep = eval(ev, e->args[2], ts).str;
         if (!re_valid_label_name(dst, strlen(dst)))
             fail(ev, -EINVAL, "invalid destination label name in label_join(): %s", dst);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
             size_t len = 1;
             for (size_t j = 3; j < e->nargs; j++) {
-                const char *v = ls_get(s.ls, e->args[j]->str);
+                const char *v = ls_get(s.ls, eval(ev, e->args[j], ts).str);
                 len += (v ? strlen(v) : 0) + strlen(sep);
             }
             char *buf = ar_alloc(ev, len);
             for (size_t j = 3; j < e->nargs; j++) {
-                const char *v = ls_get(s.ls, e->args[j]->str);
+                const char *v = ls_get(s.ls, eval(ev, e->args[j], ts).str);
                 if (j > 3)
                     strcat(buf, sep);
                 strcat(buf, v ? v : "");
@@ -2688,6 +2858,12 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     }
     case F_SORT: case F_SORT_DESC: case F_SORT_BY_LABEL: case F_SORT_BY_LABEL_DESC: {
         struct val a = eval(ev, e->args[0], ts);
+        if (ev->is_range) {
+            int l, c;
+            pos_of(ev, e, &l, &c);
+            warn(ev, "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (%d:%d)",
+                 l, c);
+        }
         struct vec out = {0};
         for (size_t i = 0; i < a.v.n; i++)
             if (!a.v.s[i].h || id >= F_SORT_BY_LABEL)
@@ -2698,7 +2874,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
-                names[j - 1] = e->args[j]->str;
+                names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
             sbl_names = names;
             sbl_n = e->nargs - 1;
             sbl_desc = id == F_SORT_BY_LABEL_DESC;
@@ -2755,102 +2931,126 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         }
         return r;
     }
-    case F_HFRACTION: {
-        double lo = eval(ev, e->args[0], ts).scalar, hi = eval(ev, e->args[1], ts).scalar;
-        struct val a = eval(ev, e->args[2], ts);
-        for (size_t i = 0; i < a.v.n; i++) {
-            struct smp s = a.v.s[i];
-            if (!s.h)
-                continue;
-            s.f = hist_fraction(ev, lo, hi, s.h);
-            s.h = NULL;
-            s.drop = true;
-            vec_push(ev, &r.v, s);
+    case F_HFRACTION: case F_HQUANTILE: {
+        bool frac = id == F_HFRACTION;
+        double q = 0, lo = 0, hi = 0;
+        const struct promql_expr *varg = e->args[frac ? 2 : 1];
+        if (frac) {
+            lo = eval(ev, e->args[0], ts).scalar;
+            hi = eval(ev, e->args[1], ts).scalar;
+        } else {
+            q = eval(ev, e->args[0], ts).scalar;
         }
-        return r;
-    }
-    case F_HQUANTILE: {
-        double q = eval(ev, e->args[0], ts).scalar;
-        struct val a = eval(ev, e->args[1], ts);
-        if (isnan(q) || q < 0 || q > 1) {
-            int l, c;
-            pos_of(ev, e->args[0], &l, &c);
-            warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %g (%d:%d)", q,
-                 l, c);
+        struct val a = eval(ev, varg, ts);
+        int l, c;
+        pos_of(ev, varg, &l, &c);
+        if (!frac && (isnan(q) || q < 0 || q > 1)) {
+            int l0, c0;
+            pos_of(ev, e->args[0], &l0, &c0);
+            warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+                 gfmt(q).s, l0, c0);
         }
-        /* native histograms */
         struct hmap idx = {0};
         struct kbuf kb = {0};
         struct cls {
             const struct lset *ls;
             struct bucket *b;
             size_t n, cap;
-            bool drop, bad, has_native;
+            const char *name;
         } *groups = NULL;
         size_t ng = 0, capg = 0;
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp *s = &a.v.s[i];
-            if (s->h) {
-                struct smp o = *s;
-                o.f = hist_quantile(ev, q, s->h);
-                o.h = NULL;
-                o.drop = true;
-                vec_push(ev, &r.v, o);
+            if (s->h)
                 continue;
-            }
             const char *le = ls_get(s->ls, "le");
-            if (!le) {
+            char *endp = NULL;
+            double ub = le ? strtod(le, &endp) : 0;
+            bool badle = !le || !*le || *endp != 0;
+            if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf")))
+                ub = INFINITY, badle = false;
+            if (le && !strcasecmp(le, "-inf"))
+                ub = -INFINITY, badle = false;
+            if (le && !strcasecmp(le, "nan"))
+                ub = NAN, badle = false;
+            if (badle) {
+                warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
+                     le ? le : "", metric_name(s->ls), l, c);
                 continue;
             }
-            char *endp;
-            double ub = strtod(le, &endp);
-            bool badle = *endp != 0 || !*le;
-            if (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf"))
-                ub = INFINITY, badle = false;
-            const struct lset *gl = ls_del(ev, ls_del(ev, s->ls, "le"), "__name__");
+            const struct lset *gl = ls_del(ev, s->ls, "le");
             sig_key(ev, &kb, gl, NULL, 0, false, false);
             size_t k = ng;
             if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
                 groups = grow(ev, groups, &capg, ng, sizeof(*groups));
                 memset(&groups[ng], 0, sizeof(groups[0]));
                 groups[ng].ls = gl;
+                groups[ng].name = metric_name(s->ls);
                 ng++;
-            }
-            if (badle) {
-                int l, c;
-                pos_of(ev, e->args[1], &l, &c);
-                warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
-                     le, metric_name(s->ls), l, c);
-                continue;
             }
             groups[k].b = grow(ev, groups[k].b, &groups[k].cap, groups[k].n, sizeof(struct bucket));
             groups[k].b[groups[k].n++] = (struct bucket){ub, s->f};
-            groups[k].drop = true;
+        }
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp *s = &a.v.s[i];
+            if (!s->h)
+                continue;
+            sig_key(ev, &kb, s->ls, NULL, 0, false, false);
+            size_t k = SIZE_MAX;
+            bool found = false;
+            if (idx.cap) {
+                uint64_t hsh = fnv(kb.p, kb.n);
+                size_t j = hsh & (idx.cap - 1);
+                while (idx.e[j].k) {
+                    if (idx.e[j].h == hsh && idx.e[j].kl == kb.n && !memcmp(idx.e[j].k, kb.p, kb.n)) {
+                        found = true;
+                        k = idx.e[j].v;
+                        break;
+                    }
+                    j = (j + 1) & (idx.cap - 1);
+                }
+            }
+            if (found && groups[k].n > 0) {
+                warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
+                     metric_name(s->ls), l, c);
+                groups[k].n = 0;
+                continue;
+            }
+            struct smp o = *s;
+            if (frac) {
+                bool ni;
+                o.f = hist_fraction(ev, lo, hi, s->h, &ni);
+                if (ni)
+                    warn(ev, "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+            } else {
+                int ni;
+                o.f = hist_quantile(ev, q, s->h, &ni);
+                if (ni == 1)
+                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+                else if (ni == 2)
+                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+            }
+            o.h = NULL;
+            o.drop = true;
+            vec_push(ev, &r.v, o);
         }
         for (size_t i = 0; i < ng; i++) {
             if (groups[i].n == 0)
                 continue;
-            /* a native histogram with the same labels wins: Prometheus warns and skips */
-            bool clash = false;
-            for (size_t j = 0; j < r.v.n; j++)
-                if (ls_eq(ls_del(ev, r.v.s[j].ls, "__name__"), groups[i].ls))
-                    clash = true;
-            if (clash) {
-                int l, c;
-                pos_of(ev, e->args[1], &l, &c);
-                warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
-                     "", l, c);
-                continue;
+            double v;
+            if (frac) {
+                v = bucket_fraction(lo, hi, groups[i].b, groups[i].n);
+            } else {
+                bool forced;
+                v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
+                if (forced)
+                    warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
+                         groups[i].name, l, c);
             }
-            bool forced;
-            double v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
-            if (forced) {
-                int l, c;
-                pos_of(ev, e->args[1], &l, &c);
-                warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
-                     "", l, c);
-            }
-            vec_push(ev, &r.v, (struct smp){groups[i].ls, v, NULL, ts, false});
+            vec_push(ev, &r.v, (struct smp){groups[i].ls, v, NULL, ts, true});
         }
         return r;
     }
@@ -3047,6 +3247,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->start = start;
     ev->end = end;
     ev->interval = step;
+    ev->is_range = !instant;
     ev->qsrc = "";
     struct oser *os = NULL;
     size_t nos = 0, capos = 0;

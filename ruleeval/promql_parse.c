@@ -101,6 +101,8 @@ static const struct pq_func funcs[] = {
     {"minute", 0, 1, V, {V}, F_MINUTE},
     {"month", 0, 1, V, {V}, F_MONTH},
     {"year", 0, 1, V, {V}, F_YEAR},
+    {"start", 0, 0, S, {S}, F_START},
+    {"end", 0, 0, S, {S}, F_END},
 };
 #undef V
 #undef M
@@ -278,6 +280,7 @@ struct parser {
     struct perr *err;
     bool failed;
     int depth;
+    int brack; /* inside [...]: ':' is the subquery separator */
     char sbuf[8];
 };
 
@@ -435,6 +438,11 @@ static char *lex_string(struct parser *ps, int *pp)
         o[n++] = c;
     }
     o[n] = 0;
+    if (!re_valid_utf8(s + *pp, (size_t)(p - *pp))) {
+        perrf(ps, *pp, "invalid UTF-8 rune");
+        free(o);
+        return NULL;
+    }
     *pp = p;
     return o;
 }
@@ -470,8 +478,8 @@ static void lex(struct parser *ps, struct tokv *t)
         const char *dend;
         int64_t d;
         if (isdigit((unsigned char)c) && parse_dur_prefix(s + p, &dend, &d) == 0 &&
-            !(dend == s + p + 1 && c == '0') && !is_ident_char((unsigned char)*dend) &&
-            *dend != '.') {
+            !(dend == s + p + 1 && c == '0') && !isalnum((unsigned char)*dend) &&
+            *dend != '_' && *dend != '.') {
             t->t = T_DUR;
             t->dur = d;
             p = (int)(dend - s);
@@ -502,7 +510,7 @@ static void lex(struct parser *ps, struct tokv *t)
                 v = strtod(tmp, NULL);
                 e = (char *)s + q;
             }
-            if (is_ident_char((unsigned char)*e) || *e == '.') {
+            if (isalnum((unsigned char)*e) || *e == '_' || *e == '.') {
                 t->t = T_ERR;
                 perrf(ps, p, "bad number or duration syntax: \"%.*s\"", (int)(e - (s + p) + 1),
                       s + p);
@@ -514,6 +522,12 @@ static void lex(struct parser *ps, struct tokv *t)
         }
         t->end = p;
         ps->p = p;
+        return;
+    }
+    if (c == ':' && ps->brack > 0) {
+        t->t = T_COLON;
+        t->end = p + 1;
+        ps->p = p + 1;
         return;
     }
     if (is_ident_start((unsigned char)c)) {
@@ -862,9 +876,13 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
         t = peek(ps);
         if (quoted && (t->t == T_COMMA || t->t == T_RB)) {
             /* {"metric.name"} */
-            if (e->name) {
-                perrf(ps, lpos, "metric name must not be set twice: \"%s\" or \"%s\"", e->name,
-                      lname);
+            bool has_name = e->name != NULL;
+            for (size_t i = 0; i < e->nm; i++)
+                if (!strcmp(e->m[i].name, "__name__") && e->m[i].type == RE_MATCH_EQ)
+                    has_name = true;
+            if (has_name) {
+                perrf(ps, lpos, "metric name must not be set twice: \"%s\" or \"%s\"",
+                      e->name ? e->name : "", lname);
                 free(lname);
                 return -1;
             }
@@ -971,6 +989,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
         struct tokv *t = peek(ps);
         if (t->t == T_LBK) {
             int bpos = t->pos;
+            ps->brack++;
             next(ps);
             int64_t r, st = 0;
             if (!parse_duration_tok(ps, &r, false, "subquery or range"))
@@ -1031,6 +1050,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                       tok_desc(ps, t));
                 goto fail;
             }
+            ps->brack--;
             next(ps);
             continue;
         }
