@@ -47,5 +47,12 @@
 #define DEF_RESEND_DELAY_MS 60000
 #define DEF_NOTIFY_TIMEOUT_MS 10000
 #define DEF_NOTIFY_QUEUE 10000
+/* notifier retries: backoff doubles from min to max; a body is dropped after max age */
+#define DEF_NOTIFY_BACKOFF_MIN_MS 100
+#define DEF_NOTIFY_BACKOFF_MAX_MS 5000
+#define DEF_NOTIFY_MAX_RETRY_AGE_MS (10 * 60 * 1000)
+#define DEF_NOTIFY_MAX_AM_BATCH 256 /* alerts per POST /api/v2/alerts, as Prometheus */
+/* resolved alerts are kept and re-sent this long (Prometheus' resolvedRetention) */
+#define DEF_RESOLVED_RETENTION_MS (15 * 60 * 1000)
 
 #endif

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -566,4 +567,24 @@ int expose_gzip(const char *in, size_t len, struct sbuf *out) {
     } while (zr != Z_STREAM_END);
     deflateEnd(&z);
     return rc;
+}
+
+int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg)
+{
+    char name[512];
+    for (size_t i = 0; i < s->nfams; i++) {
+        const struct mfam *f = s->fams[i];
+        for (size_t k = 0; k < f->n; k++) {
+            const struct sample *sm = &f->samples[k];
+            /* Family names are checked metric names and suffixes are short constants. */
+            int len = snprintf(name, sizeof(name), "%s%s", f->name, sm->suffix);
+            if (len < 0 || (size_t)len >= sizeof(name))
+                continue;
+            int rc = fn(arg, f->name, f->type, name, sm->labels, sm->nlabels, sm->value,
+                        sm->has_ts ? sm->ts_ms : 0);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
