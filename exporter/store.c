@@ -1027,82 +1027,76 @@ void store_source(struct store *s, struct re_source *out)
     out->ctx = s;
 }
 
-int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg)
+/* A set of interned string pointers (open addressing), to list distinct names/values. */
+struct ptrset {
+    const char **v;
+    size_t n, mask;
+};
+
+static int ptrset_add(struct ptrset *ps, const char *p)
 {
-    /* Label names are few; collect the distinct interned pointers in a small array. */
-    const char **seen = NULL;
-    size_t n = 0, cap = 0;
+    if (!ps->v || ps->n * 2 >= ps->mask + 1) {
+        size_t nmask = ps->v ? ps->mask * 2 + 1 : 63;
+        const char **nv = calloc(nmask + 1, sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        for (size_t i = 0; ps->v && i <= ps->mask; i++)
+            if (ps->v[i]) {
+                size_t j = ptr_hash(ps->v[i]) & nmask;
+                while (nv[j])
+                    j = (j + 1) & nmask;
+                nv[j] = ps->v[i];
+            }
+        free(ps->v);
+        ps->v = nv;
+        ps->mask = nmask;
+    }
+    size_t j = ptr_hash(p) & ps->mask;
+    while (ps->v[j] && ps->v[j] != p)
+        j = (j + 1) & ps->mask;
+    if (!ps->v[j]) {
+        ps->v[j] = p;
+        ps->n++;
+    }
+    return 0;
+}
+
+/* Collects distinct label names (name == NULL) or values of label `name`, then calls fn
+ * for each, all under the read lock (the strings are interned and live while it is held). */
+static int visit_distinct(struct store *s, const char *name,
+                          int (*fn)(void *arg, const char *str), void *arg)
+{
+    struct ptrset ps = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i <= s->tab_mask && !rc; i++)
-        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext)
-            for (uint32_t l = 0; l < se->nlabels; l++) {
-                size_t k = 0;
-                while (k < n && seen[k] != se->labels[l].name)
-                    k++;
-                if (k < n)
-                    continue;
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 32;
-                    const char **ns = realloc(seen, cap * sizeof(*ns));
-                    if (!ns) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    seen = ns;
-                }
-                seen[n++] = se->labels[l].name;
+        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext) {
+            if (name) {
+                const char *v = label_value(se, name);
+                if (v)
+                    rc = ptrset_add(&ps, v);
+                continue;
             }
+            for (uint32_t l = 0; l < se->nlabels && !rc; l++)
+                rc = ptrset_add(&ps, se->labels[l].name);
+        }
+    for (size_t i = 0; !rc && ps.v && i <= ps.mask; i++)
+        if (ps.v[i])
+            rc = fn(arg, ps.v[i]);
     pthread_rwlock_unlock(&s->lock);
-    /* Names stay valid only under the lock; copy before calling out. */
-    char **copies = rc ? NULL : calloc(n ? n : 1, sizeof(char *));
-    if (!rc && !copies)
-        rc = -ENOMEM;
-    (void)copies;
-    free(copies);
-    if (!rc) {
-        pthread_rwlock_rdlock(&s->lock);
-        for (size_t k = 0; k < n && !rc; k++)
-            rc = fn(arg, seen[k]);
-        pthread_rwlock_unlock(&s->lock);
-    }
-    free(seen);
+    free(ps.v);
     return rc;
+}
+
+int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg)
+{
+    return visit_distinct(s, NULL, fn, arg);
 }
 
 int store_label_values(struct store *s, const char *name,
                        int (*fn)(void *arg, const char *value), void *arg)
 {
-    const char **seen = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    for (size_t i = 0; i <= s->tab_mask && !rc; i++)
-        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext) {
-            const char *v = label_value(se, name);
-            if (!v)
-                continue;
-            size_t k = 0;
-            while (k < n && seen[k] != v)
-                k++;
-            if (k < n)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 32;
-                const char **ns = realloc(seen, cap * sizeof(*ns));
-                if (!ns) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                seen = ns;
-            }
-            seen[n++] = v;
-        }
-    for (size_t k = 0; k < n && !rc; k++)
-        rc = fn(arg, seen[k]);
-    pthread_rwlock_unlock(&s->lock);
-    free(seen);
-    return rc;
+    return visit_distinct(s, name, fn, arg);
 }
 
 /* ---- retention ------------------------------------------------------------------------------- */

@@ -95,7 +95,8 @@ int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t
 /* Fills a re_source that reads this store. */
 void store_source(struct store *s, struct re_source *out);
 
-/* Visits every label name (distinct, unsorted) / every value of one label. */
+/* Visits every distinct label name / every distinct value of one label, unsorted, under
+ * the read lock (fn must not call the store; strings are borrowed for the call). */
 int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg);
 int store_label_values(struct store *s, const char *name,
                        int (*fn)(void *arg, const char *value), void *arg);

@@ -35,6 +35,13 @@ static int collect(void *arg, const struct re_label *labels, size_t nl, const in
     return 0;
 }
 
+static int count_str(void *arg, const char *str)
+{
+    (void)str;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static struct got sel(struct store *s, enum re_match_type t, const char *name, const char *val,
                       int64_t mint, int64_t maxt)
 {
@@ -96,6 +103,16 @@ int main(void)
     CHECK_EQ_STR(g.last_job, "b");
     re_matcher_fini(&mm[0]);
     re_matcher_fini(&mm[1]);
+
+    /* distinct label names and values */
+    int nn = 0, nv = 0;
+    CHECK_EQ_INT(store_label_names(s, count_str, &nn), 0);
+    CHECK_EQ_INT(nn, 3); /* __name__, job, mode */
+    CHECK_EQ_INT(store_label_values(s, "job", count_str, &nv), 0);
+    CHECK_EQ_INT(nv, 2);
+    nv = 0;
+    store_label_values(s, "__name__", count_str, &nv);
+    CHECK_EQ_INT(nv, 2);
 
     /* stale marker kept bit-exact */
     CHECK_EQ_INT(store_append(s, b, 2, 3000, re_stale_nan()), 0);
