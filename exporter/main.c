@@ -8,6 +8,7 @@
 #include "flags.h"
 #include "http.h"
 #include "log.h"
+#include "query.h"
 #include "store.h"
 #include "version.h"
 #include "webcfg.h"
@@ -24,6 +25,7 @@
 
 /* Subsystems in start order (see struct agent_module in agent.h); one line each. */
 static const struct agent_module *const modules[] = {
+    &mod_query,
     NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
