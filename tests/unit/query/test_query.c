@@ -9,28 +9,32 @@
 #include <stdbool.h>
 #include <string.h>
 
-static char *fmt_value(double v) {
+static char *fmt_value(double v)
+{
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_value(&b, v);
     return b.data;
 }
 
-static char *fmt_ts(int64_t ms) {
+static char *fmt_ts(int64_t ms)
+{
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_ts(&b, ms);
     return b.data;
 }
 
-static char *fmt_str(const char *s, size_t n) {
+static char *fmt_str(const char *s, size_t n)
+{
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_strn(&b, s, n);
     return b.data;
 }
 
-static void test_encodings(void) {
+static void test_encodings(void)
+{
     CHECK_EQ_STR(fmt_value(1), "\"1\"");
     CHECK_EQ_STR(fmt_value(0.1), "\"0.1\"");
     CHECK_EQ_STR(fmt_value(-2.5), "\"-2.5\"");
@@ -101,7 +105,8 @@ static void test_encodings(void) {
     CHECK(fabs(jsonw_bucket_bound(1, 1) - 1.4142135623730951) < 1e-15);
 }
 
-static void test_params(void) {
+static void test_params(void)
+{
     int64_t ms = 0;
     CHECK(query_parse_time("1700000000", &ms) == 0 && ms == 1700000000000);
     CHECK(query_parse_time("1700000000.1234", &ms) == 0 && ms == 1700000000123);
@@ -165,20 +170,23 @@ struct kv {
     const char *const *pairs;
 };
 
-static const char *kv_get(void *ctx, const char *name) {
+static const char *kv_get(void *ctx, const char *name)
+{
     const struct kv *k = ctx;
     for (size_t i = 0; k->pairs[i]; i += 2)
-        if (!strcmp(k->pairs[i], name)) return k->pairs[i + 1];
+        if (!strcmp(k->pairs[i], name))
+            return k->pairs[i + 1];
     return NULL;
 }
 
-static int kv_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value),
-                   void *arg) {
+static int kv_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value), void *arg)
+{
     const struct kv *k = ctx;
     for (size_t i = 0; k->pairs[i]; i += 2)
         if (!strcmp(k->pairs[i], name)) {
             int rc = fn(arg, k->pairs[i + 1]);
-            if (rc) return rc;
+            if (rc)
+                return rc;
         }
     return 0;
 }
@@ -187,19 +195,22 @@ typedef int endpoint_fn(const struct query_env *env, const struct query_params *
                         struct sbuf *out);
 
 static int call(const struct query_env *env, endpoint_fn *fn, struct sbuf *out,
-                const char *const *pairs) {
+                const char *const *pairs)
+{
     struct kv k = {pairs};
     struct query_params p = {kv_get, kv_each, &k, 1000000};
     sbuf_reset(out);
     return fn(env, &p, out);
 }
 
-static void add(struct store *s, const char *name, const char *job, int64_t t, double v) {
+static void add(struct store *s, const char *name, const char *job, int64_t t, double v)
+{
     struct re_label l[] = {{"__name__", name}, {"job", job}};
     store_append(s, l, 2, t, v);
 }
 
-static void test_endpoints(void) {
+static void test_endpoints(void)
+{
     struct store_opts so = {.retention_ms = 0, .max_series = 1000};
     struct store *s = store_new(&so);
     for (int64_t t = 0; t <= 600000; t += 15000) {
@@ -286,7 +297,7 @@ static void test_endpoints(void) {
                                        "timeout", "0", NULL}),
                  503);
     CHECK_EQ_STR(out.data, "{\"status\":\"error\",\"errorType\":\"timeout\",\"error\":"
-                           "\"query timed out in expression evaluation\"}");
+                           "\"query timed out in query execution\"}");
     CHECK_EQ_INT(
         call(&env, query_instant, &out, (const char *[]){"query", "m", "timeout", "soon", NULL}),
         400);
@@ -324,7 +335,8 @@ static void test_endpoints(void) {
     store_free(s);
 }
 
-int main(void) {
+int main(void)
+{
     test_encodings();
     test_params();
     test_endpoints();
