@@ -114,29 +114,105 @@ void jsonw_str(struct sbuf *b, const char *s)
 
 /* ---- numbers ----------------------------------------------------------------------------- */
 
-/* Shortest decimal digits that round-trip v (finite, nonzero): digits[0..*nd) and the
- * decimal exponent of the first digit. A k-digit shortest form, padded with zeros, is the
- * correctly rounded 15/16/17-digit form, so the first precision that round-trips, with
- * trailing zeros stripped, gives it. */
-static int shortest(double v, char *digits, int *exp10)
+/* Correctly rounded p-digit form of v from its 17-digit form d17 (rounding half up on the
+ * digits), into out[0..p), with *exp10 adjusted on a carry out of the first digit. Returns
+ * false when the dropped digits are exactly a tie ("5", "50"): d17 is itself rounded, so the
+ * true value may lie on either side and only an exact conversion can tell. */
+static bool round_digits(const char *d17, int p, char *out, int *exp10)
 {
-    char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-        if (prec == 17 || strtod(tmp, NULL) == v)
-            break;
+    bool tie = d17[p] == '5';
+    for (int k = p + 1; k < 17 && tie; k++)
+        tie = d17[k] == '0';
+    if (tie)
+        return false;
+    memcpy(out, d17, (size_t)p);
+    if (d17[p] < '5')
+        return true;
+    int k = p - 1;
+    while (k >= 0 && out[k] == '9')
+        out[k--] = '0';
+    if (k >= 0) {
+        out[k]++;
+    } else {
+        /* 999.. rounded up to 1000..: one more power of ten. */
+        out[0] = '1';
+        (*exp10)++;
     }
-    const char *q = tmp;
-    if (*q == '-')
-        q++;
+    return true;
+}
+
+/* True if the decimal digits[0..nd) x 10^exp10, with v's sign, reads back as v. */
+static bool reads_back(double v, const char *digits, int nd, int exp10)
+{
+    char tmp[48];
+    int n = 0;
+    if (signbit(v))
+        tmp[n++] = '-';
+    tmp[n++] = digits[0];
+    tmp[n++] = '.';
+    memcpy(tmp + n, digits + 1, (size_t)nd - 1);
+    n += nd - 1;
+    snprintf(tmp + n, sizeof(tmp) - (size_t)n, "e%d", exp10);
+    return strtod(tmp, NULL) == v;
+}
+
+/* The significant digits and exponent of a printf %.*e conversion. */
+static int e_digits(const char *tmp, char *digits, int *exp10)
+{
+    const char *q = tmp + (tmp[0] == '-');
     int nd = 0;
     for (; *q && *q != 'e'; q++)
         if (*q >= '0' && *q <= '9')
             digits[nd++] = *q;
     *exp10 = atoi(q + 1);
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
     return nd;
+}
+
+/* Shortest decimal digits that round-trip v (finite, nonzero), the digits Go's strconv picks
+ * for precision -1: digits[0..return) and the decimal exponent of the first digit. For normal
+ * numbers every 15-digit decimal names a distinct double, so the correctly rounded 15-digit
+ * form, trailing zeros stripped, is the shortest whenever a form of at most 15 digits
+ * round-trips; otherwise the correctly rounded 16- or 17-digit form
+ * (the nearest of its length) is. One %.16e conversion yields all three, except in exact
+ * ties, which are converted again exactly. */
+static int shortest(double v, char *digits, int *exp10)
+{
+    char tmp[40], d17[24];
+    if (fabs(v) < DBL_MIN) {
+        /* Subnormals carry fewer bits, so a shorter form than the 15-digit one can round-trip
+         * without being its prefix: search every precision. */
+        for (int p = 1; p <= 17; p++) {
+            snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+            if (p == 17 || strtod(tmp, NULL) == v)
+                break;
+        }
+        int nd = e_digits(tmp, digits, exp10);
+        while (nd > 1 && digits[nd - 1] == '0')
+            nd--;
+        return nd;
+    }
+    snprintf(tmp, sizeof(tmp), "%.16e", v);
+    int e17;
+    e_digits(tmp, d17, &e17);
+    int p = 15;
+    for (; p < 17; p++) {
+        int e = e17;
+        if (!round_digits(d17, p, digits, &e)) {
+            snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
+            e_digits(tmp, digits, &e);
+        }
+        if (reads_back(v, digits, p, e)) {
+            *exp10 = e;
+            break;
+        }
+    }
+    if (p == 17) {
+        memcpy(digits, d17, 17);
+        *exp10 = e17;
+    }
+    while (p > 1 && digits[p - 1] == '0')
+        p--;
+    return p;
 }
 
 void jsonw_gofloat(struct sbuf *b, double v, char fmt)
@@ -158,6 +234,20 @@ void jsonw_gofloat(struct sbuf *b, double v, char fmt)
         if (fmt == 'e')
             memcpy(out + o, "e+00", 4), o += 4;
         sbuf_add(b, out, o);
+        return;
+    }
+    if (fmt == 'f' && fabs(v) < 1e15 && v == (double)(int64_t)v) {
+        /* Integral values (counters, gauges) need no digit search. */
+        char num[24];
+        int64_t iv = (int64_t)v;
+        uint64_t u = (uint64_t)(iv < 0 ? -iv : iv);
+        size_t k = sizeof(num);
+        do {
+            num[--k] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        memcpy(out + o, num + k, sizeof(num) - k);
+        sbuf_add(b, out, o + sizeof(num) - k);
         return;
     }
     char digits[24] = {0};
@@ -205,15 +295,23 @@ void jsonw_ts(struct sbuf *b, int64_t ms)
 {
     /* Go's MarshalTimestamp: the sign, t/1000, then ".%03d" of t%1000 when nonzero. */
     char out[32];
+    size_t k = sizeof(out);
     uint64_t u = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
     unsigned frac = (unsigned)(u % 1000);
-    int n;
-    if (frac)
-        n = snprintf(out, sizeof(out), "%s%llu.%03u", ms < 0 ? "-" : "",
-                     (unsigned long long)(u / 1000), frac);
-    else
-        n = snprintf(out, sizeof(out), "%s%llu", ms < 0 ? "-" : "", (unsigned long long)(u / 1000));
-    sbuf_add(b, out, (size_t)n);
+    if (frac) {
+        out[--k] = (char)('0' + frac % 10);
+        out[--k] = (char)('0' + frac / 10 % 10);
+        out[--k] = (char)('0' + frac / 100);
+        out[--k] = '.';
+    }
+    u /= 1000;
+    do {
+        out[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (ms < 0)
+        out[--k] = '-';
+    sbuf_add(b, out + k, sizeof(out) - k);
 }
 
 void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n)
@@ -262,7 +360,8 @@ static void put_bucket(struct sbuf *b, bool *first, int boundaries, double lo, d
         return; /* Prometheus leaves empty buckets out of the JSON. */
     sbuf_adds(b, *first ? ",\"buckets\":[" : ",");
     *first = false;
-    sbuf_printf(b, "[%d,", boundaries);
+    char head[3] = {'[', (char)('0' + boundaries), ','};
+    sbuf_add(b, head, 3);
     jsonw_value(b, lo);
     sbuf_addc(b, ',');
     jsonw_value(b, hi);

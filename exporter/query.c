@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1339,6 +1340,12 @@ static int query_start(struct agent *a, struct perr *err)
         return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     q->a = a;
     a->query = q;
+    /* A query's working set (the evaluator's arena, result and JSON) is a few MB that glibc
+     * would hand back to the kernel at every free and fault in again on the next query,
+     * which cost more than the evaluation itself. Keep some of it per arena (process-wide
+     * setting; it also fixes the mmap threshold, so set that too). */
+    mallopt(M_TRIM_THRESHOLD, (int)DEF_QUERY_MALLOC_TRIM_BYTES);
+    mallopt(M_MMAP_THRESHOLD, (int)DEF_QUERY_MALLOC_MMAP_BYTES);
     const unsigned gp = HTTP_GET | HTTP_POST;
     const struct http_route routes[] = {
         {"/api/v1/query", false, gp, "/api/v1/query", h_query, a, 0},

@@ -6,6 +6,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -44,6 +45,12 @@ static void test_encodings(void)
     CHECK_EQ_STR(fmt_value(1e21), "\"1e+21\"");
     CHECK_EQ_STR(fmt_value(1.2345678901234568e-300), "\"1.2345678901234568e-300\"");
     CHECK_EQ_STR(fmt_value(0.30000000000000004), "\"0.30000000000000004\"");
+    /* A subnormal whose shortest form is not a prefix of its 15-digit form. */
+    CHECK_EQ_STR(fmt_value(-5.828994249469882e-310), "\"-5.8289942494699e-310\"");
+    CHECK_EQ_STR(fmt_value(5e-324), "\"5e-324\"");
+    CHECK_EQ_STR(fmt_value(-123456789012345), "\"-123456789012345\"");
+    CHECK_EQ_STR(fmt_value(9.5), "\"9.5\"");
+    CHECK_EQ_STR(fmt_value(99999999999999.99), "\"99999999999999.98\"");
     CHECK_EQ_STR(fmt_value(123456.789), "\"123456.789\"");
     CHECK_EQ_STR(fmt_value(0), "\"0\"");
     CHECK_EQ_STR(fmt_value(-0.0), "\"-0\"");
@@ -103,6 +110,60 @@ static void test_encodings(void)
     CHECK_EQ_DBL(jsonw_bucket_bound(2, -1), 16);
     CHECK_EQ_DBL(jsonw_bucket_bound(1024, 0), 1.7976931348623157e308);
     CHECK(fabs(jsonw_bucket_bound(1, 1) - 1.4142135623730951) < 1e-15);
+}
+
+/* Reference: the first precision whose %.*e reads back (the nearest shortest form), in Go's
+ * 'e' layout. Slow but plainly right. */
+static void ref_e(double v, char *out, size_t len)
+{
+    char tmp[64];
+    int prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    char *e = strchr(tmp, 'e');
+    int ex = atoi(e + 1);
+    *e = '\0';
+    snprintf(out, len, "%se%c%02d", tmp, ex < 0 ? '-' : '+', ex < 0 ? -ex : ex);
+}
+
+static void test_shortest_random(void)
+{
+    /* xorshift64: deterministic bit patterns over the whole finite range, plus values with
+     * few digits (the 15-digit path) and ties of the 17-digit form. */
+    uint64_t x = 88172645463325252ULL;
+    int bad = 0;
+    struct sbuf b = {0};
+    char want[96];
+    for (int i = 0; i < 120000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        if (i % 3 == 0) {
+            uint64_t bits = x;
+            memcpy(&v, &bits, sizeof(v));
+            if (!isfinite(v) || v == 0)
+                continue;
+        } else if (i % 3 == 1) {
+            v = (double)(x % 100000000) / 1000.0 * ((x >> 40) % 2 ? 1 : -1);
+            if (v == 0)
+                continue;
+        } else {
+            v = (double)(x % 1000000007) / (double)((x >> 33) % 997 + 1);
+            if (v == 0)
+                continue;
+        }
+        sbuf_reset(&b);
+        jsonw_gofloat(&b, v, 'e');
+        ref_e(v, want, sizeof(want));
+        if (strcmp(b.data, want) != 0 && bad++ < 5)
+            printf("#   %.17g: got %s want %s\n", v, b.data, want);
+    }
+    CHECK_EQ_INT(bad, 0);
+    sbuf_fini(&b);
 }
 
 static void test_params(void)
@@ -338,6 +399,7 @@ static void test_endpoints(void)
 int main(void)
 {
     test_encodings();
+    test_shortest_random();
     test_params();
     test_endpoints();
     return tap_done();
