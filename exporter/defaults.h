@@ -42,6 +42,10 @@
 /* query */
 #define DEF_QUERY_MAX_SAMPLES 50000000
 #define DEF_QUERY_TIMEOUT_MS (2 * 60 * 1000)
+/* malloc keeps this much freed memory per arena instead of returning it to the kernel after
+ * every query (a 15-minute query_range otherwise page-faults its working set in anew). */
+#define DEF_QUERY_MALLOC_TRIM_BYTES (16u << 20)
+#define DEF_QUERY_MALLOC_MMAP_BYTES (4u << 20)
 
 /* alerting */
 #define DEF_RESEND_DELAY_MS 60000

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "push.h"
 #include "rwrecv.h"
+#include "query.h"
 #include "store.h"
 #include "version.h"
 #include "webcfg.h"
@@ -34,6 +35,7 @@ static const struct agent_module *const modules[] = {
     &mod_federate,
     &mod_engine,
     &mod_alerts_api,
+    &mod_query,
     NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
