@@ -545,7 +545,8 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
+        if (c->data.n) /* qsort(NULL, 0) is undefined */
+            qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -2672,9 +2673,11 @@ static int sort_desc(const void *a, const void *b)
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
-static char **sbl_names;
-static size_t sbl_n;
-static bool sbl_desc;
+/* Comparator context for sort_by_label: per thread, since queries and rules evaluate
+ * concurrently. */
+static __thread char **sbl_names;
+static __thread size_t sbl_n;
+static __thread bool sbl_desc;
 
 static int natcmp(const char *a, const char *b)
 {
@@ -2870,7 +2873,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+            if (out.n)
+                qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
@@ -2878,7 +2882,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             sbl_names = names;
             sbl_n = e->nargs - 1;
             sbl_desc = id == F_SORT_BY_LABEL_DESC;
-            qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+            if (out.n)
+                qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
         }
         r.v = out;
         return r;
@@ -3336,7 +3341,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
             }
         }
     }
-    if (res->type == PROMQL_MATRIX)
+    if (res->type == PROMQL_MATRIX && nos)
         qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));
