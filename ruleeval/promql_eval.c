@@ -65,6 +65,8 @@ struct val {
 struct selcache {
     const struct promql_expr *node;
     int64_t mint, maxt;
+    int nneeds;
+    bool single; /* instant selector read at exactly one time: keep the last sample only */
     bool loaded;
     struct mat data;
 };
@@ -103,7 +105,7 @@ static void *ar_alloc(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
+        size_t cap = n > (1u << 20) ? n : (1u << 20);
         struct achunk *c = malloc(sizeof(*c) + cap);
         if (!c)
             fail(ev, -ENOMEM, "out of memory");
@@ -361,6 +363,61 @@ static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t k
     return false;
 }
 
+/* Map keyed by whole label sets (hash + ls_cmp), no key building. */
+struct lmap {
+    struct lent {
+        const struct lset *ls;
+        uint64_t h;
+        size_t v;
+    } *e;
+    size_t cap, n;
+};
+
+static uint64_t ls_hash(const struct lset *ls)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        for (const char *p = ls->l[i].name; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *p = ls->l[i].value; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xfe) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int ls_cmp(const struct lset *a, const struct lset *b);
+
+static bool lm_get_or_put(struct ev *ev, struct lmap *m, const struct lset *ls, size_t *v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        struct lent *ne = ar_alloc(ev, nc * sizeof(*ne));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->e[i].ls) {
+                size_t j = m->e[i].h & (nc - 1);
+                while (ne[j].ls)
+                    j = (j + 1) & (nc - 1);
+                ne[j] = m->e[i];
+            }
+        m->e = ne;
+        m->cap = nc;
+    }
+    uint64_t h = ls_hash(ls);
+    size_t j = h & (m->cap - 1);
+    while (m->e[j].ls) {
+        if (m->e[j].h == h && (m->e[j].ls == ls || ls_cmp(m->e[j].ls, ls) == 0)) {
+            *v = m->e[j].v;
+            return true;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->e[j] = (struct lent){ls, h, *v};
+    m->n++;
+    return false;
+}
+
 struct kbuf {
     char *p;
     size_t n, cap;
@@ -431,14 +488,17 @@ static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
 }
 
 /* Records that selector n needs data for evaluation times [s,e] and lookback/range r. */
-static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r)
+static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r,
+                 bool instant_sel)
 {
     if (n->at_kind) {
         s = e = at_of(ev, n);
     }
+    bool single = s == e && instant_sel;
     s -= n->offset + r;
     e -= n->offset;
     struct selcache *c = cache_for(ev, n);
+    c->single = c->nneeds++ == 0 ? single : (c->single && single && e == c->maxt);
     if (s < c->mint)
         c->mint = s;
     if (e > c->maxt)
@@ -471,10 +531,10 @@ static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t 
         return;
     switch (e->kind) {
     case PQ_VSEL:
-        need(ev, e, s, t, ev->o->lookback_ms);
+        need(ev, e, s, t, ev->o->lookback_ms, true);
         return;
     case PQ_MSEL:
-        need(ev, e->a, s, t, e->range);
+        need(ev, e->a, s, t, e->range, false);
         return;
     case PQ_SUBQ: {
         int64_t f1, l1, st, f2, l2;
@@ -496,6 +556,7 @@ static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t 
 struct load_ctx {
     struct ev *ev;
     struct mat *m;
+    bool last_only;
 };
 
 static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
@@ -504,6 +565,13 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     struct load_ctx *c = arg;
     struct ev *ev = c->ev;
     struct mat *m = c->m;
+    if (c->last_only && n > 1) {
+        ts += n - 1;
+        vals += n - 1;
+        if (hists)
+            hists += n - 1;
+        n = 1;
+    }
     m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
     struct mser *se = &m->s[m->n++];
     memset(se, 0, sizeof(*se));
@@ -539,7 +607,7 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
         if (c->mint > c->maxt) {
             c->mint = c->maxt = 0;
         }
-        struct load_ctx lc = {ev, &c->data};
+        struct load_ctx lc = {ev, &c->data, c->single};
         int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
         if (rc < 0 && rc != -ENOMEM)
             fail(ev, rc, "storage select failed");
@@ -3297,8 +3365,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         }
     } else {
         res->type = instant ? PROMQL_VECTOR : PROMQL_MATRIX;
-        struct hmap idx = {0};
-        struct kbuf kb = {0};
+        struct lmap idx = {0};
         for (int64_t ts = start; ts <= end; ts += step) {
             struct val v = eval(ev, e, ts);
             if (v.type == PROMQL_SCALAR) {
@@ -3308,16 +3375,15 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                 vec_push(ev, &v.v, (struct smp){ls_new(ev, 0), v.scalar, NULL, ts, false});
             }
             /* delayed name removal */
-            struct hmap seen = {0};
+            struct lmap seen = {0};
             for (size_t i = 0; i < v.v.n; i++) {
                 struct smp *s = &v.v.s[i];
                 const struct lset *ls = s->drop ? ls_del(ev, s->ls, "__name__") : s->ls;
-                sig_key(ev, &kb, ls, NULL, 0, false, false);
                 size_t one = 1;
-                if (hm_get_or_put(ev, &seen, kb.p, kb.n, &one))
+                if (!instant && lm_get_or_put(ev, &seen, ls, &one))
                     fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
                 size_t k = nos;
-                if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                if (!lm_get_or_put(ev, &idx, ls, &k)) {
                     os = grow(ev, os, &capos, nos, sizeof(*os));
                     memset(&os[nos], 0, sizeof(os[0]));
                     os[nos].ls = ls;
@@ -3332,7 +3398,9 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                     se->p = np;
                     se->cap = nc;
                 }
-                se->p[se->n++] = (struct promql_point){instant ? ts : ts, s->f, (struct re_hist *)s->h};
+                if (instant && se->n)
+                    fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
+                se->p[se->n++] = (struct promql_point){ts, s->f, (struct re_hist *)s->h};
             }
         }
     }
