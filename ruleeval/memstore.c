@@ -184,18 +184,26 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
         struct pq_hist *ph = pq_hist_from_re(h);
         if (!ph)
             return -ENOMEM;
-        /* As Prometheus's TSDB does: a counter histogram following another one in the
-         * series is marked reset or not_reset by comparing it with its predecessor. */
-        if (ph->hint != RE_HINT_GAUGE && se->n && se->hists && se->hists[se->n - 1] &&
-            se->ts[se->n - 1] < t && se->hists[se->n - 1]->reset_hint != RE_HINT_GAUGE) {
-            struct pq_hist *prev = pq_hist_from_re(se->hists[se->n - 1]);
-            if (!prev) {
-                pq_hist_free(ph);
-                return -ENOMEM;
+        /* As Prometheus's TSDB reads hints back: a counter histogram that continues a chunk
+         * is "not_reset"; one that starts a chunk (first sample, after a float, a counter
+         * reset or a layout change) is "unknown". Gauge histograms stay gauge. */
+        if (ph->hint != RE_HINT_GAUGE) {
+            uint8_t hint = RE_HINT_UNKNOWN;
+            if (se->n && se->hists && se->hists[se->n - 1] && se->ts[se->n - 1] < t &&
+                se->hists[se->n - 1]->reset_hint != RE_HINT_GAUGE) {
+                struct pq_hist *prev = pq_hist_from_re(se->hists[se->n - 1]);
+                if (!prev) {
+                    pq_hist_free(ph);
+                    return -ENOMEM;
+                }
+                bool newchunk = ph->hint == RE_HINT_RESET || pq_hist_detect_reset(ph, prev) ||
+                                ph->schema != prev->schema || ph->zt != prev->zt ||
+                                ph->ncv != prev->ncv ||
+                                (ph->ncv && memcmp(ph->cv, prev->cv, ph->ncv * sizeof(double)));
+                hint = newchunk ? RE_HINT_UNKNOWN : RE_HINT_NOT_RESET;
+                pq_hist_free(prev);
             }
-            if (ph->hint != RE_HINT_RESET)
-                ph->hint = pq_hist_detect_reset(ph, prev) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
-            pq_hist_free(prev);
+            ph->hint = hint;
         }
         hc = pq_hist_to_re(ph);
         pq_hist_free(ph);

@@ -750,7 +750,13 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
                     tmp.n++;
                 }
                 tmp.s[k].drop = tmp.s[k].drop || s->drop;
-                mser_push(ev, &tmp.s[k], t, s->f, s->h);
+                struct pq_hist *hh = s->h;
+                if (hh && (hh->hint == RE_HINT_RESET || hh->hint == RE_HINT_NOT_RESET)) {
+                    /* hints do not survive sampling by a subquery */
+                    hh = hdup(ev, hh);
+                    hh->hint = RE_HINT_UNKNOWN;
+                }
+                mser_push(ev, &tmp.s[k], t, s->f, hh);
             }
         }
         m = &tmp;
@@ -893,70 +899,78 @@ static bool has_float(const struct win *w)
     return false;
 }
 
-/* Histogram rate/increase/delta over a window of only histograms. Returns NULL if none. */
+/* Histogram rate/increase/delta over a window of only histograms (Prometheus
+ * histogramRate). Returns NULL (with a warning) when no result. */
 static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counter,
                                  const struct promql_expr *arg)
 {
-    struct pq_hist *prev = w->h[0];
-    struct pq_hist *last = w->h[w->n - 1];
-    /* result starts as last - first, with resets corrected */
-    struct pq_hist *r = hdup(ev, last);
     int l, c;
     pos_of(ev, arg, &l, &c);
-    bool custom = last->schema == PQ_SCHEMA_CUSTOM;
-    for (size_t i = 0; i < w->n; i++)
-        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
-            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
-                 metric_name(w->ls), l, c);
-            return NULL;
-        }
-    if (counter) {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint == RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
-    } else {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint != RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
+    const char *mn = metric_name(w->ls);
+    struct pq_hist *prev = w->h[0], *last = w->h[w->n - 1];
+    struct pq_hist empty = {0};
+    struct pq_bkt dummy;
+    bool custom = prev->schema == PQ_SCHEMA_CUSTOM;
+    if (counter && (prev->hint == RE_HINT_GAUGE || last->hint == RE_HINT_GAUGE))
+        warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
+    if (counter && w->n > 1 && pq_hist_detect_reset(w->h[1], prev)) {
+        empty.schema = w->h[1]->schema;
+        empty.pb = empty.nb = &dummy;
+        empty.cv = w->h[1]->cv;
+        empty.ncv = w->h[1]->ncv;
+        prev = &empty;
+        custom = w->h[1]->schema == PQ_SCHEMA_CUSTOM;
     }
-    /* the minimum schema of the range */
-    int32_t minschema = r->schema;
-    for (size_t i = 0; i < w->n; i++)
+    if ((last->schema == PQ_SCHEMA_CUSTOM) != custom) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+        return NULL;
+    }
+    int32_t minschema = last->schema < prev->schema ? last->schema : prev->schema;
+    for (size_t i = 1; i + 1 < w->n; i++) {
+        if (!counter)
+            continue;
+        if (w->h[i]->hint == RE_HINT_GAUGE)
+            warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
         if (w->h[i]->schema < minschema)
             minschema = w->h[i]->schema;
-    int rc = pq_hist_add(r, w->h[0], -1);
-    if (rc == -EDOM) {
-        warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-             metric_name(w->ls), l, c);
+        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
+            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+            return NULL;
+        }
+    }
+    struct pq_hist *r = hdup(ev, last);
+    if (!custom && r->schema > minschema) {
+        struct pq_hist z = {.schema = minschema};
+        z.pb = z.nb = &dummy;
+        pq_hist_add(r, &z, 0);
+    }
+    bool rec = false;
+    int rc = pq_hist_add_ex(r, NULL, prev, -1, NULL, &rec);
+    if (rc == -EINVAL) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
         return NULL;
     }
     if (rc)
         fail(ev, rc, "out of memory");
+    if (rec)
+        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)", l, c);
     if (counter) {
         for (size_t i = 1; i < w->n; i++) {
-            if (pq_hist_detect_reset(w->h[i], prev)) {
-                rc = pq_hist_add(r, prev, 1);
-                if (rc == -EDOM) {
-                    warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-                         metric_name(w->ls), l, c);
+            struct pq_hist *cur = w->h[i];
+            if (pq_hist_detect_reset(cur, prev)) {
+                rec = false;
+                rc = pq_hist_add_ex(r, NULL, prev, 1, NULL, &rec);
+                if (rc == -EINVAL) {
+                    warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
                     return NULL;
                 }
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during addition (%d:%d)", l, c);
             }
-            prev = w->h[i];
+            prev = cur;
         }
-    }
-    if (r->schema > minschema) {
-        struct pq_hist z = {.schema = minschema};
-        struct pq_bkt dummy;
-        z.pb = z.nb = &dummy;
-        z.cv = NULL;
-        pq_hist_add(r, &z, 0);
+    } else if (w->h[0]->hint != RE_HINT_GAUGE || last->hint != RE_HINT_GAUGE) {
+        warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)", mn, l, c);
     }
     r->hint = RE_HINT_GAUGE;
     pq_hist_compact(r);
@@ -1288,10 +1302,46 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 break;
             }
             if (hh) {
-                struct pq_hist *s = hdup(ev, wi->h[0]);
-                bool bad = false;
+                struct pq_hist *sum = hdup(ev, wi->h[0]), *comp = NULL, *mean = NULL;
+                bool bad = false, incr = false, rec = false;
+                bool rs = wi->h[0]->hint == RE_HINT_RESET, nrs = wi->h[0]->hint == RE_HINT_NOT_RESET;
                 for (size_t k = 1; k < wi->n && !bad; k++) {
-                    int rc = pq_hist_add(s, wi->h[k], 1);
+                    struct pq_hist *hk = wi->h[k];
+                    rs = rs || hk->hint == RE_HINT_RESET;
+                    nrs = nrs || hk->hint == RE_HINT_NOT_RESET;
+                    double cnt = (double)(k + 1);
+                    int rc = 0;
+                    if (id == F_SUM_OT || !incr) {
+                        struct pq_hist *v = id == F_SUM_OT ? sum : hdup(ev, sum);
+                        struct pq_hist *cc = comp ? (id == F_SUM_OT ? comp : hdup(ev, comp))
+                                                  : track(ev, pq_hist_new_comp(sum));
+                        rc = pq_hist_add_ex(v, cc, hk, 1, NULL, &rec);
+                        if (rc == 0 && (id == F_SUM_OT || !pq_hist_overflow(v))) {
+                            sum = v;
+                            comp = cc;
+                            continue;
+                        }
+                        if (rc == 0) {
+                            incr = true;
+                            mean = hdup(ev, sum);
+                            pq_hist_scale(mean, 1 / (cnt - 1));
+                            if (comp)
+                                pq_hist_scale(comp, 1 / (cnt - 1));
+                        }
+                    }
+                    if (rc == 0 && incr) {
+                        double q = (cnt - 1) / cnt;
+                        if (comp)
+                            pq_hist_scale(comp, q);
+                        else
+                            comp = track(ev, pq_hist_new_comp(mean));
+                        struct pq_hist *ta = hdup(ev, hk);
+                        pq_hist_scale(ta, 1 / cnt);
+                        pq_hist_scale(mean, q);
+                        rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         int l, c;
                         pos_of(ev, marg, &l, &c);
@@ -1304,10 +1354,27 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     ok = false;
                     break;
                 }
-                if (id == F_AVG_OT)
-                    pq_hist_scale(s, 1.0 / (double)wi->n);
-                pq_hist_compact(s);
-                hout = s;
+                int l, c;
+                pos_of(ev, marg, &l, &c);
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                if (rs && nrs)
+                    warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)", l, c);
+                if (incr) {
+                    if (comp)
+                        pq_hist_add(mean, comp, 1);
+                    sum = mean;
+                } else if (id == F_AVG_OT) {
+                    pq_hist_scale(sum, 1.0 / (double)wi->n);
+                    if (comp) {
+                        pq_hist_scale(comp, 1.0 / (double)wi->n);
+                        pq_hist_add(sum, comp, 1);
+                    }
+                } else if (comp) {
+                    pq_hist_add(sum, comp, 1);
+                }
+                pq_hist_compact(sum);
+                hout = sum;
                 break;
             }
             if (id == F_SUM_OT) {
@@ -1797,8 +1864,8 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
 struct group {
     const struct lset *ls;
     double f, mean, c, cnt;
-    struct pq_hist *h;
-    bool seen, hasf, hash, incr, incompat, drop, reset, notreset;
+    struct pq_hist *h, *hc, *hmean;
+    bool seen, hasf, hash, incr, hincr, incompat, drop, reset, notreset;
     double *vals;
     size_t nvals, capvals;
     struct smp *top; /* topk/bottomk heap-ish list */
@@ -1985,13 +2052,23 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    if (!gr->hc)
+                        gr->hc = track(ev, pq_hist_new_comp(gr->h));
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(gr->h, gr->hc, h, 1, NULL, &rec);
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -2008,13 +2085,47 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    bool rec = false;
+                    int rc = 0;
+                    if (!gr->hincr) {
+                        struct pq_hist *v = hdup(ev, gr->h);
+                        struct pq_hist *cc = gr->hc ? hdup(ev, gr->hc) : track(ev, pq_hist_new_comp(gr->h));
+                        rc = pq_hist_add_ex(v, cc, h, 1, NULL, &rec);
+                        if (rc == 0 && !pq_hist_overflow(v)) {
+                            gr->h = v;
+                            gr->hc = cc;
+                        } else if (rc == 0) {
+                            gr->hincr = true;
+                            gr->hmean = hdup(ev, gr->h);
+                            pq_hist_scale(gr->hmean, 1 / (gr->cnt - 1));
+                            if (gr->hc)
+                                pq_hist_scale(gr->hc, 1 / (gr->cnt - 1));
+                        }
+                    }
+                    if (rc == 0 && gr->hincr) {
+                        double q = (gr->cnt - 1) / gr->cnt;
+                        if (gr->hc)
+                            pq_hist_scale(gr->hc, q);
+                        else
+                            gr->hc = track(ev, pq_hist_new_comp(gr->hmean));
+                        struct pq_hist *ta = hdup(ev, h);
+                        pq_hist_scale(ta, 1 / gr->cnt);
+                        pq_hist_scale(gr->hmean, q);
+                        rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -2126,8 +2237,19 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (gr->incompat)
                 continue;
             if (gr->hash) {
-                if (op == PQ_AVG)
+                if (op == PQ_AVG && gr->hincr) {
+                    if (gr->hc)
+                        pq_hist_add(gr->hmean, gr->hc, 1);
+                    gr->h = gr->hmean;
+                } else if (op == PQ_AVG) {
                     pq_hist_scale(gr->h, 1 / gr->cnt);
+                    if (gr->hc) {
+                        pq_hist_scale(gr->hc, 1 / gr->cnt);
+                        pq_hist_add(gr->h, gr->hc, 1);
+                    }
+                } else if (gr->hc) {
+                    pq_hist_add(gr->h, gr->hc, 1);
+                }
                 pq_hist_compact(gr->h);
                 hout = gr->h;
             } else if (op == PQ_SUM) {
@@ -3201,6 +3323,7 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
                 if (s.h) {
                     s.h = hdup(ev, s.h);
                     pq_hist_scale(s.h, -1);
+                    s.h->hint = RE_HINT_GAUGE;
                 } else {
                     s.f = -s.f;
                 }
