@@ -67,6 +67,7 @@ struct selcache {
     int64_t mint, maxt;
     int nneeds;
     bool single; /* instant selector read at exactly one time: keep the last sample only */
+    bool stats;  /* decoded as by Prometheus's histogram stats iterator */
     bool loaded;
     struct mat data;
 };
@@ -499,6 +500,8 @@ static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t 
     e -= n->offset;
     struct selcache *c = cache_for(ev, n);
     c->single = c->nneeds++ == 0 ? single : (c->single && single && e == c->maxt);
+    if (!instant_sel)
+        c->single = false;
     if (s < c->mint)
         c->mint = s;
     if (e > c->maxt)
@@ -525,32 +528,61 @@ static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, i
     *step = st;
 }
 
-static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+/* stats: inside histogram_count/sum/avg (not through a subquery or a quantile/fraction), where
+ * Prometheus decodes histograms with its stats iterator that derives reset hints on the fly. */
+static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t, bool stats)
 {
     if (!e)
         return;
     switch (e->kind) {
     case PQ_VSEL:
-        need(ev, e, s, t, ev->o->lookback_ms, true);
+        need(ev, e, s, t, ev->o->lookback_ms, !stats);
+        if (stats)
+            cache_for(ev, e)->stats = true;
         return;
     case PQ_MSEL:
         need(ev, e->a, s, t, e->range, false);
+        if (stats)
+            cache_for(ev, e->a)->stats = true;
         return;
     case PQ_SUBQ: {
         int64_t f1, l1, st, f2, l2;
         subq_times(ev, e, s, &f1, &l1, &st);
         subq_times(ev, e, t, &f2, &l2, &st);
-        prep(ev, e->a, f1 - st, l2);
+        prep_ex(ev, e->a, f1 - st, l2, false);
         return;
     }
+    case PQ_CALL:
+        if (e->fn->id == F_HCOUNT || e->fn->id == F_HSUM || e->fn->id == F_HAVG)
+            stats = true;
+        if (e->fn->id == F_HQUANTILE || e->fn->id == F_HFRACTION)
+            stats = false;
+        break;
     default:
         break;
     }
-    prep(ev, e->a, s, t);
-    prep(ev, e->b, s, t);
-    prep(ev, e->param, s, t);
+    prep_ex(ev, e->a, s, t, stats);
+    prep_ex(ev, e->b, s, t, stats);
+    prep_ex(ev, e->param, s, t, stats);
     for (size_t i = 0; i < e->nargs; i++)
-        prep(ev, e->args[i], s, t);
+        prep_ex(ev, e->args[i], s, t, stats);
+}
+
+static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+{
+    prep_ex(ev, e, s, t, false);
+}
+
+/* The stats iterator's hint for sample j of s: unknown hints become reset/not_reset by
+ * comparison with the previous histogram sample (from index lo on). */
+static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo)
+{
+    struct pq_hist *h = s->h[j];
+    if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1])
+        return h;
+    struct pq_hist *c = hdup(ev, h);
+    c->hint = pq_hist_detect_reset(h, s->h[j - 1]) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
+    return c;
 }
 
 struct load_ctx {
@@ -648,6 +680,7 @@ static struct val vval(void)
 static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts)
 {
     struct mat *m = selected(ev, e);
+    bool stats = cache_for(ev, e)->stats;
     struct val r = vval();
     int64_t ref = (e->at_kind ? at_of(ev, e) : ts) - e->offset;
     int64_t from = ref - ev->o->lookback_ms;
@@ -661,7 +694,8 @@ static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t 
             continue;
         if (!s->h[j] && re_is_stale(s->f[j]))
             continue;
-        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], s->h[j], s->t[j], false});
+        struct pq_hist *h = stats ? stats_hint(ev, s, j, 0) : s->h[j];
+        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], h, s->t[j], false});
     }
     add_samples(ev, r.v.n);
     return r;
@@ -721,9 +755,11 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
     struct mat *m;
     int64_t ref, range;
     struct mat tmp = {0};
+    bool stats_sel = false;
     if (e->kind == PQ_MSEL) {
         const struct promql_expr *vs = e->a;
         m = selected(ev, vs);
+        stats_sel = cache_for(ev, vs)->stats;
         ref = (vs->at_kind ? at_of(ev, vs) : ts) - vs->offset;
         range = e->range;
     } else if (e->kind == PQ_SUBQ) {
@@ -775,6 +811,21 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
         if (a >= b)
             continue;
         make_win(ev, &w[k], s, a, b);
+        if (stats_sel && w[k].n) {
+            bool any = false;
+            for (size_t j = a + 1; j < b; j++)
+                if (s->h[j] && s->h[j]->hint == RE_HINT_UNKNOWN)
+                    any = true;
+            if (any) {
+                struct pq_hist **hh = ar_alloc(ev, (b - a) * sizeof(*hh));
+                size_t q = 0;
+                for (size_t j = a; j < b; j++)
+                    if (s->h[j] || !re_is_stale(s->f[j]))
+                        hh[q++] = stats_hint(ev, s, j, a);
+                if (q == w[k].n)
+                    w[k].h = hh;
+            }
+        }
         if (w[k].n == 0)
             continue;
         total += w[k].n;
