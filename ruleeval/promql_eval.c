@@ -890,11 +890,15 @@ static struct gbuf gfmt(double v)
     else if (isinf(v))
         snprintf(b.s, sizeof(b.s), v > 0 ? "+Inf" : "-Inf");
     else {
-        for (int p = 1; p <= 17; p++) {
-            snprintf(b.s, sizeof(b.s), "%.*g", p, v);
+        int p = 1;
+        for (; p <= 17; p++) {
+            snprintf(b.s, sizeof(b.s), "%.*e", p - 1, v);
             if (strtod(b.s, NULL) == v)
                 break;
         }
+        int x = atoi(strchr(b.s, 'e') + 1);
+        if (!(x < -4 || x >= 6)) /* Go's shortest %g: exponent form only outside [-4, 6) */
+            snprintf(b.s, sizeof(b.s), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, v);
     }
     return b;
 }
@@ -1284,7 +1288,11 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
                          metric_name(wi->ls), l, c);
                 if (id == F_IDELTA || !pq_hist_detect_reset(wi->h[b], wi->h[a])) {
-                    int rc = pq_hist_add(hout, wi->h[a], -1);
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(hout, NULL, wi->h[a], -1, NULL, &rec);
+                    if (rec)
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)",
+                             l, c);
                     if (rc == -EINVAL) {
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(wi->ls), l, c);
@@ -1748,7 +1756,7 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
             break;
     }
     if (!any)
-        return NAN;
+        memset(&bk, 0, sizeof(bk));
     if (!custom && bk.lo < 0 && bk.hi > 0) {
         if (h->nnb == 0 && h->npb > 0)
             bk.lo = 0;
@@ -1910,6 +1918,23 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
     return (ur - lr) / count;
 }
 
+/* FloatHistogram.String() as Go prints it, e.g. {count:20, sum:10, [-2,-1):2, (0.5,1]:1}. */
+static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "{count:%s, sum:%s", gfmt(h->count).s, gfmt(h->sum).s);
+    struct hb *b;
+    size_t n = hist_buckets(ev, h, &b);
+    for (size_t i = 0; i < n && o < len; i++) {
+        bool neg = b[i].hi <= 0 && !b[i].zero && h->schema != PQ_SCHEMA_CUSTOM;
+        const char *l = b[i].zero || neg ? "[" : "(";
+        const char *r = b[i].zero || !neg ? "]" : ")";
+        o += (size_t)snprintf(buf + o, len - o, ", %s%s,%s%s:%s", l, gfmt(b[i].lo).s, gfmt(b[i].hi).s,
+                              r, gfmt(b[i].c).s);
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "}");
+}
+
 /* ---- aggregation ---------------------------------------------------------------------------- */
 
 struct group {
@@ -1987,12 +2012,11 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
         struct smp *s = &in.v.s[i];
         const struct lset *gl;
         if (op == PQ_COUNT_VALUES) {
-            char vb[64];
-            if (s->h) {
-                /* histogram string form is not supported: skip */
-                continue;
-            }
-            pq_fmt_float(s->f, vb, sizeof(vb));
+            char vb[2048];
+            if (s->h)
+                hist_go_string(ev, s->h, vb, sizeof(vb));
+            else
+                pq_fmt_float(s->f, vb, sizeof(vb));
             const struct lset *base = group_labels(ev, s->ls, e);
             gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
         } else if (op == PQ_TOPK || op == PQ_BOTTOMK) {
@@ -2018,8 +2042,6 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     }
     for (size_t i = 0; i < in.v.n; i++) {
         struct smp *s = &in.v.s[i];
-        if (op == PQ_COUNT_VALUES && s->h)
-            continue;
         struct group *gr = &g[gi[i]];
         double f = s->f;
         struct pq_hist *h = s->h;
@@ -2411,29 +2433,39 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
     }
     if (hl && !hr && (op == PQ_MUL || op == PQ_DIV)) {
         *hres = hdup(ev, hl);
+        if (op == PQ_DIV && r == 0) {
+            /* as Prometheus's FloatHistogram.Div: division by zero removes all buckets */
+            (*hres)->npb = (*hres)->nnb = 0;
+            (*hres)->zc /= r;
+            (*hres)->count /= r;
+            (*hres)->sum /= r;
+            return true;
+        }
         pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
         return true;
     }
     if (hl && hr) {
         if (op == PQ_ADD || op == PQ_SUB) {
             *hres = hdup(ev, hl);
-            int rc = pq_hist_add(*hres, hr, op == PQ_ADD ? 1 : -1);
+            bool coll = false, rec = false;
+            int rc = pq_hist_add_ex(*hres, NULL, hr, op == PQ_ADD ? 1 : -1, &coll, &rec);
+            int ln, c;
+            pos_of(ev, e, &ln, &c);
+            if (rc == -ENOMEM)
+                fail(ev, rc, "out of memory");
             if (rc) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
                 warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
                      ln, c);
                 return -1;
             }
             if (op == PQ_SUB)
                 (*hres)->hint = RE_HINT_GAUGE;
-            else if ((hl->hint == RE_HINT_RESET && hr->hint == RE_HINT_NOT_RESET) ||
-                     (hl->hint == RE_HINT_NOT_RESET && hr->hint == RE_HINT_RESET)) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
-                warn(ev, "PromQL warning: conflicting counter resets during histogram addition (%d:%d)",
-                     ln, c);
-            }
+            if (coll)
+                warn(ev, "PromQL warning: conflicting counter resets during histogram %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
+            if (rec)
+                warn(ev, "PromQL info: mismatched custom buckets were reconciled during %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
             pq_hist_compact(*hres);
             return true;
         }

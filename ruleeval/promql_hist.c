@@ -532,8 +532,24 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
         return true;
     if (cur->schema == PQ_SCHEMA_CUSTOM) {
         if (cur->ncv != prev->ncv ||
-            (cur->ncv && memcmp(cur->cv, prev->cv, cur->ncv * sizeof(double))))
-            return true;
+            (cur->ncv && memcmp(cur->cv, prev->cv, cur->ncv * sizeof(double)))) {
+            /* compare both rolled up onto the bounds they share */
+            struct pq_hist *a = pq_hist_dup(cur), *b = pq_hist_dup(prev);
+            bool reset = false;
+            if (a && b && common_layout(a, NULL, b, NULL) == 0) {
+                size_t i = 0;
+                for (size_t j = 0; j < b->npb && !reset; j++) {
+                    while (i < a->npb && a->pb[i].i < b->pb[j].i)
+                        i++;
+                    double c = (i < a->npb && a->pb[i].i == b->pb[j].i) ? a->pb[i].c : 0;
+                    if (c < b->pb[j].c)
+                        reset = true;
+                }
+            }
+            pq_hist_free(a);
+            pq_hist_free(b);
+            return reset;
+        }
     } else if (cur->schema > prev->schema) {
         return true;
     }
