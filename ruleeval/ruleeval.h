@@ -252,6 +252,10 @@ int template_expand(const struct template *t, const struct template_data *d, cha
  * the alert definitions; on failure returns the value Prometheus stores,
  * "<error expanding template: ...>". Returns new; NULL only on OOM. */
 char *template_expand_alert(const char *name, const char *text, const struct template_data *d);
+/* Expands a parsed template; on an execution error returns the value Prometheus stores,
+ * "<error expanding template: error executing template NAME: ...>". Returns new; NULL only
+ * on OOM. */
+char *template_expand_text(const struct template *t, const struct template_data *d);
 /* Formats v as Go's %v for float64 (strconv 'g', shortest), as $value prints. Returns the
  * length written (snprintf semantics); buf receives at most size bytes. */
 int template_format_float(char *buf, size_t size, double v);
