@@ -316,6 +316,13 @@ bool col_filter_ignored(struct col_regex *exclude, struct col_regex *include, co
            (include && !col_regex_match(include, name));
 }
 
+struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
+                        int *rc) {
+    struct mfam *f = mset_family(out, name, help, type);
+    *rc = f ? 0 : mset_has(out, name) ? -EPROTO : -ENOMEM;
+    return f;
+}
+
 int col_add(struct mset *out, const char *name, const char *help, enum mtype type, double v,
             size_t npairs, ...) {
     struct re_label l[16];
@@ -327,9 +334,9 @@ int col_add(struct mset *out, const char *name, const char *help, enum mtype typ
         l[i].value = va_arg(ap, const char *);
     }
     va_end(ap);
-    struct mfam *f = mset_family(out, name, help, type);
-    if (!f) return mset_has(out, name) ? -EPROTO : -ENOMEM;
-    return mfam_add(f, "", l, npairs, v);
+    int rc;
+    struct mfam *f = col_family(out, name, help, type, &rc);
+    return f ? mfam_add(f, "", l, npairs, v) : rc;
 }
 
 int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...) {
@@ -419,14 +426,19 @@ int collectors_scrape(struct collectors *c, struct mset *out) {
     if (!c || !out) return -EINVAL;
     pthread_mutex_lock(&c->mu);
     int ret = 0;
-    struct mfam *dur = mset_family(out, "node_scrape_collector_duration_seconds",
-                                   "node_exporter: Duration of a collector scrape.", MTYPE_GAUGE);
-    struct mfam *ok = mset_family(out, "node_scrape_collector_success",
-                                  "node_exporter: Whether a collector succeeded.", MTYPE_GAUGE);
-    if (!dur || !ok) {
+    int rc1, rc2;
+    struct mfam *dur =
+        col_family(out, "node_scrape_collector_duration_seconds",
+                   "node_exporter: Duration of a collector scrape.", MTYPE_GAUGE, &rc1);
+    struct mfam *ok =
+        col_family(out, "node_scrape_collector_success",
+                   "node_exporter: Whether a collector succeeded.", MTYPE_GAUGE, &rc2);
+    if (rc1 == -ENOMEM || rc2 == -ENOMEM) {
         pthread_mutex_unlock(&c->mu);
         return -ENOMEM;
     }
+    /* Names taken with another type (a pushed family): the collectors still run, their
+     * success/duration series are left out. */
     for (size_t i = 0; i < c->n; i++) {
         struct col_ctx *x = &c->ctx[i];
         x->err[0] = '\0';
@@ -445,8 +457,9 @@ int collectors_scrape(struct collectors *c, struct mset *out) {
             COMPLAIN(&x->complain, "collector %s failed: %s%s%s", x->name, x->err,
                      x->err[0] ? ": " : "", strerror(-rc));
         }
-        if (mfam_addf(dur, "", dt, 1, "collector", x->name) ||
-            mfam_addf(ok, "", rc == 0 ? 1 : 0, 1, "collector", x->name)) {
+        int a = dur ? mfam_addf(dur, "", dt, 1, "collector", x->name) : 0;
+        int b = ok ? mfam_addf(ok, "", rc == 0 ? 1 : 0, 1, "collector", x->name) : 0;
+        if (a == -ENOMEM || b == -ENOMEM) {
             ret = -ENOMEM;
             break;
         }

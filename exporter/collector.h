@@ -101,6 +101,12 @@ const char *col_opt_str(const struct col_options *o, const char *flag);
 double col_opt_num(const struct col_options *o, const char *flag);
 bool col_opt_bool(const struct col_options *o, const char *flag);
 
+/* mset_family for collectors: sets *rc to -EPROTO when the set already holds `name` with
+ * another type (say, a pushed family) and to -ENOMEM on OOM, so a conflict fails only this
+ * collector and never reads as out-of-memory. */
+struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
+                        int *rc);
+
 /* Adds one sample to family name (created with help/type on first use). Returns 0,
  * -ENOMEM, -EEXIST/-EINVAL from mfam_add, or -EPROTO on a family type conflict. */
 int col_add(struct mset *out, const char *name, const char *help, enum mtype type, double v,

@@ -200,9 +200,10 @@ static int emit(struct cg *c, const char *metric, const char *help, enum mtype t
     size_t n = 1;
     if (c->name) l[n++] = (struct re_label){"name", c->name};
     if (k1) l[n++] = (struct re_label){k1, v1};
-    struct mfam *f = mset_family(c->out, metric, help, t);
-    if (!f) return -ENOMEM;
-    int rc = mfam_add(f, "", l, n, v);
+    int rc;
+    struct mfam *f = col_family(c->out, metric, help, t, &rc);
+    if (!f) return rc;
+    rc = mfam_add(f, "", l, n, v);
     return rc == -EEXIST ? 0 : rc;
 }
 

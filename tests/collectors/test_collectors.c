@@ -363,6 +363,37 @@ static void check_flags(void) {
     sbuf_fini(&u);
 }
 
+/* A family already in the set with another type (a pushed one) fails only its collector. */
+static void check_conflict(void) {
+    struct col_options *o = col_options_new();
+    struct perr err;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/rootfs/proc", fx);
+    col_options_set(o, "path.procfs", buf, &err);
+    col_options_set(o, "collector.disable-defaults", NULL, &err);
+    col_options_set(o, "collector.cpu", NULL, &err);
+    col_options_set(o, "collector.loadavg", NULL, &err);
+    struct collectors *c = collectors_new(o, &err);
+    col_options_free(o);
+    struct mset *s = mset_new();
+    struct mfam *f = mset_family(s, "node_cpu_seconds_total", "pushed", MTYPE_GAUGE);
+    mfam_add(f, "", NULL, 0, 1);
+    f = mset_family(s, "node_scrape_collector_success", "pushed", MTYPE_COUNTER);
+    mfam_add(f, "", NULL, 0, 1);
+    CHECK_EQ_INT(collectors_scrape(c, s), 0);
+    struct sbuf b;
+    sbuf_init(&b);
+    mset_write_text(s, &b);
+    CHECK(has_line(b.data, "node_load1 0.09"));
+    /* durations still reported; the taken success family keeps only the pushed sample */
+    CHECK(strstr(b.data, "node_scrape_collector_duration_seconds{collector=\"cpu\"}") != NULL);
+    CHECK(has_line(b.data, "node_scrape_collector_success 1"));
+    CHECK(has_line(b.data, "node_cpu_seconds_total 1"));
+    sbuf_fini(&b);
+    mset_free(s);
+    collectors_free(c);
+}
+
 /* ---- stuck mounts ------------------------------------------------------------------------ */
 
 extern int (*filesystem_statfs)(const char *path, struct statfs *buf);
@@ -450,6 +481,7 @@ int main(int argc, char **argv) {
         check_stuck();
     } else if (strcmp(what, "specific") == 0) {
         specific_checks();
+        check_conflict();
     } else {
         one_collector(what);
         if (strcmp(what, "cgroup") == 0) check_cgroup();
