@@ -351,6 +351,7 @@ int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...) {
 
 struct collectors {
     pthread_mutex_t mu;
+    struct sbuf scratch; /* every ctx->buf points here */
     char *paths_mem[4];
     struct col_paths paths;
     size_t n;
@@ -382,7 +383,7 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
         x->name = all[i]->name;
         x->paths = &c->paths;
         x->opt = o;
-        sbuf_init(&x->buf);
+        x->buf = &c->scratch;
         c->col[c->n++] = all[i];
         if (all[i]->init) {
             int rc = all[i]->init(x, err);
@@ -390,7 +391,6 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
             if (rc == -ENOMEM) goto oom;
             if (rc) {
                 c->n--; /* its init cleaned up after itself */
-                sbuf_fini(&x->buf);
                 collectors_free(c);
                 return NULL;
             }
@@ -408,10 +408,10 @@ void collectors_free(struct collectors *c) {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
         if (c->col[i]->fini) c->col[i]->fini(&c->ctx[i]);
-        sbuf_fini(&c->ctx[i].buf);
     }
     for (int i = 0; i < 4; i++)
         free(c->paths_mem[i]);
+    sbuf_fini(&c->scratch);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

@@ -74,7 +74,8 @@ struct col_ctx {
     const struct col_paths *paths;
     const struct col_options *opt; /* valid during init only */
     void *state;                   /* private, allocated by init, freed by fini */
-    struct sbuf buf;               /* scratch for file reads, reused across scrapes */
+    struct sbuf *buf;              /* scratch for file reads, shared by all collectors of a set
+                                      (they run one at a time), reused across scrapes */
     struct complain complain;      /* rate-limited failure logging for this collector */
     char err[200];                 /* detail of the last failure, set by col_fail */
 };

@@ -85,9 +85,9 @@ static int emit(struct col_ctx *ctx, struct mset *out, const char *proto, const 
 
 /* Header/value line pairs: "TcpExt: SyncookiesSent ..." then "TcpExt: 0 ...". */
 static int pairs(struct col_ctx *ctx, struct mset *out, const char *rel) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading %s", rel);
-    char *cur = ctx->buf.data, *hdr, *val;
+    char *cur = ctx->buf->data, *hdr, *val;
     while ((hdr = procfs_next_line(&cur))) {
         val = procfs_next_line(&cur);
         char *hf[MAX_COLS], *vf[MAX_COLS];
@@ -110,10 +110,10 @@ static int netstat_collect(struct col_ctx *ctx, struct mset *out) {
     if (rc) return rc;
     /* snmp6 is "Ip6InReceives 12" lines; the protocol ends at the first '6'. Absent when
      * IPv6 is disabled, which node_exporter ignores. */
-    rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/snmp6", &ctx->buf);
+    rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/snmp6", ctx->buf);
     if (rc == -ENOENT) return 0;
     if (rc) return col_fail(ctx, rc, "reading net/snmp6");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3];
         if (procfs_fields(line, f, 3) < 2) continue;

@@ -19,9 +19,9 @@ static void vmstat_fini(struct col_ctx *ctx) {
 }
 
 static int vmstat_collect(struct col_ctx *ctx, struct mset *out) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "vmstat", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "vmstat", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading vmstat");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3];
         size_t nf = procfs_fields(line, f, 3);
