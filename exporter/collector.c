@@ -265,9 +265,21 @@ bool col_opt_bool(const struct col_options *o, const char *flag) {
 
 /* PCRE2 rather than POSIX regcomp: node_exporter's defaults use RE2's \d, and PCRE2 is
  * already a dependency of ruleeval's matchers. The JIT makes a filter check ~100 ns. */
+/* Subjects repeat from scrape to scrape (field names, devices, mount points), so verdicts
+ * for short subjects are memoised: most scrapes then run no regex at all. The memo is
+ * allocated on first use and is full-then-bypassed, never evicting. */
+#define MEMO_SLOTS 512
+#define MEMO_KEY 40
+struct memo {
+    char key[MEMO_KEY]; /* "" = empty */
+    bool match;
+};
+
 struct col_regex {
     pcre2_code *code;
     pcre2_match_data *md;
+    struct memo *memo;
+    size_t used;
 };
 
 int col_regex_new(const char *flag, const char *pattern, struct col_regex **out, struct perr *err) {
@@ -300,11 +312,35 @@ void col_regex_free(struct col_regex *re) {
     if (!re) return;
     pcre2_match_data_free(re->md);
     pcre2_code_free(re->code);
+    free(re->memo);
     free(re);
 }
 
+static bool run(struct col_regex *re, const char *s, size_t n) {
+    return pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, re->md, NULL) >= 0;
+}
+
 bool col_regex_match(struct col_regex *re, const char *s) {
-    return pcre2_match(re->code, (PCRE2_SPTR)s, strlen(s), 0, 0, re->md, NULL) >= 0;
+    size_t n = strlen(s);
+    if (n == 0 || n >= MEMO_KEY) return run(re, s, n);
+    if (!re->memo && !(re->memo = calloc(MEMO_SLOTS, sizeof(*re->memo)))) return run(re, s, n);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    for (size_t k = 0, j = h % MEMO_SLOTS; k < MEMO_SLOTS; k++, j = (j + 1) % MEMO_SLOTS) {
+        struct memo *m = &re->memo[j];
+        if (!m->key[0]) {
+            bool v = run(re, s, n);
+            if (re->used * 4 < MEMO_SLOTS * 3) { /* keep probes short */
+                memcpy(m->key, s, n + 1);
+                m->match = v;
+                re->used++;
+            }
+            return v;
+        }
+        if (memcmp(m->key, s, n + 1) == 0) return m->match;
+    }
+    return run(re, s, n);
 }
 
 bool col_regex_match_opt(struct col_regex *re, const char *s) {

@@ -174,10 +174,11 @@ static uint64_t fam_hash(const char *name) {
 }
 
 struct mfam *mset_family(struct mset *s, const char *name, const char *help, enum mtype type) {
-    if (!s || !name || !re_valid_metric_name(name, strlen(name))) return NULL;
+    if (!s || !name) return NULL;
     uint64_t h = fam_hash(name);
     struct mfam *f = find_family(s, name, h);
     if (f) return f->type == type ? f : NULL;
+    if (!re_valid_metric_name(name, strlen(name))) return NULL; /* checked once, at creation */
     if (s->nfams == s->capfams) {
         size_t cap = s->capfams ? s->capfams * 2 : 64;
         struct mfam **p = realloc(s->fams, cap * sizeof(*p));
