@@ -548,7 +548,7 @@ static bool exists(const char *dir, const char *file) {
 
 static int cgroup_collect(struct col_ctx *ctx, struct mset *out) {
     struct cg_state *st = ctx->state;
-    struct hier h[6];
+    struct hier h[6] = {0};
     size_t nh = 0;
     st->visited = 0;
     if (exists(st->path, "cgroup.controllers")) {
