@@ -264,7 +264,7 @@ bool col_opt_bool(const struct col_options *o, const char *flag) {
 /* ---- regexes ------------------------------------------------------------------------------ */
 
 /* PCRE2 rather than POSIX regcomp: node_exporter's defaults use RE2's \d, and PCRE2 is
- * already a dependency of ruleeval's matchers. The JIT makes a filter check ~100 ns. */
+ * already a dependency of ruleeval's matchers. */
 /* Subjects repeat from scrape to scrape (field names, devices, mount points), so verdicts
  * for short subjects are memoised: most scrapes then run no regex at all. The memo is
  * allocated on first use and is full-then-bypassed, never evicting. */
@@ -295,7 +295,8 @@ int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
         return perr_set(err, 0, (int)off + 1, "--%s: bad regexp at offset %zu: %s", flag,
                         (size_t)off, (const char *)msg);
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
+    /* No JIT: with verdicts memoised a scrape runs few matches, and the JIT compiler would
+     * page in ~0.5 MiB of libpcre2 for nothing. */
     struct col_regex *re = calloc(1, sizeof(*re));
     if (re) re->md = pcre2_match_data_create_from_pattern(code, NULL);
     if (!re || !re->md) {
