@@ -443,18 +443,17 @@ static void check_stuck(void) {
     pthread_cond_broadcast(&hang_cv);
     pthread_mutex_unlock(&hang_mu);
     free(out);
-    /* once the hung call returns the mount is monitored again (bounded wait, 5 s) */
-    for (int i = 0; i < 500; i++) {
-        pthread_mutex_lock(&hang_mu);
-        int r = hang_returned;
-        pthread_mutex_unlock(&hang_mu);
-        if (r) break;
-        usleep(10000);
+    /* once the hung call returns the mount is monitored again: scrape until it shows up
+     * (bounded: 500 tries, 10 ms apart; a loaded machine may take a while to run the
+     * released worker) */
+    bool back = false;
+    for (int i = 0; i < 500 && !back && c; i++) {
+        out = scrape_again(c);
+        back = out && has_line(out, err0);
+        free(out);
+        if (!back) usleep(10000);
     }
-    usleep(20000); /* let the worker unmark the mount after its statfs returned */
-    out = c ? scrape_again(c) : NULL;
-    CHECK(out && has_line(out, err0));
-    free(out);
+    CHECK(back);
     collectors_free(c);
     filesystem_statfs = statfs;
 }
