@@ -496,12 +496,23 @@ static const char *type_name(enum mtype t) {
     }
 }
 
+static void put_label(struct sbuf *out, const struct re_label *l) {
+    sbuf_adds(out, l->name);
+    sbuf_add(out, "=\"", 2);
+    put_escaped(out, l->value, true);
+    sbuf_addc(out, '"');
+}
+
 static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) {
-    sbuf_adds(out, "# HELP ");
-    sbuf_adds(out, f->name);
-    sbuf_addc(out, ' ');
-    put_escaped(out, f->help, false);
-    sbuf_adds(out, "\n# TYPE ");
+    /* client_golang writes no HELP line for a family without help (pushed families). */
+    if (f->help[0]) {
+        sbuf_adds(out, "# HELP ");
+        sbuf_adds(out, f->name);
+        sbuf_addc(out, ' ');
+        put_escaped(out, f->help, false);
+        sbuf_addc(out, '\n');
+    }
+    sbuf_adds(out, "# TYPE ");
     sbuf_adds(out, f->name);
     sbuf_addc(out, ' ');
     sbuf_adds(out, type_name(f->type));
@@ -515,13 +526,21 @@ static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) 
         sbuf_adds(out, f->name);
         sbuf_adds(out, x->suffix);
         if (x->nlabels) {
+            /* client_golang writes le/quantile after the metric's sorted labels. */
+            const char *sp = sctx.split;
+            uint32_t last = x->nlabels;
             sbuf_addc(out, '{');
-            for (uint32_t i = 0; i < x->nlabels; i++) {
-                if (i) sbuf_addc(out, ',');
-                sbuf_adds(out, x->labels[i].name);
-                sbuf_add(out, "=\"", 2);
-                put_escaped(out, x->labels[i].value, true);
-                sbuf_addc(out, '"');
+            for (uint32_t i = 0, w = 0; i < x->nlabels; i++) {
+                if (sp && last == x->nlabels && strcmp(x->labels[i].name, sp) == 0) {
+                    last = i;
+                    continue;
+                }
+                if (w++) sbuf_addc(out, ',');
+                put_label(out, &x->labels[i]);
+            }
+            if (last < x->nlabels) {
+                if (x->nlabels > 1) sbuf_addc(out, ',');
+                put_label(out, &x->labels[last]);
             }
             sbuf_addc(out, '}');
         }
@@ -587,4 +606,24 @@ int expose_gzip(const char *in, size_t len, struct sbuf *out) {
     } while (zr != Z_STREAM_END);
     deflateEnd(&z);
     return rc;
+}
+
+int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg)
+{
+    char name[512];
+    for (size_t i = 0; i < s->nfams; i++) {
+        const struct mfam *f = s->fams[i];
+        for (size_t k = 0; k < f->n; k++) {
+            const struct sample *sm = &f->samples[k];
+            /* Family names are checked metric names and suffixes are short constants. */
+            int len = snprintf(name, sizeof(name), "%s%s", f->name, sm->suffix);
+            if (len < 0 || (size_t)len >= sizeof(name))
+                continue;
+            int rc = fn(arg, f->name, f->type, name, sm->labels, sm->nlabels, sm->value,
+                        sm->has_ts ? sm->ts_ms : 0);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
 }
