@@ -17,51 +17,8 @@
 
 int config_parse_duration(const char *s, int64_t *ms)
 {
-    /* Prometheus's model.ParseDuration: units y w d h m s ms, largest first, each once. */
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000},
-                 {"h", 3600000},          {"m", 60000},          {"s", 1000},
-                 {"ms", 1}};
-    if (!s || !*s)
-        return -EINVAL;
-    if (strcmp(s, "0") == 0) {
-        *ms = 0;
-        return 0;
-    }
-    int64_t total = 0;
-    int last = -1;
-    const char *p = s;
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return -EINVAL;
-        int64_t n = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (n > INT64_MAX / 10)
-                return -EINVAL;
-            n = n * 10 + (*p++ - '0');
-        }
-        int u = -1;
-        /* "ms" must win over "m". */
-        if (p[0] == 'm' && p[1] == 's')
-            u = 6;
-        else
-            for (int i = 0; i < 6; i++)
-                if (*p == units[i].unit[0]) {
-                    u = i;
-                    break;
-                }
-        if (u < 0 || u <= last)
-            return -EINVAL;
-        p += strlen(units[u].unit);
-        last = u;
-        if (n > (INT64_MAX - total) / units[u].ms)
-            return -EINVAL;
-        total += n * units[u].ms;
-    }
-    *ms = total;
-    return 0;
+    /* The same units and rules as PromQL durations (model.ParseDuration). */
+    return s ? promql_parse_duration(s, ms) : -EINVAL;
 }
 
 int config_parse_bytes(const char *s, size_t *out)

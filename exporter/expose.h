@@ -34,8 +34,8 @@ struct mfam *mset_family(struct mset *s, const char *name, const char *help, enu
 int mfam_add(struct mfam *f, const char *suffix, const struct re_label *labels, size_t nlabels,
              double value);
 /* As mfam_add with an explicit timestamp in milliseconds since the epoch. */
-int mfam_add_ts(struct mfam *f, const char *suffix, const struct re_label *labels,
-                size_t nlabels, double value, int64_t ts_ms);
+int mfam_add_ts(struct mfam *f, const char *suffix, const struct re_label *labels, size_t nlabels,
+                double value, int64_t ts_ms);
 /* As mfam_add with labels as npairs (name, value) const char * varargs (borrowed):
  * mfam_addf(f, "", v, 2, "cpu", "0", "mode", "user"). At most 16 pairs (-EINVAL beyond). */
 int mfam_addf(struct mfam *f, const char *suffix, double value, size_t npairs, ...);

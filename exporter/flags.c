@@ -33,6 +33,10 @@ static const struct fdef defs[] = {
      DEF_LISTEN_ADDRESS},
     {"web.max-request-bytes", F_BYTES, OFF(max_request_bytes),
      "Largest request body accepted (413 beyond).", "32MiB"},
+    {"web.config.file", F_STRING, OFF(web_config_file),
+     "Path to a configuration file that can enable TLS or authentication (exporter-toolkit "
+     "format).",
+     ""},
     {"web.external-url", F_STRING, OFF(web_external_url),
      "The URL under which promlet is externally reachable (generatorURL of alerts).", ""},
     {"log.level", F_LEVEL, OFF(log_level),

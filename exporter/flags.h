@@ -25,6 +25,7 @@ struct flags {
     size_t max_request_bytes;
     bool promql_compat_v2;
     const char *web_external_url;
+    const char *web_config_file;
     /* test rules */
     const char *run_pattern;
     bool ignore_unknown_fields;

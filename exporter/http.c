@@ -3,6 +3,7 @@
 #include "http.h"
 #include "defaults.h"
 #include "log.h"
+#include "webcfg.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,6 +63,7 @@ struct http_req {
     struct sbuf body;
     size_t limit;
     bool too_large;
+    bool unauthorized;
     struct timespec start;
 };
 
@@ -212,10 +214,16 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
             return rc;
         }
     }
+    const struct webcfg *w = s->opts.web;
+    bool tls = w && w->cert_pem;
     for (size_t i = 0; i < n; i++) {
         struct MHD_Daemon *d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-            on_request, s, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_THREAD_POOL_SIZE,
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                (tls ? MHD_USE_TLS : 0),
+            0, NULL, NULL, on_request, s, MHD_OPTION_HTTPS_MEM_CERT, tls ? w->cert_pem : NULL,
+            MHD_OPTION_HTTPS_MEM_KEY, tls ? w->key_pem : NULL, MHD_OPTION_HTTPS_PRIORITIES,
+            tls ? w->tls_priorities : NULL, MHD_OPTION_LISTEN_SOCKET, fds[i],
+            MHD_OPTION_THREAD_POOL_SIZE,
             s->opts.threads, MHD_OPTION_CONNECTION_LIMIT, s->opts.connection_limit,
             MHD_OPTION_CONNECTION_TIMEOUT, s->opts.connection_timeout_s,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
@@ -375,6 +383,16 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
                                                : "text/plain; version=0.0.4; charset=utf-8");
     if (gzipped)
         MHD_add_response_header(r, "Content-Encoding", "gzip");
+    if (s->opts.web)
+        for (size_t i = 0; i < s->opts.web->nheaders; i++) {
+            char hdr[512];
+            snprintf(hdr, sizeof(hdr), "%s", s->opts.web->headers[i]);
+            char *colon = strchr(hdr, ':');
+            if (colon) {
+                *colon = '\0';
+                MHD_add_response_header(r, hdr, colon + 2);
+            }
+        }
     for (size_t i = 0; i < resp->nheaders; i++) {
         char *h = resp->headers[i], *colon = strchr(h, ':');
         if (colon) {
@@ -393,6 +411,17 @@ static void resp_fini(struct http_resp *resp)
     sbuf_fini(&resp->body);
     for (size_t i = 0; i < resp->nheaders; i++)
         free(resp->headers[i]);
+}
+
+/* Basic auth against --web.config.file's basic_auth_users. */
+static bool authorized(struct webcfg *w, struct MHD_Connection *conn)
+{
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(conn, &pass);
+    bool ok = user && pass && webcfg_check_user(w, user, pass);
+    MHD_free(user);
+    MHD_free(pass);
+    return ok;
 }
 
 static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -425,6 +454,11 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         rq->limit = rq->route && rq->route->max_body ? rq->route->max_body
                                                      : s->opts.max_request_bytes;
         *con_cls = rq;
+        if (s->opts.web && s->opts.web->nusers && !authorized(s->opts.web, conn)) {
+            rq->unauthorized = true;
+            rq->route = NULL;
+            return MHD_YES;
+        }
         /* Refuse a declared oversize body before reading it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && rq->route && strtoull(cl, NULL, 10) > rq->limit)
@@ -432,7 +466,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         if (!rq->too_large)
             return MHD_YES;
     }
-    if (*upload_data_size && !rq->too_large) {
+    if (*upload_data_size && !rq->too_large && !rq->unauthorized) {
         if (rq->body.len + *upload_data_size > rq->limit) {
             rq->too_large = true;
             sbuf_fini(&rq->body);
@@ -441,14 +475,17 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
             rq->body.oom = true;
         }
     }
-    if (*upload_data_size && !rq->too_large) {
+    if (*upload_data_size && (!rq->too_large || rq->unauthorized)) {
         *upload_data_size = 0;
         return MHD_YES;
     }
     *upload_data_size = 0;
 
     struct http_resp resp = {.status = 200};
-    if (!rq->route) {
+    if (rq->unauthorized) {
+        http_error(&resp, 401, "Unauthorized");
+        http_add_header(&resp, "WWW-Authenticate", "Basic");
+    } else if (!rq->route) {
         if (rq->route_idx >= 0) {
             char allow[64];
             allow_header(s, url, allow, sizeof(allow));

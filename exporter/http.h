@@ -42,7 +42,10 @@ struct http_route {
     size_t max_body;    /* 0: the server's default limit */
 };
 
+struct webcfg;
+
 struct http_opts {
+    struct webcfg *web; /* TLS, basic auth, headers; NULL for plain HTTP (borrowed) */
     size_t max_request_bytes;
     unsigned threads;
     unsigned connection_limit;

@@ -13,6 +13,7 @@
 #include "rwrecv.h"
 #include "store.h"
 #include "version.h"
+#include "webcfg.h"
 
 #include <errno.h>
 #include <glob.h>
@@ -267,6 +268,7 @@ static int run(const struct flags *f)
     a.start_time = (double)agent_now_ms() / 1000.0;
     int status = 1;
     size_t started = 0;
+    struct webcfg *web = NULL;
 
     struct perr err = {0};
     int rc = config_load(f->config_file, &a.cfg, &err);
@@ -291,7 +293,14 @@ static int run(const struct flags *f)
         fprintf(stderr, "promlet: error: %s\n", a.store ? err.msg : "out of memory");
         goto out;
     }
-    struct http_opts ho = {.max_request_bytes = f->max_request_bytes};
+    if (f->web_config_file && *f->web_config_file &&
+        webcfg_load(f->web_config_file, &web, &err)) {
+        char where[512];
+        format_err(where, sizeof(where), f->web_config_file, &err);
+        fprintf(stderr, "promlet: error loading web config: %s\n", where);
+        goto out;
+    }
+    struct http_opts ho = {.max_request_bytes = f->max_request_bytes, .web = web};
     a.http = http_new(&ho);
     if (!a.http || register_routes(&a)) {
         fprintf(stderr, "promlet: error: out of memory\n");
@@ -361,6 +370,7 @@ out:
     /* The server stops first so no handler runs while modules shut down. */
     http_free(a.http);
     a.http = NULL;
+    webcfg_free(web);
     for (size_t i = NMODULES; i-- > 0;)
         if (modules[i] && modules[i]->stop && i < started)
             modules[i]->stop(&a);

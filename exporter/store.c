@@ -99,6 +99,7 @@ struct series {
     uint64_t hash;
     struct chunk *head, *tail;
     uint32_t nlabels;
+    uint32_t slot; /* index in the ref table (fits the padding before labels) */
     struct re_label labels[];
 };
 
@@ -132,6 +133,11 @@ struct store {
     struct postings **post;
     size_t npost, post_mask;
 
+    struct series **slots; /* ref table: slot -> series, NULL when free */
+    uint32_t *slot_gen;    /* bumped when a slot's series is removed */
+    size_t nslots, slots_cap;
+    uint32_t *free_slots;
+    size_t nfree, free_cap;
     struct pend *pt; /* atomic-batch scratch, used under the write lock */
     size_t pt_cap, *slot, slot_cap;
     size_t nsamples, nhist;
@@ -279,6 +285,9 @@ void store_free(struct store *s)
         }
     free(s->pt);
     free(s->slot);
+    free(s->slots);
+    free(s->slot_gen);
+    free(s->free_slots);
     free(s->strs);
     free(s->tab);
     free(s->post);
@@ -374,6 +383,47 @@ static void rehash_postings(struct store *s)
     s->post_mask = nmask;
 }
 
+/* Gives se a slot in the ref table, reusing freed ones first. */
+static int take_slot(struct store *s, struct series *se)
+{
+    if (s->nfree) {
+        se->slot = s->free_slots[--s->nfree];
+    } else {
+        if (s->nslots == s->slots_cap) {
+            size_t cap = s->slots_cap ? s->slots_cap * 2 : 1024;
+            struct series **ns = realloc(s->slots, cap * sizeof(*ns));
+            if (!ns)
+                return -ENOMEM;
+            s->slots = ns;
+            uint32_t *ng = realloc(s->slot_gen, cap * sizeof(*ng));
+            if (!ng)
+                return -ENOMEM;
+            s->slot_gen = ng;
+            s->label_bytes += (cap - s->slots_cap) * (sizeof(*ns) + sizeof(*ng));
+            s->slots_cap = cap;
+        }
+        se->slot = (uint32_t)s->nslots;
+        s->slot_gen[s->nslots++] = 0;
+    }
+    s->slots[se->slot] = se;
+    return 0;
+}
+
+static void release_slot(struct store *s, struct series *se)
+{
+    s->slots[se->slot] = NULL;
+    s->slot_gen[se->slot]++;
+    if (s->nfree == s->free_cap) {
+        size_t cap = s->free_cap ? s->free_cap * 2 : 256;
+        uint32_t *nf = realloc(s->free_slots, cap * sizeof(*nf));
+        if (!nf)
+            return; /* the slot is leaked for reuse, the table stays correct */
+        s->free_slots = nf;
+        s->free_cap = cap;
+    }
+    s->free_slots[s->nfree++] = se->slot;
+}
+
 static struct series *create_series(struct store *s, const struct re_label *l, size_t n,
                                     uint64_t h)
 {
@@ -383,6 +433,11 @@ static struct series *create_series(struct store *s, const struct re_label *l, s
     se->hash = h;
     se->nlabels = (uint32_t)n;
     s->label_bytes += sizeof(*se) + n * sizeof(struct re_label);
+    if (take_slot(s, se)) {
+        free(se);
+        s->label_bytes -= sizeof(*se) + n * sizeof(struct re_label);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         se->labels[i].name = intern(s, l[i].name);
         se->labels[i].value = intern(s, l[i].value);
@@ -420,6 +475,7 @@ static struct series *create_series(struct store *s, const struct re_label *l, s
         rehash_series(s);
     return se;
 fail:
+    release_slot(s, se);
     series_destroy(s, se);
     return NULL;
 }
@@ -462,6 +518,7 @@ static void remove_series(struct store *s, struct series *se)
     }
     s->nseries--;
     s->removed_total++;
+    release_slot(s, se);
     series_destroy(s, se);
 }
 
@@ -762,6 +819,79 @@ int store_append(struct store *s, const struct re_label *labels, size_t nlabels,
     return store_append_batch(s, &one, 1, STORE_ATOMIC, NULL);
 }
 
+/* ---- references ------------------------------------------------------------------------------ */
+
+int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels,
+                  uint64_t *ref)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&s->lock);
+    uint64_t h = labels_hash(labels, nlabels);
+    struct series *se = find_series(s, labels, nlabels, h);
+    if (!se) {
+        if (s->nseries >= s->opts.max_series) {
+            s->limit_hits_total++;
+            rc = -ENOSPC;
+        } else if (!(se = create_series(s, labels, nlabels, h))) {
+            rc = -ENOMEM;
+        }
+    }
+    if (se)
+        *ref = (uint64_t)s->slot_gen[se->slot] << 32 | se->slot;
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
+}
+
+int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, const double *v,
+                      size_t n)
+{
+    int rc = 0;
+    pthread_rwlock_wrlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = (uint32_t)refs[i], gen = (uint32_t)(refs[i] >> 32);
+        struct series *se = slot < s->nslots && s->slot_gen[slot] == gen ? s->slots[slot] : NULL;
+        if (!se) {
+            rc = rc ? rc : -ENOENT;
+            continue;
+        }
+        int64_t lts;
+        double lv;
+        bool lh;
+        if (newest(se, &lts, &lv, &lh)) {
+            enum order o = check_order(lts, lv, lh, ts[i], v[i], NULL);
+            if (o == ORDER_SAME)
+                continue;
+            if (o != ORDER_OK) {
+                if (o == ORDER_OOO)
+                    s->ooo_total++;
+                else
+                    s->dup_total++;
+                rc = rc ? rc : -ERANGE;
+                continue;
+            }
+        }
+        if (series_push(s, se, ts[i], v[i], NULL)) {
+            rc = -ENOMEM;
+            break;
+        }
+    }
+    if (s->touch && n) {
+        /* Refs carry no names; report each distinct name once per call. */
+        const char *last = NULL;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t slot = (uint32_t)refs[i];
+            if (slot >= s->nslots || !s->slots[slot])
+                continue;
+            const char *name = series_name(s->slots[slot]);
+            if (name != last)
+                s->touch(s->touch_arg, name);
+            last = name;
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return rc;
+}
+
 /* ---- selecting --------------------------------------------------------------------------------- */
 
 struct scratch {
@@ -897,82 +1027,76 @@ void store_source(struct store *s, struct re_source *out)
     out->ctx = s;
 }
 
-int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg)
+/* A set of interned string pointers (open addressing), to list distinct names/values. */
+struct ptrset {
+    const char **v;
+    size_t n, mask;
+};
+
+static int ptrset_add(struct ptrset *ps, const char *p)
 {
-    /* Label names are few; collect the distinct interned pointers in a small array. */
-    const char **seen = NULL;
-    size_t n = 0, cap = 0;
+    if (!ps->v || ps->n * 2 >= ps->mask + 1) {
+        size_t nmask = ps->v ? ps->mask * 2 + 1 : 63;
+        const char **nv = calloc(nmask + 1, sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        for (size_t i = 0; ps->v && i <= ps->mask; i++)
+            if (ps->v[i]) {
+                size_t j = ptr_hash(ps->v[i]) & nmask;
+                while (nv[j])
+                    j = (j + 1) & nmask;
+                nv[j] = ps->v[i];
+            }
+        free(ps->v);
+        ps->v = nv;
+        ps->mask = nmask;
+    }
+    size_t j = ptr_hash(p) & ps->mask;
+    while (ps->v[j] && ps->v[j] != p)
+        j = (j + 1) & ps->mask;
+    if (!ps->v[j]) {
+        ps->v[j] = p;
+        ps->n++;
+    }
+    return 0;
+}
+
+/* Collects distinct label names (name == NULL) or values of label `name`, then calls fn
+ * for each, all under the read lock (the strings are interned and live while it is held). */
+static int visit_distinct(struct store *s, const char *name,
+                          int (*fn)(void *arg, const char *str), void *arg)
+{
+    struct ptrset ps = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i <= s->tab_mask && !rc; i++)
-        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext)
-            for (uint32_t l = 0; l < se->nlabels; l++) {
-                size_t k = 0;
-                while (k < n && seen[k] != se->labels[l].name)
-                    k++;
-                if (k < n)
-                    continue;
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 32;
-                    const char **ns = realloc(seen, cap * sizeof(*ns));
-                    if (!ns) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    seen = ns;
-                }
-                seen[n++] = se->labels[l].name;
+        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext) {
+            if (name) {
+                const char *v = label_value(se, name);
+                if (v)
+                    rc = ptrset_add(&ps, v);
+                continue;
             }
+            for (uint32_t l = 0; l < se->nlabels && !rc; l++)
+                rc = ptrset_add(&ps, se->labels[l].name);
+        }
+    for (size_t i = 0; !rc && ps.v && i <= ps.mask; i++)
+        if (ps.v[i])
+            rc = fn(arg, ps.v[i]);
     pthread_rwlock_unlock(&s->lock);
-    /* Names stay valid only under the lock; copy before calling out. */
-    char **copies = rc ? NULL : calloc(n ? n : 1, sizeof(char *));
-    if (!rc && !copies)
-        rc = -ENOMEM;
-    (void)copies;
-    free(copies);
-    if (!rc) {
-        pthread_rwlock_rdlock(&s->lock);
-        for (size_t k = 0; k < n && !rc; k++)
-            rc = fn(arg, seen[k]);
-        pthread_rwlock_unlock(&s->lock);
-    }
-    free(seen);
+    free(ps.v);
     return rc;
+}
+
+int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg)
+{
+    return visit_distinct(s, NULL, fn, arg);
 }
 
 int store_label_values(struct store *s, const char *name,
                        int (*fn)(void *arg, const char *value), void *arg)
 {
-    const char **seen = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    for (size_t i = 0; i <= s->tab_mask && !rc; i++)
-        for (struct series *se = s->tab[i]; se && !rc; se = se->hnext) {
-            const char *v = label_value(se, name);
-            if (!v)
-                continue;
-            size_t k = 0;
-            while (k < n && seen[k] != v)
-                k++;
-            if (k < n)
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 32;
-                const char **ns = realloc(seen, cap * sizeof(*ns));
-                if (!ns) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                seen = ns;
-            }
-            seen[n++] = v;
-        }
-    for (size_t k = 0; k < n && !rc; k++)
-        rc = fn(arg, seen[k]);
-    pthread_rwlock_unlock(&s->lock);
-    free(seen);
-    return rc;
+    return visit_distinct(s, name, fn, arg);
 }
 
 /* ---- retention ------------------------------------------------------------------------------- */

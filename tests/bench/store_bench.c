@@ -85,8 +85,31 @@ int main(int argc, char **argv)
             atotal += res.appended;
         }
     double adt = now_s() - t1;
+    /* The ref path: the same appends through series references. */
+    uint64_t *refs = calloc(nseries, sizeof(*refs));
+    int64_t *tsv = calloc(batch, sizeof(*tsv));
+    double *vv = calloc(batch, sizeof(*vv));
+    for (size_t i = 0; i < nseries; i++)
+        store_ref_get(s, &labels[i * 5], 5, &refs[i]);
+    double t2 = now_s();
+    size_t rtotal = 0;
+    for (size_t r = rounds + 51; r <= 2 * rounds + 50; r++)
+        for (size_t off = 0; off < nseries; off += batch) {
+            size_t n = nseries - off < batch ? nseries - off : batch;
+            for (size_t k = 0; k < n; k++) {
+                tsv[k] = (int64_t)r * 1000;
+                vv[k] = (double)r;
+            }
+            if (store_append_refs(s, refs + off, tsv, vv, n) == 0)
+                rtotal += n;
+        }
+    double rdt = now_s() - t2;
+    free(refs);
+    free(tsv);
+    free(vv);
     store_get_stats(s, &st);
     printf("series=%zu samples=%zu\n", st.series, st.samples);
+    printf("appends/s (series refs, batches of %zu):  %.2f M\n", batch, (double)rtotal / rdt / 1e6);
     printf("appends/s (best-effort batches of %zu): %.2f M\n", batch, (double)total / dt / 1e6);
     printf("appends/s (atomic batches of %zu):      %.2f M\n", batch, (double)atotal / adt / 1e6);
     printf("bytes per series beyond samples: %.0f (heap, incl. malloc overhead), %.0f (store "

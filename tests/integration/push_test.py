@@ -23,8 +23,9 @@ PGW = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
 if not PGW:
     skip_all("prometheus-pushgateway is not installed")
 
-OWN = re.compile(r"^(go_|process_|pushgateway_|promlet_|node_|push_time_seconds|"
+OWN = re.compile(r"^(go_|process_|pushgateway_|promlet_|node_|container_|push_time_seconds|"
                  r"push_failure_time_seconds)")
+OWN_FAMILIES = set()  # families on either /metrics before anything was pushed
 
 
 def experiment_body():
@@ -54,10 +55,12 @@ def pushed(text, with_times=False):
             continue
         if line.startswith("# "):
             fam = line.split(" ")[2]
-            if not OWN.match(fam):
+            if not OWN.match(fam) and fam not in OWN_FAMILIES:
                 out.add(line)
             continue
         name = re.match(r"[^{ ]+", line).group(0)
+        if fam in OWN_FAMILIES and not name.startswith("push_"):
+            continue
         if name.startswith("push_time_seconds") or name.startswith("push_failure_time_seconds"):
             if with_times:
                 series, value = line.rsplit(" ", 1)
@@ -89,6 +92,8 @@ if not ok(p.addr is not None, "promlet starts", p.logtext()):
     done()
 g = start_pushgateway()
 P = p.addr
+for base in (P, g):
+    OWN_FAMILIES |= {l.split(" ")[2] for l in metrics(base).splitlines() if l.startswith("# TYPE ")}
 
 # --- prometheus_client: the same push sequence against both ---------------------------------
 # The registries are built once so that both gateways get byte-identical bodies (the

@@ -35,6 +35,13 @@ static int collect(void *arg, const struct re_label *labels, size_t nl, const in
     return 0;
 }
 
+static int count_str(void *arg, const char *str)
+{
+    (void)str;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static struct got sel(struct store *s, enum re_match_type t, const char *name, const char *val,
                       int64_t mint, int64_t maxt)
 {
@@ -96,6 +103,16 @@ int main(void)
     CHECK_EQ_STR(g.last_job, "b");
     re_matcher_fini(&mm[0]);
     re_matcher_fini(&mm[1]);
+
+    /* distinct label names and values */
+    int nn = 0, nv = 0;
+    CHECK_EQ_INT(store_label_names(s, count_str, &nn), 0);
+    CHECK_EQ_INT(nn, 3); /* __name__, job, mode */
+    CHECK_EQ_INT(store_label_values(s, "job", count_str, &nv), 0);
+    CHECK_EQ_INT(nv, 2);
+    nv = 0;
+    store_label_values(s, "__name__", count_str, &nv);
+    CHECK_EQ_INT(nv, 2);
 
     /* stale marker kept bit-exact */
     CHECK_EQ_INT(store_append(s, b, 2, 3000, re_stale_nan()), 0);
@@ -161,6 +178,28 @@ int main(void)
     CHECK_EQ_INT(store_append(s, a, 2, 2000000, 1), 0);
     g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
     CHECK_EQ_INT(g.series, 1);
+    /* refs: fast appends to known series, invalidated when retention removes the series */
+    uint64_t ref = 0, ref2 = 0;
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref), 0);
+    CHECK_EQ_INT(store_ref_get(s, a, 2, &ref2), 0);
+    CHECK(ref == ref2);
+    int64_t rts[] = {2000001, 2000002, 2000001};
+    double rv[] = {5, 6, 7};
+    uint64_t refs[] = {ref, ref, ref};
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 3), -ERANGE); /* third is out of order */
+    g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 3);
+    CHECK_EQ_DBL(g.v[2], 6);
+    store_gc(s, 1000000000);
+    CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 1), -ENOENT);
+    CHECK_EQ_INT(store_ref_get(s, b, 2, &ref2), 0); /* reuses the freed slot, new generation */
+    CHECK(ref2 != ref);
+    CHECK_EQ_INT(store_append_refs(s, &ref2, rts, rv, 1), 0);
+    g = sel(s, RE_MATCH_EQ, "job", "b", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 1);
+    struct store_opts small = {.retention_ms = 10000, .max_series = 1};
+    store_set_opts(s, &small);
+    CHECK_EQ_INT(store_ref_get(s, c, 2, &ref), -ENOSPC);
     store_free(s);
     (void)N(a);
     return tap_done();

@@ -1,0 +1,3405 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* PromQL evaluator: instant and range evaluation over an re_source, as Prometheus 3 does it. */
+#include "promql_int.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- arena ------------------------------------------------------------------------------ */
+
+struct achunk {
+    struct achunk *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+struct lset {
+    size_t n;
+    struct re_label l[];
+};
+
+struct smp {
+    const struct lset *ls;
+    double f;
+    struct pq_hist *h; /* arena-tracked */
+    int64_t t;         /* sample timestamp (for timestamp()) */
+    bool drop;
+};
+
+struct vec {
+    struct smp *s;
+    size_t n, cap;
+};
+
+struct mser {
+    const struct lset *ls;
+    int64_t *t;
+    double *f;
+    struct pq_hist **h;
+    size_t n, cap;
+    bool drop;
+};
+
+struct mat {
+    struct mser *s;
+    size_t n, cap;
+};
+
+struct val {
+    enum promql_vtype type;
+    double scalar;
+    const char *str;
+    struct vec v;
+    struct mat m; /* for matrix values */
+};
+
+struct selcache {
+    const struct promql_expr *node;
+    int64_t mint, maxt;
+    bool loaded;
+    struct mat data;
+};
+
+struct ev {
+    struct achunk *arena;
+    struct pq_hist **owned;
+    size_t nowned, capowned;
+    const struct re_source *src;
+    const struct promql_opts *o;
+    int64_t start, end, interval; /* query range, for @ start()/end() */
+    struct selcache *sc;
+    size_t nsc, capsc;
+    size_t samples;
+    jmp_buf jb;
+    int err;
+    char msg[160];
+    char **warn;
+    size_t nwarn;
+    const char *qsrc;
+    bool is_range;
+};
+
+static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
+static void fail(struct ev *ev, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev->msg, sizeof(ev->msg), fmt, ap);
+    va_end(ap);
+    ev->err = err;
+    longjmp(ev->jb, 1);
+}
+
+static void *ar_alloc(struct ev *ev, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        struct achunk *c = malloc(sizeof(*c) + cap);
+        if (!c)
+            fail(ev, -ENOMEM, "out of memory");
+        c->next = ev->arena;
+        c->used = 0;
+        c->cap = cap;
+        ev->arena = c;
+    }
+    void *p = (char *)ev->arena->data + ev->arena->used;
+    ev->arena->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static char *ar_strdup(struct ev *ev, const char *s)
+{
+    size_t l = strlen(s);
+    char *p = ar_alloc(ev, l + 1);
+    memcpy(p, s, l + 1);
+    return p;
+}
+
+static struct pq_hist *track(struct ev *ev, struct pq_hist *h)
+{
+    if (!h)
+        fail(ev, -ENOMEM, "out of memory");
+    if (ev->nowned == ev->capowned) {
+        size_t nc = ev->capowned ? ev->capowned * 2 : 64;
+        struct pq_hist **n = realloc(ev->owned, nc * sizeof(*n));
+        if (!n) {
+            pq_hist_free(h);
+            fail(ev, -ENOMEM, "out of memory");
+        }
+        ev->owned = n;
+        ev->capowned = nc;
+    }
+    ev->owned[ev->nowned++] = h;
+    return h;
+}
+
+static struct pq_hist *hdup(struct ev *ev, const struct pq_hist *h)
+{
+    return track(ev, pq_hist_dup(h));
+}
+
+static void *grow(struct ev *ev, void *p, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return p;
+    size_t nc = *cap ? *cap * 2 : 8;
+    while (nc <= n)
+        nc *= 2;
+    void *np = ar_alloc(ev, nc * elem);
+    if (p && *cap)
+        memcpy(np, p, *cap * elem);
+    *cap = nc;
+    return np;
+}
+
+static void vec_push(struct ev *ev, struct vec *v, struct smp s)
+{
+    v->s = grow(ev, v->s, &v->cap, v->n, sizeof(*v->s));
+    v->s[v->n++] = s;
+}
+
+static void mser_push(struct ev *ev, struct mser *m, int64_t t, double f, struct pq_hist *h)
+{
+    if (m->n >= m->cap) {
+        size_t c1 = m->cap, c2 = m->cap, c3 = m->cap;
+        m->t = grow(ev, m->t, &c1, m->n, sizeof(*m->t));
+        m->f = grow(ev, m->f, &c2, m->n, sizeof(*m->f));
+        m->h = grow(ev, m->h, &c3, m->n, sizeof(*m->h));
+        m->cap = c1;
+    }
+    m->t[m->n] = t;
+    m->f[m->n] = f;
+    m->h[m->n] = h;
+    m->n++;
+}
+
+static void warn(struct ev *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct ev *ev, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < ev->nwarn; i++)
+        if (!strcmp(ev->warn[i], buf))
+            return;
+    char **nw = realloc(ev->warn, (ev->nwarn + 1) * sizeof(char *));
+    if (!nw)
+        fail(ev, -ENOMEM, "out of memory");
+    ev->warn = nw;
+    nw[ev->nwarn] = strdup(buf);
+    if (!nw[ev->nwarn])
+        fail(ev, -ENOMEM, "out of memory");
+    ev->nwarn++;
+}
+
+static void add_samples(struct ev *ev, size_t n)
+{
+    ev->samples += n;
+    if (ev->o->max_samples && ev->samples > ev->o->max_samples)
+        fail(ev, -E2BIG, "query processing would load too many samples into memory in query execution");
+}
+
+/* ---- label sets ------------------------------------------------------------------------- */
+
+static const char *ls_get(const struct lset *ls, const char *name)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        if (!strcmp(ls->l[i].name, name))
+            return ls->l[i].value;
+    return NULL;
+}
+
+static struct lset *ls_new(struct ev *ev, size_t n)
+{
+    struct lset *l = ar_alloc(ev, sizeof(*l) + n * sizeof(struct re_label));
+    l->n = 0;
+    return l;
+}
+
+/* Returns a copy of ls with name set to value (value NULL or "" deletes). */
+static const struct lset *ls_set(struct ev *ev, const struct lset *ls, const char *name,
+                                 const char *value)
+{
+    struct lset *o = ls_new(ev, ls->n + 1);
+    bool done = false;
+    for (size_t i = 0; i < ls->n; i++) {
+        int c = strcmp(ls->l[i].name, name);
+        if (c == 0) {
+            done = true;
+            if (value && value[0])
+                o->l[o->n++] = (struct re_label){ls->l[i].name, value};
+            continue;
+        }
+        if (c > 0 && !done) {
+            done = true;
+            if (value && value[0])
+                o->l[o->n++] = (struct re_label){name, value};
+        }
+        o->l[o->n++] = ls->l[i];
+    }
+    if (!done && value && value[0])
+        o->l[o->n++] = (struct re_label){name, value};
+    return o;
+}
+
+static const struct lset *ls_del(struct ev *ev, const struct lset *ls, const char *name)
+{
+    if (!ls_get(ls, name))
+        return ls;
+    return ls_set(ev, ls, name, NULL);
+}
+
+static bool in_list(char **l, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(l[i], s))
+            return true;
+    return false;
+}
+
+/* Keep only (keep=true) or drop the listed names. */
+static const struct lset *ls_filter(struct ev *ev, const struct lset *ls, char **names, size_t n,
+                                    bool keep)
+{
+    struct lset *o = ls_new(ev, ls->n);
+    for (size_t i = 0; i < ls->n; i++)
+        if (in_list(names, n, ls->l[i].name) == keep)
+            o->l[o->n++] = ls->l[i];
+    return o;
+}
+
+static int ls_cmp(const struct lset *a, const struct lset *b)
+{
+    size_t n = a->n < b->n ? a->n : b->n;
+    for (size_t i = 0; i < n; i++) {
+        int c = strcmp(a->l[i].name, b->l[i].name);
+        if (c)
+            return c;
+        c = strcmp(a->l[i].value, b->l[i].value);
+        if (c)
+            return c;
+    }
+    return a->n < b->n ? -1 : a->n > b->n ? 1 : 0;
+}
+
+/* Renders a label set as Prometheus's Labels.String(): {a="b", c="d"}. */
+static void ls_str(const struct lset *ls, char *buf, size_t len)
+{
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "{");
+    for (size_t i = 0; i < ls->n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s=\"%s\"", i ? ", " : "", ls->l[i].name,
+                              ls->l[i].value);
+    if (o < len)
+        snprintf(buf + o, len - o, "}");
+}
+
+/* ---- hash map (string key -> index) -------------------------------------------------------- */
+
+struct hmap {
+    struct hent {
+        const char *k;
+        size_t kl;
+        uint64_t h;
+        size_t v;
+    } *e;
+    size_t cap, n;
+};
+
+static uint64_t fnv(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Looks up key; if absent inserts with value *v (and returns false), else sets *v. */
+static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t kl, size_t *v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        struct hent *ne = ar_alloc(ev, nc * sizeof(*ne));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->e[i].k) {
+                size_t j = m->e[i].h & (nc - 1);
+                while (ne[j].k)
+                    j = (j + 1) & (nc - 1);
+                ne[j] = m->e[i];
+            }
+        m->e = ne;
+        m->cap = nc;
+    }
+    uint64_t h = fnv(k, kl);
+    size_t j = h & (m->cap - 1);
+    while (m->e[j].k) {
+        if (m->e[j].h == h && m->e[j].kl == kl && !memcmp(m->e[j].k, k, kl)) {
+            *v = m->e[j].v;
+            return true;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    char *kc = ar_alloc(ev, kl + 1);
+    memcpy(kc, k, kl);
+    m->e[j] = (struct hent){kc, kl, h, *v};
+    m->n++;
+    return false;
+}
+
+struct kbuf {
+    char *p;
+    size_t n, cap;
+};
+
+static void kb_add(struct ev *ev, struct kbuf *b, const char *s)
+{
+    size_t l = strlen(s) + 1;
+    if (b->n + l > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 256) + l;
+        char *np = ar_alloc(ev, nc);
+        if (b->n)
+            memcpy(np, b->p, b->n);
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, l);
+    b->n += l;
+}
+
+/* Key of a label set restricted to names (on=true) or without names (+__name__ if
+ * drop_name). */
+static void sig_key(struct ev *ev, struct kbuf *b, const struct lset *ls, char **names, size_t n,
+                    bool on, bool drop_name)
+{
+    b->n = 0;
+    for (size_t i = 0; i < ls->n; i++) {
+        bool listed = in_list(names, n, ls->l[i].name);
+        if (on ? !listed : (listed || (drop_name && !strcmp(ls->l[i].name, "__name__"))))
+            continue;
+        kb_add(ev, b, ls->l[i].name);
+        kb_add(ev, b, ls->l[i].value);
+    }
+    if (b->n == 0)
+        kb_add(ev, b, "");
+}
+
+/* ---- selection ---------------------------------------------------------------------------- */
+
+static int64_t at_of(struct ev *ev, const struct promql_expr *e)
+{
+    switch (e->at_kind) {
+    case PQ_AT_START: return ev->start;
+    case PQ_AT_END: return ev->end;
+    default: return e->at;
+    }
+}
+
+static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
+{
+    for (size_t i = 0; i < ev->nsc; i++)
+        if (ev->sc[i].node == n)
+            return &ev->sc[i];
+    if (ev->nsc == ev->capsc) {
+        size_t nc = ev->capsc ? ev->capsc * 2 : 8;
+        struct selcache *s = realloc(ev->sc, nc * sizeof(*s));
+        if (!s)
+            fail(ev, -ENOMEM, "out of memory");
+        ev->sc = s;
+        ev->capsc = nc;
+    }
+    struct selcache *c = &ev->sc[ev->nsc++];
+    memset(c, 0, sizeof(*c));
+    c->node = n;
+    c->mint = INT64_MAX;
+    c->maxt = INT64_MIN;
+    return c;
+}
+
+/* Records that selector n needs data for evaluation times [s,e] and lookback/range r. */
+static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r)
+{
+    if (n->at_kind) {
+        s = e = at_of(ev, n);
+    }
+    s -= n->offset + r;
+    e -= n->offset;
+    struct selcache *c = cache_for(ev, n);
+    if (s < c->mint)
+        c->mint = s;
+    if (e > c->maxt)
+        c->maxt = e;
+}
+
+/* Subquery step times for evaluation time ts: returns first step and count. */
+static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, int64_t *first,
+                       int64_t *last, int64_t *step)
+{
+    int64_t st = e->step ? e->step : 60000;
+    if (e->at_kind)
+        ts = at_of(ev, e);
+    int64_t end = ts - e->offset;
+    int64_t start = end - e->range;
+    /* align to absolute multiples of step; window is left-open */
+    int64_t s = start - (((start % st) + st) % st);
+    if (s <= start)
+        s += st;
+    if (ev->o->compat_v2 && start % st == 0)
+        s = start;
+    *first = s;
+    *last = end;
+    *step = st;
+}
+
+static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+{
+    if (!e)
+        return;
+    switch (e->kind) {
+    case PQ_VSEL:
+        need(ev, e, s, t, ev->o->lookback_ms);
+        return;
+    case PQ_MSEL:
+        need(ev, e->a, s, t, e->range);
+        return;
+    case PQ_SUBQ: {
+        int64_t f1, l1, st, f2, l2;
+        subq_times(ev, e, s, &f1, &l1, &st);
+        subq_times(ev, e, t, &f2, &l2, &st);
+        prep(ev, e->a, f1 - st, l2);
+        return;
+    }
+    default:
+        break;
+    }
+    prep(ev, e->a, s, t);
+    prep(ev, e->b, s, t);
+    prep(ev, e->param, s, t);
+    for (size_t i = 0; i < e->nargs; i++)
+        prep(ev, e->args[i], s, t);
+}
+
+struct load_ctx {
+    struct ev *ev;
+    struct mat *m;
+};
+
+static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
+                      const double *vals, const struct re_hist *const *hists, size_t n)
+{
+    struct load_ctx *c = arg;
+    struct ev *ev = c->ev;
+    struct mat *m = c->m;
+    m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
+    struct mser *se = &m->s[m->n++];
+    memset(se, 0, sizeof(*se));
+    struct lset *ls = ls_new(ev, nlabels);
+    for (size_t i = 0; i < nlabels; i++) {
+        ls->l[i].name = ar_strdup(ev, labels[i].name);
+        ls->l[i].value = ar_strdup(ev, labels[i].value);
+    }
+    ls->n = nlabels;
+    se->ls = ls;
+    se->t = ar_alloc(ev, (n ? n : 1) * sizeof(int64_t));
+    se->f = ar_alloc(ev, (n ? n : 1) * sizeof(double));
+    se->h = ar_alloc(ev, (n ? n : 1) * sizeof(*se->h));
+    se->cap = n;
+    memcpy(se->t, ts, n * sizeof(int64_t));
+    memcpy(se->f, vals, n * sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        se->h[i] = hists && hists[i] ? track(ev, pq_hist_from_re(hists[i])) : NULL;
+    se->n = n;
+    return 0;
+}
+
+static int ls_qcmp(const void *a, const void *b)
+{
+    return ls_cmp(((const struct mser *)a)->ls, ((const struct mser *)b)->ls);
+}
+
+static struct mat *selected(struct ev *ev, const struct promql_expr *n)
+{
+    struct selcache *c = cache_for(ev, n);
+    if (!c->loaded) {
+        c->loaded = true;
+        if (c->mint > c->maxt) {
+            c->mint = c->maxt = 0;
+        }
+        struct load_ctx lc = {ev, &c->data};
+        int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
+        if (rc < 0 && rc != -ENOMEM)
+            fail(ev, rc, "storage select failed");
+        if (rc == -ENOMEM)
+            fail(ev, rc, "out of memory");
+        qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
+        c = cache_for(ev, n);
+    }
+    return &c->data;
+}
+
+/* Index of first sample with t > x (strict) or t >= x. */
+static size_t lower(const int64_t *t, size_t n, int64_t x, bool strict)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strict ? t[mid] <= x : t[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- evaluation --------------------------------------------------------------------------- */
+
+static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts);
+
+static struct val vval(void)
+{
+    struct val v;
+    memset(&v, 0, sizeof(v));
+    v.type = PROMQL_VECTOR;
+    return v;
+}
+
+static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    struct mat *m = selected(ev, e);
+    struct val r = vval();
+    int64_t ref = (e->at_kind ? at_of(ev, e) : ts) - e->offset;
+    int64_t from = ref - ev->o->lookback_ms;
+    for (size_t i = 0; i < m->n; i++) {
+        struct mser *s = &m->s[i];
+        size_t j = lower(s->t, s->n, ref, true); /* first > ref */
+        if (j == 0)
+            continue;
+        j--;
+        if (ev->o->compat_v2 ? s->t[j] < from : s->t[j] <= from)
+            continue;
+        if (!s->h[j] && re_is_stale(s->f[j]))
+            continue;
+        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], s->h[j], s->t[j], false});
+    }
+    add_samples(ev, r.v.n);
+    return r;
+}
+
+/* Window of samples for one series: pointers into the series' arrays. */
+struct win {
+    const struct lset *ls;
+    const int64_t *t;
+    const double *f;
+    struct pq_hist *const *h;
+    size_t n;
+    bool drop;
+    int64_t *tbuf; /* for filtering stale markers */
+};
+
+/* Filters stale markers out of s[a..b) into arena copies. */
+static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t a, size_t b)
+{
+    bool stale = false;
+    for (size_t i = a; i < b; i++)
+        if (!s->h[i] && re_is_stale(s->f[i]))
+            stale = true;
+    w->ls = s->ls;
+    w->drop = s->drop;
+    if (!stale) {
+        w->t = s->t + a;
+        w->f = s->f + a;
+        w->h = s->h + a;
+        w->n = b - a;
+        return;
+    }
+    int64_t *t = ar_alloc(ev, (b - a + 1) * sizeof(*t));
+    double *f = ar_alloc(ev, (b - a + 1) * sizeof(*f));
+    struct pq_hist **h = ar_alloc(ev, (b - a + 1) * sizeof(*h));
+    size_t k = 0;
+    for (size_t i = a; i < b; i++) {
+        if (!s->h[i] && re_is_stale(s->f[i]))
+            continue;
+        t[k] = s->t[i];
+        f[k] = s->f[i];
+        h[k] = s->h[i];
+        k++;
+    }
+    w->t = t;
+    w->f = f;
+    w->h = h;
+    w->n = k;
+}
+
+/* Evaluates a range-vector expression at ts into windows; *range_out = range ms. */
+static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int64_t ts,
+                                size_t *nw, int64_t *range_out, int64_t *rend_out)
+{
+    while (e->kind == PQ_PAREN)
+        e = e->a;
+    struct mat *m;
+    int64_t ref, range;
+    struct mat tmp = {0};
+    if (e->kind == PQ_MSEL) {
+        const struct promql_expr *vs = e->a;
+        m = selected(ev, vs);
+        ref = (vs->at_kind ? at_of(ev, vs) : ts) - vs->offset;
+        range = e->range;
+    } else if (e->kind == PQ_SUBQ) {
+        int64_t first, last, step;
+        subq_times(ev, e, ts, &first, &last, &step);
+        struct hmap idx = {0};
+        struct kbuf kb = {0};
+        for (int64_t t = first; t <= last; t += step) {
+            struct val v = eval(ev, e->a, t);
+            if (v.type == PROMQL_SCALAR) {
+                v.type = PROMQL_VECTOR;
+                memset(&v.v, 0, sizeof(v.v));
+                struct lset *ls = ls_new(ev, 0);
+                vec_push(ev, &v.v, (struct smp){ls, v.scalar, NULL, t, false});
+            }
+            for (size_t i = 0; i < v.v.n; i++) {
+                struct smp *s = &v.v.s[i];
+                sig_key(ev, &kb, s->ls, NULL, 0, false, false);
+                size_t k = tmp.n;
+                if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                    tmp.s = grow(ev, tmp.s, &tmp.cap, tmp.n, sizeof(*tmp.s));
+                    memset(&tmp.s[tmp.n], 0, sizeof(tmp.s[0]));
+                    tmp.s[tmp.n].ls = s->ls;
+                    tmp.n++;
+                }
+                tmp.s[k].drop = tmp.s[k].drop || s->drop;
+                mser_push(ev, &tmp.s[k], t, s->f, s->h);
+            }
+        }
+        m = &tmp;
+        ref = last;
+        range = e->range;
+    } else {
+        fail(ev, -EINVAL, "expected range vector");
+    }
+    int64_t from = ref - range;
+    struct win *w = ar_alloc(ev, (m->n ? m->n : 1) * sizeof(*w));
+    size_t k = 0, total = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        struct mser *s = &m->s[i];
+        size_t a = lower(s->t, s->n, from, !ev->o->compat_v2);
+        size_t b = lower(s->t, s->n, ref, true);
+        if (a >= b)
+            continue;
+        make_win(ev, &w[k], s, a, b);
+        if (w[k].n == 0)
+            continue;
+        total += w[k].n;
+        k++;
+    }
+    add_samples(ev, total);
+    *nw = k;
+    *range_out = range;
+    *rend_out = ref;
+    return w;
+}
+
+/* Go's %q for a string: quotes, escapes, \xNN for invalid UTF-8. */
+static void go_quote(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    if (len < 8)
+        return;
+    out[o++] = '"';
+    while (*p && o + 6 < len) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p++;
+        } else if (*p == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+            p++;
+        } else if (*p == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+            p++;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+        } else if (*p < 0x80) {
+            out[o++] = (char)*p++;
+        } else {
+            size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            if (n && re_valid_utf8((const char *)p, n) && o + n + 1 < len) {
+                memcpy(out + o, p, n);
+                o += n;
+                p += n;
+            } else {
+                o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p++);
+            }
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+struct gbuf {
+    char s[40];
+};
+
+/* Go's %g for a float64 (NaN, +Inf, -Inf spelled as Go does). */
+static struct gbuf gfmt(double v)
+{
+    struct gbuf b;
+    if (isnan(v))
+        snprintf(b.s, sizeof(b.s), "NaN");
+    else if (isinf(v))
+        snprintf(b.s, sizeof(b.s), v > 0 ? "+Inf" : "-Inf");
+    else {
+        for (int p = 1; p <= 17; p++) {
+            snprintf(b.s, sizeof(b.s), "%.*g", p, v);
+            if (strtod(b.s, NULL) == v)
+                break;
+        }
+    }
+    return b;
+}
+
+static double kahan_inc(double inc, double sum, double *c)
+{
+    double t = sum + inc;
+    if (isinf(t))
+        *c = 0;
+    else if (fabs(sum) >= fabs(inc))
+        *c += (sum - t) + inc;
+    else
+        *c += (inc - t) + sum;
+    return t;
+}
+
+static const char *metric_name(const struct lset *ls)
+{
+    const char *n = ls_get(ls, "__name__");
+    return n ? n : "";
+}
+
+static void pos_of(struct ev *ev, const struct promql_expr *e, int *l, int *c)
+{
+    int line = 1, col = 1;
+    for (int i = 0; i < e->pos && ev->qsrc[i]; i++) {
+        if (ev->qsrc[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    *l = line;
+    *c = col;
+}
+
+/* ---- range functions ------------------------------------------------------------------------ */
+
+static bool has_hist(const struct win *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->h[i])
+            return true;
+    return false;
+}
+
+static bool has_float(const struct win *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (!w->h[i])
+            return true;
+    return false;
+}
+
+/* Histogram rate/increase/delta over a window of only histograms. Returns NULL if none. */
+static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counter,
+                                 const struct promql_expr *arg)
+{
+    struct pq_hist *prev = w->h[0];
+    struct pq_hist *last = w->h[w->n - 1];
+    /* result starts as last - first, with resets corrected */
+    struct pq_hist *r = hdup(ev, last);
+    int l, c;
+    pos_of(ev, arg, &l, &c);
+    bool custom = last->schema == PQ_SCHEMA_CUSTOM;
+    for (size_t i = 0; i < w->n; i++)
+        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
+            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                 metric_name(w->ls), l, c);
+            return NULL;
+        }
+    if (counter) {
+        for (size_t i = 0; i < w->n; i++)
+            if (w->h[i]->hint == RE_HINT_GAUGE) {
+                warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
+                     metric_name(w->ls), l, c);
+                break;
+            }
+    } else {
+        for (size_t i = 0; i < w->n; i++)
+            if (w->h[i]->hint != RE_HINT_GAUGE) {
+                warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
+                     metric_name(w->ls), l, c);
+                break;
+            }
+    }
+    /* the minimum schema of the range */
+    int32_t minschema = r->schema;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->h[i]->schema < minschema)
+            minschema = w->h[i]->schema;
+    int rc = pq_hist_add(r, w->h[0], -1);
+    if (rc == -EDOM) {
+        warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
+             metric_name(w->ls), l, c);
+        return NULL;
+    }
+    if (rc)
+        fail(ev, rc, "out of memory");
+    if (counter) {
+        for (size_t i = 1; i < w->n; i++) {
+            if (pq_hist_detect_reset(w->h[i], prev)) {
+                rc = pq_hist_add(r, prev, 1);
+                if (rc == -EDOM) {
+                    warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
+                         metric_name(w->ls), l, c);
+                    return NULL;
+                }
+            }
+            prev = w->h[i];
+        }
+    }
+    if (r->schema > minschema) {
+        struct pq_hist z = {.schema = minschema};
+        struct pq_bkt dummy;
+        z.pb = z.nb = &dummy;
+        z.cv = NULL;
+        pq_hist_add(r, &z, 0);
+    }
+    r->hint = RE_HINT_GAUGE;
+    pq_hist_compact(r);
+    return r;
+}
+
+static bool extrapolated_rate(struct ev *ev, const struct win *w, int64_t rstart, int64_t rend,
+                              int64_t range, bool counter, bool is_rate, double *out,
+                              struct pq_hist **hout, const struct promql_expr *arg)
+{
+    *hout = NULL;
+    bool hh = has_hist(w), hf = has_float(w);
+    if (hh && hf) {
+        int l, c;
+        pos_of(ev, arg, &l, &c);
+        warn(ev, "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" (%d:%d)",
+             metric_name(w->ls), l, c);
+        return false;
+    }
+    size_t n = w->n;
+    if (n < 2)
+        return false;
+    double result = 0;
+    struct pq_hist *rh = NULL;
+    if (hh) {
+        rh = hist_rate(ev, w, counter, arg);
+        if (!rh)
+            return false;
+    } else {
+        result = w->f[n - 1] - w->f[0];
+        if (counter)
+            for (size_t i = 1; i < n; i++)
+                if (w->f[i] < w->f[i - 1])
+                    result += w->f[i - 1];
+    }
+    int64_t firstT = w->t[0], lastT = w->t[n - 1];
+    double dstart = (double)(firstT - rstart) / 1000, dend = (double)(rend - lastT) / 1000;
+    double sampled = (double)(lastT - firstT) / 1000;
+    double avg = sampled / (double)(n - 1);
+    double thr = avg * 1.1;
+    if (dstart >= thr)
+        dstart = avg / 2;
+    if (counter) {
+        double dzero = dstart;
+        if (!hh && result > 0 && w->f[0] >= 0)
+            dzero = sampled * (w->f[0] / result);
+        else if (hh && rh->count > 0 && w->h[0]->count >= 0)
+            dzero = sampled * (w->h[0]->count / rh->count);
+        if (dzero < dstart)
+            dstart = dzero;
+    }
+    if (dend >= thr)
+        dend = avg / 2;
+    double factor = (sampled + dstart + dend) / sampled;
+    if (is_rate)
+        factor /= (double)range / 1000;
+    if (rh) {
+        pq_hist_scale(rh, factor);
+        *hout = rh;
+    } else {
+        *out = result * factor;
+    }
+    return true;
+}
+
+static void linreg(const struct win *w, int64_t icept, double *slope, double *intercept)
+{
+    double n = 0, sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
+    double inity = 0;
+    bool consty = true, first = true;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->h[i])
+            continue;
+        if (first) {
+            inity = w->f[i];
+            first = false;
+        } else if (consty && w->f[i] != inity) {
+            consty = false;
+        }
+        n += 1;
+        double x = (double)(w->t[i] - icept) / 1e3;
+        sx = kahan_inc(x, sx, &cx);
+        sy = kahan_inc(w->f[i], sy, &cy);
+        sxy = kahan_inc(x * w->f[i], sxy, &cxy);
+        sx2 = kahan_inc(x * x, sx2, &cx2);
+    }
+    if (consty) {
+        if (isinf(inity)) {
+            *slope = *intercept = NAN;
+            return;
+        }
+        *slope = 0;
+        *intercept = inity;
+        return;
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    double cov = sxy - sx * sy / n, var = sx2 - sx * sx / n;
+    *slope = cov / var;
+    *intercept = sy / n - *slope * sx / n;
+}
+
+static int dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    if (isnan(x))
+        return isnan(y) ? 0 : -1;
+    if (isnan(y))
+        return 1;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static double quantile_of(double q, double *v, size_t n)
+{
+    if (n == 0 || isnan(q))
+        return NAN;
+    if (q < 0)
+        return -INFINITY;
+    if (q > 1)
+        return INFINITY;
+    qsort(v, n, sizeof(double), dcmp);
+    double rank = q * (double)(n - 1);
+    double lo = fmax(0, floor(rank));
+    double hi = fmin((double)n - 1, lo + 1);
+    double wgt = rank - floor(rank);
+    return v[(size_t)lo] * (1 - wgt) + v[(size_t)hi] * wgt;
+}
+
+static size_t nfloats(const struct win *w)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (!w->h[i])
+            k++;
+    return k;
+}
+
+static void info_hist_ignored(struct ev *ev, const struct win *w, const struct promql_expr *arg)
+{
+    int l, c;
+    pos_of(ev, arg, &l, &c);
+    warn(ev, "PromQL info: ignored histograms in a range containing both floats and histograms for metric name \"%s\" (%d:%d)",
+         metric_name(w->ls), l, c);
+}
+
+static void warn_mixed(struct ev *ev, const struct win *w, const struct promql_expr *arg)
+{
+    int l, c;
+    pos_of(ev, arg, &l, &c);
+    warn(ev, "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" (%d:%d)",
+         metric_name(w->ls), l, c);
+}
+
+static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    int id = e->fn->id;
+    const struct promql_expr *marg = e->args[id == F_QUANTILE_OT ? 1 : 0];
+    double param = 0, param2 = 0;
+    if (id == F_QUANTILE_OT) {
+        struct val p = eval(ev, e->args[0], ts);
+        param = p.scalar;
+    } else if (id == F_PREDICT_LINEAR) {
+        param = eval(ev, e->args[1], ts).scalar;
+    } else if (id == F_DES) {
+        param = eval(ev, e->args[1], ts).scalar;
+        param2 = eval(ev, e->args[2], ts).scalar;
+        if (param <= 0 || param >= 1)
+            fail(ev, -EINVAL, "invalid smoothing factor. Expected: 0 < sf < 1, got: %g", param);
+        if (param2 <= 0 || param2 >= 1)
+            fail(ev, -EINVAL, "invalid trend factor. Expected: 0 < tf < 1, got: %g", param2);
+    }
+    size_t nw;
+    int64_t range, rend;
+    struct win *w = eval_windows(ev, marg, ts, &nw, &range, &rend);
+    struct val r = vval();
+    if (id == F_ABSENT_OT) {
+        if (nw > 0)
+            return r;
+        /* labels from equality matchers of the selector */
+        const struct promql_expr *a = marg;
+        while (a->kind == PQ_PAREN)
+            a = a->a;
+        struct lset *ls = ls_new(ev, 0);
+        const struct lset *cur = ls;
+        if (a->kind == PQ_MSEL) {
+            const struct promql_expr *vs = a->a;
+            bool dup[64] = {0};
+            for (size_t i = 0; i < vs->nm && i < 64; i++)
+                for (size_t j = 0; j < vs->nm; j++)
+                    if (j != i && !strcmp(vs->m[i].name, vs->m[j].name))
+                        dup[i] = true;
+            for (size_t i = 0; i < vs->nm; i++)
+                if (vs->m[i].type == RE_MATCH_EQ && strcmp(vs->m[i].name, "__name__") &&
+                    (i >= 64 || !dup[i]))
+                    cur = ls_set(ev, cur, vs->m[i].name, vs->m[i].value);
+        }
+        vec_push(ev, &r.v, (struct smp){cur, 1, NULL, ts, false});
+        return r;
+    }
+    int64_t rstart = rend - range;
+    for (size_t i = 0; i < nw; i++) {
+        struct win *wi = &w[i];
+        double out = 0;
+        struct pq_hist *hout = NULL;
+        bool keep_name = false;
+        bool ok = true;
+        size_t nf = nfloats(wi);
+        bool hh = nf < wi->n;
+        switch (id) {
+        case F_RATE: case F_INCREASE: case F_DELTA:
+            ok = extrapolated_rate(ev, wi, rstart, rend, range, id != F_DELTA, id == F_RATE, &out,
+                                   &hout, marg);
+            if (ok && !hout && id != F_DELTA) {
+                const char *mn = ls_get(wi->ls, "__name__");
+                if (mn) {
+                    size_t ml = strlen(mn);
+                    bool good = false;
+                    static const char *suf[] = {"_total", "_sum", "_count", "_bucket"};
+                    for (int k = 0; k < 4; k++) {
+                        size_t sl = strlen(suf[k]);
+                        if (ml >= sl && !strcmp(mn + ml - sl, suf[k]))
+                            good = true;
+                    }
+                    if (!good) {
+                        int l, c;
+                        pos_of(ev, marg, &l, &c);
+                        warn(ev, "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"%s\" (%d:%d)",
+                             mn, l, c);
+                    }
+                }
+            }
+            break;
+        case F_IRATE: case F_IDELTA: {
+            if (wi->n < 2) {
+                ok = false;
+                break;
+            }
+            size_t a = wi->n - 2, b = wi->n - 1;
+            int64_t dt = wi->t[b] - wi->t[a];
+            if (dt == 0) {
+                ok = false;
+                break;
+            }
+            if (!wi->h[a] && !wi->h[b]) {
+                out = wi->f[b] - wi->f[a];
+                if (id == F_IRATE && wi->f[b] < wi->f[a])
+                    out = wi->f[b];
+                if (id == F_IRATE)
+                    out /= (double)dt / 1000;
+            } else if (wi->h[a] && wi->h[b]) {
+                hout = hdup(ev, wi->h[b]);
+                int l, c;
+                pos_of(ev, marg, &l, &c);
+                if (id == F_IRATE && (wi->h[a]->hint == RE_HINT_GAUGE || wi->h[b]->hint == RE_HINT_GAUGE))
+                    warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
+                         metric_name(wi->ls), l, c);
+                if (id == F_IDELTA && (wi->h[a]->hint != RE_HINT_GAUGE || wi->h[b]->hint != RE_HINT_GAUGE))
+                    warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
+                         metric_name(wi->ls), l, c);
+                if (id == F_IDELTA || !pq_hist_detect_reset(wi->h[b], wi->h[a])) {
+                    int rc = pq_hist_add(hout, wi->h[a], -1);
+                    if (rc == -EINVAL) {
+                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                             metric_name(wi->ls), l, c);
+                        ok = false;
+                        break;
+                    }
+                }
+                hout->hint = RE_HINT_GAUGE;
+                pq_hist_compact(hout);
+                if (id == F_IRATE)
+                    pq_hist_scale(hout, 1000.0 / (double)dt);
+            } else {
+                warn_mixed(ev, wi, marg);
+                ok = false;
+            }
+            break;
+        }
+        case F_DERIV: case F_PREDICT_LINEAR: {
+            if (nf < 2) {
+                if (nf == 1 && hh)
+                    info_hist_ignored(ev, wi, marg);
+                ok = false;
+                break;
+            }
+            double slope, icpt;
+            int64_t first = 0;
+            for (size_t k = 0; k < wi->n; k++)
+                if (!wi->h[k]) {
+                    first = wi->t[k];
+                    break;
+                }
+            linreg(wi, id == F_DERIV ? first : ts, &slope, &icpt);
+            out = id == F_DERIV ? slope : slope * param + icpt;
+            if (hh)
+                info_hist_ignored(ev, wi, marg);
+            break;
+        }
+        case F_RESETS: case F_CHANGES: {
+            int cnt = 0;
+            for (size_t k = 1; k < wi->n; k++) {
+                struct pq_hist *ph = wi->h[k - 1], *ch = wi->h[k];
+                if (id == F_RESETS) {
+                    if (!ph && !ch)
+                        cnt += wi->f[k] < wi->f[k - 1];
+                    else if (!ph || !ch)
+                        cnt++;
+                    else
+                        cnt += pq_hist_detect_reset(ch, ph);
+                } else {
+                    if (!ph && !ch)
+                        cnt += !(wi->f[k] == wi->f[k - 1] ||
+                                 (isnan(wi->f[k]) && isnan(wi->f[k - 1])));
+                    else if (!ph || !ch)
+                        cnt++;
+                    else
+                        cnt += !pq_hist_equal(ch, ph, 0, false);
+                }
+            }
+            out = cnt;
+            break;
+        }
+        case F_AVG_OT: case F_SUM_OT: {
+            if (hh && nf) {
+                warn_mixed(ev, wi, marg);
+                ok = false;
+                break;
+            }
+            if (hh) {
+                struct pq_hist *s = hdup(ev, wi->h[0]);
+                bool bad = false;
+                for (size_t k = 1; k < wi->n && !bad; k++) {
+                    int rc = pq_hist_add(s, wi->h[k], 1);
+                    if (rc) {
+                        int l, c;
+                        pos_of(ev, marg, &l, &c);
+                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                             metric_name(wi->ls), l, c);
+                        bad = true;
+                    }
+                }
+                if (bad) {
+                    ok = false;
+                    break;
+                }
+                if (id == F_AVG_OT)
+                    pq_hist_scale(s, 1.0 / (double)wi->n);
+                pq_hist_compact(s);
+                hout = s;
+                break;
+            }
+            if (id == F_SUM_OT) {
+                double sum = 0, c = 0;
+                for (size_t k = 0; k < wi->n; k++)
+                    sum = kahan_inc(wi->f[k], sum, &c);
+                out = isinf(sum) ? sum : sum + c;
+            } else {
+                double sum = wi->f[0], cnt = 1, mean = 0, c = 0;
+                bool incr = false;
+                for (size_t k = 1; k < wi->n; k++) {
+                    cnt = (double)(k + 1);
+                    if (!incr) {
+                        double c2 = c;
+                        double ns = kahan_inc(wi->f[k], sum, &c2);
+                        if (!isinf(ns)) {
+                            sum = ns;
+                            c = c2;
+                            continue;
+                        }
+                        incr = true;
+                        mean = sum / (cnt - 1);
+                        c /= (cnt - 1);
+                    }
+                    double q = (cnt - 1) / cnt;
+                    double qc = q * c;
+                    mean = kahan_inc(wi->f[k] / cnt, q * mean, &qc);
+                    c = qc;
+                }
+                out = incr ? mean + c : sum / cnt + c / cnt;
+            }
+            break;
+        }
+        case F_MIN_OT: case F_MAX_OT: case F_TS_MIN_OT: case F_TS_MAX_OT: {
+            if (!nf) {
+                ok = false;
+                break;
+            }
+            bool ismax = id == F_MAX_OT || id == F_TS_MAX_OT;
+            double best = 0;
+            int64_t bt = 0;
+            bool first = true;
+            for (size_t k = 0; k < wi->n; k++) {
+                if (wi->h[k])
+                    continue;
+                double v = wi->f[k];
+                if (first || (ismax ? (v > best || isnan(best)) : (v < best || isnan(best))) ||
+                    (id >= F_TS_MIN_OT && !isnan(v) && v == best)) {
+                    if (first || !(v == best) || id >= F_TS_MIN_OT) {
+                        best = v;
+                        bt = wi->t[k];
+                    }
+                    first = false;
+                }
+            }
+            out = id == F_TS_MIN_OT || id == F_TS_MAX_OT ? (double)bt / 1000 : best;
+            if (hh)
+                info_hist_ignored(ev, wi, marg);
+            break;
+        }
+        case F_COUNT_OT: out = (double)wi->n; break;
+        case F_PRESENT_OT: out = 1; break;
+        case F_LAST_OT: case F_FIRST_OT: case F_TS_LAST_OT: case F_TS_FIRST_OT: {
+            size_t k = (id == F_LAST_OT || id == F_TS_LAST_OT) ? wi->n - 1 : 0;
+            if (id == F_LAST_OT || id == F_FIRST_OT) {
+                out = wi->f[k];
+                hout = wi->h[k];
+                keep_name = true;
+            } else {
+                out = (double)wi->t[k] / 1000;
+            }
+            break;
+        }
+        case F_QUANTILE_OT: case F_MAD_OT: {
+            if (!nf) {
+                ok = false;
+                break;
+            }
+            if (id == F_QUANTILE_OT && (isnan(param) || param < 0 || param > 1)) {
+                int l, c;
+                pos_of(ev, e->args[0], &l, &c);
+                warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+                     gfmt(param).s, l, c);
+            }
+            double *vals = ar_alloc(ev, nf * sizeof(double));
+            size_t k = 0;
+            for (size_t j = 0; j < wi->n; j++)
+                if (!wi->h[j])
+                    vals[k++] = wi->f[j];
+            bool hasnan = false;
+            for (size_t j = 0; j < nf; j++)
+                hasnan = hasnan || isnan(vals[j]);
+            if (id == F_QUANTILE_OT) {
+                out = quantile_of(param, vals, nf);
+            } else if (hasnan) {
+                out = NAN;
+            } else {
+                double med = quantile_of(0.5, vals, nf);
+                for (size_t j = 0; j < nf; j++)
+                    vals[j] = fabs(vals[j] - med);
+                out = quantile_of(0.5, vals, nf);
+            }
+            if (hh)
+                info_hist_ignored(ev, wi, marg);
+            break;
+        }
+        case F_STDDEV_OT: case F_STDVAR_OT: {
+            if (!nf) {
+                ok = false;
+                break;
+            }
+            double cnt = 0, mean = 0, cm = 0, aux = 0, ca = 0;
+            for (size_t k = 0; k < wi->n; k++) {
+                if (wi->h[k])
+                    continue;
+                double f = wi->f[k];
+                cnt++;
+                double delta = f - (mean + cm);
+                mean = kahan_inc(delta / cnt, mean, &cm);
+                aux = kahan_inc(delta * (f - (mean + cm)), aux, &ca);
+            }
+            out = (aux + ca) / cnt;
+            if (id == F_STDDEV_OT)
+                out = sqrt(out);
+            if (hh)
+                info_hist_ignored(ev, wi, marg);
+            break;
+        }
+        case F_DES: {
+            if (nf < 2) {
+                ok = false;
+                break;
+            }
+            double *v = ar_alloc(ev, nf * sizeof(double));
+            size_t k = 0;
+            for (size_t j = 0; j < wi->n; j++)
+                if (!wi->h[j])
+                    v[k++] = wi->f[j];
+            double s0 = 0, s1 = v[0], b = v[1] - v[0];
+            for (size_t j = 1; j < nf; j++) {
+                double x = param * v[j];
+                if (j > 1)
+                    b = param2 * (s1 - s0) + (1 - param2) * b;
+                double y = (1 - param) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            out = s1;
+            if (hh)
+                info_hist_ignored(ev, wi, marg);
+            break;
+        }
+        default:
+            ok = false;
+        }
+        if (!ok)
+            continue;
+        vec_push(ev, &r.v, (struct smp){wi->ls, out, hout, ts, keep_name ? wi->drop : true});
+    }
+    return r;
+}
+
+/* ---- classic and native histogram quantiles ---------------------------------------------- */
+
+struct bucket {
+    double ub, c;
+};
+
+static int bcmp_ub(const void *a, const void *b)
+{
+    double x = ((const struct bucket *)a)->ub, y = ((const struct bucket *)b)->ub;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static bool almost_eq(double a, double b, double eps)
+{
+    if (a == b)
+        return true;
+    double abssum = fabs(a) + fabs(b), diff = fabs(a - b);
+    const double minnormal = 2.2250738585072014e-308;
+    if (a == 0 || b == 0 || abssum < minnormal)
+        return diff < eps * minnormal;
+    return diff / fmin(abssum, 1.7976931348623157e308) < eps;
+}
+
+static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced)
+{
+    *forced = false;
+    if (isnan(q))
+        return NAN;
+    if (q < 0)
+        return -INFINITY;
+    if (q > 1)
+        return INFINITY;
+    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0)
+        return NAN;
+    /* coalesce */
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (b[i].ub == b[k].ub)
+            b[k].c += b[i].c;
+        else
+            b[++k] = b[i];
+    }
+    n = k + 1;
+    double prev = b[0].c;
+    for (size_t i = 1; i < n; i++) {
+        double cur = b[i].c;
+        if (cur == prev)
+            continue;
+        if (almost_eq(prev, cur, 1e-12)) {
+            b[i].c = prev;
+            continue;
+        }
+        if (cur < prev) {
+            b[i].c = prev;
+            *forced = true;
+            continue;
+        }
+        prev = cur;
+    }
+    if (n < 2)
+        return NAN;
+    double obs = b[n - 1].c;
+    if (obs == 0)
+        return NAN;
+    double rank = q * obs;
+    size_t i = 0;
+    while (i < n - 1 && !(b[i].c >= rank))
+        i++;
+    if (i == n - 1)
+        return b[n - 2].ub;
+    if (i == 0 && b[0].ub <= 0)
+        return b[0].ub;
+    double start = 0, end = b[i].ub, cnt = b[i].c;
+    if (i > 0) {
+        start = b[i - 1].ub;
+        cnt -= b[i - 1].c;
+        rank -= b[i - 1].c;
+    }
+    return start + (end - start) * (rank / cnt);
+}
+
+/* Iterates all buckets of h in ascending order of bounds: negative (reversed), zero, positive. */
+struct hb {
+    double lo, hi, c;
+    bool zero;
+};
+
+static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **out)
+{
+    size_t n = h->npb + h->nnb + 1;
+    struct hb *b = ar_alloc(ev, n * sizeof(*b));
+    size_t k = 0;
+    for (size_t i = h->nnb; i-- > 0;) {
+        if (h->nb[i].c == 0)
+            continue;
+        pq_hist_bounds(h, true, h->nb[i].i, &b[k].lo, &b[k].hi);
+        if (b[k].hi < 0 && b[k].hi > -h->zt)
+            b[k].hi = -h->zt;
+        b[k].c = h->nb[i].c;
+        k++;
+    }
+    if (h->zc != 0 && h->schema != PQ_SCHEMA_CUSTOM) {
+        b[k].lo = -h->zt;
+        b[k].hi = h->zt;
+        b[k].c = h->zc;
+        b[k].zero = true;
+        k++;
+    }
+    for (size_t i = 0; i < h->npb; i++) {
+        if (h->pb[i].c == 0)
+            continue;
+        pq_hist_bounds(h, false, h->pb[i].i, &b[k].lo, &b[k].hi);
+        if (b[k].lo > 0 && b[k].lo < h->zt)
+            b[k].lo = h->zt;
+        b[k].c = h->pb[i].c;
+        k++;
+    }
+    *out = b;
+    return k;
+}
+
+static double frac_below(const struct hb *b, double v, bool linear)
+{
+    if (linear)
+        return (v - b->lo) / (b->hi - b->lo);
+    double ll = log2(fabs(b->lo)), lu = log2(fabs(b->hi)), lv = log2(fabs(v));
+    if (v > 0)
+        return (lv - ll) / (lu - ll);
+    return 1 - ((lv - lu) / (ll - lu));
+}
+
+/* Prometheus HistogramQuantile; nan_info set to 1 (NaN result) or 2 (skewed) for the
+ * NaN-observation annotations. */
+static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, int *nan_info)
+{
+    *nan_info = 0;
+    if (q < 0)
+        return -INFINITY;
+    if (q > 1)
+        return INFINITY;
+    if (h->count == 0 || isnan(q))
+        return NAN;
+    struct hb *b;
+    size_t n = hist_buckets(ev, h, &b);
+    bool custom = h->schema == PQ_SCHEMA_CUSTOM;
+    bool fwd = isnan(h->sum) || q < 0.5;
+    double rank = fwd ? q * h->count : (1 - q) * h->count, count = 0;
+    struct hb bk = {0};
+    size_t i = 0, consumed = 0;
+    bool any = false;
+    for (; i < n; i++) {
+        bk = b[fwd ? i : n - 1 - i];
+        any = true;
+        consumed = i + 1;
+        count += bk.c;
+        if (count >= rank)
+            break;
+    }
+    if (!any)
+        return NAN;
+    if (!custom && bk.lo < 0 && bk.hi > 0) {
+        if (h->nnb == 0 && h->npb > 0)
+            bk.lo = 0;
+        else if (h->npb == 0 && h->nnb > 0)
+            bk.hi = 0;
+    } else if (custom) {
+        if (isinf(bk.lo) && bk.lo < 0) {
+            if (bk.hi <= 0)
+                return bk.hi;
+            bk.lo = 0;
+        } else if (isinf(bk.hi) && bk.hi > 0) {
+            return bk.lo;
+        }
+    }
+    if (count > h->count)
+        count = h->count;
+    if (count < rank) {
+        if (isnan(h->sum)) {
+            *nan_info = 1;
+            return NAN;
+        }
+        return bk.hi;
+    }
+    if (fwd)
+        rank -= count - bk.c;
+    else
+        rank = count - rank;
+    if (isnan(h->sum)) {
+        for (size_t k = consumed; k < n; k++)
+            count += b[fwd ? k : n - 1 - k].c;
+        if (count < h->count)
+            *nan_info = 2;
+    }
+    double fraction = rank / bk.c;
+    if (ev->o->compat_v2 || custom || (bk.lo <= 0 && bk.hi >= 0))
+        return bk.lo + (bk.hi - bk.lo) * fraction;
+    double ll = log2(fabs(bk.lo)), lu = log2(fabs(bk.hi));
+    if (bk.lo > 0)
+        return exp2(ll + (lu - ll) * fraction);
+    return -exp2(lu + (ll - lu) * (1 - fraction));
+}
+
+static double hist_fraction(struct ev *ev, double lower, double upper, const struct pq_hist *h,
+                            bool *nan_info)
+{
+    *nan_info = false;
+    if (h->count == 0 || isnan(lower) || isnan(upper))
+        return NAN;
+    if (lower >= upper)
+        return 0;
+    struct hb *b;
+    size_t n = hist_buckets(ev, h, &b);
+    bool custom = h->schema == PQ_SCHEMA_CUSTOM;
+    double count = 0, rank = 0, lr = 0, ur = 0;
+    bool ls = false, us = false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        struct hb bk = b[i];
+        count += bk.c;
+        bool zero = false;
+        if (bk.lo <= 0 && bk.hi >= 0) {
+            zero = true;
+            if (h->nnb == 0 && h->npb > 0)
+                bk.lo = 0;
+            else if (h->npb == 0 && h->nnb > 0)
+                bk.hi = 0;
+        }
+        bool lin = ev->o->compat_v2 || custom || zero;
+        if (!ls && bk.lo >= lower) {
+            lr = rank;
+            ls = true;
+        }
+        if (!us && bk.lo >= upper) {
+            ur = rank;
+            us = true;
+        }
+        if (ls && us)
+            break;
+        if (!ls && bk.lo < lower && bk.hi > lower) {
+            lr = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, lower, lin);
+            ls = true;
+        }
+        if (!us && bk.lo < upper && bk.hi > upper) {
+            ur = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, upper, lin);
+            us = true;
+        }
+        if (ls && us)
+            break;
+        rank += bk.c;
+    }
+    if (isnan(h->sum)) {
+        for (size_t k = i + 1; k < n; k++)
+            count += b[k].c;
+        if (count < h->count)
+            *nan_info = true;
+    } else {
+        count = h->count;
+    }
+    if (!ls || lr > count)
+        lr = count;
+    if (!us || ur > count)
+        ur = count;
+    return (ur - lr) / h->count;
+}
+
+static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
+{
+    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
+        return NAN;
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (b[i].ub == b[k].ub)
+            b[k].c += b[i].c;
+        else
+            b[++k] = b[i];
+    }
+    n = k + 1;
+    double count = b[n - 1].c;
+    if (count == 0 || isnan(lower) || isnan(upper))
+        return NAN;
+    if (lower >= upper)
+        return 0;
+    double rank = 0, lr = 0, ur = 0;
+    bool ls = false, us = false;
+    double lb = b[0].ub <= 0 ? -INFINITY : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            lb = b[i - 1].ub;
+        double ub = b[i].ub;
+#define INTERP(v) (isinf(lb) && lb < 0 ? b[i].c : rank + (b[i].c - rank) * ((v) - lb) / (ub - lb))
+        if (!ls && lb >= lower) {
+            lr = rank;
+            ls = true;
+        }
+        if (!us && lb >= upper) {
+            ur = rank;
+            us = true;
+        }
+        if (ls && us)
+            break;
+        if (!ls && lb < lower && ub > lower) {
+            lr = INTERP(lower);
+            ls = true;
+        }
+        if (!us && lb < upper && ub > upper) {
+            ur = INTERP(upper);
+            us = true;
+        }
+#undef INTERP
+        if (ls && us)
+            break;
+        rank = b[i].c;
+    }
+    if (!ls || lr > count)
+        lr = count;
+    if (!us || ur > count)
+        ur = count;
+    return (ur - lr) / count;
+}
+
+/* ---- aggregation ---------------------------------------------------------------------------- */
+
+struct group {
+    const struct lset *ls;
+    double f, mean, c, cnt;
+    struct pq_hist *h;
+    bool seen, hasf, hash, incr, incompat, drop, reset, notreset;
+    double *vals;
+    size_t nvals, capvals;
+    struct smp *top; /* topk/bottomk heap-ish list */
+    size_t ntop;
+};
+
+static const struct lset *group_labels(struct ev *ev, const struct lset *ls,
+                                       const struct promql_expr *e)
+{
+    if (e->without) {
+        struct lset *o = ls_new(ev, ls->n);
+        for (size_t i = 0; i < ls->n; i++)
+            if (!in_list(e->grouping, e->ngrouping, ls->l[i].name) &&
+                strcmp(ls->l[i].name, "__name__"))
+                o->l[o->n++] = ls->l[i];
+        return o;
+    }
+    return ls_filter(ev, ls, e->grouping, e->ngrouping, true);
+}
+
+static bool topk_better(const struct smp *a, const struct smp *b, bool top)
+{
+    /* true if a should rank before b */
+    if (isnan(a->f))
+        return false;
+    if (isnan(b->f))
+        return true;
+    return top ? a->f > b->f : a->f < b->f;
+}
+
+static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    double param = 0;
+    const char *sparam = NULL;
+    if (e->param) {
+        struct val p = eval(ev, e->param, ts);
+        if (e->agg == PQ_COUNT_VALUES)
+            sparam = p.str;
+        else
+            param = p.scalar;
+    }
+    struct val in = eval(ev, e->a, ts);
+    struct val r = vval();
+    enum pq_agg op = e->agg;
+    if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam))) {
+        char q[128];
+        go_quote(sparam, q, sizeof(q));
+        fail(ev, -EINVAL, "invalid label name %s", q);
+    }
+    if ((op == PQ_TOPK || op == PQ_BOTTOMK)) {
+        if (isnan(param))
+            fail(ev, -EINVAL, "Parameter value is NaN");
+        if (param > 9.2e18 || param < -9.2e18)
+            fail(ev, -EINVAL, "Scalar value %g overflows int64", param);
+    }
+    if (op == PQ_QUANTILE && (isnan(param) || param < 0 || param > 1)) {
+        int l, c;
+        pos_of(ev, e->param, &l, &c);
+        warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)", gfmt(param).s,
+             l, c);
+    }
+    struct hmap idx = {0};
+    struct kbuf kb = {0};
+    struct group *g = NULL;
+    size_t ng = 0, capg = 0;
+    size_t *gi = ar_alloc(ev, (in.v.n ? in.v.n : 1) * sizeof(size_t));
+    for (size_t i = 0; i < in.v.n; i++) {
+        struct smp *s = &in.v.s[i];
+        const struct lset *gl;
+        if (op == PQ_COUNT_VALUES) {
+            char vb[64];
+            if (s->h) {
+                /* histogram string form is not supported: skip */
+                continue;
+            }
+            pq_fmt_float(s->f, vb, sizeof(vb));
+            const struct lset *base = group_labels(ev, s->ls, e);
+            gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
+        } else if (op == PQ_TOPK || op == PQ_BOTTOMK) {
+            gl = group_labels(ev, s->ls, e);
+        } else {
+            gl = group_labels(ev, s->ls, e);
+        }
+        sig_key(ev, &kb, gl, NULL, 0, false, false);
+        size_t k = ng;
+        if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+            g = grow(ev, g, &capg, ng, sizeof(*g));
+            memset(&g[ng], 0, sizeof(g[0]));
+            g[ng].ls = gl;
+            ng++;
+        }
+        gi[i] = k;
+    }
+    int64_t kk = 0;
+    if (op == PQ_TOPK || op == PQ_BOTTOMK) {
+        kk = (int64_t)param;
+        if (kk < 1)
+            return r;
+    }
+    for (size_t i = 0; i < in.v.n; i++) {
+        struct smp *s = &in.v.s[i];
+        if (op == PQ_COUNT_VALUES && s->h)
+            continue;
+        struct group *gr = &g[gi[i]];
+        double f = s->f;
+        struct pq_hist *h = s->h;
+        if (!gr->seen) {
+            gr->seen = true;
+            gr->f = f;
+            gr->mean = f;
+            gr->cnt = 1;
+            gr->drop = s->drop;
+            switch (op) {
+            case PQ_SUM: case PQ_AVG:
+                if (!h) {
+                    gr->hasf = true;
+                } else {
+                    gr->h = hdup(ev, h);
+                    gr->hash = true;
+                    gr->reset = h->hint == RE_HINT_RESET;
+                    gr->notreset = h->hint == RE_HINT_NOT_RESET;
+                }
+                break;
+            case PQ_STDDEV: case PQ_STDVAR:
+                if (h) {
+                    gr->seen = false;
+                    int l, c;
+                    pos_of(ev, e->a, &l, &c);
+                    warn(ev, "PromQL info: ignored histogram in %s aggregation (%d:%d)",
+                         pq_agg_str(op), l, c);
+                } else {
+                    gr->f = (isnan(f) || isinf(f)) ? NAN : 0;
+                }
+                break;
+            case PQ_QUANTILE:
+                if (h) {
+                    gr->seen = false;
+                    int l, c;
+                    pos_of(ev, e->a, &l, &c);
+                    warn(ev, "PromQL info: ignored histogram in quantile aggregation (%d:%d)", l, c);
+                    break;
+                }
+                gr->vals = grow(ev, gr->vals, &gr->capvals, gr->nvals, sizeof(double));
+                gr->vals[gr->nvals++] = f;
+                break;
+            case PQ_GROUP: gr->f = 1; break;
+            case PQ_MIN: case PQ_MAX:
+                if (h) {
+                    gr->seen = false;
+                    int l, c;
+                    pos_of(ev, e->a, &l, &c);
+                    warn(ev, "PromQL info: ignored histogram in %s aggregation (%d:%d)",
+                         pq_agg_str(op), l, c);
+                }
+                break;
+            case PQ_TOPK: case PQ_BOTTOMK:
+                if (h) {
+                    gr->seen = false;
+                    int l, c;
+                    pos_of(ev, e->a, &l, &c);
+                    warn(ev, "PromQL info: ignored histogram in %s aggregation (%d:%d)",
+                         pq_agg_str(op), l, c);
+                    break;
+                }
+                gr->top = ar_alloc(ev, (size_t)(kk < (int64_t)in.v.n ? kk : (int64_t)in.v.n) * sizeof(struct smp) + sizeof(struct smp));
+                gr->top[0] = *s;
+                gr->ntop = 1;
+                break;
+            default:
+                break;
+            }
+            continue;
+        }
+        if (gr->incompat)
+            continue;
+        if (s->drop)
+            gr->drop = true;
+        switch (op) {
+        case PQ_SUM:
+            if (h) {
+                gr->hash = true;
+                if (gr->h) {
+                    if (h->hint == RE_HINT_RESET)
+                        gr->reset = true;
+                    if (h->hint == RE_HINT_NOT_RESET)
+                        gr->notreset = true;
+                    int rc = pq_hist_add(gr->h, h, 1);
+                    if (rc) {
+                        gr->incompat = true;
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                             metric_name(s->ls), l, c);
+                    }
+                }
+            } else {
+                gr->hasf = true;
+                gr->f = kahan_inc(f, gr->f, &gr->c);
+            }
+            break;
+        case PQ_AVG:
+            gr->cnt++;
+            if (h) {
+                gr->hash = true;
+                if (gr->h) {
+                    if (h->hint == RE_HINT_RESET)
+                        gr->reset = true;
+                    if (h->hint == RE_HINT_NOT_RESET)
+                        gr->notreset = true;
+                    int rc = pq_hist_add(gr->h, h, 1);
+                    if (rc) {
+                        gr->incompat = true;
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                             metric_name(s->ls), l, c);
+                    }
+                }
+            } else {
+                gr->hasf = true;
+                if (!gr->incr) {
+                    double c2 = gr->c;
+                    double nv = kahan_inc(f, gr->f, &c2);
+                    if (!isinf(nv)) {
+                        gr->f = nv;
+                        gr->c = c2;
+                        break;
+                    }
+                    gr->incr = true;
+                    gr->mean = gr->f / (gr->cnt - 1);
+                    gr->c /= gr->cnt - 1;
+                }
+                double q = (gr->cnt - 1) / gr->cnt;
+                double qc = q * gr->c;
+                gr->mean = kahan_inc(f / gr->cnt, q * gr->mean, &qc);
+                gr->c = qc;
+            }
+            break;
+        case PQ_GROUP: break;
+        case PQ_MAX:
+            if (h) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL info: ignored histogram in max aggregation (%d:%d)", l, c);
+                break;
+            }
+            if (gr->f < f || isnan(gr->f))
+                gr->f = f;
+            break;
+        case PQ_MIN:
+            if (h) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL info: ignored histogram in min aggregation (%d:%d)", l, c);
+                break;
+            }
+            if (gr->f > f || isnan(gr->f))
+                gr->f = f;
+            break;
+        case PQ_COUNT: case PQ_COUNT_VALUES: gr->cnt++; break;
+        case PQ_STDDEV: case PQ_STDVAR:
+            if (!h) {
+                gr->cnt++;
+                double d = f - gr->mean;
+                gr->mean += d / gr->cnt;
+                gr->f += d * (f - gr->mean);
+            } else {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL info: ignored histogram in %s aggregation (%d:%d)", pq_agg_str(op),
+                     l, c);
+            }
+            break;
+        case PQ_QUANTILE:
+            if (h) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL info: ignored histogram in quantile aggregation (%d:%d)", l, c);
+                break;
+            }
+            gr->vals = grow(ev, gr->vals, &gr->capvals, gr->nvals, sizeof(double));
+            gr->vals[gr->nvals++] = f;
+            break;
+        case PQ_TOPK: case PQ_BOTTOMK: {
+            if (h) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL info: ignored histogram in %s aggregation (%d:%d)", pq_agg_str(op),
+                     l, c);
+                break;
+            }
+            bool top = op == PQ_TOPK;
+            size_t lim = (size_t)(kk < (int64_t)in.v.n ? kk : (int64_t)in.v.n);
+            if (gr->ntop < lim) {
+                gr->top[gr->ntop++] = *s;
+            } else {
+                /* replace the worst if s is better */
+                size_t worst = 0;
+                for (size_t j = 1; j < gr->ntop; j++)
+                    if (topk_better(&gr->top[worst], &gr->top[j], top))
+                        worst = j;
+                if (topk_better(s, &gr->top[worst], top))
+                    gr->top[worst] = *s;
+            }
+            break;
+        }
+        }
+    }
+    for (size_t i = 0; i < ng; i++) {
+        struct group *gr = &g[i];
+        if (!gr->seen)
+            continue;
+        struct pq_hist *hout = NULL;
+        double out = gr->f;
+        switch (op) {
+        case PQ_AVG:
+        case PQ_SUM:
+            if (gr->hasf && gr->hash) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL warning: encountered a mix of histograms and floats for aggregation (%d:%d)",
+                     l, c);
+                continue;
+            }
+            if (gr->incompat)
+                continue;
+            if (gr->hash) {
+                if (op == PQ_AVG)
+                    pq_hist_scale(gr->h, 1 / gr->cnt);
+                pq_hist_compact(gr->h);
+                hout = gr->h;
+            } else if (op == PQ_SUM) {
+                out = gr->f + gr->c;
+            } else if (gr->incr) {
+                out = gr->mean + gr->c;
+            } else {
+                out = gr->f / gr->cnt + gr->c / gr->cnt;
+            }
+            if (gr->reset && gr->notreset) {
+                int l, c;
+                pos_of(ev, e->a, &l, &c);
+                warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)",
+                     l, c);
+            }
+            break;
+        case PQ_COUNT: case PQ_COUNT_VALUES: out = gr->cnt; break;
+        case PQ_STDVAR: out = gr->f / gr->cnt; break;
+        case PQ_STDDEV: out = sqrt(gr->f / gr->cnt); break;
+        case PQ_QUANTILE: out = quantile_of(param, gr->vals, gr->nvals); break;
+        case PQ_TOPK: case PQ_BOTTOMK: {
+            /* emit sorted best-first */
+            bool top = op == PQ_TOPK;
+            for (size_t a = 1; a < gr->ntop; a++)
+                for (size_t b = a; b > 0 && topk_better(&gr->top[b], &gr->top[b - 1], top); b--) {
+                    struct smp t = gr->top[b];
+                    gr->top[b] = gr->top[b - 1];
+                    gr->top[b - 1] = t;
+                }
+            for (size_t a = 0; a < gr->ntop; a++) {
+                struct smp s = gr->top[a];
+                vec_push(ev, &r.v, s);
+            }
+            continue;
+        }
+        default:
+            break;
+        }
+        vec_push(ev, &r.v, (struct smp){gr->ls, out, hout, ts, gr->drop});
+    }
+    return r;
+}
+
+/* ---- binary operators ------------------------------------------------------------------------ */
+
+static double scalar_binop(enum pq_op op, double l, double r)
+{
+    switch (op) {
+    case PQ_ADD: return l + r;
+    case PQ_SUB: return l - r;
+    case PQ_MUL: return l * r;
+    case PQ_DIV: return l / r;
+    case PQ_POW: return pow(l, r);
+    case PQ_MOD: return fmod(l, r);
+    case PQ_EQLC: return l == r;
+    case PQ_NEQ: return l != r;
+    case PQ_GTR: return l > r;
+    case PQ_LSS: return l < r;
+    case PQ_GTE: return l >= r;
+    case PQ_LTE: return l <= r;
+    case PQ_ATAN2: return atan2(l, r);
+    default: return NAN;
+    }
+}
+
+static bool is_cmp_op(enum pq_op op) { return op >= PQ_EQLC && op <= PQ_LTE; }
+static bool changes_schema(enum pq_op op) { return op >= PQ_ADD && op <= PQ_ATAN2; }
+
+static const char *op_word(enum pq_op op)
+{
+    switch (op) {
+    case PQ_ADD: return "+";
+    case PQ_SUB: return "-";
+    case PQ_MUL: return "*";
+    case PQ_DIV: return "/";
+    case PQ_POW: return "^";
+    case PQ_MOD: return "%";
+    case PQ_ATAN2: return "atan2";
+    case PQ_EQLC: return "==";
+    case PQ_NEQ: return "!=";
+    case PQ_GTR: return ">";
+    case PQ_LSS: return "<";
+    case PQ_GTE: return ">=";
+    case PQ_LTE: return "<=";
+    default: return "?";
+    }
+}
+
+/* Element binop; returns keep. *info set to a message when types are incompatible. */
+static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
+                       struct pq_hist *hr, double *res, struct pq_hist **hres,
+                       const struct promql_expr *e)
+{
+    *hres = NULL;
+    if (!hl && !hr) {
+        if (is_cmp_op(op)) {
+            *res = l;
+            return scalar_binop(op, l, r) != 0;
+        }
+        *res = scalar_binop(op, l, r);
+        return true;
+    }
+    const char *lt = hl ? "histogram" : "float", *rt = hr ? "histogram" : "float";
+    if (!hl && hr && op == PQ_MUL) {
+        *hres = hdup(ev, hr);
+        pq_hist_scale(*hres, l);
+        return true;
+    }
+    if (hl && !hr && (op == PQ_MUL || op == PQ_DIV)) {
+        *hres = hdup(ev, hl);
+        pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
+        return true;
+    }
+    if (hl && hr) {
+        if (op == PQ_ADD || op == PQ_SUB) {
+            *hres = hdup(ev, hl);
+            int rc = pq_hist_add(*hres, hr, op == PQ_ADD ? 1 : -1);
+            if (rc) {
+                int ln, c;
+                pos_of(ev, e, &ln, &c);
+                warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
+                     ln, c);
+                return -1;
+            }
+            if (op == PQ_SUB)
+                (*hres)->hint = RE_HINT_GAUGE;
+            else if ((hl->hint == RE_HINT_RESET && hr->hint == RE_HINT_NOT_RESET) ||
+                     (hl->hint == RE_HINT_NOT_RESET && hr->hint == RE_HINT_RESET)) {
+                int ln, c;
+                pos_of(ev, e, &ln, &c);
+                warn(ev, "PromQL warning: conflicting counter resets during histogram addition (%d:%d)",
+                     ln, c);
+            }
+            pq_hist_compact(*hres);
+            return true;
+        }
+        if (op == PQ_EQLC || op == PQ_NEQ) {
+            *hres = hl;
+            bool eq = pq_hist_equal(hl, hr, 0, false);
+            return op == PQ_EQLC ? eq : !eq;
+        }
+    }
+    int ln, c;
+    pos_of(ev, e, &ln, &c);
+    warn(ev, "PromQL info: incompatible sample types encountered for binary operator \"%s\": %s %s %s (%d:%d)",
+         op_word(op), lt, op_word(op), rt, ln, c);
+    return -1;
+}
+
+static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    struct val l = eval(ev, e->a, ts);
+    struct val r = eval(ev, e->b, ts);
+    enum pq_op op = e->op;
+    if (l.type == PROMQL_SCALAR && r.type == PROMQL_SCALAR) {
+        struct val o = l;
+        o.scalar = scalar_binop(op, l.scalar, r.scalar);
+        return o;
+    }
+    struct val out = vval();
+    if (l.type == PROMQL_SCALAR || r.type == PROMQL_SCALAR) {
+        bool swap = l.type == PROMQL_SCALAR;
+        struct vec *v = swap ? &r.v : &l.v;
+        double sc = swap ? l.scalar : r.scalar;
+        for (size_t i = 0; i < v->n; i++) {
+            struct smp s = v->s[i];
+            double lf = s.f, rf = sc;
+            struct pq_hist *lh = s.h, *rh = NULL;
+            if (swap) {
+                lf = sc;
+                rf = s.f;
+                lh = NULL;
+                rh = s.h;
+            }
+            double res;
+            struct pq_hist *hres;
+            int kr = elem_binop(ev, op, lf, rf, lh, rh, &res, &hres, e);
+            if (kr < 0)
+                continue;
+            bool keep = kr > 0;
+            if (!keep && !is_cmp_op(op))
+                continue;
+            if (is_cmp_op(op) && swap) {
+                res = rf;
+                hres = rh;
+            } else if (is_cmp_op(op) && !hres) {
+                hres = lh;
+            }
+            if (e->bool_mod) {
+                res = keep ? 1 : 0;
+                hres = NULL;
+                keep = true;
+            }
+            if (!keep)
+                continue;
+            s.f = res;
+            s.h = hres;
+            if (changes_schema(op) || e->bool_mod)
+                s.drop = true;
+            vec_push(ev, &out.v, s);
+        }
+        return out;
+    }
+    /* vector - vector */
+    bool on = e->has_matching && e->on;
+    char **ml = e->mlabels;
+    size_t nml = e->nmlabels;
+    struct kbuf kb = {0};
+    if (op == PQ_LAND || op == PQ_LOR || op == PQ_LUNLESS) {
+        if (op == PQ_LOR) {
+            if (l.v.n == 0) {
+                return r;
+            }
+            if (r.v.n == 0)
+                return l;
+        }
+        if (op == PQ_LAND && (l.v.n == 0 || r.v.n == 0))
+            return out;
+        if (op == PQ_LUNLESS && (l.v.n == 0 || r.v.n == 0))
+            return l;
+        struct hmap hm = {0};
+        size_t one = 1;
+        struct vec *probe = op == PQ_LOR ? &l.v : &r.v;
+        for (size_t i = 0; i < probe->n; i++) {
+            sig_key(ev, &kb, probe->s[i].ls, ml, nml, on, true);
+            hm_get_or_put(ev, &hm, kb.p, kb.n, &one);
+        }
+        if (op == PQ_LOR) {
+            for (size_t i = 0; i < l.v.n; i++)
+                vec_push(ev, &out.v, l.v.s[i]);
+            for (size_t i = 0; i < r.v.n; i++) {
+                sig_key(ev, &kb, r.v.s[i].ls, ml, nml, on, true);
+                size_t x = 0;
+                struct hmap tmp = hm;
+                (void)tmp;
+                bool found = false;
+                uint64_t h = fnv(kb.p, kb.n);
+                size_t j = h & (hm.cap - 1);
+                while (hm.e[j].k) {
+                    if (hm.e[j].h == h && hm.e[j].kl == kb.n && !memcmp(hm.e[j].k, kb.p, kb.n)) {
+                        found = true;
+                        break;
+                    }
+                    j = (j + 1) & (hm.cap - 1);
+                }
+                (void)x;
+                if (!found)
+                    vec_push(ev, &out.v, r.v.s[i]);
+            }
+            return out;
+        }
+        for (size_t i = 0; i < l.v.n; i++) {
+            sig_key(ev, &kb, l.v.s[i].ls, ml, nml, on, true);
+            bool found = false;
+            uint64_t h = fnv(kb.p, kb.n);
+            size_t j = h & (hm.cap - 1);
+            while (hm.e[j].k) {
+                if (hm.e[j].h == h && hm.e[j].kl == kb.n && !memcmp(hm.e[j].k, kb.p, kb.n)) {
+                    found = true;
+                    break;
+                }
+                j = (j + 1) & (hm.cap - 1);
+            }
+            if (found == (op == PQ_LAND))
+                vec_push(ev, &out.v, l.v.s[i]);
+        }
+        return out;
+    }
+    if (l.v.n == 0 || r.v.n == 0)
+        return out;
+    enum pq_card card = e->card;
+    struct vec *lhs = &l.v, *rhs = &r.v;
+    if (card == PQ_ONE_MANY) {
+        lhs = &r.v;
+        rhs = &l.v;
+    }
+    struct hmap rm = {0};
+    size_t *rsig = ar_alloc(ev, rhs->n * sizeof(size_t));
+    for (size_t i = 0; i < rhs->n; i++) {
+        sig_key(ev, &kb, rhs->s[i].ls, ml, nml, on, true);
+        size_t k = i;
+        if (hm_get_or_put(ev, &rm, kb.p, kb.n, &k)) {
+            char a[256], b[256], mlb[256];
+            ls_str(rhs->s[i].ls, a, sizeof(a));
+            ls_str(rhs->s[k].ls, b, sizeof(b));
+            const struct lset *mls = on ? ls_filter(ev, rhs->s[i].ls, ml, nml, true)
+                                        : ls_del(ev, ls_filter(ev, rhs->s[i].ls, ml, nml, false), "__name__");
+            ls_str(mls, mlb, sizeof(mlb));
+            if (strcmp(a, b) > 0) {
+                char t[256];
+                memcpy(t, a, sizeof(t));
+                memcpy(a, b, sizeof(a));
+                memcpy(b, t, sizeof(b));
+            }
+            fail(ev, -EINVAL,
+                 "found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+                 mlb, card == PQ_ONE_MANY ? "left" : "right", a, b);
+        }
+        rsig[i] = k;
+    }
+    (void)rsig;
+    struct hmap matched = {0};
+    struct hmap outsig = {0};
+    struct kbuf kb2 = {0};
+    for (size_t i = 0; i < lhs->n; i++) {
+        struct smp *ls = &lhs->s[i];
+        sig_key(ev, &kb, ls->ls, ml, nml, on, true);
+        size_t k = SIZE_MAX;
+        /* lookup only */
+        bool found = false;
+        if (rm.cap) {
+            uint64_t h = fnv(kb.p, kb.n);
+            size_t j = h & (rm.cap - 1);
+            while (rm.e[j].k) {
+                if (rm.e[j].h == h && rm.e[j].kl == kb.n && !memcmp(rm.e[j].k, kb.p, kb.n)) {
+                    found = true;
+                    k = rm.e[j].v;
+                    break;
+                }
+                j = (j + 1) & (rm.cap - 1);
+            }
+        }
+        if (!found)
+            continue;
+        struct smp *rs = &rhs->s[k];
+        double fl = ls->f, fr = rs->f;
+        struct pq_hist *hl = ls->h, *hr = rs->h;
+        if (card == PQ_ONE_MANY) {
+            fl = rs->f;
+            fr = ls->f;
+            hl = rs->h;
+            hr = ls->h;
+        }
+        double res;
+        struct pq_hist *hres;
+        int kr = elem_binop(ev, op, fl, fr, hl, hr, &res, &hres, e);
+        bool keep = kr > 0;
+        bool inc_ok = kr >= 0;
+        if (!keep && !is_cmp_op(op))
+            inc_ok = false;
+        if (e->bool_mod) {
+            res = keep ? 1 : 0;
+            hres = NULL;
+        }
+        /* result metric */
+        const struct lset *m = ls->ls;
+        if (changes_schema(op))
+            m = ls_del(ev, m, "__name__");
+        if (card == PQ_ONE_ONE) {
+            if (on)
+                m = ls_filter(ev, m, ml, nml, true);
+            else
+                m = ls_filter(ev, m, ml, nml, false);
+        }
+        for (size_t j = 0; j < e->ninclude; j++) {
+            const char *v = ls_get(rs->ls, e->include[j]);
+            m = ls_set(ev, m, e->include[j], v);
+        }
+        if (card == PQ_ONE_ONE) {
+            size_t one = 1;
+            if (hm_get_or_put(ev, &matched, kb.p, kb.n, &one))
+                fail(ev, -EINVAL,
+                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+        } else {
+            /* signature + output labels must be unique */
+            kb2.n = 0;
+            kb_add(ev, &kb2, kb.p ? kb.p : "");
+            struct kbuf kb3 = {0};
+            sig_key(ev, &kb3, m, NULL, 0, false, false);
+            char *key = ar_alloc(ev, kb.n + kb3.n + 2);
+            memcpy(key, kb.p, kb.n);
+            key[kb.n] = '\x01';
+            memcpy(key + kb.n + 1, kb3.p, kb3.n);
+            size_t one = 1;
+            if (hm_get_or_put(ev, &outsig, key, kb.n + kb3.n + 1, &one))
+                fail(ev, -EINVAL, "multiple matches for labels: grouping labels must ensure unique matches");
+        }
+        if (!inc_ok)
+            continue;
+        if (!keep && !e->bool_mod)
+            continue;
+        if (is_cmp_op(op) && !e->bool_mod && !hres)
+            hres = hl;
+        vec_push(ev, &out.v, (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !changes_schema(op))});
+    }
+    return out;
+}
+
+/* ---- functions ------------------------------------------------------------------------------ */
+
+struct rx {
+    pcre2_code *code;
+    pcre2_match_data *md;
+};
+
+static void rx_free(struct rx *r)
+{
+    if (!r)
+        return;
+    pcre2_match_data_free(r->md);
+    pcre2_code_free(r->code);
+    free(r);
+}
+
+/* Compiles "^(?s:re)$" as Go's label_replace does. Returns new or NULL. */
+static struct rx *rx_compile(const char *re)
+{
+    size_t l = strlen(re);
+    char *pat = malloc(l + 16);
+    struct rx *r = calloc(1, sizeof(*r));
+    if (!pat || !r) {
+        free(pat);
+        free(r);
+        return NULL;
+    }
+    snprintf(pat, l + 16, "^(?s:%s)$", re);
+    int ec;
+    PCRE2_SIZE eo;
+    r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
+                            &ec, &eo, NULL);
+    free(pat);
+    if (!r->code) {
+        free(r);
+        return NULL;
+    }
+    r->md = pcre2_match_data_create_from_pattern(r->code, NULL);
+    if (!r->md) {
+        rx_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Go Regexp.ExpandString semantics. Returns 1 and *out (new) on match, 0 if no match. */
+static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **out)
+{
+    size_t sl = strlen(subj);
+    int rc = pcre2_match(r->code, (PCRE2_SPTR)subj, sl, 0, 0, r->md, NULL);
+    if (rc < 0)
+        return 0;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+    uint32_t ng = pcre2_get_ovector_count(r->md);
+    size_t cap = strlen(tmpl) + 1, n = 0;
+    for (const char *p = tmpl; *p; p++)
+        if (*p == '$')
+            cap += sl;
+    char *o = malloc(cap + 1);
+    if (!o)
+        return -ENOMEM;
+    for (const char *p = tmpl; *p;) {
+        if (*p != '$') {
+            o[n++] = *p++;
+            continue;
+        }
+        if (p[1] == '$') {
+            o[n++] = '$';
+            p += 2;
+            continue;
+        }
+        const char *nm = p + 1, *ne;
+        bool brace = *nm == '{';
+        if (brace)
+            nm++;
+        ne = nm;
+        while ((*ne >= 'a' && *ne <= 'z') || (*ne >= 'A' && *ne <= 'Z') ||
+               (*ne >= '0' && *ne <= '9') || *ne == '_')
+            ne++;
+        if (ne == nm || (brace && *ne != '}')) {
+            o[n++] = '$';
+            p++;
+            continue;
+        }
+        size_t nl = (size_t)(ne - nm);
+        p = ne + (brace ? 1 : 0);
+        long gi = -1;
+        bool num = true;
+        for (size_t k = 0; k < nl; k++)
+            if (nm[k] < '0' || nm[k] > '9')
+                num = false;
+        char name[128];
+        if (nl >= sizeof(name))
+            continue;
+        memcpy(name, nm, nl);
+        name[nl] = 0;
+        if (num)
+            gi = strtol(name, NULL, 10);
+        else
+            gi = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR)name);
+        if (gi < 0 || (uint32_t)gi >= ng || gi >= rc || ov[2 * gi] == PCRE2_UNSET)
+            continue;
+        size_t a = ov[2 * gi], b = ov[2 * gi + 1];
+        memcpy(o + n, subj + a, b - a);
+        n += b - a;
+    }
+    o[n] = 0;
+    *out = o;
+    return 1;
+}
+
+static double round_go(double x)
+{
+    /* Go math.Round: half away from zero */
+    return round(x);
+}
+
+static double days_in_month(int y, int m)
+{
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return d[m - 1];
+}
+
+static double date_fn(int id, double v)
+{
+    if (isnan(v) || isinf(v) || fabs(v) > 9.2e15)
+        return NAN;
+    time_t t = (time_t)floor(v);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    switch (id) {
+    case F_DAYS_IN_MONTH: return days_in_month(tm.tm_year + 1900, tm.tm_mon + 1);
+    case F_DAY_OF_MONTH: return tm.tm_mday;
+    case F_DAY_OF_WEEK: return tm.tm_wday;
+    case F_DAY_OF_YEAR: return tm.tm_yday + 1;
+    case F_HOUR: return tm.tm_hour;
+    case F_MINUTE: return tm.tm_min;
+    case F_MONTH: return tm.tm_mon + 1;
+    case F_YEAR: return tm.tm_year + 1900;
+    }
+    return NAN;
+}
+
+/* Go's math.Max/Min: NaN wins. */
+static double go_max(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    return a > b ? a : b;
+}
+
+static double go_min(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    return a < b ? a : b;
+}
+
+static double math_fn(int id, double x, double a, double b)
+{
+    switch (id) {
+    case F_ABS: return fabs(x);
+    case F_CEIL: return ceil(x);
+    case F_FLOOR: return floor(x);
+    case F_EXP: return exp(x);
+    case F_LN: return log(x);
+    case F_LOG2: return log2(x);
+    case F_LOG10: return log10(x);
+    case F_SQRT: return sqrt(x);
+    case F_SGN: return x > 0 ? 1 : x < 0 ? -1 : x;
+    case F_ACOS: return acos(x);
+    case F_ACOSH: return acosh(x);
+    case F_ASIN: return asin(x);
+    case F_ASINH: return asinh(x);
+    case F_ATAN: return atan(x);
+    case F_ATANH: return atanh(x);
+    case F_COS: return cos(x);
+    case F_COSH: return cosh(x);
+    case F_SIN: return sin(x);
+    case F_SINH: return sinh(x);
+    case F_TAN: return tan(x);
+    case F_TANH: return tanh(x);
+    case F_DEG: return x * 180 / M_PI;
+    case F_RAD: return x * M_PI / 180;
+    case F_CLAMP: return go_max(a, go_min(b, x));
+    case F_CLAMP_MIN: return go_max(a, x);
+    case F_CLAMP_MAX: return go_min(a, x);
+    case F_ROUND: {
+        double inv = 1 / a;
+        return floor(x * inv + 0.5) / inv;
+    }
+    }
+    return NAN;
+}
+
+struct sortent {
+    struct smp s;
+    const char *const *lbls;
+    size_t nl;
+    bool desc;
+};
+
+static int sort_asc(const void *a, const void *b)
+{
+    const struct smp *x = a, *y = b;
+    if (isnan(x->f))
+        return isnan(y->f) ? 0 : 1;
+    if (isnan(y->f))
+        return -1;
+    return x->f < y->f ? -1 : x->f > y->f ? 1 : 0;
+}
+
+static int sort_desc(const void *a, const void *b)
+{
+    const struct smp *x = a, *y = b;
+    if (isnan(x->f))
+        return isnan(y->f) ? 0 : 1;
+    if (isnan(y->f))
+        return -1;
+    return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
+}
+
+static char **sbl_names;
+static size_t sbl_n;
+static bool sbl_desc;
+
+static int natcmp(const char *a, const char *b)
+{
+    /* natural sort as Go's natsort used by sort_by_label */
+    while (*a && *b) {
+        if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+            const char *ea = a, *eb = b;
+            while (*ea == '0')
+                ea++;
+            while (*eb == '0')
+                eb++;
+            const char *da = ea, *db = eb;
+            while (*da >= '0' && *da <= '9')
+                da++;
+            while (*db >= '0' && *db <= '9')
+                db++;
+            if (da - ea != db - eb)
+                return (da - ea) < (db - eb) ? -1 : 1;
+            int c = strncmp(ea, eb, (size_t)(da - ea));
+            if (c)
+                return c;
+            a = da;
+            b = db;
+            continue;
+        }
+        if (*a != *b)
+            return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+        a++;
+        b++;
+    }
+    return *a ? 1 : *b ? -1 : 0;
+}
+
+static int sort_by_label_cmp(const void *a, const void *b)
+{
+    const struct smp *x = a, *y = b;
+    for (size_t i = 0; i < sbl_n; i++) {
+        const char *va = ls_get(x->ls, sbl_names[i]), *vb = ls_get(y->ls, sbl_names[i]);
+        int c = natcmp(va ? va : "", vb ? vb : "");
+        if (c)
+            return sbl_desc ? -c : c;
+    }
+    int c = ls_cmp(x->ls, y->ls);
+    return sbl_desc ? -c : c;
+}
+
+static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    int id = e->fn->id;
+    struct val r = vval();
+    switch (id) {
+    case F_RATE: case F_IRATE: case F_INCREASE: case F_DELTA: case F_IDELTA: case F_DERIV:
+    case F_PREDICT_LINEAR: case F_RESETS: case F_CHANGES: case F_AVG_OT: case F_MIN_OT:
+    case F_MAX_OT: case F_SUM_OT: case F_COUNT_OT: case F_LAST_OT: case F_FIRST_OT:
+    case F_PRESENT_OT: case F_QUANTILE_OT: case F_STDDEV_OT: case F_STDVAR_OT: case F_MAD_OT:
+    case F_ABSENT_OT: case F_TS_MIN_OT: case F_TS_MAX_OT: case F_TS_LAST_OT: case F_TS_FIRST_OT:
+    case F_DES:
+        return eval_range_func(ev, e, ts);
+    case F_TIME:
+        r.type = PROMQL_SCALAR;
+        r.scalar = (double)ts / 1000;
+        return r;
+    case F_START: case F_END:
+        r.type = PROMQL_SCALAR;
+        r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
+        return r;
+    case F_PI:
+        r.type = PROMQL_SCALAR;
+        r.scalar = M_PI;
+        return r;
+    case F_VECTOR: {
+        struct val a = eval(ev, e->args[0], ts);
+        vec_push(ev, &r.v, (struct smp){ls_new(ev, 0), a.scalar, NULL, ts, false});
+        return r;
+    }
+    case F_SCALAR: {
+        struct val a = eval(ev, e->args[0], ts);
+        r.type = PROMQL_SCALAR;
+        r.scalar = NAN;
+        size_t nf = 0;
+        for (size_t i = 0; i < a.v.n; i++)
+            if (!a.v.s[i].h) {
+                nf++;
+                r.scalar = a.v.s[i].f;
+            }
+        if (nf != 1)
+            r.scalar = NAN;
+        return r;
+    }
+    case F_ABSENT: {
+        struct val a = eval(ev, e->args[0], ts);
+        if (a.v.n > 0)
+            return r;
+        const struct lset *cur = ls_new(ev, 0);
+        const struct promql_expr *x = e->args[0];
+        while (x->kind == PQ_PAREN)
+            x = x->a;
+        if (x->kind == PQ_VSEL) {
+            for (size_t i = 0; i < x->nm; i++) {
+                if (x->m[i].type != RE_MATCH_EQ || !strcmp(x->m[i].name, "__name__"))
+                    continue;
+                bool dup = false;
+                for (size_t j = 0; j < x->nm; j++)
+                    if (j != i && !strcmp(x->m[j].name, x->m[i].name))
+                        dup = true;
+                if (!dup)
+                    cur = ls_set(ev, cur, x->m[i].name, x->m[i].value);
+            }
+        }
+        vec_push(ev, &r.v, (struct smp){cur, 1, NULL, ts, false});
+        return r;
+    }
+    case F_TIMESTAMP: {
+        struct val a = eval(ev, e->args[0], ts);
+        const struct promql_expr *x = e->args[0];
+        while (x->kind == PQ_PAREN)
+            x = x->a;
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            s.f = (double)(x->kind == PQ_VSEL ? s.t : ts) / 1000;
+            s.h = NULL;
+            s.drop = true;
+            vec_push(ev, &r.v, s);
+        }
+        return r;
+    }
+    case F_LABEL_REPLACE: {
+        struct val a = eval(ev, e->args[0], ts);
+        const char *dst = eval(ev, e->args[1], ts).str, *repl = eval(ev, e->args[2], ts).str,
+                   *srcl = eval(ev, e->args[3], ts).str, *regex = eval(ev, e->args[4], ts).str;
+        if (!re_valid_label_name(dst, strlen(dst)))
+            fail(ev, -EINVAL, "invalid destination label name in label_replace(): %s", dst);
+        struct rx *rx = rx_compile(regex);
+        if (!rx)
+            fail(ev, -EINVAL, "invalid regular expression in label_replace(): %s", regex);
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            const char *sv = ls_get(s.ls, srcl);
+            char *res = NULL;
+            int rc = rx_expand(rx, sv ? sv : "", repl, &res);
+            if (rc < 0) {
+                rx_free(rx);
+                fail(ev, rc, "out of memory");
+            }
+            if (rc > 0) {
+                s.ls = ls_set(ev, s.ls, dst, ar_strdup(ev, res));
+                if (!strcmp(dst, "__name__"))
+                    s.drop = false;
+            }
+            free(res);
+            vec_push(ev, &r.v, s);
+        }
+        rx_free(rx);
+        return r;
+    }
+    case F_LABEL_JOIN: {
+        struct val a = eval(ev, e->args[0], ts);
+        const char *dst = eval(ev, e->args[1], ts).str, *sep = eval(ev, e->args[2], ts).str;
+        if (!re_valid_label_name(dst, strlen(dst)))
+            fail(ev, -EINVAL, "invalid destination label name in label_join(): %s", dst);
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            size_t len = 1;
+            for (size_t j = 3; j < e->nargs; j++) {
+                const char *v = ls_get(s.ls, eval(ev, e->args[j], ts).str);
+                len += (v ? strlen(v) : 0) + strlen(sep);
+            }
+            char *buf = ar_alloc(ev, len);
+            for (size_t j = 3; j < e->nargs; j++) {
+                const char *v = ls_get(s.ls, eval(ev, e->args[j], ts).str);
+                if (j > 3)
+                    strcat(buf, sep);
+                strcat(buf, v ? v : "");
+            }
+            s.ls = ls_set(ev, s.ls, dst, buf);
+            if (!strcmp(dst, "__name__"))
+                s.drop = false;
+            vec_push(ev, &r.v, s);
+        }
+        return r;
+    }
+    case F_SORT: case F_SORT_DESC: case F_SORT_BY_LABEL: case F_SORT_BY_LABEL_DESC: {
+        struct val a = eval(ev, e->args[0], ts);
+        if (ev->is_range) {
+            int l, c;
+            pos_of(ev, e, &l, &c);
+            warn(ev, "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (%d:%d)",
+                 l, c);
+        }
+        struct vec out = {0};
+        for (size_t i = 0; i < a.v.n; i++)
+            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL)
+                vec_push(ev, &out, a.v.s[i]);
+        if (id == F_SORT || id == F_SORT_DESC) {
+            /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
+            qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+        } else {
+            char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
+            for (size_t j = 1; j < e->nargs; j++)
+                names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
+            sbl_names = names;
+            sbl_n = e->nargs - 1;
+            sbl_desc = id == F_SORT_BY_LABEL_DESC;
+            qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+        }
+        r.v = out;
+        return r;
+    }
+    case F_HCOUNT: case F_HSUM: case F_HAVG: case F_HSTDDEV: case F_HSTDVAR: {
+        struct val a = eval(ev, e->args[0], ts);
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            if (!s.h)
+                continue;
+            struct pq_hist *h = s.h;
+            double v = 0;
+            if (id == F_HCOUNT)
+                v = h->count;
+            else if (id == F_HSUM)
+                v = h->sum;
+            else if (id == F_HAVG)
+                v = h->sum / h->count;
+            else {
+                /* variance from bucket midpoints (geometric for exponential) */
+                struct hb *b;
+                size_t n = hist_buckets(ev, h, &b);
+                double mean = h->sum / h->count, var = 0, cv = 0;
+                for (size_t k = 0; k < n; k++) {
+                    double val;
+                    if (b[k].zero)
+                        val = 0;
+                    else if (h->schema == PQ_SCHEMA_CUSTOM)
+                        val = (b[k].lo + b[k].hi) / 2;
+                    else if (b[k].hi > 0)
+                        val = sqrt(b[k].lo * b[k].hi);
+                    else
+                        val = -sqrt(b[k].lo * b[k].hi);
+                    if (h->schema == PQ_SCHEMA_CUSTOM) {
+                        if (isinf(b[k].hi))
+                            val = b[k].lo;
+                        if (isinf(b[k].lo))
+                            val = b[k].hi;
+                    }
+                    double d = val - mean;
+                    var = kahan_inc(b[k].c * d * d, var, &cv);
+                }
+                var = (var + cv) / h->count;
+                v = id == F_HSTDDEV ? sqrt(var) : var;
+            }
+            s.f = v;
+            s.h = NULL;
+            s.drop = true;
+            vec_push(ev, &r.v, s);
+        }
+        return r;
+    }
+    case F_HFRACTION: case F_HQUANTILE: {
+        bool frac = id == F_HFRACTION;
+        double q = 0, lo = 0, hi = 0;
+        const struct promql_expr *varg = e->args[frac ? 2 : 1];
+        if (frac) {
+            lo = eval(ev, e->args[0], ts).scalar;
+            hi = eval(ev, e->args[1], ts).scalar;
+        } else {
+            q = eval(ev, e->args[0], ts).scalar;
+        }
+        struct val a = eval(ev, varg, ts);
+        int l, c;
+        pos_of(ev, varg, &l, &c);
+        if (!frac && (isnan(q) || q < 0 || q > 1)) {
+            int l0, c0;
+            pos_of(ev, e->args[0], &l0, &c0);
+            warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+                 gfmt(q).s, l0, c0);
+        }
+        struct hmap idx = {0};
+        struct kbuf kb = {0};
+        struct cls {
+            const struct lset *ls;
+            struct bucket *b;
+            size_t n, cap;
+            const char *name;
+        } *groups = NULL;
+        size_t ng = 0, capg = 0;
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp *s = &a.v.s[i];
+            if (s->h)
+                continue;
+            const char *le = ls_get(s->ls, "le");
+            char *endp = NULL;
+            double ub = le ? strtod(le, &endp) : 0;
+            bool badle = !le || !*le || *endp != 0;
+            if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf")))
+                ub = INFINITY, badle = false;
+            if (le && !strcasecmp(le, "-inf"))
+                ub = -INFINITY, badle = false;
+            if (le && !strcasecmp(le, "nan"))
+                ub = NAN, badle = false;
+            if (badle) {
+                warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
+                     le ? le : "", metric_name(s->ls), l, c);
+                continue;
+            }
+            const struct lset *gl = ls_del(ev, s->ls, "le");
+            sig_key(ev, &kb, gl, NULL, 0, false, false);
+            size_t k = ng;
+            if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                groups = grow(ev, groups, &capg, ng, sizeof(*groups));
+                memset(&groups[ng], 0, sizeof(groups[0]));
+                groups[ng].ls = gl;
+                groups[ng].name = metric_name(s->ls);
+                ng++;
+            }
+            groups[k].b = grow(ev, groups[k].b, &groups[k].cap, groups[k].n, sizeof(struct bucket));
+            groups[k].b[groups[k].n++] = (struct bucket){ub, s->f};
+        }
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp *s = &a.v.s[i];
+            if (!s->h)
+                continue;
+            sig_key(ev, &kb, s->ls, NULL, 0, false, false);
+            size_t k = SIZE_MAX;
+            bool found = false;
+            if (idx.cap) {
+                uint64_t hsh = fnv(kb.p, kb.n);
+                size_t j = hsh & (idx.cap - 1);
+                while (idx.e[j].k) {
+                    if (idx.e[j].h == hsh && idx.e[j].kl == kb.n && !memcmp(idx.e[j].k, kb.p, kb.n)) {
+                        found = true;
+                        k = idx.e[j].v;
+                        break;
+                    }
+                    j = (j + 1) & (idx.cap - 1);
+                }
+            }
+            if (found && groups[k].n > 0) {
+                warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
+                     metric_name(s->ls), l, c);
+                groups[k].n = 0;
+                continue;
+            }
+            struct smp o = *s;
+            if (frac) {
+                bool ni;
+                o.f = hist_fraction(ev, lo, hi, s->h, &ni);
+                if (ni)
+                    warn(ev, "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+            } else {
+                int ni;
+                o.f = hist_quantile(ev, q, s->h, &ni);
+                if (ni == 1)
+                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+                else if (ni == 2)
+                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher for metric name \"%s\" (%d:%d)",
+                         metric_name(s->ls), l, c);
+            }
+            o.h = NULL;
+            o.drop = true;
+            vec_push(ev, &r.v, o);
+        }
+        for (size_t i = 0; i < ng; i++) {
+            if (groups[i].n == 0)
+                continue;
+            double v;
+            if (frac) {
+                v = bucket_fraction(lo, hi, groups[i].b, groups[i].n);
+            } else {
+                bool forced;
+                v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
+                if (forced)
+                    warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
+                         groups[i].name, l, c);
+            }
+            vec_push(ev, &r.v, (struct smp){groups[i].ls, v, NULL, ts, true});
+        }
+        return r;
+    }
+    case F_DAYS_IN_MONTH: case F_DAY_OF_MONTH: case F_DAY_OF_WEEK: case F_DAY_OF_YEAR:
+    case F_HOUR: case F_MINUTE: case F_MONTH: case F_YEAR: {
+        if (e->nargs == 0) {
+            vec_push(ev, &r.v, (struct smp){ls_new(ev, 0), date_fn(id, (double)ts / 1000), NULL, ts, false});
+            return r;
+        }
+        struct val a = eval(ev, e->args[0], ts);
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            if (s.h)
+                continue;
+            s.f = date_fn(id, s.f);
+            s.drop = true;
+            vec_push(ev, &r.v, s);
+        }
+        return r;
+    }
+    default: {
+        /* simple math over a vector */
+        double pa = 0, pb = 0;
+        if (id == F_ROUND)
+            pa = 1;
+        if (e->nargs > 1)
+            pa = eval(ev, e->args[1], ts).scalar;
+        if (e->nargs > 2)
+            pb = eval(ev, e->args[2], ts).scalar;
+        struct val a = eval(ev, e->args[0], ts);
+        if (id == F_CLAMP && pa > pb)
+            return r;
+        for (size_t i = 0; i < a.v.n; i++) {
+            struct smp s = a.v.s[i];
+            if (s.h) {
+                if (id == F_ABS || id == F_CEIL || id == F_FLOOR || id == F_ROUND || id == F_EXP ||
+                    id == F_SQRT || id == F_LN || id == F_LOG2 || id == F_LOG10 || id == F_SGN ||
+                    id == F_CLAMP || id == F_CLAMP_MIN || id == F_CLAMP_MAX || id >= F_ACOS) {
+                    continue;
+                }
+                continue;
+            }
+            s.f = math_fn(id, s.f, pa, pb);
+            s.drop = true;
+            vec_push(ev, &r.v, s);
+        }
+        (void)round_go;
+        return r;
+    }
+    }
+}
+
+/* ---- dispatcher ---------------------------------------------------------------------------- */
+
+static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
+{
+    if (ev->o->cancelled && ev->o->cancelled(ev->o->cancel_arg))
+        fail(ev, -ECANCELED, "query cancelled");
+    struct val r;
+    memset(&r, 0, sizeof(r));
+    switch (e->kind) {
+    case PQ_NUM:
+        r.type = PROMQL_SCALAR;
+        r.scalar = e->num;
+        return r;
+    case PQ_STR:
+        r.type = PROMQL_STRING;
+        r.str = e->str;
+        return r;
+    case PQ_PAREN:
+        return eval(ev, e->a, ts);
+    case PQ_UNARY:
+        r = eval(ev, e->a, ts);
+        if (r.type == PROMQL_SCALAR) {
+            r.scalar = -r.scalar;
+        } else {
+            struct vec o = {0};
+            for (size_t i = 0; i < r.v.n; i++) {
+                struct smp s = r.v.s[i];
+                if (s.h) {
+                    s.h = hdup(ev, s.h);
+                    pq_hist_scale(s.h, -1);
+                } else {
+                    s.f = -s.f;
+                }
+                s.drop = true;
+                vec_push(ev, &o, s);
+            }
+            r.v = o;
+        }
+        return r;
+    case PQ_VSEL:
+        return eval_vsel(ev, e, ts);
+    case PQ_MSEL: case PQ_SUBQ: {
+        size_t nw;
+        int64_t range, rend;
+        struct win *w = eval_windows(ev, e, ts, &nw, &range, &rend);
+        r.type = PROMQL_MATRIX;
+        for (size_t i = 0; i < nw; i++) {
+            r.m.s = grow(ev, r.m.s, &r.m.cap, r.m.n, sizeof(*r.m.s));
+            struct mser *ms = &r.m.s[r.m.n++];
+            memset(ms, 0, sizeof(*ms));
+            ms->ls = w[i].ls;
+            ms->drop = w[i].drop;
+            for (size_t k = 0; k < w[i].n; k++)
+                mser_push(ev, ms, w[i].t[k], w[i].f[k], w[i].h[k]);
+        }
+        return r;
+    }
+    case PQ_BIN:
+        return eval_binop(ev, e, ts);
+    case PQ_AGG:
+        return eval_agg(ev, e, ts);
+    case PQ_CALL:
+        return eval_call(ev, e, ts);
+    }
+    return r;
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+void promql_opts_default(struct promql_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->lookback_ms = 5 * 60 * 1000;
+    o->max_samples = 50000000;
+}
+
+void promql_result_free(struct promql_result *r)
+{
+    if (!r)
+        return;
+    free(r->str);
+    for (size_t i = 0; i < r->nseries; i++) {
+        struct promql_series *s = &r->series[i];
+        re_labels_free(s->labels, s->nlabels);
+        for (size_t j = 0; j < s->npoints; j++)
+            free(s->points[j].h);
+        free(s->points);
+    }
+    free(r->series);
+    for (size_t i = 0; i < r->nwarnings; i++)
+        free(r->warnings[i]);
+    free(r->warnings);
+    free(r);
+}
+
+static void ev_fini(struct ev *ev)
+{
+    while (ev->arena) {
+        struct achunk *n = ev->arena->next;
+        free(ev->arena);
+        ev->arena = n;
+    }
+    for (size_t i = 0; i < ev->nowned; i++)
+        pq_hist_free(ev->owned[i]);
+    free(ev->owned);
+    free(ev->sc);
+}
+
+/* Out series being built during a range/instant evaluation. */
+struct oser {
+    const struct lset *ls;
+    struct promql_point *p;
+    size_t n, cap;
+    bool drop;
+};
+
+static int oser_cmp(const void *a, const void *b)
+{
+    return ls_cmp(((const struct oser *)a)->ls, ((const struct oser *)b)->ls);
+}
+
+static int run(const struct promql_expr *e, const struct re_source *src, int64_t start, int64_t end,
+               int64_t step, bool instant, const struct promql_opts *o,
+               struct promql_result **out, struct perr *err)
+{
+    struct promql_opts def;
+    if (!o) {
+        promql_opts_default(&def);
+        o = &def;
+    }
+    *out = NULL;
+    struct ev *ev = calloc(1, sizeof(*ev));
+    struct promql_result *res = calloc(1, sizeof(*res));
+    if (!ev || !res) {
+        free(ev);
+        free(res);
+        perr_set(err, 0, 0, "out of memory");
+        return -ENOMEM;
+    }
+    ev->src = src;
+    ev->o = o;
+    ev->start = start;
+    ev->end = end;
+    ev->interval = step;
+    ev->is_range = !instant;
+    ev->qsrc = "";
+    struct oser *os = NULL;
+    size_t nos = 0, capos = 0;
+    if (setjmp(ev->jb)) {
+        int rc = ev->err;
+        perr_set(err, 0, 0, "%s", ev->msg);
+        for (size_t i = 0; i < nos; i++)
+            free(os[i].p);
+        for (size_t i = 0; i < ev->nwarn; i++)
+            free(ev->warn[i]);
+        free(ev->warn);
+        ev_fini(ev);
+        free(ev);
+        promql_result_free(res);
+        return rc;
+    }
+    ev->qsrc = e->src ? e->src : "";
+    prep(ev, e, start, end);
+    enum promql_vtype t = pq_type(e);
+    if (instant && (t == PROMQL_SCALAR || t == PROMQL_STRING)) {
+        struct val v = eval(ev, e, start);
+        res->type = t;
+        res->scalar = v.scalar;
+        res->t = start;
+        if (t == PROMQL_STRING) {
+            res->str = strdup(v.str);
+            if (!res->str)
+                fail(ev, -ENOMEM, "out of memory");
+        }
+    } else if (instant && t == PROMQL_MATRIX) {
+        struct val v = eval(ev, e, start);
+        res->type = PROMQL_MATRIX;
+        for (size_t i = 0; i < v.m.n; i++) {
+            os = grow(ev, os, &capos, nos, sizeof(*os));
+            /* grow() allocates from the arena; copy points to malloc at the end */
+            memset(&os[nos], 0, sizeof(os[0]));
+            os[nos].ls = v.m.s[i].ls;
+            os[nos].drop = v.m.s[i].drop;
+            struct mser *ms = &v.m.s[i];
+            os[nos].p = calloc(ms->n ? ms->n : 1, sizeof(struct promql_point));
+            if (!os[nos].p)
+                fail(ev, -ENOMEM, "out of memory");
+            nos++;
+            for (size_t k = 0; k < ms->n; k++)
+                os[nos - 1].p[k] = (struct promql_point){ms->t[k], ms->f[k], (struct re_hist *)ms->h[k]};
+            os[nos - 1].n = ms->n;
+        }
+    } else {
+        res->type = instant ? PROMQL_VECTOR : PROMQL_MATRIX;
+        struct hmap idx = {0};
+        struct kbuf kb = {0};
+        for (int64_t ts = start; ts <= end; ts += step) {
+            struct val v = eval(ev, e, ts);
+            if (v.type == PROMQL_SCALAR) {
+                v.v.n = 0;
+                v.v.s = NULL;
+                v.v.cap = 0;
+                vec_push(ev, &v.v, (struct smp){ls_new(ev, 0), v.scalar, NULL, ts, false});
+            }
+            /* delayed name removal */
+            struct hmap seen = {0};
+            for (size_t i = 0; i < v.v.n; i++) {
+                struct smp *s = &v.v.s[i];
+                const struct lset *ls = s->drop ? ls_del(ev, s->ls, "__name__") : s->ls;
+                sig_key(ev, &kb, ls, NULL, 0, false, false);
+                size_t one = 1;
+                if (hm_get_or_put(ev, &seen, kb.p, kb.n, &one))
+                    fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
+                size_t k = nos;
+                if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                    os = grow(ev, os, &capos, nos, sizeof(*os));
+                    memset(&os[nos], 0, sizeof(os[0]));
+                    os[nos].ls = ls;
+                    nos++;
+                }
+                struct oser *se = &os[k];
+                if (se->n == se->cap) {
+                    size_t nc = se->cap ? se->cap * 2 : 4;
+                    struct promql_point *np = realloc(se->p, nc * sizeof(*np));
+                    if (!np)
+                        fail(ev, -ENOMEM, "out of memory");
+                    se->p = np;
+                    se->cap = nc;
+                }
+                se->p[se->n++] = (struct promql_point){instant ? ts : ts, s->f, (struct re_hist *)s->h};
+            }
+        }
+    }
+    if (res->type == PROMQL_MATRIX)
+        qsort(os, nos, sizeof(*os), oser_cmp);
+    /* convert to the public result */
+    res->series = calloc(nos ? nos : 1, sizeof(*res->series));
+    if (!res->series)
+        fail(ev, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < nos; i++) {
+        struct promql_series *ps = &res->series[i];
+        const struct lset *ls = os[i].drop ? ls_del(ev, os[i].ls, "__name__") : os[i].ls;
+        ps->labels = calloc(ls->n ? ls->n : 1, sizeof(*ps->labels));
+        if (!ps->labels)
+            fail(ev, -ENOMEM, "out of memory");
+        res->nseries = i + 1;
+        for (size_t k = 0; k < ls->n; k++) {
+            ps->labels[k].name = strdup(ls->l[k].name);
+            ps->labels[k].value = strdup(ls->l[k].value);
+            ps->nlabels = k + 1;
+            if (!ps->labels[k].name || !ps->labels[k].value)
+                fail(ev, -ENOMEM, "out of memory");
+        }
+        ps->points = os[i].p;
+        ps->npoints = os[i].n;
+        os[i].p = NULL;
+        for (size_t k = 0; k < ps->npoints; k++) {
+            if (ps->points[k].h) {
+                struct re_hist *h = pq_hist_to_re((struct pq_hist *)ps->points[k].h);
+                ps->points[k].h = h;
+                if (!h)
+                    fail(ev, -ENOMEM, "out of memory");
+            }
+        }
+    }
+    os = NULL;
+    nos = 0;
+    res->warnings = ev->warn;
+    res->nwarnings = ev->nwarn;
+    ev->warn = NULL;
+    ev->nwarn = 0;
+    ev_fini(ev);
+    free(ev);
+    *out = res;
+    return 0;
+}
+
+int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,
+                        const struct promql_opts *o, struct promql_result **out, struct perr *err)
+{
+    return run(e, src, t_ms, t_ms, 1, true, o, out, err);
+}
+
+int promql_eval_range(const struct promql_expr *e, const struct re_source *src, int64_t start_ms,
+                      int64_t end_ms, int64_t step_ms, const struct promql_opts *o,
+                      struct promql_result **out, struct perr *err)
+{
+    if (step_ms <= 0 || end_ms < start_ms) {
+        *out = NULL;
+        return perr_set(err, 0, 0, "invalid range query: end before start or step <= 0");
+    }
+    enum promql_vtype t = pq_type(e);
+    if (t != PROMQL_SCALAR && t != PROMQL_VECTOR) {
+        *out = NULL;
+        return perr_set(err, 0, 0,
+                        "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
+                        t == PROMQL_MATRIX ? "range vector" : "string");
+    }
+    return run(e, src, start_ms, end_ms, step_ms, false, o, out, err);
+}
