@@ -246,6 +246,14 @@ cases = [
     ("delete a missing group", "DELETE", "/metrics/job/nope", None),
     ("delete with a bad URL", "DELETE", "/metrics/job/x/odd", None),
     ("gzip body", "PUT", "/metrics/job/gz", None),
+    ("incomplete histograms and summaries are completed", "PUT", "/metrics/job/hc",
+     b'# TYPE hc histogram\nhc_bucket{le="1"} 1\nhc_bucket{a="x",le="2"} 1\nhc_sum 2\n'
+     b'hc_count 3\n# TYPE sc summary\nsc{quantile="0.5"} 1\nsc_count 4\n'
+     b'# TYPE hc2 histogram\nhc2_sum 1\n# TYPE sc2 summary\nsc2_sum 3\n'),
+    ("le and quantile re-rendered from their floats", "PUT", "/metrics/job/lq",
+     b'# TYPE lq histogram\nlq_bucket{le="1.0"} 1\nlq_bucket{le="1e3"} 2\n'
+     b'lq_bucket{le="+inf"} 3\nlq_sum 1\nlq_count 3\n# TYPE qq summary\n'
+     b'qq{quantile="0.50"} 1\nqq_sum 1\nqq_count 1\n'),
 ]
 import gzip
 for desc, method, path, body in cases:
