@@ -457,12 +457,23 @@ static const char *type_name(enum mtype t) {
     }
 }
 
+static void put_label(struct sbuf *out, const struct re_label *l) {
+    sbuf_adds(out, l->name);
+    sbuf_add(out, "=\"", 2);
+    put_escaped(out, l->value, true);
+    sbuf_addc(out, '"');
+}
+
 static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) {
-    sbuf_adds(out, "# HELP ");
-    sbuf_adds(out, f->name);
-    sbuf_addc(out, ' ');
-    put_escaped(out, f->help, false);
-    sbuf_adds(out, "\n# TYPE ");
+    /* client_golang writes no HELP line for a family without help (pushed families). */
+    if (f->help[0]) {
+        sbuf_adds(out, "# HELP ");
+        sbuf_adds(out, f->name);
+        sbuf_addc(out, ' ');
+        put_escaped(out, f->help, false);
+        sbuf_addc(out, '\n');
+    }
+    sbuf_adds(out, "# TYPE ");
     sbuf_adds(out, f->name);
     sbuf_addc(out, ' ');
     sbuf_adds(out, type_name(f->type));
@@ -476,13 +487,21 @@ static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) 
         sbuf_adds(out, f->name);
         sbuf_adds(out, x->suffix);
         if (x->nlabels) {
+            /* client_golang writes le/quantile after the metric's sorted labels. */
+            const char *sp = sctx.split;
+            uint32_t last = x->nlabels;
             sbuf_addc(out, '{');
-            for (uint32_t i = 0; i < x->nlabels; i++) {
-                if (i) sbuf_addc(out, ',');
-                sbuf_adds(out, x->labels[i].name);
-                sbuf_add(out, "=\"", 2);
-                put_escaped(out, x->labels[i].value, true);
-                sbuf_addc(out, '"');
+            for (uint32_t i = 0, w = 0; i < x->nlabels; i++) {
+                if (sp && last == x->nlabels && strcmp(x->labels[i].name, sp) == 0) {
+                    last = i;
+                    continue;
+                }
+                if (w++) sbuf_addc(out, ',');
+                put_label(out, &x->labels[i]);
+            }
+            if (last < x->nlabels) {
+                if (x->nlabels > 1) sbuf_addc(out, ',');
+                put_label(out, &x->labels[last]);
             }
             sbuf_addc(out, '}');
         }

@@ -7,9 +7,13 @@
 #include "defaults.h"
 #include "engine.h"
 #include "expose.h"
+#include "federate.h"
 #include "flags.h"
 #include "http.h"
 #include "log.h"
+#include "push.h"
+#include "rwrecv.h"
+#include "query.h"
 #include "store.h"
 #include "version.h"
 #include "webcfg.h"
@@ -26,8 +30,12 @@
 
 /* Subsystems in start order (see struct agent_module in agent.h); one line each. */
 static const struct agent_module *const modules[] = {
+    &mod_push,
+    &mod_rwrecv,
+    &mod_federate,
     &mod_engine,
     &mod_alerts_api,
+    &mod_query,
     NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
@@ -107,6 +115,7 @@ static void store_opts_from(const struct config *c, struct store_opts *o)
 {
     o->retention_ms = c->retention_ms;
     o->max_series = c->max_series;
+    o->future_ms = c->future_tolerance_ms;
 }
 
 int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen)
@@ -175,6 +184,10 @@ static void h_reload(void *arg, const struct http_req *req, struct http_resp *re
 {
     struct agent *a = arg;
     (void)req;
+    if (!a->flags->web_enable_lifecycle) {
+        http_error(resp, 403, "Lifecycle API is not enabled.");
+        return;
+    }
     struct perr err = {0};
     char where[512];
     if (agent_reload(a, &err, where, sizeof(where))) {

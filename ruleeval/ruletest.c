@@ -879,8 +879,10 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
     if (!ok || !gann) {
         add_err(r, "out of memory");
     } else {
-        qsort(got, ngot, sizeof(*got), got_cmp);
-        qsort(exp, nexp, sizeof(*exp), got_cmp);
+        if (ngot > 1)
+            qsort(got, ngot, sizeof(*got), got_cmp);
+        if (nexp > 1)
+            qsort(exp, nexp, sizeof(*exp), got_cmp);
         bool eq = ngot == nexp;
         for (size_t i = 0; eq && i < ngot; i++)
             eq = got_cmp(&got[i], &exp[i]) == 0;
@@ -1032,8 +1034,10 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
         add_err(r, "out of memory");
         goto done;
     }
-    qsort(got, ngot, sizeof(*got), sample_cmp_fn);
-    qsort(exp, nexp, sizeof(*exp), sample_cmp_fn);
+    if (ngot > 1)
+        qsort(got, ngot, sizeof(*got), sample_cmp_fn);
+    if (nexp > 1)
+        qsort(exp, nexp, sizeof(*exp), sample_cmp_fn);
     bool eq = ngot == nexp;
     for (size_t i = 0; eq && i < ngot; i++) {
         eq = lcmp(got[i].l, got[i].n, exp[i].l, exp[i].n) == 0;
@@ -1228,7 +1232,8 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
             goto done;
         }
     }
-    qsort(pts.pts, pts.n, sizeof(*pts.pts), point_cmp);
+    if (pts.n > 1)
+        qsort(pts.pts, pts.n, sizeof(*pts.pts), point_cmp);
 
     /* cases */
     yaml_node_t *at = yget(y, tg, "alert_rule_test");
@@ -1273,7 +1278,8 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
         if (ecs[i].eval_time > maxd) maxd = ecs[i].eval_time;
     }
     if (y->nerr) goto done; /* strict decoding errors are reported by the caller */
-    qsort(acs, nac, sizeof(*acs), sort_alert_case);
+    if (nac > 1)
+        qsort(acs, nac, sizeof(*acs), sort_alert_case);
 
     /* fresh state */
     rc = build_groups(fi, y, order);

@@ -3,6 +3,8 @@
  * and hybrid hosts, under cAdvisor's container_* names with id (and name for Docker). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +187,8 @@ struct cg {
     struct col_ctx *ctx;
     struct cg_state *st;
     struct mset *out;
-    const char *dir; /* absolute directory */
+    const char *dir; /* absolute directory, for messages */
+    int dfd;         /* the directory, open: files are opened relative to it */
     const char *id;  /* label: path below the hierarchy root, "/" for the root */
     const char *name;
     int missing; /* files expected but absent in a non-root cgroup */
@@ -206,9 +209,7 @@ static int emit(struct cg *c, const char *metric, const char *help, enum mtype t
 /* Reads <dir>/<file> into the scratch buffer. 1 = read, 0 = absent (normal: the root cgroup
  * and older kernels lack several files), <0 = error. */
 static int rd(struct cg *c, const char *file) {
-    char p[4400];
-    snprintf(p, sizeof(p), "%s/%s", c->dir, file);
-    int rc = procfs_read_attr(p, &c->ctx->buf);
+    int rc = procfs_read_attr_at(c->dfd, file, &c->ctx->buf);
     if (rc == -ENOENT || rc == -ENODEV || rc == -EOPNOTSUPP) return 0;
     return rc ? rc : 1;
 }
@@ -493,16 +494,27 @@ static int walk(struct col_ctx *ctx, struct cg_state *st, struct mset *out, cons
     if (col_regex_match_opt(st->exclude, id)) return 0;
     char dir[8192];
     snprintf(dir, sizeof(dir), "%s%s", h->root, rel);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return depth == 0 ? col_fail(ctx, -errno, "opening %s", dir) : 0; /* vanished */
     if (!st->include || col_regex_match(st->include, id)) {
         char cid[65];
-        struct cg c = {.ctx = ctx, .st = st, .out = out, .dir = dir, .id = id};
+        struct cg c = {.ctx = ctx, .st = st, .out = out, .dir = dir, .dfd = dfd, .id = id};
         if (docker_id(id, cid)) c.name = container_name(ctx, st, cid);
         int rc = read_cgroup(&c, h->reads);
-        if (rc) return rc;
+        if (rc) {
+            close(dfd);
+            return rc;
+        }
     }
-    if (depth >= st->max_depth) return 0;
-    DIR *d = opendir(dir);
-    if (!d) return depth == 0 ? col_fail(ctx, -errno, "opening %s", dir) : 0; /* vanished */
+    if (depth >= st->max_depth) {
+        close(dfd);
+        return 0;
+    }
+    DIR *d = fdopendir(dfd); /* takes dfd */
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d))) {

@@ -92,9 +92,9 @@ static void test_histogram(void) {
                "# HELP req_seconds Latency.\n"
                "# TYPE req_seconds histogram\n"
                "req_seconds_sum{path=\"/a\"} 1\n"
-               "req_seconds_bucket{le=\"0.5\",path=\"/b\"} 1\n"
-               "req_seconds_bucket{le=\"10\",path=\"/b\"} 2\n"
-               "req_seconds_bucket{le=\"+Inf\",path=\"/b\"} 3\n"
+               "req_seconds_bucket{path=\"/b\",le=\"0.5\"} 1\n"
+               "req_seconds_bucket{path=\"/b\",le=\"10\"} 2\n"
+               "req_seconds_bucket{path=\"/b\",le=\"+Inf\"} 3\n"
                "req_seconds_sum{path=\"/b\"} 7.25\n"
                "req_seconds_count{path=\"/b\"} 3\n");
     free(txt);
