@@ -15,15 +15,14 @@
 #include <pcre2.h>
 
 extern const struct collector col_cgroup, col_cpu, col_diskstats, col_entropy, col_filefd,
-    col_filesystem, col_loadavg, col_meminfo, col_netdev, col_netstat, col_pressure,
-    col_processes, col_sockstat, col_stat, col_textfile, col_time, col_uname, col_vmstat;
+    col_filesystem, col_loadavg, col_meminfo, col_netdev, col_netstat, col_pressure, col_processes,
+    col_sockstat, col_stat, col_textfile, col_time, col_uname, col_vmstat;
 
 /* The one registration table (STYLE 3.8), in --help order. */
 static const struct collector *const all[] = {
-    &col_cgroup,  &col_cpu,     &col_diskstats, &col_entropy,  &col_filefd,   &col_filesystem,
-    &col_loadavg, &col_meminfo,   &col_netdev,   &col_netstat,  &col_pressure,
-    &col_processes, &col_sockstat, &col_stat,    &col_textfile, &col_time,     &col_uname,
-    &col_vmstat,
+    &col_cgroup,   &col_cpu,     &col_diskstats, &col_entropy, &col_filefd,   &col_filesystem,
+    &col_loadavg,  &col_meminfo, &col_netdev,    &col_netstat, &col_pressure, &col_processes,
+    &col_sockstat, &col_stat,    &col_textfile,  &col_time,    &col_uname,    &col_vmstat,
 };
 #define NCOL (sizeof(all) / sizeof(all[0]))
 
@@ -48,8 +47,7 @@ static const struct opt_def defs[] = {
     {"path.sysfs", OPT_STR, "/sys", "sysfs mountpoint."},
     {"path.rootfs", OPT_STR, "/", "rootfs mountpoint."},
     {"path.udev.data", OPT_STR, "/run/udev/data", "udev data path."},
-    {"collector.cpu.guest", OPT_BOOL, "true",
-     "Enables metric node_cpu_guest_seconds_total."},
+    {"collector.cpu.guest", OPT_BOOL, "true", "Enables metric node_cpu_guest_seconds_total."},
     {"collector.diskstats.device-exclude", OPT_STR,
      "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$",
      "Regexp of diskstats devices to exclude (mutually exclusive to device-include)."},
@@ -97,8 +95,7 @@ struct col_options {
     double num[NDEF];
 };
 
-static int parse_bool(const char *v, bool *out)
-{
+static int parse_bool(const char *v, bool *out) {
     if (!v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
         *out = true;
     else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
@@ -109,11 +106,9 @@ static int parse_bool(const char *v, bool *out)
 }
 
 /* Go's time.ParseDuration for the units a timeout needs: "5s", "1m30s", "250ms", "1.5s". */
-static int parse_duration(const char *s, double *out)
-{
+static int parse_duration(const char *s, double *out) {
     double total = 0;
-    if (!*s)
-        return -EINVAL;
+    if (!*s) return -EINVAL;
     if (strcmp(s, "0") == 0) {
         *out = 0;
         return 0;
@@ -121,8 +116,7 @@ static int parse_duration(const char *s, double *out)
     while (*s) {
         char *end;
         double n = strtod(s, &end);
-        if (end == s || n < 0 || !isfinite(n))
-            return -EINVAL;
+        if (end == s || n < 0 || !isfinite(n)) return -EINVAL;
         s = end;
         double unit;
         if (strncmp(s, "ns", 2) == 0)
@@ -145,8 +139,7 @@ static int parse_duration(const char *s, double *out)
     return 0;
 }
 
-static int set_value(struct col_options *o, size_t i, const char *value, struct perr *err)
-{
+static int set_value(struct col_options *o, size_t i, const char *value, struct perr *err) {
     const struct opt_def *d = &defs[i];
     bool b;
     double num = 0;
@@ -156,38 +149,33 @@ static int set_value(struct col_options *o, size_t i, const char *value, struct 
         if (parse_bool(value, &b))
             return perr_set(err, 0, 0, "--%s: expected true or false, got \"%s\"", d->flag, value);
         num = b;
-        if (!value)
-            value = "true";
+        if (!value) value = "true";
         break;
     case OPT_DURATION:
         if (!value || parse_duration(value, &num))
-            return perr_set(err, 0, 0, "--%s: expected a duration such as 5s, got \"%s\"",
-                            d->flag, value ? value : "");
+            return perr_set(err, 0, 0, "--%s: expected a duration such as 5s, got \"%s\"", d->flag,
+                            value ? value : "");
         break;
     case OPT_UINT:
         if (!value || !*value || (num = (double)strtoul(value, &end, 10), *end) || *value == '-')
-            return perr_set(err, 0, 0, "--%s: expected a non-negative integer, got \"%s\"",
-                            d->flag, value ? value : "");
+            return perr_set(err, 0, 0, "--%s: expected a non-negative integer, got \"%s\"", d->flag,
+                            value ? value : "");
         break;
     case OPT_STR:
-        if (!value)
-            return perr_set(err, 0, 0, "--%s needs a value", d->flag);
+        if (!value) return perr_set(err, 0, 0, "--%s needs a value", d->flag);
         break;
     }
     char *copy = strdup(value);
-    if (!copy)
-        return -ENOMEM;
+    if (!copy) return -ENOMEM;
     free(o->val[i]);
     o->val[i] = copy;
     o->num[i] = num;
     return 1;
 }
 
-struct col_options *col_options_new(void)
-{
+struct col_options *col_options_new(void) {
     struct col_options *o = calloc(1, sizeof(*o));
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     for (size_t i = 0; i < NDEF; i++) {
         struct perr e;
         if (set_value(o, i, defs[i].def, &e) != 1) {
@@ -198,30 +186,23 @@ struct col_options *col_options_new(void)
     return o;
 }
 
-void col_options_free(struct col_options *o)
-{
-    if (!o)
-        return;
+void col_options_free(struct col_options *o) {
+    if (!o) return;
     for (size_t i = 0; i < NDEF; i++)
         free(o->val[i]);
     free(o);
 }
 
-static int find_collector(const char *name)
-{
+static int find_collector(const char *name) {
     for (size_t i = 0; i < NCOL; i++)
-        if (strcmp(all[i]->name, name) == 0)
-            return (int)i;
+        if (strcmp(all[i]->name, name) == 0) return (int)i;
     return -1;
 }
 
-int col_options_set(struct col_options *o, const char *flag, const char *value, struct perr *err)
-{
-    if (!o || !flag)
-        return -EINVAL;
+int col_options_set(struct col_options *o, const char *flag, const char *value, struct perr *err) {
+    if (!o || !flag) return -EINVAL;
     for (size_t i = 0; i < NDEF; i++)
-        if (strcmp(flag, defs[i].flag) == 0)
-            return set_value(o, i, value, err);
+        if (strcmp(flag, defs[i].flag) == 0) return set_value(o, i, value, err);
     if (strcmp(flag, "collector.disable-defaults") == 0) {
         if (parse_bool(value, &o->disable_defaults))
             return perr_set(err, 0, 0, "--%s: expected true or false", flag);
@@ -229,22 +210,18 @@ int col_options_set(struct col_options *o, const char *flag, const char *value, 
     }
     bool neg = strncmp(flag, "no-", 3) == 0;
     const char *name = flag + (neg ? 3 : 0);
-    if (strncmp(name, "collector.", 10) != 0)
-        return 0;
+    if (strncmp(name, "collector.", 10) != 0) return 0;
     int k = find_collector(name + 10);
-    if (k < 0)
-        return 0;
+    if (k < 0) return 0;
     bool on;
-    if (neg && value)
-        return perr_set(err, 0, 0, "--%s takes no value", flag);
+    if (neg && value) return perr_set(err, 0, 0, "--%s takes no value", flag);
     if (parse_bool(value, &on))
         return perr_set(err, 0, 0, "--%s: expected true or false, got \"%s\"", flag, value);
     o->state[k] = (neg ? !on : on) ? 1 : -1;
     return 1;
 }
 
-int col_options_usage(struct sbuf *out)
-{
+int col_options_usage(struct sbuf *out) {
     /* kingpin's layout, as the daemon's own flags: name padded to column 47, then help */
     char name[160];
     sbuf_printf(out, "      %-40s %s\n", "--collector.disable-defaults",
@@ -264,28 +241,23 @@ int col_options_usage(struct sbuf *out)
     return out->oom ? -ENOMEM : 0;
 }
 
-static int def_index(const char *flag)
-{
+static int def_index(const char *flag) {
     for (size_t i = 0; i < NDEF; i++)
-        if (strcmp(defs[i].flag, flag) == 0)
-            return (int)i;
+        if (strcmp(defs[i].flag, flag) == 0) return (int)i;
     return -1;
 }
 
-const char *col_opt_str(const struct col_options *o, const char *flag)
-{
+const char *col_opt_str(const struct col_options *o, const char *flag) {
     int i = def_index(flag);
     return i < 0 ? NULL : o->val[i];
 }
 
-double col_opt_num(const struct col_options *o, const char *flag)
-{
+double col_opt_num(const struct col_options *o, const char *flag) {
     int i = def_index(flag);
     return i < 0 ? 0 : o->num[i];
 }
 
-bool col_opt_bool(const struct col_options *o, const char *flag)
-{
+bool col_opt_bool(const struct col_options *o, const char *flag) {
     return col_opt_num(o, flag) != 0;
 }
 
@@ -298,12 +270,9 @@ struct col_regex {
     pcre2_match_data *md;
 };
 
-int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
-                  struct perr *err)
-{
+int col_regex_new(const char *flag, const char *pattern, struct col_regex **out, struct perr *err) {
     *out = NULL;
-    if (!pattern || !*pattern)
-        return 0;
+    if (!pattern || !*pattern) return 0;
     int ec;
     PCRE2_SIZE off;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
@@ -316,8 +285,7 @@ int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
     struct col_regex *re = calloc(1, sizeof(*re));
-    if (re)
-        re->md = pcre2_match_data_create_from_pattern(code, NULL);
+    if (re) re->md = pcre2_match_data_create_from_pattern(code, NULL);
     if (!re || !re->md) {
         pcre2_code_free(code);
         free(re);
@@ -328,37 +296,30 @@ int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
     return 0;
 }
 
-void col_regex_free(struct col_regex *re)
-{
-    if (!re)
-        return;
+void col_regex_free(struct col_regex *re) {
+    if (!re) return;
     pcre2_match_data_free(re->md);
     pcre2_code_free(re->code);
     free(re);
 }
 
-bool col_regex_match(struct col_regex *re, const char *s)
-{
+bool col_regex_match(struct col_regex *re, const char *s) {
     return pcre2_match(re->code, (PCRE2_SPTR)s, strlen(s), 0, 0, re->md, NULL) >= 0;
 }
 
-bool col_regex_match_opt(struct col_regex *re, const char *s)
-{
+bool col_regex_match_opt(struct col_regex *re, const char *s) {
     return re && col_regex_match(re, s);
 }
 
-bool col_filter_ignored(struct col_regex *exclude, struct col_regex *include, const char *name)
-{
+bool col_filter_ignored(struct col_regex *exclude, struct col_regex *include, const char *name) {
     return (exclude && col_regex_match(exclude, name)) ||
            (include && !col_regex_match(include, name));
 }
 
 int col_add(struct mset *out, const char *name, const char *help, enum mtype type, double v,
-            size_t npairs, ...)
-{
+            size_t npairs, ...) {
     struct re_label l[16];
-    if (npairs > 16)
-        return -EINVAL;
+    if (npairs > 16) return -EINVAL;
     va_list ap;
     va_start(ap, npairs);
     for (size_t i = 0; i < npairs; i++) {
@@ -367,13 +328,11 @@ int col_add(struct mset *out, const char *name, const char *help, enum mtype typ
     }
     va_end(ap);
     struct mfam *f = mset_family(out, name, help, type);
-    if (!f)
-        return mset_has(out, name) ? -EPROTO : -ENOMEM;
+    if (!f) return mset_has(out, name) ? -EPROTO : -ENOMEM;
     return mfam_add(f, "", l, npairs, v);
 }
 
-int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...)
-{
+int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
@@ -392,15 +351,12 @@ struct collectors {
     struct col_ctx ctx[NCOL];
 };
 
-static bool enabled(const struct col_options *o, size_t i)
-{
-    if (o->state[i])
-        return o->state[i] > 0;
+static bool enabled(const struct col_options *o, size_t i) {
+    if (o->state[i]) return o->state[i] > 0;
     return all[i]->default_on && !o->disable_defaults;
 }
 
-struct collectors *collectors_new(const struct col_options *o, struct perr *err)
-{
+struct collectors *collectors_new(const struct col_options *o, struct perr *err) {
     struct collectors *c = calloc(1, sizeof(*c));
     if (!c) {
         perr_set(err, 0, 0, "out of memory");
@@ -410,13 +366,11 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
     const char *p[4] = {col_opt_str(o, "path.procfs"), col_opt_str(o, "path.sysfs"),
                         col_opt_str(o, "path.rootfs"), col_opt_str(o, "path.udev.data")};
     for (int i = 0; i < 4; i++)
-        if (!(c->paths_mem[i] = strdup(p[i])))
-            goto oom;
-    c->paths = (struct col_paths){c->paths_mem[0], c->paths_mem[1], c->paths_mem[2],
-                                  c->paths_mem[3]};
+        if (!(c->paths_mem[i] = strdup(p[i]))) goto oom;
+    c->paths =
+        (struct col_paths){c->paths_mem[0], c->paths_mem[1], c->paths_mem[2], c->paths_mem[3]};
     for (size_t i = 0; i < NCOL; i++) {
-        if (!enabled(o, i))
-            continue;
+        if (!enabled(o, i)) continue;
         struct col_ctx *x = &c->ctx[c->n];
         x->name = all[i]->name;
         x->paths = &c->paths;
@@ -426,8 +380,7 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
         if (all[i]->init) {
             int rc = all[i]->init(x, err);
             x->opt = NULL;
-            if (rc == -ENOMEM)
-                goto oom;
+            if (rc == -ENOMEM) goto oom;
             if (rc) {
                 c->n--; /* its init cleaned up after itself */
                 sbuf_fini(&x->buf);
@@ -444,13 +397,10 @@ oom:
     return NULL;
 }
 
-void collectors_free(struct collectors *c)
-{
-    if (!c)
-        return;
+void collectors_free(struct collectors *c) {
+    if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
-        if (c->col[i]->fini)
-            c->col[i]->fini(&c->ctx[i]);
+        if (c->col[i]->fini) c->col[i]->fini(&c->ctx[i]);
         sbuf_fini(&c->ctx[i].buf);
     }
     for (int i = 0; i < 4; i++)
@@ -459,17 +409,14 @@ void collectors_free(struct collectors *c)
     free(c);
 }
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int collectors_scrape(struct collectors *c, struct mset *out)
-{
-    if (!c || !out)
-        return -EINVAL;
+int collectors_scrape(struct collectors *c, struct mset *out) {
+    if (!c || !out) return -EINVAL;
     pthread_mutex_lock(&c->mu);
     int ret = 0;
     struct mfam *dur = mset_family(out, "node_scrape_collector_duration_seconds",

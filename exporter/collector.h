@@ -57,8 +57,7 @@ struct col_regex;
 
 /* Compiles pattern (borrowed); NULL or "" gives *out = NULL (no filter). Returns 0, -ENOMEM,
  * or -EINVAL with err filled naming `flag`. Result is freed with col_regex_free. */
-int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
-                  struct perr *err);
+int col_regex_new(const char *flag, const char *pattern, struct col_regex **out, struct perr *err);
 void col_regex_free(struct col_regex *re);
 /* True if re finds a match in s. Not thread-safe per regex (one match block each);
  * collectors run serialised so this is fine. */

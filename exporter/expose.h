@@ -34,8 +34,8 @@ struct mfam *mset_family(struct mset *s, const char *name, const char *help, enu
 int mfam_add(struct mfam *f, const char *suffix, const struct re_label *labels, size_t nlabels,
              double value);
 /* As mfam_add with an explicit timestamp in milliseconds since the epoch. */
-int mfam_add_ts(struct mfam *f, const char *suffix, const struct re_label *labels,
-                size_t nlabels, double value, int64_t ts_ms);
+int mfam_add_ts(struct mfam *f, const char *suffix, const struct re_label *labels, size_t nlabels,
+                double value, int64_t ts_ms);
 /* As mfam_add with labels as npairs (name, value) const char * varargs (borrowed):
  * mfam_addf(f, "", v, 2, "cpu", "0", "mode", "user"). At most 16 pairs (-EINVAL beyond). */
 int mfam_addf(struct mfam *f, const char *suffix, double value, size_t npairs, ...);
@@ -44,6 +44,16 @@ int mfam_addf(struct mfam *f, const char *suffix, double value, size_t npairs, .
 bool mset_has(const struct mset *s, const char *name);
 /* Number of samples added to family `name`, 0 if it does not exist. */
 size_t mset_count(const struct mset *s, const char *name);
+
+/* Called for each sample of a set: the sample's full name (family name + suffix, e.g.
+ * "x_bucket"), its labels sorted by name without __name__, value, and timestamp in ms
+ * (0 when the sample has none). All borrowed for the call. Nonzero stops the walk. */
+typedef int mset_sample_fn(void *arg, const char *family, enum mtype type, const char *name,
+                           const struct re_label *labels, size_t nlabels, double value,
+                           int64_t ts_ms);
+/* Visits every sample of s in insertion order per family. Returns fn's first nonzero return
+ * or 0. Not thread-safe with builders of s. */
+int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg);
 
 /* Appends all families that have samples, sorted by name, to out in text format 0.0.4: HELP
  * and TYPE lines, then samples sorted as client_golang sorts them (fewer labels first, then

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* promlet entry point: flags, config, store, HTTP, signals; check/test subcommands. */
 #include "agent.h"
+#include "alerts_api.h"
 #include "collector.h"
 #include "config.h"
 #include "defaults.h"
+#include "engine.h"
 #include "expose.h"
+#include "federate.h"
 #include "flags.h"
 #include "http.h"
 #include "log.h"
+#include "push.h"
+#include "rwrecv.h"
 #include "query.h"
 #include "store.h"
 #include "version.h"
@@ -25,6 +30,11 @@
 
 /* Subsystems in start order (see struct agent_module in agent.h); one line each. */
 static const struct agent_module *const modules[] = {
+    &mod_push,
+    &mod_rwrecv,
+    &mod_federate,
+    &mod_engine,
+    &mod_alerts_api,
     &mod_query,
     NULL, /* keeps the table non-empty; skipped */
 };
@@ -105,6 +115,7 @@ static void store_opts_from(const struct config *c, struct store_opts *o)
 {
     o->retention_ms = c->retention_ms;
     o->max_series = c->max_series;
+    o->future_ms = c->future_tolerance_ms;
 }
 
 int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen)
@@ -173,6 +184,10 @@ static void h_reload(void *arg, const struct http_req *req, struct http_resp *re
 {
     struct agent *a = arg;
     (void)req;
+    if (!a->flags->web_enable_lifecycle) {
+        http_error(resp, 403, "Lifecycle API is not enabled.");
+        return;
+    }
     struct perr err = {0};
     char where[512];
     if (agent_reload(a, &err, where, sizeof(where))) {
@@ -251,6 +266,43 @@ static int cmd_check_config(const struct flags *f)
             printf(" SUCCESS: %s is valid promlet config file syntax\n\n", file);
         }
         config_free(c);
+    }
+    return status;
+}
+
+/* `promtool check rules`: every file is checked and reported; status 1 if any failed. */
+static int cmd_check_rules(const struct flags *f)
+{
+    int status = 0;
+    struct rulefile_opts o = {.ignore_unknown_fields = f->ignore_unknown_fields,
+                              .legacy_names = f->promql_compat_v2};
+    for (size_t i = 0; i < f->nargs; i++) {
+        const char *file = f->args[i];
+        FILE *fp = fopen(file, "rb");
+        struct sbuf b;
+        sbuf_init(&b);
+        char tmp[65536];
+        size_t n;
+        while (fp && (n = fread(tmp, 1, sizeof(tmp), fp)) > 0)
+            sbuf_add(&b, tmp, n);
+        if (!fp) {
+            printf("Checking %s\n  FAILED:\n%s: %s\n\n", file, file, strerror(errno));
+            status = 1;
+            sbuf_fini(&b);
+            continue;
+        }
+        fclose(fp);
+        bool failed = false;
+        char *out = rulefile_check(file, b.data ? b.data : "", b.len, &o, &failed);
+        sbuf_fini(&b);
+        if (!out) {
+            fprintf(stderr, "promlet: error: out of memory\n");
+            return 1;
+        }
+        fputs(out, failed ? stderr : stdout);
+        free(out);
+        if (failed)
+            status = 1;
     }
     return status;
 }
@@ -399,8 +451,10 @@ int main(int argc, char **argv)
         status = cmd_check_config(&f);
         break;
     case CMD_CHECK_RULES:
+        status = cmd_check_rules(&f);
+        break;
     case CMD_TEST_RULES:
-        fprintf(stderr, "promlet: error: rule files are not supported by this build yet\n");
+        fprintf(stderr, "promlet: error: test rules is not supported by this build yet\n");
         status = 1;
         break;
     case CMD_RUN:

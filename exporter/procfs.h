@@ -22,9 +22,16 @@ int procfs_path(const struct col_paths *p, enum procfs_root r, const char *rel, 
 /* Replaces b's content with the whole file at path (NUL-terminated). Returns 0, -errno from
  * open/read, or -E2BIG beyond PROCFS_MAX_FILE. */
 int procfs_read(const char *path, struct sbuf *b);
+/* As procfs_read for kernfs attribute files (sysfs, cgroupfs) and small regular files:
+ * kernfs produces an attribute's whole content in one show(), so a read that leaves room in
+ * the buffer has hit EOF and the second read(2) is skipped. Not for /proc seq files that
+ * emit record by record (/proc/net/..., /proc/PID/...). */
+int procfs_read_attr(const char *path, struct sbuf *b);
+/* procfs_read_attr of `name` relative to the open directory dirfd (borrowed): one path
+ * component to resolve instead of the whole path, for directories read file by file. */
+int procfs_read_attr_at(int dirfd, const char *name, struct sbuf *b);
 /* procfs_path + procfs_read. */
-int procfs_read_at(const struct col_paths *p, enum procfs_root r, const char *rel,
-                   struct sbuf *b);
+int procfs_read_at(const struct col_paths *p, enum procfs_root r, const char *rel, struct sbuf *b);
 /* Reads the first line of a small file into buf[cap] without its newline. Returns 0, -errno,
  * or -E2BIG if the line does not fit. */
 int procfs_read_line(const char *path, char *buf, size_t cap);

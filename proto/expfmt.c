@@ -157,6 +157,35 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
+/* Decodes the valid UTF-8 sequence s[0..k) into a code point. */
+static uint32_t utf8_cp(const unsigned char *s, size_t k)
+{
+    if (k == 2)
+        return (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
+    if (k == 3)
+        return (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+    return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 |
+           (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
+}
+
+/* An approximation of Go's unicode.IsPrint for non-ASCII code points without Unicode tables:
+ * C1 controls, non-ASCII spaces, format characters, separators, private use and
+ * non-characters are not printable (strconv.Quote escapes them); unassigned code points are
+ * taken as printable. */
+static bool go_printable(uint32_t c)
+{
+    if (c <= 0xA0 || c == 0xAD)
+        return false;
+    if (c == 0x1680 || c == 0x180E || (c >= 0x2000 && c <= 0x200F) ||
+        (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F) || c == 0x3000 ||
+        c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB))
+        return false;
+    if ((c >= 0xE000 && c <= 0xF8FF) || c >= 0xF0000 || (c & 0xFFFE) == 0xFFFE ||
+        (c >= 0xFDD0 && c <= 0xFDEF))
+        return false;
+    return true;
+}
+
 /* Appends Go's %q rendering of s to out (bounded). Valid UTF-8 sequences are kept, invalid
  * bytes and control characters are escaped as strconv.Quote does. */
 static void go_quote(char *out, size_t cap, const char *s, size_t n)
@@ -170,13 +199,21 @@ static void go_quote(char *out, size_t cap, const char *s, size_t n)
     out[o++] = '"';
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        char tmp[8];
+        char tmp[12];
         size_t tn = 0, adv = 1;
         if (c >= 0x80) {
             size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
             if (k > 1 && i + k <= n && names_utf8_valid(s + i, k)) {
-                memcpy(tmp, s + i, k);
-                tn = adv = k;
+                uint32_t cp = utf8_cp((const unsigned char *)s + i, k);
+                adv = k;
+                if (go_printable(cp)) {
+                    memcpy(tmp, s + i, k);
+                    tn = k;
+                } else if (cp < 0x10000) {
+                    tn = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)cp);
+                } else {
+                    tn = (size_t)snprintf(tmp, sizeof tmp, "\\U%08x", (unsigned)cp);
+                }
             } else {
                 tn = (size_t)snprintf(tmp, sizeof tmp, "\\x%02x", c);
             }
@@ -315,17 +352,27 @@ static void skip_blank_if_blank(struct px *p)
         skip_blank(p);
 }
 
+/* Copies in[start..end) into p->tok and makes in[end] (or EOF) the current byte. The
+ * scanners below look at the input directly instead of byte by byte through rd(). */
+static int tok_span(struct px *p, size_t start, size_t end)
+{
+    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
+        return oom(p);
+    p->pos = end;
+    rd(p);
+    return p->c == EOFC ? unexpected_eof(p) : 0;
+}
+
 /* Token from the current byte up to a blank, '\n' or EOF (not included). */
 static int tok_until_ws(struct px *p)
 {
     p->tok.len = 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && !is_blank(p->c) && p->c != '\n')
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    if (p->c == EOFC)
+        return unexpected_eof(p);
+    size_t start = p->pos - 1, end = start;
+    while (end < p->len && !is_blank(p->in[end]) && p->in[end] != '\n')
+        end++;
+    return tok_span(p, start, end);
 }
 
 /* Token from the current byte up to '\n'; with esc, \\ \n \" are unescaped (HELP text). */
@@ -373,13 +420,10 @@ static int tok_metric_name(struct px *p)
     p->tok.len = 0;
     if (!(name_start(p->c) || p->c == ':'))
         return 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && (name_cont(p->c) || p->c == ':'))
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    size_t start = p->pos - 1, end = p->pos;
+    while (end < p->len && (name_cont(p->in[end]) || p->in[end] == ':'))
+        end++;
+    return tok_span(p, start, end);
 }
 
 static int tok_label_name(struct px *p)
@@ -387,13 +431,10 @@ static int tok_label_name(struct px *p)
     p->tok.len = 0;
     if (!name_start(p->c))
         return 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && name_cont(p->c))
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    size_t start = p->pos - 1, end = p->pos;
+    while (end < p->len && name_cont(p->in[end]))
+        end++;
+    return tok_span(p, start, end);
 }
 
 /* Quoted label value; the opening quote is the current byte. Unescaped into p->tok. */

@@ -38,19 +38,23 @@ bool proto_is_stale_nan(double v);
 /* Remote write 1.0 (snappy block + protobuf prometheus.WriteRequest)                          */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Decoder limits; a zero field means "use the default" (RW_DEFAULT_*). */
+/* Decoder limits; a zero field means "use the default" (RW_DEFAULT_*). The count limits are
+ * checked on the wire before protobuf-c allocates anything, which bounds the memory a small,
+ * highly compressible body can make us allocate. */
 #define RW_DEFAULT_MAX_DECODED_BYTES ((size_t)32 << 20) /* Prometheus' decoded-size limit */
 #define RW_DEFAULT_MAX_LABELS 128                       /* labels per series */
 #define RW_DEFAULT_MAX_NAME_LEN 1024                    /* bytes per label name */
 #define RW_DEFAULT_MAX_VALUE_LEN 4096                   /* bytes per label value */
+#define RW_DEFAULT_MAX_SERIES 100000                    /* series per request */
+#define RW_DEFAULT_MAX_SAMPLES 1000000                  /* samples + histograms per request */
 
 struct rw_limits {
     size_t max_decoded_bytes;  /* refuse a body whose snappy header announces more (E2BIG) */
     size_t max_labels;         /* labels per series as sent (empty-valued ones included) */
     size_t max_name_len;       /* bytes per label name */
     size_t max_value_len;      /* bytes per label value */
-    size_t max_series;         /* series per request; 0 = unlimited */
-    size_t max_samples;        /* samples + histograms per request; 0 = unlimited */
+    size_t max_series;         /* series per request (SIZE_MAX = unlimited) */
+    size_t max_samples;        /* samples + histograms per request (SIZE_MAX = unlimited) */
     bool sort_labels;          /* accept unsorted label sets and sort them (what Prometheus
                                   does); false = reject them (the spec's MUST) */
     bool utf8_names;           /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
@@ -175,8 +179,9 @@ enum expfmt_type {
  * passed with their lengths through struct proto_label. */
 struct expfmt_sink {
     void *arg;
-    /* Called for a family before its first sample, with the HELP (unescaped; "" when the
-     * HELP line is empty after the name; NULL when no HELP was seen yet) and the TYPE (or
+    /* Called for a family before its first sample, with the HELP (unescaped; NULL when no
+     * HELP was seen yet; a HELP line with nothing but blanks after the name, like the
+     * experiment's "# HELP busy_worker_threads ", sets none, as in expfmt) and the TYPE (or
      * UNTYPED). expfmt accepts a HELP line after samples of its family (when the family had
      * none): then family() is called a second time with the new help, so treat it as "set
      * metadata". Families with HELP/TYPE but no samples are not reported (expfmt drops

@@ -20,7 +20,8 @@
  *    (-E2BIG, also meant as 400).
  *  - series without __name__, invalid names (2.42: legacy charset; 3.x: UTF-8), invalid UTF-8
  *    values, duplicate label names: Prometheus drops the series, counts it in
- *    prometheus_api_remote_write_invalid_labels_samples_total and still answers 204. The
+ *    prometheus_api_remote_write_invalid_labels_samples_total and still answers 204 (2.42
+ *    does not check duplicates there: its TSDB refuses them and the client gets a 500). The
  *    RW 1.0 spec says "400 for requests containing invalid samples", and promlet is
  *    transactional (STYLE 3.1.3), so we reject the whole request (-EPROTO).
  *  - unsorted labels: Prometheus sorts them (labelProtosToLabels/ScratchBuilder.Sort). We
@@ -233,7 +234,7 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
         if (f != 1 || wt != 2)
             continue;
         n_series++;
-        if (d->lim.max_series && n_series > d->lim.max_series)
+        if (n_series > d->lim.max_series)
             return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
                         d->lim.max_series);
         const uint8_t *q = sub, *qend = sub + sublen;
@@ -250,7 +251,7 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "series %zu has too many labels (limit %zu)", n_series,
                             d->lim.max_labels);
-            if ((f == 2 || f == 4) && d->lim.max_samples && ++n_points > d->lim.max_samples)
+            if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many samples in request (limit %zu)", d->lim.max_samples);
         }
@@ -668,6 +669,10 @@ struct rw_request *rw_decode(const uint8_t *body, size_t len, const struct rw_li
         d.lim.max_name_len = RW_DEFAULT_MAX_NAME_LEN;
     if (!d.lim.max_value_len)
         d.lim.max_value_len = RW_DEFAULT_MAX_VALUE_LEN;
+    if (!d.lim.max_series)
+        d.lim.max_series = RW_DEFAULT_MAX_SERIES;
+    if (!d.lim.max_samples)
+        d.lim.max_samples = RW_DEFAULT_MAX_SAMPLES;
     if (err)
         *err = (struct perr){0};
     if (!body && len) {

@@ -26,8 +26,7 @@ struct alert_rule {
     int64_t last_eval;
 };
 
-static void labels_free(struct re_label *l, size_t n)
-{
+static void labels_free(struct re_label *l, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free((char *)l[i].name);
         free((char *)l[i].value);
@@ -35,15 +34,13 @@ static void labels_free(struct re_label *l, size_t n)
     free(l);
 }
 
-static void alert_fini(struct alert *a)
-{
+static void alert_fini(struct alert *a) {
     labels_free(a->labels, a->nlabels);
     labels_free(a->annotations, a->nannotations);
     memset(a, 0, sizeof(*a));
 }
 
-static void kvs_free(struct rulefile_kv *kv, size_t n)
-{
+static void kvs_free(struct rulefile_kv *kv, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].name);
         free(kv[i].value);
@@ -51,20 +48,17 @@ static void kvs_free(struct rulefile_kv *kv, size_t n)
     free(kv);
 }
 
-static int kv_set(struct rulefile_kv **kv, size_t *n, const char *name, const char *value)
-{
+static int kv_set(struct rulefile_kv **kv, size_t *n, const char *name, const char *value) {
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*kv)[i].name, name) == 0) {
             char *v = strdup(value);
-            if (!v)
-                return -ENOMEM;
+            if (!v) return -ENOMEM;
             free((*kv)[i].value);
             (*kv)[i].value = v;
             return 0;
         }
     struct rulefile_kv *nk = realloc(*kv, (*n + 1) * sizeof(**kv));
-    if (!nk)
-        return -ENOMEM;
+    if (!nk) return -ENOMEM;
     *kv = nk;
     nk[*n].name = strdup(name);
     nk[*n].value = strdup(value);
@@ -77,10 +71,8 @@ static int kv_set(struct rulefile_kv **kv, size_t *n, const char *name, const ch
     return 0;
 }
 
-void alert_rule_free(struct alert_rule *r)
-{
-    if (!r)
-        return;
+void alert_rule_free(struct alert_rule *r) {
+    if (!r) return;
     free(r->name);
     free(r->expr);
     free(r->tname);
@@ -92,28 +84,23 @@ void alert_rule_free(struct alert_rule *r)
     free(r);
 }
 
-struct alert_rule *alert_rule_new(const struct rulefile_rule *rr, const struct rulefile_group *g)
-{
-    if (!rr || rr->kind != RULEFILE_ALERT)
-        return NULL;
+struct alert_rule *alert_rule_new(const struct rulefile_rule *rr, const struct rulefile_group *g) {
+    if (!rr || rr->kind != RULEFILE_ALERT) return NULL;
     struct alert_rule *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     r->name = strdup(rr->name);
-    r->expr = strdup(rr->expr);
+    /* Prometheus shows and links the parsed expression's canonical form (r.vector.String()) */
+    r->expr = rr->ast ? promql_expr_string(rr->ast) : strdup(rr->expr);
     size_t tl = strlen(rr->name) + 9;
     r->tname = malloc(tl);
-    if (!r->name || !r->expr || !r->tname)
-        goto fail;
+    if (!r->name || !r->expr || !r->tname) goto fail;
     snprintf(r->tname, tl, "__alert_%s", rr->name);
     r->for_ms = rr->for_ms;
     r->kff_ms = rr->keep_firing_for_ms;
     for (size_t i = 0; g && i < g->nlabels; i++)
-        if (kv_set(&r->labels, &r->nlabels, g->labels[i].name, g->labels[i].value) < 0)
-            goto fail;
+        if (kv_set(&r->labels, &r->nlabels, g->labels[i].name, g->labels[i].value) < 0) goto fail;
     for (size_t i = 0; i < rr->nlabels; i++)
-        if (kv_set(&r->labels, &r->nlabels, rr->labels[i].name, rr->labels[i].value) < 0)
-            goto fail;
+        if (kv_set(&r->labels, &r->nlabels, rr->labels[i].name, rr->labels[i].value) < 0) goto fail;
     for (size_t i = 0; i < rr->nannotations; i++)
         if (kv_set(&r->annotations, &r->nannotations, rr->annotations[i].name,
                    rr->annotations[i].value) < 0)
@@ -131,18 +118,15 @@ struct lset {
     bool oom;
 };
 
-static void lset_fini(struct lset *s)
-{
+static void lset_fini(struct lset *s) {
     labels_free(s->l, s->n);
     memset(s, 0, sizeof(*s));
 }
 
 /* Sets name=value (copies both). An empty value deletes, as labels.Builder.Set does, unless
  * keep_empty (annotations are a plain map). */
-static void lset_put(struct lset *s, const char *name, const char *value, bool keep_empty)
-{
-    if (s->oom)
-        return;
+static void lset_put(struct lset *s, const char *name, const char *value, bool keep_empty) {
+    if (s->oom) return;
     size_t i = 0;
     while (i < s->n && strcmp(s->l[i].name, name) < 0)
         i++;
@@ -190,22 +174,17 @@ static void lset_put(struct lset *s, const char *name, const char *value, bool k
     s->n++;
 }
 
-static void lset_set(struct lset *s, const char *name, const char *value)
-{
+static void lset_set(struct lset *s, const char *name, const char *value) {
     lset_put(s, name, value, false);
 }
 
-static int labels_cmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb)
-{
-    if (na != nb)
-        return na < nb ? -1 : 1;
+static int labels_cmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb) {
+    if (na != nb) return na < nb ? -1 : 1;
     for (size_t i = 0; i < na; i++) {
         int c = strcmp(a[i].name, b[i].name);
-        if (c)
-            return c;
+        if (c) return c;
         c = strcmp(a[i].value, b[i].value);
-        if (c)
-            return c;
+        if (c) return c;
     }
     return 0;
 }
@@ -215,8 +194,7 @@ struct pending_alert {
     double value;
 };
 
-static void pending_fini(struct pending_alert *p, size_t n)
-{
+static void pending_fini(struct pending_alert *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
         lset_fini(&p[i].labels);
         lset_fini(&p[i].annots);
@@ -224,29 +202,24 @@ static void pending_fini(struct pending_alert *p, size_t n)
     free(p);
 }
 
-static char *expand(const struct alert_rule *r, const char *text, const struct template_data *d)
-{
+static char *expand(const struct alert_rule *r, const char *text, const struct template_data *d) {
     return template_expand_alert(r->tname, text, d);
 }
 
-static void set_error(struct alert_rule *r, const char *msg)
-{
+static void set_error(struct alert_rule *r, const char *msg) {
     r->health = ALERT_HEALTH_ERR;
     snprintf(r->last_error, sizeof(r->last_error), "%s", msg);
 }
 
-void alert_rule_set_error(struct alert_rule *r, int64_t ts_ms, const char *msg)
-{
+void alert_rule_set_error(struct alert_rule *r, int64_t ts_ms, const char *msg) {
     r->last_eval = ts_ms;
     set_error(r, msg);
 }
 
 int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample *res, size_t n,
-                    int64_t limit, const struct alert_env *env, struct perr *err)
-{
+                    int64_t limit, const struct alert_env *env, struct perr *err) {
     struct pending_alert *pa = n ? calloc(n, sizeof(*pa)) : NULL;
-    if (n && !pa)
-        return -ENOMEM;
+    if (n && !pa) return -ENOMEM;
     r->last_eval = ts;
     /* 1. build the alert for every result element */
     for (size_t i = 0; i < n; i++) {
@@ -359,14 +332,12 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
         if (!seen[k]) {
             bool keep = false;
             if (a->state == ALERT_FIRING && r->kff_ms > 0) {
-                if (a->keep_firing_since == ALERT_TS_NONE)
-                    a->keep_firing_since = ts;
-                if (ts - a->keep_firing_since < r->kff_ms)
-                    keep = true;
+                if (a->keep_firing_since == ALERT_TS_NONE) a->keep_firing_since = ts;
+                if (ts - a->keep_firing_since < r->kff_ms) keep = true;
             }
-            bool drop = a->state == ALERT_PENDING ||
-                        (a->resolved_at != ALERT_TS_NONE &&
-                         ts - a->resolved_at > ALERT_RESOLVED_RETENTION_MS);
+            bool drop =
+                a->state == ALERT_PENDING || (a->resolved_at != ALERT_TS_NONE &&
+                                              ts - a->resolved_at > ALERT_RESOLVED_RETENTION_MS);
             if (a->state != ALERT_INACTIVE && !keep) {
                 a->state = ALERT_INACTIVE;
                 a->resolved_at = ts;
@@ -408,12 +379,10 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
 
 int alert_rule_series(const struct alert_rule *r,
                       int (*fn)(void *arg, const struct re_label *labels, size_t n, double v),
-                      void *arg)
-{
+                      void *arg) {
     for (size_t k = 0; k < r->nalerts; k++) {
         const struct alert *a = &r->alerts[k];
-        if (a->state == ALERT_INACTIVE)
-            continue;
+        if (a->state == ALERT_INACTIVE) continue;
         struct lset s = {0};
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
@@ -425,8 +394,7 @@ int alert_rule_series(const struct alert_rule *r,
         }
         int rc = fn(arg, s.l, s.n, 1.0);
         lset_fini(&s);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
         lset_set(&s, "__name__", "ALERTS_FOR_STATE");
@@ -438,75 +406,61 @@ int alert_rule_series(const struct alert_rule *r,
         int64_t secs = a->active_at / 1000 - (a->active_at % 1000 < 0 ? 1 : 0);
         rc = fn(arg, s.l, s.n, (double)secs);
         lset_fini(&s);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-size_t alert_rule_nalerts(const struct alert_rule *r)
-{
+size_t alert_rule_nalerts(const struct alert_rule *r) {
     return r->nalerts;
 }
 
-const struct alert *alert_rule_alert(const struct alert_rule *r, size_t i)
-{
+const struct alert *alert_rule_alert(const struct alert_rule *r, size_t i) {
     return i < r->nalerts ? &r->alerts[i] : NULL;
 }
 
-enum alert_state alert_rule_state(const struct alert_rule *r)
-{
+enum alert_state alert_rule_state(const struct alert_rule *r) {
     enum alert_state s = ALERT_INACTIVE;
     for (size_t k = 0; k < r->nalerts; k++)
-        if (r->alerts[k].state > s)
-            s = r->alerts[k].state;
+        if (r->alerts[k].state > s) s = r->alerts[k].state;
     return s;
 }
 
-enum alert_health alert_rule_health(const struct alert_rule *r)
-{
+enum alert_health alert_rule_health(const struct alert_rule *r) {
     return r->health;
 }
 
-const char *alert_rule_last_error(const struct alert_rule *r)
-{
+const char *alert_rule_last_error(const struct alert_rule *r) {
     return r->last_error;
 }
 
-const char *alert_rule_name(const struct alert_rule *r)
-{
+const char *alert_rule_name(const struct alert_rule *r) {
     return r->name;
 }
 
-const char *alert_rule_expr(const struct alert_rule *r)
-{
+const char *alert_rule_expr(const struct alert_rule *r) {
     return r->expr;
 }
 
-int64_t alert_rule_for(const struct alert_rule *r)
-{
+int64_t alert_rule_for(const struct alert_rule *r) {
     return r->for_ms;
 }
 
-int64_t alert_rule_keep_firing_for(const struct alert_rule *r)
-{
+int64_t alert_rule_keep_firing_for(const struct alert_rule *r) {
     return r->kff_ms;
 }
 
-const struct rulefile_kv *alert_rule_labels(const struct alert_rule *r, size_t *n)
-{
+const struct rulefile_kv *alert_rule_labels(const struct alert_rule *r, size_t *n) {
     *n = r->nlabels;
     return r->labels;
 }
 
-const struct rulefile_kv *alert_rule_annotations(const struct alert_rule *r, size_t *n)
-{
+const struct rulefile_kv *alert_rule_annotations(const struct alert_rule *r, size_t *n) {
     *n = r->nannotations;
     return r->annotations;
 }
 
-const char *alert_state_string(enum alert_state s)
-{
+const char *alert_state_string(enum alert_state s) {
     switch (s) {
     case ALERT_PENDING:
         return "pending";
@@ -518,37 +472,29 @@ const char *alert_state_string(enum alert_state s)
 }
 
 static bool kvs_equal(const struct rulefile_kv *a, size_t na, const struct rulefile_kv *b,
-                      size_t nb)
-{
-    if (na != nb)
-        return false;
+                      size_t nb) {
+    if (na != nb) return false;
     for (size_t i = 0; i < na; i++) {
         size_t j;
         for (j = 0; j < nb; j++)
-            if (strcmp(a[i].name, b[j].name) == 0)
-                break;
-        if (j == nb || strcmp(a[i].value, b[j].value) != 0)
-            return false;
+            if (strcmp(a[i].name, b[j].name) == 0) break;
+        if (j == nb || strcmp(a[i].value, b[j].value) != 0) return false;
     }
     return true;
 }
 
-bool alert_rule_same(const struct alert_rule *a, const struct alert_rule *b)
-{
+bool alert_rule_same(const struct alert_rule *a, const struct alert_rule *b) {
     return strcmp(a->name, b->name) == 0 && strcmp(a->expr, b->expr) == 0 &&
            a->for_ms == b->for_ms && a->kff_ms == b->kff_ms &&
            kvs_equal(a->labels, a->nlabels, b->labels, b->nlabels) &&
            kvs_equal(a->annotations, a->nannotations, b->annotations, b->nannotations);
 }
 
-static int labels_dup(const struct re_label *src, size_t n, struct re_label **out)
-{
+static int labels_dup(const struct re_label *src, size_t n, struct re_label **out) {
     *out = NULL;
-    if (!n)
-        return 0;
+    if (!n) return 0;
     struct re_label *l = calloc(n, sizeof(*l));
-    if (!l)
-        return -ENOMEM;
+    if (!l) return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         l[i].name = strdup(src[i].name);
         l[i].value = strdup(src[i].value);
@@ -561,11 +507,9 @@ static int labels_dup(const struct re_label *src, size_t n, struct re_label **ou
     return 0;
 }
 
-int alert_rule_copy_state(struct alert_rule *dst, const struct alert_rule *src)
-{
+int alert_rule_copy_state(struct alert_rule *dst, const struct alert_rule *src) {
     struct alert *na = src->nalerts ? calloc(src->nalerts, sizeof(*na)) : NULL;
-    if (src->nalerts && !na)
-        return -ENOMEM;
+    if (src->nalerts && !na) return -ENOMEM;
     for (size_t k = 0; k < src->nalerts; k++) {
         na[k] = src->alerts[k];
         na[k].labels = na[k].annotations = NULL;
@@ -590,8 +534,7 @@ int alert_rule_copy_state(struct alert_rule *dst, const struct alert_rule *src)
 }
 
 size_t alert_rule_restore_for_state(struct alert_rule *r, const struct re_label *labels, size_t n,
-                                    int64_t active_at_ms)
-{
+                                    int64_t active_at_ms) {
     size_t cnt = 0;
     for (size_t k = 0; k < r->nalerts; k++) {
         struct alert *a = &r->alerts[k];
@@ -603,27 +546,23 @@ size_t alert_rule_restore_for_state(struct alert_rule *r, const struct re_label 
     return cnt;
 }
 
-int alert_rule_sends(struct alert_rule *r, int64_t ts, int64_t resend_delay_ms,
-                     int64_t interval_ms, const char *external_url,
-                     int (*fn)(void *arg, const struct alert_notice *a), void *arg)
-{
+int alert_rule_sends(struct alert_rule *r, int64_t ts, int64_t resend_delay_ms, int64_t interval_ms,
+                     const char *external_url, int (*fn)(void *arg, const struct alert_notice *a),
+                     void *arg) {
     int cnt = 0;
     char *gen = payload_generator_url(external_url, r->expr);
-    if (!gen)
-        return -ENOMEM;
+    if (!gen) return -ENOMEM;
     for (size_t k = 0; k < r->nalerts; k++) {
         struct alert *a = &r->alerts[k];
         /* Alert.needsSending */
-        if (a->state == ALERT_PENDING)
-            continue;
+        if (a->state == ALERT_PENDING) continue;
         bool need;
         if (a->resolved_at != ALERT_TS_NONE &&
             (a->last_sent_at == ALERT_TS_NONE || a->resolved_at > a->last_sent_at))
             need = true;
         else
             need = a->last_sent_at == ALERT_TS_NONE || a->last_sent_at + resend_delay_ms < ts;
-        if (!need)
-            continue;
+        if (!need) continue;
         a->last_sent_at = ts;
         int64_t delta = interval_ms > resend_delay_ms ? interval_ms : resend_delay_ms;
         a->valid_until = ts + 4 * delta;

@@ -9,13 +9,11 @@
 /* Go's zero time.Time (0001-01-01T00:00:00Z) in ms since the Unix epoch. */
 #define GO_ZERO_TIME_MS (-62135596800000LL)
 
-uint64_t payload_fingerprint(const struct re_label *labels, size_t n)
-{
+uint64_t payload_fingerprint(const struct re_label *labels, size_t n) {
     /* model.labelSetToFingerprint: names sorted, FNV-1a 64 with 0xff separators */
     const struct re_label **idx = n ? malloc(n * sizeof(*idx)) : NULL;
     uint64_t h = 14695981039346656037ULL;
-    if (n && !idx)
-        return 0;
+    if (n && !idx) return 0;
     for (size_t i = 0; i < n; i++) {
         size_t j = i;
         while (j > 0 && strcmp(idx[j - 1]->name, labels[i].name) > 0) {
@@ -26,8 +24,7 @@ uint64_t payload_fingerprint(const struct re_label *labels, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         for (int part = 0; part < 2; part++) {
-            const unsigned char *p =
-                (const unsigned char *)(part ? idx[i]->value : idx[i]->name);
+            const unsigned char *p = (const unsigned char *)(part ? idx[i]->value : idx[i]->name);
             for (; *p; p++) {
                 h ^= *p;
                 h *= 1099511628211ULL;
@@ -40,8 +37,7 @@ uint64_t payload_fingerprint(const struct re_label *labels, size_t n)
     return h;
 }
 
-char *payload_generator_url(const char *external_url, const char *expr)
-{
+char *payload_generator_url(const char *external_url, const char *expr) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_puts(&b, external_url ? external_url : "");
@@ -52,8 +48,7 @@ char *payload_generator_url(const char *external_url, const char *expr)
 }
 
 /* A JSON object of labels sorted by name (the input may be in any order). */
-static void json_labels(struct rbuf *b, const struct re_label *l, size_t n)
-{
+static void json_labels(struct rbuf *b, const struct re_label *l, size_t n) {
     rbuf_putc(b, '{');
     const char *last = NULL;
     for (size_t k = 0; k < n; k++) {
@@ -63,10 +58,8 @@ static void json_labels(struct rbuf *b, const struct re_label *l, size_t n)
             if ((!last || strcmp(l[i].name, last) > 0) &&
                 (!next || strcmp(l[i].name, next->name) < 0))
                 next = &l[i];
-        if (!next)
-            break;
-        if (k)
-            rbuf_putc(b, ',');
+        if (!next) break;
+        if (k) rbuf_putc(b, ',');
         rbuf_json_str(b, next->name, false);
         rbuf_putc(b, ':');
         rbuf_json_str(b, next->value, false);
@@ -75,8 +68,7 @@ static void json_labels(struct rbuf *b, const struct re_label *l, size_t n)
     rbuf_putc(b, '}');
 }
 
-static void json_kvs(struct rbuf *b, const struct rulefile_kv *kv, size_t n)
-{
+static void json_kvs(struct rbuf *b, const struct rulefile_kv *kv, size_t n) {
     struct re_label *l = n ? calloc(n, sizeof(*l)) : NULL;
     if (n && !l) {
         b->oom = true;
@@ -90,24 +82,20 @@ static void json_kvs(struct rbuf *b, const struct rulefile_kv *kv, size_t n)
     free(l);
 }
 
-static void json_time(struct rbuf *b, int64_t ms, int frac)
-{
+static void json_time(struct rbuf *b, int64_t ms, int frac) {
     rbuf_putc(b, '"');
     rbuf_rfc3339(b, ms == ALERT_TS_NONE ? GO_ZERO_TIME_MS : ms, frac);
     rbuf_putc(b, '"');
 }
 
-static const char *find(const struct re_label *l, size_t n, const char *name)
-{
+static const char *find(const struct re_label *l, size_t n, const char *name) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(l[i].name, name) == 0)
-            return l[i].value;
+        if (strcmp(l[i].name, name) == 0) return l[i].value;
     return NULL;
 }
 
 /* commonLabels / commonAnnotations: pairs present with the same value in every alert. */
-static void json_common(struct rbuf *b, const struct alert_notice *a, size_t n, bool annots)
-{
+static void json_common(struct rbuf *b, const struct alert_notice *a, size_t n, bool annots) {
     if (!n) {
         rbuf_puts(b, "{}");
         return;
@@ -127,15 +115,13 @@ static void json_common(struct rbuf *b, const struct alert_notice *a, size_t n, 
                                    : find(a[k].labels, a[k].nlabels, first[i].name);
             all = v && strcmp(v, first[i].value) == 0;
         }
-        if (all)
-            common[nc++] = first[i];
+        if (all) common[nc++] = first[i];
     }
     json_labels(b, common, nc);
     free(common);
 }
 
-static void labelset_string(struct rbuf *b, const struct re_label *l, size_t n)
-{
+static void labelset_string(struct rbuf *b, const struct re_label *l, size_t n) {
     /* model.LabelSet.String(): {a="b", c="d"} sorted, values %q-quoted */
     rbuf_putc(b, '{');
     const char *last = NULL;
@@ -145,15 +131,12 @@ static void labelset_string(struct rbuf *b, const struct re_label *l, size_t n)
             if ((!last || strcmp(l[i].name, last) > 0) &&
                 (!next || strcmp(l[i].name, next->name) < 0))
                 next = &l[i];
-        if (!next)
-            break;
-        if (k)
-            rbuf_puts(b, ", ");
+        if (!next) break;
+        if (k) rbuf_puts(b, ", ");
         rbuf_puts(b, next->name);
         rbuf_puts(b, "=\"");
         for (const char *p = next->value; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                rbuf_putc(b, '\\');
+            if (*p == '"' || *p == '\\') rbuf_putc(b, '\\');
             if (*p == '\n')
                 rbuf_puts(b, "\\n");
             else
@@ -166,20 +149,17 @@ static void labelset_string(struct rbuf *b, const struct re_label *l, size_t n)
 }
 
 char *payload_webhook(const struct payload_webhook_group *g, const struct alert_notice *a,
-                      size_t n)
-{
+                      size_t n) {
     struct rbuf b;
     rbuf_init(&b);
     bool all_resolved = n > 0;
     for (size_t i = 0; i < n; i++)
-        if (!a[i].resolved)
-            all_resolved = false;
+        if (!a[i].resolved) all_resolved = false;
     rbuf_puts(&b, "{\"receiver\":");
     rbuf_json_str(&b, g->receiver ? g->receiver : "", false);
     rbuf_printf(&b, ",\"status\":\"%s\",\"alerts\":[", all_resolved ? "resolved" : "firing");
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            rbuf_putc(&b, ',');
+        if (i) rbuf_putc(&b, ',');
         rbuf_printf(&b, "{\"status\":\"%s\",\"labels\":", a[i].resolved ? "resolved" : "firing");
         json_labels(&b, a[i].labels, a[i].nlabels);
         rbuf_puts(&b, ",\"annotations\":");
@@ -209,8 +189,7 @@ char *payload_webhook(const struct payload_webhook_group *g, const struct alert_
         rbuf_init(&k);
         rbuf_puts(&k, "{}:");
         labelset_string(&k, g->group_labels, g->ngroup_labels);
-        if (k.oom)
-            b.oom = true;
+        if (k.oom) b.oom = true;
         rbuf_json_str(&b, k.p ? k.p : "", false);
         rbuf_fini(&k);
     }
@@ -219,14 +198,12 @@ char *payload_webhook(const struct payload_webhook_group *g, const struct alert_
 }
 
 char *payload_am_alerts(const struct alert_notice *a, size_t n, const struct re_label *ext,
-                        size_t next)
-{
+                        size_t next) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_putc(&b, '[');
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            rbuf_putc(&b, ',');
+        if (i) rbuf_putc(&b, ',');
         rbuf_putc(&b, '{');
         if (a[i].nannotations) {
             rbuf_puts(&b, "\"annotations\":");
@@ -248,8 +225,7 @@ char *payload_am_alerts(const struct alert_notice *a, size_t n, const struct re_
         }
         memcpy(all, a[i].labels, nl * sizeof(*all));
         for (size_t k = 0; k < next; k++)
-            if (!find(a[i].labels, a[i].nlabels, ext[k].name))
-                all[nl++] = ext[k];
+            if (!find(a[i].labels, a[i].nlabels, ext[k].name)) all[nl++] = ext[k];
         json_labels(&b, all, nl);
         free(all);
         rbuf_putc(&b, '}');
@@ -258,8 +234,7 @@ char *payload_am_alerts(const struct alert_notice *a, size_t n, const struct re_
     return rbuf_take(&b);
 }
 
-static void json_alert(struct rbuf *b, const struct alert *a)
-{
+static void json_alert(struct rbuf *b, const struct alert *a) {
     rbuf_puts(b, "{\"labels\":");
     json_labels(b, a->labels, a->nlabels);
     rbuf_puts(b, ",\"annotations\":");
@@ -275,8 +250,7 @@ static void json_alert(struct rbuf *b, const struct alert *a)
     rbuf_puts(b, "\"}");
 }
 
-char *payload_api_alerts(const struct alert_rule *const *rules, size_t n)
-{
+char *payload_api_alerts(const struct alert_rule *const *rules, size_t n) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_puts(&b, "{\"status\":\"success\",\"data\":{\"alerts\":[");
@@ -284,10 +258,8 @@ char *payload_api_alerts(const struct alert_rule *const *rules, size_t n)
     for (size_t r = 0; r < n; r++)
         for (size_t i = 0; i < alert_rule_nalerts(rules[r]); i++) {
             const struct alert *a = alert_rule_alert(rules[r], i);
-            if (a->state == ALERT_INACTIVE)
-                continue;
-            if (!first)
-                rbuf_putc(&b, ',');
+            if (a->state == ALERT_INACTIVE) continue;
+            if (!first) rbuf_putc(&b, ',');
             first = false;
             json_alert(&b, a);
         }
@@ -295,8 +267,7 @@ char *payload_api_alerts(const struct alert_rule *const *rules, size_t n)
     return rbuf_take(&b);
 }
 
-static const char *health_string(enum alert_health h)
-{
+static const char *health_string(enum alert_health h) {
     switch (h) {
     case ALERT_HEALTH_OK:
         return "ok";
@@ -307,8 +278,7 @@ static const char *health_string(enum alert_health h)
     }
 }
 
-static void json_rule(struct rbuf *b, const struct payload_rule *pr)
-{
+static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
     const struct alert_rule *r = pr->alert;
     enum alert_health h = r ? alert_rule_health(r) : pr->health;
     const char *err = r ? alert_rule_last_error(r) : (pr->last_error ? pr->last_error : "");
@@ -332,10 +302,8 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr)
         bool first = true;
         for (size_t i = 0; i < alert_rule_nalerts(r); i++) {
             const struct alert *a = alert_rule_alert(r, i);
-            if (a->state == ALERT_INACTIVE)
-                continue;
-            if (!first)
-                rbuf_putc(b, ',');
+            if (a->state == ALERT_INACTIVE) continue;
+            if (!first) rbuf_putc(b, ',');
             first = false;
             json_alert(b, a);
         }
@@ -360,22 +328,19 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr)
     rbuf_printf(b, ",\"type\":\"%s\"}", r ? "alerting" : "recording");
 }
 
-char *payload_api_rules(const struct payload_rule_group *g, size_t n)
-{
+char *payload_api_rules(const struct payload_rule_group *g, size_t n) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_puts(&b, "{\"status\":\"success\",\"data\":{\"groups\":[");
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            rbuf_putc(&b, ',');
+        if (i) rbuf_putc(&b, ',');
         rbuf_puts(&b, "{\"name\":");
         rbuf_json_str(&b, g[i].name ? g[i].name : "", false);
         rbuf_puts(&b, ",\"file\":");
         rbuf_json_str(&b, g[i].file ? g[i].file : "", false);
         rbuf_puts(&b, ",\"rules\":[");
         for (size_t k = 0; k < g[i].nrules; k++) {
-            if (k)
-                rbuf_putc(&b, ',');
+            if (k) rbuf_putc(&b, ',');
             json_rule(&b, &g[i].rules[k]);
         }
         rbuf_puts(&b, "],\"interval\":");

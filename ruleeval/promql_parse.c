@@ -438,6 +438,11 @@ static char *lex_string(struct parser *ps, int *pp)
         o[n++] = c;
     }
     o[n] = 0;
+    if (!re_valid_utf8(s + *pp, (size_t)(p - *pp))) {
+        perrf(ps, *pp, "invalid UTF-8 rune");
+        free(o);
+        return NULL;
+    }
     *pp = p;
     return o;
 }
@@ -871,9 +876,13 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
         t = peek(ps);
         if (quoted && (t->t == T_COMMA || t->t == T_RB)) {
             /* {"metric.name"} */
-            if (e->name) {
-                perrf(ps, lpos, "metric name must not be set twice: \"%s\" or \"%s\"", e->name,
-                      lname);
+            bool has_name = e->name != NULL;
+            for (size_t i = 0; i < e->nm; i++)
+                if (!strcmp(e->m[i].name, "__name__") && e->m[i].type == RE_MATCH_EQ)
+                    has_name = true;
+            if (has_name) {
+                perrf(ps, lpos, "metric name must not be set twice: \"%s\" or \"%s\"",
+                      e->name ? e->name : "", lname);
                 free(lname);
                 return -1;
             }

@@ -62,10 +62,20 @@ static void sb_quote(struct sb *b, const char *s)
         case '\f': sb_puts(b, "\\f"); break;
         case '\v': sb_puts(b, "\\v"); break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            if (*p < 0x20 || *p == 0x7f) {
                 sb_printf(b, "\\x%02x", *p);
-            else
+            } else if (*p < 0x80) {
                 sb_add(b, (const char *)p, 1);
+            } else {
+                size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+                size_t avail = strnlen((const char *)p, 4);
+                if (n && n <= avail && re_valid_utf8((const char *)p, n)) {
+                    sb_add(b, (const char *)p, n);
+                    p += n - 1;
+                } else {
+                    sb_printf(b, "\\x%02x", *p);
+                }
+            }
         }
     }
     sb_add(b, "\"", 1);
@@ -101,13 +111,21 @@ static void fmt_go_float(double v, char *buf, size_t len)
     snprintf(buf, len, "%.*f", dec > 0 ? dec : 0, v);
 }
 
+static void print_lname(struct sb *b, const char *n)
+{
+    if (re_valid_label_name(n, strlen(n)))
+        sb_puts(b, n);
+    else
+        sb_quote(b, n);
+}
+
 static void print_labels(struct sb *b, char **l, size_t n)
 {
     sb_puts(b, "(");
     for (size_t i = 0; i < n; i++) {
         if (i)
             sb_puts(b, ", ");
-        sb_puts(b, l[i]);
+        print_lname(b, l[i]);
     }
     sb_puts(b, ")");
 }
@@ -130,8 +148,14 @@ static void print_mods(struct sb *b, const struct promql_expr *e)
 static void print_sel(struct sb *b, const struct promql_expr *e)
 {
     size_t shown = 0;
-    if (e->name)
+    bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name));
+    if (legacy) {
         sb_puts(b, e->name);
+    } else if (e->name) {
+        sb_puts(b, "{");
+        sb_quote(b, e->name);
+        shown++;
+    }
     for (size_t i = 0; i < e->nm; i++) {
         const struct re_matcher *m = &e->m[i];
         if (e->name && m->type == RE_MATCH_EQ && !strcmp(m->name, "__name__") &&
@@ -139,7 +163,7 @@ static void print_sel(struct sb *b, const struct promql_expr *e)
             continue;
         sb_puts(b, shown++ ? "," : "{");
         static const char *ops[] = {"=", "!=", "=~", "!~"};
-        sb_puts(b, m->name);
+        print_lname(b, m->name);
         sb_puts(b, ops[m->type]);
         sb_quote(b, m->value);
     }

@@ -2,36 +2,30 @@
 /* Growable byte buffer with the Go-compatible formatting ruleeval's outputs need. */
 #include "rbuf.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void rbuf_init(struct rbuf *b)
-{
+void rbuf_init(struct rbuf *b) {
     memset(b, 0, sizeof(*b));
 }
 
-void rbuf_fini(struct rbuf *b)
-{
+void rbuf_fini(struct rbuf *b) {
     free(b->p);
     memset(b, 0, sizeof(*b));
 }
 
-void rbuf_reset(struct rbuf *b)
-{
+void rbuf_reset(struct rbuf *b) {
     b->len = 0;
-    if (b->p)
-        b->p[0] = '\0';
+    if (b->p) b->p[0] = '\0';
 }
 
-static bool grow(struct rbuf *b, size_t extra)
-{
-    if (b->oom)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
+static bool grow(struct rbuf *b, size_t extra) {
+    if (b->oom) return false;
+    if (b->len + extra + 1 <= b->cap) return true;
     size_t nc = b->cap ? b->cap : 64;
     while (nc < b->len + extra + 1)
         nc *= 2;
@@ -45,66 +39,54 @@ static bool grow(struct rbuf *b, size_t extra)
     return true;
 }
 
-void rbuf_put(struct rbuf *b, const char *s, size_t n)
-{
-    if (!grow(b, n))
-        return;
-    if (n)
-        memcpy(b->p + b->len, s, n);
+void rbuf_put(struct rbuf *b, const char *s, size_t n) {
+    if (!grow(b, n)) return;
+    if (n) memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-void rbuf_puts(struct rbuf *b, const char *s)
-{
+void rbuf_puts(struct rbuf *b, const char *s) {
     rbuf_put(b, s, strlen(s));
 }
 
-void rbuf_putc(struct rbuf *b, char c)
-{
+void rbuf_putc(struct rbuf *b, char c) {
     rbuf_put(b, &c, 1);
 }
 
-void rbuf_printf(struct rbuf *b, const char *fmt, ...)
-{
+void rbuf_printf(struct rbuf *b, const char *fmt, ...) {
     va_list ap;
     char small[256];
     va_start(ap, fmt);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     if ((size_t)n < sizeof(small)) {
         rbuf_put(b, small, (size_t)n);
         return;
     }
-    if (!grow(b, (size_t)n))
-        return;
+    if (!grow(b, (size_t)n)) return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
 }
 
-char *rbuf_take(struct rbuf *b)
-{
+char *rbuf_take(struct rbuf *b) {
     if (b->oom) {
         rbuf_fini(b);
         return NULL;
     }
     char *p = b->p;
-    if (!p)
-        p = calloc(1, 1);
+    if (!p) p = calloc(1, 1);
     memset(b, 0, sizeof(*b));
     return p;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
+static size_t utf8_len(const unsigned char *s) {
     unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
+    if (c < 0x80) return 1;
     size_t n;
     unsigned min;
     if ((c & 0xe0) == 0xc0) {
@@ -122,17 +104,14 @@ static size_t utf8_len(const unsigned char *s)
     } else
         return 0;
     for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
+        if ((s[i] & 0xc0) != 0x80) return 0;
         c = (c << 6) | (s[i] & 0x3f);
     }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
     return n;
 }
 
-void rbuf_json_str(struct rbuf *b, const char *s, bool html)
-{
+void rbuf_json_str(struct rbuf *b, const char *s, bool html) {
     /* Mirrors encoding/json: control characters as \u00XX (\n \r \t short forms), HTML
      * metacharacters escaped by default, invalid UTF-8 replaced by U+FFFD, and U+2028/2029
      * escaped for JavaScript. */
@@ -174,22 +153,18 @@ void rbuf_json_str(struct rbuf *b, const char *s, bool html)
 
 /* Shortest decimal digits of finite v != 0: digits into d (no dot), returns the decimal
  * exponent X with v = d[0].d[1..] x 10^X. */
-static int shortest_digits(double v, char *d, size_t dsz)
-{
+static int shortest_digits(double v, char *d, size_t dsz) {
     char tmp[40];
     for (int prec = 0; prec < 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+        if (strtod(tmp, NULL) == v) break;
     }
     /* tmp is like -1.2345e+06 */
     const char *p = tmp;
-    if (*p == '-')
-        p++;
+    if (*p == '-') p++;
     size_t n = 0;
     for (; *p && *p != 'e'; p++)
-        if (*p != '.' && n + 1 < dsz)
-            d[n++] = *p;
+        if (*p != '.' && n + 1 < dsz) d[n++] = *p;
     d[n] = '\0';
     /* trim trailing zeros (never the first digit) */
     while (n > 1 && d[n - 1] == '0')
@@ -197,8 +172,7 @@ static int shortest_digits(double v, char *d, size_t dsz)
     return atoi(p + 1);
 }
 
-void rbuf_gofloat(struct rbuf *b, double v, char fmt)
-{
+void rbuf_gofloat(struct rbuf *b, double v, char fmt) {
     if (isnan(v)) {
         rbuf_puts(b, "NaN");
         return;
@@ -207,8 +181,7 @@ void rbuf_gofloat(struct rbuf *b, double v, char fmt)
         rbuf_puts(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    if (signbit(v))
-        rbuf_putc(b, '-');
+    if (signbit(v)) rbuf_putc(b, '-');
     if (v == 0) {
         rbuf_puts(b, fmt == 'e' ? "0e+00" : "0");
         return;
@@ -241,8 +214,7 @@ void rbuf_gofloat(struct rbuf *b, double v, char fmt)
     }
 }
 
-void rbuf_gofmt_prec(struct rbuf *b, double v, char verb, int prec, bool plus)
-{
+void rbuf_gofmt_prec(struct rbuf *b, double v, char verb, int prec, bool plus) {
     if (isnan(v)) {
         rbuf_puts(b, "NaN");
         return;
@@ -252,8 +224,7 @@ void rbuf_gofmt_prec(struct rbuf *b, double v, char verb, int prec, bool plus)
         return;
     }
     if (prec < 0 && (verb == 'g' || verb == 'v')) {
-        if (plus && !signbit(v))
-            rbuf_putc(b, '+');
+        if (plus && !signbit(v)) rbuf_putc(b, '+');
         rbuf_gofloat(b, v, 'g');
         return;
     }
@@ -269,8 +240,7 @@ void rbuf_gofmt_prec(struct rbuf *b, double v, char verb, int prec, bool plus)
 }
 
 /* Days since 1970-01-01 to civil date (Howard Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     unsigned doe = (unsigned)(z - era * 146097);
@@ -283,8 +253,7 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yy + (*m <= 2);
 }
 
-void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac)
-{
+void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac) {
     int64_t secs = ms / 1000, msr = ms % 1000;
     if (msr < 0) {
         msr += 1000;
@@ -314,8 +283,7 @@ void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac)
     rbuf_putc(b, 'Z');
 }
 
-void rbuf_query_escape(struct rbuf *b, const char *s)
-{
+void rbuf_query_escape(struct rbuf *b, const char *s) {
     /* url.QueryEscape: unreserved A-Z a-z 0-9 - _ . ~ pass, space becomes '+'. */
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned c = *p;
@@ -329,8 +297,7 @@ void rbuf_query_escape(struct rbuf *b, const char *s)
     }
 }
 
-void rbuf_json_float(struct rbuf *b, double v)
-{
+void rbuf_json_float(struct rbuf *b, double v) {
     /* encoding/json: shortest digits, 'f' layout unless the exponent is < -6 or >= 21, where
      * it uses 'e' with a one-digit minimum exponent (1e-07 -> 1e-7). NaN/Inf are not JSON;
      * we write null for them. */
@@ -358,8 +325,7 @@ void rbuf_json_float(struct rbuf *b, double v)
         rbuf_fini(&t);
         return;
     }
-    if (v < 0)
-        rbuf_putc(b, '-');
+    if (v < 0) rbuf_putc(b, '-');
     char d[32];
     int x = shortest_digits(a, d, sizeof(d));
     size_t nd = strlen(d);
@@ -376,4 +342,58 @@ void rbuf_json_float(struct rbuf *b, double v)
         rbuf_putc(b, '.');
         rbuf_put(b, d + x + 1, nd - (size_t)x - 1);
     }
+}
+
+void rbuf_godur(struct rbuf *b, int64_t ns) {
+    /* Go's time.Duration.String() */
+    if (ns == 0) {
+        rbuf_puts(b, "0s");
+        return;
+    }
+    uint64_t u = ns < 0 ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
+    if (ns < 0) rbuf_putc(b, '-');
+    if (u < 1000000000ULL) {
+        const char *unit;
+        uint64_t div;
+        if (u < 1000) {
+            rbuf_printf(b, "%" PRIu64 "ns", u);
+            return;
+        } else if (u < 1000000) {
+            unit = "µs";
+            div = 1000;
+        } else {
+            unit = "ms";
+            div = 1000000;
+        }
+        rbuf_printf(b, "%" PRIu64, u / div);
+        uint64_t r = u % div;
+        if (r) {
+            char f[16];
+            int w = div == 1000 ? 3 : 6;
+            snprintf(f, sizeof(f), "%0*" PRIu64, w, r);
+            int n = w;
+            while (n && f[n - 1] == '0')
+                n--;
+            rbuf_putc(b, '.');
+            rbuf_put(b, f, (size_t)n);
+        }
+        rbuf_puts(b, unit);
+        return;
+    }
+    uint64_t s = u / 1000000000ULL, frac = u % 1000000000ULL;
+    uint64_t h = s / 3600, m = s / 60 % 60;
+    s %= 60;
+    if (h) rbuf_printf(b, "%" PRIu64 "h", h);
+    if (h || m) rbuf_printf(b, "%" PRIu64 "m", m);
+    rbuf_printf(b, "%" PRIu64, s);
+    if (frac) {
+        char f[16];
+        snprintf(f, sizeof(f), "%09" PRIu64, frac);
+        int n = 9;
+        while (n && f[n - 1] == '0')
+            n--;
+        rbuf_putc(b, '.');
+        rbuf_put(b, f, (size_t)n);
+    }
+    rbuf_putc(b, 's');
 }

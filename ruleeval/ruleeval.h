@@ -323,7 +323,9 @@ struct rulefile *rulefile_load(const char *name, const char *buf, size_t len,
 void rulefile_free(struct rulefile *f);
 /* `promtool check rules` for one file: returns new text, "Checking NAME\n  SUCCESS: N rules
  * found\n\n" or "Checking NAME\n  FAILED:\nNAME: L:C: msg\n...\n\n" listing every problem;
- * *failed is set to true when the file is invalid. NULL only on OOM. */
+ * *failed is set to true when the file is invalid. A valid file with duplicate rules (same
+ * name and labels) gets promtool's non-fatal "lint error N duplicate rule(s) found." report
+ * instead of the SUCCESS line, with *failed false. NULL only on OOM. */
 char *rulefile_check(const char *name, const char *buf, size_t len,
                      const struct rulefile_opts *o, bool *failed);
 
@@ -366,7 +368,8 @@ struct alert_env {
     void *query_arg;
 };
 
-/* Creates the state for alerting rule r of group g (both borrowed; name, expr, for,
+/* Creates the state for alerting rule r of group g (both borrowed; name, expr (the canonical
+ * text of r->ast when parsed, as Prometheus prints it), for,
  * keep_firing_for, labels (group labels first, rule labels win) and annotations are
  * copied). Returns new (alert_rule_free); NULL on OOM or when r is not an alerting rule. */
 struct alert_rule *alert_rule_new(const struct rulefile_rule *r, const struct rulefile_group *g);
@@ -497,5 +500,32 @@ struct payload_rule_group {
 };
 /* Returns new: GET /api/v1/rules body in Prometheus' shape. NULL on OOM. */
 char *payload_api_rules(const struct payload_rule_group *g, size_t n);
+
+/* ---- promtool test rules (ruletest.c) ---------------------------------------------------- */
+
+/* Reads path (borrowed) into *buf (returns new, free()) / *len. Returns 0 or -errno. */
+typedef int ruletest_read_fn(void *arg, const char *path, char **buf, size_t *len);
+/* Expands a glob pattern (borrowed) into *paths (returns new: array and strings, free()).
+ * Returns 0 or -errno; no match is 0 with *n = 0. */
+typedef int ruletest_glob_fn(void *arg, const char *pattern, char ***paths, size_t *n);
+
+struct ruletest_opts {
+    bool compat_v2;             /* Prometheus 2.x PromQL semantics (promtool 2.42 agreement) */
+    double float_tolerance;     /* relative tolerance for sample values; 0 = exact */
+    bool ignore_unknown_fields; /* --ignore-unknown-fields (rule files only) */
+    const char *const *run;     /* --run regexes (any matches); NULL/0 = all groups */
+    size_t nrun;
+    ruletest_glob_fn *glob;     /* NULL: rule_files entries are used literally */
+};
+
+/* Runs one unit-test file as `promtool test rules` does (Prometheus 3 format): loads its
+ * rule files (relative to the test file's directory), evaluates every group at each
+ * evaluation_interval step over the input series, checks alert_rule_test and
+ * promql_expr_test cases. *report (returns new) receives promtool's output for the file
+ * ("Unit Testing:  FILE\n  SUCCESS\n\n" or "  FAILED:" and the errors). Returns 0 when
+ * every selected test group passes, 1 on any failure (including unreadable or invalid files,
+ * as promtool exits 1), -ENOMEM on OOM. */
+int ruletest_run(const char *test_file, const struct ruletest_opts *o,
+                 ruletest_read_fn *read_file, void *arg, char **report);
 
 #endif

@@ -32,8 +32,7 @@ struct loader {
 
 static void lerr(struct loader *L, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void lerr(struct loader *L, int line, int col, const char *fmt, ...)
-{
+static void lerr(struct loader *L, int line, int col, const char *fmt, ...) {
     char m[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -43,8 +42,7 @@ static void lerr(struct loader *L, int line, int col, const char *fmt, ...)
         L->first.line = line;
         L->first.col = col;
         size_t n = strlen(m);
-        if (n >= sizeof(L->first.msg))
-            n = sizeof(L->first.msg) - 1;
+        if (n >= sizeof(L->first.msg)) n = sizeof(L->first.msg) - 1;
         memcpy(L->first.msg, m, n);
         L->first.msg[n] = '\0';
     }
@@ -56,25 +54,20 @@ static void lerr(struct loader *L, int line, int col, const char *fmt, ...)
     }
 }
 
-static int nline(const yaml_node_t *n)
-{
+static int nline(const yaml_node_t *n) {
     return n ? (int)n->start_mark.line + 1 : 0;
 }
 
-static int ncol(const yaml_node_t *n)
-{
+static int ncol(const yaml_node_t *n) {
     return n ? (int)n->start_mark.column + 1 : 0;
 }
 
-static yaml_node_t *node_at(struct loader *L, int idx)
-{
+static yaml_node_t *node_at(struct loader *L, int idx) {
     return yaml_document_get_node(L->doc, idx);
 }
 
-static const char *tag_name(const yaml_node_t *n)
-{
-    if (!n)
-        return "!!null";
+static const char *tag_name(const yaml_node_t *n) {
+    if (!n) return "!!null";
     switch (n->type) {
     case YAML_MAPPING_NODE:
         return "!!map";
@@ -86,10 +79,8 @@ static const char *tag_name(const yaml_node_t *n)
 }
 
 /* True for a plain scalar YAML resolves to null. */
-static bool is_null(const yaml_node_t *n)
-{
-    if (!n)
-        return true;
+static bool is_null(const yaml_node_t *n) {
+    if (!n) return true;
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *v = (const char *)n->data.scalar.value;
@@ -100,29 +91,24 @@ static bool is_null(const yaml_node_t *n)
 /* Flattens mapping n into out (explicit keys win over merged ones, earlier merges win over
  * later ones, as yaml.v3 does). Reports duplicate explicit keys. */
 static size_t flatten(struct loader *L, yaml_node_t *n, struct kv *out, size_t nout, size_t cap,
-                      int depth, bool report_dups)
-{
-    if (!n || n->type != YAML_MAPPING_NODE || depth > RF_MAX_MERGE_DEPTH)
-        return nout;
+                      int depth, bool report_dups) {
+    if (!n || n->type != YAML_MAPPING_NODE || depth > RF_MAX_MERGE_DEPTH) return nout;
     size_t start = nout;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(L, p->key), *v = node_at(L, p->value);
-        if (!k || k->type != YAML_SCALAR_NODE)
-            continue;
+        if (!k || k->type != YAML_SCALAR_NODE) continue;
         const char *ks = (const char *)k->data.scalar.value;
-        if (strcmp(ks, "<<") == 0 && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-            continue;
+        if (strcmp(ks, "<<") == 0 && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) continue;
         bool dup = false;
         for (size_t i = 0; i < nout; i++)
             if (strcmp(out[i].key, ks) == 0) {
                 dup = true;
                 if (report_dups && i >= start)
-                    lerr(L, nline(k), ncol(k), "mapping key \"%s\" already defined at line %d",
-                         ks, nline(out[i].kn));
+                    lerr(L, nline(k), ncol(k), "mapping key \"%s\" already defined at line %d", ks,
+                         nline(out[i].kn));
                 break;
             }
-        if (dup || nout >= cap)
-            continue;
+        if (dup || nout >= cap) continue;
         out[nout++] = (struct kv){ks, k, v};
     }
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -143,17 +129,14 @@ static size_t flatten(struct loader *L, yaml_node_t *n, struct kv *out, size_t n
     return nout;
 }
 
-static char *xstrdup(struct loader *L, const char *s)
-{
+static char *xstrdup(struct loader *L, const char *s) {
     char *d = strdup(s ? s : "");
-    if (!d)
-        L->oom = true;
+    if (!d) L->oom = true;
     return d;
 }
 
 /* The scalar text of n ("" for null). Reports a type error for collections. */
-static bool scalar(struct loader *L, yaml_node_t *n, const char *gotype, const char **out)
-{
+static bool scalar(struct loader *L, yaml_node_t *n, const char *gotype, const char **out) {
     if (is_null(n)) {
         *out = "";
         return true;
@@ -166,11 +149,9 @@ static bool scalar(struct loader *L, yaml_node_t *n, const char *gotype, const c
     return true;
 }
 
-static bool duration(struct loader *L, yaml_node_t *n, int64_t *ms)
-{
+static bool duration(struct loader *L, yaml_node_t *n, int64_t *ms) {
     const char *s;
-    if (!scalar(L, n, "model.Duration", &s))
-        return false;
+    if (!scalar(L, n, "model.Duration", &s)) return false;
     if (!*s) {
         *ms = 0;
         return true;
@@ -182,30 +163,25 @@ static bool duration(struct loader *L, yaml_node_t *n, int64_t *ms)
     return true;
 }
 
-static bool valid_label_name(struct loader *L, const char *s)
-{
+static bool valid_label_name(struct loader *L, const char *s) {
     size_t n = strlen(s);
-    if (L->o->legacy_names)
-        return re_valid_label_name(s, n);
+    if (L->o->legacy_names) return re_valid_label_name(s, n);
     return n > 0 && re_valid_utf8(s, n);
 }
 
 /* Loads a string map (labels, annotations) into kv (file order). */
-static bool load_map(struct loader *L, yaml_node_t *n, const char *gotype,
-                     struct rulefile_kv **out, size_t *nout)
-{
+static bool load_map(struct loader *L, yaml_node_t *n, const char *gotype, struct rulefile_kv **out,
+                     size_t *nout) {
     *out = NULL;
     *nout = 0;
-    if (is_null(n))
-        return true;
+    if (is_null(n)) return true;
     if (n->type != YAML_MAPPING_NODE) {
         lerr(L, nline(n), ncol(n), "cannot unmarshal %s into %s", tag_name(n), gotype);
         return false;
     }
     struct kv pairs[256];
     size_t np = flatten(L, n, pairs, 0, 256, 0, true);
-    if (np == 0)
-        return true;
+    if (np == 0) return true;
     struct rulefile_kv *kv = calloc(np, sizeof(*kv));
     if (!kv) {
         L->oom = true;
@@ -214,8 +190,7 @@ static bool load_map(struct loader *L, yaml_node_t *n, const char *gotype,
     *out = kv;
     for (size_t i = 0; i < np; i++) {
         const char *v;
-        if (!scalar(L, pairs[i].vn, "string", &v))
-            v = "";
+        if (!scalar(L, pairs[i].vn, "string", &v)) v = "";
         kv[i].name = xstrdup(L, pairs[i].key);
         kv[i].value = xstrdup(L, v);
         (*nout)++;
@@ -223,8 +198,7 @@ static bool load_map(struct loader *L, yaml_node_t *n, const char *gotype,
     return true;
 }
 
-static void kv_free(struct rulefile_kv *kv, size_t n)
-{
+static void kv_free(struct rulefile_kv *kv, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].name);
         free(kv[i].value);
@@ -232,8 +206,7 @@ static void kv_free(struct rulefile_kv *kv, size_t n)
     free(kv);
 }
 
-static void rule_fini(struct rulefile_rule *r)
-{
+static void rule_fini(struct rulefile_rule *r) {
     free(r->name);
     free(r->expr);
     promql_free(r->ast);
@@ -241,17 +214,14 @@ static void rule_fini(struct rulefile_rule *r)
     kv_free(r->annotations, r->nannotations);
 }
 
-static void unknown_field(struct loader *L, const struct kv *p, const char *type)
-{
-    if (L->o->ignore_unknown_fields)
-        return;
+static void unknown_field(struct loader *L, const struct kv *p, const char *type) {
+    if (L->o->ignore_unknown_fields) return;
     lerr(L, nline(p->kn), ncol(p->kn), "field %s not found in type %s", p->key, type);
 }
 
 /* Parses and validates one rule (RuleNode.Validate). */
 static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node_t *n,
-                      struct rulefile_rule *r)
-{
+                      struct rulefile_rule *r) {
     r->line = nline(n);
     r->col = ncol(n);
     if (!n || n->type != YAML_MAPPING_NODE) {
@@ -260,8 +230,7 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
     }
     struct kv pairs[64];
     size_t np = flatten(L, n, pairs, 0, 64, 0, true);
-    yaml_node_t *rec = NULL, *al = NULL, *ex = NULL, *fo = NULL, *kf = NULL, *lb = NULL,
-                *an = NULL;
+    yaml_node_t *rec = NULL, *al = NULL, *ex = NULL, *fo = NULL, *kf = NULL, *lb = NULL, *an = NULL;
     for (size_t i = 0; i < np; i++) {
         const char *k = pairs[i].key;
         if (strcmp(k, "record") == 0)
@@ -290,15 +259,13 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
     ok &= duration(L, kf, &r->keep_firing_for_ms);
     ok &= load_map(L, lb, "map[string]string", &r->labels, &r->nlabels);
     ok &= load_map(L, an, "map[string]string", &r->annotations, &r->nannotations);
-    if (!ok)
-        return;
+    if (!ok) return;
     r->kind = *recs ? RULEFILE_RECORD : RULEFILE_ALERT;
     r->name = xstrdup(L, *als ? als : recs);
     r->expr = xstrdup(L, exs);
     r->expr_line = nline(ex);
     r->expr_col = ncol(ex);
-    if (L->oom)
-        return;
+    if (L->oom) return;
 
     /* WrappedError prefix: group "g", rule N, "name" */
     char pre[512];
@@ -307,8 +274,7 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
     if (*recs && *als)
         lerr(L, rl, rc, "%d:%d: %s: only one of 'record' and 'alert' must be set", nline(al),
              ncol(al), pre);
-    if (!*recs && !*als)
-        lerr(L, 0, 0, "%s: one of 'record' or 'alert' must be set", pre);
+    if (!*recs && !*als) lerr(L, 0, 0, "%s: one of 'record' or 'alert' must be set", pre);
     if (!*exs) {
         lerr(L, 0, 0, "%s: field 'expr' must be set in rule", pre);
     } else {
@@ -321,8 +287,7 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
     if (*recs) {
         if (r->nannotations)
             lerr(L, rl, rc, "%s: invalid field 'annotations' in recording rule", pre);
-        if (r->for_ms)
-            lerr(L, rl, rc, "%s: invalid field 'for' in recording rule", pre);
+        if (r->for_ms) lerr(L, rl, rc, "%s: invalid field 'for' in recording rule", pre);
         if (r->keep_firing_for_ms)
             lerr(L, rl, rc, "%s: invalid field 'keep_firing_for' in recording rule", pre);
         if (L->o->legacy_names) {
@@ -366,8 +331,7 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
 }
 
 static void load_group(struct loader *L, yaml_node_t *n, struct rulefile_group *g,
-                       struct rulefile *f, size_t gi)
-{
+                       struct rulefile *f, size_t gi) {
     g->line = nline(n);
     g->col = ncol(n);
     if (!n || n->type != YAML_MAPPING_NODE) {
@@ -411,8 +375,7 @@ static void load_group(struct loader *L, yaml_node_t *n, struct rulefile_group *
         }
     }
     load_map(L, lb, "map[string]string", &g->labels, &g->nlabels);
-    if (!*name)
-        lerr(L, g->line, g->col, "Groupname must not be empty");
+    if (!*name) lerr(L, g->line, g->col, "Groupname must not be empty");
     for (size_t i = 0; i < gi; i++)
         if (f->groups[i].name && strcmp(f->groups[i].name, name) == 0 && *name) {
             lerr(L, g->line, g->col, "groupname: \"%s\" is repeated in the same file", name);
@@ -426,16 +389,14 @@ static void load_group(struct loader *L, yaml_node_t *n, struct rulefile_group *
             lerr(L, g->line, g->col, "group \"%s\": invalid label value: %s", name,
                  g->labels[i].value);
     }
-    if (is_null(rules))
-        return;
+    if (is_null(rules)) return;
     if (rules->type != YAML_SEQUENCE_NODE) {
         lerr(L, nline(rules), ncol(rules), "cannot unmarshal %s into []rulefmt.RuleNode",
              tag_name(rules));
         return;
     }
     size_t cnt = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
-    if (!cnt)
-        return;
+    if (!cnt) return;
     g->rules = calloc(cnt, sizeof(*g->rules));
     if (!g->rules) {
         L->oom = true;
@@ -447,10 +408,8 @@ static void load_group(struct loader *L, yaml_node_t *n, struct rulefile_group *
     }
 }
 
-void rulefile_free(struct rulefile *f)
-{
-    if (!f)
-        return;
+void rulefile_free(struct rulefile *f) {
+    if (!f) return;
     for (size_t i = 0; i < f->ngroups; i++) {
         struct rulefile_group *g = &f->groups[i];
         free(g->name);
@@ -466,8 +425,7 @@ void rulefile_free(struct rulefile *f)
 
 /* Loads into a new rulefile, recording every error in L. Returns the (possibly partial)
  * file, or NULL on OOM / YAML syntax errors. */
-static struct rulefile *load(struct loader *L, const char *name, const char *buf, size_t len)
-{
+static struct rulefile *load(struct loader *L, const char *name, const char *buf, size_t len) {
     yaml_parser_t parser;
     yaml_document_t doc;
     struct rulefile *f = calloc(1, sizeof(*f));
@@ -484,9 +442,8 @@ static struct rulefile *load(struct loader *L, const char *name, const char *buf
         if (parser.error == YAML_MEMORY_ERROR)
             L->oom = true;
         else
-            lerr(L, line, col, "yaml: line %d: %s%s%s", line,
-                 parser.context ? parser.context : "", parser.context ? " " : "",
-                 parser.problem ? parser.problem : "syntax error");
+            lerr(L, line, col, "yaml: line %d: %s%s%s", line, parser.context ? parser.context : "",
+                 parser.context ? " " : "", parser.problem ? parser.problem : "syntax error");
         yaml_parser_delete(&parser);
         return f;
     }
@@ -507,14 +464,13 @@ static struct rulefile *load(struct loader *L, const char *name, const char *buf
                     unknown_field(L, &pairs[i], "rulefmt.RuleGroups");
             }
             if (groups && !is_null(groups) && groups->type != YAML_SEQUENCE_NODE)
-                lerr(L, nline(groups), ncol(groups),
-                     "cannot unmarshal %s into []rulefmt.RuleGroup", tag_name(groups));
+                lerr(L, nline(groups), ncol(groups), "cannot unmarshal %s into []rulefmt.RuleGroup",
+                     tag_name(groups));
             else if (groups && !is_null(groups)) {
                 size_t cnt =
                     (size_t)(groups->data.sequence.items.top - groups->data.sequence.items.start);
                 f->groups = cnt ? calloc(cnt, sizeof(*f->groups)) : NULL;
-                if (cnt && !f->groups)
-                    L->oom = true;
+                if (cnt && !f->groups) L->oom = true;
                 for (size_t i = 0; i < cnt && !L->oom; i++) {
                     load_group(L, node_at(L, groups->data.sequence.items.start[i]), &f->groups[i],
                                f, i);
@@ -533,8 +489,7 @@ static struct rulefile *load(struct loader *L, const char *name, const char *buf
 static const struct rulefile_opts default_opts = {0};
 
 struct rulefile *rulefile_load(const char *name, const char *buf, size_t len,
-                               const struct rulefile_opts *o, struct perr *err)
-{
+                               const struct rulefile_opts *o, struct perr *err) {
     struct loader L = {.o = o ? o : &default_opts, .fname = name ? name : ""};
     rbuf_init(&L.report);
     struct rulefile *f = load(&L, L.fname, buf, len);
@@ -546,16 +501,103 @@ struct rulefile *rulefile_load(const char *name, const char *buf, size_t len,
     }
     if (L.nerr) {
         rulefile_free(f);
-        if (err)
-            *err = L.first;
+        if (err) *err = L.first;
         return NULL;
     }
     return f;
 }
 
-char *rulefile_check(const char *name, const char *buf, size_t len,
-                     const struct rulefile_opts *o, bool *failed)
+/* One rule's identity for promtool's duplicate-rules lint: name and labels (sorted). */
+struct dupkey {
+    const char *metric;
+    struct re_label l[64];
+    size_t n;
+};
+
+static int dupkey_cmp(const void *a, const void *b)
 {
+    const struct dupkey *x = a, *y = b;
+    int c = strcmp(x->metric, y->metric);
+    if (c)
+        return c;
+    size_t n = x->n < y->n ? x->n : y->n;
+    for (size_t i = 0; i < n; i++) {
+        if ((c = strcmp(x->l[i].name, y->l[i].name)) || (c = strcmp(x->l[i].value, y->l[i].value)))
+            return c;
+    }
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* promtool's default lint (checkDuplicates): rules with the same name and labels. Appends its
+ * report to out; returns the number of duplicates (0: nothing appended). */
+static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
+{
+    if (f->nrules < 2)
+        return 0;
+    struct dupkey *k = calloc(f->nrules, sizeof(*k));
+    if (!k) {
+        out->oom = true;
+        return 0;
+    }
+    size_t n = 0;
+    for (size_t g = 0; g < f->ngroups; g++)
+        for (size_t r = 0; r < f->groups[g].nrules; r++) {
+            const struct rulefile_rule *rr = &f->groups[g].rules[r];
+            struct dupkey *d = &k[n++];
+            d->metric = rr->name;
+            const struct rulefile_kv *sets[2] = {f->groups[g].labels, rr->labels};
+            size_t ns[2] = {f->groups[g].nlabels, rr->nlabels};
+            for (int s = 0; s < 2; s++)
+                for (size_t i = 0; i < ns[s]; i++) {
+                    size_t q;
+                    for (q = 0; q < d->n; q++)
+                        if (strcmp(d->l[q].name, sets[s][i].name) == 0)
+                            break;
+                    if (q == d->n && d->n == 64)
+                        continue;
+                    d->l[q].name = sets[s][i].name;
+                    d->l[q].value = sets[s][i].value;
+                    if (q == d->n)
+                        d->n++;
+                }
+            for (size_t i = 1; i < d->n; i++)
+                for (size_t j = i; j > 0 && strcmp(d->l[j - 1].name, d->l[j].name) > 0; j--) {
+                    struct re_label t = d->l[j];
+                    d->l[j] = d->l[j - 1];
+                    d->l[j - 1] = t;
+                }
+        }
+    if (n > 1)
+        qsort(k, n, sizeof(*k), dupkey_cmp);
+    size_t dups = 0;
+    struct rbuf body;
+    rbuf_init(&body);
+    const struct dupkey *lastdup = NULL;
+    for (size_t i = 1; i < n; i++) {
+        /* each duplicated name+labels is reported once */
+        if (dupkey_cmp(&k[i - 1], &k[i]) != 0 || (lastdup && dupkey_cmp(lastdup, &k[i]) == 0))
+            continue;
+        lastdup = &k[i];
+        dups++;
+        rbuf_printf(&body, "Metric: %s\nLabel(s):\n", k[i].metric);
+        for (size_t j = 0; j < k[i].n; j++)
+            rbuf_printf(&body, "\t%s: %s\n", k[i].l[j].name, k[i].l[j].value);
+    }
+    if (dups) {
+        rbuf_printf(out, "  FAILED:\nlint error %zu duplicate rule(s) found.\n", dups);
+        if (body.p)
+            rbuf_put(out, body.p, body.len);
+        rbuf_puts(out, "Might cause inconsistency while recording expressions\n");
+    }
+    if (body.oom)
+        out->oom = true;
+    rbuf_fini(&body);
+    free(k);
+    return dups;
+}
+
+char *rulefile_check(const char *name, const char *buf, size_t len, const struct rulefile_opts *o,
+                     bool *failed) {
     struct loader L = {.o = o ? o : &default_opts, .fname = name ? name : ""};
     rbuf_init(&L.report);
     struct rulefile *f = load(&L, L.fname, buf, len);
@@ -571,12 +613,14 @@ char *rulefile_check(const char *name, const char *buf, size_t len,
     *failed = L.nerr > 0;
     if (L.nerr) {
         rbuf_puts(&out, "  FAILED:\n");
-        if (L.report.p)
-            rbuf_put(&out, L.report.p, L.report.len);
+        if (L.report.p) rbuf_put(&out, L.report.p, L.report.len);
         if (L.nerr > RF_MAX_ERRORS)
             rbuf_printf(&out, "%s: %d more errors\n", L.fname, L.nerr - RF_MAX_ERRORS);
-    } else
+    } else if (lint_duplicates(f, &out) == 0) {
+        /* a lint finding replaces the SUCCESS line but is not fatal (promtool without
+         * --lint-fatal exits 0) */
         rbuf_printf(&out, "  SUCCESS: %zu rules found\n", f->nrules);
+    }
     rbuf_putc(&out, '\n');
     rulefile_free(f);
     rbuf_fini(&L.report);

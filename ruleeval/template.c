@@ -32,11 +32,9 @@ struct arena {
     bool oom;
 };
 
-static void *aalloc(struct arena *a, size_t n)
-{
+static void *aalloc(struct arena *a, size_t n) {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
-    if (!n)
-        n = sizeof(max_align_t);
+    if (!n) n = sizeof(max_align_t);
     struct chunk *c = a->head;
     if (!c || c->cap - c->used < n) {
         size_t cap = n > 8192 ? n : 8192;
@@ -56,18 +54,15 @@ static void *aalloc(struct arena *a, size_t n)
     return p;
 }
 
-static char *astrndup(struct arena *a, const char *s, size_t n)
-{
+static char *astrndup(struct arena *a, const char *s, size_t n) {
     char *p = aalloc(a, n + 1);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }
 
-static void arena_free(struct arena *a)
-{
+static void arena_free(struct arena *a) {
     struct chunk *c = a->head;
     while (c) {
         struct chunk *n = c->next;
@@ -86,17 +81,17 @@ struct pipe;
 struct arg {
     enum akind k;
     int line, col;
-    const char *name;    /* variable or function name */
-    const char **chain;  /* field names applied after the operand */
+    const char *name;   /* variable or function name */
+    const char **chain; /* field names applied after the operand */
     size_t nchain;
-    const char *s;       /* string constant (unescaped) */
+    const char *s; /* string constant (unescaped) */
     size_t slen;
-    bool isint;          /* number constant kind as Go's idealConstant decides */
+    bool isint; /* number constant kind as Go's idealConstant decides */
     int64_t i;
     double f;
     bool b;
     struct pipe *pipe;
-    const char *src;     /* source text for error messages */
+    const char *src; /* source text for error messages */
 };
 
 struct cmd {
@@ -143,10 +138,37 @@ struct template {
 /* ---- lexer -------------------------------------------------------------------------------- */
 
 enum tok {
-    T_EOF, T_ERR, T_TEXT, T_LEFT, T_RIGHT, T_SPACE, T_IDENT, T_FIELD, T_VAR, T_STR, T_NUM,
-    T_CHAR, T_LPAREN, T_RPAREN, T_PIPE, T_DECL, T_ASSIGN, T_COMMA, T_DOT, T_BOOL, T_NIL,
-    T_KW_IF, T_KW_ELSE, T_KW_END, T_KW_RANGE, T_KW_WITH, T_KW_DEFINE, T_KW_TEMPLATE, T_KW_BLOCK,
-    T_KW_BREAK, T_KW_CONTINUE
+    T_EOF,
+    T_ERR,
+    T_TEXT,
+    T_LEFT,
+    T_RIGHT,
+    T_SPACE,
+    T_IDENT,
+    T_FIELD,
+    T_VAR,
+    T_STR,
+    T_NUM,
+    T_CHAR,
+    T_LPAREN,
+    T_RPAREN,
+    T_PIPE,
+    T_DECL,
+    T_ASSIGN,
+    T_COMMA,
+    T_DOT,
+    T_BOOL,
+    T_NIL,
+    T_KW_IF,
+    T_KW_ELSE,
+    T_KW_END,
+    T_KW_RANGE,
+    T_KW_WITH,
+    T_KW_DEFINE,
+    T_KW_TEMPLATE,
+    T_KW_BLOCK,
+    T_KW_BREAK,
+    T_KW_CONTINUE
 };
 
 struct lexer {
@@ -179,8 +201,7 @@ struct parser {
     int depth;
 };
 
-static int line_at(const char *s, size_t pos, int *col)
-{
+static int line_at(const char *s, size_t pos, int *col) {
     int line = 1;
     size_t ls = 0;
     for (size_t i = 0; i < pos; i++)
@@ -188,17 +209,14 @@ static int line_at(const char *s, size_t pos, int *col)
             line++;
             ls = i + 1;
         }
-    if (col)
-        *col = (int)(pos - ls);
+    if (col) *col = (int)(pos - ls);
     return line;
 }
 
 static void perrorf(struct parser *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void perrorf(struct parser *p, int line, const char *fmt, ...)
-{
-    if (p->failed)
-        return;
+static void perrorf(struct parser *p, int line, const char *fmt, ...) {
+    if (p->failed) return;
     p->failed = true;
     char m[128];
     va_list ap;
@@ -212,19 +230,16 @@ static void perrorf(struct parser *p, int line, const char *fmt, ...)
     }
 }
 
-static bool is_space(char c)
-{
+static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static bool is_alnum_(char c)
-{
+static bool is_alnum_(char c) {
     return isalnum((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
 }
 
 /* Scans the next token. Text outside actions is one T_TEXT token with trim applied. */
-static void lex_next(struct parser *p)
-{
+static void lex_next(struct parser *p) {
     struct lexer *l = &p->lx;
     if (p->have_peek) {
         p->have_peek = false;
@@ -274,8 +289,7 @@ again:
         l->trim_next = false;
         /* at "{{" */
         l->pos += 2;
-        if (l->pos + 1 < l->len && l->s[l->pos] == '-' && is_space(l->s[l->pos + 1]))
-            l->pos += 2;
+        if (l->pos + 1 < l->len && l->s[l->pos] == '-' && is_space(l->s[l->pos + 1])) l->pos += 2;
         /* comment */
         size_t q = l->pos;
         while (q < l->len && is_space(l->s[q]))
@@ -431,8 +445,7 @@ again:
     case '\'': {
         size_t j = i + 1;
         while (j < l->len && l->s[j] != '\'') {
-            if (l->s[j] == '\\')
-                j++;
+            if (l->s[j] == '\\') j++;
             j++;
         }
         if (j >= l->len) {
@@ -455,8 +468,7 @@ again:
         return;
     }
     case '.':
-        if (i + 1 < l->len && isdigit((unsigned char)l->s[i + 1]))
-            break; /* number */
+        if (i + 1 < l->len && isdigit((unsigned char)l->s[i + 1])) break; /* number */
         {
             size_t j = i + 1;
             while (j < l->len && is_alnum_(l->s[j]))
@@ -471,13 +483,11 @@ again:
     }
     if (isdigit((unsigned char)c) || c == '.' || c == '+' || c == '-') {
         size_t j = i;
-        if (l->s[j] == '+' || l->s[j] == '-')
-            j++;
-        while (j < l->len && (isalnum((unsigned char)l->s[j]) || l->s[j] == '.' ||
-                              l->s[j] == '_' ||
+        if (l->s[j] == '+' || l->s[j] == '-') j++;
+        while (j < l->len && (isalnum((unsigned char)l->s[j]) || l->s[j] == '.' || l->s[j] == '_' ||
                               ((l->s[j] == '+' || l->s[j] == '-') && j > i &&
-                               (l->s[j - 1] == 'e' || l->s[j - 1] == 'E' ||
-                                l->s[j - 1] == 'p' || l->s[j - 1] == 'P'))))
+                               (l->s[j - 1] == 'e' || l->s[j - 1] == 'E' || l->s[j - 1] == 'p' ||
+                                l->s[j - 1] == 'P'))))
             j++;
         l->pos = j;
         l->tl = j - i;
@@ -493,15 +503,22 @@ again:
         static const struct {
             const char *w;
             enum tok t;
-        } kw[] = {{"if", T_KW_IF},         {"else", T_KW_ELSE},       {"end", T_KW_END},
-                  {"range", T_KW_RANGE},   {"with", T_KW_WITH},       {"define", T_KW_DEFINE},
-                  {"template", T_KW_TEMPLATE}, {"block", T_KW_BLOCK}, {"break", T_KW_BREAK},
-                  {"continue", T_KW_CONTINUE}, {"true", T_BOOL},      {"false", T_BOOL},
+        } kw[] = {{"if", T_KW_IF},
+                  {"else", T_KW_ELSE},
+                  {"end", T_KW_END},
+                  {"range", T_KW_RANGE},
+                  {"with", T_KW_WITH},
+                  {"define", T_KW_DEFINE},
+                  {"template", T_KW_TEMPLATE},
+                  {"block", T_KW_BLOCK},
+                  {"break", T_KW_BREAK},
+                  {"continue", T_KW_CONTINUE},
+                  {"true", T_BOOL},
+                  {"false", T_BOOL},
                   {"nil", T_NIL}};
         l->t = T_IDENT;
         for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++)
-            if (strlen(kw[k].w) == l->tl && memcmp(kw[k].w, l->s + i, l->tl) == 0)
-                l->t = kw[k].t;
+            if (strlen(kw[k].w) == l->tl && memcmp(kw[k].w, l->s + i, l->tl) == 0) l->t = kw[k].t;
         return;
     }
     l->t = T_ERR;
@@ -509,15 +526,13 @@ again:
 }
 
 /* next token, skipping spaces */
-static void next_ns(struct parser *p)
-{
+static void next_ns(struct parser *p) {
     do
         lex_next(p);
     while (p->lx.t == T_SPACE);
 }
 
-static void unread(struct parser *p)
-{
+static void unread(struct parser *p) {
     p->have_peek = true;
     p->pt = p->lx.t;
     p->pts = p->lx.ts;
@@ -528,8 +543,7 @@ static void unread(struct parser *p)
 
 /* ---- parser -------------------------------------------------------------------------------- */
 
-static struct node *new_node(struct parser *p, enum nkind k)
-{
+static struct node *new_node(struct parser *p, enum nkind k) {
     struct node *n = aalloc(&p->t->a, sizeof(*n));
     if (n) {
         n->k = k;
@@ -539,15 +553,12 @@ static struct node *new_node(struct parser *p, enum nkind k)
     return n;
 }
 
-static bool add_kid(struct parser *p, struct node *list, struct node *kid)
-{
+static bool add_kid(struct parser *p, struct node *list, struct node *kid) {
     if (list->nkids == list->capkids) {
         size_t nc = list->capkids ? list->capkids * 2 : 8;
         struct node **nk = aalloc(&p->t->a, nc * sizeof(*nk));
-        if (!nk)
-            return false;
-        if (list->nkids)
-            memcpy(nk, list->kids, list->nkids * sizeof(*nk));
+        if (!nk) return false;
+        if (list->nkids) memcpy(nk, list->kids, list->nkids * sizeof(*nk));
         list->kids = nk;
         list->capkids = nc;
     }
@@ -555,22 +566,18 @@ static bool add_kid(struct parser *p, struct node *list, struct node *kid)
     return true;
 }
 
-static const char *tok_str(struct parser *p)
-{
+static const char *tok_str(struct parser *p) {
     return astrndup(&p->t->a, p->lx.s + p->lx.ts, p->lx.tl);
 }
 
 /* Unquotes a Go string literal (interpreted or raw). */
-static bool unquote(struct parser *p, const char *s, size_t n, const char **out, size_t *outlen)
-{
+static bool unquote(struct parser *p, const char *s, size_t n, const char **out, size_t *outlen) {
     char *r = aalloc(&p->t->a, n + 1);
-    if (!r)
-        return false;
+    if (!r) return false;
     size_t k = 0;
     if (s[0] == '`') {
         for (size_t i = 1; i + 1 < n; i++)
-            if (s[i] != '\r')
-                r[k++] = s[i];
+            if (s[i] != '\r') r[k++] = s[i];
     } else {
         for (size_t i = 1; i + 1 < n; i++) {
             char c = s[i];
@@ -580,24 +587,42 @@ static bool unquote(struct parser *p, const char *s, size_t n, const char **out,
             }
             c = s[++i];
             switch (c) {
-            case 'n': r[k++] = '\n'; break;
-            case 't': r[k++] = '\t'; break;
-            case 'r': r[k++] = '\r'; break;
-            case 'a': r[k++] = '\a'; break;
-            case 'b': r[k++] = '\b'; break;
-            case 'f': r[k++] = '\f'; break;
-            case 'v': r[k++] = '\v'; break;
-            case '\\': r[k++] = '\\'; break;
-            case '"': r[k++] = '"'; break;
-            case '\'': r[k++] = '\''; break;
+            case 'n':
+                r[k++] = '\n';
+                break;
+            case 't':
+                r[k++] = '\t';
+                break;
+            case 'r':
+                r[k++] = '\r';
+                break;
+            case 'a':
+                r[k++] = '\a';
+                break;
+            case 'b':
+                r[k++] = '\b';
+                break;
+            case 'f':
+                r[k++] = '\f';
+                break;
+            case 'v':
+                r[k++] = '\v';
+                break;
+            case '\\':
+                r[k++] = '\\';
+                break;
+            case '"':
+                r[k++] = '"';
+                break;
+            case '\'':
+                r[k++] = '\'';
+                break;
             case 'x': {
-                if (i + 2 >= n)
-                    return false;
+                if (i + 2 >= n) return false;
                 char h[3] = {s[i + 1], s[i + 2], 0};
                 char *e;
                 long v = strtol(h, &e, 16);
-                if (*e)
-                    return false;
+                if (*e) return false;
                 r[k++] = (char)v;
                 i += 2;
                 break;
@@ -605,14 +630,12 @@ static bool unquote(struct parser *p, const char *s, size_t n, const char **out,
             case 'u':
             case 'U': {
                 size_t nd = c == 'u' ? 4 : 8;
-                if (i + nd >= n)
-                    return false;
+                if (i + nd >= n) return false;
                 char h[9] = {0};
                 memcpy(h, s + i + 1, nd);
                 char *e;
                 unsigned long v = strtoul(h, &e, 16);
-                if (*e || v > 0x10ffff)
-                    return false;
+                if (*e || v > 0x10ffff) return false;
                 i += nd;
                 if (v < 0x80)
                     r[k++] = (char)v;
@@ -653,27 +676,22 @@ static const char *const func_names[] = {
     "toDuration", "now", "pathPrefix", "externalURL", "parseDuration", "stripPort", "stripDomain",
     "urlQueryEscape", "tmpl"};
 
-static bool func_known(const char *n)
-{
+static bool func_known(const char *n) {
     for (size_t i = 0; i < sizeof(func_names) / sizeof(func_names[0]); i++)
-        if (strcmp(func_names[i], n) == 0)
-            return true;
+        if (strcmp(func_names[i], n) == 0) return true;
     return false;
 }
 
-static bool var_known(struct parser *p, const char *n)
-{
+static bool var_known(struct parser *p, const char *n) {
     for (int i = p->nvars - 1; i >= 0; i--)
-        if (strcmp(p->vars[i], n) == 0)
-            return true;
+        if (strcmp(p->vars[i], n) == 0) return true;
     return false;
 }
 
 static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end);
 
 /* Parses field chain continuations (".a.b") directly following an operand. */
-static bool parse_chain(struct parser *p, struct arg *a)
-{
+static bool parse_chain(struct parser *p, struct arg *a) {
     for (;;) {
         lex_next(p);
         if (p->lx.t != T_FIELD) {
@@ -681,17 +699,14 @@ static bool parse_chain(struct parser *p, struct arg *a)
             return true;
         }
         const char **nc = aalloc(&p->t->a, (a->nchain + 1) * sizeof(*nc));
-        if (!nc)
-            return false;
-        if (a->nchain)
-            memcpy(nc, a->chain, a->nchain * sizeof(*nc));
+        if (!nc) return false;
+        if (a->nchain) memcpy(nc, a->chain, a->nchain * sizeof(*nc));
         nc[a->nchain++] = astrndup(&p->t->a, p->lx.s + p->lx.ts + 1, p->lx.tl - 1);
         a->chain = nc;
     }
 }
 
-static bool parse_number(struct parser *p, const char *s, struct arg *a)
-{
+static bool parse_number(struct parser *p, const char *s, struct arg *a) {
     char *e;
     const char *q = s;
     /* Go accepts underscores and 0x/0o/0b; keep decimal, hex and floats */
@@ -727,11 +742,9 @@ static bool parse_number(struct parser *p, const char *s, struct arg *a)
 }
 
 /* Parses one operand. Returns NULL when the current token starts no operand (unread). */
-static struct arg *parse_operand(struct parser *p)
-{
+static struct arg *parse_operand(struct parser *p) {
     struct arg *a = aalloc(&p->t->a, sizeof(*a));
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     a->line = p->lx.line;
     a->col = p->lx.col;
     a->src = tok_str(p);
@@ -739,8 +752,7 @@ static struct arg *parse_operand(struct parser *p)
     case T_FIELD: {
         a->k = A_FIELD;
         unread(p);
-        if (!parse_chain(p, a))
-            return NULL;
+        if (!parse_chain(p, a)) return NULL;
         return a;
     }
     case T_VAR:
@@ -750,8 +762,7 @@ static struct arg *parse_operand(struct parser *p)
             perrorf(p, p->lx.line, "undefined variable \"%s\"", a->name);
             return NULL;
         }
-        if (!parse_chain(p, a))
-            return NULL;
+        if (!parse_chain(p, a)) return NULL;
         return a;
     case T_DOT:
         a->k = A_DOT;
@@ -786,8 +797,7 @@ static struct arg *parse_operand(struct parser *p)
     }
     case T_NUM:
         a->k = A_NUM;
-        if (!parse_number(p, a->src, a))
-            return NULL;
+        if (!parse_number(p, a->src, a)) return NULL;
         return a;
     case T_BOOL:
         a->k = A_BOOL;
@@ -799,10 +809,8 @@ static struct arg *parse_operand(struct parser *p)
     case T_LPAREN: {
         a->k = A_PIPE;
         a->pipe = parse_pipe(p, false, T_RPAREN);
-        if (!a->pipe)
-            return NULL;
-        if (!parse_chain(p, a))
-            return NULL;
+        if (!a->pipe) return NULL;
+        if (!parse_chain(p, a)) return NULL;
         return a;
     }
     default:
@@ -812,11 +820,9 @@ static struct arg *parse_operand(struct parser *p)
 }
 
 /* Parses a pipeline up to the token `end` (T_RIGHT or T_RPAREN), consuming it. */
-static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end)
-{
+static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
     struct pipe *pp = aalloc(&p->t->a, sizeof(*pp));
-    if (!pp)
-        return NULL;
+    if (!pp) return NULL;
     pp->line = p->lx.line;
     pp->col = p->lx.col;
     /* declarations: $x := / $x = / $i, $v := (range only) */
@@ -826,8 +832,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end)
         struct lexer save = p->lx;
         const char *v1 = tok_str(p);
         next_ns(p);
-        if (p->lx.t == T_DECL || p->lx.t == T_ASSIGN ||
-            (p->lx.t == T_COMMA && ctx_range)) {
+        if (p->lx.t == T_DECL || p->lx.t == T_ASSIGN || (p->lx.t == T_COMMA && ctx_range)) {
             pp->vars[pp->nvars++] = v1;
             if (p->lx.t == T_COMMA) {
                 next_ns(p);
@@ -864,8 +869,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end)
 
     for (;;) {
         next_ns(p);
-        if (p->failed)
-            return NULL;
+        if (p->failed) return NULL;
         if (p->lx.t == end) {
             if (pp->ncmds == 0) {
                 perrorf(p, p->lx.line, "missing value for %s", "command");
@@ -875,13 +879,11 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end)
         }
         unread(p);
         struct cmd *c = aalloc(&p->t->a, sizeof(*c));
-        if (!c)
-            return NULL;
+        if (!c) return NULL;
         size_t cap = 0;
         for (;;) {
             next_ns(p);
-            if (p->failed)
-                return NULL;
+            if (p->failed) return NULL;
             if (p->lx.t == T_PIPE) {
                 if (c->nargs == 0) {
                     perrorf(p, p->lx.line, "missing value for command");
@@ -905,34 +907,28 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end)
             if (c->nargs == cap) {
                 size_t nc = cap ? cap * 2 : 4;
                 struct arg **na = aalloc(&p->t->a, nc * sizeof(*na));
-                if (!na)
-                    return NULL;
-                if (c->nargs)
-                    memcpy(na, c->args, c->nargs * sizeof(*na));
+                if (!na) return NULL;
+                if (c->nargs) memcpy(na, c->args, c->nargs * sizeof(*na));
                 c->args = na;
                 cap = nc;
             }
             c->args[c->nargs++] = a;
             /* operands must be separated by space */
             lex_next(p);
-            if (p->lx.t != T_SPACE && p->lx.t != end && p->lx.t != T_PIPE &&
-                p->lx.t != T_RPAREN) {
+            if (p->lx.t != T_SPACE && p->lx.t != end && p->lx.t != T_PIPE && p->lx.t != T_RPAREN) {
                 perrorf(p, p->lx.line, "unexpected \"%.*s\" in operand", (int)p->lx.tl,
                         p->lx.s + p->lx.ts);
                 return NULL;
             }
-            if (p->lx.t != T_SPACE)
-                unread(p);
+            if (p->lx.t != T_SPACE) unread(p);
         }
         if (c->nargs == 0) {
             perrorf(p, p->lx.line, "missing value for command");
             return NULL;
         }
         struct cmd **nc = aalloc(&p->t->a, (pp->ncmds + 1) * sizeof(*nc));
-        if (!nc)
-            return NULL;
-        if (pp->ncmds)
-            memcpy(nc, pp->cmds, pp->ncmds * sizeof(*nc));
+        if (!nc) return NULL;
+        if (pp->ncmds) memcpy(nc, pp->cmds, pp->ncmds * sizeof(*nc));
         nc[pp->ncmds++] = c;
         pp->cmds = nc;
     }
@@ -960,27 +956,22 @@ enum endkind { END_EOF, END_END, END_ELSE, END_ELSEIF, END_ELSEWITH };
 static struct node *parse_list(struct parser *p, enum endkind *how, bool in_range);
 
 /* Parses if/range/with after the keyword. */
-static struct node *parse_control(struct parser *p, enum nkind k, bool in_range)
-{
+static struct node *parse_control(struct parser *p, enum nkind k, bool in_range) {
     struct node *n = new_node(p, k);
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     int mark = p->nvars;
     n->pipe = parse_pipe(p, k == N_RANGE, T_RIGHT);
-    if (!n->pipe)
-        return NULL;
+    if (!n->pipe) return NULL;
     enum endkind how;
     n->list = parse_list(p, &how, in_range || k == N_RANGE);
-    if (!n->list)
-        return NULL;
+    if (!n->list) return NULL;
     if (how == END_EOF) {
         perrorf(p, p->lx.line, "unexpected EOF");
         return NULL;
     }
     if (how == END_ELSE) {
         n->elselist = parse_list(p, &how, in_range);
-        if (!n->elselist)
-            return NULL;
+        if (!n->elselist) return NULL;
         if (how != END_END) {
             perrorf(p, p->lx.line, how == END_EOF ? "unexpected EOF" : "expected end; found %s",
                     "{{else}}");
@@ -990,8 +981,7 @@ static struct node *parse_control(struct parser *p, enum nkind k, bool in_range)
         /* "else if pipe" is sugar for "else {{if pipe}} ... {{end}}{{end}}" */
         struct node *wrap = new_node(p, N_LIST);
         struct node *inner = parse_control(p, how == END_ELSEIF ? N_IF : N_WITH, in_range);
-        if (!wrap || !inner || !add_kid(p, wrap, inner))
-            return NULL;
+        if (!wrap || !inner || !add_kid(p, wrap, inner)) return NULL;
         n->elselist = wrap;
     }
     p->nvars = mark;
@@ -999,11 +989,9 @@ static struct node *parse_control(struct parser *p, enum nkind k, bool in_range)
 }
 
 /* Parses items until {{end}}, {{else}} or EOF; *how says which ended it. */
-static struct node *parse_list(struct parser *p, enum endkind *how, bool in_range)
-{
+static struct node *parse_list(struct parser *p, enum endkind *how, bool in_range) {
     struct node *list = new_node(p, N_LIST);
-    if (!list)
-        return NULL;
+    if (!list) return NULL;
     if (++p->depth > TPL_MAX_DEPTH) {
         perrorf(p, p->lx.line, "template nesting too deep");
         return NULL;
@@ -1011,33 +999,28 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
     int mark = p->nvars;
     for (;;) {
         lex_next(p);
-        if (p->failed)
-            return NULL;
+        if (p->failed) return NULL;
         if (p->lx.t == T_EOF) {
             *how = END_EOF;
             break;
         }
         if (p->lx.t == T_TEXT) {
             struct node *t = new_node(p, N_TEXT);
-            if (!t)
-                return NULL;
+            if (!t) return NULL;
             t->text = p->lx.s + p->lx.ts;
             t->tlen = p->lx.tl;
-            if (!add_kid(p, list, t))
-                return NULL;
+            if (!add_kid(p, list, t)) return NULL;
             continue;
         }
         /* T_LEFT */
         int aline = p->lx.line;
         next_ns(p);
-        if (p->failed)
-            return NULL;
+        if (p->failed) return NULL;
         enum tok kt = p->lx.t;
         if (kt == T_KW_END) {
             next_ns(p);
             if (p->lx.t != T_RIGHT) {
-                perrorf(p, aline, "unexpected \"%.*s\" in end", (int)p->lx.tl,
-                        p->lx.s + p->lx.ts);
+                perrorf(p, aline, "unexpected \"%.*s\" in end", (int)p->lx.tl, p->lx.s + p->lx.ts);
                 return NULL;
             }
             *how = END_END;
@@ -1054,8 +1037,7 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                 break;
             }
             if (p->lx.t != T_RIGHT) {
-                perrorf(p, aline, "unexpected \"%.*s\" in else", (int)p->lx.tl,
-                        p->lx.s + p->lx.ts);
+                perrorf(p, aline, "unexpected \"%.*s\" in else", (int)p->lx.tl, p->lx.s + p->lx.ts);
                 return NULL;
             }
             *how = END_ELSE;
@@ -1089,8 +1071,7 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
         case T_KW_TEMPLATE:
         case T_KW_BLOCK: {
             n = new_node(p, N_TEMPLATE);
-            if (!n)
-                return NULL;
+            if (!n) return NULL;
             next_ns(p);
             const char *nm;
             size_t nl;
@@ -1106,8 +1087,7 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                 int vm = p->nvars;
                 n->pipe = parse_pipe(p, false, T_RIGHT);
                 p->nvars = vm;
-                if (!n->pipe)
-                    return NULL;
+                if (!n->pipe) return NULL;
             }
             if (kt == T_KW_BLOCK) {
                 /* block = define + template */
@@ -1116,15 +1096,13 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                 p->nvars = 1; /* only $ */
                 struct node *body = parse_list(p, &h2, false);
                 p->nvars = vm;
-                if (!body)
-                    return NULL;
+                if (!body) return NULL;
                 if (h2 != END_END) {
                     perrorf(p, aline, "unexpected EOF");
                     return NULL;
                 }
                 struct tdef *d = aalloc(&p->t->a, sizeof(*d));
-                if (!d)
-                    return NULL;
+                if (!d) return NULL;
                 d->name = nm;
                 d->body = body;
                 d->next = p->t->defs;
@@ -1157,8 +1135,7 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
             struct node *body = parse_list(p, &h2, false);
             memcpy(p->vars, saved, sizeof(saved[0]) * (size_t)sn);
             p->nvars = sn;
-            if (!body)
-                return NULL;
+            if (!body) return NULL;
             if (h2 != END_END) {
                 perrorf(p, aline, "unexpected EOF");
                 return NULL;
@@ -1169,8 +1146,7 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                     return NULL;
                 }
             struct tdef *d = aalloc(&p->t->a, sizeof(*d));
-            if (!d)
-                return NULL;
+            if (!d) return NULL;
             d->name = nm;
             d->body = body;
             d->next = p->t->defs;
@@ -1180,26 +1156,21 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
         default: {
             unread(p);
             n = new_node(p, N_ACTION);
-            if (!n)
-                return NULL;
+            if (!n) return NULL;
             n->line = aline;
             n->pipe = parse_pipe(p, false, T_RIGHT);
-            if (!n->pipe)
-                return NULL;
+            if (!n->pipe) return NULL;
             break;
         }
         }
         if (!n) {
-            if (!p->failed)
-                perrorf(p, aline, "out of memory");
+            if (!p->failed) perrorf(p, aline, "out of memory");
             return NULL;
         }
-        if (!add_kid(p, list, n))
-            return NULL;
+        if (!add_kid(p, list, n)) return NULL;
     }
     /* variables declared in a list die with it, except at top level */
-    if (p->depth > 1)
-        p->nvars = mark;
+    if (p->depth > 1) p->nvars = mark;
     p->depth--;
     return list;
 }
@@ -1209,16 +1180,13 @@ static const char alert_defs_text[] = "{{$labels := .Labels}}{{$externalLabels :
                                       ":= .Value}}";
 
 struct template *template_parse(const char *name, const char *text, size_t len, bool alert_defs,
-                                struct perr *err)
-{
+                                struct perr *err) {
     struct template *t = calloc(1, sizeof(*t));
-    if (!t)
-        goto oom;
+    if (!t) goto oom;
     t->name = strdup(name ? name : "");
     size_t dl = alert_defs ? strlen(alert_defs_text) : 0;
     char *src = aalloc(&t->a, dl + len + 1);
-    if (!t->name || !src)
-        goto oom;
+    if (!t->name || !src) goto oom;
     memcpy(src, alert_defs_text, dl);
     memcpy(src + dl, text, len);
     src[dl + len] = '\0';
@@ -1229,13 +1197,11 @@ struct template *template_parse(const char *name, const char *text, size_t len, 
     p.nvars = 1;
     enum endkind how;
     t->root = parse_list(&p, &how, false);
-    if (!p.failed && t->a.oom)
-        goto oom;
+    if (!p.failed && t->a.oom) goto oom;
     if (!p.failed && how != END_EOF)
         perrorf(&p, p.lx.line, "unexpected {{%s}}", how == END_END ? "end" : "else");
     if (p.failed || !t->root) {
-        if (!p.failed)
-            perr_set(err, 0, 0, "out of memory");
+        if (!p.failed) perr_set(err, 0, 0, "out of memory");
         template_free(t);
         return NULL;
     }
@@ -1246,10 +1212,8 @@ oom:
     return NULL;
 }
 
-void template_free(struct template *t)
-{
-    if (!t)
-        return;
+void template_free(struct template *t) {
+    if (!t) return;
     arena_free(&t->a);
     free(t->name);
     free(t);
@@ -1331,40 +1295,34 @@ struct exec {
 
 enum flow { F_NORMAL, F_BREAK, F_CONTINUE, F_ERR };
 
-static struct tval vstr(const char *s, size_t n)
-{
+static struct tval vstr(const char *s, size_t n) {
     struct tval v = {.k = V_STR};
     v.u.s.p = s;
     v.u.s.n = n;
     return v;
 }
 
-static struct tval vfloat(double f)
-{
+static struct tval vfloat(double f) {
     struct tval v = {.k = V_FLOAT};
     v.u.f = f;
     return v;
 }
 
-static struct tval vint(int64_t i)
-{
+static struct tval vint(int64_t i) {
     struct tval v = {.k = V_INT};
     v.u.i = i;
     return v;
 }
 
-static struct tval vbool(bool b)
-{
+static struct tval vbool(bool b) {
     struct tval v = {.k = V_BOOL};
     v.u.b = b;
     return v;
 }
 
 static void xerr(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xerr(struct exec *x, const char *fmt, ...)
-{
-    if (x->failed)
-        return;
+static void xerr(struct exec *x, const char *fmt, ...) {
+    if (x->failed) return;
     x->failed = true;
     char m[256];
     va_list ap;
@@ -1374,21 +1332,18 @@ static void xerr(struct exec *x, const char *fmt, ...)
     /* Go's ErrorContext: the line and 0-based byte column of the node being evaluated */
     int line = x->cur_arg ? x->cur_arg->line : x->cur_node ? x->cur_node->line : 0;
     int col = x->cur_arg ? x->cur_arg->col : x->cur_node ? x->cur_node->col : 0;
-    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line,
-                col, x->cur_name, x->cur_arg && x->cur_arg->src ? x->cur_arg->src : "", m);
+    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
+                x->cur_name, x->cur_arg && x->cur_arg->src ? x->cur_arg->src : "", m);
 }
 
-static struct tmap *labels_map(struct exec *x, const struct re_label *l, size_t n)
-{
+static struct tmap *labels_map(struct exec *x, const struct re_label *l, size_t n) {
     struct tmap *m = aalloc(&x->a, sizeof(*m));
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     m->strmap = true;
     m->n = n;
     m->keys = aalloc(&x->a, (n + 1) * sizeof(*m->keys));
     m->vals = aalloc(&x->a, (n + 1) * sizeof(*m->vals));
-    if (!m->keys || !m->vals)
-        return NULL;
+    if (!m->keys || !m->vals) return NULL;
     for (size_t i = 0; i < n; i++) {
         m->keys[i] = l[i].name;
         m->vals[i] = vstr(l[i].value, strlen(l[i].value));
@@ -1406,8 +1361,7 @@ static struct tmap *labels_map(struct exec *x, const struct re_label *l, size_t 
     return m;
 }
 
-static bool map_get(const struct tmap *m, const char *k, struct tval *out)
-{
+static bool map_get(const struct tmap *m, const char *k, struct tval *out) {
     for (size_t i = 0; i < m->n; i++)
         if (strcmp(m->keys[i], k) == 0) {
             *out = m->vals[i];
@@ -1420,28 +1374,38 @@ static bool map_get(const struct tmap *m, const char *k, struct tval *out)
     return false;
 }
 
-static const char *type_name(const struct tval *v)
-{
+static const char *type_name(const struct tval *v) {
     switch (v->k) {
-    case V_INVALID: return "<nil>";
-    case V_NIL: return "<nil>";
-    case V_BOOL: return "bool";
-    case V_INT: return "int";
-    case V_FLOAT: return "float64";
-    case V_STR: return "string";
-    case V_MAP: return v->u.m->strmap ? "map[string]string" : "map[string]interface {}";
-    case V_SAMPLE: return "*template.sample";
-    case V_SAMPLES: return "template.queryResult";
-    case V_ROOT: return "struct { Labels map[string]string; ExternalLabels map[string]string; "
-                        "ExternalURL string; Value interface {} }";
-    case V_TIME: return "time.Time";
-    case V_DUR: return "time.Duration";
+    case V_INVALID:
+        return "<nil>";
+    case V_NIL:
+        return "<nil>";
+    case V_BOOL:
+        return "bool";
+    case V_INT:
+        return "int";
+    case V_FLOAT:
+        return "float64";
+    case V_STR:
+        return "string";
+    case V_MAP:
+        return v->u.m->strmap ? "map[string]string" : "map[string]interface {}";
+    case V_SAMPLE:
+        return "*template.sample";
+    case V_SAMPLES:
+        return "template.queryResult";
+    case V_ROOT:
+        return "struct { Labels map[string]string; ExternalLabels map[string]string; "
+               "ExternalURL string; Value interface {} }";
+    case V_TIME:
+        return "time.Time";
+    case V_DUR:
+        return "time.Duration";
     }
     return "?";
 }
 
-static void fmt_time(struct rbuf *b, int64_t ns)
-{
+static void fmt_time(struct rbuf *b, int64_t ns) {
     /* Go's Time.String() in UTC: "2006-01-02 15:04:05.999999999 +0000 UTC" */
     int64_t sec = ns / 1000000000, frac = ns % 1000000000;
     if (frac < 0) {
@@ -1468,67 +1432,8 @@ static void fmt_time(struct rbuf *b, int64_t ns)
     rbuf_puts(b, " +0000 UTC");
 }
 
-static void fmt_godur(struct rbuf *b, int64_t ns)
-{
-    /* Go's time.Duration.String() */
-    if (ns == 0) {
-        rbuf_puts(b, "0s");
-        return;
-    }
-    uint64_t u = ns < 0 ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
-    if (ns < 0)
-        rbuf_putc(b, '-');
-    if (u < 1000000000ULL) {
-        const char *unit;
-        uint64_t div;
-        if (u < 1000) {
-            rbuf_printf(b, "%" PRIu64 "ns", u);
-            return;
-        } else if (u < 1000000) {
-            unit = "µs";
-            div = 1000;
-        } else {
-            unit = "ms";
-            div = 1000000;
-        }
-        rbuf_printf(b, "%" PRIu64, u / div);
-        uint64_t r = u % div;
-        if (r) {
-            char f[16];
-            int w = div == 1000 ? 3 : 6;
-            snprintf(f, sizeof(f), "%0*" PRIu64, w, r);
-            int n = w;
-            while (n && f[n - 1] == '0')
-                n--;
-            rbuf_putc(b, '.');
-            rbuf_put(b, f, (size_t)n);
-        }
-        rbuf_puts(b, unit);
-        return;
-    }
-    uint64_t s = u / 1000000000ULL, frac = u % 1000000000ULL;
-    uint64_t h = s / 3600, m = s / 60 % 60;
-    s %= 60;
-    if (h)
-        rbuf_printf(b, "%" PRIu64 "h", h);
-    if (h || m)
-        rbuf_printf(b, "%" PRIu64 "m", m);
-    rbuf_printf(b, "%" PRIu64, s);
-    if (frac) {
-        char f[16];
-        snprintf(f, sizeof(f), "%09" PRIu64, frac);
-        int n = 9;
-        while (n && f[n - 1] == '0')
-            n--;
-        rbuf_putc(b, '.');
-        rbuf_put(b, f, (size_t)n);
-    }
-    rbuf_putc(b, 's');
-}
-
 /* Appends v as Go's fmt %v. */
-static void fmt_value(struct rbuf *b, const struct tval *v)
-{
+static void fmt_value(struct rbuf *b, const struct tval *v) {
     switch (v->k) {
     case V_INVALID:
         rbuf_puts(b, "<no value>");
@@ -1551,8 +1456,7 @@ static void fmt_value(struct rbuf *b, const struct tval *v)
     case V_MAP:
         rbuf_puts(b, "map[");
         for (size_t i = 0; i < v->u.m->n; i++) {
-            if (i)
-                rbuf_putc(b, ' ');
+            if (i) rbuf_putc(b, ' ');
             rbuf_puts(b, v->u.m->keys[i]);
             rbuf_putc(b, ':');
             fmt_value(b, &v->u.m->vals[i]);
@@ -1574,8 +1478,7 @@ static void fmt_value(struct rbuf *b, const struct tval *v)
         for (size_t i = 0; i < v->u.l->n; i++) {
             struct tval e = {.k = V_SAMPLE};
             e.u.smp = v->u.l->v[i];
-            if (i)
-                rbuf_putc(b, ' ');
+            if (i) rbuf_putc(b, ' ');
             fmt_value(b, &e);
         }
         rbuf_putc(b, ']');
@@ -1587,13 +1490,12 @@ static void fmt_value(struct rbuf *b, const struct tval *v)
         fmt_time(b, v->u.i);
         break;
     case V_DUR:
-        fmt_godur(b, v->u.i);
+        rbuf_godur(b, v->u.i);
         break;
     }
 }
 
-static bool truth(const struct tval *v)
-{
+static bool truth(const struct tval *v) {
     switch (v->k) {
     case V_INVALID:
     case V_NIL:
@@ -1624,8 +1526,7 @@ static bool truth(const struct tval *v)
 static struct tval eval_pipe(struct exec *x, struct tval dot, const struct pipe *pp);
 static enum flow exec_list(struct exec *x, struct tval dot, const struct node *list);
 
-static struct tval field_of(struct exec *x, struct tval recv, const char *f)
-{
+static struct tval field_of(struct exec *x, struct tval recv, const char *f) {
     struct tval r = {.k = V_INVALID};
     switch (recv.k) {
     case V_ROOT:
@@ -1665,23 +1566,19 @@ static struct tval field_of(struct exec *x, struct tval recv, const char *f)
     }
 }
 
-static struct tval apply_chain(struct exec *x, struct tval v, const struct arg *a)
-{
+static struct tval apply_chain(struct exec *x, struct tval v, const struct arg *a) {
     for (size_t i = 0; i < a->nchain && !x->failed; i++)
         v = field_of(x, v, a->chain[i]);
     return v;
 }
 
-static struct tval *var_lookup(struct exec *x, const char *name)
-{
+static struct tval *var_lookup(struct exec *x, const char *name) {
     for (int i = x->nvars - 1; i >= x->base; i--)
-        if (strcmp(x->vars[i].name, name) == 0)
-            return &x->vars[i].v;
+        if (strcmp(x->vars[i].name, name) == 0) return &x->vars[i].v;
     return NULL;
 }
 
-static bool var_push(struct exec *x, const char *name, struct tval v)
-{
+static bool var_push(struct exec *x, const char *name, struct tval v) {
     if (x->nvars >= (int)(sizeof(x->vars) / sizeof(x->vars[0]))) {
         xerr(x, "too many variables");
         return false;
@@ -1695,8 +1592,7 @@ static bool var_push(struct exec *x, const char *name, struct tval v)
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
                              struct arg *const *args, size_t nargs, const struct tval *final);
 
-static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a)
-{
+static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a) {
     struct tval v = {.k = V_INVALID};
     x->cur_arg = a;
     switch (a->k) {
@@ -1727,8 +1623,7 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
         int mark = x->nvars;
         v = eval_pipe(x, dot, a->pipe);
         x->nvars = mark;
-        if (x->failed)
-            return v;
+        if (x->failed) return v;
         return apply_chain(x, v, a);
     }
     }
@@ -1736,11 +1631,9 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
 }
 
 static struct tval eval_cmd(struct exec *x, struct tval dot, const struct cmd *c,
-                            const struct tval *final)
-{
+                            const struct tval *final) {
     const struct arg *first = c->args[0];
-    if (first->k == A_IDENT)
-        return call_func(x, dot, first, c->args + 1, c->nargs - 1, final);
+    if (first->k == A_IDENT) return call_func(x, dot, first, c->args + 1, c->nargs - 1, final);
     if (c->nargs > 1 || final) {
         x->cur_arg = first;
         if (first->k == A_FIELD || first->k == A_VAR)
@@ -1754,29 +1647,26 @@ static struct tval eval_cmd(struct exec *x, struct tval dot, const struct cmd *c
     return eval_arg(x, dot, first);
 }
 
-static struct tval eval_pipe(struct exec *x, struct tval dot, const struct pipe *pp)
-{
+static struct tval eval_pipe(struct exec *x, struct tval dot, const struct pipe *pp) {
     struct tval v = {.k = V_INVALID};
     for (size_t i = 0; i < pp->ncmds && !x->failed; i++)
         v = eval_cmd(x, dot, pp->cmds[i], i ? &v : NULL);
-    if (x->failed)
-        return v;
+    if (x->failed) return v;
     for (int i = 0; i < pp->nvars; i++) {
         if (pp->decl)
             var_push(x, pp->vars[i], v);
         else {
             struct tval *p = var_lookup(x, pp->vars[i]);
-            if (p)
-                *p = v;
+            if (p) *p = v;
         }
     }
     return v;
 }
 
-/* ---- built-in and Prometheus functions -------------------------------------------------------- */
+/* ---- built-in and Prometheus functions --------------------------------------------------------
+ */
 
-static bool to_float(struct exec *x, const struct tval *v, double *out)
-{
+static bool to_float(struct exec *x, const struct tval *v, double *out) {
     switch (v->k) {
     case V_FLOAT:
         *out = v->u.f;
@@ -1786,8 +1676,7 @@ static bool to_float(struct exec *x, const struct tval *v, double *out)
         return true;
     case V_STR: {
         char *tmp = astrndup(&x->a, v->u.s.p, v->u.s.n);
-        if (!tmp)
-            return false;
+        if (!tmp) return false;
         char *e;
         /* strconv.ParseFloat accepts Inf/NaN spellings, which strtod also does */
         *out = strtod(tmp, &e);
@@ -1809,17 +1698,14 @@ static bool to_float(struct exec *x, const struct tval *v, double *out)
     }
 }
 
-static const char *to_str(struct exec *x, const struct tval *v, const char *fname)
-{
-    if (v->k == V_STR)
-        return astrndup(&x->a, v->u.s.p, v->u.s.n);
+static const char *to_str(struct exec *x, const struct tval *v, const char *fname) {
+    if (v->k == V_STR) return astrndup(&x->a, v->u.s.p, v->u.s.n);
     xerr(x, "wrong type for value; expected string; got %s", type_name(v));
     (void)fname;
     return NULL;
 }
 
-static struct tval str_of(struct exec *x, struct rbuf *b)
-{
+static struct tval str_of(struct exec *x, struct rbuf *b) {
     if (b->oom) {
         x->a.oom = true;
         xerr(x, "out of memory");
@@ -1828,19 +1714,16 @@ static struct tval str_of(struct exec *x, struct rbuf *b)
     char *s = astrndup(&x->a, b->p ? b->p : "", b->len);
     size_t n = b->len;
     rbuf_fini(b);
-    if (!s)
-        return vstr("", 0);
+    if (!s) return vstr("", 0);
     return vstr(s, n);
 }
 
-static void humanize_fmt(struct rbuf *b, double v, const char *suffix)
-{
+static void humanize_fmt(struct rbuf *b, double v, const char *suffix) {
     rbuf_gofmt_prec(b, v, 'g', 4, false);
     rbuf_puts(b, suffix);
 }
 
-static struct tval fn_humanize(struct exec *x, double v)
-{
+static struct tval fn_humanize(struct exec *x, double v) {
     struct rbuf b;
     rbuf_init(&b);
     if (v == 0 || isnan(v) || isinf(v)) {
@@ -1865,8 +1748,7 @@ static struct tval fn_humanize(struct exec *x, double v)
     return str_of(x, &b);
 }
 
-static struct tval fn_humanize1024(struct exec *x, double v)
-{
+static struct tval fn_humanize1024(struct exec *x, double v) {
     struct rbuf b;
     rbuf_init(&b);
     if (fabs(v) <= 1 || isnan(v) || isinf(v)) {
@@ -1883,8 +1765,7 @@ static struct tval fn_humanize1024(struct exec *x, double v)
     return str_of(x, &b);
 }
 
-static struct tval fn_humanize_duration(struct exec *x, double v)
-{
+static struct tval fn_humanize_duration(struct exec *x, double v) {
     struct rbuf b;
     rbuf_init(&b);
     if (isnan(v) || isinf(v)) {
@@ -1900,8 +1781,8 @@ static struct tval fn_humanize_duration(struct exec *x, double v)
         int64_t iv = v >= 9.2e18 ? INT64_MAX : (int64_t)v;
         int64_t sec = iv % 60, min = iv / 60 % 60, hr = iv / 3600 % 24, days = iv / 86400;
         if (days)
-            rbuf_printf(&b, "%s%" PRId64 "d %" PRId64 "h %" PRId64 "m %" PRId64 "s", sign, days,
-                        hr, min, sec);
+            rbuf_printf(&b, "%s%" PRId64 "d %" PRId64 "h %" PRId64 "m %" PRId64 "s", sign, days, hr,
+                        min, sec);
         else if (hr)
             rbuf_printf(&b, "%s%" PRId64 "h %" PRId64 "m %" PRId64 "s", sign, hr, min, sec);
         else if (min)
@@ -1924,12 +1805,11 @@ static struct tval fn_humanize_duration(struct exec *x, double v)
     return str_of(x, &b);
 }
 
-static pcre2_code *compile_re(struct exec *x, const char *pat)
-{
+static pcre2_code *compile_re(struct exec *x, const char *pat) {
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo,
-                                   NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
     if (!re) {
         char m[120];
         pcre2_get_error_message(ec, (PCRE2_UCHAR *)m, sizeof(m));
@@ -1940,11 +1820,9 @@ static pcre2_code *compile_re(struct exec *x, const char *pat)
 
 /* regexp.ReplaceAllString with Go's $name / ${name} expansion. */
 static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char *repl,
-                                     const char *text)
-{
+                                     const char *text) {
     pcre2_code *re = compile_re(x, pat);
-    if (!re)
-        return vstr("", 0);
+    if (!re) return vstr("", 0);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     struct rbuf b;
     rbuf_init(&b);
@@ -1952,8 +1830,7 @@ static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char
     int guard = 0;
     while (md && pos <= len && guard++ < 100000) {
         int rc = pcre2_match(re, (PCRE2_SPTR)text, len, pos, 0, md, NULL);
-        if (rc < 0)
-            break;
+        if (rc < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         uint32_t ng = pcre2_get_ovector_count(md);
         size_t ms = ov[0], me = ov[1];
@@ -1989,8 +1866,7 @@ static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char
                 gi = num;
             else {
                 int g = pcre2_substring_number_from_name(re, (PCRE2_SPTR)name);
-                if (g > 0)
-                    gi = g;
+                if (g > 0) gi = g;
             }
             if (gi >= 0 && (uint32_t)gi < ng && ov[2 * gi] != PCRE2_UNSET)
                 rbuf_put(&b, text + ov[2 * gi], ov[2 * gi + 1] - ov[2 * gi]);
@@ -1998,25 +1874,21 @@ static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char
         last = me;
         if (me == ms) {
             /* empty match: copy one char and move on */
-            if (me < len)
-                rbuf_putc(&b, text[me]);
+            if (me < len) rbuf_putc(&b, text[me]);
             pos = me + 1;
             last = pos > len ? len : pos;
         } else
             pos = me;
     }
-    if (last < len)
-        rbuf_put(&b, text + last, len - last);
+    if (last < len) rbuf_put(&b, text + last, len - last);
     pcre2_match_data_free(md);
     pcre2_code_free(re);
     return str_of(x, &b);
 }
 
-static struct tval fn_match(struct exec *x, const char *pat, const char *text)
-{
+static struct tval fn_match(struct exec *x, const char *pat, const char *text) {
     pcre2_code *re = compile_re(x, pat);
-    if (!re)
-        return vbool(false);
+    if (!re) return vbool(false);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) : -1;
     pcre2_match_data_free(md);
@@ -2025,20 +1897,16 @@ static struct tval fn_match(struct exec *x, const char *pat, const char *text)
 }
 
 /* net.SplitHostPort: returns false when s has no valid port part. */
-static bool split_host_port(const char *s, const char **h, size_t *hl, const char **port)
-{
+static bool split_host_port(const char *s, const char **h, size_t *hl, const char **port) {
     const char *c = strrchr(s, ':');
-    if (!c)
-        return false;
+    if (!c) return false;
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
-        if (!rb || rb + 1 != c)
-            return false;
+        if (!rb || rb + 1 != c) return false;
         *h = s + 1;
         *hl = (size_t)(rb - s - 1);
     } else {
-        if (memchr(s, ':', (size_t)(c - s)))
-            return false; /* too many colons */
+        if (memchr(s, ':', (size_t)(c - s))) return false; /* too many colons */
         *h = s;
         *hl = (size_t)(c - s);
     }
@@ -2046,8 +1914,7 @@ static bool split_host_port(const char *s, const char **h, size_t *hl, const cha
     return true;
 }
 
-static bool looks_ip(const char *h, size_t n)
-{
+static bool looks_ip(const char *h, size_t n) {
     bool colon = false, alldig = true;
     for (size_t i = 0; i < n; i++) {
         if (h[i] == ':')
@@ -2058,22 +1925,39 @@ static bool looks_ip(const char *h, size_t n)
     return colon || (alldig && n > 0);
 }
 
-static void go_quote(struct rbuf *b, const char *s, size_t n)
-{
+static void go_quote(struct rbuf *b, const char *s, size_t n) {
     /* strconv.Quote for printable ASCII/UTF-8 */
     rbuf_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': rbuf_puts(b, "\\\""); break;
-        case '\\': rbuf_puts(b, "\\\\"); break;
-        case '\n': rbuf_puts(b, "\\n"); break;
-        case '\t': rbuf_puts(b, "\\t"); break;
-        case '\r': rbuf_puts(b, "\\r"); break;
-        case '\a': rbuf_puts(b, "\\a"); break;
-        case '\b': rbuf_puts(b, "\\b"); break;
-        case '\f': rbuf_puts(b, "\\f"); break;
-        case '\v': rbuf_puts(b, "\\v"); break;
+        case '"':
+            rbuf_puts(b, "\\\"");
+            break;
+        case '\\':
+            rbuf_puts(b, "\\\\");
+            break;
+        case '\n':
+            rbuf_puts(b, "\\n");
+            break;
+        case '\t':
+            rbuf_puts(b, "\\t");
+            break;
+        case '\r':
+            rbuf_puts(b, "\\r");
+            break;
+        case '\a':
+            rbuf_puts(b, "\\a");
+            break;
+        case '\b':
+            rbuf_puts(b, "\\b");
+            break;
+        case '\f':
+            rbuf_puts(b, "\\f");
+            break;
+        case '\v':
+            rbuf_puts(b, "\\v");
+            break;
         default:
             if (c < 0x20 || c == 0x7f)
                 rbuf_printf(b, "\\x%02x", c);
@@ -2084,8 +1968,7 @@ static void go_quote(struct rbuf *b, const char *s, size_t n)
     rbuf_putc(b, '"');
 }
 
-static void pad(struct rbuf *b, const char *s, size_t n, int width, bool minus, bool zero)
-{
+static void pad(struct rbuf *b, const char *s, size_t n, int width, bool minus, bool zero) {
     size_t w = width > 0 ? (size_t)width : 0;
     if (n >= w) {
         rbuf_put(b, s, n);
@@ -2110,8 +1993,7 @@ static void pad(struct rbuf *b, const char *s, size_t n, int width, bool minus, 
     rbuf_put(b, s, n);
 }
 
-static void bad_verb(struct rbuf *b, char verb, const struct tval *v)
-{
+static void bad_verb(struct rbuf *b, char verb, const struct tval *v) {
     rbuf_printf(b, "%%!%c(%s=", verb, v->k == V_INVALID ? "<nil>" : type_name(v));
     fmt_value(b, v);
     rbuf_putc(b, ')');
@@ -2119,8 +2001,7 @@ static void bad_verb(struct rbuf *b, char verb, const struct tval *v)
 
 /* Go fmt.Sprintf for the verbs templates use. */
 static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struct tval *args,
-                       size_t nargs)
-{
+                       size_t nargs) {
     size_t ai = 0;
     for (size_t i = 0; i < flen;) {
         if (f[i] != '%') {
@@ -2146,28 +2027,24 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
         int width = -1, prec = -1;
         if (i < flen && f[i] == '*') {
             i++;
-            if (ai < nargs && args[ai].k == V_INT)
-                width = (int)args[ai].u.i;
+            if (ai < nargs && args[ai].k == V_INT) width = (int)args[ai].u.i;
             ai++;
         } else
             while (i < flen && isdigit((unsigned char)f[i])) {
                 width = (width < 0 ? 0 : width) * 10 + (f[i++] - '0');
-                if (width > 10000)
-                    width = 10000;
+                if (width > 10000) width = 10000;
             }
         if (i < flen && f[i] == '.') {
             i++;
             prec = 0;
             if (i < flen && f[i] == '*') {
                 i++;
-                if (ai < nargs && args[ai].k == V_INT)
-                    prec = (int)args[ai].u.i;
+                if (ai < nargs && args[ai].k == V_INT) prec = (int)args[ai].u.i;
                 ai++;
             } else
                 while (i < flen && isdigit((unsigned char)f[i])) {
                     prec = prec * 10 + (f[i++] - '0');
-                    if (prec > 1000)
-                        prec = 1000;
+                    if (prec > 1000) prec = 1000;
                 }
         }
         if (i >= flen) {
@@ -2194,16 +2071,14 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
             else if (v->k == V_STR && sharp)
                 go_quote(&t, v->u.s.p, v->u.s.n);
             else {
-                if (plus && v->k == V_INT && v->u.i >= 0)
-                    rbuf_putc(&t, '+');
+                if (plus && v->k == V_INT && v->u.i >= 0) rbuf_putc(&t, '+');
                 fmt_value(&t, v);
             }
             break;
         case 's':
             if (v->k == V_STR) {
                 size_t n = v->u.s.n;
-                if (prec >= 0 && (size_t)prec < n)
-                    n = (size_t)prec;
+                if (prec >= 0 && (size_t)prec < n) n = (size_t)prec;
                 rbuf_put(&t, v->u.s.p, n);
             } else if (v->k == V_MAP || v->k == V_SAMPLES || v->k == V_SAMPLE || v->k == V_TIME ||
                        v->k == V_DUR)
@@ -2221,14 +2096,14 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
             break;
         case 'd':
             if (v->k == V_INT)
-                rbuf_printf(&t, "%s%" PRId64, plus && v->u.i >= 0 ? "+" : (space && v->u.i >= 0 ? " " : ""), v->u.i);
+                rbuf_printf(&t, "%s%" PRId64,
+                            plus && v->u.i >= 0 ? "+" : (space && v->u.i >= 0 ? " " : ""), v->u.i);
             else
                 bad_verb(&t, verb, v);
             break;
         case 'x':
         case 'X':
-            if (v->k == V_INT)
-            {
+            if (v->k == V_INT) {
                 char hx[24];
                 uint64_t u = v->u.i < 0 ? (uint64_t)(-(v->u.i + 1)) + 1 : (uint64_t)v->u.i;
                 snprintf(hx, sizeof(hx), "%" PRIx64, u);
@@ -2236,8 +2111,7 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
                     for (char *q = hx; *q; q++)
                         *q = (char)toupper((unsigned char)*q);
                 rbuf_printf(&t, "%s%s", v->u.i < 0 ? "-" : "", hx);
-            }
-            else if (v->k == V_STR)
+            } else if (v->k == V_STR)
                 for (size_t k = 0; k < v->u.s.n; k++)
                     rbuf_printf(&t, "%02x", (unsigned char)v->u.s.p[k]);
             else
@@ -2280,18 +2154,15 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
             if (v->k == V_FLOAT) {
                 char lv = (char)tolower((unsigned char)verb);
                 int pr = prec;
-                if (pr < 0 && lv != 'g')
-                    pr = 6;
+                if (pr < 0 && lv != 'g') pr = 6;
                 if (pr < 0) {
-                    if (plus && !signbit(v->u.f))
-                        rbuf_putc(&t, '+');
+                    if (plus && !signbit(v->u.f)) rbuf_putc(&t, '+');
                     rbuf_gofloat(&t, v->u.f, 'g');
                 } else
                     rbuf_gofmt_prec(&t, v->u.f, lv, pr, plus);
                 if (isupper((unsigned char)verb))
                     for (size_t k = 0; k < t.len; k++)
-                        if (t.p[k] == 'e')
-                            t.p[k] = 'E';
+                        if (t.p[k] == 'e') t.p[k] = 'E';
             } else
                 bad_verb(&t, verb, v);
             break;
@@ -2299,15 +2170,13 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
             bad_verb(&t, verb, v);
             break;
         }
-        if (t.p)
-            pad(out, t.p, t.len, width, minus, zero && numeric && !minus);
+        if (t.p) pad(out, t.p, t.len, width, minus, zero && numeric && !minus);
         rbuf_fini(&t);
     }
     if (ai < nargs) {
         rbuf_puts(out, "%!(EXTRA ");
         for (size_t k = ai; k < nargs; k++) {
-            if (k > ai)
-                rbuf_puts(out, ", ");
+            if (k > ai) rbuf_puts(out, ", ");
             rbuf_printf(out, "%s=", type_name(&args[k]));
             fmt_value(out, &args[k]);
         }
@@ -2315,29 +2184,31 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
     }
 }
 
-static int cmp_kind(const struct tval *v)
-{
+static int cmp_kind(const struct tval *v) {
     switch (v->k) {
-    case V_BOOL: return 1;
-    case V_INT: return 2;
-    case V_FLOAT: return 3;
-    case V_STR: return 4;
-    default: return 0;
+    case V_BOOL:
+        return 1;
+    case V_INT:
+        return 2;
+    case V_FLOAT:
+        return 3;
+    case V_STR:
+        return 4;
+    default:
+        return 0;
     }
 }
 
 /* Go's lt/le/... : basic kinds only, same kind (ints of any size compare). Returns -1, 0, 1 or
  * sets an error; *nan is set when floats are unordered. */
 static int compare(struct exec *x, const struct tval *a, const struct tval *b, bool ordered,
-                   bool *unordered)
-{
+                   bool *unordered) {
     *unordered = false;
     int ka = cmp_kind(a), kb = cmp_kind(b);
     if (!ka || !kb) {
         if (!ordered && (a->k == V_NIL || a->k == V_INVALID || b->k == V_NIL || b->k == V_INVALID))
-            return (a->k == V_NIL || a->k == V_INVALID) && (b->k == V_NIL || b->k == V_INVALID)
-                       ? 0
-                       : 1;
+            return (a->k == V_NIL || a->k == V_INVALID) && (b->k == V_NIL || b->k == V_INVALID) ? 0
+                                                                                                : 1;
         xerr(x, "invalid type for comparison");
         return 0;
     }
@@ -2363,8 +2234,7 @@ static int compare(struct exec *x, const struct tval *a, const struct tval *b, b
     default: {
         size_t n = a->u.s.n < b->u.s.n ? a->u.s.n : b->u.s.n;
         int c = memcmp(a->u.s.p, b->u.s.p, n);
-        if (c)
-            return c < 0 ? -1 : 1;
+        if (c) return c < 0 ? -1 : 1;
         return a->u.s.n < b->u.s.n ? -1 : a->u.s.n > b->u.s.n;
     }
     }
@@ -2376,40 +2246,33 @@ struct emit_ctx {
     size_t cap;
 };
 
-static int query_emit(void *arg, const struct re_label *labels, size_t nlabels, double value)
-{
+static int query_emit(void *arg, const struct re_label *labels, size_t nlabels, double value) {
     struct emit_ctx *e = arg;
     struct exec *x = e->x;
     if (e->l->n == e->cap) {
         size_t nc = e->cap ? e->cap * 2 : 8;
         struct tsample **nv = aalloc(&x->a, nc * sizeof(*nv));
-        if (!nv)
-            return -ENOMEM;
-        if (e->l->n)
-            memcpy(nv, e->l->v, e->l->n * sizeof(*nv));
+        if (!nv) return -ENOMEM;
+        if (e->l->n) memcpy(nv, e->l->v, e->l->n * sizeof(*nv));
         e->l->v = nv;
         e->cap = nc;
     }
     struct tsample *s = aalloc(&x->a, sizeof(*s));
     struct re_label *cp = aalloc(&x->a, (nlabels + 1) * sizeof(*cp));
-    if (!s || !cp)
-        return -ENOMEM;
+    if (!s || !cp) return -ENOMEM;
     for (size_t i = 0; i < nlabels; i++) {
         cp[i].name = astrndup(&x->a, labels[i].name, strlen(labels[i].name));
         cp[i].value = astrndup(&x->a, labels[i].value, strlen(labels[i].value));
-        if (!cp[i].name || !cp[i].value)
-            return -ENOMEM;
+        if (!cp[i].name || !cp[i].value) return -ENOMEM;
     }
     s->labels = labels_map(x, cp, nlabels);
-    if (!s->labels)
-        return -ENOMEM;
+    if (!s->labels) return -ENOMEM;
     s->value = value;
     e->l->v[e->l->n++] = s;
     return 0;
 }
 
-static bool want_args(struct exec *x, const char *name, size_t got, size_t want)
-{
+static bool want_args(struct exec *x, const char *name, size_t got, size_t want) {
     if (got != want) {
         xerr(x, "wrong number of args for %s: want %zu got %zu", name, want, got);
         return false;
@@ -2418,8 +2281,7 @@ static bool want_args(struct exec *x, const char *name, size_t got, size_t want)
 }
 
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
-                             struct arg *const *args, size_t nargs, const struct tval *final)
-{
+                             struct arg *const *args, size_t nargs, const struct tval *final) {
     const char *name = fn->name;
     struct tval none = {.k = V_INVALID};
     size_t n = nargs + (final ? 1 : 0);
@@ -2434,10 +2296,8 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         struct tval v = none;
         for (size_t i = 0; i < n; i++) {
             v = i < nargs ? eval_arg(x, dot, args[i]) : *final;
-            if (x->failed)
-                return none;
-            if (truth(&v) != is_and)
-                return v;
+            if (x->failed) return none;
+            if (truth(&v) != is_and) return v;
         }
         return v;
     }
@@ -2449,11 +2309,9 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     }
     for (size_t i = 0; i < nargs; i++) {
         av[i] = eval_arg(x, dot, args[i]);
-        if (x->failed)
-            return none;
+        if (x->failed) return none;
     }
-    if (final)
-        av[nargs] = *final;
+    if (final) av[nargs] = *final;
     x->cur_arg = fn;
 
     struct rbuf b;
@@ -2461,17 +2319,18 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     double f;
 
     if (strcmp(name, "not") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         return vbool(!truth(&av[0]));
     }
     if (strcmp(name, "len") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         switch (av[0].k) {
-        case V_STR: return vint((int64_t)av[0].u.s.n);
-        case V_MAP: return vint((int64_t)av[0].u.m->n);
-        case V_SAMPLES: return vint((int64_t)av[0].u.l->n);
+        case V_STR:
+            return vint((int64_t)av[0].u.s.n);
+        case V_MAP:
+            return vint((int64_t)av[0].u.m->n);
+        case V_SAMPLES:
+            return vint((int64_t)av[0].u.l->n);
         default:
             xerr(x, "error calling len: len of type %s", type_name(&av[0]));
             return none;
@@ -2491,8 +2350,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
                     return none;
                 }
                 const char *k = astrndup(&x->a, av[i].u.s.p, av[i].u.s.n);
-                if (!k)
-                    return none;
+                if (!k) return none;
                 struct tval r;
                 map_get(v.u.m, k, &r);
                 v = r;
@@ -2525,12 +2383,10 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         bool ln = name[5] == 'l';
         for (size_t i = 0; i < n; i++) {
             /* Sprint adds spaces between operands when neither is a string */
-            if (i && (ln || (av[i - 1].k != V_STR && av[i].k != V_STR)))
-                rbuf_putc(&b, ' ');
+            if (i && (ln || (av[i - 1].k != V_STR && av[i].k != V_STR))) rbuf_putc(&b, ' ');
             fmt_value(&b, &av[i]);
         }
-        if (ln)
-            rbuf_putc(&b, '\n');
+        if (ln) rbuf_putc(&b, '\n');
         return str_of(x, &b);
     }
     if (strcmp(name, "printf") == 0) {
@@ -2549,36 +2405,68 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
             rbuf_put(&s, av[0].u.s.p, av[0].u.s.n);
         else
             for (size_t i = 0; i < n; i++) {
-                if (i && av[i - 1].k != V_STR && av[i].k != V_STR)
-                    rbuf_putc(&s, ' ');
+                if (i && av[i - 1].k != V_STR && av[i].k != V_STR) rbuf_putc(&s, ' ');
                 fmt_value(&s, &av[i]);
             }
         const char *p = s.p ? s.p : "";
         if (name[0] == 'h') {
             for (; *p; p++)
                 switch (*p) {
-                case '<': rbuf_puts(&b, "&lt;"); break;
-                case '>': rbuf_puts(&b, "&gt;"); break;
-                case '&': rbuf_puts(&b, "&amp;"); break;
-                case '\'': rbuf_puts(&b, "&#39;"); break;
-                case '"': rbuf_puts(&b, "&#34;"); break;
-                case '\0': rbuf_puts(&b, "\xef\xbf\xbd"); break;
-                default: rbuf_putc(&b, *p);
+                case '<':
+                    rbuf_puts(&b, "&lt;");
+                    break;
+                case '>':
+                    rbuf_puts(&b, "&gt;");
+                    break;
+                case '&':
+                    rbuf_puts(&b, "&amp;");
+                    break;
+                case '\'':
+                    rbuf_puts(&b, "&#39;");
+                    break;
+                case '"':
+                    rbuf_puts(&b, "&#34;");
+                    break;
+                case '\0':
+                    rbuf_puts(&b, "\xef\xbf\xbd");
+                    break;
+                default:
+                    rbuf_putc(&b, *p);
                 }
         } else if (name[0] == 'j') {
             for (; *p; p++) {
                 unsigned char c = (unsigned char)*p;
                 switch (c) {
-                case '\\': rbuf_puts(&b, "\\\\"); break;
-                case '\'': rbuf_puts(&b, "\\'"); break;
-                case '"': rbuf_puts(&b, "\\\""); break;
-                case '<': rbuf_puts(&b, "\\u003C"); break;
-                case '>': rbuf_puts(&b, "\\u003E"); break;
-                case '&': rbuf_puts(&b, "\\u0026"); break;
-                case '=': rbuf_puts(&b, "\\u003D"); break;
-                case '\n': rbuf_puts(&b, "\\n"); break;
-                case '\r': rbuf_puts(&b, "\\r"); break;
-                case '\t': rbuf_puts(&b, "\\t"); break;
+                case '\\':
+                    rbuf_puts(&b, "\\\\");
+                    break;
+                case '\'':
+                    rbuf_puts(&b, "\\'");
+                    break;
+                case '"':
+                    rbuf_puts(&b, "\\\"");
+                    break;
+                case '<':
+                    rbuf_puts(&b, "\\u003C");
+                    break;
+                case '>':
+                    rbuf_puts(&b, "\\u003E");
+                    break;
+                case '&':
+                    rbuf_puts(&b, "\\u0026");
+                    break;
+                case '=':
+                    rbuf_puts(&b, "\\u003D");
+                    break;
+                case '\n':
+                    rbuf_puts(&b, "\\n");
+                    break;
+                case '\r':
+                    rbuf_puts(&b, "\\r");
+                    break;
+                case '\t':
+                    rbuf_puts(&b, "\\t");
+                    break;
                 default:
                     if (c < 0x20)
                         rbuf_printf(&b, "\\u%04X", c);
@@ -2599,32 +2487,23 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         for (size_t i = 1; i < n; i++) {
             bool un;
             int c = compare(x, &av[0], &av[i], false, &un);
-            if (x->failed)
-                return none;
-            if (c == 0 && !un)
-                return vbool(true);
+            if (x->failed) return none;
+            if (c == 0 && !un) return vbool(true);
         }
         return vbool(false);
     }
     if (strcmp(name, "ne") == 0 || strcmp(name, "lt") == 0 || strcmp(name, "le") == 0 ||
         strcmp(name, "gt") == 0 || strcmp(name, "ge") == 0) {
-        if (!want_args(x, name, n, 2))
-            return none;
+        if (!want_args(x, name, n, 2)) return none;
         bool un;
         bool ordered = name[0] != 'n';
         int c = compare(x, &av[0], &av[1], ordered, &un);
-        if (x->failed)
-            return none;
-        if (un)
-            return vbool(name[0] == 'n');
-        if (name[0] == 'n')
-            return vbool(c != 0);
-        if (strcmp(name, "lt") == 0)
-            return vbool(c < 0);
-        if (strcmp(name, "le") == 0)
-            return vbool(c <= 0);
-        if (strcmp(name, "gt") == 0)
-            return vbool(c > 0);
+        if (x->failed) return none;
+        if (un) return vbool(name[0] == 'n');
+        if (name[0] == 'n') return vbool(c != 0);
+        if (strcmp(name, "lt") == 0) return vbool(c < 0);
+        if (strcmp(name, "le") == 0) return vbool(c <= 0);
+        if (strcmp(name, "gt") == 0) return vbool(c > 0);
         return vbool(c >= 0);
     }
     if (strcmp(name, "slice") == 0 || strcmp(name, "call") == 0) {
@@ -2634,14 +2513,11 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
 
     /* ---- Prometheus functions ---- */
     if (strcmp(name, "query") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         const char *q = to_str(x, &av[0], name);
-        if (!q)
-            return none;
+        if (!q) return none;
         struct tsamples *l = aalloc(&x->a, sizeof(*l));
-        if (!l)
-            return none;
+        if (!l) return none;
         struct emit_ctx e = {.x = x, .l = l};
         char eb[160] = "";
         if (!x->d->query) {
@@ -2658,8 +2534,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         return v;
     }
     if (strcmp(name, "first") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         if (av[0].k != V_SAMPLES) {
             xerr(x, "wrong type for value; expected template.queryResult; got %s",
                  type_name(&av[0]));
@@ -2673,33 +2548,27 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         v.u.smp = av[0].u.l->v[0];
         return v;
     }
-    if (strcmp(name, "label") == 0 || strcmp(name, "value") == 0 ||
-        strcmp(name, "strvalue") == 0) {
+    if (strcmp(name, "label") == 0 || strcmp(name, "value") == 0 || strcmp(name, "strvalue") == 0) {
         bool isl = name[0] == 'l';
-        if (!want_args(x, name, n, isl ? 2 : 1))
-            return none;
+        if (!want_args(x, name, n, isl ? 2 : 1)) return none;
         const struct tval *s = &av[isl ? 1 : 0];
         if (s->k != V_SAMPLE) {
             xerr(x, "wrong type for value; expected *template.sample; got %s", type_name(s));
             return none;
         }
-        if (name[0] == 'v')
-            return vfloat(s->u.smp->value);
+        if (name[0] == 'v') return vfloat(s->u.smp->value);
         const char *ln = isl ? to_str(x, &av[0], name) : "__value__";
-        if (!ln)
-            return none;
+        if (!ln) return none;
         struct tval r;
         map_get(s->u.smp->labels, ln, &r);
         return r;
     }
     if (strcmp(name, "args") == 0) {
         struct tmap *m = aalloc(&x->a, sizeof(*m));
-        if (!m)
-            return none;
+        if (!m) return none;
         m->keys = aalloc(&x->a, (n + 1) * sizeof(*m->keys));
         m->vals = aalloc(&x->a, (n + 1) * sizeof(*m->vals));
-        if (!m->keys || !m->vals)
-            return none;
+        if (!m->keys || !m->vals) return none;
         for (size_t i = 0; i < n; i++) {
             char k[24];
             snprintf(k, sizeof(k), "arg%zu", i);
@@ -2722,11 +2591,9 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         return v;
     }
     if (strcmp(name, "sortByLabel") == 0) {
-        if (!want_args(x, name, n, 2))
-            return none;
+        if (!want_args(x, name, n, 2)) return none;
         const char *ln = to_str(x, &av[0], name);
-        if (!ln)
-            return none;
+        if (!ln) return none;
         if (av[1].k != V_SAMPLES) {
             xerr(x, "wrong type for value; expected template.queryResult; got %s",
                  type_name(&av[1]));
@@ -2740,8 +2607,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
                 map_get(l->v[j - 1]->labels, ln, &a);
                 map_get(l->v[j]->labels, ln, &c);
                 bool un;
-                if (compare(x, &c, &a, true, &un) >= 0)
-                    break;
+                if (compare(x, &c, &a, true, &un) >= 0) break;
                 struct tsample *t = l->v[j];
                 l->v[j] = l->v[j - 1];
                 l->v[j - 1] = t;
@@ -2749,20 +2615,16 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         return av[1];
     }
     if (strcmp(name, "reReplaceAll") == 0) {
-        if (!want_args(x, name, n, 3))
-            return none;
+        if (!want_args(x, name, n, 3)) return none;
         const char *a0 = to_str(x, &av[0], name), *a1 = to_str(x, &av[1], name),
                    *a2 = to_str(x, &av[2], name);
-        if (!a0 || !a1 || !a2)
-            return none;
+        if (!a0 || !a1 || !a2) return none;
         return fn_re_replace_all(x, a0, a1, a2);
     }
     if (strcmp(name, "match") == 0) {
-        if (!want_args(x, name, n, 2))
-            return none;
+        if (!want_args(x, name, n, 2)) return none;
         const char *a0 = to_str(x, &av[0], name), *a1 = to_str(x, &av[1], name);
-        if (!a0 || !a1)
-            return none;
+        if (!a0 || !a1) return none;
         return fn_match(x, a0, a1);
     }
     if (strcmp(name, "title") == 0 || strcmp(name, "toUpper") == 0 ||
@@ -2770,11 +2632,9 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         strcmp(name, "stripPort") == 0 || strcmp(name, "stripDomain") == 0 ||
         strcmp(name, "urlQueryEscape") == 0 || strcmp(name, "graphLink") == 0 ||
         strcmp(name, "tableLink") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         const char *s = to_str(x, &av[0], name);
-        if (!s)
-            return none;
+        if (!s) return none;
         size_t sl = strlen(s);
         if (strcmp(name, "title") == 0) {
             bool prev_sep = true;
@@ -2828,16 +2688,11 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         strcmp(name, "humanizeDuration") == 0 || strcmp(name, "humanizePercentage") == 0 ||
         strcmp(name, "humanizeTimestamp") == 0 || strcmp(name, "toTime") == 0 ||
         strcmp(name, "toDuration") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
-        if (!to_float(x, &av[0], &f))
-            return none;
-        if (strcmp(name, "humanize") == 0)
-            return fn_humanize(x, f);
-        if (strcmp(name, "humanize1024") == 0)
-            return fn_humanize1024(x, f);
-        if (strcmp(name, "humanizeDuration") == 0)
-            return fn_humanize_duration(x, f);
+        if (!want_args(x, name, n, 1)) return none;
+        if (!to_float(x, &av[0], &f)) return none;
+        if (strcmp(name, "humanize") == 0) return fn_humanize(x, f);
+        if (strcmp(name, "humanize1024") == 0) return fn_humanize1024(x, f);
+        if (strcmp(name, "humanizeDuration") == 0) return fn_humanize_duration(x, f);
         if (strcmp(name, "humanizePercentage") == 0) {
             rbuf_gofmt_prec(&b, f * 100, 'g', 4, false);
             rbuf_putc(&b, '%');
@@ -2859,24 +2714,21 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         struct tval v = {.k = V_TIME};
         double ns = f * 1e9;
         if (ns > 9.2e18 || ns < -9.2e18) {
-            xerr(x, "error calling %s: %g cannot be represented as a nanoseconds timestamp",
-                 name, f);
+            xerr(x, "error calling %s: %g cannot be represented as a nanoseconds timestamp", name,
+                 f);
             return none;
         }
         /* model.TimeFromUnixNano: Prometheus' model.Time has millisecond precision */
         v.u.i = (int64_t)ns / 1000000 * 1000000;
-        if (strcmp(name, "toTime") == 0)
-            return v;
+        if (strcmp(name, "toTime") == 0) return v;
         fmt_time(&b, v.u.i);
         return str_of(x, &b);
     }
     if (strcmp(name, "parseDuration") == 0) {
-        if (!want_args(x, name, n, 1))
-            return none;
+        if (!want_args(x, name, n, 1)) return none;
         const char *s = to_str(x, &av[0], name);
         int64_t ms;
-        if (!s)
-            return none;
+        if (!s) return none;
         if (template_parse_duration(s, &ms) < 0) {
             xerr(x, "error calling parseDuration: not a valid duration string: \"%s\"", s);
             return none;
@@ -2884,21 +2736,17 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         return vfloat((double)ms / 1000.0);
     }
     if (strcmp(name, "now") == 0) {
-        if (!want_args(x, name, n, 0))
-            return none;
+        if (!want_args(x, name, n, 0)) return none;
         return vfloat((double)x->d->ts_ms / 1000.0);
     }
     if (strcmp(name, "externalURL") == 0 || strcmp(name, "pathPrefix") == 0) {
-        if (!want_args(x, name, n, 0))
-            return none;
+        if (!want_args(x, name, n, 0)) return none;
         const char *u = x->d->external_url ? x->d->external_url : "";
-        if (name[0] == 'e')
-            return vstr(u, strlen(u));
+        if (name[0] == 'e') return vstr(u, strlen(u));
         /* the path part of the URL */
         const char *sch = strstr(u, "://");
         const char *path = sch ? strchr(sch + 3, '/') : (u[0] == '/' ? u : NULL);
-        if (!path)
-            return vstr("", 0);
+        if (!path) return vstr("", 0);
         size_t pl = strcspn(path, "?#");
         return vstr(path, pl);
     }
@@ -2909,18 +2757,16 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     return none;
 }
 
-/* ---- statements -------------------------------------------------------------------------------- */
+/* ---- statements --------------------------------------------------------------------------------
+ */
 
-static const struct node *find_def(const struct template *t, const char *name)
-{
+static const struct node *find_def(const struct template *t, const char *name) {
     for (const struct tdef *d = t->defs; d; d = d->next)
-        if (strcmp(d->name, name) == 0)
-            return d->body;
+        if (strcmp(d->name, name) == 0) return d->body;
     return NULL;
 }
 
-static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n)
-{
+static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n) {
     x->cur_node = n;
     switch (n->k) {
     case N_LIST:
@@ -2930,18 +2776,15 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
         break;
     case N_ACTION: {
         struct tval v = eval_pipe(x, dot, n->pipe);
-        if (x->failed)
-            return F_ERR;
-        if (n->pipe->nvars == 0)
-            fmt_value(&x->out, &v);
+        if (x->failed) return F_ERR;
+        if (n->pipe->nvars == 0) fmt_value(&x->out, &v);
         break;
     }
     case N_IF:
     case N_WITH: {
         int mark = x->nvars;
         struct tval v = eval_pipe(x, dot, n->pipe);
-        if (x->failed)
-            return F_ERR;
+        if (x->failed) return F_ERR;
         enum flow fl = F_NORMAL;
         if (truth(&v))
             fl = exec_list(x, n->k == N_WITH ? v : dot, n->list);
@@ -2956,8 +2799,7 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
         struct pipe tmp = *n->pipe;
         tmp.nvars = 0;
         struct tval v = eval_pipe(x, dot, &tmp);
-        if (x->failed)
-            return F_ERR;
+        if (x->failed) return F_ERR;
         size_t cnt = 0;
         if (v.k == V_SAMPLES)
             cnt = v.u.l->n;
@@ -2999,23 +2841,18 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
                 } else {
                     struct tval *a = var_lookup(x, n->pipe->vars[0]);
                     struct tval *c = var_lookup(x, n->pipe->vars[1]);
-                    if (a)
-                        *a = key;
-                    if (c)
-                        *c = el;
+                    if (a) *a = key;
+                    if (c) *c = el;
                 }
             }
             enum flow fl = exec_list(x, el, n->list);
             x->nvars = m2;
-            if (fl == F_ERR)
-                return F_ERR;
-            if (fl == F_BREAK)
-                break;
+            if (fl == F_ERR) return F_ERR;
+            if (fl == F_BREAK) break;
         }
         if (cnt == 0 && n->elselist) {
             enum flow fl = exec_list(x, dot, n->elselist);
-            if (fl == F_ERR)
-                return F_ERR;
+            if (fl == F_ERR) return F_ERR;
         }
         x->nvars = mark;
         break;
@@ -3032,8 +2869,7 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
             int mark = x->nvars;
             nd = eval_pipe(x, dot, n->pipe);
             x->nvars = mark;
-            if (x->failed)
-                return F_ERR;
+            if (x->failed) return F_ERR;
         }
         if (++x->depth > TPL_MAX_DEPTH) {
             xerr(x, "exceeded maximum template depth (%d)", TPL_MAX_DEPTH);
@@ -3050,8 +2886,7 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
         x->nvars = sn;
         x->base = sb;
         x->depth--;
-        if (fl == F_ERR)
-            return F_ERR;
+        if (fl == F_ERR) return F_ERR;
         break;
     }
     case N_BREAK:
@@ -3066,22 +2901,18 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
     return x->failed ? F_ERR : F_NORMAL;
 }
 
-static enum flow exec_list(struct exec *x, struct tval dot, const struct node *list)
-{
+static enum flow exec_list(struct exec *x, struct tval dot, const struct node *list) {
     for (size_t i = 0; i < list->nkids; i++) {
         enum flow f = exec_node(x, dot, list->kids[i]);
-        if (f != F_NORMAL)
-            return f;
+        if (f != F_NORMAL) return f;
     }
     return F_NORMAL;
 }
 
-int template_expand(const struct template *t, const struct template_data *d, char **out)
-{
+int template_expand(const struct template *t, const struct template_data *d, char **out) {
     *out = NULL;
     struct exec *x = calloc(1, sizeof(*x));
-    if (!x)
-        return -ENOMEM;
+    if (!x) return -ENOMEM;
     x->t = t;
     x->d = d;
     x->cur_name = t->name;
@@ -3107,8 +2938,7 @@ int template_expand(const struct template *t, const struct template_data *d, cha
         goto done;
     }
     *out = rbuf_take(&x->out);
-    if (!*out)
-        rc = -ENOMEM;
+    if (!*out) rc = -ENOMEM;
 done:
     rbuf_fini(&x->out);
     rbuf_fini(&x->err);
@@ -3117,54 +2947,50 @@ done:
     return rc;
 }
 
-char *template_expand_alert(const char *name, const char *text, const struct template_data *d)
-{
+char *template_expand_alert(const char *name, const char *text, const struct template_data *d) {
     struct perr err = {0};
     struct template *t = template_parse(name, text, strlen(text), true, &err);
     char *res = NULL;
     struct rbuf b;
     rbuf_init(&b);
     if (!t) {
-        if (strcmp(err.msg, "out of memory") == 0)
-            return NULL;
-        rbuf_printf(&b, "<error expanding template: error parsing template %s: %s>", name,
-                    err.msg);
+        if (strcmp(err.msg, "out of memory") == 0) return NULL;
+        rbuf_printf(&b, "<error expanding template: error parsing template %s: %s>", name, err.msg);
         return rbuf_take(&b);
     }
     int rc = template_expand(t, d, &res);
     template_free(t);
     if (rc == -EINVAL) {
-        rbuf_printf(&b, "<error expanding template: error executing template %s: %s>", name,
-                    res);
+        rbuf_printf(&b, "<error expanding template: error executing template %s: %s>", name, res);
         free(res);
         return rbuf_take(&b);
     }
     return res;
 }
 
-int template_format_float(char *buf, size_t size, double v)
-{
+int template_format_float(char *buf, size_t size, double v) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_gofloat(&b, v, 'g');
     int n = (int)b.len;
-    if (size)
-        snprintf(buf, size, "%s", b.p ? b.p : "");
+    if (size) snprintf(buf, size, "%s", b.p ? b.p : "");
     rbuf_fini(&b);
     return n;
 }
 
-int template_parse_duration(const char *s, int64_t *ms)
-{
+int template_parse_duration(const char *s, int64_t *ms) {
     /* model.ParseDuration: ordered units y w d h m s ms, each at most once; "0" alone ok. */
     static const struct {
         const char *u;
         int64_t ms;
-    } units[] = {{"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000},
-                 {"h", 3600000},          {"m", 60000},          {"s", 1000},
+    } units[] = {{"y", 365LL * 86400000},
+                 {"w", 7LL * 86400000},
+                 {"d", 86400000},
+                 {"h", 3600000},
+                 {"m", 60000},
+                 {"s", 1000},
                  {"ms", 1}};
-    if (!s || !*s)
-        return -EINVAL;
+    if (!s || !*s) return -EINVAL;
     if (strcmp(s, "0") == 0) {
         *ms = 0;
         return 0;
@@ -3173,12 +2999,10 @@ int template_parse_duration(const char *s, int64_t *ms)
     size_t next_unit = 0;
     const char *p = s;
     while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return -EINVAL;
+        if (!isdigit((unsigned char)*p)) return -EINVAL;
         int64_t v = 0;
         while (isdigit((unsigned char)*p)) {
-            if (v > (INT64_MAX - 9) / 10)
-                return -EINVAL;
+            if (v > (INT64_MAX - 9) / 10) return -EINVAL;
             v = v * 10 + (*p++ - '0');
         }
         size_t ul = 0;
@@ -3186,12 +3010,9 @@ int template_parse_duration(const char *s, int64_t *ms)
             ul++;
         size_t k;
         for (k = next_unit; k < sizeof(units) / sizeof(units[0]); k++)
-            if (strlen(units[k].u) == ul && memcmp(units[k].u, p, ul) == 0)
-                break;
-        if (k == sizeof(units) / sizeof(units[0]))
-            return -EINVAL;
-        if (v > INT64_MAX / units[k].ms || total > INT64_MAX - v * units[k].ms)
-            return -EINVAL;
+            if (strlen(units[k].u) == ul && memcmp(units[k].u, p, ul) == 0) break;
+        if (k == sizeof(units) / sizeof(units[0])) return -EINVAL;
+        if (v > INT64_MAX / units[k].ms || total > INT64_MAX - v * units[k].ms) return -EINVAL;
         total += v * units[k].ms;
         next_unit = k + 1;
         p += ul;
@@ -3200,8 +3021,7 @@ int template_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
-int template_format_duration(char *buf, size_t size, int64_t ms)
-{
+int template_format_duration(char *buf, size_t size, int64_t ms) {
     /* model.Duration.String(): largest units first, "0s" for zero */
     struct rbuf b;
     rbuf_init(&b);
@@ -3215,8 +3035,12 @@ int template_format_duration(char *buf, size_t size, int64_t ms)
         static const struct {
             const char *u;
             int64_t ms;
-        } units[] = {{"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000},
-                     {"h", 3600000},          {"m", 60000},          {"s", 1000},
+        } units[] = {{"y", 365LL * 86400000},
+                     {"w", 7LL * 86400000},
+                     {"d", 86400000},
+                     {"h", 3600000},
+                     {"m", 60000},
+                     {"s", 1000},
                      {"ms", 1}};
         for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
             int64_t q = ms / units[k].ms;
@@ -3227,8 +3051,7 @@ int template_format_duration(char *buf, size_t size, int64_t ms)
         }
     }
     int n = (int)b.len;
-    if (size)
-        snprintf(buf, size, "%s", b.p ? b.p : "");
+    if (size) snprintf(buf, size, "%s", b.p ? b.p : "");
     rbuf_fini(&b);
     return n;
 }

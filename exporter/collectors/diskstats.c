@@ -8,7 +8,7 @@
 #include "collector.h"
 #include "procfs.h"
 
-#define SECTOR_BYTES 512.0 /* /proc/diskstats counts 512-byte sectors whatever the device */
+#define SECTOR_BYTES 512.0     /* /proc/diskstats counts 512-byte sectors whatever the device */
 #define SECONDS_PER_TICK 0.001 /* the *_ticks fields are milliseconds */
 
 struct disk_state {
@@ -16,11 +16,9 @@ struct disk_state {
     struct sbuf udev;
 };
 
-static int diskstats_init(struct col_ctx *ctx, struct perr *err)
-{
+static int diskstats_init(struct col_ctx *ctx, struct perr *err) {
     struct disk_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
+    if (!st) return -ENOMEM;
     ctx->state = st;
     const char *ex = col_opt_str(ctx->opt, "collector.diskstats.device-exclude");
     const char *in = col_opt_str(ctx->opt, "collector.diskstats.device-include");
@@ -38,11 +36,9 @@ static int diskstats_init(struct col_ctx *ctx, struct perr *err)
     return rc;
 }
 
-static void diskstats_fini(struct col_ctx *ctx)
-{
+static void diskstats_fini(struct col_ctx *ctx) {
     struct disk_state *st = ctx->state;
-    if (!st)
-        return;
+    if (!st) return;
     col_regex_free(st->exclude);
     col_regex_free(st->include);
     sbuf_fini(&st->udev);
@@ -67,8 +63,7 @@ static const struct {
     {"node_disk_written_bytes_total", "The total number of bytes written successfully.",
      MTYPE_COUNTER, SECTOR_BYTES},
     {"node_disk_write_time_seconds_total",
-     "This is the total number of seconds spent by all writes.", MTYPE_COUNTER,
-     SECONDS_PER_TICK},
+     "This is the total number of seconds spent by all writes.", MTYPE_COUNTER, SECONDS_PER_TICK},
     {"node_disk_io_now", "The number of I/Os currently in progress.", MTYPE_GAUGE, 1},
     {"node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", MTYPE_COUNTER,
      SECONDS_PER_TICK},
@@ -81,8 +76,7 @@ static const struct {
     {"node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.",
      MTYPE_COUNTER, 1},
     {"node_disk_discard_time_seconds_total",
-     "This is the total number of seconds spent by all discards.", MTYPE_COUNTER,
-     SECONDS_PER_TICK},
+     "This is the total number of seconds spent by all discards.", MTYPE_COUNTER, SECONDS_PER_TICK},
     /* Linux 5.5+ */
     {"node_disk_flush_requests_total", "The total number of flush requests completed successfully",
      MTYPE_COUNTER, 1},
@@ -93,37 +87,31 @@ static const struct {
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
 /* Looks up KEY in a udev database file's "E:KEY=VALUE" lines; "" when absent. */
-static const char *udev_get(const struct sbuf *db, const char *key, bool *found)
-{
+static const char *udev_get(const struct sbuf *db, const char *key, bool *found) {
     size_t kl = strlen(key);
     for (const char *p = db->data; p && *p;) {
         const char *nl = strchr(p, '\n');
         size_t ll = nl ? (size_t)(nl - p) : strlen(p);
         if (ll > kl + 2 && p[0] == 'E' && p[1] == ':' && strncmp(p + 2, key, kl) == 0 &&
             p[2 + kl] == '=') {
-            if (found)
-                *found = true;
+            if (found) *found = true;
             return p + 3 + kl;
         }
         p += ll + (nl ? 1 : 0);
     }
-    if (found)
-        *found = false;
+    if (found) *found = false;
     return "";
 }
 
 /* Loads /run/udev/data/b<major>:<minor>; a device udev does not know has empty labels. */
 static void udev_load(struct col_ctx *ctx, struct disk_state *st, const char *maj,
-                      const char *min)
-{
+                      const char *min) {
     char path[4400];
     snprintf(path, sizeof(path), "%s/b%s:%s", ctx->paths->udev_data, maj, min);
-    if (procfs_read(path, &st->udev))
-        sbuf_reset(&st->udev);
+    if (procfs_read(path, &st->udev)) sbuf_reset(&st->udev);
 }
 
-static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev)
-{
+static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev) {
     /* udev_get returns line tails that still hold their newline: copy each value out */
     char v[6][256];
     int rc = 0;
@@ -131,8 +119,7 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
     do {                                                                                           \
         const char *s_ = udev_get(&st->udev, (k), NULL);                                           \
         size_t l_ = strcspn(s_, "\n");                                                             \
-        if (l_ >= sizeof(v[i]))                                                                    \
-            l_ = sizeof(v[i]) - 1;                                                                 \
+        if (l_ >= sizeof(v[i])) l_ = sizeof(v[i]) - 1;                                             \
         memcpy(v[i], s_, l_);                                                                      \
         v[i][l_] = '\0';                                                                           \
     } while (0)
@@ -141,11 +128,10 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
         UDEV(1, "ID_FS_USAGE");
         UDEV(2, "ID_FS_UUID");
         UDEV(3, "ID_FS_VERSION");
-        rc = col_add(out, "node_disk_filesystem_info", "Info about disk filesystem.", MTYPE_GAUGE,
-                     1, 5, "device", dev, "type", v[0], "usage", v[1], "uuid", v[2], "version",
-                     v[3]);
-        if (rc)
-            return rc;
+        rc =
+            col_add(out, "node_disk_filesystem_info", "Info about disk filesystem.", MTYPE_GAUGE, 1,
+                    5, "device", dev, "type", v[0], "usage", v[1], "uuid", v[2], "version", v[3]);
+        if (rc) return rc;
     }
     UDEV(0, "DM_NAME");
     if (v[0][0]) {
@@ -154,10 +140,9 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
         UDEV(3, "DM_LV_NAME");
         UDEV(4, "DM_LV_LAYER");
         rc = col_add(out, "node_disk_device_mapper_info", "Info about disk device mapper.",
-                     MTYPE_GAUGE, 1, 6, "device", dev, "name", v[0], "uuid", v[1], "vg_name",
-                     v[2], "lv_name", v[3], "lv_layer", v[4]);
-        if (rc)
-            return rc;
+                     MTYPE_GAUGE, 1, 6, "device", dev, "name", v[0], "uuid", v[1], "vg_name", v[2],
+                     "lv_name", v[3], "lv_layer", v[4]);
+        if (rc) return rc;
     }
     UDEV(0, "ID_ATA");
     if (v[0][0]) {
@@ -171,12 +156,10 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
         for (int i = 0; i < 3; i++) {
             bool found;
             udev_get(&st->udev, ata[i][0], &found);
-            if (!found)
-                continue;
+            if (!found) continue;
             UDEV(5, ata[i][0]);
             double x;
-            if (procfs_parse_double(v[5], &x))
-                continue; /* node_exporter logs and skips */
+            if (procfs_parse_double(v[5], &x)) continue; /* node_exporter logs and skips */
             if ((rc = col_add(out, ata[i][1], ata[i][2], MTYPE_GAUGE, x, 1, "device", dev)))
                 return rc;
         }
@@ -185,18 +168,15 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
     return 0;
 }
 
-static int diskstats_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int diskstats_collect(struct col_ctx *ctx, struct mset *out) {
     struct disk_state *st = ctx->state;
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "diskstats", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "couldn't get diskstats");
+    if (rc) return col_fail(ctx, rc, "couldn't get diskstats");
     char *cur = ctx->buf.data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3 + NFIELDS + 4];
         size_t nf = procfs_fields(line, f, 3 + NFIELDS + 4);
-        if (nf == 0)
-            continue;
+        if (nf == 0) continue;
         /* procfs rejects lines with fewer than 14 fields (pre-2.6.25 partition lines) */
         if (nf < 14)
             return col_fail(ctx, -EPROTO, "invalid line in diskstats: %s", nf > 2 ? f[2] : f[0]);
@@ -204,8 +184,7 @@ static int diskstats_collect(struct col_ctx *ctx, struct mset *out)
         uint64_t maj, min;
         if (procfs_parse_u64(f[0], &maj) || procfs_parse_u64(f[1], &min))
             return col_fail(ctx, -EPROTO, "bad device numbers in diskstats for %s", dev);
-        if (col_filter_ignored(st->exclude, st->include, dev))
-            continue;
+        if (col_filter_ignored(st->exclude, st->include, dev)) continue;
         udev_load(ctx, st, f[0], f[1]);
         char path[256], wwn[256], model[256], serial[256], rev[256];
         const char *src[5] = {"ID_PATH", "ID_WWN", "ID_MODEL", "ID_SERIAL_SHORT", "ID_REVISION"};
@@ -213,18 +192,15 @@ static int diskstats_collect(struct col_ctx *ctx, struct mset *out)
         for (int i = 0; i < 5; i++) {
             const char *s = udev_get(&st->udev, src[i], NULL);
             size_t l = strcspn(s, "\n");
-            if (l > 255)
-                l = 255;
+            if (l > 255) l = 255;
             memcpy(dst[i], s, l);
             dst[i][l] = '\0';
         }
-        rc = col_add(out, "node_disk_info", "Info of /sys/block/<block_device>.", MTYPE_GAUGE, 1,
-                     8, "device", dev, "major", f[0], "minor", f[1], "path", path, "wwn", wwn,
-                     "model", model, "serial", serial, "revision", rev);
-        if (rc == -EEXIST)
-            continue; /* the same device listed twice: keep the first */
-        if (rc)
-            return rc;
+        rc = col_add(out, "node_disk_info", "Info of /sys/block/<block_device>.", MTYPE_GAUGE, 1, 8,
+                     "device", dev, "major", f[0], "minor", f[1], "path", path, "wwn", wwn, "model",
+                     model, "serial", serial, "revision", rev);
+        if (rc == -EEXIST) continue; /* the same device listed twice: keep the first */
+        if (rc) return rc;
         size_t nstat = nf - 3;
         for (size_t i = 0; i < NFIELDS && i < nstat; i++) {
             uint64_t x;
@@ -241,6 +217,10 @@ static int diskstats_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_diskstats = {
-    .name = "diskstats", .default_on = true, .help = "Exposes disk I/O statistics",
-    .init = diskstats_init, .collect = diskstats_collect, .fini = diskstats_fini,
+    .name = "diskstats",
+    .default_on = true,
+    .help = "Exposes disk I/O statistics",
+    .init = diskstats_init,
+    .collect = diskstats_collect,
+    .fini = diskstats_fini,
 };

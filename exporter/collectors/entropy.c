@@ -5,8 +5,7 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int entropy_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int entropy_collect(struct col_ctx *ctx, struct mset *out) {
     static const struct {
         const char *file, *name, *help;
     } f[2] = {
@@ -18,17 +17,16 @@ static int entropy_collect(struct col_ctx *ctx, struct mset *out)
         char path[4096];
         uint64_t v;
         int rc = procfs_path(ctx->paths, PROCFS_PROC, f[i].file, path, sizeof(path));
-        if (!rc)
-            rc = procfs_read_u64(path, &v);
-        if (rc)
-            return col_fail(ctx, rc, "couldn't get %s", f[i].file);
-        if ((rc = col_add(out, f[i].name, f[i].help, MTYPE_GAUGE, (double)v, 0)))
-            return rc;
+        if (!rc) rc = procfs_read_u64(path, &v);
+        if (rc) return col_fail(ctx, rc, "couldn't get %s", f[i].file);
+        if ((rc = col_add(out, f[i].name, f[i].help, MTYPE_GAUGE, (double)v, 0))) return rc;
     }
     return 0;
 }
 
 const struct collector col_entropy = {
-    .name = "entropy", .default_on = true, .help = "Exposes available entropy",
+    .name = "entropy",
+    .default_on = true,
+    .help = "Exposes available entropy",
     .collect = entropy_collect,
 };

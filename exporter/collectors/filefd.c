@@ -6,11 +6,9 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int filefd_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int filefd_collect(struct col_ctx *ctx, struct mset *out) {
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "sys/fs/file-nr", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "reading sys/fs/file-nr");
+    if (rc) return col_fail(ctx, rc, "reading sys/fs/file-nr");
     /* one line, three tab-separated values; the middle one is always 0 since Linux 2.6 */
     char *f[4];
     double alloc, max;
@@ -29,7 +27,8 @@ static int filefd_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_filefd = {
-    .name = "filefd", .default_on = true,
+    .name = "filefd",
+    .default_on = true,
     .help = "Exposes file descriptor statistics from /proc/sys/fs/file-nr",
     .collect = filefd_collect,
 };

@@ -23,16 +23,13 @@ struct stuck {
 static pthread_mutex_t stuck_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct stuck *stuck_list;
 
-static bool stuck_has(const char *mp)
-{
+static bool stuck_has(const char *mp) {
     for (struct stuck *s = stuck_list; s; s = s->next)
-        if (strcmp(s->mountpoint, mp) == 0)
-            return true;
+        if (strcmp(s->mountpoint, mp) == 0) return true;
     return false;
 }
 
-static void stuck_del(const char *mp)
-{
+static void stuck_del(const char *mp) {
     for (struct stuck **pp = &stuck_list; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->mountpoint, mp) == 0) {
             struct stuck *s = *pp;
@@ -56,8 +53,7 @@ struct job {
     char path[];      /* rootfs-prefixed path to stat */
 };
 
-static void job_unref(struct job *j)
-{
+static void job_unref(struct job *j) {
     if (--j->refs == 0) {
         pthread_cond_destroy(&j->cv);
         free(j->mountpoint);
@@ -69,30 +65,81 @@ static void job_unref(struct job *j)
  * declares it extern and swaps in a statfs that hangs, to exercise the stuck-mount path. */
 int (*filesystem_statfs)(const char *path, struct statfs *buf) = statfs;
 
-static void *worker(void *arg)
-{
-    struct job *j = arg;
-    struct statfs st;
-    int err = filesystem_statfs(j->path, &st) ? errno : 0;
+/* One long-lived worker thread runs the statfs calls, so a scrape creates no threads. When
+ * a call outlives its deadline the worker is abandoned (detached): it finishes that call
+ * (however long it hangs), unmarks the mount, frees itself and exits; the next statfs starts
+ * a fresh worker. The last filesystem collector to go stops and joins an idle worker. */
+struct worker {
+    pthread_cond_t cv;
+    pthread_t thread;
+    struct job *job; /* posted job, NULL when idle */
+    bool abandoned, quit;
+};
+static struct worker *current; /* under stuck_mu */
+/* Two collector sets (a reload overlapping a scrape) share the one worker: their
+ * filesystem collections take turns, each bounded by the mount timeout per mount. */
+static pthread_mutex_t collect_mu = PTHREAD_MUTEX_INITIALIZER;
+static int users; /* filesystem collector instances, under stuck_mu */
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
     pthread_mutex_lock(&stuck_mu);
-    j->st = st;
-    j->err = err;
-    j->done = true;
-    stuck_del(j->mountpoint); /* it returned: monitor it again from the next scrape */
-    pthread_cond_signal(&j->cv);
-    job_unref(j);
+    for (;;) {
+        while (!w->job && !w->quit)
+            pthread_cond_wait(&w->cv, &stuck_mu);
+        if (!w->job) break; /* quit: the joiner frees w */
+        struct job *j = w->job;
+        pthread_mutex_unlock(&stuck_mu);
+        struct statfs st;
+        int err = filesystem_statfs(j->path, &st) ? errno : 0;
+        pthread_mutex_lock(&stuck_mu);
+        j->st = st;
+        j->err = err;
+        j->done = true;
+        stuck_del(j->mountpoint); /* it returned: monitor it again from the next scrape */
+        pthread_cond_signal(&j->cv);
+        job_unref(j);
+        w->job = NULL;
+        if (w->abandoned) break;
+    }
+    bool self_free = w->abandoned;
     pthread_mutex_unlock(&stuck_mu);
+    if (self_free) {
+        pthread_cond_destroy(&w->cv);
+        free(w);
+    }
     return NULL;
+}
+
+/* Returns the idle worker, starting one if needed. Called with stuck_mu held. */
+static struct worker *get_worker(int *err) {
+    if (current) return current;
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pthread_cond_init(&w->cv, NULL);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&w->thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        *err = -rc;
+        return NULL;
+    }
+    return current = w;
 }
 
 /* Runs statfs(path) with a deadline. Returns 0 with *out filled, -errno from statfs,
  * -ETIMEDOUT (mount now marked stuck), or -ENOMEM/-EAGAIN when no thread could start. */
-static int statfs_deadline(const char *path, const char *mp, double timeout, struct statfs *out)
-{
+static int statfs_deadline(const char *path, const char *mp, double timeout, struct statfs *out) {
     size_t pl = strlen(path) + 1;
     struct job *j = calloc(1, sizeof(*j) + pl);
-    if (!j)
-        return -ENOMEM;
+    if (!j) return -ENOMEM;
     memcpy(j->path, path, pl);
     j->mountpoint = strdup(mp);
     if (!j->mountpoint) {
@@ -105,32 +152,32 @@ static int statfs_deadline(const char *path, const char *mp, double timeout, str
     pthread_cond_init(&j->cv, &ca);
     pthread_condattr_destroy(&ca);
     j->refs = 2;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, worker, j);
-    pthread_attr_destroy(&attr);
-    if (rc) {
-        j->refs = 1;
-        job_unref(j);
-        return -rc;
-    }
+    int rc = 0;
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     double s = (double)dl.tv_sec + dl.tv_nsec / 1e9 + timeout;
     dl.tv_sec = (time_t)s;
     dl.tv_nsec = (long)((s - (double)dl.tv_sec) * 1e9);
     pthread_mutex_lock(&stuck_mu);
+    struct worker *w = get_worker(&rc);
+    if (!w) {
+        j->refs = 1;
+        job_unref(j);
+        pthread_mutex_unlock(&stuck_mu);
+        return rc;
+    }
+    w->job = j;
+    pthread_cond_signal(&w->cv);
     while (!j->done)
-        if (pthread_cond_timedwait(&j->cv, &stuck_mu, &dl) == ETIMEDOUT)
-            break;
+        if (pthread_cond_timedwait(&j->cv, &stuck_mu, &dl) == ETIMEDOUT) break;
     if (j->done) {
         rc = j->err ? -j->err : 0;
         *out = j->st;
     } else {
         rc = -ETIMEDOUT;
+        w->abandoned = true; /* it exits once its statfs returns */
+        pthread_detach(w->thread);
+        current = NULL;
         struct stuck *sk = malloc(sizeof(*sk) + strlen(mp) + 1);
         if (sk && !stuck_has(mp)) {
             strcpy(sk->mountpoint, mp);
@@ -153,11 +200,9 @@ struct fs_state {
     double timeout;
 };
 
-static int filesystem_init(struct col_ctx *ctx, struct perr *err)
-{
+static int filesystem_init(struct col_ctx *ctx, struct perr *err) {
     struct fs_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
+    if (!st) return -ENOMEM;
     st->timeout = col_opt_num(ctx->opt, "collector.filesystem.mount-timeout");
     int rc = col_regex_new("collector.filesystem.mount-points-exclude",
                            col_opt_str(ctx->opt, "collector.filesystem.mount-points-exclude"),
@@ -172,14 +217,28 @@ static int filesystem_init(struct col_ctx *ctx, struct perr *err)
         return rc;
     }
     ctx->state = st;
+    pthread_mutex_lock(&stuck_mu);
+    users++;
+    pthread_mutex_unlock(&stuck_mu);
     return 0;
 }
 
-static void filesystem_fini(struct col_ctx *ctx)
-{
+static void filesystem_fini(struct col_ctx *ctx) {
     struct fs_state *st = ctx->state;
-    if (!st)
-        return;
+    if (!st) return;
+    pthread_mutex_lock(&stuck_mu);
+    struct worker *w = --users == 0 ? current : NULL;
+    if (w) {
+        current = NULL;
+        w->quit = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&stuck_mu);
+    if (w) { /* current is never busy between scrapes: a busy one would have been abandoned */
+        pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+    }
     col_regex_free(st->mp_exclude);
     col_regex_free(st->type_exclude);
     free(st);
@@ -187,8 +246,7 @@ static void filesystem_fini(struct col_ctx *ctx)
 
 /* fstab(5) escapes: the kernel writes space, tab, newline and backslash as \ooo octal.
  * node_exporter only undoes \040 and \011; so do we, to keep label values identical. */
-static void unescape(char *s)
-{
+static void unescape(char *s) {
     char *w = s;
     for (char *r = s; *r;) {
         if (strncmp(r, "\\040", 4) == 0)
@@ -202,13 +260,10 @@ static void unescape(char *s)
 }
 
 /* node_exporter's rootfsStripPrefix */
-static const char *strip_rootfs(const char *rootfs, const char *mp)
-{
-    if (strcmp(rootfs, "/") == 0)
-        return mp;
+static const char *strip_rootfs(const char *rootfs, const char *mp) {
+    if (strcmp(rootfs, "/") == 0) return mp;
     size_t rl = strlen(rootfs);
-    if (strncmp(mp, rootfs, rl) == 0)
-        return mp[rl] ? mp + rl : "/";
+    if (strncmp(mp, rootfs, rl) == 0) return mp[rl] ? mp + rl : "/";
     return mp;
 }
 
@@ -221,25 +276,30 @@ static const char *const gauge_names[6][2] = {
     {"node_filesystem_readonly", "Filesystem read-only status."},
 };
 
-static int filesystem_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int collect(struct col_ctx *ctx, struct mset *out);
+
+static int filesystem_collect(struct col_ctx *ctx, struct mset *out) {
+    pthread_mutex_lock(&collect_mu);
+    int rc = collect(ctx, out);
+    pthread_mutex_unlock(&collect_mu);
+    return rc;
+}
+
+static int collect(struct col_ctx *ctx, struct mset *out) {
     struct fs_state *st = ctx->state;
     /* /proc/1/mounts is the host's view when we run in a container with the host's /proc;
      * with hidepid it is missing and /proc/mounts serves. */
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "1/mounts", &ctx->buf);
     if (rc == -ENOENT || rc == -EACCES)
         rc = procfs_read_at(ctx->paths, PROCFS_PROC, "mounts", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "reading mounts");
+    if (rc) return col_fail(ctx, rc, "reading mounts");
     const char *rootfs = ctx->paths->rootfs;
     char *cur = ctx->buf.data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[7];
         size_t nf = procfs_fields(line, f, 7);
-        if (nf == 0)
-            continue;
-        if (nf < 4)
-            return col_fail(ctx, -EPROTO, "malformed mount point information: %s", f[0]);
+        if (nf == 0) continue;
+        if (nf < 4) return col_fail(ctx, -EPROTO, "malformed mount point information: %s", f[0]);
         unescape(f[1]);
         const char *dev = f[0], *mp = strip_rootfs(rootfs, f[1]), *type = f[2];
         if (col_regex_match_opt(st->mp_exclude, mp) || col_regex_match_opt(st->type_exclude, type))
@@ -254,10 +314,8 @@ static int filesystem_collect(struct col_ctx *ctx, struct mset *out)
         } else {
             char path[4200];
             err = procfs_path(ctx->paths, PROCFS_ROOT, mp, path, sizeof(path));
-            if (!err)
-                err = statfs_deadline(path, mp, st->timeout, &sfs);
-            if (err == -ENOMEM)
-                return err;
+            if (!err) err = statfs_deadline(path, mp, st->timeout, &sfs);
+            if (err == -ENOMEM) return err;
             if (err && err != -ETIMEDOUT)
                 LOG_DEBUG("error on statfs() system call for %s: %s", path, strerror(-err));
         }
@@ -266,21 +324,18 @@ static int filesystem_collect(struct col_ctx *ctx, struct mset *out)
                      MTYPE_GAUGE, err ? 1 : 0, 3, "device", dev, "mountpoint", mp, "fstype", type);
         if (rc == -EEXIST)
             continue; /* the same mount twice (bind mounts): node_exporter keeps the first */
-        if (rc)
-            return rc;
-        if (err)
-            continue;
+        if (rc) return rc;
+        if (err) continue;
         bool ro = false;
         for (char *o = f[3]; o && *o;) {
             size_t l = strcspn(o, ",");
-            if (l == 2 && strncmp(o, "ro", 2) == 0)
-                ro = true;
+            if (l == 2 && strncmp(o, "ro", 2) == 0) ro = true;
             o += l + (o[l] ? 1 : 0);
         }
         double bs = (double)sfs.f_bsize;
         double v[6] = {(double)sfs.f_blocks * bs, (double)sfs.f_bfree * bs,
-                       (double)sfs.f_bavail * bs, (double)sfs.f_files, (double)sfs.f_ffree,
-                       ro ? 1 : 0};
+                       (double)sfs.f_bavail * bs, (double)sfs.f_files,
+                       (double)sfs.f_ffree,       ro ? 1 : 0};
         for (int i = 0; i < 6; i++)
             if ((rc = col_add(out, gauge_names[i][0], gauge_names[i][1], MTYPE_GAUGE, v[i], 3,
                               "device", dev, "mountpoint", mp, "fstype", type)))
@@ -290,6 +345,10 @@ static int filesystem_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_filesystem = {
-    .name = "filesystem", .default_on = true, .help = "Exposes filesystem statistics, such as disk space used",
-    .init = filesystem_init, .collect = filesystem_collect, .fini = filesystem_fini,
+    .name = "filesystem",
+    .default_on = true,
+    .help = "Exposes filesystem statistics, such as disk space used",
+    .init = filesystem_init,
+    .collect = filesystem_collect,
+    .fini = filesystem_fini,
 };

@@ -5,11 +5,9 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int loadavg_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int loadavg_collect(struct col_ctx *ctx, struct mset *out) {
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "loadavg", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "reading loadavg");
+    if (rc) return col_fail(ctx, rc, "reading loadavg");
     char *f[4];
     double v[3];
     if (procfs_fields(ctx->buf.data, f, 4) < 3)
@@ -21,12 +19,13 @@ static int loadavg_collect(struct col_ctx *ctx, struct mset *out)
     static const char *const helps[3] = {"1m load average.", "5m load average.",
                                          "15m load average."};
     for (int i = 0; i < 3; i++)
-        if ((rc = col_add(out, names[i], helps[i], MTYPE_GAUGE, v[i], 0)))
-            return rc;
+        if ((rc = col_add(out, names[i], helps[i], MTYPE_GAUGE, v[i], 0))) return rc;
     return 0;
 }
 
 const struct collector col_loadavg = {
-    .name = "loadavg", .default_on = true, .help = "Exposes load average",
+    .name = "loadavg",
+    .default_on = true,
+    .help = "Exposes load average",
     .collect = loadavg_collect,
 };

@@ -7,18 +7,15 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int meminfo_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int meminfo_collect(struct col_ctx *ctx, struct mset *out) {
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "meminfo", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "reading meminfo");
+    if (rc) return col_fail(ctx, rc, "reading meminfo");
     char *cur = ctx->buf.data, *line;
     int n = 0;
     while ((line = procfs_next_line(&cur))) {
         char *f[4];
         size_t nf = procfs_fields(line, f, 4);
-        if (nf == 0)
-            continue; /* empty lines occur on some CentOS 6 kernels */
+        if (nf == 0) continue; /* empty lines occur on some CentOS 6 kernels */
         size_t kl = strlen(f[0]);
         double v;
         if (nf < 2 || nf > 3 || kl < 2 || f[0][kl - 1] != ':' || procfs_parse_double(f[1], &v))
@@ -43,16 +40,16 @@ static int meminfo_collect(struct col_ctx *ctx, struct mset *out)
         size_t nl = strlen(key);
         enum mtype t = nl > 6 && strcmp(key + nl - 6, "_total") == 0 ? MTYPE_COUNTER : MTYPE_GAUGE;
         rc = col_add(out, name, help, t, v, 0);
-        if (rc == -ENOMEM)
-            return rc;
-        if (rc)
-            return col_fail(ctx, -EPROTO, "unusable meminfo field %s", f[0]);
+        if (rc == -ENOMEM) return rc;
+        if (rc) return col_fail(ctx, -EPROTO, "unusable meminfo field %s", f[0]);
         n++;
     }
     return n ? 0 : col_fail(ctx, -EPROTO, "empty meminfo");
 }
 
 const struct collector col_meminfo = {
-    .name = "meminfo", .default_on = true, .help = "Exposes memory statistics",
+    .name = "meminfo",
+    .default_on = true,
+    .help = "Exposes memory statistics",
     .collect = meminfo_collect,
 };

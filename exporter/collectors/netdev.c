@@ -12,11 +12,9 @@ struct netdev_state {
     struct col_regex *exclude, *include;
 };
 
-static int netdev_init(struct col_ctx *ctx, struct perr *err)
-{
+static int netdev_init(struct col_ctx *ctx, struct perr *err) {
     struct netdev_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
+    if (!st) return -ENOMEM;
     const char *ex = col_opt_str(ctx->opt, "collector.netdev.device-exclude");
     const char *in = col_opt_str(ctx->opt, "collector.netdev.device-include");
     /* The two are mutually exclusive in node_exporter; since the exclude has a default
@@ -33,11 +31,9 @@ static int netdev_init(struct col_ctx *ctx, struct perr *err)
     return 0;
 }
 
-static void netdev_fini(struct col_ctx *ctx)
-{
+static void netdev_fini(struct col_ctx *ctx) {
     struct netdev_state *st = ctx->state;
-    if (!st)
-        return;
+    if (!st) return;
     col_regex_free(st->exclude);
     col_regex_free(st->include);
     free(st);
@@ -48,35 +44,30 @@ static void netdev_fini(struct col_ctx *ctx)
  * rx_missed_errors, frame = length + over + crc + frame errors, carrier = carrier + aborted +
  * window + heartbeat errors), so the values equal node_exporter's netlink-based ones. */
 static const char *const cols[16] = {
-    "receive_bytes",  "receive_packets",  "receive_errs",  "receive_drop",
+    "receive_bytes",  "receive_packets",  "receive_errs",       "receive_drop",
     "receive_fifo",   "receive_frame",    "receive_compressed", "receive_multicast",
-    "transmit_bytes", "transmit_packets", "transmit_errs", "transmit_drop",
-    "transmit_fifo",  "transmit_colls",   "transmit_carrier", "transmit_compressed",
+    "transmit_bytes", "transmit_packets", "transmit_errs",      "transmit_drop",
+    "transmit_fifo",  "transmit_colls",   "transmit_carrier",   "transmit_compressed",
 };
 
-static int emit(struct mset *out, const char *key, const char *dev, double v)
-{
+static int emit(struct mset *out, const char *key, const char *dev, double v) {
     char name[128], help[160];
     snprintf(name, sizeof(name), "node_network_%s_total", key);
     snprintf(help, sizeof(help), "Network device statistic %s.", key);
     return col_add(out, name, help, MTYPE_COUNTER, v, 1, "device", dev);
 }
 
-static int netdev_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int netdev_collect(struct col_ctx *ctx, struct mset *out) {
     struct netdev_state *st = ctx->state;
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/dev", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "couldn't get netstats");
+    if (rc) return col_fail(ctx, rc, "couldn't get netstats");
     char *cur = ctx->buf.data, *line;
     for (int skip = 0; skip < 2; skip++) /* two header lines */
-        if (!procfs_next_line(&cur))
-            return col_fail(ctx, -EPROTO, "truncated net/dev");
+        if (!procfs_next_line(&cur)) return col_fail(ctx, -EPROTO, "truncated net/dev");
     while ((line = procfs_next_line(&cur))) {
         /* "  eth0: 123 ..." — long names and wide counters can leave no space after ':' */
         char *colon = strchr(line, ':');
-        if (!colon)
-            return col_fail(ctx, -EPROTO, "malformed line in net/dev");
+        if (!colon) return col_fail(ctx, -EPROTO, "malformed line in net/dev");
         *colon = '\0';
         char *dev = line;
         while (*dev == ' ')
@@ -84,8 +75,7 @@ static int netdev_collect(struct col_ctx *ctx, struct mset *out)
         char *f[17];
         if (procfs_fields(colon + 1, f, 17) < 16)
             return col_fail(ctx, -EPROTO, "short line in net/dev for %s", dev);
-        if (col_filter_ignored(st->exclude, st->include, dev))
-            continue;
+        if (col_filter_ignored(st->exclude, st->include, dev)) continue;
         for (int i = 0; i < 16; i++) {
             uint64_t v;
             if (procfs_parse_u64(f[i], &v))
@@ -106,6 +96,10 @@ static int netdev_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_netdev = {
-    .name = "netdev", .default_on = true, .help = "Exposes network interface statistics such as bytes transferred",
-    .init = netdev_init, .collect = netdev_collect, .fini = netdev_fini,
+    .name = "netdev",
+    .default_on = true,
+    .help = "Exposes network interface statistics such as bytes transferred",
+    .init = netdev_init,
+    .collect = netdev_collect,
+    .fini = netdev_fini,
 };

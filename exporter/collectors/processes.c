@@ -13,65 +13,50 @@ struct states {
     unsigned n[128];
 };
 
-static bool is_pid(const char *s)
-{
-    if (!*s)
-        return false;
+static bool is_pid(const char *s) {
+    if (!*s) return false;
     for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
+        if (*s < '0' || *s > '9') return false;
     return true;
 }
 
 /* Reads state and num_threads from a stat file. The command name may hold spaces and
  * parentheses, so fields are counted from the last ')'. Returns 0, -ENOENT/-ESRCH for a
  * process that exited meanwhile, or -EPROTO. */
-static int read_stat(const char *path, struct sbuf *b, char *state, uint64_t *threads)
-{
-    int rc = procfs_read(path, b);
-    if (rc)
-        return rc;
+static int read_stat(const char *path, struct sbuf *b, char *state, uint64_t *threads) {
+    int rc = procfs_read_attr(path, b); /* one record (single_open): one read(2) suffices */
+    if (rc) return rc;
     char *rp = strrchr(b->data, ')');
-    if (!rp)
-        return -EPROTO;
+    if (!rp) return -EPROTO;
     char *f[19];
-    if (procfs_fields(rp + 1, f, 19) < 18)
-        return -EPROTO;
-    if (strlen(f[0]) != 1 || (unsigned char)f[0][0] >= 128)
-        return -EPROTO;
+    if (procfs_fields(rp + 1, f, 19) < 18) return -EPROTO;
+    if (strlen(f[0]) != 1 || (unsigned char)f[0][0] >= 128) return -EPROTO;
     *state = f[0][0];
-    if (threads && procfs_parse_u64(f[17], threads))
-        return -EPROTO;
+    if (threads && procfs_parse_u64(f[17], threads)) return -EPROTO;
     return 0;
 }
 
-static bool gone(int rc)
-{
+static bool gone(int rc) {
     return rc == -ENOENT || rc == -ESRCH;
 }
 
-static int processes_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int processes_collect(struct col_ctx *ctx, struct mset *out) {
     char dir[4096];
     int rc = procfs_path(ctx->paths, PROCFS_PROC, "", dir, sizeof(dir));
-    if (rc)
-        return rc;
+    if (rc) return rc;
     DIR *d = opendir(dir);
-    if (!d)
-        return col_fail(ctx, -errno, "unable to list all processes");
+    if (!d) return col_fail(ctx, -errno, "unable to list all processes");
     struct states ps = {{0}}, ts = {{0}};
     uint64_t pids = 0, threads = 0;
     struct dirent *e;
     char path[4400];
     while ((e = readdir(d))) {
-        if (!is_pid(e->d_name))
-            continue;
+        if (!is_pid(e->d_name)) continue;
         snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
         char st;
         uint64_t nt;
         rc = read_stat(path, &ctx->buf, &st, &nt);
-        if (gone(rc))
-            continue;
+        if (gone(rc)) continue;
         if (rc) {
             closedir(d);
             return col_fail(ctx, rc, "error reading stat for pid %s", e->d_name);
@@ -81,12 +66,10 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out)
         threads += nt;
         snprintf(path, sizeof(path), "%s/%s/task", dir, e->d_name);
         DIR *td = opendir(path);
-        if (!td)
-            continue; /* exited meanwhile */
+        if (!td) continue; /* exited meanwhile */
         struct dirent *te;
         while ((te = readdir(td))) {
-            if (!is_pid(te->d_name))
-                continue;
+            if (!is_pid(te->d_name)) continue;
             if (strcmp(te->d_name, e->d_name) == 0) {
                 ts.n[(unsigned char)st]++; /* the main thread shares the process's state */
                 continue;
@@ -94,8 +77,7 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out)
             char tp[4800], tst;
             snprintf(tp, sizeof(tp), "%s/%s/stat", path, te->d_name);
             rc = read_stat(tp, &ctx->buf, &tst, NULL);
-            if (gone(rc))
-                continue;
+            if (gone(rc)) continue;
             if (rc) {
                 closedir(td);
                 closedir(d);
@@ -119,18 +101,20 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out)
         return rc;
     for (int c = 0; c < 128; c++) {
         char s[2] = {(char)c, 0};
-        if (ps.n[c] && (rc = col_add(out, "node_processes_state", "Number of processes in each state.",
-                                     MTYPE_GAUGE, ps.n[c], 1, "state", s)))
+        if (ps.n[c] &&
+            (rc = col_add(out, "node_processes_state", "Number of processes in each state.",
+                          MTYPE_GAUGE, ps.n[c], 1, "state", s)))
             return rc;
-        if (ts.n[c] && (rc = col_add(out, "node_processes_threads_state",
-                                     "Number of threads in each state.", MTYPE_GAUGE, ts.n[c], 1,
-                                     "thread_state", s)))
+        if (ts.n[c] &&
+            (rc = col_add(out, "node_processes_threads_state", "Number of threads in each state.",
+                          MTYPE_GAUGE, ts.n[c], 1, "thread_state", s)))
             return rc;
     }
     if ((rc = procfs_path(ctx->paths, PROCFS_PROC, "sys/kernel/pid_max", path, sizeof(path))) ||
         (rc = procfs_read_u64(path, &pid_max)))
         return col_fail(ctx, rc, "unable to retrieve limit number of maximum pids");
-    if ((rc = col_add(out, "node_processes_pids", "Number of PIDs", MTYPE_GAUGE, (double)pids, 0)) ||
+    if ((rc =
+             col_add(out, "node_processes_pids", "Number of PIDs", MTYPE_GAUGE, (double)pids, 0)) ||
         (rc = col_add(out, "node_processes_max_processes", "Number of max PIDs limit", MTYPE_GAUGE,
                       (double)pid_max, 0)))
         return rc;
@@ -138,6 +122,8 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_processes = {
-    .name = "processes", .default_on = false, .help = "Exposes aggregate process statistics from /proc",
+    .name = "processes",
+    .default_on = false,
+    .help = "Exposes aggregate process statistics from /proc",
     .collect = processes_collect,
 };

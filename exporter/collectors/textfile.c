@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* textfile collector: *.prom files in --collector.textfile.directory (node_exporter textfile.go). */
+/* textfile collector: *.prom files in --collector.textfile.directory (node_exporter textfile.go).
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <glob.h>
@@ -44,8 +45,7 @@ struct tf_set {
     size_t n;
 };
 
-static void metric_free(struct tf_metric *m)
-{
+static void metric_free(struct tf_metric *m) {
     for (size_t i = 0; i < m->nl; i++) {
         free((char *)m->labels[i].name);
         free((char *)m->labels[i].value);
@@ -54,8 +54,7 @@ static void metric_free(struct tf_metric *m)
     free(m->pts);
 }
 
-static void set_free(struct tf_set *s)
-{
+static void set_free(struct tf_set *s) {
     for (size_t i = 0; i < s->n; i++) {
         for (size_t j = 0; j < s->f[i].nm; j++)
             metric_free(&s->f[i].m[j]);
@@ -68,45 +67,36 @@ static void set_free(struct tf_set *s)
     s->n = 0;
 }
 
-static struct tf_family *fam_find(struct tf_set *s, const char *name)
-{
+static struct tf_family *fam_find(struct tf_set *s, const char *name) {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->f[i].name, name) == 0)
-            return &s->f[i];
+        if (strcmp(s->f[i].name, name) == 0) return &s->f[i];
     return NULL;
 }
 
-static struct tf_family *fam_get(struct tf_set *s, const char *name)
-{
+static struct tf_family *fam_get(struct tf_set *s, const char *name) {
     struct tf_family *f = fam_find(s, name);
-    if (f)
-        return f;
+    if (f) return f;
     struct tf_family *p = realloc(s->f, (s->n + 1) * sizeof(*p));
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     s->f = p;
     f = &s->f[s->n];
     memset(f, 0, sizeof(*f));
     f->name = strdup(name);
     f->type = MTYPE_UNTYPED;
-    if (!f->name)
-        return NULL;
+    if (!f->name) return NULL;
     s->n++;
     return f;
 }
 
-static bool name_start(char c)
-{
+static bool name_start(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
 }
 
-static bool name_char(char c)
-{
+static bool name_char(char c) {
     return name_start(c) || (c >= '0' && c <= '9');
 }
 
-static char *skip_ws(char *p)
-{
+static char *skip_ws(char *p) {
     while (*p == ' ' || *p == '\t')
         p++;
     return p;
@@ -114,14 +104,12 @@ static char *skip_ws(char *p)
 
 /* Go's ParseFloat accepts Inf/NaN spelled in any case with an optional sign; strtod does too,
  * and also "infinity" and hex floats, which expfmt also accepts via ParseFloat. */
-static int parse_value(const char *s, double *v)
-{
+static int parse_value(const char *s, double *v) {
     return procfs_parse_double(s, v);
 }
 
 /* Unescapes a HELP docstring in place (\\ and \n only, as expfmt). */
-static void unescape_help(char *s)
-{
+static void unescape_help(char *s) {
     char *w = s;
     for (char *r = s; *r; r++) {
         if (*r == '\\' && (r[1] == '\\' || r[1] == 'n')) {
@@ -134,25 +122,21 @@ static void unescape_help(char *s)
     *w = '\0';
 }
 
-static bool suffix_is(const char *name, size_t nl, const char *sfx)
-{
+static bool suffix_is(const char *name, size_t nl, const char *sfx) {
     size_t sl = strlen(sfx);
     return nl > sl && strcmp(name + nl - sl, sfx) == 0;
 }
 
 /* Which family a sample named `name` belongs to: itself, or for _sum/_count/_bucket the
  * declared summary/histogram it extends (expfmt's setOrCreateCurrentMF). */
-static struct tf_family *family_for(struct tf_set *s, const char *name, const char **sfx)
-{
+static struct tf_family *family_for(struct tf_set *s, const char *name, const char **sfx) {
     size_t nl = strlen(name);
     static const char *const sfxs[3] = {"_sum", "_count", "_bucket"};
     for (int i = 0; i < 3; i++) {
-        if (!suffix_is(name, nl, sfxs[i]))
-            continue;
+        if (!suffix_is(name, nl, sfxs[i])) continue;
         char base[256];
         size_t bl = nl - strlen(sfxs[i]);
-        if (bl >= sizeof(base))
-            break;
+        if (bl >= sizeof(base)) break;
         memcpy(base, name, bl);
         base[bl] = '\0';
         struct tf_family *f = fam_find(s, base);
@@ -165,54 +149,45 @@ static struct tf_family *family_for(struct tf_set *s, const char *name, const ch
     return fam_get(s, name);
 }
 
-static bool same_labels(const struct tf_metric *m, const struct re_label *l, size_t n)
-{
-    if (m->nl != n)
-        return false;
+static bool same_labels(const struct tf_metric *m, const struct re_label *l, size_t n) {
+    if (m->nl != n) return false;
     for (size_t i = 0; i < n; i++) {
         bool found = false;
         for (size_t j = 0; j < m->nl && !found; j++)
             found = strcmp(m->labels[j].name, l[i].name) == 0 &&
                     strcmp(m->labels[j].value, l[i].value) == 0;
-        if (!found)
-            return false;
+        if (!found) return false;
     }
     return true;
 }
 
-static struct tf_metric *metric_new(struct tf_family *f, const struct re_label *l, size_t n)
-{
+static struct tf_metric *metric_new(struct tf_family *f, const struct re_label *l, size_t n) {
     struct tf_metric *p = realloc(f->m, (f->nm + 1) * sizeof(*p));
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     f->m = p;
     struct tf_metric *m = &f->m[f->nm];
     memset(m, 0, sizeof(*m));
     m->labels = calloc(n ? n : 1, sizeof(*m->labels));
-    if (!m->labels)
-        return NULL;
+    if (!m->labels) return NULL;
     f->nm++;
     for (size_t i = 0; i < n; i++) {
         m->labels[i].name = strdup(l[i].name);
         m->labels[i].value = strdup(l[i].value);
         m->nl = i + 1;
-        if (!m->labels[i].name || !m->labels[i].value)
-            return NULL;
+        if (!m->labels[i].name || !m->labels[i].value) return NULL;
     }
     return m;
 }
 
 /* Parses one sample line (NUL-terminated, no newline). */
-static int parse_sample(struct tf_set *s, char *p, const char **why)
-{
+static int parse_sample(struct tf_set *s, char *p, const char **why) {
     char *name = p;
     while (name_char(*p))
         p++;
     char save = *p;
     *p = '\0';
     char namebuf[256];
-    if (strlen(name) >= sizeof(namebuf))
-        return *why = "metric name too long", -EPROTO;
+    if (strlen(name) >= sizeof(namebuf)) return *why = "metric name too long", -EPROTO;
     strcpy(namebuf, name);
     *p = save;
     struct re_label l[TF_MAX_LABELS];
@@ -222,25 +197,20 @@ static int parse_sample(struct tf_set *s, char *p, const char **why)
     if (*q == '{') {
         p = skip_ws(q + 1);
         while (*p != '}') {
-            if (!name_start(*p) || *p == ':')
-                return *why = "invalid label name", -EPROTO;
+            if (!name_start(*p) || *p == ':') return *why = "invalid label name", -EPROTO;
             char *ln = p;
             while (name_char(*p) && *p != ':')
                 p++;
             char *lend = p;
             p = skip_ws(p);
-            if (*p != '=')
-                return *why = "expected '=' after label name", -EPROTO;
+            if (*p != '=') return *why = "expected '=' after label name", -EPROTO;
             p = skip_ws(p + 1);
-            if (*p != '"')
-                return *why = "expected '\"' to start label value", -EPROTO;
+            if (*p != '"') return *why = "expected '\"' to start label value", -EPROTO;
             *lend = '\0';
             char *val = ++p, *w = p;
             for (;; p++) {
-                if (!*p)
-                    return *why = "unterminated label value", -EPROTO;
-                if (*p == '"')
-                    break;
+                if (!*p) return *why = "unterminated label value", -EPROTO;
+                if (*p == '"') break;
                 if (*p == '\\') {
                     p++;
                     if (*p == 'n')
@@ -260,39 +230,31 @@ static int parse_sample(struct tf_set *s, char *p, const char **why)
             else if (*p != '}')
                 return *why = "expected ',' or '}' after label value", -EPROTO;
             for (size_t i = 0; i < nl; i++)
-                if (strcmp(l[i].name, ln) == 0)
-                    return *why = "duplicate label name", -EPROTO;
+                if (strcmp(l[i].name, ln) == 0) return *why = "duplicate label name", -EPROTO;
             if (strcmp(ln, "__name__") == 0)
                 return *why = "label name __name__ is reserved", -EPROTO;
-            if (nl == TF_MAX_LABELS)
-                return *why = "too many labels", -EPROTO;
+            if (nl == TF_MAX_LABELS) return *why = "too many labels", -EPROTO;
             l[nl].name = ln;
             l[nl].value = val;
             nl++;
         }
         p++;
     }
-    if (*p != ' ' && *p != '\t')
-        return *why = "expected value after metric", -EPROTO;
+    if (*p != ' ' && *p != '\t') return *why = "expected value after metric", -EPROTO;
     p = skip_ws(p);
     char *f[3];
     size_t nf = procfs_fields(p, f, 3);
-    if (nf == 0)
-        return *why = "expected value after metric", -EPROTO;
-    if (nf > 2)
-        return *why = "trailing garbage after sample", -EPROTO;
+    if (nf == 0) return *why = "expected value after metric", -EPROTO;
+    if (nf > 2) return *why = "trailing garbage after sample", -EPROTO;
     double v;
-    if (parse_value(f[0], &v))
-        return *why = "invalid sample value", -EPROTO;
-    if (nf == 2)
-        return *why = "contains unsupported client-side timestamps", -EDOM;
+    if (parse_value(f[0], &v)) return *why = "invalid sample value", -EPROTO;
+    if (nf == 2) return *why = "contains unsupported client-side timestamps", -EDOM;
     const char *sfx;
     struct tf_family *fam = family_for(s, namebuf, &sfx);
-    if (!fam)
-        return -ENOMEM;
+    if (!fam) return -ENOMEM;
     /* pull le/quantile out of the label set */
     const char *split = fam->type == MTYPE_HISTOGRAM && strcmp(sfx, "_bucket") == 0 ? "le"
-                        : fam->type == MTYPE_SUMMARY && !*sfx                      ? "quantile"
+                        : fam->type == MTYPE_SUMMARY && !*sfx                       ? "quantile"
                                                                                     : NULL;
     if (split) {
         for (size_t i = 0; i < nl; i++) {
@@ -308,22 +270,17 @@ static int parse_sample(struct tf_set *s, char *p, const char **why)
     }
     struct tf_metric *m = NULL;
     for (size_t i = 0; i < fam->nm && !m; i++)
-        if (same_labels(&fam->m[i], l, nl))
-            m = &fam->m[i];
+        if (same_labels(&fam->m[i], l, nl)) m = &fam->m[i];
     bool simple = fam->type != MTYPE_HISTOGRAM && fam->type != MTYPE_SUMMARY;
-    if (m && simple)
-        return *why = "duplicate sample", -EPROTO;
-    if (!m && !(m = metric_new(fam, l, nl)))
-        return -ENOMEM;
+    if (m && simple) return *why = "duplicate sample", -EPROTO;
+    if (!m && !(m = metric_new(fam, l, nl))) return -ENOMEM;
     if (simple) {
         m->value = v;
     } else if (bound) {
         double b;
-        if (parse_value(bound, &b))
-            return *why = "invalid le/quantile value", -EPROTO;
+        if (parse_value(bound, &b)) return *why = "invalid le/quantile value", -EPROTO;
         struct tf_point *pp = realloc(m->pts, (m->npts + 1) * sizeof(*pp));
-        if (!pp)
-            return -ENOMEM;
+        if (!pp) return -ENOMEM;
         m->pts = pp;
         m->pts[m->npts++] = (struct tf_point){b, v};
     } else if (strcmp(sfx, "_sum") == 0) {
@@ -334,47 +291,40 @@ static int parse_sample(struct tf_set *s, char *p, const char **why)
     return 0;
 }
 
-static int parse_comment(struct tf_set *s, char *p, const char *file, const char **why)
-{
+static int parse_comment(struct tf_set *s, char *p, const char *file, const char **why) {
     p = skip_ws(p + 1);
     bool help = strncmp(p, "HELP", 4) == 0 && (p[4] == ' ' || p[4] == '\t');
     bool type = strncmp(p, "TYPE", 4) == 0 && (p[4] == ' ' || p[4] == '\t');
-    if (!help && !type)
-        return 0; /* plain comment */
+    if (!help && !type) return 0; /* plain comment */
     p = skip_ws(p + 4);
     char *name = p;
-    if (!name_start(*p))
-        return *why = "invalid metric name in comment", -EPROTO;
+    if (!name_start(*p)) return *why = "invalid metric name in comment", -EPROTO;
     while (name_char(*p))
         p++;
     char save = *p;
     *p = '\0';
     struct tf_family *f = fam_get(s, name);
-    if (!f)
-        return -ENOMEM;
+    if (!f) return -ENOMEM;
     *p = save;
     p = skip_ws(p);
     if (help) {
-        if (f->help)
-            return *why = "second HELP line for metric", -EPROTO;
+        if (f->help) return *why = "second HELP line for metric", -EPROTO;
         unescape_help(p);
-        if (!(f->help = strdup(p)))
-            return -ENOMEM;
+        if (!(f->help = strdup(p))) return -ENOMEM;
         return 0;
     }
-    if (f->typed)
-        return *why = "second TYPE line for metric", -EPROTO;
-    if (f->nm)
-        return *why = "TYPE line after samples", -EPROTO;
+    if (f->typed) return *why = "second TYPE line for metric", -EPROTO;
+    if (f->nm) return *why = "TYPE line after samples", -EPROTO;
     static const struct {
         const char *s;
         enum mtype t;
-    } types[] = {{"counter", MTYPE_COUNTER},     {"gauge", MTYPE_GAUGE},
-                 {"untyped", MTYPE_UNTYPED},     {"histogram", MTYPE_HISTOGRAM},
+    } types[] = {{"counter", MTYPE_COUNTER},
+                 {"gauge", MTYPE_GAUGE},
+                 {"untyped", MTYPE_UNTYPED},
+                 {"histogram", MTYPE_HISTOGRAM},
                  {"summary", MTYPE_SUMMARY}};
     char *t[2];
-    if (procfs_fields(p, t, 2) != 1)
-        return *why = "invalid TYPE line", -EPROTO;
+    if (procfs_fields(p, t, 2) != 1) return *why = "invalid TYPE line", -EPROTO;
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (strcmp(t[0], types[i].s) == 0) {
             f->type = types[i].t;
@@ -389,8 +339,7 @@ static int parse_comment(struct tf_set *s, char *p, const char *file, const char
 /* Parses a whole file into s (appending families). Returns 0, -ENOMEM, -EPROTO (why set)
  * or -EDOM for client-side timestamps. */
 static int parse_file(struct tf_set *s, char *text, const char *file, const char **why,
-                      int *lineno)
-{
+                      int *lineno) {
     char *cur = text, *line;
     *lineno = 0;
     while ((line = procfs_next_line(&cur))) {
@@ -399,16 +348,14 @@ static int parse_file(struct tf_set *s, char *text, const char *file, const char
         while (ll && (line[ll - 1] == '\r' || line[ll - 1] == ' ' || line[ll - 1] == '\t'))
             line[--ll] = '\0';
         char *p = skip_ws(line);
-        if (!*p)
-            continue;
-        int rc = *p == '#' ? parse_comment(s, p, file, why) : name_start(*p) ? parse_sample(s, p, why)
-                                                                          : (*why = "invalid metric name", -EPROTO);
-        if (rc)
-            return rc;
+        if (!*p) continue;
+        int rc = *p == '#'        ? parse_comment(s, p, file, why)
+                 : name_start(*p) ? parse_sample(s, p, why)
+                                  : (*why = "invalid metric name", -EPROTO);
+        if (rc) return rc;
     }
     for (size_t i = 0; i < s->n; i++)
-        if (!s->f[i].file)
-            s->f[i].file = file;
+        if (!s->f[i].file) s->f[i].file = file;
     return 0;
 }
 
@@ -418,8 +365,7 @@ struct tf_state {
     char *dir;
 };
 
-static int textfile_init(struct col_ctx *ctx, struct perr *err)
-{
+static int textfile_init(struct col_ctx *ctx, struct perr *err) {
     const char *d = col_opt_str(ctx->opt, "collector.textfile.directory");
     struct tf_state *st = calloc(1, sizeof(*st));
     if (!st || !(st->dir = strdup(d ? d : ""))) {
@@ -430,21 +376,17 @@ static int textfile_init(struct col_ctx *ctx, struct perr *err)
     return 0;
 }
 
-static void textfile_fini(struct col_ctx *ctx)
-{
+static void textfile_fini(struct col_ctx *ctx) {
     struct tf_state *st = ctx->state;
-    if (st)
-        free(st->dir);
+    if (st) free(st->dir);
     free(st);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
+static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void fmt_double(double v, char *buf, size_t cap)
-{
+static void fmt_double(double v, char *buf, size_t cap) {
     struct sbuf b;
     sbuf_init(&b);
     sbuf_add_double(&b, v);
@@ -452,8 +394,7 @@ static void fmt_double(double v, char *buf, size_t cap)
     sbuf_fini(&b);
 }
 
-static int cmp_point(const void *a, const void *b)
-{
+static int cmp_point(const void *a, const void *b) {
     double x = ((const struct tf_point *)a)->bound, y = ((const struct tf_point *)b)->bound;
     return x < y ? -1 : x > y;
 }
@@ -461,11 +402,9 @@ static int cmp_point(const void *a, const void *b)
 /* Emits one family the way convertMetricFamily rebuilds it: every metric gets the union of
  * the family's label names (missing ones as ""), summaries and histograms are rebuilt as
  * const summaries/histograms (quantiles/buckets deduplicated by bound, +Inf bucket added). */
-static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
-{
+static int emit_family(struct mset *out, struct tf_family *tf, const char *help) {
     struct mfam *f = mset_family(out, tf->name, help, tf->type);
-    if (!f)
-        return mset_has(out, tf->name) ? -EPROTO : -ENOMEM;
+    if (!f) return mset_has(out, tf->name) ? -EPROTO : -ENOMEM;
     const char *names[TF_MAX_LABELS];
     size_t nn = 0;
     for (size_t i = 0; i < tf->nm; i++)
@@ -474,8 +413,7 @@ static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
             for (size_t k = 0; k < nn && !seen; k++)
                 seen = strcmp(names[k], tf->m[i].labels[j].name) == 0;
             if (!seen) {
-                if (nn == TF_MAX_LABELS)
-                    return -EPROTO;
+                if (nn == TF_MAX_LABELS) return -EPROTO;
                 names[nn++] = tf->m[i].labels[j].name;
             }
         }
@@ -486,13 +424,11 @@ static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
             l[k].name = names[k];
             l[k].value = "";
             for (size_t j = 0; j < m->nl; j++)
-                if (strcmp(m->labels[j].name, names[k]) == 0)
-                    l[k].value = m->labels[j].value;
+                if (strcmp(m->labels[j].name, names[k]) == 0) l[k].value = m->labels[j].value;
         }
         int rc;
         if (tf->type != MTYPE_HISTOGRAM && tf->type != MTYPE_SUMMARY) {
-            if ((rc = mfam_add(f, "", l, nn, m->value)))
-                return rc;
+            if ((rc = mfam_add(f, "", l, nn, m->value))) return rc;
             continue;
         }
         bool hist = tf->type == MTYPE_HISTOGRAM;
@@ -506,13 +442,11 @@ static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
             has_inf |= isinf(m->pts[p].bound) && m->pts[p].bound > 0;
             fmt_double(m->pts[p].bound, b, sizeof(b));
             l[nn].value = b;
-            if ((rc = mfam_add(f, hist ? "_bucket" : "", l, nn + 1, m->pts[p].value)))
-                return rc;
+            if ((rc = mfam_add(f, hist ? "_bucket" : "", l, nn + 1, m->pts[p].value))) return rc;
         }
         if (hist && !has_inf) {
             l[nn].value = "+Inf";
-            if ((rc = mfam_add(f, "_bucket", l, nn + 1, m->count)))
-                return rc;
+            if ((rc = mfam_add(f, "_bucket", l, nn + 1, m->count))) return rc;
         }
         if ((rc = mfam_add(f, "_sum", l, nn, m->sum)) ||
             (rc = mfam_add(f, "_count", l, nn, m->count)))
@@ -521,8 +455,7 @@ static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
     return 0;
 }
 
-static int textfile_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
     struct tf_state *st = ctx->state;
     bool errored = false;
     int rc = 0;
@@ -552,8 +485,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out)
         size_t first = nfiles;
         while ((e = readdir(d))) {
             size_t nl = strlen(e->d_name);
-            if (nl < 5 || strcmp(e->d_name + nl - 5, ".prom") != 0)
-                continue;
+            if (nl < 5 || strcmp(e->d_name + nl - 5, ".prom") != 0) continue;
             char **p = realloc(files, (nfiles + 1) * sizeof(*p));
             if (!p) {
                 rc = -ENOMEM;
@@ -568,15 +500,13 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out)
             snprintf(files[nfiles++], need, "%s/%s", dir, e->d_name);
         }
         closedir(d);
-        if (rc)
-            goto done;
+        if (rc) goto done;
         qsort(files + first, nfiles - first, sizeof(*files), cmp_str); /* os.ReadDir order */
     }
     for (size_t i = 0; i < nfiles; i++) {
         struct stat sb;
         int r = procfs_read(files[i], &ctx->buf);
-        if (r == 0 && stat(files[i], &sb) != 0)
-            r = -errno;
+        if (r == 0 && stat(files[i], &sb) != 0) r = -errno;
         if (r == -ENOMEM) {
             rc = r;
             goto done;
@@ -598,8 +528,8 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out)
         }
         if (r) {
             errored = true;
-            COMPLAIN(&ctx->complain, "failed to parse textfile data from %s:%d: %s", files[i],
-                     line, why);
+            COMPLAIN(&ctx->complain, "failed to parse textfile data from %s:%d: %s", files[i], line,
+                     why);
             set_free(&one);
             continue;
         }
@@ -627,16 +557,14 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out)
     }
     for (size_t i = 0; i < all.n; i++) {
         struct tf_family *f = &all.f[i];
-        if (!f->nm)
-            continue;
+        if (!f->nm) continue;
         char help[1024];
         if (!f->help) {
             /* "Metric read from a.prom, b.prom": every file that had this family */
             size_t o = (size_t)snprintf(help, sizeof(help), "Metric read from ");
             bool firstf = true;
             for (size_t j = 0; j < all.n && o < sizeof(help); j++) {
-                if (strcmp(all.f[j].name, f->name) != 0 || !all.f[j].nm)
-                    continue;
+                if (strcmp(all.f[j].name, f->name) != 0 || !all.f[j].nm) continue;
                 o += (size_t)snprintf(help + o, sizeof(help) - o, "%s%s", firstf ? "" : ", ",
                                       all.f[j].file);
                 firstf = false;
@@ -664,8 +592,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out)
                  "1 if there was an error opening or reading a file, 0 otherwise", MTYPE_GAUGE,
                  errored ? 1 : 0, 0);
 done:
-    if (globbed)
-        globfree(&g);
+    if (globbed) globfree(&g);
     for (size_t i = 0; i < nfiles; i++)
         free(files[i]);
     free(files);
@@ -675,7 +602,10 @@ done:
 }
 
 const struct collector col_textfile = {
-    .name = "textfile", .default_on = true,
+    .name = "textfile",
+    .default_on = true,
     .help = "Read prometheus metrics from a text file",
-    .init = textfile_init, .collect = textfile_collect, .fini = textfile_fini,
+    .init = textfile_init,
+    .collect = textfile_collect,
+    .fini = textfile_fini,
 };

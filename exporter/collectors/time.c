@@ -9,25 +9,20 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int clocksources(struct col_ctx *ctx, struct mset *out)
-{
+static int clocksources(struct col_ctx *ctx, struct mset *out) {
     char dir[4096];
     int rc = procfs_path(ctx->paths, PROCFS_SYS, "devices/system/clocksource", dir, sizeof(dir));
-    if (rc)
-        return rc;
+    if (rc) return rc;
     DIR *d = opendir(dir);
-    if (!d)
-        return col_fail(ctx, -errno, "couldn't get clocksources");
+    if (!d) return col_fail(ctx, -errno, "couldn't get clocksources");
     struct dirent *e;
     while ((e = readdir(d))) {
         /* sysfs.ClockSources numbers them by the clocksourceN suffix */
-        if (strncmp(e->d_name, "clocksource", 11) != 0 || !e->d_name[11])
-            continue;
+        if (strncmp(e->d_name, "clocksource", 11) != 0 || !e->d_name[11]) continue;
         const char *id = e->d_name + 11;
         char p[4400], line[1024];
         snprintf(p, sizeof(p), "%s/%s/available_clocksource", dir, e->d_name);
-        if ((rc = procfs_read_line(p, line, sizeof(line))))
-            break;
+        if ((rc = procfs_read_line(p, line, sizeof(line)))) break;
         char *f[32];
         size_t nf = procfs_fields(line, f, 32);
         for (size_t i = 0; i < nf; i++)
@@ -37,8 +32,7 @@ static int clocksources(struct col_ctx *ctx, struct mset *out)
                 rc != -EEXIST)
                 goto done;
         snprintf(p, sizeof(p), "%s/%s/current_clocksource", dir, e->d_name);
-        if ((rc = procfs_read_line(p, line, sizeof(line))))
-            break;
+        if ((rc = procfs_read_line(p, line, sizeof(line)))) break;
         nf = procfs_fields(line, f, 2);
         if (nf && (rc = col_add(out, "node_time_clocksource_current_info",
                                 "Current clocksource read from '/sys/devices/system/clocksource'.",
@@ -48,13 +42,11 @@ static int clocksources(struct col_ctx *ctx, struct mset *out)
     }
 done:
     closedir(d);
-    if (rc && rc != -ENOMEM)
-        return col_fail(ctx, rc, "couldn't get clocksources");
+    if (rc && rc != -ENOMEM) return col_fail(ctx, rc, "couldn't get clocksources");
     return rc;
 }
 
-static int time_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int time_collect(struct col_ctx *ctx, struct mset *out) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -70,6 +62,8 @@ static int time_collect(struct col_ctx *ctx, struct mset *out)
 }
 
 const struct collector col_time = {
-    .name = "time", .default_on = true, .help = "Exposes the current system time",
+    .name = "time",
+    .default_on = true,
+    .help = "Exposes the current system time",
     .collect = time_collect,
 };

@@ -6,8 +6,7 @@
 #include "collector.h"
 #include "procfs.h"
 
-static int vmstat_init(struct col_ctx *ctx, struct perr *err)
-{
+static int vmstat_init(struct col_ctx *ctx, struct perr *err) {
     struct col_regex *re;
     int rc = col_regex_new("collector.vmstat.fields",
                            col_opt_str(ctx->opt, "collector.vmstat.fields"), &re, err);
@@ -15,40 +14,37 @@ static int vmstat_init(struct col_ctx *ctx, struct perr *err)
     return rc;
 }
 
-static void vmstat_fini(struct col_ctx *ctx)
-{
+static void vmstat_fini(struct col_ctx *ctx) {
     col_regex_free(ctx->state);
 }
 
-static int vmstat_collect(struct col_ctx *ctx, struct mset *out)
-{
+static int vmstat_collect(struct col_ctx *ctx, struct mset *out) {
     int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "vmstat", &ctx->buf);
-    if (rc)
-        return col_fail(ctx, rc, "reading vmstat");
+    if (rc) return col_fail(ctx, rc, "reading vmstat");
     char *cur = ctx->buf.data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3];
         size_t nf = procfs_fields(line, f, 3);
-        if (nf == 0)
-            continue;
+        if (nf == 0) continue;
         double v;
         if (nf != 2 || procfs_parse_double(f[1], &v))
             return col_fail(ctx, -EPROTO, "invalid line in vmstat: %s", f[0]);
-        if (ctx->state && !col_regex_match(ctx->state, f[0]))
-            continue;
+        if (ctx->state && !col_regex_match(ctx->state, f[0])) continue;
         char name[160], help[200];
         snprintf(name, sizeof(name), "node_vmstat_%s", f[0]);
         snprintf(help, sizeof(help), "/proc/vmstat information field %s.", f[0]);
         rc = col_add(out, name, help, MTYPE_UNTYPED, v, 0);
-        if (rc == -ENOMEM)
-            return rc;
-        if (rc)
-            return col_fail(ctx, -EPROTO, "unusable vmstat field %s", f[0]);
+        if (rc == -ENOMEM) return rc;
+        if (rc) return col_fail(ctx, -EPROTO, "unusable vmstat field %s", f[0]);
     }
     return 0;
 }
 
 const struct collector col_vmstat = {
-    .name = "vmstat", .default_on = true, .help = "Exposes statistics from /proc/vmstat",
-    .init = vmstat_init, .collect = vmstat_collect, .fini = vmstat_fini,
+    .name = "vmstat",
+    .default_on = true,
+    .help = "Exposes statistics from /proc/vmstat",
+    .init = vmstat_init,
+    .collect = vmstat_collect,
+    .fini = vmstat_fini,
 };

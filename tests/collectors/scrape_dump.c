@@ -9,11 +9,9 @@
 #include "expose.h"
 #include "log.h"
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct col_options *o = col_options_new();
-    if (!o)
-        return 1;
+    if (!o) return 1;
     long repeat = 1;
     bool gzip = false;
     log_setup(LOG_LEVEL_WARN, LOG_FORMAT_LOGFMT);
@@ -23,8 +21,7 @@ int main(int argc, char **argv)
             return 2;
         }
         char *flag = strdup(argv[i] + 2), *eq = strchr(flag, '=');
-        if (eq)
-            *eq++ = '\0';
+        if (eq) *eq++ = '\0';
         struct perr err = {0};
         int rc;
         if (strcmp(flag, "repeat") == 0 && eq) {
@@ -36,8 +33,7 @@ int main(int argc, char **argv)
         } else if (strcmp(flag, "log.level") == 0 && eq) {
             enum log_level l;
             rc = log_parse_level(eq, &l) ? -EINVAL : 1;
-            if (rc == 1)
-                log_setup(l, LOG_FORMAT_LOGFMT);
+            if (rc == 1) log_setup(l, LOG_FORMAT_LOGFMT);
         } else if (strcmp(flag, "help") == 0) {
             struct sbuf u;
             sbuf_init(&u);
@@ -78,8 +74,7 @@ int main(int argc, char **argv)
             status = 1;
         mset_free(s);
     }
-    if (!status && repeat == 1)
-        fwrite(text.data, 1, text.len, stdout);
+    if (!status && repeat == 1) fwrite(text.data, 1, text.len, stdout);
     sbuf_fini(&text);
     sbuf_fini(&z);
     collectors_free(c);

@@ -19,8 +19,7 @@
 static char fx[2048]; /* $FIXTURES */
 
 /* Builds collectors from "flag=value" strings (plus the fixture paths) and scrapes once. */
-static char *scrape_with(const char *const *flags, size_t n, struct collectors **keep)
-{
+static char *scrape_with(const char *const *flags, size_t n, struct collectors **keep) {
     struct col_options *o = col_options_new();
     char buf[4096];
     struct perr err = {0};
@@ -31,13 +30,11 @@ static char *scrape_with(const char *const *flags, size_t n, struct collectors *
                               {"collector.textfile.directory", "textfile"}};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         snprintf(buf, sizeof(buf), "%s/%s", fx, paths[i][1]);
-        if (col_options_set(o, paths[i][0], buf, &err) != 1)
-            return NULL;
+        if (col_options_set(o, paths[i][0], buf, &err) != 1) return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         char *f = strdup(flags[i]), *eq = strchr(f, '=');
-        if (eq)
-            *eq++ = '\0';
+        if (eq) *eq++ = '\0';
         char val[4096];
         if (eq && strncmp(eq, "$FIXTURES", 9) == 0) {
             snprintf(val, sizeof(val), "%s%s", fx, eq + 9);
@@ -61,8 +58,7 @@ static char *scrape_with(const char *const *flags, size_t n, struct collectors *
     struct sbuf b;
     sbuf_init(&b);
     int rc = collectors_scrape(c, s);
-    if (!rc)
-        rc = mset_write_text(s, &b);
+    if (!rc) rc = mset_write_text(s, &b);
     mset_free(s);
     if (keep)
         *keep = c;
@@ -71,14 +67,12 @@ static char *scrape_with(const char *const *flags, size_t n, struct collectors *
     return rc ? (sbuf_fini(&b), NULL) : sbuf_steal(&b, NULL);
 }
 
-static char *scrape_again(struct collectors *c)
-{
+static char *scrape_again(struct collectors *c) {
     struct mset *s = mset_new();
     struct sbuf b;
     sbuf_init(&b);
     int rc = collectors_scrape(c, s);
-    if (!rc)
-        rc = mset_write_text(s, &b);
+    if (!rc) rc = mset_write_text(s, &b);
     mset_free(s);
     return rc ? (sbuf_fini(&b), NULL) : sbuf_steal(&b, NULL);
 }
@@ -86,14 +80,16 @@ static char *scrape_again(struct collectors *c)
 /* Values that depend on the host or the clock are replaced by X; the fixture path by
  * $FIXTURES, so golden files are stable. */
 static const char *const volatile_families[] = {
-    "node_scrape_collector_duration_seconds", "node_textfile_mtime_seconds",
-    "node_filesystem_size_bytes",             "node_filesystem_free_bytes",
-    "node_filesystem_avail_bytes",            "node_filesystem_files",
+    "node_scrape_collector_duration_seconds",
+    "node_textfile_mtime_seconds",
+    "node_filesystem_size_bytes",
+    "node_filesystem_free_bytes",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_files",
     "node_filesystem_files_free",
 };
 
-static char *normalise(const char *text)
-{
+static char *normalise(const char *text) {
     struct sbuf b;
     sbuf_init(&b);
     size_t fl = strlen(fx);
@@ -101,8 +97,7 @@ static char *normalise(const char *text)
         const char *nl = strchr(p, '\n');
         size_t ll = nl ? (size_t)(nl - p) : strlen(p);
         char line[8192];
-        if (ll >= sizeof(line))
-            ll = sizeof(line) - 1;
+        if (ll >= sizeof(line)) ll = sizeof(line) - 1;
         memcpy(line, p, ll);
         line[ll] = '\0';
         p += ll + (nl ? 1 : 0);
@@ -130,8 +125,7 @@ static char *normalise(const char *text)
 }
 
 /* Compares against $FIXTURES/golden/NAME.prom; UPDATE_GOLDEN=1 rewrites it instead. */
-static void check_golden(const char *name, const char *got_raw)
-{
+static void check_golden(const char *name, const char *got_raw) {
     if (!got_raw) {
         TAP_OK(0, "%s: scrape produced output", name);
         return;
@@ -168,21 +162,17 @@ static void check_golden(const char *name, const char *got_raw)
     free(got);
 }
 
-static bool has_line(const char *text, const char *line)
-{
+static bool has_line(const char *text, const char *line) {
     size_t l = strlen(line);
     for (const char *p = text; p && *p;) {
-        if (strncmp(p, line, l) == 0 && (p[l] == '\n' || p[l] == '\0'))
-            return true;
+        if (strncmp(p, line, l) == 0 && (p[l] == '\n' || p[l] == '\0')) return true;
         p = strchr(p, '\n');
-        if (p)
-            p++;
+        if (p) p++;
     }
     return false;
 }
 
-static void one_collector(const char *name)
-{
+static void one_collector(const char *name) {
     char flag[128];
     snprintf(flag, sizeof(flag), "collector.%s", name);
     const char *flags[] = {"collector.disable-defaults", flag};
@@ -216,17 +206,17 @@ static void one_collector(const char *name)
     collectors_free(c);
 }
 
-static void specific_checks(void)
-{
+static void specific_checks(void) {
     const char *fs[] = {"collector.disable-defaults", "collector.filesystem"};
     char *out = scrape_with(fs, 2, NULL);
-    CHECK(out && has_line(out, "node_filesystem_device_error{device=\"nfs:/export\",fstype=\"nfs4\","
-                               "mountpoint=\"/srv/gone\"} 1"));
+    CHECK(out &&
+          has_line(out, "node_filesystem_device_error{device=\"nfs:/export\",fstype=\"nfs4\","
+                        "mountpoint=\"/srv/gone\"} 1"));
     CHECK(out && has_line(out, "node_filesystem_readonly{device=\"/dev/vda1\",fstype=\"ext4\","
                                "mountpoint=\"/home\"} 1"));
     CHECK(out && strstr(out, "mountpoint=\"/srv/with space\"") != NULL);
-    CHECK(out && strstr(out, "mountpoint=\"/run\"") == NULL);  /* Debian mount-point default */
-    CHECK(out && strstr(out, "fstype=\"overlay\"") == NULL);   /* fs-type default */
+    CHECK(out && strstr(out, "mountpoint=\"/run\"") == NULL); /* Debian mount-point default */
+    CHECK(out && strstr(out, "fstype=\"overlay\"") == NULL);  /* fs-type default */
     free(out);
 
     const char *cpu[] = {"collector.disable-defaults", "collector.cpu"};
@@ -234,15 +224,17 @@ static void specific_checks(void)
     CHECK(out && has_line(out, "node_cpu_seconds_total{cpu=\"1\",mode=\"user\"} 72.52"));
     CHECK(out && has_line(out, "node_cpu_guest_seconds_total{cpu=\"1\",mode=\"nice\"} 0.02"));
     free(out);
-    const char *noguest[] = {"collector.disable-defaults", "collector.cpu", "collector.cpu.guest=false"};
+    const char *noguest[] = {"collector.disable-defaults", "collector.cpu",
+                             "collector.cpu.guest=false"};
     out = scrape_with(noguest, 3, NULL);
     CHECK(out && strstr(out, "node_cpu_guest_seconds_total") == NULL);
     free(out);
 
     const char *disk[] = {"collector.disable-defaults", "collector.diskstats"};
     out = scrape_with(disk, 2, NULL);
-    CHECK(out && strstr(out, "device=\"loop0\"") == NULL && strstr(out, "device=\"vda1\"") == NULL &&
-          strstr(out, "device=\"nvme0n1p1\"") == NULL && strstr(out, "device=\"nvme0n1\"") != NULL);
+    CHECK(out && strstr(out, "device=\"loop0\"") == NULL &&
+          strstr(out, "device=\"vda1\"") == NULL && strstr(out, "device=\"nvme0n1p1\"") == NULL &&
+          strstr(out, "device=\"nvme0n1\"") != NULL);
     /* sda has the 11-field pre-4.18 format: no discard series for it */
     CHECK(out && strstr(out, "node_disk_discards_completed_total{device=\"sda\"}") == NULL &&
           has_line(out, "node_disk_io_now{device=\"sda\"} 2"));
@@ -267,13 +259,13 @@ static void specific_checks(void)
     free(out);
 }
 
-static void check_cgroup(void)
-{
+static void check_cgroup(void) {
     const char *v2[] = {"collector.disable-defaults", "collector.cgroup"};
     char *out = scrape_with(v2, 2, NULL);
     CHECK(out && strstr(out, "name=\"webserver.1.x7d2k\"") != NULL);
     CHECK(out && strstr(out, "app.slice") == NULL); /* depth 4 > default max-depth 3 */
-    CHECK(out && has_line(out, "container_memory_working_set_bytes{id=\"/system.slice/ssh.service\"} 0"));
+    CHECK(out &&
+          has_line(out, "container_memory_working_set_bytes{id=\"/system.slice/ssh.service\"} 0"));
     free(out);
     const char *v1[] = {"collector.disable-defaults", "collector.cgroup",
                         "collector.cgroup.path=$FIXTURES/cgroup_v1"};
@@ -298,8 +290,7 @@ static void check_cgroup(void)
     free(out);
 }
 
-static void check_broken(void)
-{
+static void check_broken(void) {
     struct col_options *o = col_options_new();
     struct perr err;
     char buf[4096];
@@ -313,19 +304,19 @@ static void check_broken(void)
     struct collectors *c = collectors_new(o, &err);
     col_options_free(o);
     CHECK(c != NULL);
-    if (!c)
-        return;
+    if (!c) return;
     struct mset *s = mset_new();
     CHECK_EQ_INT(collectors_scrape(c, s), 0);
     struct sbuf b;
     sbuf_init(&b);
     mset_write_text(s, &b);
-    static const char *const failing[] = {"cpu", "meminfo", "loadavg", "stat", "diskstats", "netdev",
-                                          "netstat", "vmstat", "sockstat", "filefd", "entropy",
-                                          "pressure", "filesystem", "cgroup", "processes", "time"};
+    static const char *const failing[] = {
+        "cpu",      "meminfo", "loadavg", "stat",     "diskstats",  "netdev", "netstat",   "vmstat",
+        "sockstat", "filefd",  "entropy", "pressure", "filesystem", "cgroup", "processes", "time"};
     for (size_t i = 0; i < sizeof(failing) / sizeof(*failing); i++) {
         char line[128];
-        snprintf(line, sizeof(line), "node_scrape_collector_success{collector=\"%s\"} 0", failing[i]);
+        snprintf(line, sizeof(line), "node_scrape_collector_success{collector=\"%s\"} 0",
+                 failing[i]);
         TAP_OK(has_line(b.data, line), "broken fixture: %s reports success 0", failing[i]);
     }
     /* the scrape still answers with everything else */
@@ -337,8 +328,7 @@ static void check_broken(void)
     collectors_free(c);
 }
 
-static void check_flags(void)
-{
+static void check_flags(void) {
     struct col_options *o = col_options_new();
     struct perr err = {0};
     CHECK_EQ_INT(col_options_set(o, "collector.cpu", NULL, &err), 1);
@@ -381,8 +371,7 @@ static pthread_cond_t hang_cv = PTHREAD_COND_INITIALIZER;
 static bool hang_release;
 static int hang_calls, hang_returned;
 
-static int hanging_statfs(const char *path, struct statfs *buf)
-{
+static int hanging_statfs(const char *path, struct statfs *buf) {
     if (strstr(path, "/home")) {
         pthread_mutex_lock(&hang_mu);
         hang_calls++;
@@ -399,8 +388,7 @@ static int hanging_statfs(const char *path, struct statfs *buf)
     return rc;
 }
 
-static void check_stuck(void)
-{
+static void check_stuck(void) {
     filesystem_statfs = hanging_statfs;
     const char *fs[] = {"collector.disable-defaults", "collector.filesystem",
                         "collector.filesystem.mount-timeout=50ms"};
@@ -429,8 +417,7 @@ static void check_stuck(void)
         pthread_mutex_lock(&hang_mu);
         int r = hang_returned;
         pthread_mutex_unlock(&hang_mu);
-        if (r)
-            break;
+        if (r) break;
         usleep(10000);
     }
     usleep(20000); /* let the worker unmark the mount after its statfs returned */
@@ -441,8 +428,7 @@ static void check_stuck(void)
     filesystem_statfs = statfs;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *f = getenv("FIXTURES");
     if (!f || argc < 2) {
         printf("1..0 # SKIP FIXTURES not set or no case given\n");
@@ -466,8 +452,7 @@ int main(int argc, char **argv)
         specific_checks();
     } else {
         one_collector(what);
-        if (strcmp(what, "cgroup") == 0)
-            check_cgroup();
+        if (strcmp(what, "cgroup") == 0) check_cgroup();
     }
     return tap_done();
 }

@@ -8,24 +8,30 @@
 
 #include "tap.h"
 
+static void print_lines(const char *s) {
+    while (s && *s) {
+        const char *nl = strchr(s, '\n');
+        size_t n = nl ? (size_t)(nl - s) : strlen(s);
+        fputs("# ", stdout);
+        fwrite(s, 1, n, stdout);
+        fputc('\n', stdout);
+        s += n + (nl ? 1 : 0);
+    }
+}
+
 /* Compares multi-line text without putting it on the TAP line itself. */
-static void check_text(const char *what, const char *got, const char *want)
-{
+static void check_text(const char *what, const char *got, const char *want) {
     bool eq = got && strcmp(got, want) == 0;
     TAP_OK(eq, "%s", what);
     if (!eq) {
         printf("# --- want\n");
-        for (const char *p = want; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
-            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        print_lines(want);
         printf("# --- got\n");
-        for (const char *p = got ? got : ""; *p;
-             p += strcspn(p, "\n") + (p[strcspn(p, "\n")] ? 1 : 0))
-            printf("# %.*s\n", (int)strcspn(p, "\n"), p);
+        print_lines(got);
     }
 }
 
-static char *render(struct mset *s)
-{
+static char *render(struct mset *s) {
     struct sbuf b;
     sbuf_init(&b);
     if (mset_write_text(s, &b)) {
@@ -35,12 +41,11 @@ static char *render(struct mset *s)
     return sbuf_steal(&b, NULL);
 }
 
-static void test_order_and_escape(void)
-{
+static void test_order_and_escape(void) {
     struct mset *s = mset_new();
     CHECK(s != NULL);
-    struct mfam *cpu = mset_family(s, "node_cpu_seconds_total", "Seconds the CPUs spent in each mode.",
-                                   MTYPE_COUNTER);
+    struct mfam *cpu = mset_family(s, "node_cpu_seconds_total",
+                                   "Seconds the CPUs spent in each mode.", MTYPE_COUNTER);
     CHECK(cpu != NULL);
     CHECK_EQ_INT(mfam_addf(cpu, "", 3.5, 2, "mode", "user", "cpu", "10"), 0);
     CHECK_EQ_INT(mfam_addf(cpu, "", 1, 2, "cpu", "2", "mode", "idle"), 0);
@@ -59,21 +64,21 @@ static void test_order_and_escape(void)
     CHECK(!mset_has(s, "nope"));
     CHECK_EQ_INT(mset_count(s, "node_cpu_seconds_total"), 3);
     char *txt = render(s);
-    check_text("sorted families, samples, escapes", txt, "# HELP a_info Help with \\\\ and\\nnewline \"q\".\n"
-                      "# TYPE a_info gauge\n"
-                      "a_info NaN 1234\n"
-                      "a_info{v=\"x\\\\y\\n\\\"z\\\"\"} 1\n"
-                      "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
-                      "# TYPE node_cpu_seconds_total counter\n"
-                      "node_cpu_seconds_total{cpu=\"10\",mode=\"idle\"} 2\n"
-                      "node_cpu_seconds_total{cpu=\"10\",mode=\"user\"} 3.5\n"
-                      "node_cpu_seconds_total{cpu=\"2\",mode=\"idle\"} 1\n");
+    check_text("sorted families, samples, escapes", txt,
+               "# HELP a_info Help with \\\\ and\\nnewline \"q\".\n"
+               "# TYPE a_info gauge\n"
+               "a_info NaN 1234\n"
+               "a_info{v=\"x\\\\y\\n\\\"z\\\"\"} 1\n"
+               "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
+               "# TYPE node_cpu_seconds_total counter\n"
+               "node_cpu_seconds_total{cpu=\"10\",mode=\"idle\"} 2\n"
+               "node_cpu_seconds_total{cpu=\"10\",mode=\"user\"} 3.5\n"
+               "node_cpu_seconds_total{cpu=\"2\",mode=\"idle\"} 1\n");
     free(txt);
     mset_free(s);
 }
 
-static void test_histogram(void)
-{
+static void test_histogram(void) {
     struct mset *s = mset_new();
     struct mfam *h = mset_family(s, "req_seconds", "Latency.", MTYPE_HISTOGRAM);
     CHECK_EQ_INT(mfam_addf(h, "_count", 3, 1, "path", "/b"), 0);
@@ -83,20 +88,20 @@ static void test_histogram(void)
     CHECK_EQ_INT(mfam_addf(h, "_sum", 7.25, 1, "path", "/b"), 0);
     CHECK_EQ_INT(mfam_addf(h, "_sum", 1, 1, "path", "/a"), 0);
     char *txt = render(s);
-    check_text("histogram lines grouped and ordered", txt, "# HELP req_seconds Latency.\n"
-                      "# TYPE req_seconds histogram\n"
-                      "req_seconds_sum{path=\"/a\"} 1\n"
-                      "req_seconds_bucket{le=\"0.5\",path=\"/b\"} 1\n"
-                      "req_seconds_bucket{le=\"10\",path=\"/b\"} 2\n"
-                      "req_seconds_bucket{le=\"+Inf\",path=\"/b\"} 3\n"
-                      "req_seconds_sum{path=\"/b\"} 7.25\n"
-                      "req_seconds_count{path=\"/b\"} 3\n");
+    check_text("histogram lines grouped and ordered", txt,
+               "# HELP req_seconds Latency.\n"
+               "# TYPE req_seconds histogram\n"
+               "req_seconds_sum{path=\"/a\"} 1\n"
+               "req_seconds_bucket{path=\"/b\",le=\"0.5\"} 1\n"
+               "req_seconds_bucket{path=\"/b\",le=\"10\"} 2\n"
+               "req_seconds_bucket{path=\"/b\",le=\"+Inf\"} 3\n"
+               "req_seconds_sum{path=\"/b\"} 7.25\n"
+               "req_seconds_count{path=\"/b\"} 3\n");
     free(txt);
     mset_free(s);
 }
 
-static void test_many_and_gzip(void)
-{
+static void test_many_and_gzip(void) {
     struct mset *s = mset_new();
     char name[64], val[32];
     for (int i = 0; i < 300; i++) {
@@ -104,8 +109,7 @@ static void test_many_and_gzip(void)
         struct mfam *f = mset_family(s, name, "h", MTYPE_UNTYPED);
         for (int j = 0; j < 20; j++) {
             snprintf(val, sizeof(val), "%d", j);
-            if (mfam_addf(f, "", j * 1e10, 1, "j", val))
-                CHECK(!"add failed");
+            if (mfam_addf(f, "", j * 1e10, 1, "j", val)) CHECK(!"add failed");
         }
     }
     CHECK_EQ_INT(mset_count(s, "fam_299"), 20);
@@ -135,8 +139,56 @@ static void test_many_and_gzip(void)
     mset_free(s);
 }
 
-int main(void)
-{
+/* The encoder's integer fast path must print exactly what sbuf_add_double prints. */
+static void test_number_format(void) {
+    const double vals[] = {0,
+                           1,
+                           -1,
+                           9,
+                           10,
+                           999999,
+                           1000000,
+                           1000001,
+                           1234567,
+                           -1234567,
+                           120000000,
+                           2466177,
+                           1e15,
+                           123456789012.0,
+                           9007199254740991.0,
+                           -9007199254740991.0,
+                           1e17,
+                           0.5,
+                           -0.0,
+                           372412,
+                           25276510208.0,
+                           4096,
+                           1e21,
+                           3.5e-7};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct mset *s = mset_new();
+        struct mfam *f = mset_family(s, "x", "h", MTYPE_GAUGE);
+        mfam_add(f, "", NULL, 0, vals[i]);
+        char *txt = render(s);
+        struct sbuf want;
+        sbuf_init(&want);
+        sbuf_adds(&want, "# HELP x h\n# TYPE x gauge\nx ");
+        sbuf_add_double(&want, vals[i]);
+        sbuf_addc(&want, '\n');
+        if (!txt || strcmp(txt, want.data) != 0) {
+            bad++;
+            printf("# %.17g: got %s", vals[i], txt ? strrchr(txt, ' ') : "(null)\n");
+        }
+        free(txt);
+        sbuf_fini(&want);
+        mset_free(s);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+int main(void) {
+    test_number_format();
     test_order_and_escape();
     test_histogram();
     test_many_and_gzip();

@@ -119,8 +119,12 @@ static size_t list_dir(const char *dir, char ***out)
     while (d && v && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        if (n == cap)
-            v = realloc(v, (cap *= 2) * sizeof *v);
+        if (n == cap) {
+            char **nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv)
+                break; /* report what we have; the count checks will notice */
+            v = nv;
+        }
         v[n++] = strdup(e->d_name);
     }
     if (d)

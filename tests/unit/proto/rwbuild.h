@@ -35,7 +35,10 @@ static inline ProtobufCBinaryData rwb_bytes(const char *s)
     return d;
 }
 
-/* Adds a series with labels given as "name", "value", ..., NULL. Returns its index. */
+/* Ends the label list of rwb_series() (a typed null pointer, as variadic functions need). */
+#define RWB_END ((const char *)NULL)
+
+/* Adds a series with labels given as "name", "value", ..., RWB_END. Returns its index. */
 static inline size_t rwb_series(struct rwb *b, ...)
 {
     size_t i = b->req.n_timeseries++;

@@ -111,7 +111,7 @@ static void test_single(void)
 {
     struct rwb b;
     rwb_init(&b);
-    size_t s = rwb_series(&b, "__name__", "up", "instance", "localhost:9100", "job", "node", NULL);
+    size_t s = rwb_series(&b, "__name__", "up", "instance", "localhost:9100", "job", "node", RWB_END);
     rwb_sample(&b, s, 1700000000000, 1);
     rwb_sample(&b, s, 1700000015000, from_bits(STALE_BITS));
     struct rec r = {0};
@@ -131,8 +131,8 @@ static void test_counts_and_repeat(void)
 {
     struct rwb b;
     rwb_init(&b);
-    size_t s0 = rwb_series(&b, "__name__", "a", NULL);
-    size_t s1 = rwb_series(&b, "__name__", "b", "x", "1", NULL);
+    size_t s0 = rwb_series(&b, "__name__", "a", RWB_END);
+    size_t s1 = rwb_series(&b, "__name__", "b", "x", "1", RWB_END);
     rwb_sample(&b, s0, 1, 1);
     rwb_sample(&b, s0, 2, 2);
     rwb_sample(&b, s1, 1, 3);
@@ -182,11 +182,11 @@ static void test_labels(void)
     struct rw_limits sorted = {.sort_labels = true};
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "instance", "x", "job", "node", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "instance", "x", "job", "node", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "missing metric name", "missing __name__");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "job", "a", "__name__", "up", "instance", "i", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "job", "a", "__name__", "up", "instance", "i", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "not sorted", "unsorted labels");
     struct rec r = {0};
     struct perr e;
@@ -194,49 +194,49 @@ static void test_labels(void)
     CHECK_EQ_STR(r.labels, "__name__=up,instance=i,job=a,");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "job", "a", "job", "b", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "job", "a", "job", "b", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "duplicate label name \"job\"", "duplicate label");
     expect_err(&b, &sorted, -EPROTO, "duplicate label name", "duplicate label (sorting on)");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "", "v", "__name__", "up", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "", "v", "__name__", "up", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "empty label name", "empty label name");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a-b", "v", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a-b", "v", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "invalid label name \"a-b\"", "label name charset");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "1up", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "1up", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "invalid metric name \"1up\"", "metric name charset");
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "my.metric", "dotted.label", "v", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "my.metric", "dotted.label", "v", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "invalid label name", "dotted names in legacy mode");
     struct rw_limits utf8 = {.utf8_names = true};
     memset(&r, 0, sizeof r);
     CHECK_EQ_INT(run(&b, &utf8, &r, &e), 0);
 
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "a\xbd", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "a\xbd", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "not valid UTF-8", "invalid UTF-8 value");
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "\xed\xa0\x80", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "v", "\xed\xa0\x80", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "not valid UTF-8", "UTF-8 surrogate value");
 
     /* Empty values mean "absent": dropped, not an error. */
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "empty", "", "job", "j", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "empty", "", "job", "j", RWB_END), 1, 1);
     memset(&r, 0, sizeof r);
     CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
     CHECK_EQ_STR(r.labels, "__name__=up,job=j,");
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "", "job", "j", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "", "job", "j", RWB_END), 1, 1);
     expect_err(&b, NULL, -EPROTO, "missing metric name", "empty __name__");
 
     /* Raw bytes that need escaping in the text format are fine in remote write. */
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "w", "p", "C:\\DIR \"q\"\nx", "u", "Προμηθεύς", NULL),
+    rwb_sample(&b, rwb_series(&b, "__name__", "w", "p", "C:\\DIR \"q\"\nx", "u", "Προμηθεύς", RWB_END),
                1, 42);
     memset(&r, 0, sizeof r);
     CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
@@ -244,8 +244,8 @@ static void test_labels(void)
 
     /* One bad series rejects the whole request; the error names it. */
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "ok", NULL), 1, 1);
-    rwb_sample(&b, rwb_series(&b, "__name__", "ok2", "bad-name", "x", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "ok", RWB_END), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "ok2", "bad-name", "x", RWB_END), 1, 1);
     memset(&r, 0, sizeof r);
     CHECK_EQ_INT(run(&b, NULL, &r, &e), -EPROTO);
     CHECK_EQ_INT(e.line, 2);
@@ -257,14 +257,14 @@ static void test_limits(void)
 {
     struct rwb b;
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a", "1", "b", "2", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "up", "a", "1", "b", "2", RWB_END), 1, 1);
     struct rw_limits l = {.max_labels = 2};
     expect_err(&b, &l, -E2BIG, "too many labels", "labels per series limit");
     l = (struct rw_limits){.max_name_len = 4};
     expect_err(&b, &l, -E2BIG, "label name longer than 4", "name length limit");
     l = (struct rw_limits){.max_value_len = 1};
     expect_err(&b, &l, -E2BIG, "longer than 1 bytes", "value length limit");
-    rwb_sample(&b, rwb_series(&b, "__name__", "x", NULL), 1, 1);
+    rwb_sample(&b, rwb_series(&b, "__name__", "x", RWB_END), 1, 1);
     l = (struct rw_limits){.max_series = 1};
     expect_err(&b, &l, -E2BIG, "too many series", "series limit");
     l = (struct rw_limits){.max_samples = 1};
@@ -328,19 +328,19 @@ static void test_order(void)
 {
     struct rwb b;
     rwb_init(&b);
-    size_t s = rwb_series(&b, "__name__", "m", NULL);
+    size_t s = rwb_series(&b, "__name__", "m", RWB_END);
     rwb_sample(&b, s, 20, 1);
     rwb_sample(&b, s, 10, 1);
     expect_err(&b, NULL, -EPROTO, "out of order sample", "out of order within a series");
 
     rwb_init(&b);
-    s = rwb_series(&b, "__name__", "m", NULL);
+    s = rwb_series(&b, "__name__", "m", RWB_END);
     rwb_sample(&b, s, 10, 1);
     rwb_sample(&b, s, 10, 2);
     expect_err(&b, NULL, -EPROTO, "duplicate sample for timestamp", "same timestamp, other value");
 
     rwb_init(&b);
-    s = rwb_series(&b, "__name__", "m", NULL);
+    s = rwb_series(&b, "__name__", "m", RWB_END);
     rwb_sample(&b, s, 10, 1);
     rwb_sample(&b, s, 10, 1);
     struct rec r = {0};
@@ -366,7 +366,7 @@ static void test_histograms(void)
     Prometheus__BucketSpan *pspans[] = {&sp0, &sp1}, *nspans[] = {&nsp};
 
     rwb_init(&b);
-    size_t s = rwb_series(&b, "__name__", "k6_http_req_duration_seconds", NULL);
+    size_t s = rwb_series(&b, "__name__", "k6_http_req_duration_seconds", RWB_END);
     Prometheus__Histogram *h = rwb_hist(&b, s, 1234);
     h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
     h->count_int = 2 + 3 + 2 + 5 + 1 + 4;
@@ -442,7 +442,7 @@ static void test_histograms(void)
     fsp.length = 3;
     Prometheus__BucketSpan *fspans[] = {&fsp};
     rwb_init(&b);
-    s = rwb_series(&b, "__name__", "f", NULL);
+    s = rwb_series(&b, "__name__", "f", RWB_END);
     h = rwb_hist(&b, s, 5);
     h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
     h->count_float = 3.5;

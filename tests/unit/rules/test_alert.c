@@ -9,19 +9,16 @@
 #include <string.h>
 
 /* Reads $SHARED/payloads/name and strips JSON whitespace outside strings. */
-static char *captured(const char *name)
-{
+static char *captured(const char *name) {
     const char *shared = getenv("SHARED");
     char path[1024];
     snprintf(path, sizeof(path), "%s/payloads/%s", shared ? shared : "../shared", name);
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     char *buf = calloc(1, 1 << 16);
     size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
     fclose(f);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     size_t o = 0;
     bool in = false;
     for (size_t i = 0; i < n; i++) {
@@ -42,16 +39,14 @@ static char *captured(const char *name)
     return buf;
 }
 
-static struct rulefile_kv kv(const char *n, const char *v)
-{
+static struct rulefile_kv kv(const char *n, const char *v) {
     struct rulefile_kv k = {(char *)n, (char *)v};
     return k;
 }
 
 static struct alert_rule *mkrule(const char *name, const char *expr, int64_t for_ms, int64_t kff,
                                  struct rulefile_kv *labels, size_t nl, struct rulefile_kv *ann,
-                                 size_t na)
-{
+                                 size_t na) {
     struct rulefile_rule r = {.kind = RULEFILE_ALERT,
                               .name = (char *)name,
                               .expr = (char *)expr,
@@ -70,11 +65,9 @@ struct collect {
     int cnt;
 };
 
-static int on_send(void *arg, const struct alert_notice *a)
-{
+static int on_send(void *arg, const struct alert_notice *a) {
     struct collect *c = arg;
-    if (c->cnt >= 8)
-        return -1;
+    if (c->cnt >= 8) return -1;
     c->n[c->cnt] = *a;
     c->gen[c->cnt] = strdup(a->generator_url);
     c->n[c->cnt].generator_url = c->gen[c->cnt];
@@ -82,8 +75,7 @@ static int on_send(void *arg, const struct alert_notice *a)
     return 0;
 }
 
-static void collect_reset(struct collect *c)
-{
+static void collect_reset(struct collect *c) {
     for (int i = 0; i < c->cnt; i++)
         free(c->gen[i]);
     c->cnt = 0;
@@ -94,15 +86,12 @@ struct series_count {
     double for_value;
 };
 
-static int on_series(void *arg, const struct re_label *l, size_t n, double v)
-{
+static int on_series(void *arg, const struct re_label *l, size_t n, double v) {
     struct series_count *s = arg;
     const char *name = "", *st = "";
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(l[i].name, "__name__") == 0)
-            name = l[i].value;
-        if (strcmp(l[i].name, "alertstate") == 0)
-            st = l[i].value;
+        if (strcmp(l[i].name, "__name__") == 0) name = l[i].value;
+        if (strcmp(l[i].name, "alertstate") == 0) st = l[i].value;
     }
     if (strcmp(name, "ALERTS") == 0) {
         if (strcmp(st, "firing") == 0)
@@ -120,15 +109,13 @@ static const struct re_label web[] = {{"__name__", "system_runtime_threadpool_qu
                                       {"instance", "webserver:5000"},
                                       {"job", "webserver"}};
 
-static void test_captured_payloads(void)
-{
+static void test_captured_payloads(void) {
     /* the experiment's ThreadPool Spike alert as captured from Prometheus 2.42 +
      * Alertmanager 0.25: fired at 02:10:50.440, resolved at 02:10:52.440 */
     const int64_t t0 = 1795831850440LL; /* 2026-11-28T02:10:50.440Z */
     struct rulefile_kv lab[] = {kv("severity", "critical")};
-    struct alert_rule *r =
-        mkrule("ThreadPool Spike", "system_runtime_threadpool_queue_length > 40", 0, 0, lab, 1,
-               NULL, 0);
+    struct alert_rule *r = mkrule("ThreadPool Spike", "system_runtime_threadpool_queue_length > 40",
+                                  0, 0, lab, 1, NULL, 0);
     struct alert_sample s = {web, 3, 55};
     struct perr e = {0};
     struct collect c = {0};
@@ -172,10 +159,9 @@ static void test_captured_payloads(void)
     alert_rule_free(r);
 }
 
-static void test_state_machine(void)
-{
-    struct rulefile_kv lab[] = {kv("severity", "{{ if gt $value 50.0 }}page{{ else }}ticket{{ end }}"),
-                                kv("empty", "")};
+static void test_state_machine(void) {
+    struct rulefile_kv lab[] = {
+        kv("severity", "{{ if gt $value 50.0 }}page{{ else }}ticket{{ end }}"), kv("empty", "")};
     struct rulefile_kv ann[] = {kv("summary", "{{ $labels.instance }} at {{ $value }}")};
     struct alert_rule *r = mkrule("Q", "q > 40", 5000, 0, lab, 2, ann, 1);
     struct alert_sample s = {web, 3, 45};
@@ -230,8 +216,7 @@ static void test_state_machine(void)
     alert_rule_free(r);
 }
 
-static void test_keep_firing_limit_dups(void)
-{
+static void test_keep_firing_limit_dups(void) {
     struct alert_rule *r = mkrule("K", "x", 0, 10000, NULL, 0, NULL, 0);
     struct alert_sample s = {web, 3, 1};
     struct perr e = {0};
@@ -299,20 +284,26 @@ static void test_keep_firing_limit_dups(void)
     struct payload_rule pr[2] = {
         {.alert = r, .eval_seconds = 0.0005, .last_eval_ms = 17000},
         {.name = "job:x:sum", .query = "sum(x)", .health = ALERT_HEALTH_OK, .last_eval_ms = 17000}};
-    struct payload_rule_group g = {.name = "G", .file = "/etc/r.yml", .interval_ms = 30000,
-                                   .rules = pr, .nrules = 2, .last_eval_ms = 17001,
+    struct payload_rule_group g = {.name = "G",
+                                   .file = "/etc/r.yml",
+                                   .interval_ms = 30000,
+                                   .rules = pr,
+                                   .nrules = 2,
+                                   .last_eval_ms = 17001,
                                    .eval_seconds = 0.0012};
     js = payload_api_rules(&g, 1);
-    CHECK(js && strstr(js, "{\"status\":\"success\",\"data\":{\"groups\":[{\"name\":\"G\",\"file\":"
-                            "\"/etc/r.yml\",\"rules\":[{\"state\":\"firing\",\"name\":\"K\",\"query\":"
-                            "\"x\",\"duration\":0,\"keepFiringFor\":10,\"labels\":{},") == js);
+    CHECK(js &&
+          strstr(js, "{\"status\":\"success\",\"data\":{\"groups\":[{\"name\":\"G\",\"file\":"
+                     "\"/etc/r.yml\",\"rules\":[{\"state\":\"firing\",\"name\":\"K\",\"query\":"
+                     "\"x\",\"duration\":0,\"keepFiringFor\":10,\"labels\":{},") == js);
     CHECK(js && strstr(js, "\"health\":\"ok\",\"evaluationTime\":0.0005,\"lastEvaluation\":"
                            "\"1970-01-01T00:00:17Z\",\"type\":\"alerting\"}"));
-    CHECK(js && strstr(js, "{\"name\":\"job:x:sum\",\"query\":\"sum(x)\",\"labels\":{},\"health\":"
-                           "\"ok\",\"evaluationTime\":0,\"lastEvaluation\":\"1970-01-01T00:00:17Z\","
-                           "\"type\":\"recording\"}],\"interval\":30,\"limit\":0,"
-                           "\"evaluationTime\":0.0012,\"lastEvaluation\":"
-                           "\"1970-01-01T00:00:17.001Z\"}]}}"));
+    CHECK(js &&
+          strstr(js, "{\"name\":\"job:x:sum\",\"query\":\"sum(x)\",\"labels\":{},\"health\":"
+                     "\"ok\",\"evaluationTime\":0,\"lastEvaluation\":\"1970-01-01T00:00:17Z\","
+                     "\"type\":\"recording\"}],\"interval\":30,\"limit\":0,"
+                     "\"evaluationTime\":0.0012,\"lastEvaluation\":"
+                     "\"1970-01-01T00:00:17.001Z\"}]}}"));
     free(js);
     alert_rule_free(p);
     alert_rule_free(r3);
@@ -320,8 +311,7 @@ static void test_keep_firing_limit_dups(void)
     alert_rule_free(r);
 }
 
-int main(void)
-{
+int main(void) {
     test_captured_payloads();
     test_state_machine();
     test_keep_firing_limit_dups();
@@ -330,8 +320,9 @@ int main(void)
     struct re_label l[] = {{"alertname", "a<b>&\"c\""}};
     struct alert_notice n = {.labels = l, .nlabels = 1, .starts_at = 0, .ends_at = 1500};
     char *js = payload_am_alerts(&n, 1, l, 1);
-    CHECK_EQ_STR(js, "[{\"endsAt\":\"1970-01-01T00:00:01.500Z\",\"startsAt\":\"1970-01-01T00:00:00."
-                     "000Z\",\"generatorURL\":\"\",\"labels\":{\"alertname\":\"a<b>&\\\"c\\\"\"}}]");
+    CHECK_EQ_STR(js,
+                 "[{\"endsAt\":\"1970-01-01T00:00:01.500Z\",\"startsAt\":\"1970-01-01T00:00:00."
+                 "000Z\",\"generatorURL\":\"\",\"labels\":{\"alertname\":\"a<b>&\\\"c\\\"\"}}]");
     free(js);
     return tap_done();
 }

@@ -8,8 +8,7 @@
 #include <string.h>
 
 static int fake_query(void *arg, const char *expr, int64_t ts_ms, template_emit_fn *emit,
-                      void *emit_arg, char *errbuf, size_t errlen)
-{
+                      void *emit_arg, char *errbuf, size_t errlen) {
     (void)arg;
     (void)ts_ms;
     if (strstr(expr, "ZeroFor_SmallFor")) {
@@ -19,23 +18,21 @@ static int fake_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
         for (int i = 0; i < 3; i++) {
             struct re_label l[2] = {{"__name__", "alert_generator_test_suite"}, {"id", ids[i]}};
             int rc = emit(emit_arg, l, 2, vals[i]);
-            if (rc < 0)
-                return rc;
+            if (rc < 0) return rc;
         }
         return 0;
     }
-    if (strstr(expr, "empty"))
-        return 0;
+    if (strstr(expr, "empty")) return 0;
     snprintf(errbuf, errlen, "parse error in %s", expr);
     return -EINVAL;
 }
 
-static const struct re_label lbls[] = {
-    {"alertname", "NewAlerts_OrderCheck_Rule1"}, {"foo", "bar"}, {"instance", "host.example.com:9100"}};
+static const struct re_label lbls[] = {{"alertname", "NewAlerts_OrderCheck_Rule1"},
+                                       {"foo", "bar"},
+                                       {"instance", "host.example.com:9100"}};
 static const struct re_label ext[] = {{"cluster", "c1"}};
 
-static char *expand(const char *text, double value)
-{
+static char *expand(const char *text, double value) {
     struct template_data d = {.labels = lbls,
                               .nlabels = 3,
                               .ext_labels = ext,
@@ -54,19 +51,16 @@ static char *expand(const char *text, double value)
         free(got_);                                                                                \
     } while (0)
 
-static void check_parse_error(const char *text, const char *want_substr)
-{
+static void check_parse_error(const char *text, const char *want_substr) {
     struct perr e = {0};
     struct template *t = template_parse("__alert_X", text, strlen(text), true, &e);
     TAP_OK(t == NULL && strstr(e.msg, want_substr) != NULL, "parse error for %s contains %s", text,
            want_substr);
-    if (t || !strstr(e.msg, want_substr))
-        printf("#   got \"%s\"\n", e.msg);
+    if (t || !strstr(e.msg, want_substr)) printf("#   got \"%s\"\n", e.msg);
     template_free(t);
 }
 
-int main(void)
-{
+int main(void) {
     /* RULEFILE.md §3.2 verbatim targets */
     EXPECT("{{humanize 1048576}} {{humanize1024 1048576}} {{humanizeDuration 135.3563}} "
            "{{humanizePercentage 0.959}} {{humanizeTimestamp 1643114203}}",
@@ -138,7 +132,8 @@ int main(void)
     EXPECT("{{ `raw\\n` }}", 0, "raw\\n");
     EXPECT("{{ $externalLabels.cluster }} {{ .ExternalLabels.cluster }} {{ $externalURL }}", 0,
            "c1 c1 http://prom.example.com:9090/prefix");
-    EXPECT("{{ externalURL }} {{ pathPrefix }} {{ graphLink \"up == 0\" }} {{ tableLink \"up\" }}", 0,
+    EXPECT("{{ externalURL }} {{ pathPrefix }} {{ graphLink \"up == 0\" }} {{ tableLink \"up\" }}",
+           0,
            "http://prom.example.com:9090/prefix /prefix /graph?g0.expr=up+%3D%3D+0&g0.tab=0 "
            "/graph?g0.expr=up&g0.tab=1");
     EXPECT("{{ stripDomain \"host.example.com:9100\" }} {{ stripDomain \"10.0.0.1:80\" }} {{ "
@@ -176,7 +171,8 @@ int main(void)
 
     /* parse errors */
     check_parse_error("{{ $label.foo }}", "template: __alert_X:1: undefined variable \"$label\"");
-    check_parse_error("line1\n{{ nosuchfunc 1 }}", "__alert_X:2: function \"nosuchfunc\" not defined");
+    check_parse_error("line1\n{{ nosuchfunc 1 }}",
+                      "__alert_X:2: function \"nosuchfunc\" not defined");
     check_parse_error("{{ if true }}x", "unexpected EOF");
     check_parse_error("{{ end }}", "unexpected {{end}}");
     check_parse_error("{{ .foo ", "unclosed action");

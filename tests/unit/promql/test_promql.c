@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the PromQL parser (errors, positions, nesting), printer, durations and evaluator. */
+#include "ruleeval.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void parse_err(const char *src, int line, int col, const char *msg_part)
+{
+    struct perr err;
+    struct promql_expr *e = promql_parse(src, &err);
+    char shown[48];
+    snprintf(shown, sizeof(shown), "%s", src);
+    for (char *p = shown; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    src = shown;
+    TAP_OK(e == NULL, "parse error for \"%.40s\"", src);
+    if (e) {
+        promql_free(e);
+        return;
+    }
+    TAP_OK(err.line == line && err.col == col, "position %d:%d (got %d:%d) for \"%.40s\"", line,
+           col, err.line, err.col, src);
+    TAP_OK(strncmp(err.msg, "parse error: ", 13) == 0 && strstr(err.msg, msg_part),
+           "message \"%s\" contains \"%s\"", err.msg, msg_part);
+}
+
+static void roundtrip(const char *src, const char *want)
+{
+    struct perr err;
+    struct promql_expr *e = promql_parse(src, &err);
+    TAP_OK(e != NULL, "parses: %s%s%s", src, e ? "" : " -> ", e ? "" : err.msg);
+    if (!e)
+        return;
+    char *s = promql_expr_string(e);
+    CHECK_EQ_STR(s, want);
+    free(s);
+    promql_free(e);
+}
+
+static void test_parse_errors(void)
+{
+    parse_err("foo{", 1, 5, "unexpected end of input");
+    parse_err("1 +", 1, 4, "unexpected end of input");
+    parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
+    parse_err("sum(foo) by (a", 1, 15, "grouping opts");
+    parse_err("foo{a=~\"(\"}", 1, 8, "error parsing regexp");
+    parse_err("rat(foo[5m])", 1, 1, "unknown function with name \"rat\"");
+    parse_err("foo +\n  bar baz", 2, 7, "unexpected identifier");
+    parse_err("1 > 2", 1, 3, "comparisons between scalars must use BOOL modifier");
+    parse_err("foo and 1", 1, 1, "set operator \"and\" not allowed in binary scalar expression");
+    parse_err("{}", 1, 1, "vector selector must contain at least one non-empty matcher");
+    parse_err("foo[5m] offset 1m offset 2m", 1, 19, "offset may not be set multiple times");
+    parse_err("(foo + bar)[5m]", 1, 1, "ranges only allowed for vector selectors");
+    parse_err("foo @ bar", 1, 7, "unexpected identifier in @");
+    parse_err("topk(foo)", 1, 1, "wrong number of arguments");
+    parse_err("\"unterminated", 1, 1, "unterminated quoted string");
+    parse_err("foo{a=\"b\\q\"}", 1, 9, "unknown escape sequence");
+    parse_err("1 + $", 1, 5, "unexpected character");
+}
+
+static void test_deep_nesting(void)
+{
+    size_t depth = 10000;
+    char *s = malloc(2 * depth + 2);
+    memset(s, '(', depth);
+    s[depth] = '1';
+    memset(s + depth + 1, ')', depth);
+    s[2 * depth + 1] = 0;
+    struct perr err;
+    struct promql_expr *e = promql_parse(s, &err);
+    TAP_OK(e == NULL && strstr(err.msg, "nesting too deep") != NULL,
+           "10000-deep parentheses: bounded parse error (%s)", err.msg);
+    promql_free(e);
+    /* unary minus chains and long operator chains are bounded as well */
+    memset(s, '-', depth);
+    s[depth] = '1';
+    s[depth + 1] = 0;
+    e = promql_parse(s, &err);
+    TAP_OK(e == NULL, "10000 unary minus signs: parse error");
+    promql_free(e);
+    free(s);
+    size_t n = 20000;
+    char *chain = malloc(n * 4 + 2);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(chain + o, "a + ");
+    sprintf(chain + o, "a");
+    e = promql_parse(chain, &err);
+    TAP_OK(e == NULL, "20000-operator chain: parse error, no deep tree");
+    promql_free(e);
+    free(chain);
+    /* moderate nesting is fine */
+    e = promql_parse("((((((((((((((((((((1))))))))))))))))))))", &err);
+    TAP_OK(e != NULL, "20 levels of parentheses parse");
+    promql_free(e);
+}
+
+static void test_printer(void)
+{
+    roundtrip("sum by(job)(rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5",
+              "sum by (job) (rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5");
+    roundtrip("a + on(x) group_left(y) b", "a + on (x) group_left (y) b");
+    roundtrip("a > bool ignoring(x) b", "a > bool ignoring (x) b");
+    roundtrip("foo offset 90s @ 100", "foo offset 1m30s @ 100.000");
+    roundtrip("max_over_time(deriv(x[5m:30s])[1h:] @ end())",
+              "max_over_time(deriv(x[5m:30s])[1h:] @ end())");
+    roundtrip("topk(3, x) without (a)", "topk without (a) (3, x)");
+    roundtrip("-(1 + 2) * 3", "-(1 + 2) * 3");
+    roundtrip("{__name__=\"x\", a!=\"b\"}", "{__name__=\"x\",a!=\"b\"}");
+    roundtrip("label_replace(up, \"d\", \"$1\", \"s\", \"(.*)\")",
+              "label_replace(up, \"d\", \"$1\", \"s\", \"(.*)\")");
+    struct perr err;
+    struct promql_expr *e = promql_parse("x > 40", &err);
+    CHECK_EQ_INT(promql_expr_type(e), PROMQL_VECTOR);
+    promql_free(e);
+    e = promql_parse("1 + time()", &err);
+    CHECK_EQ_INT(promql_expr_type(e), PROMQL_SCALAR);
+    promql_free(e);
+    e = promql_parse("x[5m]", &err);
+    CHECK_EQ_INT(promql_expr_type(e), PROMQL_MATRIX);
+    promql_free(e);
+}
+
+static void test_durations(void)
+{
+    int64_t ms = 0;
+    CHECK_EQ_INT(promql_parse_duration("1m30s", &ms), 0);
+    CHECK_EQ_INT(ms, 90000);
+    CHECK_EQ_INT(promql_parse_duration("5m", &ms), 0);
+    CHECK_EQ_INT(ms, 300000);
+    CHECK_EQ_INT(promql_parse_duration("1y", &ms), 0);
+    CHECK_EQ_INT(ms, 365LL * 86400000);
+    CHECK_EQ_INT(promql_parse_duration("2h10m5s100ms", &ms), 0);
+    CHECK_EQ_INT(ms, 7805100);
+    CHECK_EQ_INT(promql_parse_duration("0", &ms), 0);
+    CHECK_EQ_INT(ms, 0);
+    CHECK_EQ_INT(promql_parse_duration("1s1m", &ms), -EINVAL);
+    CHECK_EQ_INT(promql_parse_duration("10", &ms), -EINVAL);
+    CHECK_EQ_INT(promql_parse_duration("", &ms), -EINVAL);
+    CHECK_EQ_INT(promql_parse_duration("5x", &ms), -EINVAL);
+}
+
+static int count_sel(void *arg, const struct re_matcher *m, size_t nm)
+{
+    (void)m;
+    *(size_t *)arg += nm;
+    return 0;
+}
+
+struct collected {
+    double v[32];
+    bool missing[32];
+    size_t n;
+};
+
+static int collect(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
+{
+    struct collected *c = arg;
+    (void)h;
+    if (idx < 32) {
+        c->v[idx] = v;
+        c->missing[idx] = missing;
+        c->n = idx + 1;
+    }
+    return 0;
+}
+
+static double eval1(struct re_memstore *s, const char *q, int64_t t, size_t *nseries,
+                    const struct promql_opts *o)
+{
+    struct perr err;
+    struct promql_expr *e = promql_parse(q, &err);
+    if (!e) {
+        printf("# parse: %s\n", err.msg);
+        return NAN;
+    }
+    struct re_source src;
+    re_memstore_source(s, &src);
+    struct promql_result *r = NULL;
+    int rc = promql_eval_instant(e, &src, t, o, &r, &err);
+    promql_free(e);
+    if (rc) {
+        printf("# eval: %s\n", err.msg);
+        return NAN;
+    }
+    double v = NAN;
+    *nseries = r->nseries;
+    if (r->type == PROMQL_SCALAR)
+        v = r->scalar;
+    else if (r->nseries && r->series[0].npoints)
+        v = r->series[0].points[0].v;
+    promql_result_free(r);
+    return v;
+}
+
+static void test_eval(void)
+{
+    struct re_memstore *s = re_memstore_new();
+    struct re_label l1[] = {{"__name__", "q_len"}, {"job", "web"}};
+    struct re_label l2[] = {{"job", "db"}, {"__name__", "q_len"}};
+    for (int i = 0; i <= 10; i++) {
+        re_memstore_add(s, l1, 2, i * 1000, i * 10, NULL);
+        re_memstore_add(s, l2, 2, i * 1000, 100 - i, NULL);
+    }
+    size_t n = 0;
+    double v = eval1(s, "q_len{job=\"web\"} > 40", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 100);
+    CHECK_EQ_INT(n, 1);
+    v = eval1(s, "q_len > 40", 10000, &n, NULL);
+    CHECK_EQ_INT(n, 2);
+    /* rate over a perfectly linear counter: 10/s */
+    v = eval1(s, "rate(q_len{job=\"web\"}[5s])", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 10);
+    /* increase extrapolates to the window: 5 samples cover 4s of the 5s window */
+    v = eval1(s, "increase(q_len{job=\"web\"}[5s])", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 50);
+    v = eval1(s, "sum(q_len)", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 190);
+    v = eval1(s, "count_over_time(q_len{job=\"db\"}[5s])", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 5); /* left-open: the sample at 5s is not in (5s, 10s] */
+    struct promql_opts o;
+    promql_opts_default(&o);
+    o.compat_v2 = true;
+    v = eval1(s, "count_over_time(q_len{job=\"db\"}[5s])", 10000, &n, &o);
+    CHECK_EQ_DBL(v, 6); /* Prometheus 2.x includes the window start */
+    v = eval1(s, "q_len{job=\"web\"} offset 3s", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 70);
+    v = eval1(s, "q_len{job=\"web\"} @ 2", 10000, &n, NULL);
+    CHECK_EQ_DBL(v, 20);
+    v = eval1(s, "scalar(q_len{job=\"web\"}) * 2", 4000, &n, NULL);
+    CHECK_EQ_DBL(v, 80);
+    v = eval1(s, "absent(nope{job=\"x\"})", 4000, &n, NULL);
+    CHECK_EQ_DBL(v, 1);
+    /* lookback: the last sample (10s) is visible until 10s + 5m, exclusive */
+    v = eval1(s, "q_len{job=\"web\"}", 10000 + 299999, &n, NULL);
+    CHECK_EQ_DBL(v, 100);
+    v = eval1(s, "q_len{job=\"web\"}", 10000 + 300000, &n, NULL);
+    CHECK_EQ_INT(n, 0);
+    /* a stale marker hides the series at once */
+    re_memstore_add(s, l1, 2, 11000, re_stale_nan(), NULL);
+    v = eval1(s, "q_len{job=\"web\"}", 12000, &n, NULL);
+    CHECK_EQ_INT(n, 0);
+    /* errors carry Prometheus's text */
+    struct perr err;
+    struct promql_expr *e = promql_parse("q_len + on() q_len", &err);
+    struct re_source src;
+    re_memstore_source(s, &src);
+    struct promql_result *r = NULL;
+    int rc = promql_eval_instant(e, &src, 5000, NULL, &r, &err);
+    CHECK(rc < 0);
+    CHECK(strstr(err.msg, "found duplicate series for the match group") != NULL);
+    promql_free(e);
+    /* range evaluation */
+    e = promql_parse("q_len{job=\"db\"}", &err);
+    rc = promql_eval_range(e, &src, 0, 10000, 5000, NULL, &r, &err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        CHECK_EQ_INT(r->type, PROMQL_MATRIX);
+        CHECK_EQ_INT(r->nseries, 1);
+        CHECK_EQ_INT(r->series[0].npoints, 3);
+        CHECK_EQ_DBL(r->series[0].points[2].v, 90);
+        promql_result_free(r);
+    }
+    size_t nm = 0;
+    CHECK_EQ_INT(promql_foreach_selector(e, count_sel, &nm), 0);
+    CHECK_EQ_INT(nm, 2);
+    promql_free(e);
+    re_memstore_free(s);
+}
+
+static void test_series_notation(void)
+{
+    struct re_label *l;
+    size_t n;
+    struct perr err;
+    CHECK_EQ_INT(promql_parse_series_desc("m{b=\"2\", a=\"1\"}", &l, &n, &err), 0);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_STR(l[0].name, "__name__");
+    CHECK_EQ_STR(l[1].name, "a");
+    re_labels_free(l, n);
+    CHECK(promql_parse_series_desc("m{a=}", &l, &n, &err) < 0);
+    struct collected c = {0};
+    CHECK_EQ_INT(promql_expand_values("-2+4x3 _ stale 1x2 5m", collect, &c, &err), 0);
+    CHECK_EQ_INT(c.n, 10);
+    CHECK_EQ_DBL(c.v[3], 10);
+    CHECK(c.missing[4]);
+    CHECK(re_is_stale(c.v[5]));
+    CHECK_EQ_DBL(c.v[8], 1);
+    CHECK_EQ_DBL(c.v[9], 300);
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(promql_expand_values("_x3 0x2", collect, &c, &err), 0);
+    CHECK_EQ_INT(c.n, 6);
+    CHECK(promql_expand_values("1 0x1g", collect, &c, &err) < 0);
+}
+
+int main(void)
+{
+    test_parse_errors();
+    test_deep_nesting();
+    test_printer();
+    test_durations();
+    test_eval();
+    test_series_notation();
+    return tap_done();
+}
