@@ -45,7 +45,8 @@ alerting:
 with open(os.path.join(d, "promlet.yml"), "w") as f:
     f.write(cfg)
 p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
-                 args=[proc.arg(), "--web.external-url=http://promlet.example:9999/"])
+                 args=[proc.arg(), "--web.external-url=http://promlet.example:9999/",
+                       "--web.enable-lifecycle"])
 plib.ok(p.addr is not None, "promlet starts with rules", p.logtext())
 
 # Nothing fires while the load is low; the rules API already lists the rules.
