@@ -39,7 +39,8 @@ bool proto_is_stale_nan(double v);
 /* ------------------------------------------------------------------------------------------ */
 
 /* Decoder limits; a zero field means "use the default" (RW_DEFAULT_*). The count limits are
- * checked on the wire before protobuf-c allocates anything, which bounds the memory a small,
+ * checked on the wire before protobuf-c allocates anything, and so is the memory the unpacking
+ * will take (refused, -E2BIG, above 10x the decoded size + 1 MiB), which bounds what a small,
  * highly compressible body can make us allocate. */
 #define RW_DEFAULT_MAX_DECODED_BYTES ((size_t)32 << 20) /* Prometheus' decoded-size limit */
 #define RW_DEFAULT_MAX_LABELS 128                       /* labels per series */
@@ -53,8 +54,10 @@ struct rw_limits {
     size_t max_labels;         /* labels per series as sent (empty-valued ones included) */
     size_t max_name_len;       /* bytes per label name */
     size_t max_value_len;      /* bytes per label value */
-    size_t max_series;         /* series per request (SIZE_MAX = unlimited) */
-    size_t max_samples;        /* samples + histograms per request (SIZE_MAX = unlimited) */
+    size_t max_series;         /* series per request, and metadata entries (SIZE_MAX =
+                                  unlimited) */
+    size_t max_samples;        /* samples + histograms per request, and exemplars (SIZE_MAX =
+                                  unlimited) */
     bool sort_labels;          /* accept unsorted label sets and sort them (what Prometheus
                                   does); false = reject them (the spec's MUST) */
     bool utf8_names;           /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
@@ -136,8 +139,8 @@ struct rw_request;
  * code is not NULL) is
  *   -EPROTO  bad data: corrupt snappy, bad protobuf, invalid labels, invalid histogram,
  *            out-of-order or conflicting duplicate samples within a series → HTTP 400;
- *   -E2BIG   the snappy header announces more than lim->max_decoded_bytes, or a count limit
- *            was hit → HTTP 400 (Prometheus answers 400 for an oversized decoded body too);
+ *   -E2BIG   the snappy header announces more than lim->max_decoded_bytes, a count limit
+ *            was hit, or the request would unpack to too much memory → HTTP 400 (Prometheus answers 400 for an oversized decoded body too);
  *   -ENOMEM  out of memory → HTTP 5xx (the sender retries);
  * and err (if not NULL) holds a one-line reason; err->line is the 1-based index of the
  * offending timeseries (0 when not series-specific), err->col the 1-based label or sample

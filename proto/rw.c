@@ -34,7 +34,9 @@
  *    buckets, negative offsets, negative bucket counts, count vs buckets); we run the same
  *    checks up front.
  *  - empty label values mean "label absent" in Prometheus; we drop such labels.
- *  - exemplars are accepted on the wire and dropped.
+ *  - exemplars are accepted on the wire and dropped (but counted against max_samples).
+ *  - memory: the pre-scan computes what unpacking takes and refuses more than
+ *    RW_UNPACK_FACTOR times the decoded size (-E2BIG); Prometheus has no such check.
  */
 
 /* ---------------------------------------------------------------------------------------- */
@@ -53,7 +55,12 @@ struct arena {
     size_t total; /* bytes obtained from malloc */
     size_t cap;   /* refuse to grow beyond this (0 = no cap) */
     bool failed;  /* an allocation failed: report -ENOMEM, not bad data */
+    bool capped;  /* ... because the cap was reached: the input is too big (-E2BIG) */
 };
+
+/* Allocations above this get a block of their own, linked behind the current one, so that a
+ * large array never strands the free tail of a small block. */
+#define ARENA_BIG ((size_t)64 << 10)
 
 static void *arena_alloc(void *data, size_t size)
 {
@@ -68,10 +75,13 @@ static void *arena_alloc(void *data, size_t size)
         size_t cap = b ? b->cap * 2 : 16384;
         if (cap > ((size_t)4 << 20))
             cap = (size_t)4 << 20;
-        if (cap < need)
+        if (need > ARENA_BIG || cap < need)
             cap = need;
-        if (a->cap && a->total + cap > a->cap) {
-            a->failed = true;
+        /* Near the cap, take only what is left (reserved but unused space counts too). */
+        if (a->cap && a->total + sizeof *b + cap > a->cap && a->total + sizeof *b + need <= a->cap)
+            cap = a->cap - a->total - sizeof *b;
+        if (a->cap && a->total + sizeof *b + cap > a->cap) {
+            a->failed = a->capped = true;
             return NULL;
         }
         b = malloc(sizeof *b + cap);
@@ -81,9 +91,14 @@ static void *arena_alloc(void *data, size_t size)
         }
         b->cap = cap;
         b->used = 0;
-        b->next = a->head;
-        a->head = b;
-        a->total += cap;
+        if (need > ARENA_BIG && a->head) { /* keep the current small block in use */
+            b->next = a->head->next;
+            a->head->next = b;
+        } else {
+            b->next = a->head;
+            a->head = b;
+        }
+        a->total += sizeof *b + cap;
     }
     unsigned char *p = b->data + b->used;
     b->used += need;
@@ -160,9 +175,10 @@ static int fail(struct decoder *d, int code, int line, int col, const char *fmt,
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Pre-scan of the wire: counts series, labels, samples and histograms and checks the limits
- * BEFORE protobuf-c allocates anything, so a small body that would unpack into millions of
- * empty messages is refused cheaply. Also catches truncated fields with a precise reason. */
+/* Pre-scan of the wire: counts series, labels, samples, histograms, exemplars and metadata,
+ * checks the limits and computes the memory the unpacking will take, all BEFORE protobuf-c
+ * allocates anything, so a small body that would unpack into millions of empty messages or
+ * unknown fields is refused cheaply. Also catches truncated fields with a precise reason. */
 
 static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
@@ -219,10 +235,121 @@ static int wire_field(const uint8_t **pp, const uint8_t *end, uint32_t *field, u
     }
 }
 
-static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
+/* Memory protobuf-c will take from the arena to unpack a message, computed from the wire
+ * (an upper bound of our arena's use): the struct, one array per repeated field, a copy of
+ * every bytes field and unknown field, and the "scanned member" slabs it allocates for
+ * messages of more than 16 fields (it frees them, but our arena does not reuse memory). Every
+ * wire element costs something (an empty exemplar: 2 bytes on the wire, ~90 in memory), so
+ * this is what bounds the memory of a small body that decodes into millions of tiny
+ * messages or unknown fields. */
+
+enum wk { WK_UNKNOWN = 0, WK_SCALAR, WK_REP_VARINT, WK_REP_F64, WK_BYTES, WK_MSG };
+enum wm { WM_WRITE, WM_SERIES, WM_LABEL, WM_SAMPLE, WM_EXEMPLAR, WM_HIST, WM_SPAN, WM_META };
+
+struct wire_msg {
+    size_t size;        /* sizeof the protobuf-c struct */
+    uint8_t kind[17];   /* by field number; numbers > 16 are unknown */
+    uint8_t sub[17];    /* enum wm of WK_MSG fields */
+};
+
+static const struct wire_msg wire_msgs[] = {
+    [WM_WRITE] = {sizeof(Prometheus__WriteRequest), {[1] = WK_MSG, [3] = WK_MSG},
+                  {[1] = WM_SERIES, [3] = WM_META}},
+    [WM_SERIES] = {sizeof(Prometheus__TimeSeries), {[1] = WK_MSG, [2] = WK_MSG, [3] = WK_MSG, [4] = WK_MSG},
+                   {[1] = WM_LABEL, [2] = WM_SAMPLE, [3] = WM_EXEMPLAR, [4] = WM_HIST}},
+    [WM_LABEL] = {sizeof(Prometheus__Label), {[1] = WK_BYTES, [2] = WK_BYTES}, {0}},
+    [WM_SAMPLE] = {sizeof(Prometheus__Sample), {[1] = WK_SCALAR, [2] = WK_SCALAR}, {0}},
+    [WM_EXEMPLAR] = {sizeof(Prometheus__Exemplar), {[1] = WK_MSG, [2] = WK_SCALAR, [3] = WK_SCALAR},
+                     {[1] = WM_LABEL}},
+    [WM_HIST] = {sizeof(Prometheus__Histogram),
+                 {[1] = WK_SCALAR, [2] = WK_SCALAR, [3] = WK_SCALAR, [4] = WK_SCALAR,
+                  [5] = WK_SCALAR, [6] = WK_SCALAR, [7] = WK_SCALAR, [8] = WK_MSG,
+                  [9] = WK_REP_VARINT, [10] = WK_REP_F64, [11] = WK_MSG, [12] = WK_REP_VARINT,
+                  [13] = WK_REP_F64, [14] = WK_SCALAR, [15] = WK_SCALAR, [16] = WK_REP_F64},
+                 {[8] = WM_SPAN, [11] = WM_SPAN}},
+    [WM_SPAN] = {sizeof(Prometheus__BucketSpan), {[1] = WK_SCALAR, [2] = WK_SCALAR}, {0}},
+    [WM_META] = {sizeof(Prometheus__MetricMetadata),
+                 {[1] = WK_SCALAR, [2] = WK_BYTES, [4] = WK_BYTES, [5] = WK_BYTES}, {0}},
+};
+
+/* Arena bytes of one allocation of n bytes (see arena_alloc). */
+static size_t arena_cost(size_t n)
+{
+    return n > SIZE_MAX / 2 ? SIZE_MAX / 2 : ((n + 1 + 15) & ~(size_t)15);
+}
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
+}
+
+/* Upper bound of the arena bytes to unpack one message of type m. Returns 0 (cost in *cost)
+ * or -1 when the wire data is malformed. Recursion is bounded by the schema (depth 4). */
+static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
+{
+    const struct wire_msg *w = &wire_msgs[m];
+    const uint8_t *p = buf, *end = buf + len;
+    size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0;
+    size_t rep[17] = {0};
+    while (p < end) {
+        uint32_t f;
+        unsigned wt;
+        const uint8_t *sub = NULL, *start = p;
+        size_t sublen = 0;
+        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
+            return -1;
+        n_fields++;
+        unsigned k = f <= 16 ? w->kind[f] : WK_UNKNOWN;
+        switch (k) {
+        case WK_UNKNOWN:
+            n_unknown++;
+            c = sat_add(c, arena_cost((size_t)(p - start)));
+            break;
+        case WK_SCALAR:
+            break;
+        case WK_BYTES:
+            c = sat_add(c, arena_cost(sublen));
+            break;
+        case WK_MSG:
+            if (wt == 2) {
+                size_t sc;
+                if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
+                    return -1;
+                c = sat_add(c, sc);
+            }
+            rep[f]++;
+            break;
+        case WK_REP_VARINT:
+            if (wt == 2)
+                for (size_t i = 0; i < sublen; i++)
+                    rep[f] += !(sub[i] & 0x80);
+            else
+                rep[f]++;
+            break;
+        case WK_REP_F64:
+            rep[f] += wt == 2 ? sublen / 8 : 1;
+            break;
+        }
+    }
+    for (unsigned f = 1; f <= 16; f++)
+        if (rep[f])
+            c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    if (n_unknown)
+        c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
+    /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
+     * members of 32 bytes each. */
+    for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
+        c = sat_add(c, arena_cost(slab * 32));
+    *cost = c;
+    return 0;
+}
+
+static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost)
 {
     const uint8_t *p = buf, *end = buf + len;
-    size_t n_series = 0, n_points = 0;
+    size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
+    /* The WriteRequest itself: wire_cost() of the whole buffer walks everything, but we also
+     * want precise reasons for the count limits, so walk the top level here first. */
     while (p < end) {
         uint32_t f;
         unsigned wt;
@@ -231,6 +358,9 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
         if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
             return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
                         (size_t)(p - buf));
+        if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
+                        d->lim.max_series);
         if (f != 1 || wt != 2)
             continue;
         n_series++;
@@ -254,8 +384,13 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len)
             if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many samples in request (limit %zu)", d->lim.max_samples);
+            if (f == 3 && ++n_exemplars > d->lim.max_samples)
+                return fail(d, -E2BIG, (int)n_series, 0,
+                            "too many exemplars in request (limit %zu)", d->lim.max_samples);
         }
     }
+    if (wire_cost(buf, len, WM_WRITE, cost) < 0)
+        return fail(d, -EPROTO, 0, 0, "%s", "proto: WriteRequest: bad or truncated field");
     return 0;
 }
 
@@ -564,6 +699,10 @@ static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSerie
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* Unpacking may take this many times the decoded size, plus the slack (see decode()). */
+#define RW_UNPACK_FACTOR 10
+#define RW_UNPACK_SLACK ((size_t)1 << 20)
+
 static const char *proto_unpack_reason(void)
 {
     return "proto: cannot unpack WriteRequest (invalid wire data)";
@@ -600,18 +739,33 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         fail(d, -EPROTO, 0, 0, "snappy: corrupt input");
         goto fail;
     }
-    if (prescan(d, raw, n) < 0)
+    size_t cost = 0;
+    if (prescan(d, raw, n, &cost) < 0)
         goto fail;
 
-    /* protobuf-c allocates a struct per message; bound the arena so that no input can make
-     * it grow without limit (the pre-scan already bounded the counts). */
-    r->arena.cap = 64 * n + ((size_t)1 << 20);
+    /* protobuf-c allocates a struct per message: requests of float samples unpack to 4.7-6.1
+     * times their decoded size (measured: 1 or 100 samples per series of 10 labels, 2M
+     * samples in one series, an exemplar per sample), native histograms with few buckets to
+     * about 9 times (a 208-byte struct for ~45 wire bytes). Refuse what the pre-scan says would need more than RW_UNPACK_FACTOR times (plus
+     * a MiB), and cap the arena there too, so that no input can make it grow further. */
+    size_t cap = n > (SIZE_MAX / 2 - RW_UNPACK_SLACK) / RW_UNPACK_FACTOR
+                     ? SIZE_MAX / 2
+                     : RW_UNPACK_FACTOR * n + RW_UNPACK_SLACK;
+    if (sat_add(cost, cost / 16) > cap) {
+        fail(d, -E2BIG, 0, 0,
+             "request would take %zu bytes to unpack, more than %d times its decoded size of "
+             "%zu bytes", cost, RW_UNPACK_FACTOR, n);
+        goto fail;
+    }
+    r->arena.cap = cap;
     ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &r->arena};
     r->msg = prometheus__write_request__unpack(&alloc, n, raw);
     free(raw);
     raw = NULL;
     if (!r->msg) {
-        if (r->arena.failed)
+        if (r->arena.capped)
+            fail(d, -E2BIG, 0, 0, "request takes more than %zu bytes to unpack", cap);
+        else if (r->arena.failed)
             fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
         else
             fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());

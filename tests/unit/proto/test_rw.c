@@ -280,6 +280,120 @@ static void test_limits(void)
     TAP_OK(req == NULL && code == -E2BIG, "snappy bomb refused before allocating (%s)", e.msg);
 }
 
+/* Writes v as a varint at p (room for 10 bytes); returns its length. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t k = 0;
+    do {
+        p[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return k;
+}
+
+/* A WriteRequest whose one series (__name__="x") is followed by n copies of the 2-byte
+ * element {key, 0} (an empty message or a zero varint); or, with top, n such elements at
+ * the top level and no series. Returns a snappy body (free it). */
+static uint8_t *bomb_body(uint8_t key, bool top, size_t n, size_t *len)
+{
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
+                                   '_', '_', 0x12, 0x01, 'x'};
+    size_t inner = top ? 2 * n : sizeof name + 2 * n;
+    uint8_t *raw = malloc(inner + 16), *p = raw;
+    if (!raw)
+        return NULL;
+    if (!top) {
+        *p++ = 0x0a;
+        p += put_varint(p, inner);
+        memcpy(p, name, sizeof name);
+        p += sizeof name;
+    }
+    for (size_t i = 0; i < n; i++) {
+        *p++ = key;
+        *p++ = 0;
+    }
+    uint8_t *body = rwb_snappy(raw, (size_t)(p - raw), len);
+    free(raw);
+    return body;
+}
+
+/* Review issue 4: a small body decoding into millions of empty exemplars, samples, metadata
+ * or unknown fields made protobuf-c allocate 36-70 times the decoded size (1.2-2.1 GB for
+ * 32 MiB); now the pre-scan counts them and computes the unpacked size first. */
+static void test_unpack_bombs(void)
+{
+    static const struct {
+        uint8_t key;
+        bool top;
+        const char *what;
+    } bombs[] = {
+        {0x1a, false, "empty exemplars"},
+        {0x12, false, "empty samples"},
+        {0x22, false, "empty histograms"},
+        {0x28, false, "unknown fields in a series"},
+        {0x28, true, "unknown top-level fields"},
+        {0x1a, true, "empty metadata"},
+        {0x0a, true, "empty series"},
+    };
+    const struct rw_limits unlimited = {.max_series = SIZE_MAX, .max_samples = SIZE_MAX};
+    for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
+        size_t len;
+        uint8_t *body = bomb_body(bombs[i].key, bombs[i].top, 300000, &len);
+        int code = 0;
+        struct perr e = {0};
+        struct rw_request *r = rw_decode(body, len, &unlimited, &code, &e);
+        TAP_OK(r == NULL && code == -E2BIG && strstr(e.msg, "bytes to unpack"),
+               "%s (600 kB decoded, %zu bytes of body): refused by the unpack size (%s)",
+               bombs[i].what, len, e.msg);
+        rw_request_free(r);
+        r = rw_decode(body, len, NULL, &code, &e);
+        TAP_OK(r == NULL && code == -E2BIG, "%s: refused with default limits (%s)",
+               bombs[i].what, e.msg);
+        rw_request_free(r);
+        free(body);
+    }
+
+    /* Legal exemplar-heavy requests pass: a sample and an exemplar with a trace_id label. */
+    enum { N = 20000 };
+    uint8_t *raw = malloc((size_t)N * 64 + 64), *p = raw;
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
+                                   '_', '_', 0x12, 0x01, 'x'};
+    static const uint8_t smp[] = {0x12, 0x0b, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01};
+    static const uint8_t exm[] = {0x1a, 0x1b, 0x0a, 0x0e, 0x0a, 0x08, 't', 'r', 'a', 'c', 'e',
+                                  '_', 'i', 'd', 0x12, 0x02, 'a', 'b', 0x11, 0, 0, 0, 0,
+                                  0, 0, 0xf0, 0x3f, 0x18, 0x01};
+    size_t inner = sizeof name + N * (sizeof smp + sizeof exm);
+    *p++ = 0x0a;
+    p += put_varint(p, inner);
+    memcpy(p, name, sizeof name);
+    p += sizeof name;
+    for (int i = 0; i < N; i++) {
+        memcpy(p, smp, sizeof smp); /* all at timestamp 1 with the same value: retries */
+        p += sizeof smp;
+        memcpy(p, exm, sizeof exm);
+        p += sizeof exm;
+    }
+    size_t len;
+    uint8_t *body = rwb_snappy(raw, (size_t)(p - raw), &len);
+    free(raw);
+    int code = 0;
+    struct perr e = {0};
+    struct rw_request *r = rw_decode(body, len, NULL, &code, &e);
+    TAP_OK(r != NULL && rw_request_samples(r) == N, "%d samples with %d exemplars accepted (%s)",
+           N, N, r ? "ok" : e.msg);
+    rw_request_free(r);
+    free(body);
+
+    /* Exemplars are bounded by max_samples too. */
+    body = bomb_body(0x1a, false, 100, &len);
+    struct rw_limits few = {.max_samples = 50};
+    r = rw_decode(body, len, &few, &code, &e);
+    TAP_OK(r == NULL && code == -E2BIG && strstr(e.msg, "too many exemplars"),
+           "100 exemplars over max_samples 50 (%s)", e.msg);
+    rw_request_free(r);
+    free(body);
+}
+
 static void test_bad_bodies(void)
 {
     int code;
@@ -481,6 +595,7 @@ int main(void)
     test_labels();
     test_limits();
     test_bad_bodies();
+    test_unpack_bombs();
     test_order();
     test_histograms();
     return tap_done();
