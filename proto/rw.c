@@ -573,6 +573,75 @@ static int check_float_buckets(struct decoder *d, size_t si, size_t hi, const ch
     return 0;
 }
 
+/* Schema -53 (custom buckets), as histogram.Validate / checkHistogramCustomBounds: bounds
+ * strictly increasing and finite (Go lets NaN through its "<=" test; we refuse it), every
+ * span offset >= 0 (the first one included), the spans' extent within the bounds plus the
+ * implicit +Inf bucket, and no zero bucket or negative side. Consumers index the bounds with
+ * the span positions, so this is what keeps them in range. */
+static int check_custom(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in)
+{
+    int line = (int)si + 1;
+    double prev = -INFINITY;
+    for (size_t i = 0; i < in->n_custom_values; i++) {
+        double cur = in->custom_values[i];
+        if (isnan(cur) || cur <= prev)
+            return fail(d, -EPROTO, line, 0,
+                        "series %zu histogram %zu: custom buckets: previous bound is %g and "
+                        "current is %g: histogram custom bounds must be in strictly increasing "
+                        "order", si + 1, hi + 1, prev, cur);
+        prev = cur;
+    }
+    if (prev == INFINITY)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: last +Inf bound must not be "
+                    "explicitly defined: histogram custom bounds must be finite", si + 1, hi + 1);
+    bool is_float = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
+    size_t npos = is_float ? in->n_positive_counts : in->n_positive_deltas;
+    uint64_t n_buckets = 0, extent = 0;
+    for (size_t i = 0; i < in->n_positive_spans; i++) {
+        const Prometheus__BucketSpan *sp = in->positive_spans[i];
+        if (sp->offset < 0)
+            return fail(d, -EPROTO, line, 0,
+                        "series %zu histogram %zu: custom buckets: span number %zu with offset "
+                        "%d: histogram has a span whose offset is negative",
+                        si + 1, hi + 1, i + 1, (int)sp->offset);
+        n_buckets += sp->length;
+        extent += (uint64_t)sp->length + (uint64_t)sp->offset;
+    }
+    if (n_buckets != npos)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: spans need %llu buckets, have %zu "
+                    "buckets: histogram spans specify different number of buckets than provided",
+                    si + 1, hi + 1, (unsigned long long)n_buckets, npos);
+    if (extent > (uint64_t)in->n_custom_values + 1)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: only %zu custom bounds defined "
+                    "which is insufficient to cover total span length of %llu: histogram custom "
+                    "bounds are too few",
+                    si + 1, hi + 1, in->n_custom_values, (unsigned long long)extent);
+    bool zero_count = (in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT &&
+                       in->zero_count_int != 0) ||
+                      (in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT &&
+                       in->zero_count_float != 0);
+    if (zero_count)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: histogram with custom buckets "
+                    "must have a zero count of 0", si + 1, hi + 1);
+    if (in->zero_threshold != 0)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: histogram with custom buckets "
+                    "must have a zero threshold of 0", si + 1, hi + 1);
+    if (in->n_negative_spans)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: histogram with custom buckets "
+                    "must not have negative spans", si + 1, hi + 1);
+    if (in->n_negative_deltas || in->n_negative_counts)
+        return fail(d, -EPROTO, line, 0,
+                    "series %zu histogram %zu: custom buckets: histogram with custom buckets "
+                    "must not have negative buckets", si + 1, hi + 1);
+    return 0;
+}
+
 static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in,
                      struct proto_hist *h)
 {
@@ -593,22 +662,12 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
                     "series %zu histogram %zu: histogram has an invalid schema %d, which must be "
                     "between -4 and 8 (or -53 for custom buckets)",
                     si + 1, hi + 1, (int)in->schema);
-    if (custom) {
-        if (in->n_negative_spans || in->n_negative_deltas || in->n_negative_counts)
-            return fail(d, -EPROTO, line, 0,
-                        "series %zu histogram %zu: histogram with custom buckets must not have "
-                        "negative buckets", si + 1, hi + 1);
-        for (size_t i = 0; i < in->n_custom_values; i++)
-            if (isnan(in->custom_values[i]) ||
-                (i > 0 && !(in->custom_values[i] > in->custom_values[i - 1])))
-                return fail(d, -EPROTO, line, 0,
-                            "series %zu histogram %zu: custom buckets: bounds must be strictly "
-                            "increasing", si + 1, hi + 1);
-    } else if (in->n_custom_values) {
+    if (custom && check_custom(d, si, hi, in) < 0)
+        return d->code;
+    if (!custom && in->n_custom_values)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: histogram with exponential schema must not have "
                     "custom bounds", si + 1, hi + 1);
-    }
 
     size_t npos = h->is_float ? in->n_positive_counts : in->n_positive_deltas;
     size_t nneg = h->is_float ? in->n_negative_counts : in->n_negative_deltas;
@@ -621,10 +680,6 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
     h->n_neg_spans = in->n_negative_spans;
     h->n_pos_buckets = npos;
     h->n_neg_buckets = nneg;
-    if (custom && npos > in->n_custom_values + 1)
-        return fail(d, -EPROTO, line, 0,
-                    "series %zu histogram %zu: custom buckets: %zu buckets but only %zu bounds",
-                    si + 1, hi + 1, npos, in->n_custom_values);
 
     if (h->is_float) {
         h->count = in->count_float;

@@ -6,6 +6,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 
 #define STALE_BITS UINT64_C(0x7ff0000000000002)
@@ -588,6 +589,92 @@ static void test_histograms(void)
     expect_err(&b, NULL, -EPROTO, "must not have custom bounds", "custom bounds on exponential");
 }
 
+/* Review issue 4, finding 2: schema -53 was not validated as checkHistogramCustomBounds does;
+ * offset -1000000 with bounds {1, +Inf} and zero_threshold 0.5 was accepted and made
+ * ruleeval read out of bounds. */
+static void test_custom_buckets(void)
+{
+    int64_t deltas[] = {2, -1};
+    double bounds[] = {1, 2};
+    Prometheus__BucketSpan sp0 = PROMETHEUS__BUCKET_SPAN__INIT, sp1 = PROMETHEUS__BUCKET_SPAN__INIT;
+    Prometheus__BucketSpan *spans[] = {&sp0, &sp1};
+    struct rwb b;
+    struct rec r;
+    struct perr e;
+    Prometheus__Histogram *h = NULL;
+#define RESET_CUSTOM()                                                                             \
+    do {                                                                                           \
+        rwb_init(&b);                                                                              \
+        h = rwb_hist(&b, rwb_series(&b, "__name__", "nhcb", RWB_END), 7);                          \
+        h->schema = -53;                                                                           \
+        h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;                                    \
+        h->count_int = 3;                                                                          \
+        h->sum = 2.5;                                                                              \
+        sp0.offset = 0, sp0.length = 1, sp1.offset = 1, sp1.length = 1;                            \
+        h->positive_spans = spans, h->n_positive_spans = 2;                                        \
+        h->positive_deltas = deltas, h->n_positive_deltas = 2;                                     \
+        bounds[0] = 1, bounds[1] = 2;                                                              \
+        h->custom_values = bounds, h->n_custom_values = 2;                                         \
+    } while (0)
+
+    /* Valid: buckets 0 (<=1) and 2 (+Inf), counts 2 and 1. */
+    RESET_CUSTOM();
+    memset(&r, 0, sizeof r);
+    TAP_OK(run(&b, NULL, &r, &e) == 0, "valid custom-bucket histogram accepted (%s)", e.msg);
+    CHECK_EQ_DBL(r.pos[1], 1);
+
+    RESET_CUSTOM();
+    sp0.offset = -1000000;
+    bounds[1] = INFINITY;
+    h->zero_threshold = 0.5;
+    expect_err(&b, NULL, -EPROTO, "+Inf bound must not be explicitly defined",
+               "reported case: offset -1000000, bounds {1, +Inf}, zero_threshold 0.5");
+    RESET_CUSTOM();
+    sp0.offset = -1;
+    expect_err(&b, NULL, -EPROTO, "span number 1 with offset -1: histogram has a span whose offset",
+               "negative first span offset");
+    RESET_CUSTOM();
+    sp1.offset = 2; /* buckets 0 and 3, but only bounds 1, 2 and +Inf exist */
+    expect_err(&b, NULL, -EPROTO, "only 2 custom bounds defined which is insufficient to cover "
+               "total span length of 4", "spans beyond the bounds");
+    RESET_CUSTOM();
+    h->n_custom_values = 0;
+    expect_err(&b, NULL, -EPROTO, "only 0 custom bounds", "no bounds, two buckets");
+    RESET_CUSTOM();
+    bounds[1] = 1;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "equal bounds");
+    RESET_CUSTOM();
+    bounds[0] = -INFINITY;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "-Inf bound");
+    RESET_CUSTOM();
+    bounds[0] = NAN;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "NaN bound");
+    RESET_CUSTOM();
+    h->zero_threshold = 0.5;
+    expect_err(&b, NULL, -EPROTO, "zero threshold of 0", "zero threshold");
+    RESET_CUSTOM();
+    h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+    h->zero_count_int = 1;
+    h->count_int = 4;
+    expect_err(&b, NULL, -EPROTO, "zero count of 0", "zero count");
+    RESET_CUSTOM();
+    sp1.length = 2;
+    expect_err(&b, NULL, -EPROTO, "spans need 3 buckets, have 2", "spans vs buckets");
+    RESET_CUSTOM();
+    int64_t neg[] = {1};
+    Prometheus__BucketSpan nsp = PROMETHEUS__BUCKET_SPAN__INIT, *nspans[] = {&nsp};
+    nsp.length = 1;
+    h->negative_spans = nspans, h->n_negative_spans = 1;
+    h->negative_deltas = neg, h->n_negative_deltas = 1;
+    h->count_int = 4;
+    expect_err(&b, NULL, -EPROTO, "must not have negative spans", "negative side");
+    RESET_CUSTOM();
+    deltas[1] = -3;
+    expect_err(&b, NULL, -EPROTO, "count is negative", "negative bucket");
+    deltas[1] = -1;
+#undef RESET_CUSTOM
+}
+
 int main(void)
 {
     test_single();
@@ -598,5 +685,6 @@ int main(void)
     test_unpack_bombs();
     test_order();
     test_histograms();
+    test_custom_buckets();
     return tap_done();
 }
