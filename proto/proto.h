@@ -23,7 +23,8 @@ struct perr { int line, col; char msg[160]; };
 #define PROTO_STALE_NAN_BITS UINT64_C(0x7ff0000000000002)
 
 /* One label as (pointer, length); the bytes are also NUL-terminated (name[name_len] == 0,
- * value[value_len] == 0) but may contain NULs in values, so use the lengths. */
+ * value[value_len] == 0). Both decoders refuse NUL bytes inside names and values (-EPROTO),
+ * so a label is never cut short when read as a C string. */
 struct proto_label {
     const char *name;
     size_t name_len;
@@ -191,7 +192,9 @@ struct expfmt_sink {
      * them). */
     int (*family)(void *arg, const char *name, const char *help, enum expfmt_type type);
     /* One sample. family is the family it belongs to (x for x_bucket of histogram x);
-     * sample_name is the name on the line. labels are in line order, including le/quantile.
+     * sample_name is the name on the line. labels are in line order, including le/quantile;
+     * a repeated le (histograms) or quantile (summaries) appears once, at its first place,
+     * with the last value, as expfmt keeps it (any other repeated name is an error).
      * Samples that expfmt silently drops (a summary sample without quantile that is not
      * _sum/_count, a histogram sample without le that is not _sum/_count, a quantile or le
      * of NaN) are not reported. */

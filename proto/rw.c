@@ -438,6 +438,13 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
                         d->lim.max_value_len);
         bool ok = d->lim.utf8_names ? names_utf8_valid(ls[i].name, ls[i].name_len)
                                     : names_label_ok(ls[i].name, ls[i].name_len);
+        /* The store keeps NUL-terminated strings: {a="x\0y"} would collide with {a="x"}. */
+        if (memchr(ls[i].name, 0, ls[i].name_len))
+            return fail(d, -EPROTO, line, col, "series %zu: label name %s contains a NUL byte",
+                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+        if (memchr(ls[i].value, 0, ls[i].value_len))
+            return fail(d, -EPROTO, line, col, "series %zu: value of label %s contains a NUL byte",
+                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
         if (!ok)
             return fail(d, -EPROTO, line, col, "series %zu: invalid label name %s", si + 1,
                         names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
@@ -852,6 +859,13 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
             !names_utf8_valid(bd_str(&md->help), md->help.len) ||
             !names_utf8_valid(bd_str(&md->unit), md->unit.len)) {
             fail(d, -EPROTO, 0, 0, "metadata %zu: invalid UTF-8", i + 1);
+            goto fail;
+        }
+        /* The sink gets these as NUL-terminated strings only. */
+        if (memchr(bd_str(&md->metric_family_name), 0, md->metric_family_name.len) ||
+            memchr(bd_str(&md->help), 0, md->help.len) ||
+            memchr(bd_str(&md->unit), 0, md->unit.len)) {
+            fail(d, -EPROTO, 0, 0, "metadata %zu: contains a NUL byte", i + 1);
             goto fail;
         }
     }

@@ -675,6 +675,38 @@ static void test_custom_buckets(void)
 #undef RESET_CUSTOM
 }
 
+/* Review issue 4, finding 3: NUL bytes in label names or values (and metadata) are refused;
+ * the store keeps NUL-terminated strings, so {a="x\0y"} would collide with {a="x"}. */
+static void test_nul_bytes(void)
+{
+    static const uint8_t xnuly[] = {'x', 0, 'y'};
+    static const uint8_t anulb[] = {'a', 0, 'b'};
+    struct rwb b;
+    rwb_init(&b);
+    size_t s = rwb_series(&b, "__name__", "up", "a", "x", RWB_END);
+    rwb_sample(&b, s, 1, 1);
+    b.lab[s][1].value = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "series 1: value of label \"a\" contains a NUL byte",
+               "NUL in a label value");
+    b.lab[s][1].value = rwb_bytes("x");
+    b.lab[s][0].value = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "contains a NUL byte", "NUL in the metric name");
+    b.lab[s][0].value = rwb_bytes("up");
+    b.lab[s][1].name = (ProtobufCBinaryData){sizeof anulb, (uint8_t *)(uintptr_t)anulb};
+    struct rw_limits utf8 = {.utf8_names = true};
+    expect_err(&b, &utf8, -EPROTO, "label name \"a\\x00b\" contains a NUL byte",
+               "NUL in a label name (UTF-8 names mode)");
+    expect_err(&b, NULL, -EPROTO, "a NUL byte", "NUL in a label name (legacy mode)");
+    b.lab[s][1].name = rwb_bytes("a");
+    rwb_meta(&b, 1, "up", "help", "");
+    b.md[0].help = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "metadata 1: contains a NUL byte", "NUL in metadata help");
+    b.md[0].help = rwb_bytes("help");
+    struct rec r;
+    struct perr e;
+    TAP_OK(run(&b, NULL, &r, &e) == 0, "same request without NULs accepted (%s)", e.msg);
+}
+
 int main(void)
 {
     test_single();
@@ -686,5 +718,6 @@ int main(void)
     test_order();
     test_histograms();
     test_custom_buckets();
+    test_nul_bytes();
     return tap_done();
 }
