@@ -62,6 +62,8 @@ struct val {
     struct mat m; /* for matrix values */
 };
 
+struct oser;
+
 struct selcache {
     const struct promql_expr *node;
     int64_t mint, maxt;
@@ -89,6 +91,8 @@ struct ev {
     size_t nwarn;
     const char *qsrc;
     bool is_range;
+    struct oser *os;
+    size_t nos, capos;
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -645,7 +649,8 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
+        if (c->data.n > 1)
+            qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -1148,7 +1153,8 @@ static double quantile_of(double q, double *v, size_t n)
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(v, n, sizeof(double), dcmp);
+    if (n > 1)
+        qsort(v, n, sizeof(double), dcmp);
     double rank = q * (double)(n - 1);
     double lo = fmax(0, floor(rank));
     double hi = fmin((double)n - 1, lo + 1);
@@ -1628,7 +1634,8 @@ static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0)
         return NAN;
     /* coalesce */
@@ -1864,7 +1871,8 @@ static double hist_fraction(struct ev *ev, double lower, double upper, const str
 
 static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
 {
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
         return NAN;
     size_t k = 0;
@@ -3143,7 +3151,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+            if (out.n > 1)
+                qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
@@ -3151,7 +3160,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             sbl_names = names;
             sbl_n = e->nargs - 1;
             sbl_desc = id == F_SORT_BY_LABEL_DESC;
-            qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+            if (out.n > 1)
+                qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
         }
         r.v = out;
         return r;
@@ -3523,8 +3533,10 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->interval = step;
     ev->is_range = !instant;
     ev->qsrc = "";
-    struct oser *os = NULL;
-    size_t nos = 0, capos = 0;
+    /* os/nos live in ev (not in locals) so that they are valid after longjmp */
+#define os (ev->os)
+#define nos (ev->nos)
+#define capos (ev->capos)
     if (setjmp(ev->jb)) {
         int rc = ev->err;
         perr_set(err, 0, 0, "%s", ev->msg);
@@ -3611,7 +3623,8 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         }
     }
     if (res->type == PROMQL_MATRIX)
-        qsort(os, nos, sizeof(*os), oser_cmp);
+        if (nos > 1)
+            qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));
     if (!res->series)
@@ -3652,6 +3665,9 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     free(ev);
     *out = res;
     return 0;
+#undef os
+#undef nos
+#undef capos
 }
 
 int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,

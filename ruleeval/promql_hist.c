@@ -508,8 +508,8 @@ void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, do
             l = ldexp(1.0, (i - 1) / per);
     } else {
         int sh = -h->schema;
-        u = ldexp(1.0, i << sh);
-        l = ldexp(1.0, (i - 1) << sh);
+        u = ldexp(1.0, i * (1 << sh));
+        l = ldexp(1.0, (i - 1) * (1 << sh));
     }
     if (neg) {
         *lo = -u;

@@ -845,8 +845,7 @@ static const char *skip_reason(const char *expr, const char *body)
             bool startok = p == expr || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == ':');
             char nx = p[l];
             bool endok = !(isalnum((unsigned char)nx) || nx == '_' || nx == ':');
-            if (startok && (endok || (nx == '_' && !strncmp(p + l, "_bucket", 7) == 0 &&
-                                      strncmp(p + l, "_sum", 4) && strncmp(p + l, "_count", 6))))
+            if (startok && endok)
                 return "NHCB (load_with_nhcb)";
         }
         if (strstr(expr, "=~"))
