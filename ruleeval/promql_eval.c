@@ -630,11 +630,6 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     return 0;
 }
 
-static int ls_qcmp(const void *a, const void *b)
-{
-    return ls_cmp(((const struct mser *)a)->ls, ((const struct mser *)b)->ls);
-}
-
 static struct mat *selected(struct ev *ev, const struct promql_expr *n)
 {
     struct selcache *c = cache_for(ev, n);
@@ -649,8 +644,6 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        if (c->data.n > 1)
-            qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -2953,9 +2946,11 @@ static int sort_desc(const void *a, const void *b)
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
-static char **sbl_names;
-static size_t sbl_n;
-static bool sbl_desc;
+struct sbl {
+    char **names;
+    size_t n;
+    bool desc;
+};
 
 static int natcmp(const char *a, const char *b)
 {
@@ -2989,17 +2984,18 @@ static int natcmp(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
-static int sort_by_label_cmp(const void *a, const void *b)
+static int sort_by_label_cmp(const void *a, const void *b, void *arg)
 {
     const struct smp *x = a, *y = b;
-    for (size_t i = 0; i < sbl_n; i++) {
-        const char *va = ls_get(x->ls, sbl_names[i]), *vb = ls_get(y->ls, sbl_names[i]);
+    const struct sbl *o = arg;
+    for (size_t i = 0; i < o->n; i++) {
+        const char *va = ls_get(x->ls, o->names[i]), *vb = ls_get(y->ls, o->names[i]);
         int c = natcmp(va ? va : "", vb ? vb : "");
         if (c)
-            return sbl_desc ? -c : c;
+            return o->desc ? -c : c;
     }
     int c = ls_cmp(x->ls, y->ls);
-    return sbl_desc ? -c : c;
+    return o->desc ? -c : c;
 }
 
 static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
@@ -3157,11 +3153,9 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
                 names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
-            sbl_names = names;
-            sbl_n = e->nargs - 1;
-            sbl_desc = id == F_SORT_BY_LABEL_DESC;
+            struct sbl o = {names, e->nargs - 1, id == F_SORT_BY_LABEL_DESC};
             if (out.n > 1)
-                qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+                qsort_r(out.s, out.n, sizeof(*out.s), sort_by_label_cmp, &o);
         }
         r.v = out;
         return r;
