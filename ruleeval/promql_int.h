@@ -61,6 +61,7 @@ struct promql_expr {
     int64_t need_min, need_max;
     bool need_set;
     char *src; /* root only: the source text, for annotation positions */
+    int height; /* tree height, bounded by the parser so that recursion stays shallow */
 };
 
 struct pq_func {

@@ -94,6 +94,23 @@ static void test_deep_nesting(void)
     TAP_OK(e == NULL, "20000-operator chain: parse error, no deep tree");
     promql_free(e);
     free(chain);
+    /* chains inside nested parentheses: bounded by tree height */
+    char *mix = malloc(200 * 130 + 16);
+    o = 0;
+    for (int i = 0; i < 200; i++) {
+        mix[o++] = '(';
+        for (int k = 0; k < 30; k++)
+            o += (size_t)sprintf(mix + o, "a + ");
+    }
+    mix[o++] = 'a';
+    for (int i = 0; i < 200; i++)
+        mix[o++] = ')';
+    mix[o] = 0;
+    e = promql_parse(mix, &err);
+    TAP_OK(e == NULL && strstr(err.msg, "nesting too deep") != NULL,
+           "200 nested 30-operator chains: bounded tree height (%s)", err.msg);
+    promql_free(e);
+    free(mix);
     /* moderate nesting is fine */
     e = promql_parse("((((((((((((((((((((1))))))))))))))))))))", &err);
     TAP_OK(e != NULL, "20 levels of parentheses parse");
