@@ -106,7 +106,17 @@ static void fail(struct ev *ev, int err, const char *fmt, ...)
     longjmp(ev->jb, 1);
 }
 
+static void *ar_alloc_nz(struct ev *ev, size_t n);
+
 static void *ar_alloc(struct ev *ev, size_t n)
+{
+    void *p = ar_alloc_nz(ev, n);
+    memset(p, 0, n);
+    return p;
+}
+
+/* Arena allocation without zeroing, for memory the caller overwrites at once. */
+static void *ar_alloc_nz(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
@@ -121,14 +131,13 @@ static void *ar_alloc(struct ev *ev, size_t n)
     }
     void *p = (char *)ev->arena->data + ev->arena->used;
     ev->arena->used += n;
-    memset(p, 0, n);
     return p;
 }
 
 static char *ar_strdup(struct ev *ev, const char *s)
 {
     size_t l = strlen(s);
-    char *p = ar_alloc(ev, l + 1);
+    char *p = ar_alloc_nz(ev, l + 1);
     memcpy(p, s, l + 1);
     return p;
 }
@@ -618,9 +627,9 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     }
     ls->n = nlabels;
     se->ls = ls;
-    se->t = ar_alloc(ev, (n ? n : 1) * sizeof(int64_t));
-    se->f = ar_alloc(ev, (n ? n : 1) * sizeof(double));
-    se->h = ar_alloc(ev, (n ? n : 1) * sizeof(*se->h));
+    se->t = ar_alloc_nz(ev, (n ? n : 1) * sizeof(int64_t));
+    se->f = ar_alloc_nz(ev, (n ? n : 1) * sizeof(double));
+    se->h = ar_alloc_nz(ev, (n ? n : 1) * sizeof(*se->h));
     se->cap = n;
     memcpy(se->t, ts, n * sizeof(int64_t));
     memcpy(se->f, vals, n * sizeof(double));
