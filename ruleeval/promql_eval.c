@@ -120,7 +120,7 @@ static void *ar_alloc_nz(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
+        size_t cap = n > 98304 ? n : 98304; /* below glibc's mmap threshold: chunks are reused */
         struct achunk *c = malloc(sizeof(*c) + cap);
         if (!c)
             fail(ev, -ENOMEM, "out of memory");
