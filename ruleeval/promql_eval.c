@@ -1311,7 +1311,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 hout->hint = RE_HINT_GAUGE;
                 pq_hist_compact(hout);
                 if (id == F_IRATE)
-                    pq_hist_scale(hout, 1000.0 / (double)dt);
+                    pq_hist_div(hout, (double)dt / 1000);
             } else {
                 warn_mixed(ev, wi, marg);
                 ok = false;
@@ -1391,9 +1391,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         if (rc == 0) {
                             incr = true;
                             mean = hdup(ev, sum);
-                            pq_hist_scale(mean, 1 / (cnt - 1));
+                            pq_hist_div(mean, cnt - 1);
                             if (comp)
-                                pq_hist_scale(comp, 1 / (cnt - 1));
+                                pq_hist_div(comp, cnt - 1);
                         }
                     }
                     if (rc == 0 && incr) {
@@ -1403,7 +1403,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         else
                             comp = track(ev, pq_hist_new_comp(mean));
                         struct pq_hist *ta = hdup(ev, hk);
-                        pq_hist_scale(ta, 1 / cnt);
+                        pq_hist_div(ta, cnt);
                         pq_hist_scale(mean, q);
                         rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
                     }
@@ -1432,9 +1432,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         pq_hist_add(mean, comp, 1);
                     sum = mean;
                 } else if (id == F_AVG_OT) {
-                    pq_hist_scale(sum, 1.0 / (double)wi->n);
+                    pq_hist_div(sum, (double)wi->n);
                     if (comp) {
-                        pq_hist_scale(comp, 1.0 / (double)wi->n);
+                        pq_hist_div(comp, (double)wi->n);
                         pq_hist_add(sum, comp, 1);
                     }
                 } else if (comp) {
@@ -2180,9 +2180,9 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         } else if (rc == 0) {
                             gr->hincr = true;
                             gr->hmean = hdup(ev, gr->h);
-                            pq_hist_scale(gr->hmean, 1 / (gr->cnt - 1));
+                            pq_hist_div(gr->hmean, gr->cnt - 1);
                             if (gr->hc)
-                                pq_hist_scale(gr->hc, 1 / (gr->cnt - 1));
+                                pq_hist_div(gr->hc, gr->cnt - 1);
                         }
                     }
                     if (rc == 0 && gr->hincr) {
@@ -2192,7 +2192,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         else
                             gr->hc = track(ev, pq_hist_new_comp(gr->hmean));
                         struct pq_hist *ta = hdup(ev, h);
-                        pq_hist_scale(ta, 1 / gr->cnt);
+                        pq_hist_div(ta, gr->cnt);
                         pq_hist_scale(gr->hmean, q);
                         rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
                     }
@@ -2325,9 +2325,9 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         pq_hist_add(gr->hmean, gr->hc, 1);
                     gr->h = gr->hmean;
                 } else if (op == PQ_AVG) {
-                    pq_hist_scale(gr->h, 1 / gr->cnt);
+                    pq_hist_div(gr->h, gr->cnt);
                     if (gr->hc) {
-                        pq_hist_scale(gr->hc, 1 / gr->cnt);
+                        pq_hist_div(gr->hc, gr->cnt);
                         pq_hist_add(gr->h, gr->hc, 1);
                     }
                 } else if (gr->hc) {
@@ -2451,7 +2451,10 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
             (*hres)->sum /= r;
             return true;
         }
-        pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
+        if (op == PQ_MUL)
+            pq_hist_scale(*hres, r);
+        else
+            pq_hist_div(*hres, r);
         return true;
     }
     if (hl && hr) {

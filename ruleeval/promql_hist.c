@@ -432,6 +432,17 @@ void pq_hist_scale(struct pq_hist *h, double f)
         h->nb[i].c *= f;
 }
 
+void pq_hist_div(struct pq_hist *h, double d)
+{
+    h->zc /= d;
+    h->count /= d;
+    h->sum /= d;
+    for (size_t i = 0; i < h->npb; i++)
+        h->pb[i].c /= d;
+    for (size_t i = 0; i < h->nnb; i++)
+        h->nb[i].c /= d;
+}
+
 void pq_hist_compact(struct pq_hist *h)
 {
     size_t k = 0;
