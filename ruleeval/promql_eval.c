@@ -3476,7 +3476,7 @@ void promql_result_free(struct promql_result *r)
     free(r->str);
     for (size_t i = 0; i < r->nseries; i++) {
         struct promql_series *s = &r->series[i];
-        re_labels_free(s->labels, s->nlabels);
+        free(s->labels); /* labels and their strings are one block */
         for (size_t j = 0; j < s->npoints; j++)
             free(s->points[j].h);
         free(s->points);
@@ -3638,17 +3638,25 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     for (size_t i = 0; i < nos; i++) {
         struct promql_series *ps = &res->series[i];
         const struct lset *ls = os[i].drop ? ls_del(ev, os[i].ls, "__name__") : os[i].ls;
-        ps->labels = calloc(ls->n ? ls->n : 1, sizeof(*ps->labels));
+        /* one block per series: the label array followed by the strings */
+        size_t bytes = (ls->n ? ls->n : 1) * sizeof(*ps->labels);
+        for (size_t k = 0; k < ls->n; k++)
+            bytes += strlen(ls->l[k].name) + strlen(ls->l[k].value) + 2;
+        ps->labels = malloc(bytes);
         if (!ps->labels)
             fail(ev, -ENOMEM, "out of memory");
         res->nseries = i + 1;
+        char *sp = (char *)(ps->labels + (ls->n ? ls->n : 1));
         for (size_t k = 0; k < ls->n; k++) {
-            ps->labels[k].name = strdup(ls->l[k].name);
-            ps->labels[k].value = strdup(ls->l[k].value);
-            ps->nlabels = k + 1;
-            if (!ps->labels[k].name || !ps->labels[k].value)
-                fail(ev, -ENOMEM, "out of memory");
+            size_t nl = strlen(ls->l[k].name) + 1, vl = strlen(ls->l[k].value) + 1;
+            memcpy(sp, ls->l[k].name, nl);
+            ps->labels[k].name = sp;
+            sp += nl;
+            memcpy(sp, ls->l[k].value, vl);
+            ps->labels[k].value = sp;
+            sp += vl;
         }
+        ps->nlabels = ls->n;
         ps->points = os[i].p;
         ps->npoints = os[i].n;
         os[i].p = NULL;
