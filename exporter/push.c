@@ -13,10 +13,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -450,6 +452,8 @@ struct stage {
     size_t empty_off, instance_off;
     bool has_ts;
     int rc;
+    char invalid[200]; /* first consistency problem found while decoding (protobuf) */
+    bool pb;           /* decoding a protobuf push */
 };
 
 static size_t stage_str(struct stage *st, const char *s, size_t n)
@@ -516,7 +520,10 @@ static int on_family(void *arg, const char *name, const char *help, enum expfmt_
         st->fams[i] = (struct sfam){.name = stage_str(st, name, strlen(name))};
     }
     st->fams[i].type = type;
-    if (help) {
+    /* expfmt's parser leaves a HELP line with nothing after the name unset (Go's
+     * TextParser returns at the newline), so Pushgateway shows no HELP for it; an empty
+     * help in a protobuf push is kept (on_family is then called with ""). */
+    if (help && (*help || st->pb)) {
         st->fams[i].has_help = true;
         st->fams[i].help = stage_str(st, help, strlen(help));
     }
@@ -1170,24 +1177,375 @@ static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *
 }
 
 /* Parses body for key k into families; on a parse error fills why. */
-static int parse_body(const struct gkey *k, const char *body, size_t len, int64_t ts_ns,
-                      struct pfam ***nf, size_t *nn, bool *has_ts, char *why, size_t wlen)
+/* ---- protobuf pushes (length-delimited io.prometheus.client.MetricFamily) ------------------ */
+
+/* client_golang's push package sends this format by default. The messages are decoded by hand
+ * (a handful of fields of client_model's metrics.proto) into the same staging as text pushes:
+ * a histogram becomes its _bucket/_sum/_count samples, a summary its quantile/_sum/_count
+ * samples, as Pushgateway's /metrics shows them. What Pushgateway's consistency check would
+ * refuse (invalid names or UTF-8, a value kind other than the declared type, a le/quantile
+ * label of its own) is reported through st->invalid: 400 and push_failure_time_seconds. */
+
+struct pb {
+    const uint8_t *p, *end;
+};
+
+static int pb_varint(struct pb *b, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        if (b->p >= b->end)
+            return -EPROTO;
+        uint8_t c = *b->p++;
+        x |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -EPROTO;
+}
+
+/* Next field: number, wire type, and its varint/fixed value or its bytes. */
+static int pb_next(struct pb *b, uint32_t *num, uint32_t *wt, uint64_t *v, struct pb *sub)
+{
+    uint64_t key;
+    if (pb_varint(b, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+        return -EPROTO;
+    *num = (uint32_t)(key >> 3);
+    *wt = (uint32_t)(key & 7);
+    switch (*wt) {
+    case 0:
+        return pb_varint(b, v);
+    case 1:
+        if (b->end - b->p < 8)
+            return -EPROTO;
+        memcpy(v, b->p, 8);
+        b->p += 8;
+        return 0;
+    case 5:
+        if (b->end - b->p < 4)
+            return -EPROTO;
+        b->p += 4;
+        return 0;
+    case 2: {
+        uint64_t n;
+        if (pb_varint(b, &n) || n > (uint64_t)(b->end - b->p))
+            return -EPROTO;
+        sub->p = b->p;
+        sub->end = b->p + n;
+        b->p += n;
+        return 0;
+    }
+    default:
+        return -EPROTO;
+    }
+}
+
+static double pb_double(uint64_t v)
+{
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    return d;
+}
+
+/* A family being decoded: NUL-terminated copies of the strings it needs. */
+struct pbfam {
+    struct sbuf s;
+    struct proto_label labs[DEF_MAX_LABELS_PER_SERIES + 1];
+    size_t nlabs;
+};
+
+static void set_invalid(struct stage *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_invalid(struct stage *st, const char *fmt, ...)
+{
+    if (st->invalid[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->invalid, sizeof(st->invalid), fmt, ap);
+    va_end(ap);
+}
+
+/* Copies a (ptr, len) string into f->s; returns its offset. */
+static size_t pb_str(struct pbfam *f, const struct pb *x)
+{
+    size_t off = f->s.len;
+    if (x->p)
+        sbuf_add(&f->s, x->p, (size_t)(x->end - x->p));
+    sbuf_addc(&f->s, '\0');
+    return off;
+}
+
+static int pb_emit(struct stage *st, struct pbfam *f, const char *fam, const char *suffix,
+                   size_t nlabs, const char *bound, double bval, double v, bool has_ts)
+{
+    struct sbuf name, bv;
+    sbuf_init(&name);
+    sbuf_init(&bv);
+    sbuf_adds(&name, fam);
+    sbuf_adds(&name, suffix);
+    size_t n = nlabs;
+    if (bound) {
+        sbuf_add_double(&bv, bval);
+        f->labs[n++] = (struct proto_label){bound, strlen(bound), bv.data, bv.len};
+    }
+    int rc = name.oom || bv.oom ? -ENOMEM
+                                : on_sample(st, fam, name.data, f->labs, n, v, has_ts, 0);
+    sbuf_fini(&name);
+    sbuf_fini(&bv);
+    return rc;
+}
+
+/* One Metric of family `fam` of type t (client_model numbering). */
+static int pb_metric(struct stage *st, struct pbfam *f, const char *fam, uint64_t t,
+                     struct pb m)
+{
+    struct pb val = {0}, sub;
+    uint32_t num, wt, kind = 0;
+    uint64_t v;
+    bool has_ts = false;
+    size_t soff[DEF_MAX_LABELS_PER_SERIES][2];
+    size_t nl = 0;
+    sbuf_reset(&f->s);
+    while (m.p < m.end) {
+        if (pb_next(&m, &num, &wt, &v, &sub))
+            return -EPROTO;
+        if (num == 1 && wt == 2) { /* LabelPair */
+            struct pb ln = {0}, lv = {0}, x;
+            while (sub.p < sub.end) {
+                if (pb_next(&sub, &num, &wt, &v, &x))
+                    return -EPROTO;
+                if (num == 1 && wt == 2)
+                    ln = x;
+                else if (num == 2 && wt == 2)
+                    lv = x;
+            }
+            if (nl == DEF_MAX_LABELS_PER_SERIES) {
+                set_invalid(st, "metric %s has too many labels", fam);
+                continue;
+            }
+            soff[nl][0] = ln.p ? pb_str(f, &ln) : pb_str(f, &(struct pb){NULL, NULL});
+            soff[nl][1] = lv.p ? pb_str(f, &lv) : pb_str(f, &(struct pb){NULL, NULL});
+            nl++;
+        } else if (wt == 2 && (num == 2 || num == 3 || num == 4 || num == 5 || num == 7)) {
+            kind = num;
+            val = sub;
+        } else if (num == 6 && wt == 0) {
+            has_ts = true;
+        }
+    }
+    if (f->s.oom)
+        return -ENOMEM;
+    for (size_t i = 0; i < nl; i++) {
+        const char *n = f->s.data + soff[i][0], *vv = f->s.data + soff[i][1];
+        f->labs[i] = (struct proto_label){n, strlen(n), vv, strlen(vv)};
+        if (!re_valid_label_name(n, strlen(n)) || !strncmp(n, "__", 2))
+            set_invalid(st, "collected metric %.100s has an invalid label name", fam);
+        else if (!re_valid_utf8(vv, strlen(vv)))
+            set_invalid(st, "collected metric %.100s has a label value that is not valid UTF-8", fam);
+        else if ((t == 2 && !strcmp(n, "quantile")) || (t == 4 && !strcmp(n, "le")))
+            set_invalid(st, "collected metric %.100s has a label that collides with its bounds", fam);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(f->labs[j].name, n))
+                set_invalid(st, "collected metric %.100s has two labels of the same name", fam);
+    }
+    /* The value must be of the declared kind (COUNTER 0, GAUGE 1, SUMMARY 2, UNTYPED 3,
+     * HISTOGRAM 4, GAUGE_HISTOGRAM 5). */
+    static const uint32_t want[] = {3, 2, 4, 5, 7, 7};
+    if (t > 5 || kind != want[t]) {
+        set_invalid(st, "collected metric %.100s has a value of another kind than its type", fam);
+        return 0;
+    }
+    if (st->invalid[0])
+        return 0;
+    double x = 0, sum = 0, count = 0;
+    if (kind != 4 && kind != 7) {
+        while (val.p < val.end) {
+            if (pb_next(&val, &num, &wt, &v, &sub))
+                return -EPROTO;
+            if (num == 1 && wt == 1)
+                x = pb_double(v);
+        }
+        return pb_emit(st, f, fam, "", nl, NULL, 0, x, has_ts);
+    }
+    /* summary: quantiles; histogram: classic buckets (native parts are not shown by the
+     * text format Pushgateway's /metrics uses) */
+    int rc = 0;
+    while (val.p < val.end && !rc) {
+        if (pb_next(&val, &num, &wt, &v, &sub))
+            return -EPROTO;
+        if (num == 1 && wt == 0)
+            count = (double)v;
+        else if (num == 2 && wt == 1)
+            sum = pb_double(v);
+        else if (kind == 7 && num == 4 && wt == 1)
+            count = pb_double(v);
+        else if (num == 3 && wt == 2) {
+            double bound = 0, c = 0;
+            struct pb y;
+            while (sub.p < sub.end) {
+                if (pb_next(&sub, &num, &wt, &v, &y))
+                    return -EPROTO;
+                if (kind == 4 && num == 1 && wt == 1)
+                    bound = pb_double(v);
+                else if (kind == 4 && num == 2 && wt == 1)
+                    c = pb_double(v);
+                else if (kind == 7 && num == 1 && wt == 0)
+                    c = (double)v;
+                else if (kind == 7 && num == 4 && wt == 1)
+                    c = pb_double(v);
+                else if (kind == 7 && num == 2 && wt == 1)
+                    bound = pb_double(v);
+            }
+            rc = pb_emit(st, f, fam, kind == 7 ? "_bucket" : "", nl,
+                         kind == 7 ? "le" : "quantile", bound, c, has_ts);
+        }
+    }
+    if (!rc)
+        rc = pb_emit(st, f, fam, "_sum", nl, NULL, 0, sum, has_ts);
+    if (!rc)
+        rc = pb_emit(st, f, fam, "_count", nl, NULL, 0, count, has_ts);
+    return rc;
+}
+
+static int parse_pb(struct stage *st, const uint8_t *buf, size_t len, char *why, size_t wlen)
+{
+    struct pb all = {buf, buf + len};
+    struct pbfam *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    sbuf_init(&f->s);
+    struct sbuf names;
+    sbuf_init(&names);
+    int rc = 0;
+    size_t nmsg = 0;
+    while (all.p < all.end && !rc) {
+        uint64_t n;
+        nmsg++;
+        if (pb_varint(&all, &n) || n > (uint64_t)(all.end - all.p)) {
+            rc = -EPROTO;
+            break;
+        }
+        struct pb mf = {all.p, all.p + n}, sub, name = {0}, help = {0};
+        all.p += n;
+        uint64_t type = 0, v;
+        uint32_t num, wt;
+        bool has_help = false;
+        /* first pass: name, help, type */
+        for (struct pb x = mf; x.p < x.end;) {
+            if (pb_next(&x, &num, &wt, &v, &sub)) {
+                rc = -EPROTO;
+                break;
+            }
+            if (num == 1 && wt == 2)
+                name = sub;
+            else if (num == 2 && wt == 2) {
+                help = sub;
+                has_help = true;
+            } else if (num == 3 && wt == 0)
+                type = v;
+        }
+        if (rc)
+            break;
+        sbuf_reset(&names);
+        if (name.p)
+            sbuf_add(&names, name.p, (size_t)(name.end - name.p));
+        sbuf_addc(&names, '\0');
+        size_t hoff = names.len;
+        if (help.p)
+            sbuf_add(&names, help.p, (size_t)(help.end - help.p));
+        sbuf_addc(&names, '\0');
+        if (names.oom) {
+            rc = -ENOMEM;
+            break;
+        }
+        const char *fam = names.data;
+        if (!re_valid_metric_name(fam, strlen(fam))) {
+            set_invalid(st, "collected metric family \"%.100s\" has an invalid name", fam);
+            continue;
+        }
+        /* Pushgateway keys families by name: a later message of the same name replaces an
+         * earlier one; promlet refuses the ambiguity instead. */
+        if (stage_family(st, fam) >= 0) {
+            set_invalid(st, "metric family %.100s pushed twice", fam);
+            continue;
+        }
+        static const enum expfmt_type tmap[] = {EXPFMT_COUNTER, EXPFMT_GAUGE, EXPFMT_SUMMARY,
+                                                EXPFMT_UNTYPED, EXPFMT_HISTOGRAM,
+                                                EXPFMT_HISTOGRAM};
+        if (type > 5) {
+            set_invalid(st, "metric family %.100s has an unknown type", fam);
+            continue;
+        }
+        rc = on_family(st, fam, has_help ? names.data + hoff : NULL, tmap[type]);
+        for (struct pb x = mf; x.p < x.end && !rc;) {
+            if (pb_next(&x, &num, &wt, &v, &sub))
+                rc = -EPROTO;
+            else if (num == 4 && wt == 2)
+                rc = pb_metric(st, f, fam, type, sub);
+        }
+    }
+    if (rc == -EPROTO)
+        snprintf(why, wlen, "protobuf: invalid length-delimited MetricFamily message %zu", nmsg);
+    sbuf_fini(&names);
+    sbuf_fini(&f->s);
+    free(f);
+    return rc;
+}
+
+/* Pushgateway takes the protobuf format only for exactly this media type and parameters;
+ * anything else is parsed as text. */
+static bool is_protobuf(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/vnd.google.protobuf", 31))
+        return false;
+    const char *p = ct + 31;
+    bool proto = false, delim = false;
+    while (*p) {
+        while (*p == ';' || *p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, ";");
+        if (n == 39 && !strncmp(p, "proto=io.prometheus.client.MetricFamily", 39))
+            proto = true;
+        else if (n == 18 && !strncmp(p, "encoding=delimited", 18))
+            delim = true;
+        p += n;
+    }
+    return proto && delim;
+}
+
+static int parse_body(const struct gkey *k, const char *body, size_t len, bool pb,
+                      int64_t ts_ns, struct pfam ***nf, size_t *nn, bool *has_ts, char *invalid,
+                      char *why, size_t wlen)
 {
     struct stage st;
     stage_init(&st, k->l, k->n);
-    struct expfmt_sink sink = {.arg = &st, .family = on_family, .sample = on_sample};
-    struct perr e = {0};
-    int rc = expfmt_parse((const uint8_t *)body, len, &sink, &e);
+    int rc;
+    st.pb = pb;
+    if (pb) {
+        rc = parse_pb(&st, (const uint8_t *)body, len, why, wlen);
+    } else {
+        struct expfmt_sink sink = {.arg = &st, .family = on_family, .sample = on_sample};
+        struct perr e = {0};
+        rc = expfmt_parse((const uint8_t *)body, len, &sink, &e);
+        if (rc == -EPROTO)
+            snprintf(why, wlen, "%s", e.msg);
+    }
     if (rc == 0 && st.strs.oom)
         rc = -ENOMEM;
     if (rc && st.rc)
         rc = st.rc;
-    if (rc == -EPROTO)
-        snprintf(why, wlen, "%s", e.msg);
     if (!rc)
         rc = stage_complete(&st);
     if (!rc) {
         *has_ts = st.has_ts;
+        snprintf(invalid, sizeof(st.invalid), "%s", st.invalid);
         rc = stage_build(&st, ts_ns, nf, nn);
     }
     stage_fini(&st);
@@ -1229,11 +1587,7 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     sbuf_init(&plain);
     const char *enc = http_header(req, "Content-Encoding");
     const char *ct = http_header(req, "Content-Type");
-    if (ct && !strncmp(ct, "application/vnd.google.protobuf", 31)) {
-        free(k.buf);
-        http_error(resp, 415, "protobuf pushes are not supported; push the text format 0.0.4");
-        return;
-    }
+    bool pb = is_protobuf(ct);
     if (enc && !strcasecmp(enc, "gzip")) {
         rc = decompress_gzip(body, blen, p->max_body, &plain);
         if (rc) {
@@ -1258,7 +1612,8 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     struct pfam **nf = NULL;
     size_t nn = 0;
     bool has_ts = false;
-    rc = parse_body(&k, body, blen, tns, &nf, &nn, &has_ts, why, sizeof(why));
+    char invalid[200] = "";
+    rc = parse_body(&k, body, blen, pb, tns, &nf, &nn, &has_ts, invalid, why, sizeof(why));
     sbuf_fini(&plain);
     if (rc) {
         free(k.buf);
@@ -1273,7 +1628,12 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     pthread_mutex_lock(&p->lock);
     ssize_t gi = group_find(p, k.l, k.n, h);
     struct pgroup *g = gi >= 0 ? p->groups[gi] : NULL;
-    rc = check_push(p, g, &k, replace, nf, nn, has_ts, why, sizeof(why));
+    if (invalid[0]) {
+        snprintf(why, sizeof(why), "%s", invalid);
+        rc = -EINVAL;
+    } else {
+        rc = check_push(p, g, &k, replace, nf, nn, has_ts, why, sizeof(why));
+    }
     if (rc == -EINVAL) {
         /* setPushFailedTimestamp: the group exists afterwards, push_time 0 if new. */
         if (!g)
@@ -1594,7 +1954,7 @@ static int push_metrics(struct agent *a, struct mset *out)
         const struct pgroup *g = p->groups[gi];
         for (size_t i = 0; i < g->nfams && !rc; i++) {
             const struct pfam *f = g->fams[i];
-            struct mfam *mf = mset_family(out, f->name, f->help ? f->help : "", mtype_of(f->type));
+            struct mfam *mf = mset_family(out, f->name, f->help, mtype_of(f->type));
             if (!mf)
                 continue;
             for (size_t j = 0; j < f->n && !rc; j++) {
@@ -1796,8 +2156,9 @@ static int load(struct push *p, const char *file)
             size_t nn = 0;
             bool has_ts = false;
             char why[200];
-            rc = parse_body(&k, body, (size_t)(next - body), pns, &nf, &nn, &has_ts, why,
-                            sizeof(why));
+            char invalid[200];
+            rc = parse_body(&k, body, (size_t)(next - body), false, pns, &nf, &nn, &has_ts,
+                            invalid, why, sizeof(why));
             uint64_t h = key_hash(k.l, k.n);
             struct pgroup *g = rc ? NULL : group_add(p, k.l, k.n, h);
             if (!rc && !g)
