@@ -408,6 +408,17 @@ pt = lambda data: sorted((json.dumps(x["labels"], sort_keys=True),
 ok(pt(jb) == pt(ja), "push and failure times restored exactly", (pt(jb), pt(ja)))
 q2.stop()
 
+# --- persistence on an interval, while running -------------------------------------------------
+pf2 = os.path.join(tmpdir(), "push.state")
+r = Promlet(f"push:\n  persistence_file: {pf2}\n  persistence_interval: 1s\n")
+req(r.addr, "PUT", "/metrics/job/interval", b"interval_metric 7\n")
+deadline = time.time() + 15
+while time.time() < deadline and not os.path.exists(pf2):
+    time.sleep(0.2)
+ok(os.path.exists(pf2) and "interval_metric" in open(pf2).read() and r.proc.poll() is None,
+   "push.persistence_interval writes the file while running")
+r.stop()
+
 # --- group TTL ------------------------------------------------------------------------------
 t = Promlet("push:\n  group_ttl: 2s\n")
 req(t.addr, "PUT", "/metrics/job/short", b"ttl_metric 1\n")
