@@ -55,6 +55,7 @@ static void set_defaults(struct config *c)
     c->notification_queue_capacity = DEF_NOTIFY_QUEUE;
     c->retention_ms = DEF_RETENTION_MS;
     c->max_series = DEF_MAX_SERIES;
+    c->future_tolerance_ms = DEF_FUTURE_TOLERANCE_MS;
     c->push_persistence_interval_ms = DEF_PUSH_PERSISTENCE_INTERVAL_MS;
     c->rw_max_body_bytes = DEF_RW_MAX_BODY_BYTES;
     c->collectors_sample_interval_ms = DEF_COLLECTORS_SAMPLE_INTERVAL_MS;
@@ -544,9 +545,11 @@ static int parse_root(struct walk *w, struct config *c, yaml_node_t *root)
         } else if (!strcmp(key, "alerting")) {
             parse_alerting(w, c, v);
         } else if (!strcmp(key, "storage")) {
-            const struct field f[] = {{"retention", K_DURATION, &c->retention_ms, true},
-                                      {"max_series", K_UINT, &c->max_series, true}};
-            parse_fields(w, v, "storage", f, 2);
+            const struct field f[] = {
+                {"retention", K_DURATION, &c->retention_ms, true},
+                {"max_series", K_UINT, &c->max_series, true},
+                {"future_tolerance", K_DURATION, &c->future_tolerance_ms, false}};
+            parse_fields(w, v, "storage", f, 3);
         } else if (!strcmp(key, "push")) {
             const struct field f[] = {
                 {"group_ttl", K_DURATION, &c->push_group_ttl_ms, false},

@@ -51,6 +51,7 @@ struct config {
     /* storage */
     int64_t retention_ms;
     size_t max_series;
+    int64_t future_tolerance_ms;
 
     /* push */
     int64_t push_group_ttl_ms; /* 0: off */

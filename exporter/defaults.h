@@ -13,6 +13,7 @@
 #define DEF_HTTP_CONNECTION_LIMIT 512
 #define DEF_HTTP_CONNECTION_TIMEOUT_S 30
 #define DEF_HTTP_THREADS 2
+#define DEF_HTTP_INFLIGHT_MIN (64u << 20) /* request bodies buffered at once, at least */
 
 /* global */
 #define DEF_EVALUATION_INTERVAL_MS 60000   /* Prometheus's default */
@@ -21,6 +22,8 @@
 /* storage: retention covers the experiment's 5-minute runs and query_range windows. */
 #define DEF_RETENTION_MS (15 * 60 * 1000)
 #define DEF_MAX_SERIES 100000
+/* Samples stamped further ahead than this would outlive retention; refused. */
+#define DEF_FUTURE_TOLERANCE_MS (60 * 60 * 1000)
 #define DEF_MAX_LABELS_PER_SERIES 64
 #define DEF_MAX_LABEL_NAME_BYTES 1024
 #define DEF_MAX_LABEL_VALUE_BYTES 4096
@@ -39,10 +42,21 @@
 /* query */
 #define DEF_QUERY_MAX_SAMPLES 50000000
 #define DEF_QUERY_TIMEOUT_MS (2 * 60 * 1000)
+/* malloc keeps this much freed memory per arena instead of returning it to the kernel after
+ * every query (a 15-minute query_range otherwise page-faults its working set in anew). */
+#define DEF_QUERY_MALLOC_TRIM_BYTES (16u << 20)
+#define DEF_QUERY_MALLOC_MMAP_BYTES (4u << 20)
 
 /* alerting */
 #define DEF_RESEND_DELAY_MS 60000
 #define DEF_NOTIFY_TIMEOUT_MS 10000
 #define DEF_NOTIFY_QUEUE 10000
+/* notifier retries: backoff doubles from min to max; a body is dropped after max age */
+#define DEF_NOTIFY_BACKOFF_MIN_MS 100
+#define DEF_NOTIFY_BACKOFF_MAX_MS 5000
+#define DEF_NOTIFY_MAX_RETRY_AGE_MS (10 * 60 * 1000)
+#define DEF_NOTIFY_MAX_AM_BATCH 256 /* alerts per POST /api/v2/alerts, as Prometheus */
+/* resolved alerts are kept and re-sent this long (Prometheus' resolvedRetention) */
+#define DEF_RESOLVED_RETENTION_MS (15 * 60 * 1000)
 
 #endif

@@ -46,6 +46,16 @@ bool mset_has(const struct mset *s, const char *name);
 /* Number of samples added to family `name`, 0 if it does not exist. */
 size_t mset_count(const struct mset *s, const char *name);
 
+/* Called for each sample of a set: the sample's full name (family name + suffix, e.g.
+ * "x_bucket"), its labels sorted by name without __name__, value, and timestamp in ms
+ * (0 when the sample has none). All borrowed for the call. Nonzero stops the walk. */
+typedef int mset_sample_fn(void *arg, const char *family, enum mtype type, const char *name,
+                           const struct re_label *labels, size_t nlabels, double value,
+                           int64_t ts_ms);
+/* Visits every sample of s in insertion order per family. Returns fn's first nonzero return
+ * or 0. Not thread-safe with builders of s. */
+int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg);
+
 /* Appends all families that have samples, sorted by name, to out in text format 0.0.4: HELP
  * and TYPE lines, then samples sorted as client_golang sorts them (fewer labels first, then
  * by label values; histogram/summary samples grouped per label set with buckets by le,

@@ -37,6 +37,8 @@ static const struct fdef defs[] = {
      "Path to a configuration file that can enable TLS or authentication (exporter-toolkit "
      "format).",
      ""},
+    {"web.enable-lifecycle", F_BOOL, OFF(web_enable_lifecycle),
+     "Enable reload via HTTP request (POST /-/reload), as Prometheus.", "false"},
     {"web.external-url", F_STRING, OFF(web_external_url),
      "The URL under which promlet is externally reachable (generatorURL of alerts).", ""},
     {"log.level", F_LEVEL, OFF(log_level),

@@ -26,6 +26,7 @@ struct flags {
     bool promql_compat_v2;
     const char *web_external_url;
     const char *web_config_file;
+    bool web_enable_lifecycle;
     /* test rules */
     const char *run_pattern;
     bool ignore_unknown_fields;

@@ -45,6 +45,8 @@ struct route_stats {
 
 struct http_server {
     struct http_opts opts;
+    size_t inflight;     /* bytes of request bodies buffered now, all connections */
+    size_t inflight_max; /* beyond it new bodies get 503 */
     struct http_route routes[MAX_ROUTES];
     size_t nroutes;
     struct route_stats stats[MAX_ROUTES + 1]; /* last: unrouted (404) */
@@ -62,8 +64,13 @@ struct http_req {
     int route_idx;
     struct sbuf body;
     size_t limit;
+    bool buffers;  /* the route reads a body (POST/PUT); other bodies are discarded */
     bool too_large;
+    bool overloaded; /* the server-wide body budget was exhausted */
     bool unauthorized;
+    size_t charged;  /* bytes counted in inflight for this request */
+    char **keep;     /* decoded form values handed out by http_arg */
+    size_t nkeep;
     struct timespec start;
 };
 
@@ -83,6 +90,11 @@ struct http_server *http_new(const struct http_opts *o)
         s->opts.connection_limit = DEF_HTTP_CONNECTION_LIMIT;
     if (!s->opts.connection_timeout_s)
         s->opts.connection_timeout_s = DEF_HTTP_CONNECTION_TIMEOUT_S;
+    /* Bodies buffered at once across connections: a few full-size requests, so slow
+     * clients trickling large bodies cannot hold memory without bound. */
+    s->inflight_max = 4 * s->opts.max_request_bytes;
+    if (s->inflight_max < DEF_HTTP_INFLIGHT_MIN)
+        s->inflight_max = DEF_HTTP_INFLIGHT_MIN;
     pthread_mutex_init(&s->stats_lock, NULL);
     return s;
 }
@@ -154,6 +166,18 @@ static int open_listener(const char *addr, char *bound, size_t boundlen, struct 
     if (gai)
         return perr_set(err, 0, 0, "listen address \"%s\": %s", addr, gai_strerror(gai));
     int fd = -1, e = 0;
+    struct addrinfo *v4 = NULL;
+    if (!host[0]) {
+        /* A host without IPv6 (disabled in the kernel) still serves ":port" on IPv4. */
+        struct addrinfo h4 = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        if (getaddrinfo(NULL, port, &h4, &v4))
+            v4 = NULL;
+        struct addrinfo *last = res;
+        while (last->ai_next)
+            last = last->ai_next;
+        last->ai_next = v4;
+    }
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -169,6 +193,13 @@ static int open_listener(const char *addr, char *bound, size_t boundlen, struct 
             close(fd);
             fd = -1;
         }
+    }
+    if (v4) {
+        struct addrinfo *p = res;
+        while (p->ai_next != v4)
+            p = p->ai_next;
+        p->ai_next = NULL;
+        freeaddrinfo(v4);
     }
     freeaddrinfo(res);
     if (fd < 0) {
@@ -217,18 +248,23 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
     const struct webcfg *w = s->opts.web;
     bool tls = w && w->cert_pem;
     for (size_t i = 0; i < n; i++) {
+        /* The logger goes first so option errors reach it; TLS options are passed only
+         * with TLS on (MHD complains about them otherwise). */
+        struct MHD_OptionItem tls_opts[] = {
+            {MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? w->cert_pem : NULL},
+            {MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? w->key_pem : NULL},
+            {MHD_OPTION_HTTPS_PRIORITIES, 0, tls ? w->tls_priorities : NULL},
+            {MHD_OPTION_END, 0, NULL}};
+        struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
         struct MHD_Daemon *d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                 (tls ? MHD_USE_TLS : 0),
-            0, NULL, NULL, on_request, s, MHD_OPTION_HTTPS_MEM_CERT, tls ? w->cert_pem : NULL,
-            MHD_OPTION_HTTPS_MEM_KEY, tls ? w->key_pem : NULL, MHD_OPTION_HTTPS_PRIORITIES,
-            tls ? w->tls_priorities : NULL, MHD_OPTION_LISTEN_SOCKET, fds[i],
-            MHD_OPTION_THREAD_POOL_SIZE,
-            s->opts.threads, MHD_OPTION_CONNECTION_LIMIT, s->opts.connection_limit,
-            MHD_OPTION_CONNECTION_TIMEOUT, s->opts.connection_timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-            NULL, MHD_OPTION_END);
+            0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_LISTEN_SOCKET, fds[i],
+            MHD_OPTION_THREAD_POOL_SIZE, s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
+            s->opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+            s->opts.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)128 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         if (!d) {
             for (size_t k = i; k < n; k++)
                 close(fds[k]);
@@ -453,33 +489,45 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
             }
         rq->limit = rq->route && rq->route->max_body ? rq->route->max_body
                                                      : s->opts.max_request_bytes;
+        rq->buffers = rq->route && (mbit == HTTP_POST || mbit == HTTP_PUT);
         *con_cls = rq;
         if (s->opts.web && s->opts.web->nusers && !authorized(s->opts.web, conn)) {
             rq->unauthorized = true;
             rq->route = NULL;
+            rq->buffers = false;
             return MHD_YES;
         }
-        /* Refuse a declared oversize body before reading it. */
+        /* A declared oversize body is refused before any of it is read (MHD allows an
+         * answer before the upload starts; it then closes the connection). */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && rq->route && strtoull(cl, NULL, 10) > rq->limit)
-            rq->too_large = true;
-        if (!rq->too_large)
+        if (!cl || !rq->buffers || strtoull(cl, NULL, 10) <= rq->limit)
             return MHD_YES;
-    }
-    if (*upload_data_size && !rq->too_large && !rq->unauthorized) {
-        if (rq->body.len + *upload_data_size > rq->limit) {
-            rq->too_large = true;
-            sbuf_fini(&rq->body);
-        } else if (sbuf_add(&rq->body, upload_data, *upload_data_size)) {
-            rq->too_large = true; /* answered as 503 below */
-            rq->body.oom = true;
-        }
-    }
-    if (*upload_data_size && (!rq->too_large || rq->unauthorized)) {
+        rq->too_large = true;
+    } else if (*upload_data_size) {
+        /* Body data: buffered for routes that read it, within the route's limit and the
+         * server-wide budget; otherwise discarded and answered once it has all arrived
+         * (MHD cannot send an answer in the middle of an upload). */
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (!rq->buffers || rq->too_large || rq->overloaded)
+            return MHD_YES;
+        if (rq->body.len + n > rq->limit) {
+            rq->too_large = true;
+        } else if (__atomic_add_fetch(&s->inflight, n, __ATOMIC_RELAXED) > s->inflight_max) {
+            __atomic_sub_fetch(&s->inflight, n, __ATOMIC_RELAXED);
+            rq->overloaded = true;
+        } else {
+            rq->charged += n;
+            if (sbuf_add(&rq->body, upload_data, n))
+                rq->overloaded = true;
+        }
+        if (rq->too_large || rq->overloaded) {
+            sbuf_fini(&rq->body);
+            __atomic_sub_fetch(&s->inflight, rq->charged, __ATOMIC_RELAXED);
+            rq->charged = 0;
+        }
         return MHD_YES;
     }
-    *upload_data_size = 0;
 
     struct http_resp resp = {.status = 200};
     if (rq->unauthorized) {
@@ -495,11 +543,10 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         } else {
             http_error(&resp, 404, "no handler for path %s", url);
         }
-    } else if (rq->too_large && rq->body.oom) {
-        http_error(&resp, 503, "out of memory reading the request body");
+    } else if (rq->overloaded) {
+        http_error(&resp, 503, "too many request bodies in flight; retry later");
     } else if (rq->too_large) {
         http_error(&resp, 413, "request body larger than %zu bytes", rq->limit);
-        /* The rest of the body is not read; the connection closes after this answer. */
         http_add_header(&resp, "Connection", "close");
     } else {
         rq->route->fn(rq->route->arg, rq, &resp);
@@ -512,13 +559,18 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    struct http_server *s = cls;
     struct http_req *rq = *con_cls;
     if (!rq)
         return;
+    if (rq->charged)
+        __atomic_sub_fetch(&s->inflight, rq->charged, __ATOMIC_RELAXED);
     sbuf_fini(&rq->body);
+    for (size_t i = 0; i < rq->nkeep; i++)
+        free(rq->keep[i]);
+    free(rq->keep);
     free(rq);
     *con_cls = NULL;
 }
@@ -648,18 +700,23 @@ static int body_args(const struct http_req *r, struct args_ctx *c, char **keep)
     return 0;
 }
 
-/* Per-thread holder for a decoded form value returned by http_arg. */
-static __thread char *arg_keep;
-
 const char *http_arg(const struct http_req *r, const char *name)
 {
     struct args_ctx c = {.name = name};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     if (c.first)
         return c.first;
-    free(arg_keep);
-    arg_keep = NULL;
-    body_args(r, &c, &arg_keep);
+    /* A decoded form body stays with the request, so every value handed out remains
+     * valid until the request completes. */
+    struct http_req *rq = (struct http_req *)r;
+    char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
+    if (!nk)
+        return NULL;
+    rq->keep = nk;
+    char *copy = NULL;
+    if (body_args(r, &c, &copy) || !copy)
+        return NULL;
+    rq->keep[rq->nkeep++] = copy;
     return c.first;
 }
 

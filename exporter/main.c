@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* promlet entry point: flags, config, store, HTTP, signals; check/test subcommands. */
 #include "agent.h"
+#include "alerts_api.h"
 #include "collector.h"
 #include "config.h"
 #include "defaults.h"
+#include "engine.h"
 #include "expose.h"
 #include "federate.h"
 #include "flags.h"
@@ -11,6 +13,7 @@
 #include "log.h"
 #include "push.h"
 #include "rwrecv.h"
+#include "query.h"
 #include "store.h"
 #include "version.h"
 #include "webcfg.h"
@@ -30,6 +33,9 @@ static const struct agent_module *const modules[] = {
     &mod_push,
     &mod_rwrecv,
     &mod_federate,
+    &mod_engine,
+    &mod_alerts_api,
+    &mod_query,
     NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
@@ -109,6 +115,7 @@ static void store_opts_from(const struct config *c, struct store_opts *o)
 {
     o->retention_ms = c->retention_ms;
     o->max_series = c->max_series;
+    o->future_ms = c->future_tolerance_ms;
 }
 
 int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen)
@@ -177,6 +184,10 @@ static void h_reload(void *arg, const struct http_req *req, struct http_resp *re
 {
     struct agent *a = arg;
     (void)req;
+    if (!a->flags->web_enable_lifecycle) {
+        http_error(resp, 403, "Lifecycle API is not enabled.");
+        return;
+    }
     struct perr err = {0};
     char where[512];
     if (agent_reload(a, &err, where, sizeof(where))) {
@@ -255,6 +266,123 @@ static int cmd_check_config(const struct flags *f)
             printf(" SUCCESS: %s is valid promlet config file syntax\n\n", file);
         }
         config_free(c);
+    }
+    return status;
+}
+
+/* `promtool check rules`: every file is checked and reported; status 1 if any failed. */
+static int cmd_check_rules(const struct flags *f)
+{
+    int status = 0;
+    struct rulefile_opts o = {.ignore_unknown_fields = f->ignore_unknown_fields,
+                              .legacy_names = f->promql_compat_v2};
+    for (size_t i = 0; i < f->nargs; i++) {
+        const char *file = f->args[i];
+        FILE *fp = fopen(file, "rb");
+        struct sbuf b;
+        sbuf_init(&b);
+        char tmp[65536];
+        size_t n;
+        while (fp && (n = fread(tmp, 1, sizeof(tmp), fp)) > 0)
+            sbuf_add(&b, tmp, n);
+        if (!fp) {
+            printf("Checking %s\n  FAILED:\n%s: %s\n\n", file, file, strerror(errno));
+            status = 1;
+            sbuf_fini(&b);
+            continue;
+        }
+        fclose(fp);
+        bool failed = false;
+        char *out = rulefile_check(file, b.data ? b.data : "", b.len, &o, &failed);
+        sbuf_fini(&b);
+        if (!out) {
+            fprintf(stderr, "promlet: error: out of memory\n");
+            return 1;
+        }
+        fputs(out, failed ? stderr : stdout);
+        free(out);
+        if (failed)
+            status = 1;
+    }
+    return status;
+}
+
+static int test_read(void *arg, const char *path, char **buf, size_t *len)
+{
+    (void)arg;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -errno;
+    struct sbuf b;
+    sbuf_init(&b);
+    char tmp[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0 && !rc)
+        rc = sbuf_add(&b, tmp, n);
+    fclose(fp);
+    if (!rc && sbuf_addc(&b, 0))
+        rc = -ENOMEM;
+    if (rc) {
+        sbuf_fini(&b);
+        return rc;
+    }
+    *buf = sbuf_steal(&b, len);
+    *len -= 1; /* the NUL added above is not part of the file */
+    return *buf ? 0 : -ENOMEM;
+}
+
+static int test_glob(void *arg, const char *pattern, char ***paths, size_t *n)
+{
+    (void)arg;
+    glob_t g;
+    *paths = NULL;
+    *n = 0;
+    int rc = glob(pattern, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH)
+        return 0;
+    if (rc)
+        return -EINVAL;
+    char **v = calloc(g.gl_pathc ? g.gl_pathc : 1, sizeof(*v));
+    for (size_t i = 0; v && i < g.gl_pathc; i++)
+        if (!(v[i] = strdup(g.gl_pathv[i]))) {
+            for (size_t k = 0; k < i; k++)
+                free(v[k]);
+            free(v);
+            v = NULL;
+        }
+    size_t cnt = g.gl_pathc;
+    globfree(&g);
+    if (!v)
+        return -ENOMEM;
+    *paths = v;
+    *n = cnt;
+    return 0;
+}
+
+/* `promtool test rules`: runs every test file; status 1 if any failed. */
+static int cmd_test_rules(const struct flags *f)
+{
+    const char *run[1] = {f->run_pattern};
+    struct ruletest_opts o = {.compat_v2 = f->promql_compat_v2,
+                              .float_tolerance = f->float_tolerance,
+                              .ignore_unknown_fields = f->ignore_unknown_fields,
+                              .run = f->run_pattern ? run : NULL,
+                              .nrun = f->run_pattern ? 1 : 0,
+                              .glob = test_glob};
+    int status = 0;
+    for (size_t i = 0; i < f->nargs; i++) {
+        char *report = NULL;
+        int rc = ruletest_run(f->args[i], &o, test_read, NULL, &report);
+        if (report)
+            fputs(report, stdout);
+        free(report);
+        if (rc < 0) {
+            fprintf(stderr, "promlet: error: %s\n", strerror(-rc));
+            return 1;
+        }
+        if (rc)
+            status = 1;
     }
     return status;
 }
@@ -403,9 +531,10 @@ int main(int argc, char **argv)
         status = cmd_check_config(&f);
         break;
     case CMD_CHECK_RULES:
+        status = cmd_check_rules(&f);
+        break;
     case CMD_TEST_RULES:
-        fprintf(stderr, "promlet: error: rule files are not supported by this build yet\n");
-        status = 1;
+        status = cmd_test_rules(&f);
         break;
     case CMD_RUN:
         status = run(&f);

@@ -43,19 +43,23 @@ static int reserve(struct sbuf *b, size_t room) {
     return 0;
 }
 
-static int read_file(const char *path, struct sbuf *b, bool once);
+static int read_file(int dirfd, const char *path, struct sbuf *b, bool once);
 
 int procfs_read(const char *path, struct sbuf *b) {
-    return read_file(path, b, false);
+    return read_file(AT_FDCWD, path, b, false);
 }
 
 int procfs_read_attr(const char *path, struct sbuf *b) {
-    return read_file(path, b, true);
+    return read_file(AT_FDCWD, path, b, true);
 }
 
-static int read_file(const char *path, struct sbuf *b, bool once) {
+int procfs_read_attr_at(int dirfd, const char *name, struct sbuf *b) {
+    return read_file(dirfd, name, b, true);
+}
+
+static int read_file(int dirfd, const char *path, struct sbuf *b, bool once) {
     sbuf_reset(b);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     int rc = 0;
     /* Read straight into the buffer; /proc files report size 0, so read until EOF. The

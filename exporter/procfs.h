@@ -27,6 +27,9 @@ int procfs_read(const char *path, struct sbuf *b);
  * the buffer has hit EOF and the second read(2) is skipped. Not for /proc seq files that
  * emit record by record (/proc/net/..., /proc/PID/...). */
 int procfs_read_attr(const char *path, struct sbuf *b);
+/* procfs_read_attr of `name` relative to the open directory dirfd (borrowed): one path
+ * component to resolve instead of the whole path, for directories read file by file. */
+int procfs_read_attr_at(int dirfd, const char *name, struct sbuf *b);
 /* procfs_path + procfs_read. */
 int procfs_read_at(const struct col_paths *p, enum procfs_root r, const char *rel, struct sbuf *b);
 /* Reads the first line of a small file into buf[cap] without its newline. Returns 0, -errno,

@@ -99,6 +99,8 @@ int sbuf_add_double(struct sbuf *b, double v)
         return sbuf_add(b, "NaN", 3);
     if (isinf(v))
         return sbuf_adds(b, v > 0 ? "+Inf" : "-Inf");
+    if (v == 0) /* -0 too: client_golang's writeFloat special-cases f == 0 */
+        return sbuf_addc(b, '0');
     /* Shortest representation that round-trips, in Go's 'g' layout: exponent when
      * exp < -4 || exp >= 6 (strconv.FormatFloat(f, 'g', -1, 64): shortest uses eprec 6). */
     char tmp[40];
@@ -108,7 +110,7 @@ int sbuf_add_double(struct sbuf *b, double v)
             break;
     }
     /* tmp is d.ddde±XX; rebuild in Go's layout. */
-    char digits[24];
+    char digits[24] = {0};
     int nd = 0;
     const char *p = tmp;
     bool neg = false;
@@ -158,8 +160,11 @@ char *sbuf_steal(struct sbuf *b, size_t *len)
         sbuf_fini(b);
         return NULL;
     }
-    if (!b->data && grow(b, 0))
-        return NULL;
+    if (!b->data) {
+        if (grow(b, 0))
+            return NULL;
+        b->data[0] = '\0';
+    }
     char *p = b->data;
     if (len)
         *len = b->len;

@@ -26,8 +26,8 @@ int sbuf_adds(struct sbuf *b, const char *s);
 int sbuf_addc(struct sbuf *b, char c);
 int sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap);
-/* Appends a double as Prometheus's text format writes it (Go's strconv 'g' with the
- * shortest representation, "+Inf", "-Inf", "NaN"). */
+/* Appends a double as Prometheus's text format writes it (client_golang's writeFloat: Go's
+ * strconv 'g' with the shortest representation, "+Inf", "-Inf", "NaN", and "0" for -0). */
 int sbuf_add_double(struct sbuf *b, double v);
 /* Transfers ownership of the data to the caller (returns new, free with free()); the
  * buffer is left empty. Returns NULL if the buffer hit OOM. */

@@ -160,6 +160,11 @@ int selfmon_write(struct agent *a, struct mset *out)
                       "storage.max_series.",
                       (double)st.series_limit_hits_total);
     rc = rc ? rc
+            : counter(out, "promlet_store_too_new_samples_total",
+                      "Total number of samples refused for a timestamp beyond now + "
+                      "storage.future_tolerance.",
+                      (double)st.too_new_total);
+    rc = rc ? rc
             : counter(out, "promlet_store_series_created_total",
                       "Total number of series created in the store.",
                       (double)st.series_created_total);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
@@ -133,6 +134,7 @@ struct store {
     struct postings **post;
     size_t npost, post_mask;
 
+    const char *empty;     /* interned "", held for the store's lifetime */
     struct series **slots; /* ref table: slot -> series, NULL when free */
     uint32_t *slot_gen;    /* bumped when a slot's series is removed */
     size_t nslots, slots_cap;
@@ -143,7 +145,7 @@ struct store {
     size_t nsamples, nhist;
     size_t label_bytes, sample_bytes;
     uint64_t appended_total, ooo_total, dup_total, limit_hits_total, created_total,
-        removed_total;
+        removed_total, too_new_total;
 };
 
 static void *grow_table(void *old, size_t *mask, size_t count)
@@ -239,6 +241,11 @@ struct store *store_new(const struct store_opts *o)
         return NULL;
     }
     s->label_bytes = sizeof(*s) + (s->strs_mask + s->tab_mask + s->post_mask + 3) * sizeof(void *);
+    s->empty = intern(s, "");
+    if (!s->empty) {
+        store_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -283,6 +290,7 @@ void store_free(struct store *s)
             nx = p->next;
             free(p);
         }
+    unintern(s, s->empty);
     free(s->pt);
     free(s->slot);
     free(s->slots);
@@ -448,10 +456,9 @@ static struct series *create_series(struct store *s, const struct re_label *l, s
     for (size_t i = 0; i < n; i++)
         if (strcmp(se->labels[i].name, "__name__") == 0)
             name = se->labels[i].value;
-    const char *iname = *name ? name : intern(s, "");
+    /* Series without __name__ are listed under the store's own interned "". */
+    const char *iname = *name ? name : s->empty;
     struct postings *p = find_postings(s, iname);
-    if (!*name)
-        unintern(s, iname); /* the empty name stays referenced only through series */
     if (!p) {
         p = calloc(1, sizeof(*p));
         if (!p)
@@ -491,14 +498,9 @@ static void remove_series(struct store *s, struct series *se)
     while (*pp != se)
         pp = &(*pp)->hnext;
     *pp = se->hnext;
+    /* Names are interned, so the postings entry is found by pointer. */
     const char *name = series_name(se);
-    struct postings *p = NULL;
-    for (size_t i = 0; i <= s->post_mask && !p; i++)
-        for (struct postings *q = s->post[i]; q; q = q->next)
-            if (q->name == name || (!*name && !*q->name)) {
-                p = q;
-                break;
-            }
+    struct postings *p = find_postings(s, *name ? name : s->empty);
     if (p) {
         if (se->pprev)
             se->pprev->pnext = se->pnext;
@@ -615,6 +617,16 @@ static int series_push(struct store *s, struct series *se, int64_t ts, double v,
 
 enum order { ORDER_OK, ORDER_SAME, ORDER_OOO, ORDER_DUP };
 
+/* The newest timestamp accepted now (INT64_MAX without a limit). */
+static int64_t max_ts(const struct store *s)
+{
+    if (s->opts.future_ms <= 0)
+        return INT64_MAX;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + s->opts.future_ms;
+}
+
 static enum order check_order(int64_t last_ts, double last_v, bool last_hist, int64_t ts,
                               double v, const struct re_hist *h)
 {
@@ -670,7 +682,13 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n,
     size_t *slot = s->slot;
     memset(pt, 0, cap * sizeof(*pt));
     size_t created = 0;
+    int64_t limit = max_ts(s);
     for (size_t i = 0; i < n; i++) {
+        if (b[i].ts > limit) {
+            res->too_new++;
+            res->first_bad = i;
+            return -ERANGE;
+        }
         uint64_t h = labels_hash(b[i].labels, b[i].nlabels);
         size_t j = h & (cap - 1);
         for (;; j = (j + 1) & (cap - 1)) {
@@ -763,12 +781,18 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
             res->rejected = true;
             s->ooo_total += res->out_of_order;
             s->dup_total += res->duplicates;
+            s->too_new_total += res->too_new;
             goto out;
         }
         rc = commit_checked(s, b, n, res);
         goto touched;
     }
+    int64_t limit = max_ts(s);
     for (size_t i = 0; i < n; i++) {
+        if (b[i].ts > limit) {
+            res->too_new++, s->too_new_total++;
+            continue;
+        }
         uint64_t h = labels_hash(b[i].labels, b[i].nlabels);
         struct series *se = find_series(s, b[i].labels, b[i].nlabels, h);
         if (!se) {
@@ -847,7 +871,13 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
 {
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
+    int64_t limit = max_ts(s);
     for (size_t i = 0; i < n; i++) {
+        if (ts[i] > limit) {
+            s->too_new_total++;
+            rc = rc ? rc : -ERANGE;
+            continue;
+        }
         uint32_t slot = (uint32_t)refs[i], gen = (uint32_t)(refs[i] >> 32);
         struct series *se = slot < s->nslots && s->slot_gen[slot] == gen ? s->slots[slot] : NULL;
         if (!se) {
@@ -1132,6 +1162,7 @@ void store_get_stats(struct store *s, struct store_stats *out)
     out->out_of_order_total = s->ooo_total;
     out->duplicate_total = s->dup_total;
     out->series_limit_hits_total = s->limit_hits_total;
+    out->too_new_total = s->too_new_total;
     out->series_created_total = s->created_total;
     out->series_removed_total = s->removed_total;
     out->label_bytes = s->label_bytes;

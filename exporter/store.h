@@ -15,6 +15,8 @@ struct store;
 struct store_opts {
     int64_t retention_ms; /* samples older than now - retention are dropped by store_gc */
     size_t max_series;    /* appends that would create more series fail with -ENOSPC */
+    int64_t future_ms;    /* samples stamped later than now + future_ms are refused (they
+                             would outlive retention); 0: no limit */
 };
 
 /* One sample of a batch. Labels are sorted by name, names unique, __name__ included (the
@@ -33,6 +35,7 @@ struct store_result {
     size_t new_series;   /* series created */
     size_t out_of_order; /* samples older than their series' newest sample */
     size_t duplicates;   /* same timestamp as the newest sample, different value */
+    size_t too_new;      /* stamped beyond now + future_ms */
     size_t first_bad;    /* index of the first rejected sample (valid if rejected) */
     bool rejected;       /* an atomic batch was refused as a whole */
 };
@@ -48,6 +51,7 @@ typedef void store_touch_fn(void *arg, const char *metric_name);
 struct store_stats {
     size_t series, samples, hist_samples;
     uint64_t appended_total, out_of_order_total, duplicate_total, series_limit_hits_total;
+    uint64_t too_new_total;
     uint64_t series_created_total, series_removed_total;
     size_t label_bytes; /* interned strings, tables and series structs, not samples */
     size_t sample_bytes;
@@ -65,9 +69,10 @@ void store_set_touch_hook(struct store *s, store_touch_fn *fn, void *arg);
 /* Appends a batch under one write lock. Samples equal to the series' newest (same timestamp
  * and bit-identical value) are accepted silently, as Prometheus does. With STORE_ATOMIC the
  * batch is checked first and nothing is stored if any sample is out of order, a duplicate,
- * or the batch would exceed the series limit; without it, bad samples are dropped and
- * counted. Returns 0, -ENOSPC (series limit), -ERANGE (atomic batch refused for order),
- * -ENOMEM (nothing stored in atomic mode). res may be NULL. Thread-safe. */
+ * too far in the future, or the batch would exceed the series limit; without it, bad
+ * samples are dropped and counted. Returns 0, -ENOSPC (series limit), -ERANGE (atomic batch
+ * refused for order or time), -ENOMEM (in atomic mode the samples before the failing one
+ * may have been stored). res may be NULL. Thread-safe. */
 int store_append_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
                        struct store_result *res);
 /* One float sample; same rules as a batch of one in atomic mode. */

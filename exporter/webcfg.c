@@ -45,12 +45,22 @@ static int read_file(const char *dir, const char *name, char **out, struct perr 
     FILE *f = fopen(path, "rb");
     if (!f)
         return perr_set(err, line, col, "cannot read %s: %s", path, strerror(errno));
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    /* Certificates, keys and web configs are small; anything near 1 MiB is refused, never
+     * cut short. */
+    const size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    size_t n = buf ? fread(buf, 1, cap, f) : 0;
+    int rerr = ferror(f);
     fclose(f);
     if (!buf)
         return -ENOMEM;
+    if (rerr || n == cap) {
+        free(buf);
+        return perr_set(err, line, col, "cannot read %s: %s", path,
+                        rerr ? "read error" : "larger than 1 MiB");
+    }
     buf[n] = '\0';
+    free(*out); /* a section given twice is refused before this; defensive */
     *out = buf;
     return 0;
 }
@@ -144,6 +154,14 @@ static int tls_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
             lo = i;
         if (max && !strcmp(max, vers[i].name))
             hi = i;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *v = k ? max : min;
+        bool known = !v;
+        for (int i = 0; i < 4 && !known; i++)
+            known = !strcmp(v, vers[i].name);
+        if (!known)
+            return bad(c, n, "unknown TLS version: %s (TLS10, TLS11, TLS12, TLS13)", v);
     }
     char prio[200] = "NORMAL:-VERS-ALL";
     for (int i = lo; i <= hi; i++) {
@@ -247,6 +265,13 @@ int webcfg_load(const char *path, struct webcfg **out, struct perr *err)
              p < root->data.mapping.pairs.top && !c.rc; p++) {
             yaml_node_t *k = nd(&c, p->key), *v = nd(&c, p->value);
             const char *key = scal(k);
+            for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p && key; q++)
+                if (scal(nd(&c, q->key)) && !strcmp(scal(nd(&c, q->key)), key)) {
+                    bad(&c, k, "key \"%s\" already set in map", key);
+                    break;
+                }
+            if (c.rc)
+                break;
             if (key && !strcmp(key, "tls_server_config"))
                 tls_section(&c, w, v);
             else if (key && !strcmp(key, "basic_auth_users"))
@@ -292,8 +317,14 @@ bool webcfg_check_user(struct webcfg *w, const char *user, const char *password)
     for (size_t i = 0; i < w->nusers && !u; i++)
         if (!strcmp(w->users[i].name, user))
             u = &w->users[i];
-    if (!u)
+    if (!u) {
+        /* Spend a bcrypt anyway so response time does not tell which users exist (as
+         * exporter-toolkit does); the result is ignored. */
+        struct crypt_data cd;
+        memset(&cd, 0, sizeof(cd));
+        (void)crypt_r(password, w->users[0].hash, &cd);
         return false;
+    }
     uint64_t d = digest(u->hash, user, password);
     pthread_mutex_lock(&w->lock);
     for (size_t i = 0; i < WEBCFG_AUTH_CACHE; i++)

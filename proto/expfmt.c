@@ -352,17 +352,27 @@ static void skip_blank_if_blank(struct px *p)
         skip_blank(p);
 }
 
+/* Copies in[start..end) into p->tok and makes in[end] (or EOF) the current byte. The
+ * scanners below look at the input directly instead of byte by byte through rd(). */
+static int tok_span(struct px *p, size_t start, size_t end)
+{
+    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
+        return oom(p);
+    p->pos = end;
+    rd(p);
+    return p->c == EOFC ? unexpected_eof(p) : 0;
+}
+
 /* Token from the current byte up to a blank, '\n' or EOF (not included). */
 static int tok_until_ws(struct px *p)
 {
     p->tok.len = 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && !is_blank(p->c) && p->c != '\n')
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    if (p->c == EOFC)
+        return unexpected_eof(p);
+    size_t start = p->pos - 1, end = start;
+    while (end < p->len && !is_blank(p->in[end]) && p->in[end] != '\n')
+        end++;
+    return tok_span(p, start, end);
 }
 
 /* Token from the current byte up to '\n'; with esc, \\ \n \" are unescaped (HELP text). */
@@ -410,13 +420,10 @@ static int tok_metric_name(struct px *p)
     p->tok.len = 0;
     if (!(name_start(p->c) || p->c == ':'))
         return 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && (name_cont(p->c) || p->c == ':'))
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    size_t start = p->pos - 1, end = p->pos;
+    while (end < p->len && (name_cont(p->in[end]) || p->in[end] == ':'))
+        end++;
+    return tok_span(p, start, end);
 }
 
 static int tok_label_name(struct px *p)
@@ -424,13 +431,10 @@ static int tok_label_name(struct px *p)
     p->tok.len = 0;
     if (!name_start(p->c))
         return 0;
-    size_t start = p->pos - 1;
-    while (p->c != EOFC && name_cont(p->c))
-        rd(p);
-    size_t end = p->c == EOFC ? p->pos : p->pos - 1;
-    if (buf_put(&p->tok, (const char *)p->in + start, end - start) < 0)
-        return oom(p);
-    return p->c == EOFC ? unexpected_eof(p) : 0;
+    size_t start = p->pos - 1, end = p->pos;
+    while (end < p->len && name_cont(p->in[end]))
+        end++;
+    return tok_span(p, start, end);
 }
 
 /* Quoted label value; the opening quote is the current byte. Unescaped into p->tok. */

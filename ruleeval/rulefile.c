@@ -567,7 +567,8 @@ static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
                     d->l[j - 1] = t;
                 }
         }
-    qsort(k, n, sizeof(*k), dupkey_cmp);
+    if (n > 1)
+        qsort(k, n, sizeof(*k), dupkey_cmp);
     size_t dups = 0;
     struct rbuf body;
     rbuf_init(&body);

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The daemon's skeleton (issue 2): health, readiness, routing errors, body limits,
 self metrics checked by the real promtool, config errors at start and on reload."""
+import http.client
 import os
 import shutil
 import signal
@@ -26,6 +27,9 @@ st, hd, body = p.post("/metrics", b"x")
 ok(st == 405 and "GET" in hd.get("Allow", ""), "wrong method: 405 with Allow", (st, hd))
 st, hd, body = p.get("/-/reload")
 ok(st == 405 and "POST" in hd.get("Allow", ""), "GET /-/reload: 405 Allow: POST", (st, hd))
+st, hd, body = p.post("/-/reload")
+ok(st == 403 and b"Lifecycle API is not enabled" in body,
+   "POST /-/reload without --web.enable-lifecycle: 403, as Prometheus", (st, body))
 
 st, hd, body = p.get("/metrics")
 text = body.decode()
@@ -54,9 +58,20 @@ ok(st == 200 and hd.get("Content-Encoding") == "gzip" and gz[:2] == b"\x1f\x8b",
    "/metrics is gzipped when asked")
 
 # --- body limit ---------------------------------------------------------------------------------
-q = Promlet(GOOD, args=["--web.max-request-bytes=1KiB"])
+q = Promlet(GOOD, args=["--web.max-request-bytes=1KiB", "--web.enable-lifecycle"])
 st, hd, body = q.post("/-/reload", b"x" * 4096)
 ok(st == 413 and body.count(b"\n") == 1, "a body over --web.max-request-bytes gets 413", body)
+host, port = q.addr.rsplit(":", 1)
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+c.request("POST", "/-/reload", body=iter([b"y" * 1000] * 5), encode_chunked=True)
+r = c.getresponse()
+ok(r.status == 413, "a chunked body over the limit (no Content-Length) gets 413", r.status)
+c.close()
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+c.request("GET", "/-/healthy", body=b"z" * 100000)
+r = c.getresponse()
+ok(r.status == 200, "a body sent with a GET is discarded, not refused", r.status)
+c.close()
 st, hd, body = q.get("/-/healthy")
 ok(st == 200, "the server still answers after a 413")
 

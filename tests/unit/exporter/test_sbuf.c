@@ -30,6 +30,7 @@ int main(void)
     CHECK_EQ_STR(fmt(INFINITY), "+Inf");
     CHECK_EQ_STR(fmt(-INFINITY), "-Inf");
     CHECK_EQ_STR(fmt(NAN), "NaN");
+    CHECK_EQ_STR(fmt(-0.0), "0");
     CHECK_EQ_STR(fmt(0.30000000000000004), "0.30000000000000004");
     struct sbuf b;
     sbuf_init(&b);
@@ -39,6 +40,9 @@ int main(void)
     size_t n;
     char *p = sbuf_steal(&b, &n);
     CHECK(p && n == 3890 && b.data == NULL);
+    free(p);
+    p = sbuf_steal(&b, &n); /* empty: an empty string, not garbage */
+    CHECK(p && n == 0 && p[0] == '\0');
     free(p);
     return tap_done();
 }

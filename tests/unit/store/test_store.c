@@ -178,6 +178,27 @@ int main(void)
     CHECK_EQ_INT(store_append(s, a, 2, 2000000, 1), 0);
     g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
     CHECK_EQ_INT(g.series, 1);
+    /* samples far in the future are refused (they would outlive retention) */
+    struct store_opts fut = {.retention_ms = 10000, .max_series = 100, .future_ms = 60000};
+    store_set_opts(s, &fut);
+    struct re_label f1[] = {{"__name__", "future"}};
+    CHECK_EQ_INT(store_append(s, f1, 1, (int64_t)1e15, 1), -ERANGE);
+    struct store_sample fb = {f1, 1, (int64_t)1e15, 1, NULL};
+    CHECK_EQ_INT(store_append_batch(s, &fb, 1, 0, &res), 0);
+    CHECK(res.too_new == 1 && res.appended == 0);
+    store_get_stats(s, &st);
+    CHECK_EQ_INT(st.too_new_total, 2);
+    store_set_opts(s, &o);
+
+    /* a series without __name__ is indexed under "" and can be removed and re-created */
+    struct re_label noname[] = {{"job", "x"}};
+    CHECK_EQ_INT(store_append(s, noname, 1, 2000000, 1), 0);
+    store_gc(s, 1000000000);
+    CHECK_EQ_INT(store_append(s, noname, 1, 3000000, 1), 0);
+    g = sel(s, RE_MATCH_EQ, "job", "x", 0, INT64_MAX);
+    CHECK_EQ_INT(g.samples, 1);
+    store_gc(s, 1000000000);
+
     /* refs: fast appends to known series, invalidated when retention removes the series */
     uint64_t ref = 0, ref2 = 0;
     CHECK_EQ_INT(store_ref_get(s, a, 2, &ref), 0);
@@ -188,8 +209,8 @@ int main(void)
     uint64_t refs[] = {ref, ref, ref};
     CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 3), -ERANGE); /* third is out of order */
     g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
-    CHECK_EQ_INT(g.samples, 3);
-    CHECK_EQ_DBL(g.v[2], 6);
+    CHECK_EQ_INT(g.samples, 2); /* the series was re-created by ref_get after the gc above */
+    CHECK_EQ_DBL(g.v[1], 6);
     store_gc(s, 1000000000);
     CHECK_EQ_INT(store_append_refs(s, refs, rts, rv, 1), -ENOENT);
     CHECK_EQ_INT(store_ref_get(s, b, 2, &ref2), 0); /* reuses the freed slot, new generation */
