@@ -71,6 +71,12 @@ def fed_samples(text):
     return out
 
 
+def instant(p, expr, at_ms):
+    st, hd, b = http_call("GET", p.url("/api/v1/query?" + urllib.parse.urlencode(
+        {"query": expr, "time": "%.3f" % (at_ms / 1000)})))
+    return json.loads(b)["data"]["result"] if st == 200 else [b]
+
+
 def metric(p, name):
     st, hd, b = p.get("/metrics")
     m = re.search(rf"^{re.escape(name)} (\S+)$", b.decode(), re.M)
@@ -104,6 +110,13 @@ for f in sorted(glob.glob(os.path.join(EX, "*.snappy"))):
     ok(st == expect.get(name) and (st == 204 or b.count("\n") == 1),
        f"example {name}: {st} (expected {expect.get(name)})", b)
     stored += metric(e, "promlet_remote_write_samples_total") or 0
+    if name == "rw1_stale_marker":
+        r1, r2 = instant(e, "up", T0 + 1000), instant(e, "up", T0 + 16000)
+        ok(len(r1) == 1 and r2 == [], "stale marker: the series is gone 1 s after the marker",
+           (r1, r2))
+    if name == "rw1_plain_nan":
+        r1 = instant(e, "up", T0 + 60000)
+        ok(len(r1) == 1 and r1[0]["value"][1] == "NaN", "an ordinary NaN stays a value", r1)
     e.stop()
 ok(stored == 1 + 2 + 1 + 4 + 5 + 1, "the accepted examples' samples were all stored", stored)
 
@@ -143,6 +156,32 @@ st, b = write(p, body([series(base, [(7, t + 11 * 60 * 1000)])]))
 ok(st == 400 and "out of bounds" in b, "a sample more than 10m ahead: 400", (st, b))
 s = fed_samples(federate(p, "rw_order")[1])
 ok(list(s.values()) == [(2.0, t - 1000)], "the series kept its last good sample", s)
+
+# --- concurrent writers of disjoint series ------------------------------------------------------
+import threading
+
+results = []
+
+
+def writer(w):
+    mine = []
+    for k in range(25):
+        ts_k = t - 60000 + k
+        mine.append(write(p, body([series([("__name__", "conc"), ("i", str(i)), ("w", str(w))],
+                                          [(k, ts_k)]) for i in range(40)]))[0])
+    results.append(mine)
+
+
+threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join(120)
+ok(len(results) == 6 and all(st == 204 for r in results for st in r),
+   "6 concurrent writers of disjoint series: every request 204", results)
+st, b = federate(p, "conc")
+ok(len(fed_samples(b)) == 240 and all(v == (24.0, t - 60000 + 24) for v in fed_samples(b).values()),
+   "all 240 series hold their last sample", len(fed_samples(b)))
 
 # --- native histograms, exemplars, metadata, stale markers --------------------------------------
 hb = body([series([("__name__", "k6_http_req_duration_seconds"), ("testid", "threadloadtest")],
