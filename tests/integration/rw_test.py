@@ -320,39 +320,55 @@ start_peer([prom_bin, f"--config.file={d}/prometheus.yml", f"--storage.tsdb.path
            f"http://127.0.0.1:{pport}/-/ready", log_name="prometheus.log")
 
 
-def prom_series():
-    st, hd, b = http_call("GET", f"http://127.0.0.1:{pport}/api/v1/query?" +
-                     urllib.parse.urlencode({"query": '{job="promlet"}[5m]'}))
+def range_series(base, at):
+    """Every sample of {job="promlet"} in the 5 minutes before `at` (seconds), per series."""
+    st, hd, b = http_call("GET", f"http://{base}/api/v1/query?" + urllib.parse.urlencode(
+        {"query": '{job="promlet"}[5m]', "time": "%.3f" % at}))
     out = {}
     for r in json.loads(b)["data"]["result"]:
         key = ",".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if v != "")
-        out[key] = {(int(round(float(ts) * 1000)), v) for ts, v in r["values"]}
+        out[key] = {int(round(float(ts) * 1000)): float(v) for ts, v in r["values"]}
     return out
 
 
+def same(a, b):
+    return a == b or (a != a and b != b)
+
+
 def compare():
+    at = time.time()
     mine = fed_samples(federate(q, '{job="promlet"}')[1])
-    theirs = prom_series()
-    bad = []
+    theirs = range_series(f"127.0.0.1:{pport}", at)
+    mine_all = range_series(q.addr, at)
+    bad, bad_all = [], []
     for k, (v, ts) in mine.items():
-        vals = dict(theirs.get(k, set()))
-        if ts not in vals or float(vals[ts]) != v and not (v != v and vals[ts] == "NaN"):
-            bad.append((k, v, ts, sorted(theirs.get(k, set()))[-2:]))
-    return mine, theirs, bad
+        vals = theirs.get(k, {})
+        if ts not in vals or not same(vals[ts], v):
+            bad.append((k, v, ts, sorted(vals.items())[-2:]))
+    # Every sample Prometheus stored up to the newest one it has sent must be in promlet.
+    for k, got in mine_all.items():
+        cutoff = max(got) if got else 0
+        want = {t: v for t, v in theirs.get(k, {}).items() if t <= cutoff}
+        if set(got) != set(want) or not all(same(got[t], want[t]) for t in got):
+            bad_all.append((k, sorted(set(got) ^ set(want))[:4]))
+    return mine, theirs, bad, bad_all, sum(len(x) for x in mine_all.values())
 
 
 deadline = time.time() + 40
-mine, theirs, bad = {}, {}, ["not compared yet"]
+mine, theirs, bad, bad_all, nsamples = {}, {}, ["not compared yet"], [], 0
 while time.time() < deadline:
     time.sleep(1)
-    mine, theirs, bad = compare()
-    if len(mine) > 100 and not bad and set(mine) == set(theirs) and \
-            (metric(q, "promlet_remote_write_samples_total") or 0) > 5 * len(mine):
+    mine, theirs, bad, bad_all, nsamples = compare()
+    if len(mine) > 100 and not bad and not bad_all and set(mine) == set(theirs) and \
+            nsamples > 5 * len(mine):
         break
 ok(len(mine) > 100 and set(mine) == set(theirs),
    f"Prometheus 2.42 remote-wrote every series it scraped ({len(mine)} series)",
    (sorted(set(mine) ^ set(theirs))[:10]))
 ok(not bad, "each series' newest sample in promlet equals the one Prometheus stored", bad[:10])
+ok(not bad_all and nsamples > 5 * len(mine),
+   f"every sample Prometheus stored and sent is in promlet, equal ({nsamples} samples)",
+   bad_all[:10])
 ok((metric(q, "promlet_remote_write_samples_total") or 0) > 5 * len(mine),
    "several scrapes arrived", metric(q, "promlet_remote_write_samples_total"))
 ok((metric(q, "promlet_remote_write_metadata_families") or 0) > 20,
