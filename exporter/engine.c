@@ -1066,6 +1066,8 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
      * be rewritten with other values. */
     int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
     g->last_ts = ts;
+    if (mask)
+        e->event_evals_total++;
     for (size_t i = 0; i < g->nrules; i++) {
         if (mask && !mask[i])
             continue;
@@ -1157,7 +1159,6 @@ static void run_dirty(struct engine *e)
         pthread_mutex_unlock(&e->mu);
         if (!mask)
             continue;
-        e->event_evals_total++;
         eval_group(e, rs, eg, mask);
         free(mask);
         /* Event evaluations of a group get at most 1/EVENT_DUTY of the engine's time: under a
