@@ -104,7 +104,7 @@ static size_t okey_labels(const struct okey *k, struct re_label *out, size_t max
 
 /* ---- label sets under construction ---------------------------------------------------------- */
 
-#define LSET_MAX 128
+#define LSET_MAX 64 /* DEF_MAX_LABELS_PER_SERIES */
 
 struct lset {
     struct re_label l[LSET_MAX];
@@ -1115,6 +1115,26 @@ static bool mark_name(struct ruleset *rs, const char *name)
     return any;
 }
 
+/* True if some rule selects name (the index, without marking). */
+static bool name_selected(const struct ruleset *rs, const char *name)
+{
+    size_t lo = 0, hi = rs->nnames;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rs->names[mid].name, name);
+        if (!c)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = 0; i < rs->nwild; i++)
+        if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name))
+            return true;
+    return false;
+}
+
 /* store_touch_fn: runs on the ingesting thread under the store's write lock, so it only marks
  * and wakes; evaluation happens on the engine thread. */
 static void on_touch(void *arg, const char *name)
@@ -1218,11 +1238,7 @@ static int sample_one(void *arg, const char *family, enum mtype type, const char
     (void)type;
     (void)ts;
     struct sample_ctx *c = arg;
-    bool sel = false;
-    for (size_t g = 0; g < c->rs->ngroups && !sel; g++)
-        for (size_t r = 0; r < c->rs->groups[g].nrules && !sel; r++)
-            sel = rule_selects(&c->rs->groups[g].rules[r], name);
-    if (!sel || nlabels + 1 > LSET_MAX)
+    if (nlabels + 1 > LSET_MAX || !name_selected(c->rs, name))
         return 0;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
