@@ -237,8 +237,20 @@ def main():
     info = json.loads(bp)["data"] if sp == 200 else {}
     ok(all(k in info for k in ("version", "revision", "branch", "buildUser", "buildDate",
                                "goVersion")), "buildinfo has Prometheus's fields", bp)
+    # Metadata sent with remote write (as k6 does) is listed in Prometheus's shape.
+    meta = [("k6_http_reqs_total", "counter", "Total HTTP requests", ""),
+            ("k6_http_req_duration_seconds", "histogram", "Request duration", "seconds")]
+    st = http("POST", pl.url("/api/v1/write"), qd.encode_write_request([], meta),
+              qd.RW_HEADERS)[0]
     sp, _, bp = http("GET", pl.url("/api/v1/metadata"))
-    ok(sp == 200 and isinstance(json.loads(bp)["data"], dict), "metadata answers an object", bp)
+    want = {"k6_http_reqs_total": [{"type": "counter", "help": "Total HTTP requests", "unit": ""}],
+            "k6_http_req_duration_seconds": [{"type": "histogram", "help": "Request duration",
+                                              "unit": "seconds"}]}
+    ok(st == 204 and sp == 200 and json.loads(bp)["data"] == want,
+       "metadata from remote write, in Prometheus's shape", bp)
+    sp, _, bp = http("GET", pl.url("/api/v1/metadata?metric=k6_http_reqs_total"))
+    ok(sp == 200 and list(json.loads(bp)["data"]) == ["k6_http_reqs_total"],
+       "metadata ?metric= selects one family", bp)
     done()
 
 
