@@ -233,6 +233,15 @@ def main():
             got = [x for x in got or [] if x != "query_probe"]
         ok(got == want and hp.get("Content-Type") == "application/json", f"{desc}",
            f"promlet {bp[:300]!r}\nprometheus {bq[:300]!r}")
+    # Grafana POSTs its browsing calls as forms, match[] repeated.
+    form = urllib.parse.urlencode([("match[]", "busy_worker_threads"),
+                                   ("match[]", "k6_http_reqs_total"), ("start", str(t - 600)),
+                                   ("end", str(t))]).encode()
+    for path in ("/api/v1/series", "/api/v1/labels"):
+        sp, _, bp = http("POST", pl.url(path), form, hdr)
+        sq, _, bq = http("POST", prom + path, form, hdr)
+        ok(sp == sq == 200 and json.loads(bp)["data"] == json.loads(bq)["data"],
+           f"POST form {path} with two match[]", f"promlet {bp[:300]!r}\nprometheus {bq[:300]!r}")
     sp, _, bp = http("GET", pl.url("/api/v1/status/buildinfo"))
     info = json.loads(bp)["data"] if sp == 200 else {}
     ok(all(k in info for k in ("version", "revision", "branch", "buildUser", "buildDate",
