@@ -264,10 +264,22 @@ bool col_opt_bool(const struct col_options *o, const char *flag) {
 /* ---- regexes ------------------------------------------------------------------------------ */
 
 /* PCRE2 rather than POSIX regcomp: node_exporter's defaults use RE2's \d, and PCRE2 is
- * already a dependency of ruleeval's matchers. The JIT makes a filter check ~100 ns. */
+ * already a dependency of ruleeval's matchers. */
+/* Subjects repeat from scrape to scrape (field names, devices, mount points), so verdicts
+ * for short subjects are memoised: most scrapes then run no regex at all. The memo is
+ * allocated on first use and is full-then-bypassed, never evicting. */
+#define MEMO_SLOTS 512
+#define MEMO_KEY 40
+struct memo {
+    char key[MEMO_KEY]; /* "" = empty */
+    bool match;
+};
+
 struct col_regex {
     pcre2_code *code;
     pcre2_match_data *md;
+    struct memo *memo;
+    size_t used;
 };
 
 int col_regex_new(const char *flag, const char *pattern, struct col_regex **out, struct perr *err) {
@@ -283,7 +295,8 @@ int col_regex_new(const char *flag, const char *pattern, struct col_regex **out,
         return perr_set(err, 0, (int)off + 1, "--%s: bad regexp at offset %zu: %s", flag,
                         (size_t)off, (const char *)msg);
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
+    /* No JIT: with verdicts memoised a scrape runs few matches, and the JIT compiler would
+     * page in ~0.5 MiB of libpcre2 for nothing. */
     struct col_regex *re = calloc(1, sizeof(*re));
     if (re) re->md = pcre2_match_data_create_from_pattern(code, NULL);
     if (!re || !re->md) {
@@ -300,11 +313,35 @@ void col_regex_free(struct col_regex *re) {
     if (!re) return;
     pcre2_match_data_free(re->md);
     pcre2_code_free(re->code);
+    free(re->memo);
     free(re);
 }
 
+static bool run(struct col_regex *re, const char *s, size_t n) {
+    return pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, re->md, NULL) >= 0;
+}
+
 bool col_regex_match(struct col_regex *re, const char *s) {
-    return pcre2_match(re->code, (PCRE2_SPTR)s, strlen(s), 0, 0, re->md, NULL) >= 0;
+    size_t n = strlen(s);
+    if (n == 0 || n >= MEMO_KEY) return run(re, s, n);
+    if (!re->memo && !(re->memo = calloc(MEMO_SLOTS, sizeof(*re->memo)))) return run(re, s, n);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    for (size_t k = 0, j = h % MEMO_SLOTS; k < MEMO_SLOTS; k++, j = (j + 1) % MEMO_SLOTS) {
+        struct memo *m = &re->memo[j];
+        if (!m->key[0]) {
+            bool v = run(re, s, n);
+            if (re->used * 4 < MEMO_SLOTS * 3) { /* keep probes short */
+                memcpy(m->key, s, n + 1);
+                m->match = v;
+                re->used++;
+            }
+            return v;
+        }
+        if (memcmp(m->key, s, n + 1) == 0) return m->match;
+    }
+    return run(re, s, n);
 }
 
 bool col_regex_match_opt(struct col_regex *re, const char *s) {
@@ -314,6 +351,13 @@ bool col_regex_match_opt(struct col_regex *re, const char *s) {
 bool col_filter_ignored(struct col_regex *exclude, struct col_regex *include, const char *name) {
     return (exclude && col_regex_match(exclude, name)) ||
            (include && !col_regex_match(include, name));
+}
+
+struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
+                        int *rc) {
+    struct mfam *f = mset_family(out, name, help, type);
+    *rc = f ? 0 : mset_has(out, name) ? -EPROTO : -ENOMEM;
+    return f;
 }
 
 int col_add(struct mset *out, const char *name, const char *help, enum mtype type, double v,
@@ -327,9 +371,9 @@ int col_add(struct mset *out, const char *name, const char *help, enum mtype typ
         l[i].value = va_arg(ap, const char *);
     }
     va_end(ap);
-    struct mfam *f = mset_family(out, name, help, type);
-    if (!f) return mset_has(out, name) ? -EPROTO : -ENOMEM;
-    return mfam_add(f, "", l, npairs, v);
+    int rc;
+    struct mfam *f = col_family(out, name, help, type, &rc);
+    return f ? mfam_add(f, "", l, npairs, v) : rc;
 }
 
 int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...) {
@@ -344,6 +388,7 @@ int col_fail(struct col_ctx *ctx, int rc, const char *fmt, ...) {
 
 struct collectors {
     pthread_mutex_t mu;
+    struct sbuf scratch; /* every ctx->buf points here */
     char *paths_mem[4];
     struct col_paths paths;
     size_t n;
@@ -375,7 +420,7 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
         x->name = all[i]->name;
         x->paths = &c->paths;
         x->opt = o;
-        sbuf_init(&x->buf);
+        x->buf = &c->scratch;
         c->col[c->n++] = all[i];
         if (all[i]->init) {
             int rc = all[i]->init(x, err);
@@ -383,7 +428,6 @@ struct collectors *collectors_new(const struct col_options *o, struct perr *err)
             if (rc == -ENOMEM) goto oom;
             if (rc) {
                 c->n--; /* its init cleaned up after itself */
-                sbuf_fini(&x->buf);
                 collectors_free(c);
                 return NULL;
             }
@@ -401,10 +445,10 @@ void collectors_free(struct collectors *c) {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
         if (c->col[i]->fini) c->col[i]->fini(&c->ctx[i]);
-        sbuf_fini(&c->ctx[i].buf);
     }
     for (int i = 0; i < 4; i++)
         free(c->paths_mem[i]);
+    sbuf_fini(&c->scratch);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -419,14 +463,19 @@ int collectors_scrape(struct collectors *c, struct mset *out) {
     if (!c || !out) return -EINVAL;
     pthread_mutex_lock(&c->mu);
     int ret = 0;
-    struct mfam *dur = mset_family(out, "node_scrape_collector_duration_seconds",
-                                   "node_exporter: Duration of a collector scrape.", MTYPE_GAUGE);
-    struct mfam *ok = mset_family(out, "node_scrape_collector_success",
-                                  "node_exporter: Whether a collector succeeded.", MTYPE_GAUGE);
-    if (!dur || !ok) {
+    int rc1, rc2;
+    struct mfam *dur =
+        col_family(out, "node_scrape_collector_duration_seconds",
+                   "node_exporter: Duration of a collector scrape.", MTYPE_GAUGE, &rc1);
+    struct mfam *ok =
+        col_family(out, "node_scrape_collector_success",
+                   "node_exporter: Whether a collector succeeded.", MTYPE_GAUGE, &rc2);
+    if (rc1 == -ENOMEM || rc2 == -ENOMEM) {
         pthread_mutex_unlock(&c->mu);
         return -ENOMEM;
     }
+    /* Names taken with another type (a pushed family): the collectors still run, their
+     * success/duration series are left out. */
     for (size_t i = 0; i < c->n; i++) {
         struct col_ctx *x = &c->ctx[i];
         x->err[0] = '\0';
@@ -445,8 +494,9 @@ int collectors_scrape(struct collectors *c, struct mset *out) {
             COMPLAIN(&x->complain, "collector %s failed: %s%s%s", x->name, x->err,
                      x->err[0] ? ": " : "", strerror(-rc));
         }
-        if (mfam_addf(dur, "", dt, 1, "collector", x->name) ||
-            mfam_addf(ok, "", rc == 0 ? 1 : 0, 1, "collector", x->name)) {
+        int a = dur ? mfam_addf(dur, "", dt, 1, "collector", x->name) : 0;
+        int b = ok ? mfam_addf(ok, "", rc == 0 ? 1 : 0, 1, "collector", x->name) : 0;
+        if (a == -ENOMEM || b == -ENOMEM) {
             ret = -ENOMEM;
             break;
         }

@@ -28,8 +28,9 @@ void col_options_free(struct col_options *o);
  * missing value, -ENOMEM. Boolean flags accept no value, "true" or "false". */
 int col_options_set(struct col_options *o, const char *flag, const char *value, struct perr *err);
 
-/* Appends the --help lines of all collector flags to out:
- * "  --collector.X  Enable the X collector (default: enabled)." Returns 0 or -ENOMEM. */
+/* Appends the --help lines of all collector flags to out, kingpin-aligned:
+ * "      --[no-]collector.cpu                     Exposes CPU statistics (default: enabled)."
+ * then the value flags with their defaults. Returns 0 or -ENOMEM. */
 int col_options_usage(struct sbuf *out);
 
 /* Returns new collectors for the enabled set in o (borrows o; copies what it needs): compiles
@@ -41,7 +42,9 @@ void collectors_free(struct collectors *c);
 
 /* Runs every enabled collector now and adds its families to out (borrows out), plus
  * node_scrape_collector_duration_seconds and node_scrape_collector_success{collector}. A
- * collector that fails sets success 0 and logs (rate-limited); the scrape goes on.
+ * collector that fails sets success 0 and logs (rate-limited); the scrape goes on. A family
+ * already in out with another type (say a pushed one) fails only the collector that needs it.
+ * A failed collector keeps the samples it added before failing, as node_exporter does.
  * Thread-safe: concurrent callers are serialised. Returns 0 or -ENOMEM. */
 int collectors_scrape(struct collectors *c, struct mset *out);
 
@@ -74,7 +77,8 @@ struct col_ctx {
     const struct col_paths *paths;
     const struct col_options *opt; /* valid during init only */
     void *state;                   /* private, allocated by init, freed by fini */
-    struct sbuf buf;               /* scratch for file reads, reused across scrapes */
+    struct sbuf *buf;              /* scratch for file reads, shared by all collectors of a set
+                                      (they run one at a time), reused across scrapes */
     struct complain complain;      /* rate-limited failure logging for this collector */
     char err[200];                 /* detail of the last failure, set by col_fail */
 };
@@ -100,6 +104,12 @@ struct collector {
 const char *col_opt_str(const struct col_options *o, const char *flag);
 double col_opt_num(const struct col_options *o, const char *flag);
 bool col_opt_bool(const struct col_options *o, const char *flag);
+
+/* mset_family for collectors: sets *rc to -EPROTO when the set already holds `name` with
+ * another type (say, a pushed family) and to -ENOMEM on OOM, so a conflict fails only this
+ * collector and never reads as out-of-memory. */
+struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
+                        int *rc);
 
 /* Adds one sample to family name (created with help/type on first use). Returns 0,
  * -ENOMEM, -EEXIST/-EINVAL from mfam_add, or -EPROTO on a family type conflict. */

@@ -174,10 +174,11 @@ static uint64_t fam_hash(const char *name) {
 }
 
 struct mfam *mset_family(struct mset *s, const char *name, const char *help, enum mtype type) {
-    if (!s || !name || !re_valid_metric_name(name, strlen(name))) return NULL;
+    if (!s || !name) return NULL;
     uint64_t h = fam_hash(name);
     struct mfam *f = find_family(s, name, h);
     if (f) return f->type == type ? f : NULL;
+    if (!re_valid_metric_name(name, strlen(name))) return NULL; /* checked once, at creation */
     if (s->nfams == s->capfams) {
         size_t cap = s->capfams ? s->capfams * 2 : 64;
         struct mfam **p = realloc(s->fams, cap * sizeof(*p));
@@ -402,44 +403,82 @@ static void put_escaped(struct sbuf *out, const char *s, bool quote) {
     }
 }
 
-/* Go's strconv.FormatFloat(v, 'g', -1, 64) for the common case of an integral value below
- * 2^53: shortest digits, exponent form from 1e6 up. Everything else goes to
- * sbuf_add_double, whose shortest-round-trip search costs up to 17 snprintf calls. */
+/* Writes digits d[0..nd) with decimal exponent exp in Go's 'g' layout (shortest mode):
+ * d.ddde+XX when exp < -4 || exp >= 6 (strconv uses eprec 6 for shortest), plain otherwise. */
+static void put_layout(struct sbuf *out, bool neg, const char *d, int nd, int exp) {
+    char o[48];
+    int n = 0;
+    if (neg) o[n++] = '-';
+    if (exp < -4 || exp >= 6) {
+        o[n++] = d[0];
+        if (nd > 1) {
+            o[n++] = '.';
+            for (int i = 1; i < nd; i++)
+                o[n++] = d[i];
+        }
+        int e = exp < 0 ? -exp : exp;
+        o[n++] = 'e';
+        o[n++] = exp < 0 ? '-' : '+';
+        if (e >= 100) o[n++] = (char)('0' + e / 100);
+        o[n++] = (char)('0' + e / 10 % 10);
+        o[n++] = (char)('0' + e % 10);
+    } else if (exp < 0) {
+        o[n++] = '0';
+        o[n++] = '.';
+        for (int i = -1; i > exp; i--)
+            o[n++] = '0';
+        for (int i = 0; i < nd; i++)
+            o[n++] = d[i];
+    } else {
+        for (int i = 0; i <= exp || i < nd; i++) {
+            if (i == exp + 1) o[n++] = '.';
+            o[n++] = i < nd ? d[i] : '0';
+        }
+    }
+    sbuf_add(out, o, (size_t)n);
+}
+
+/* Go's strconv.FormatFloat(v, 'g', -1, 64), the text format's float layout, faster than
+ * sbuf_add_double's digit-by-digit search (checked equal in test_expose):
+ * - an integral value below 2^53 is printed from its integer digits;
+ * - otherwise the shortest round-trip digits come from trying 15, 16, then 17 significant
+ *   digits: a double whose shortest form has k <= 15 digits prints as exactly that form at
+ *   15 digits (DBL_DIG), and at 16 the correctly rounded candidate is the closest one, which
+ *   is the one Go picks. */
 static void put_double(struct sbuf *out, double v) {
-    if (!(v > -9007199254740992.0 && v < 9007199254740992.0) || v != (double)(int64_t)v ||
-        (v == 0 && signbit(v))) {
+    if (isnan(v) || isinf(v) || (v == 0 && signbit(v))) {
         sbuf_add_double(out, v);
         return;
     }
-    int64_t i = (int64_t)v;
-    char d[24], o[32];
-    int nd = 0, n = 0;
-    uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-    do {
-        d[nd++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (i < 0) o[n++] = '-';
-    int exp = nd - 1;
-    if (exp < 6) {
-        while (nd)
-            o[n++] = d[--nd];
+    char d[24];
+    int nd = 0, exp;
+    bool neg = v < 0;
+    if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
+        int64_t i = (int64_t)v;
+        uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+        char r[24];
+        int nr = 0;
+        do {
+            r[nr++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        exp = nr - 1;
+        while (nr)
+            d[nd++] = r[--nr];
     } else {
-        int last = 0; /* drop trailing zeros of the mantissa */
-        while (last < nd - 1 && d[last] == '0')
-            last++;
-        o[n++] = d[nd - 1];
-        if (nd - 1 > last) {
-            o[n++] = '.';
-            for (int k = nd - 2; k >= last; k--)
-                o[n++] = d[k];
+        char tmp[40];
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
+            if (prec == 17 || strtod(tmp, NULL) == v) break;
         }
-        o[n++] = 'e';
-        o[n++] = '+';
-        o[n++] = (char)('0' + exp / 10);
-        o[n++] = (char)('0' + exp % 10);
+        const char *p = tmp + (neg ? 1 : 0);
+        for (; *p && *p != 'e'; p++)
+            if (*p >= '0' && *p <= '9') d[nd++] = *p;
+        exp = atoi(p + 1);
     }
-    sbuf_add(out, o, (size_t)n);
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    put_layout(out, neg, d, nd, exp);
 }
 
 static const char *type_name(enum mtype t) {

@@ -602,6 +602,135 @@ static int on_sample(void *arg, const char *family, const char *sample_name,
     return st->strs.oom ? (st->rc = -ENOMEM) : 0;
 }
 
+/* ---- histogram/summary completion ------------------------------------------------------ */
+
+/* Hash of a staged sample's labels without the bound label (le/quantile). */
+static uint64_t set_hash(const struct stage *st, const struct ssamp *x, const char *bound)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < x->nlab; i++) {
+        const char *n = stage_s(st, st->labs[x->lab0 + i].name);
+        if (!strcmp(n, bound))
+            continue;
+        const char *v = stage_s(st, st->labs[x->lab0 + i].value);
+        h = fnv(h, n, strlen(n) + 1);
+        h = fnv(h, v, strlen(v) + 1);
+    }
+    return h;
+}
+
+static bool same_set(const struct stage *st, const struct ssamp *a, const struct ssamp *b,
+                     const char *bound)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < a->nlab && !strcmp(stage_s(st, st->labs[a->lab0 + i].name), bound))
+            i++;
+        while (j < b->nlab && !strcmp(stage_s(st, st->labs[b->lab0 + j].name), bound))
+            j++;
+        if (i == a->nlab || j == b->nlab)
+            return i == a->nlab && j == b->nlab;
+        if (strcmp(stage_s(st, st->labs[a->lab0 + i].name), stage_s(st, st->labs[b->lab0 + j].name)) ||
+            strcmp(stage_s(st, st->labs[a->lab0 + i].value), stage_s(st, st->labs[b->lab0 + j].value)))
+            return false;
+        i++;
+        j++;
+    }
+}
+
+/* Adds a sample to family fi with the labels of sample `like` minus the bound, plus
+ * bound=bval when bval is given. */
+static int stage_add_like(struct stage *st, size_t like, size_t fi, const char *suffix,
+                          const char *bound, const char *bval, double v)
+{
+    if (grow((void **)&st->labs, &st->labcap, st->nlabs + st->ss[like].nlab + 1,
+             sizeof(*st->labs)) ||
+        grow((void **)&st->ss, &st->sscap, st->nss + 1, sizeof(*st->ss)))
+        return -ENOMEM;
+    size_t lab0 = st->nlabs;
+    const struct ssamp *l = &st->ss[like];
+    for (size_t i = 0; i < l->nlab; i++)
+        if (strcmp(stage_s(st, st->labs[l->lab0 + i].name), bound))
+            st->labs[st->nlabs++] = st->labs[l->lab0 + i];
+    if (bval) {
+        size_t n = stage_str(st, bound, strlen(bound));
+        st->labs[st->nlabs++] = (struct slab){n, stage_str(st, bval, strlen(bval))};
+    }
+    size_t sfx = stage_str(st, suffix, strlen(suffix));
+    if (st->strs.oom)
+        return -ENOMEM;
+    qsort_r(st->labs + lab0, st->nlabs - lab0, sizeof(struct slab), slab_cmp, st);
+    st->ss[st->nss++] = (struct ssamp){.fam = fi, .suffix = sfx, .lab0 = lab0,
+                                       .nlab = st->nlabs - lab0, .v = v};
+    st->fams[fi].count++;
+    return 0;
+}
+
+/* client_golang's text writer always writes _sum and _count of a histogram or summary and a
+ * le="+Inf" bucket (with the count) when none was given; Pushgateway therefore shows them
+ * (0 when the push lacked them). The same samples are added here so that /metrics, the JSON
+ * API and the store agree with it. */
+static int stage_complete(struct stage *st)
+{
+    size_t n0 = st->nss;
+    size_t cap = 16;
+    while (cap < 2 * n0)
+        cap *= 2;
+    size_t *tab = NULL;
+    int rc = 0;
+    for (size_t fi = 0; fi < st->nfams && !rc; fi++) {
+        enum expfmt_type t = st->fams[fi].type;
+        if (t != EXPFMT_HISTOGRAM && t != EXPFMT_SUMMARY)
+            continue;
+        const char *bound = t == EXPFMT_HISTOGRAM ? "le" : "quantile";
+        if (!tab && !(tab = malloc(cap * sizeof(*tab))))
+            return -ENOMEM;
+        memset(tab, 0, cap * sizeof(*tab));
+        /* tab holds the first sample (index + 1) of each label set of this family */
+        for (size_t i = 0; i < n0; i++) {
+            if (st->ss[i].fam != fi)
+                continue;
+            uint64_t h = set_hash(st, &st->ss[i], bound);
+            size_t j = h & (cap - 1);
+            while (tab[j] && !same_set(st, &st->ss[tab[j] - 1], &st->ss[i], bound))
+                j = (j + 1) & (cap - 1);
+            if (!tab[j])
+                tab[j] = i + 1;
+        }
+        for (size_t j = 0; j < cap && !rc; j++) {
+            if (!tab[j])
+                continue;
+            size_t first = tab[j] - 1;
+            bool has_sum = false, has_count = false, has_inf = false;
+            double count = 0;
+            for (size_t i = first; i < n0; i++) {
+                if (st->ss[i].fam != fi || !same_set(st, &st->ss[first], &st->ss[i], bound))
+                    continue;
+                const char *sfx = stage_s(st, st->ss[i].suffix);
+                if (!strcmp(sfx, "_sum")) {
+                    has_sum = true;
+                } else if (!strcmp(sfx, "_count")) {
+                    has_count = true;
+                    count = st->ss[i].v;
+                } else if (t == EXPFMT_HISTOGRAM) {
+                    for (size_t k = 0; k < st->ss[i].nlab; k++)
+                        if (!strcmp(stage_s(st, st->labs[st->ss[i].lab0 + k].name), "le") &&
+                            !strcmp(stage_s(st, st->labs[st->ss[i].lab0 + k].value), "+Inf"))
+                            has_inf = true;
+                }
+            }
+            if (t == EXPFMT_HISTOGRAM && !has_inf)
+                rc = stage_add_like(st, first, fi, "_bucket", bound, "+Inf", count);
+            if (!rc && !has_sum)
+                rc = stage_add_like(st, first, fi, "_sum", bound, NULL, 0);
+            if (!rc && !has_count)
+                rc = stage_add_like(st, first, fi, "_count", bound, NULL, 0);
+        }
+    }
+    free(tab);
+    return rc;
+}
+
 /* Turns a staged body into families (returns new array of nfams pointers, each with a ref on
  * one shared blob). Families named like the push-time gauges are dropped: Pushgateway
  * replaces them with its own. */
@@ -1055,6 +1184,8 @@ static int parse_body(const struct gkey *k, const char *body, size_t len, int64_
         rc = st.rc;
     if (rc == -EPROTO)
         snprintf(why, wlen, "%s", e.msg);
+    if (!rc)
+        rc = stage_complete(&st);
     if (!rc) {
         *has_ts = st.has_ts;
         rc = stage_build(&st, ts_ns, nf, nn);

@@ -65,6 +65,9 @@ struct val {
 struct selcache {
     const struct promql_expr *node;
     int64_t mint, maxt;
+    int nneeds;
+    bool single; /* instant selector read at exactly one time: keep the last sample only */
+    bool stats;  /* decoded as by Prometheus's histogram stats iterator */
     bool loaded;
     struct mat data;
 };
@@ -103,7 +106,7 @@ static void *ar_alloc(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
+        size_t cap = n > (1u << 20) ? n : (1u << 20);
         struct achunk *c = malloc(sizeof(*c) + cap);
         if (!c)
             fail(ev, -ENOMEM, "out of memory");
@@ -361,6 +364,61 @@ static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t k
     return false;
 }
 
+/* Map keyed by whole label sets (hash + ls_cmp), no key building. */
+struct lmap {
+    struct lent {
+        const struct lset *ls;
+        uint64_t h;
+        size_t v;
+    } *e;
+    size_t cap, n;
+};
+
+static uint64_t ls_hash(const struct lset *ls)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        for (const char *p = ls->l[i].name; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *p = ls->l[i].value; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xfe) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int ls_cmp(const struct lset *a, const struct lset *b);
+
+static bool lm_get_or_put(struct ev *ev, struct lmap *m, const struct lset *ls, size_t *v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        struct lent *ne = ar_alloc(ev, nc * sizeof(*ne));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->e[i].ls) {
+                size_t j = m->e[i].h & (nc - 1);
+                while (ne[j].ls)
+                    j = (j + 1) & (nc - 1);
+                ne[j] = m->e[i];
+            }
+        m->e = ne;
+        m->cap = nc;
+    }
+    uint64_t h = ls_hash(ls);
+    size_t j = h & (m->cap - 1);
+    while (m->e[j].ls) {
+        if (m->e[j].h == h && (m->e[j].ls == ls || ls_cmp(m->e[j].ls, ls) == 0)) {
+            *v = m->e[j].v;
+            return true;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->e[j] = (struct lent){ls, h, *v};
+    m->n++;
+    return false;
+}
+
 struct kbuf {
     char *p;
     size_t n, cap;
@@ -431,14 +489,19 @@ static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
 }
 
 /* Records that selector n needs data for evaluation times [s,e] and lookback/range r. */
-static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r)
+static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r,
+                 bool instant_sel)
 {
     if (n->at_kind) {
         s = e = at_of(ev, n);
     }
+    bool single = s == e && instant_sel;
     s -= n->offset + r;
     e -= n->offset;
     struct selcache *c = cache_for(ev, n);
+    c->single = c->nneeds++ == 0 ? single : (c->single && single && e == c->maxt);
+    if (!instant_sel)
+        c->single = false;
     if (s < c->mint)
         c->mint = s;
     if (e > c->maxt)
@@ -465,37 +528,67 @@ static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, i
     *step = st;
 }
 
-static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+/* stats: inside histogram_count/sum/avg (not through a subquery or a quantile/fraction), where
+ * Prometheus decodes histograms with its stats iterator that derives reset hints on the fly. */
+static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t, bool stats)
 {
     if (!e)
         return;
     switch (e->kind) {
     case PQ_VSEL:
-        need(ev, e, s, t, ev->o->lookback_ms);
+        need(ev, e, s, t, ev->o->lookback_ms, !stats);
+        if (stats)
+            cache_for(ev, e)->stats = true;
         return;
     case PQ_MSEL:
-        need(ev, e->a, s, t, e->range);
+        need(ev, e->a, s, t, e->range, false);
+        if (stats)
+            cache_for(ev, e->a)->stats = true;
         return;
     case PQ_SUBQ: {
         int64_t f1, l1, st, f2, l2;
         subq_times(ev, e, s, &f1, &l1, &st);
         subq_times(ev, e, t, &f2, &l2, &st);
-        prep(ev, e->a, f1 - st, l2);
+        prep_ex(ev, e->a, f1 - st, l2, false);
         return;
     }
+    case PQ_CALL:
+        if (e->fn->id == F_HCOUNT || e->fn->id == F_HSUM || e->fn->id == F_HAVG)
+            stats = true;
+        if (e->fn->id == F_HQUANTILE || e->fn->id == F_HFRACTION)
+            stats = false;
+        break;
     default:
         break;
     }
-    prep(ev, e->a, s, t);
-    prep(ev, e->b, s, t);
-    prep(ev, e->param, s, t);
+    prep_ex(ev, e->a, s, t, stats);
+    prep_ex(ev, e->b, s, t, stats);
+    prep_ex(ev, e->param, s, t, stats);
     for (size_t i = 0; i < e->nargs; i++)
-        prep(ev, e->args[i], s, t);
+        prep_ex(ev, e->args[i], s, t, stats);
+}
+
+static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+{
+    prep_ex(ev, e, s, t, false);
+}
+
+/* The stats iterator's hint for sample j of s: unknown hints become reset/not_reset by
+ * comparison with the previous histogram sample (from index lo on). */
+static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo)
+{
+    struct pq_hist *h = s->h[j];
+    if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1])
+        return h;
+    struct pq_hist *c = hdup(ev, h);
+    c->hint = pq_hist_detect_reset(h, s->h[j - 1]) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
+    return c;
 }
 
 struct load_ctx {
     struct ev *ev;
     struct mat *m;
+    bool last_only;
 };
 
 static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
@@ -504,6 +597,13 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     struct load_ctx *c = arg;
     struct ev *ev = c->ev;
     struct mat *m = c->m;
+    if (c->last_only && n > 1) {
+        ts += n - 1;
+        vals += n - 1;
+        if (hists)
+            hists += n - 1;
+        n = 1;
+    }
     m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
     struct mser *se = &m->s[m->n++];
     memset(se, 0, sizeof(*se));
@@ -539,13 +639,14 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
         if (c->mint > c->maxt) {
             c->mint = c->maxt = 0;
         }
-        struct load_ctx lc = {ev, &c->data};
+        struct load_ctx lc = {ev, &c->data, c->single};
         int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
         if (rc < 0 && rc != -ENOMEM)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
+        if (c->data.n) /* qsort(NULL, 0) is undefined */
+            qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -580,6 +681,7 @@ static struct val vval(void)
 static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts)
 {
     struct mat *m = selected(ev, e);
+    bool stats = cache_for(ev, e)->stats;
     struct val r = vval();
     int64_t ref = (e->at_kind ? at_of(ev, e) : ts) - e->offset;
     int64_t from = ref - ev->o->lookback_ms;
@@ -593,7 +695,8 @@ static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t 
             continue;
         if (!s->h[j] && re_is_stale(s->f[j]))
             continue;
-        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], s->h[j], s->t[j], false});
+        struct pq_hist *h = stats ? stats_hint(ev, s, j, 0) : s->h[j];
+        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], h, s->t[j], false});
     }
     add_samples(ev, r.v.n);
     return r;
@@ -653,9 +756,11 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
     struct mat *m;
     int64_t ref, range;
     struct mat tmp = {0};
+    bool stats_sel = false;
     if (e->kind == PQ_MSEL) {
         const struct promql_expr *vs = e->a;
         m = selected(ev, vs);
+        stats_sel = cache_for(ev, vs)->stats;
         ref = (vs->at_kind ? at_of(ev, vs) : ts) - vs->offset;
         range = e->range;
     } else if (e->kind == PQ_SUBQ) {
@@ -682,7 +787,13 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
                     tmp.n++;
                 }
                 tmp.s[k].drop = tmp.s[k].drop || s->drop;
-                mser_push(ev, &tmp.s[k], t, s->f, s->h);
+                struct pq_hist *hh = s->h;
+                if (hh && (hh->hint == RE_HINT_RESET || hh->hint == RE_HINT_NOT_RESET)) {
+                    /* hints do not survive sampling by a subquery */
+                    hh = hdup(ev, hh);
+                    hh->hint = RE_HINT_UNKNOWN;
+                }
+                mser_push(ev, &tmp.s[k], t, s->f, hh);
             }
         }
         m = &tmp;
@@ -701,6 +812,21 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
         if (a >= b)
             continue;
         make_win(ev, &w[k], s, a, b);
+        if (stats_sel && w[k].n) {
+            bool any = false;
+            for (size_t j = a + 1; j < b; j++)
+                if (s->h[j] && s->h[j]->hint == RE_HINT_UNKNOWN)
+                    any = true;
+            if (any) {
+                struct pq_hist **hh = ar_alloc(ev, (b - a) * sizeof(*hh));
+                size_t q = 0;
+                for (size_t j = a; j < b; j++)
+                    if (s->h[j] || !re_is_stale(s->f[j]))
+                        hh[q++] = stats_hint(ev, s, j, a);
+                if (q == w[k].n)
+                    w[k].h = hh;
+            }
+        }
         if (w[k].n == 0)
             continue;
         total += w[k].n;
@@ -765,11 +891,15 @@ static struct gbuf gfmt(double v)
     else if (isinf(v))
         snprintf(b.s, sizeof(b.s), v > 0 ? "+Inf" : "-Inf");
     else {
-        for (int p = 1; p <= 17; p++) {
-            snprintf(b.s, sizeof(b.s), "%.*g", p, v);
+        int p = 1;
+        for (; p <= 17; p++) {
+            snprintf(b.s, sizeof(b.s), "%.*e", p - 1, v);
             if (strtod(b.s, NULL) == v)
                 break;
         }
+        int x = atoi(strchr(b.s, 'e') + 1);
+        if (!(x < -4 || x >= 6)) /* Go's shortest %g: exponent form only outside [-4, 6) */
+            snprintf(b.s, sizeof(b.s), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, v);
     }
     return b;
 }
@@ -825,70 +955,78 @@ static bool has_float(const struct win *w)
     return false;
 }
 
-/* Histogram rate/increase/delta over a window of only histograms. Returns NULL if none. */
+/* Histogram rate/increase/delta over a window of only histograms (Prometheus
+ * histogramRate). Returns NULL (with a warning) when no result. */
 static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counter,
                                  const struct promql_expr *arg)
 {
-    struct pq_hist *prev = w->h[0];
-    struct pq_hist *last = w->h[w->n - 1];
-    /* result starts as last - first, with resets corrected */
-    struct pq_hist *r = hdup(ev, last);
     int l, c;
     pos_of(ev, arg, &l, &c);
-    bool custom = last->schema == PQ_SCHEMA_CUSTOM;
-    for (size_t i = 0; i < w->n; i++)
-        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
-            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
-                 metric_name(w->ls), l, c);
-            return NULL;
-        }
-    if (counter) {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint == RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
-    } else {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint != RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
+    const char *mn = metric_name(w->ls);
+    struct pq_hist *prev = w->h[0], *last = w->h[w->n - 1];
+    struct pq_hist empty = {0};
+    struct pq_bkt dummy;
+    bool custom = prev->schema == PQ_SCHEMA_CUSTOM;
+    if (counter && (prev->hint == RE_HINT_GAUGE || last->hint == RE_HINT_GAUGE))
+        warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
+    if (counter && w->n > 1 && pq_hist_detect_reset(w->h[1], prev)) {
+        empty.schema = w->h[1]->schema;
+        empty.pb = empty.nb = &dummy;
+        empty.cv = w->h[1]->cv;
+        empty.ncv = w->h[1]->ncv;
+        prev = &empty;
+        custom = w->h[1]->schema == PQ_SCHEMA_CUSTOM;
     }
-    /* the minimum schema of the range */
-    int32_t minschema = r->schema;
-    for (size_t i = 0; i < w->n; i++)
+    if ((last->schema == PQ_SCHEMA_CUSTOM) != custom) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+        return NULL;
+    }
+    int32_t minschema = last->schema < prev->schema ? last->schema : prev->schema;
+    for (size_t i = 1; i + 1 < w->n; i++) {
+        if (!counter)
+            continue;
+        if (w->h[i]->hint == RE_HINT_GAUGE)
+            warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
         if (w->h[i]->schema < minschema)
             minschema = w->h[i]->schema;
-    int rc = pq_hist_add(r, w->h[0], -1);
-    if (rc == -EDOM) {
-        warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-             metric_name(w->ls), l, c);
+        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
+            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+            return NULL;
+        }
+    }
+    struct pq_hist *r = hdup(ev, last);
+    if (!custom && r->schema > minschema) {
+        struct pq_hist z = {.schema = minschema};
+        z.pb = z.nb = &dummy;
+        pq_hist_add(r, &z, 0);
+    }
+    bool rec = false;
+    int rc = pq_hist_add_ex(r, NULL, prev, -1, NULL, &rec);
+    if (rc == -EINVAL) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
         return NULL;
     }
     if (rc)
         fail(ev, rc, "out of memory");
+    if (rec)
+        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)", l, c);
     if (counter) {
         for (size_t i = 1; i < w->n; i++) {
-            if (pq_hist_detect_reset(w->h[i], prev)) {
-                rc = pq_hist_add(r, prev, 1);
-                if (rc == -EDOM) {
-                    warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-                         metric_name(w->ls), l, c);
+            struct pq_hist *cur = w->h[i];
+            if (pq_hist_detect_reset(cur, prev)) {
+                rec = false;
+                rc = pq_hist_add_ex(r, NULL, prev, 1, NULL, &rec);
+                if (rc == -EINVAL) {
+                    warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
                     return NULL;
                 }
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during addition (%d:%d)", l, c);
             }
-            prev = w->h[i];
+            prev = cur;
         }
-    }
-    if (r->schema > minschema) {
-        struct pq_hist z = {.schema = minschema};
-        struct pq_bkt dummy;
-        z.pb = z.nb = &dummy;
-        z.cv = NULL;
-        pq_hist_add(r, &z, 0);
+    } else if (w->h[0]->hint != RE_HINT_GAUGE || last->hint != RE_HINT_GAUGE) {
+        warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)", mn, l, c);
     }
     r->hint = RE_HINT_GAUGE;
     pq_hist_compact(r);
@@ -1151,7 +1289,11 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
                          metric_name(wi->ls), l, c);
                 if (id == F_IDELTA || !pq_hist_detect_reset(wi->h[b], wi->h[a])) {
-                    int rc = pq_hist_add(hout, wi->h[a], -1);
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(hout, NULL, wi->h[a], -1, NULL, &rec);
+                    if (rec)
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)",
+                             l, c);
                     if (rc == -EINVAL) {
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(wi->ls), l, c);
@@ -1220,10 +1362,46 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 break;
             }
             if (hh) {
-                struct pq_hist *s = hdup(ev, wi->h[0]);
-                bool bad = false;
+                struct pq_hist *sum = hdup(ev, wi->h[0]), *comp = NULL, *mean = NULL;
+                bool bad = false, incr = false, rec = false;
+                bool rs = wi->h[0]->hint == RE_HINT_RESET, nrs = wi->h[0]->hint == RE_HINT_NOT_RESET;
                 for (size_t k = 1; k < wi->n && !bad; k++) {
-                    int rc = pq_hist_add(s, wi->h[k], 1);
+                    struct pq_hist *hk = wi->h[k];
+                    rs = rs || hk->hint == RE_HINT_RESET;
+                    nrs = nrs || hk->hint == RE_HINT_NOT_RESET;
+                    double cnt = (double)(k + 1);
+                    int rc = 0;
+                    if (id == F_SUM_OT || !incr) {
+                        struct pq_hist *v = id == F_SUM_OT ? sum : hdup(ev, sum);
+                        struct pq_hist *cc = comp ? (id == F_SUM_OT ? comp : hdup(ev, comp))
+                                                  : track(ev, pq_hist_new_comp(sum));
+                        rc = pq_hist_add_ex(v, cc, hk, 1, NULL, &rec);
+                        if (rc == 0 && (id == F_SUM_OT || !pq_hist_overflow(v))) {
+                            sum = v;
+                            comp = cc;
+                            continue;
+                        }
+                        if (rc == 0) {
+                            incr = true;
+                            mean = hdup(ev, sum);
+                            pq_hist_scale(mean, 1 / (cnt - 1));
+                            if (comp)
+                                pq_hist_scale(comp, 1 / (cnt - 1));
+                        }
+                    }
+                    if (rc == 0 && incr) {
+                        double q = (cnt - 1) / cnt;
+                        if (comp)
+                            pq_hist_scale(comp, q);
+                        else
+                            comp = track(ev, pq_hist_new_comp(mean));
+                        struct pq_hist *ta = hdup(ev, hk);
+                        pq_hist_scale(ta, 1 / cnt);
+                        pq_hist_scale(mean, q);
+                        rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         int l, c;
                         pos_of(ev, marg, &l, &c);
@@ -1236,10 +1414,27 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     ok = false;
                     break;
                 }
-                if (id == F_AVG_OT)
-                    pq_hist_scale(s, 1.0 / (double)wi->n);
-                pq_hist_compact(s);
-                hout = s;
+                int l, c;
+                pos_of(ev, marg, &l, &c);
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                if (rs && nrs)
+                    warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)", l, c);
+                if (incr) {
+                    if (comp)
+                        pq_hist_add(mean, comp, 1);
+                    sum = mean;
+                } else if (id == F_AVG_OT) {
+                    pq_hist_scale(sum, 1.0 / (double)wi->n);
+                    if (comp) {
+                        pq_hist_scale(comp, 1.0 / (double)wi->n);
+                        pq_hist_add(sum, comp, 1);
+                    }
+                } else if (comp) {
+                    pq_hist_add(sum, comp, 1);
+                }
+                pq_hist_compact(sum);
+                hout = sum;
                 break;
             }
             if (id == F_SUM_OT) {
@@ -1562,7 +1757,7 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
             break;
     }
     if (!any)
-        return NAN;
+        memset(&bk, 0, sizeof(bk));
     if (!custom && bk.lo < 0 && bk.hi > 0) {
         if (h->nnb == 0 && h->npb > 0)
             bk.lo = 0;
@@ -1724,13 +1919,30 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
     return (ur - lr) / count;
 }
 
+/* FloatHistogram.String() as Go prints it, e.g. {count:20, sum:10, [-2,-1):2, (0.5,1]:1}. */
+static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "{count:%s, sum:%s", gfmt(h->count).s, gfmt(h->sum).s);
+    struct hb *b;
+    size_t n = hist_buckets(ev, h, &b);
+    for (size_t i = 0; i < n && o < len; i++) {
+        bool neg = b[i].hi <= 0 && !b[i].zero && h->schema != PQ_SCHEMA_CUSTOM;
+        const char *l = b[i].zero || neg ? "[" : "(";
+        const char *r = b[i].zero || !neg ? "]" : ")";
+        o += (size_t)snprintf(buf + o, len - o, ", %s%s,%s%s:%s", l, gfmt(b[i].lo).s, gfmt(b[i].hi).s,
+                              r, gfmt(b[i].c).s);
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "}");
+}
+
 /* ---- aggregation ---------------------------------------------------------------------------- */
 
 struct group {
     const struct lset *ls;
     double f, mean, c, cnt;
-    struct pq_hist *h;
-    bool seen, hasf, hash, incr, incompat, drop, reset, notreset;
+    struct pq_hist *h, *hc, *hmean;
+    bool seen, hasf, hash, incr, hincr, incompat, drop, reset, notreset;
     double *vals;
     size_t nvals, capvals;
     struct smp *top; /* topk/bottomk heap-ish list */
@@ -1801,12 +2013,11 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
         struct smp *s = &in.v.s[i];
         const struct lset *gl;
         if (op == PQ_COUNT_VALUES) {
-            char vb[64];
-            if (s->h) {
-                /* histogram string form is not supported: skip */
-                continue;
-            }
-            pq_fmt_float(s->f, vb, sizeof(vb));
+            char vb[2048];
+            if (s->h)
+                hist_go_string(ev, s->h, vb, sizeof(vb));
+            else
+                pq_fmt_float(s->f, vb, sizeof(vb));
             const struct lset *base = group_labels(ev, s->ls, e);
             gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
         } else if (op == PQ_TOPK || op == PQ_BOTTOMK) {
@@ -1832,8 +2043,6 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     }
     for (size_t i = 0; i < in.v.n; i++) {
         struct smp *s = &in.v.s[i];
-        if (op == PQ_COUNT_VALUES && s->h)
-            continue;
         struct group *gr = &g[gi[i]];
         double f = s->f;
         struct pq_hist *h = s->h;
@@ -1917,13 +2126,23 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    if (!gr->hc)
+                        gr->hc = track(ev, pq_hist_new_comp(gr->h));
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(gr->h, gr->hc, h, 1, NULL, &rec);
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -1940,13 +2159,47 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    bool rec = false;
+                    int rc = 0;
+                    if (!gr->hincr) {
+                        struct pq_hist *v = hdup(ev, gr->h);
+                        struct pq_hist *cc = gr->hc ? hdup(ev, gr->hc) : track(ev, pq_hist_new_comp(gr->h));
+                        rc = pq_hist_add_ex(v, cc, h, 1, NULL, &rec);
+                        if (rc == 0 && !pq_hist_overflow(v)) {
+                            gr->h = v;
+                            gr->hc = cc;
+                        } else if (rc == 0) {
+                            gr->hincr = true;
+                            gr->hmean = hdup(ev, gr->h);
+                            pq_hist_scale(gr->hmean, 1 / (gr->cnt - 1));
+                            if (gr->hc)
+                                pq_hist_scale(gr->hc, 1 / (gr->cnt - 1));
+                        }
+                    }
+                    if (rc == 0 && gr->hincr) {
+                        double q = (gr->cnt - 1) / gr->cnt;
+                        if (gr->hc)
+                            pq_hist_scale(gr->hc, q);
+                        else
+                            gr->hc = track(ev, pq_hist_new_comp(gr->hmean));
+                        struct pq_hist *ta = hdup(ev, h);
+                        pq_hist_scale(ta, 1 / gr->cnt);
+                        pq_hist_scale(gr->hmean, q);
+                        rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -2058,8 +2311,19 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (gr->incompat)
                 continue;
             if (gr->hash) {
-                if (op == PQ_AVG)
+                if (op == PQ_AVG && gr->hincr) {
+                    if (gr->hc)
+                        pq_hist_add(gr->hmean, gr->hc, 1);
+                    gr->h = gr->hmean;
+                } else if (op == PQ_AVG) {
                     pq_hist_scale(gr->h, 1 / gr->cnt);
+                    if (gr->hc) {
+                        pq_hist_scale(gr->hc, 1 / gr->cnt);
+                        pq_hist_add(gr->h, gr->hc, 1);
+                    }
+                } else if (gr->hc) {
+                    pq_hist_add(gr->h, gr->hc, 1);
+                }
                 pq_hist_compact(gr->h);
                 hout = gr->h;
             } else if (op == PQ_SUM) {
@@ -2170,29 +2434,39 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
     }
     if (hl && !hr && (op == PQ_MUL || op == PQ_DIV)) {
         *hres = hdup(ev, hl);
+        if (op == PQ_DIV && r == 0) {
+            /* as Prometheus's FloatHistogram.Div: division by zero removes all buckets */
+            (*hres)->npb = (*hres)->nnb = 0;
+            (*hres)->zc /= r;
+            (*hres)->count /= r;
+            (*hres)->sum /= r;
+            return true;
+        }
         pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
         return true;
     }
     if (hl && hr) {
         if (op == PQ_ADD || op == PQ_SUB) {
             *hres = hdup(ev, hl);
-            int rc = pq_hist_add(*hres, hr, op == PQ_ADD ? 1 : -1);
+            bool coll = false, rec = false;
+            int rc = pq_hist_add_ex(*hres, NULL, hr, op == PQ_ADD ? 1 : -1, &coll, &rec);
+            int ln, c;
+            pos_of(ev, e, &ln, &c);
+            if (rc == -ENOMEM)
+                fail(ev, rc, "out of memory");
             if (rc) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
                 warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
                      ln, c);
                 return -1;
             }
             if (op == PQ_SUB)
                 (*hres)->hint = RE_HINT_GAUGE;
-            else if ((hl->hint == RE_HINT_RESET && hr->hint == RE_HINT_NOT_RESET) ||
-                     (hl->hint == RE_HINT_NOT_RESET && hr->hint == RE_HINT_RESET)) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
-                warn(ev, "PromQL warning: conflicting counter resets during histogram addition (%d:%d)",
-                     ln, c);
-            }
+            if (coll)
+                warn(ev, "PromQL warning: conflicting counter resets during histogram %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
+            if (rec)
+                warn(ev, "PromQL info: mismatched custom buckets were reconciled during %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
             pq_hist_compact(*hres);
             return true;
         }
@@ -2672,9 +2946,11 @@ static int sort_desc(const void *a, const void *b)
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
-static char **sbl_names;
-static size_t sbl_n;
-static bool sbl_desc;
+/* Comparator context for sort_by_label: per thread, since queries and rules evaluate
+ * concurrently. */
+static __thread char **sbl_names;
+static __thread size_t sbl_n;
+static __thread bool sbl_desc;
 
 static int natcmp(const char *a, const char *b)
 {
@@ -2870,7 +3146,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+            if (out.n)
+                qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
@@ -2878,7 +3155,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             sbl_names = names;
             sbl_n = e->nargs - 1;
             sbl_desc = id == F_SORT_BY_LABEL_DESC;
-            qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+            if (out.n)
+                qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
         }
         r.v = out;
         return r;
@@ -3133,6 +3411,7 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
                 if (s.h) {
                     s.h = hdup(ev, s.h);
                     pq_hist_scale(s.h, -1);
+                    s.h->hint = RE_HINT_GAUGE;
                 } else {
                     s.f = -s.f;
                 }
@@ -3297,8 +3576,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         }
     } else {
         res->type = instant ? PROMQL_VECTOR : PROMQL_MATRIX;
-        struct hmap idx = {0};
-        struct kbuf kb = {0};
+        struct lmap idx = {0};
         for (int64_t ts = start; ts <= end; ts += step) {
             struct val v = eval(ev, e, ts);
             if (v.type == PROMQL_SCALAR) {
@@ -3308,16 +3586,15 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                 vec_push(ev, &v.v, (struct smp){ls_new(ev, 0), v.scalar, NULL, ts, false});
             }
             /* delayed name removal */
-            struct hmap seen = {0};
+            struct lmap seen = {0};
             for (size_t i = 0; i < v.v.n; i++) {
                 struct smp *s = &v.v.s[i];
                 const struct lset *ls = s->drop ? ls_del(ev, s->ls, "__name__") : s->ls;
-                sig_key(ev, &kb, ls, NULL, 0, false, false);
                 size_t one = 1;
-                if (hm_get_or_put(ev, &seen, kb.p, kb.n, &one))
+                if (!instant && lm_get_or_put(ev, &seen, ls, &one))
                     fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
                 size_t k = nos;
-                if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                if (!lm_get_or_put(ev, &idx, ls, &k)) {
                     os = grow(ev, os, &capos, nos, sizeof(*os));
                     memset(&os[nos], 0, sizeof(os[0]));
                     os[nos].ls = ls;
@@ -3332,11 +3609,13 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                     se->p = np;
                     se->cap = nc;
                 }
-                se->p[se->n++] = (struct promql_point){instant ? ts : ts, s->f, (struct re_hist *)s->h};
+                if (instant && se->n)
+                    fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
+                se->p[se->n++] = (struct promql_point){ts, s->f, (struct re_hist *)s->h};
             }
         }
     }
-    if (res->type == PROMQL_MATRIX)
+    if (res->type == PROMQL_MATRIX && nos)
         qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));

@@ -200,16 +200,17 @@ static int emit(struct cg *c, const char *metric, const char *help, enum mtype t
     size_t n = 1;
     if (c->name) l[n++] = (struct re_label){"name", c->name};
     if (k1) l[n++] = (struct re_label){k1, v1};
-    struct mfam *f = mset_family(c->out, metric, help, t);
-    if (!f) return -ENOMEM;
-    int rc = mfam_add(f, "", l, n, v);
+    int rc;
+    struct mfam *f = col_family(c->out, metric, help, t, &rc);
+    if (!f) return rc;
+    rc = mfam_add(f, "", l, n, v);
     return rc == -EEXIST ? 0 : rc;
 }
 
 /* Reads <dir>/<file> into the scratch buffer. 1 = read, 0 = absent (normal: the root cgroup
  * and older kernels lack several files), <0 = error. */
 static int rd(struct cg *c, const char *file) {
-    int rc = procfs_read_attr_at(c->dfd, file, &c->ctx->buf);
+    int rc = procfs_read_attr_at(c->dfd, file, c->ctx->buf);
     if (rc == -ENOENT || rc == -ENODEV || rc == -EOPNOTSUPP) return 0;
     return rc ? rc : 1;
 }
@@ -232,7 +233,7 @@ static bool kv(const char *text, const char *key, double *v) {
 static int rd_number(struct cg *c, const char *file, double *v, bool *max) {
     int rc = rd(c, file);
     if (rc <= 0) return rc;
-    char *s = c->ctx->buf.data;
+    char *s = c->ctx->buf->data;
     s[strcspn(s, "\n")] = '\0';
     if (max) *max = strcmp(s, "max") == 0;
     if (max && *max) return 1;
@@ -260,7 +261,7 @@ static int cpu_v1(struct cg *c, unsigned reads) {
         if ((rc = rd(c, "cpuacct.stat")) < 0) return rc;
         if (rc) {
             double u, s;
-            if (!kv(c->ctx->buf.data, "user", &u) || !kv(c->ctx->buf.data, "system", &s))
+            if (!kv(c->ctx->buf->data, "user", &u) || !kv(c->ctx->buf->data, "system", &s))
                 return col_fail(c->ctx, -EPROTO, "malformed %s/cpuacct.stat", c->dir);
             if ((rc = emit(c, "container_cpu_user_seconds_total", H_USER, MTYPE_COUNTER,
                            u * (1e9 / USER_HZ) / 1e9, NULL, NULL)) ||
@@ -274,9 +275,9 @@ static int cpu_v1(struct cg *c, unsigned reads) {
         if ((rc = rd_number(c, "cpu.cfs_quota_us", &v, NULL)) <= 0 || v < 0) return rc < 0 ? rc : 0;
         if ((rc = rd(c, "cpu.stat")) <= 0) return rc;
         double per, thr, ns;
-        if (!kv(c->ctx->buf.data, "nr_periods", &per) ||
-            !kv(c->ctx->buf.data, "nr_throttled", &thr) ||
-            !kv(c->ctx->buf.data, "throttled_time", &ns))
+        if (!kv(c->ctx->buf->data, "nr_periods", &per) ||
+            !kv(c->ctx->buf->data, "nr_throttled", &thr) ||
+            !kv(c->ctx->buf->data, "throttled_time", &ns))
             return col_fail(c->ctx, -EPROTO, "malformed %s/cpu.stat", c->dir);
         if ((rc = emit(c, "container_cpu_cfs_periods_total", H_PERIODS, MTYPE_COUNTER, per, NULL,
                        NULL)) ||
@@ -293,7 +294,7 @@ static int cpu_v2(struct cg *c) {
     int rc = rd(c, "cpu.stat");
     if (rc <= 0) return rc;
     double u, us, sy, per, thr, tus;
-    const char *t = c->ctx->buf.data;
+    const char *t = c->ctx->buf->data;
     if (!kv(t, "usage_usec", &u) || !kv(t, "user_usec", &us) || !kv(t, "system_usec", &sy))
         return col_fail(c->ctx, -EPROTO, "malformed %s/cpu.stat", c->dir);
     /* the throttling keys exist only with the cpu controller enabled for this cgroup */
@@ -308,7 +309,7 @@ static int cpu_v2(struct cg *c) {
         return rc;
     if (!has_thr) return 0;
     /* cpu.max "max 100000" means no quota: cAdvisor then leaves the CFS counters out */
-    if ((rc = rd(c, "cpu.max")) <= 0 || strncmp(c->ctx->buf.data, "max", 3) == 0)
+    if ((rc = rd(c, "cpu.max")) <= 0 || strncmp(c->ctx->buf->data, "max", 3) == 0)
         return rc < 0 ? rc : 0;
     if ((rc = emit(c, "container_cpu_cfs_periods_total", H_PERIODS, MTYPE_COUNTER, per, NULL,
                    NULL)) ||
@@ -332,7 +333,7 @@ static int memory(struct cg *c, bool v2) {
     bool has_limit = rc > 0;
     if ((rc = rd(c, "memory.stat")) < 0) return rc;
     if (rc == 0) return col_fail(c->ctx, -EPROTO, "%s has no memory.stat", c->dir);
-    const char *t = c->ctx->buf.data;
+    const char *t = c->ctx->buf->data;
     if (!kv(t, v2 ? "anon" : "total_rss", &rss) || !kv(t, v2 ? "file" : "total_cache", &cache) ||
         !kv(t, v2 ? "inactive_file" : "total_inactive_file", &inactive))
         return col_fail(c->ctx, -EPROTO, "malformed %s/memory.stat", c->dir);
@@ -378,7 +379,7 @@ static int io_v1(struct cg *c) {
         int rc = rd(c, files[k][0]);
         if (rc == 0) rc = rd(c, files[k][1]);
         if (rc <= 0) return rc;
-        char *cur = c->ctx->buf.data, *line;
+        char *cur = c->ctx->buf->data, *line;
         while ((line = procfs_next_line(&cur))) {
             char *f[4];
             size_t nf = procfs_fields(line, f, 4);
@@ -399,7 +400,7 @@ static int io_v1(struct cg *c) {
 static int io_v2(struct cg *c) {
     int rc = rd(c, "io.stat");
     if (rc <= 0) return rc;
-    char *cur = c->ctx->buf.data, *line;
+    char *cur = c->ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[16];
         size_t nf = procfs_fields(line, f, 16);
@@ -458,7 +459,7 @@ static int psi(struct cg *c) {
         if (rc == 0) continue;
         double some = 0, full = 0;
         bool has_full;
-        if (procfs_parse_psi(c->ctx->buf.data, &some, &full, &has_full))
+        if (procfs_parse_psi(c->ctx->buf->data, &some, &full, &has_full))
             return col_fail(c->ctx, -EPROTO, "malformed %s/%s", c->dir, res[i][0]);
         if ((rc = emit(c, res[i][1], res[i][2], MTYPE_COUNTER, some / 1e6, NULL, NULL))) return rc;
         if (has_full && (rc = emit(c, res[i][3], res[i][4], MTYPE_COUNTER, full / 1e6, NULL, NULL)))
@@ -547,7 +548,7 @@ static bool exists(const char *dir, const char *file) {
 
 static int cgroup_collect(struct col_ctx *ctx, struct mset *out) {
     struct cg_state *st = ctx->state;
-    struct hier h[6];
+    struct hier h[6] = {0};
     size_t nh = 0;
     st->visited = 0;
     if (exists(st->path, "cgroup.controllers")) {
@@ -583,6 +584,11 @@ static int cgroup_collect(struct col_ctx *ctx, struct mset *out) {
     return 0;
 }
 
+/* On by default: promlet exists to drive container scaling on a Docker host (DESIGN.md), where
+ * per-container CPU, throttling and memory are the signals the rules need, and running
+ * cAdvisor beside it is what promlet replaces. The walk is bounded (max-depth 3 reaches
+ * /system.slice/docker-<id>.scope and /docker/<id>, not per-user session trees; MAX_WALK caps
+ * the count), so a host without containers pays for a few dozen directories. */
 const struct collector col_cgroup = {
     .name = "cgroup",
     .default_on = true,

@@ -101,17 +101,17 @@ static int throttles(struct col_ctx *ctx, struct mset *out) {
 
 static int cpu_collect(struct col_ctx *ctx, struct mset *out) {
     struct cpu_state *st = ctx->state;
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "stat", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "stat", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading stat");
-    struct mfam *fam = mset_family(out, "node_cpu_seconds_total",
-                                   "Seconds the CPUs spent in each mode.", MTYPE_COUNTER);
-    struct mfam *gfam = st->guest ? mset_family(out, "node_cpu_guest_seconds_total",
-                                                "Seconds the CPUs spent in guests (VMs) for "
-                                                "each mode.",
-                                                MTYPE_COUNTER)
-                                  : NULL;
-    if (!fam || (st->guest && !gfam)) return -ENOMEM;
-    char *cur = ctx->buf.data, *line;
+    struct mfam *fam = col_family(out, "node_cpu_seconds_total",
+                                  "Seconds the CPUs spent in each mode.", MTYPE_COUNTER, &rc);
+    if (!fam) return rc == -ENOMEM ? rc : col_fail(ctx, rc, "node_cpu_seconds_total in use");
+    struct mfam *gfam = NULL;
+    if (st->guest && !(gfam = col_family(out, "node_cpu_guest_seconds_total",
+                                         "Seconds the CPUs spent in guests (VMs) for each mode.",
+                                         MTYPE_COUNTER, &rc)))
+        return rc == -ENOMEM ? rc : col_fail(ctx, rc, "node_cpu_guest_seconds_total in use");
+    char *cur = ctx->buf->data, *line;
     int ncpu = 0;
     while ((line = procfs_next_line(&cur))) {
         if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9') continue;

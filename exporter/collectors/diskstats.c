@@ -170,9 +170,9 @@ static int udev_metrics(struct mset *out, struct disk_state *st, const char *dev
 
 static int diskstats_collect(struct col_ctx *ctx, struct mset *out) {
     struct disk_state *st = ctx->state;
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "diskstats", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "diskstats", ctx->buf);
     if (rc) return col_fail(ctx, rc, "couldn't get diskstats");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3 + NFIELDS + 4];
         size_t nf = procfs_fields(line, f, 3 + NFIELDS + 4);

@@ -7,12 +7,12 @@
 #include "procfs.h"
 
 static int filefd_collect(struct col_ctx *ctx, struct mset *out) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "sys/fs/file-nr", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "sys/fs/file-nr", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading sys/fs/file-nr");
     /* one line, three tab-separated values; the middle one is always 0 since Linux 2.6 */
     char *f[4];
     double alloc, max;
-    if (procfs_fields(ctx->buf.data, f, 4) < 3)
+    if (procfs_fields(ctx->buf->data, f, 4) < 3)
         return col_fail(ctx, -EPROTO, "unexpected number of file stats in file-nr");
     char *nl = f[2] + strcspn(f[2], "\n");
     *nl = '\0';

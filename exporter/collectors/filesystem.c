@@ -289,12 +289,12 @@ static int collect(struct col_ctx *ctx, struct mset *out) {
     struct fs_state *st = ctx->state;
     /* /proc/1/mounts is the host's view when we run in a container with the host's /proc;
      * with hidepid it is missing and /proc/mounts serves. */
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "1/mounts", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "1/mounts", ctx->buf);
     if (rc == -ENOENT || rc == -EACCES)
-        rc = procfs_read_at(ctx->paths, PROCFS_PROC, "mounts", &ctx->buf);
+        rc = procfs_read_at(ctx->paths, PROCFS_PROC, "mounts", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading mounts");
     const char *rootfs = ctx->paths->rootfs;
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[7];
         size_t nf = procfs_fields(line, f, 7);

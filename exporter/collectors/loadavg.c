@@ -6,11 +6,11 @@
 #include "procfs.h"
 
 static int loadavg_collect(struct col_ctx *ctx, struct mset *out) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "loadavg", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "loadavg", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading loadavg");
     char *f[4];
     double v[3];
-    if (procfs_fields(ctx->buf.data, f, 4) < 3)
+    if (procfs_fields(ctx->buf->data, f, 4) < 3)
         return col_fail(ctx, -EPROTO, "unexpected content in loadavg");
     for (int i = 0; i < 3; i++)
         if (procfs_parse_double(f[i], &v[i]))

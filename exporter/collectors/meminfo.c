@@ -8,9 +8,9 @@
 #include "procfs.h"
 
 static int meminfo_collect(struct col_ctx *ctx, struct mset *out) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "meminfo", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "meminfo", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading meminfo");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     int n = 0;
     while ((line = procfs_next_line(&cur))) {
         char *f[4];

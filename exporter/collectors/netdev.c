@@ -59,9 +59,9 @@ static int emit(struct mset *out, const char *key, const char *dev, double v) {
 
 static int netdev_collect(struct col_ctx *ctx, struct mset *out) {
     struct netdev_state *st = ctx->state;
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/dev", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/dev", ctx->buf);
     if (rc) return col_fail(ctx, rc, "couldn't get netstats");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     for (int skip = 0; skip < 2; skip++) /* two header lines */
         if (!procfs_next_line(&cur)) return col_fail(ctx, -EPROTO, "truncated net/dev");
     while ((line = procfs_next_line(&cur))) {

@@ -10,54 +10,16 @@
 
 #define MAX_COLS 512
 
-/* The kernel's field list never changes while it runs, so each field's verdict from the
- * --collector.netstat.fields regex is remembered: ~300 fields per scrape, few selected. */
-#define CACHE_SLOTS 1024
-struct verdict {
-    char key[64]; /* "" = empty slot */
-    bool match;
-};
-
-struct netstat_state {
-    struct col_regex *re;
-    struct verdict cache[CACHE_SLOTS];
-};
-
 static int netstat_init(struct col_ctx *ctx, struct perr *err) {
-    struct netstat_state *st = calloc(1, sizeof(*st));
-    if (!st) return -ENOMEM;
+    struct col_regex *re;
     int rc = col_regex_new("collector.netstat.fields",
-                           col_opt_str(ctx->opt, "collector.netstat.fields"), &st->re, err);
-    if (rc) {
-        free(st);
-        return rc;
-    }
-    ctx->state = st;
-    return 0;
+                           col_opt_str(ctx->opt, "collector.netstat.fields"), &re, err);
+    ctx->state = re;
+    return rc;
 }
 
 static void netstat_fini(struct col_ctx *ctx) {
-    struct netstat_state *st = ctx->state;
-    if (st) col_regex_free(st->re);
-    free(st);
-}
-
-static bool selected(struct netstat_state *st, const char *key, size_t kl) {
-    if (!st->re) return true;
-    if (kl >= sizeof(st->cache[0].key)) return col_regex_match(st->re, key);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < kl; i++)
-        h = (h ^ (unsigned char)key[i]) * 0x100000001b3ULL;
-    for (size_t n = 0, j = h % CACHE_SLOTS; n < CACHE_SLOTS; n++, j = (j + 1) % CACHE_SLOTS) {
-        struct verdict *v = &st->cache[j];
-        if (!v->key[0]) {
-            memcpy(v->key, key, kl + 1);
-            v->match = col_regex_match(st->re, key);
-            return v->match;
-        }
-        if (strcmp(v->key, key) == 0) return v->match;
-    }
-    return col_regex_match(st->re, key); /* table full: unusual kernel, still correct */
+    col_regex_free(ctx->state);
 }
 
 /* node_exporter names a field <Protocol>_<Name>, HELP "Statistic <Protocol><Name>.", untyped.
@@ -71,7 +33,7 @@ static int emit(struct col_ctx *ctx, struct mset *out, const char *proto, const 
     memcpy(key, proto, pl);
     key[pl] = '_';
     memcpy(key + pl + 1, name, nl + 1);
-    if (!selected(ctx->state, key, pl + 1 + nl))
+    if (ctx->state && !col_regex_match(ctx->state, key))
         return 0; /* parse only what is exported: most fields never are */
     double v;
     if (procfs_parse_double(value, &v))
@@ -85,9 +47,9 @@ static int emit(struct col_ctx *ctx, struct mset *out, const char *proto, const 
 
 /* Header/value line pairs: "TcpExt: SyncookiesSent ..." then "TcpExt: 0 ...". */
 static int pairs(struct col_ctx *ctx, struct mset *out, const char *rel) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading %s", rel);
-    char *cur = ctx->buf.data, *hdr, *val;
+    char *cur = ctx->buf->data, *hdr, *val;
     while ((hdr = procfs_next_line(&cur))) {
         val = procfs_next_line(&cur);
         char *hf[MAX_COLS], *vf[MAX_COLS];
@@ -110,10 +72,10 @@ static int netstat_collect(struct col_ctx *ctx, struct mset *out) {
     if (rc) return rc;
     /* snmp6 is "Ip6InReceives 12" lines; the protocol ends at the first '6'. Absent when
      * IPv6 is disabled, which node_exporter ignores. */
-    rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/snmp6", &ctx->buf);
+    rc = procfs_read_at(ctx->paths, PROCFS_PROC, "net/snmp6", ctx->buf);
     if (rc == -ENOENT) return 0;
     if (rc) return col_fail(ctx, rc, "reading net/snmp6");
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3];
         if (procfs_fields(line, f, 3) < 2) continue;

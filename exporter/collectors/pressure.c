@@ -24,7 +24,7 @@ static int pressure_collect(struct col_ctx *ctx, struct mset *out) {
     for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
         char rel[32] = "pressure/";
         strcat(rel, r[i].res);
-        int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, &ctx->buf);
+        int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, ctx->buf);
         /* ENOENT: kernel without CONFIG_PSI; EOPNOTSUPP: PSI compiled in but psi=0 */
         if (rc == -ENOENT || rc == -EOPNOTSUPP)
             return col_fail(ctx, -ENODATA, "pressure information is unavailable");
@@ -32,7 +32,7 @@ static int pressure_collect(struct col_ctx *ctx, struct mset *out) {
         /* µs to s as node_exporter does it, in two divisions, for bit-identical values */
         double some = 0, full = 0;
         bool has_full;
-        if (procfs_parse_psi(ctx->buf.data, &some, &full, &has_full))
+        if (procfs_parse_psi(ctx->buf->data, &some, &full, &has_full))
             return col_fail(ctx, -EPROTO, "malformed %s", rel);
         if ((rc = col_add(out, r[i].some_name, r[i].some_help, MTYPE_COUNTER,
                           some / 1000.0 / 1000.0, 0)))

@@ -55,7 +55,7 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out) {
         snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
         char st;
         uint64_t nt;
-        rc = read_stat(path, &ctx->buf, &st, &nt);
+        rc = read_stat(path, ctx->buf, &st, &nt);
         if (gone(rc)) continue;
         if (rc) {
             closedir(d);
@@ -76,7 +76,7 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out) {
             }
             char tp[4800], tst;
             snprintf(tp, sizeof(tp), "%s/%s/stat", path, te->d_name);
-            rc = read_stat(tp, &ctx->buf, &tst, NULL);
+            rc = read_stat(tp, ctx->buf, &tst, NULL);
             if (gone(rc)) continue;
             if (rc) {
                 closedir(td);

@@ -18,11 +18,11 @@ static int emit(struct mset *out, const char *proto, const char *field, double v
 /* One file. Lines are "PROTO: key value key value ..."; procfs keeps inuse, orphan, tw,
  * alloc, mem and memory, and node_exporter adds mem_bytes = mem * page size. */
 static int parse(struct col_ctx *ctx, struct mset *out, const char *rel, bool v6) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, rel, ctx->buf);
     if (rc == -ENOENT) return 0; /* no IPv6, or an old kernel: node_exporter skips it */
     if (rc) return col_fail(ctx, rc, "reading %s", rel);
     long page = sysconf(_SC_PAGESIZE);
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[32];
         size_t nf = procfs_fields(line, f, 32);

@@ -7,7 +7,7 @@
 #include "procfs.h"
 
 static int stat_collect(struct col_ctx *ctx, struct mset *out) {
-    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "stat", &ctx->buf);
+    int rc = procfs_read_at(ctx->paths, PROCFS_PROC, "stat", ctx->buf);
     if (rc) return col_fail(ctx, rc, "reading stat");
     /* node_exporter (procfs.Stat) takes these six lines; each line's first number. */
     static const struct {
@@ -26,7 +26,7 @@ static int stat_collect(struct col_ctx *ctx, struct mset *out) {
     enum { NW = sizeof(want) / sizeof(want[0]) };
     double v[NW];
     bool seen[NW] = {false};
-    char *cur = ctx->buf.data, *line;
+    char *cur = ctx->buf->data, *line;
     while ((line = procfs_next_line(&cur))) {
         char *f[3];
         if (procfs_fields(line, f, 3) < 2) continue;

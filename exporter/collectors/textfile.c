@@ -505,7 +505,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
     }
     for (size_t i = 0; i < nfiles; i++) {
         struct stat sb;
-        int r = procfs_read(files[i], &ctx->buf);
+        int r = procfs_read(files[i], ctx->buf);
         if (r == 0 && stat(files[i], &sb) != 0) r = -errno;
         if (r == -ENOMEM) {
             rc = r;
@@ -520,7 +520,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         struct tf_set one = {0};
         const char *why = "";
         int line = 0;
-        r = parse_file(&one, ctx->buf.data, files[i], &why, &line);
+        r = parse_file(&one, ctx->buf->data, files[i], &why, &line);
         if (r == -ENOMEM) {
             set_free(&one);
             rc = r;

@@ -363,6 +363,37 @@ static void check_flags(void) {
     sbuf_fini(&u);
 }
 
+/* A family already in the set with another type (a pushed one) fails only its collector. */
+static void check_conflict(void) {
+    struct col_options *o = col_options_new();
+    struct perr err;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/rootfs/proc", fx);
+    col_options_set(o, "path.procfs", buf, &err);
+    col_options_set(o, "collector.disable-defaults", NULL, &err);
+    col_options_set(o, "collector.cpu", NULL, &err);
+    col_options_set(o, "collector.loadavg", NULL, &err);
+    struct collectors *c = collectors_new(o, &err);
+    col_options_free(o);
+    struct mset *s = mset_new();
+    struct mfam *f = mset_family(s, "node_cpu_seconds_total", "pushed", MTYPE_GAUGE);
+    mfam_add(f, "", NULL, 0, 1);
+    f = mset_family(s, "node_scrape_collector_success", "pushed", MTYPE_COUNTER);
+    mfam_add(f, "", NULL, 0, 1);
+    CHECK_EQ_INT(collectors_scrape(c, s), 0);
+    struct sbuf b;
+    sbuf_init(&b);
+    mset_write_text(s, &b);
+    CHECK(has_line(b.data, "node_load1 0.09"));
+    /* durations still reported; the taken success family keeps only the pushed sample */
+    CHECK(strstr(b.data, "node_scrape_collector_duration_seconds{collector=\"cpu\"}") != NULL);
+    CHECK(has_line(b.data, "node_scrape_collector_success 1"));
+    CHECK(has_line(b.data, "node_cpu_seconds_total 1"));
+    sbuf_fini(&b);
+    mset_free(s);
+    collectors_free(c);
+}
+
 /* ---- stuck mounts ------------------------------------------------------------------------ */
 
 extern int (*filesystem_statfs)(const char *path, struct statfs *buf);
@@ -412,18 +443,17 @@ static void check_stuck(void) {
     pthread_cond_broadcast(&hang_cv);
     pthread_mutex_unlock(&hang_mu);
     free(out);
-    /* once the hung call returns the mount is monitored again (bounded wait, 5 s) */
-    for (int i = 0; i < 500; i++) {
-        pthread_mutex_lock(&hang_mu);
-        int r = hang_returned;
-        pthread_mutex_unlock(&hang_mu);
-        if (r) break;
-        usleep(10000);
+    /* once the hung call returns the mount is monitored again: scrape until it shows up
+     * (bounded: 500 tries, 10 ms apart; a loaded machine may take a while to run the
+     * released worker) */
+    bool back = false;
+    for (int i = 0; i < 500 && !back && c; i++) {
+        out = scrape_again(c);
+        back = out && has_line(out, err0);
+        free(out);
+        if (!back) usleep(10000);
     }
-    usleep(20000); /* let the worker unmark the mount after its statfs returned */
-    out = c ? scrape_again(c) : NULL;
-    CHECK(out && has_line(out, err0));
-    free(out);
+    CHECK(back);
     collectors_free(c);
     filesystem_statfs = statfs;
 }
@@ -450,6 +480,7 @@ int main(int argc, char **argv) {
         check_stuck();
     } else if (strcmp(what, "specific") == 0) {
         specific_checks();
+        check_conflict();
     } else {
         one_collector(what);
         if (strcmp(what, "cgroup") == 0) check_cgroup();

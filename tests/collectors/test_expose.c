@@ -185,6 +185,60 @@ static void test_number_format(void) {
         mset_free(s);
     }
     CHECK_EQ_INT(bad, 0);
+
+    /* 60000 more: random bit patterns, short decimals, scaled counters, tiny and huge */
+    struct mset *s = mset_new();
+    struct mfam *f = mset_family(s, "y", "h", MTYPE_GAUGE);
+    double *v = malloc(60000 * sizeof(*v));
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    char lv[24];
+    for (int i = 0; i < 60000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d;
+        switch (i % 6) {
+        case 0:
+            memcpy(&d, &x, sizeof(d));
+            if (isnan(d) || isinf(d)) d = 1.5;
+            break;
+        case 1:
+            d = (double)(x % 100000) / 100.0;
+            break;
+        case 2:
+            d = (double)(x % 1000000000) * 0.001;
+            break;
+        case 3:
+            d = (double)(x % 10000000) / 1e6 / 1e3;
+            break;
+        case 4:
+            d = (double)(int64_t)(x >> 11) * ((x & 1) ? -1.0 : 1.0);
+            break;
+        default:
+            d = (double)(x % 1000) * 1e-9 + (double)(x % 7) * 1e20;
+        }
+        v[i] = d;
+        snprintf(lv, sizeof(lv), "%d", i);
+        mfam_addf(f, "", d, 1, "i", lv);
+    }
+    char *txt = render(s);
+    bad = 0;
+    for (const char *p = txt ? strchr(strchr(txt, '\n') + 1, '\n') + 1 : ""; *p;) {
+        int i = atoi(strchr(p, '"') + 1);
+        const char *val = strchr(p, ' ') + 1;
+        size_t vl = strcspn(val, "\n");
+        struct sbuf w;
+        sbuf_init(&w);
+        sbuf_add_double(&w, v[i]);
+        if (w.len != vl || memcmp(w.data, val, vl) != 0) {
+            if (bad++ < 5) printf("# %.17g: got %.*s want %s\n", v[i], (int)vl, val, w.data);
+        }
+        sbuf_fini(&w);
+        p = val + vl + (val[vl] ? 1 : 0);
+    }
+    TAP_OK(txt && bad == 0, "60000 random values print as sbuf_add_double prints them (%d differ)",
+           bad);
+    free(txt);
+    free(v);
+    mset_free(s);
 }
 
 int main(void) {

@@ -160,4 +160,27 @@ r = subprocess.run([plib.promlet_bin(), "check", "rules", os.path.join(d, "rules
 plib.ok(r.returncode == 0 and "SUCCESS: 3 rules found" in r.stdout, "check rules", r.stdout)
 r = subprocess.run([plib.promlet_bin(), "check", "rules", bad], capture_output=True, text=True)
 plib.ok(r.returncode == 1 and "FAILED" in r.stdout + r.stderr, "check rules fails", r.stdout + r.stderr)
+# test rules runs promtool's unit-test format (the shipped threadpool rules and their tests).
+tf = os.path.join(plib.source_root(), "rules", "threadpool.rules.test.yml")
+r = subprocess.run([plib.promlet_bin(), "test", "rules", "--promql.compat=v2", tf],
+                   capture_output=True, text=True)
+plib.ok(r.returncode == 0 and "SUCCESS" in r.stdout, "test rules passes the shipped tests",
+        r.stdout[-2000:] + r.stderr)
+with open(os.path.join(d, "fail.test.yml"), "w") as f:
+    f.write("""rule_files: [rules.yml]
+evaluation_interval: 1s
+tests:
+- interval: 1s
+  input_series:
+  - series: 'node_load1'
+    values: '50 50 50'
+  alert_rule_test:
+  - eval_time: 2s
+    alertname: HighLoad
+    exp_alerts: []
+""")
+r = subprocess.run([plib.promlet_bin(), "test", "rules", os.path.join(d, "fail.test.yml")],
+                   capture_output=True, text=True)
+plib.ok(r.returncode == 1 and "FAILED" in r.stdout and "HighLoad" in r.stdout,
+        "test rules reports a failing alert test", r.stdout + r.stderr)
 plib.done()

@@ -25,6 +25,7 @@ if not PGW:
 
 OWN = re.compile(r"^(go_|process_|pushgateway_|promlet_|node_|container_|push_time_seconds|"
                  r"push_failure_time_seconds)")
+OWN_FAMILIES = set()  # families on either /metrics before anything was pushed
 
 
 def experiment_body():
@@ -54,10 +55,12 @@ def pushed(text, with_times=False):
             continue
         if line.startswith("# "):
             fam = line.split(" ")[2]
-            if not OWN.match(fam):
+            if not OWN.match(fam) and fam not in OWN_FAMILIES:
                 out.add(line)
             continue
         name = re.match(r"[^{ ]+", line).group(0)
+        if fam in OWN_FAMILIES and not name.startswith("push_"):
+            continue
         if name.startswith("push_time_seconds") or name.startswith("push_failure_time_seconds"):
             if with_times:
                 series, value = line.rsplit(" ", 1)
@@ -89,6 +92,8 @@ if not ok(p.addr is not None, "promlet starts", p.logtext()):
     done()
 g = start_pushgateway()
 P = p.addr
+for base in (P, g):
+    OWN_FAMILIES |= {l.split(" ")[2] for l in metrics(base).splitlines() if l.startswith("# TYPE ")}
 
 # --- prometheus_client: the same push sequence against both ---------------------------------
 # The registries are built once so that both gateways get byte-identical bodies (the
@@ -241,6 +246,14 @@ cases = [
     ("delete a missing group", "DELETE", "/metrics/job/nope", None),
     ("delete with a bad URL", "DELETE", "/metrics/job/x/odd", None),
     ("gzip body", "PUT", "/metrics/job/gz", None),
+    ("incomplete histograms and summaries are completed", "PUT", "/metrics/job/hc",
+     b'# TYPE hc histogram\nhc_bucket{le="1"} 1\nhc_bucket{a="x",le="2"} 1\nhc_sum 2\n'
+     b'hc_count 3\n# TYPE sc summary\nsc{quantile="0.5"} 1\nsc_count 4\n'
+     b'# TYPE hc2 histogram\nhc2_sum 1\n# TYPE sc2 summary\nsc2_sum 3\n'),
+    ("le and quantile re-rendered from their floats", "PUT", "/metrics/job/lq",
+     b'# TYPE lq histogram\nlq_bucket{le="1.0"} 1\nlq_bucket{le="1e3"} 2\n'
+     b'lq_bucket{le="+inf"} 3\nlq_sum 1\nlq_count 3\n# TYPE qq summary\n'
+     b'qq{quantile="0.50"} 1\nqq_sum 1\nqq_count 1\n'),
 ]
 import gzip
 for desc, method, path, body in cases:

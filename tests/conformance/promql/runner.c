@@ -348,6 +348,26 @@ static void lstr(const struct re_label *l, size_t n, char *buf, size_t len)
         snprintf(buf + o, len - o, "}");
 }
 
+static void hist_str(const struct re_hist *h, char *buf, size_t len)
+{
+    if (!h) {
+        snprintf(buf, len, "(float)");
+        return;
+    }
+    struct pq_hist *p = pq_hist_from_re(h);
+    size_t o = (size_t)snprintf(buf, len, "{{schema:%d count:%g sum:%g z:%g/%g hint:%d", p->schema,
+                                p->count, p->sum, p->zc, p->zt, p->hint);
+    for (size_t i = 0; i < p->npb && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, " p%d=%g", p->pb[i].i, p->pb[i].c);
+    for (size_t i = 0; i < p->nnb && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, " n%d=%g", p->nb[i].i, p->nb[i].c);
+    for (size_t i = 0; i < p->ncv && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, " cv=%g", p->cv[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "}}");
+    pq_hist_free(p);
+}
+
 static bool point_eq(const struct promql_point *p, double ev, const struct re_hist *eh, bool cmp_hint)
 {
     if ((p->h != NULL) != (eh != NULL))
@@ -390,8 +410,12 @@ static bool compare_vector(struct evalcase *c, struct promql_result *r, int64_t 
             if (!point_eq(p, e->v.v[0], e->v.h[0], e->cmp_hint)) {
                 char b[512];
                 lstr(s->labels, s->nlabels, b, sizeof(b));
-                if (p->h)
-                    mismatch("value mismatch for %s: got histogram", b);
+                if (p->h || e->v.h[0]) {
+                    char g[400], w[400];
+                    hist_str(p->h, g, sizeof(g));
+                    hist_str(e->v.h[0], w, sizeof(w));
+                    mismatch("value mismatch for %s: got %s want %s", b, g, w);
+                }
                 else
                     mismatch("value mismatch for %s: got %.17g want %.17g", b, p->v, e->v.v[0]);
                 return false;
