@@ -3522,6 +3522,11 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     if (!o) {
         promql_opts_default(&def);
         o = &def;
+    } else if (o->lookback_ms <= 0) {
+        /* as Prometheus: a zero lookback delta means the default 5m */
+        def = *o;
+        def.lookback_ms = 5 * 60 * 1000;
+        o = &def;
     }
     *out = NULL;
     struct ev *ev = calloc(1, sizeof(*ev));
