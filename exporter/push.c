@@ -1401,7 +1401,12 @@ static int parse_pb(struct stage *st, const uint8_t *buf, size_t len, char *why,
         }
         const char *fam = names.data;
         if (!re_valid_metric_name(fam, strlen(fam))) {
-            set_invalid(st, "collected metric family \"%.100s\" has an invalid name", fam);
+            char q[120];
+            size_t o = 0;
+            for (const unsigned char *c = (const unsigned char *)fam; *c && o + 5 < sizeof(q); c++)
+                o += (size_t)snprintf(q + o, sizeof(q) - o,
+                                      *c >= 0x20 && *c < 0x7f && *c != '"' ? "%c" : "\\x%02x", *c);
+            set_invalid(st, "collected metric family \"%s\" has an invalid name", q);
             continue;
         }
         /* Pushgateway keys families by name: a later message of the same name replaces an
@@ -2070,6 +2075,37 @@ static int load(struct push *p, const char *file) {
     else
         LOG_INFO("loaded %zu pushed groups from %s", loaded, file);
     return rc == -ENOMEM ? rc : 0;
+}
+
+/* ---- parsing without a server (tests, fuzzing) ------------------------------------------ */
+
+int push_parse(const char *subpath, const uint8_t *body, size_t len, bool protobuf,
+               size_t *nsamples, char *why, size_t wlen) {
+    struct gkey k;
+    char w[400] = "";
+    int rc = parse_key(subpath, &k, w, sizeof(w));
+    struct pfam **nf = NULL;
+    size_t nn = 0;
+    bool has_ts = false;
+    char invalid[200] = "";
+    if (!rc)
+        rc = parse_body(&k, (const char *)body, len, protobuf, 0, &nf, &nn, &has_ts, invalid, w,
+                        sizeof(w));
+    if (!rc && (has_ts || invalid[0])) {
+        snprintf(w, sizeof(w), "%s",
+                 invalid[0] ? invalid : "pushed metrics must not have timestamps");
+        rc = -EINVAL;
+    }
+    if (nsamples) {
+        *nsamples = 0;
+        for (size_t i = 0; i < nn; i++)
+            *nsamples += nf[i]->n;
+    }
+    fams_free(nf, nn);
+    free(k.buf);
+    if (rc == -ENOENT) rc = -EINVAL;
+    snprintf(why, wlen, "%s", w);
+    return rc;
 }
 
 /* ---- module ---------------------------------------------------------------------------- */
