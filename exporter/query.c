@@ -1486,8 +1486,10 @@ static int query_start(struct agent *a, struct perr *err)
         {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
          0},
     };
+    /* Evaluations and series walks can take long: they run on threads of their own so that
+     * the HTTP threads keep serving pushes and remote writes meanwhile. */
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_route(a->http, &routes[i]))
+        if ((i < 3 ? http_route_offload : http_route)(a->http, &routes[i]))
             return perr_set(err, 0, 0, "too many HTTP routes"), -E2BIG;
     return 0;
 }
