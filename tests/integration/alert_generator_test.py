@@ -29,6 +29,7 @@ for a, b in (("interval: 30s", "interval: 1s"), ("for: 3m", "for: 6s"),
     rules = rules.replace(a, b)
 
 rx = Receiver()
+am = Receiver()  # stands in for the tester's alert receiver: POST /api/v2/alerts on any path
 d = plib.tmpdir()
 with open(os.path.join(d, "rules.yaml"), "w") as f:
     f.write(rules)
@@ -37,6 +38,10 @@ with open(os.path.join(d, "promlet.yml"), "w") as f:
   evaluation_interval: 1s
 rule_files: [rules.yaml]
 alerting:
+  resend_delay: 2s
+  alertmanagers:
+  - static_configs:
+    - targets: ['127.0.0.1:{am.port}']
   webhook_configs:
   - url: {rx.url}
 """)
@@ -164,6 +169,44 @@ if r2 and r1:
             "Rule2's annotation reads the query result's labels", a)
 else:
     plib.ok(False, "Rule1 variant two and Rule2 firing notifications arrive", rx.bodies())
+
+# Alertmanager notifications of ZeroFor (SPEC section 4, resend delay scaled to 2 s).
+setv(ZF, 5)
+time.sleep(5.5)
+
+
+def zf_sends():
+    out = []
+    for t, b, _ in am.got:
+        for a in b:
+            if a["labels"]["alertname"] == "ZeroFor_SmallFor_ZeroFor":
+                out.append((t, a))
+    return out
+
+
+def ts(x):
+    import datetime
+    return datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+
+
+sends = zf_sends()
+firing = [(t, a) for t, a in sends if ts(a["endsAt"]) > t + 1]
+resolved = [(t, a) for t, a in sends if ts(a["endsAt"]) <= t + 1]
+plib.ok(len(firing) >= 2 and len(resolved) >= 2, "firing sends, resends, resolved re-sends",
+        [(round(t, 1), a["endsAt"]) for t, a in sends])
+plib.ok(all(a["startsAt"] == zf[0]["activeAt"] for _, a in sends),
+        "startsAt = FiredAt (= activeAt for for: 0) in every send", sends[:2])
+plib.ok(all(7 <= ts(a["endsAt"]) - t <= 8.5 for t, a in firing),
+        "firing endsAt = evaluation + 4 x max(resend_delay, interval)",
+        [ts(a["endsAt"]) - t for t, a in firing])
+gaps = [b[0] - a[0] for a, b in zip(firing, firing[1:])]
+plib.ok(gaps and all(2.0 < g < 4.0 for g in gaps), "re-sent when more than resend_delay passed",
+        gaps)
+plib.ok(len({a["endsAt"] for _, a in resolved}) == 1, "resolved re-sends keep endsAt = ResolvedAt",
+        [a["endsAt"] for _, a in resolved])
+plib.ok(all("__name__" not in a["labels"] and "alertstate" not in a["labels"] and
+            a.get("generatorURL", "").startswith("http") for _, a in sends),
+        "labels exactly the alert's; generatorURL a URL", sends[:1])
 
 groups = json.loads(p.get("/api/v1/rules")[2])["data"]["groups"]
 plib.ok(sorted(g["name"] for g in groups) == ["NewAlerts_OrderCheck", "PendingAndFiringAndResolved",
