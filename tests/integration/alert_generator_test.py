@@ -89,6 +89,12 @@ def setv(k, v):
         values[k] = v
 
 
+def ts(x):
+    """RFC 3339 (trimmed or fixed fractions alike) to unix seconds."""
+    import datetime
+    return datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+
+
 def api_alerts():
     return json.loads(p.get("/api/v1/alerts")[2])["data"]["alerts"]
 
@@ -135,7 +141,7 @@ nz = wait_for(lambda: [b for b in rx.bodies()
                        if b["groupLabels"]["alertname"] == "ZeroFor_SmallFor_SmallFor"])
 if nz:
     a = nz[0]["alerts"][0]
-    plib.ok(a["startsAt"] > sf[0]["activeAt"], "SmallFor's startsAt is FiredAt, after activeAt",
+    plib.ok(ts(a["startsAt"]) > ts(sf[0]["activeAt"]), "SmallFor's startsAt is FiredAt, after activeAt",
             (a["startsAt"], sf[0]["activeAt"]))
 else:
     plib.ok(False, "SmallFor firing notification arrives")
@@ -159,7 +165,7 @@ r1 = [a for b in rx.bodies() if b["groupLabels"]["alertname"] == "NewAlerts_Orde
       for a in b["alerts"] if a["labels"].get("variant") == "two" and a["status"] == "firing"]
 if r2 and r1:
     a = r2[0]["alerts"][0]
-    plib.ok(a["startsAt"] == r1[0]["startsAt"],
+    plib.ok(ts(a["startsAt"]) == ts(r1[0]["startsAt"]),
             "Rule2 fires in the same evaluation as Rule1 variant two", (a, r1[0]))
     plib.ok(a["labels"] == {"alertname": "NewAlerts_OrderCheck_Rule2", "alertstate": "firing",
                             "foo": "baz", "ba_dum": "tss", "rulegroup": "NewAlerts_OrderCheck"},
@@ -184,17 +190,12 @@ def zf_sends():
     return out
 
 
-def ts(x):
-    import datetime
-    return datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
-
-
 sends = zf_sends()
 firing = [(t, a) for t, a in sends if ts(a["endsAt"]) > t + 1]
 resolved = [(t, a) for t, a in sends if ts(a["endsAt"]) <= t + 1]
 plib.ok(len(firing) >= 2 and len(resolved) >= 2, "firing sends, resends, resolved re-sends",
         [(round(t, 1), a["endsAt"]) for t, a in sends])
-plib.ok(all(a["startsAt"] == zf[0]["activeAt"] for _, a in sends),
+plib.ok(all(ts(a["startsAt"]) == ts(zf[0]["activeAt"]) for _, a in sends),
         "startsAt = FiredAt (= activeAt for for: 0) in every send", sends[:2])
 plib.ok(all(7 <= ts(a["endsAt"]) - t <= 8.5 for t, a in firing),
         "firing endsAt = evaluation + 4 x max(resend_delay, interval)",
