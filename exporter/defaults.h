@@ -13,6 +13,7 @@
 #define DEF_HTTP_CONNECTION_LIMIT 512
 #define DEF_HTTP_CONNECTION_TIMEOUT_S 30
 #define DEF_HTTP_THREADS 2
+#define DEF_HTTP_OFFLOAD_THREADS 4 /* run slow handlers (queries); more wait their turn */
 #define DEF_HTTP_INFLIGHT_MIN (64u << 20) /* request bodies buffered at once, at least */
 
 /* global */
