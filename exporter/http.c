@@ -48,7 +48,8 @@ struct http_server {
     size_t inflight;     /* bytes of request bodies buffered now, all connections */
     size_t inflight_max; /* beyond it new bodies get 503 */
     struct http_route routes[MAX_ROUTES];
-    bool offload[MAX_ROUTES]; /* run on a job thread with the connection suspended */
+    bool offload[MAX_ROUTES]; /* run on a worker thread with the connection suspended */
+    http_offload_fn *offload_if[MAX_ROUTES]; /* NULL: always */
     size_t nroutes;
     /* Offloaded handlers: a FIFO of suspended requests served by up to
      * DEF_HTTP_OFFLOAD_THREADS worker threads, started on demand and kept. */
@@ -124,15 +125,18 @@ int http_route(struct http_server *s, const struct http_route *r)
     if (s->nroutes == MAX_ROUTES || s->ndaemons)
         return -E2BIG;
     s->offload[s->nroutes] = false;
+    s->offload_if[s->nroutes] = NULL;
     s->routes[s->nroutes++] = *r;
     return 0;
 }
 
-int http_route_offload(struct http_server *s, const struct http_route *r)
+int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want)
 {
     int rc = http_route(s, r);
-    if (!rc)
+    if (!rc) {
         s->offload[s->nroutes - 1] = true;
+        s->offload_if[s->nroutes - 1] = want;
+    }
     return rc;
 }
 
@@ -661,7 +665,10 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
     } else if (rq->too_large) {
         http_error(&resp, 413, "request body larger than %zu bytes", rq->limit);
         http_add_header(&resp, "Connection", "close");
-    } else if (s->offload[rq->route_idx] && start_job(s, rq) == 0) {
+    } else if (s->offload[rq->route_idx] &&
+               (!s->offload_if[rq->route_idx] ||
+                s->offload_if[rq->route_idx](rq->route->arg, rq)) &&
+               start_job(s, rq) == 0) {
         return MHD_YES; /* answered after the worker's resume */
     } else {
         rq->route->fn(rq->route->arg, rq, &resp);
