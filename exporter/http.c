@@ -48,11 +48,20 @@ struct http_server {
     size_t inflight;     /* bytes of request bodies buffered now, all connections */
     size_t inflight_max; /* beyond it new bodies get 503 */
     struct http_route routes[MAX_ROUTES];
-    bool offload[MAX_ROUTES]; /* run on a job thread with the connection suspended */
+    bool offload[MAX_ROUTES]; /* run on a worker thread with the connection suspended */
+    http_offload_fn *offload_if[MAX_ROUTES]; /* NULL: always */
     size_t nroutes;
+    /* Offloaded handlers: a FIFO of suspended requests served by up to
+     * DEF_HTTP_OFFLOAD_THREADS worker threads, started on demand and kept. */
     pthread_mutex_t jobs_lock;
-    pthread_cond_t jobs_cond;
-    size_t jobs; /* offloaded handlers running now */
+    pthread_cond_t jobs_cond; /* a job finished */
+    pthread_cond_t work_cond; /* a job was queued, or stopping */
+    struct http_req *qhead, *qtail;
+    size_t jobs; /* queued or running */
+    size_t idle;
+    bool stopping;
+    pthread_t workers[DEF_HTTP_OFFLOAD_THREADS];
+    size_t nworkers;
     struct route_stats stats[MAX_ROUTES + 1]; /* last: unrouted (404) */
     pthread_mutex_t stats_lock;
     struct MHD_Daemon *daemons[MAX_LISTEN];
@@ -76,10 +85,10 @@ struct http_req {
     char **keep;     /* decoded form values handed out by http_arg */
     size_t nkeep;
     struct timespec start;
-    /* Offloaded routes: the job thread fills jresp, then sets JOB_DONE and resumes. */
-    struct http_server *server;
+    /* Offloaded routes: a worker fills jresp, then sets JOB_DONE and resumes. */
     int job_state;
     struct http_resp jresp;
+    struct http_req *qnext;
 };
 enum { JOB_NONE, JOB_RUNNING, JOB_DONE };
 
@@ -107,6 +116,7 @@ struct http_server *http_new(const struct http_opts *o)
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_cond_init(&s->jobs_cond, NULL);
+    pthread_cond_init(&s->work_cond, NULL);
     return s;
 }
 
@@ -115,15 +125,18 @@ int http_route(struct http_server *s, const struct http_route *r)
     if (s->nroutes == MAX_ROUTES || s->ndaemons)
         return -E2BIG;
     s->offload[s->nroutes] = false;
+    s->offload_if[s->nroutes] = NULL;
     s->routes[s->nroutes++] = *r;
     return 0;
 }
 
-int http_route_offload(struct http_server *s, const struct http_route *r)
+int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want)
 {
     int rc = http_route(s, r);
-    if (!rc)
+    if (!rc) {
         s->offload[s->nroutes - 1] = true;
+        s->offload_if[s->nroutes - 1] = want;
+    }
     return rc;
 }
 
@@ -319,12 +332,17 @@ void http_free(struct http_server *s)
     pthread_mutex_lock(&s->jobs_lock);
     while (s->jobs)
         pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work_cond);
     pthread_mutex_unlock(&s->jobs_lock);
+    for (size_t i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
     for (size_t i = 0; i < s->ndaemons; i++)
         MHD_stop_daemon(s->daemons[i]);
     pthread_mutex_destroy(&s->stats_lock);
     pthread_mutex_destroy(&s->jobs_lock);
     pthread_cond_destroy(&s->jobs_cond);
+    pthread_cond_destroy(&s->work_cond);
     free(s);
 }
 
@@ -489,49 +507,65 @@ static bool authorized(struct webcfg *w, struct MHD_Connection *conn)
     return ok;
 }
 
-/* Runs an offloaded handler, then hands the connection back to MHD, which calls on_request
- * again to send jresp. rq is not touched after the resume (MHD may finish it at once). */
-static void *job_main(void *arg)
+/* An offload worker: runs queued handlers, each then hands its connection back to MHD,
+ * which calls on_request again to send jresp. A request is not touched after its resume
+ * (MHD may finish it at once). */
+static void *worker_main(void *arg)
 {
-    struct http_req *rq = arg;
-    struct http_server *s = rq->server;
-    struct MHD_Connection *conn = rq->conn;
-    rq->route->fn(rq->route->arg, rq, &rq->jresp);
-    __atomic_store_n(&rq->job_state, JOB_DONE, __ATOMIC_RELEASE);
-    MHD_resume_connection(conn);
+    struct http_server *s = arg;
     pthread_mutex_lock(&s->jobs_lock);
-    s->jobs--;
-    pthread_cond_broadcast(&s->jobs_cond);
+    for (;;) {
+        while (!s->qhead && !s->stopping) {
+            s->idle++;
+            pthread_cond_wait(&s->work_cond, &s->jobs_lock);
+            s->idle--;
+        }
+        if (!s->qhead)
+            break;
+        struct http_req *rq = s->qhead;
+        s->qhead = rq->qnext;
+        if (!s->qhead)
+            s->qtail = NULL;
+        pthread_mutex_unlock(&s->jobs_lock);
+        struct MHD_Connection *conn = rq->conn;
+        rq->route->fn(rq->route->arg, rq, &rq->jresp);
+        __atomic_store_n(&rq->job_state, JOB_DONE, __ATOMIC_RELEASE);
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&s->jobs_lock);
+        s->jobs--;
+        pthread_cond_broadcast(&s->jobs_cond);
+    }
     pthread_mutex_unlock(&s->jobs_lock);
     return NULL;
 }
 
-/* Suspends the connection and starts the route's handler on its own thread. Returns 0, or
- * -errno when no thread could be started (the caller then runs the handler itself). */
+/* Suspends the connection and queues the request for a worker, starting one if none is
+ * idle and the pool is not full. Returns 0, or -errno when there is no worker at all (the
+ * caller then runs the handler itself). */
 static int start_job(struct http_server *s, struct http_req *rq)
 {
-    rq->server = s;
+    pthread_mutex_lock(&s->jobs_lock);
+    if (!s->idle && s->nworkers < DEF_HTTP_OFFLOAD_THREADS &&
+        pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
+        s->nworkers++;
+    if (!s->nworkers) {
+        pthread_mutex_unlock(&s->jobs_lock);
+        return -EAGAIN;
+    }
     rq->jresp = (struct http_resp){.status = 200};
     rq->job_state = JOB_RUNNING;
-    pthread_mutex_lock(&s->jobs_lock);
-    s->jobs++;
-    pthread_mutex_unlock(&s->jobs_lock);
+    rq->qnext = NULL;
+    /* Suspended before any worker can see it, so its resume always follows. */
     MHD_suspend_connection(rq->conn);
-    pthread_attr_t at;
-    pthread_t th;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&th, &at, job_main, rq);
-    pthread_attr_destroy(&at);
-    if (!rc)
-        return 0;
-    MHD_resume_connection(rq->conn);
-    rq->job_state = JOB_NONE;
-    pthread_mutex_lock(&s->jobs_lock);
-    s->jobs--;
-    pthread_cond_broadcast(&s->jobs_cond);
+    if (s->qtail)
+        s->qtail->qnext = rq;
+    else
+        s->qhead = rq;
+    s->qtail = rq;
+    s->jobs++;
+    pthread_cond_signal(&s->work_cond);
     pthread_mutex_unlock(&s->jobs_lock);
-    return -rc;
+    return 0;
 }
 
 static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -631,8 +665,11 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
     } else if (rq->too_large) {
         http_error(&resp, 413, "request body larger than %zu bytes", rq->limit);
         http_add_header(&resp, "Connection", "close");
-    } else if (s->offload[rq->route_idx] && start_job(s, rq) == 0) {
-        return MHD_YES; /* answered from job_main's resume */
+    } else if (s->offload[rq->route_idx] &&
+               (!s->offload_if[rq->route_idx] ||
+                s->offload_if[rq->route_idx](rq->route->arg, rq)) &&
+               start_job(s, rq) == 0) {
+        return MHD_YES; /* answered after the worker's resume */
     } else {
         rq->route->fn(rq->route->arg, rq, &resp);
     }
