@@ -96,7 +96,7 @@ enum pq_fn {
     F_SORT_DESC, F_SORT_BY_LABEL, F_SORT_BY_LABEL_DESC,
     F_HQUANTILE, F_HCOUNT, F_HSUM, F_HAVG, F_HSTDDEV, F_HSTDVAR, F_HFRACTION,
     F_DAYS_IN_MONTH, F_DAY_OF_MONTH, F_DAY_OF_WEEK, F_DAY_OF_YEAR, F_HOUR, F_MINUTE, F_MONTH,
-    F_YEAR, F_START, F_END,
+    F_YEAR, F_START, F_END, F_HQUANTILES,
 };
 
 /* ---- native histograms (internal, sparse form) ---- */

@@ -94,6 +94,7 @@ static const struct pq_func funcs[] = {
     {"histogram_stddev", 1, 0, V, {V}, F_HSTDDEV},
     {"histogram_stdvar", 1, 0, V, {V}, F_HSTDVAR},
     {"histogram_fraction", 3, 0, V, {S, S, V}, F_HFRACTION},
+    {"histogram_quantiles", 3, 9, V, {V, T, S, S}, F_HQUANTILES},
     {"days_in_month", 0, 1, V, {V}, F_DAYS_IN_MONTH},
     {"day_of_month", 0, 1, V, {V}, F_DAY_OF_MONTH},
     {"day_of_week", 0, 1, V, {V}, F_DAY_OF_WEEK},
