@@ -3166,6 +3166,17 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         r.type = PROMQL_SCALAR;
         r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
         return r;
+    case F_MIN_OF: case F_MAX_OF: {
+        double x = eval(ev, e->args[0], ts).scalar, y = eval(ev, e->args[1], ts).scalar;
+        r.type = PROMQL_SCALAR;
+        if (isnan(x) || isnan(y))
+            r.scalar = NAN;
+        else if (x == y) /* Go: Min(-0, 0) = -0, Max(-0, 0) = 0 */
+            r.scalar = id == F_MIN_OF ? (signbit(x) ? x : y) : (signbit(x) ? y : x);
+        else
+            r.scalar = id == F_MIN_OF ? (x < y ? x : y) : (x > y ? x : y);
+        return r;
+    }
     case F_PI:
         r.type = PROMQL_SCALAR;
         r.scalar = M_PI;

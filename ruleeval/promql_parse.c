@@ -76,6 +76,8 @@ static const struct pq_func funcs[] = {
     {"deg", 1, 0, V, {V}, F_DEG},
     {"rad", 1, 0, V, {V}, F_RAD},
     {"pi", 0, 0, S, {S}, F_PI},
+    {"min_of", 2, 0, S, {S, S}, F_MIN_OF},
+    {"max_of", 2, 0, S, {S, S}, F_MAX_OF},
     {"timestamp", 1, 0, V, {V}, F_TIMESTAMP},
     {"time", 0, 0, S, {S}, F_TIME},
     {"vector", 1, 0, V, {S}, F_VECTOR},

@@ -946,8 +946,6 @@ static const char *skip_reason(const char *expr, const char *body)
         {"step()", "duration expressions"},
         {"range()", "duration expressions"},
         {"start_timestamp(", "start timestamps"},
-        {"min_of(", "min_of/max_of"},
-        {"max_of(", "min_of/max_of"},
         {"</", "histogram trim operators"},
         {">/", "histogram trim operators"},
     };
