@@ -3162,6 +3162,10 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         r.type = PROMQL_SCALAR;
         r.scalar = (double)ts / 1000;
         return r;
+    case F_STEP: case F_RANGE:
+        r.type = PROMQL_SCALAR;
+        r.scalar = (double)(id == F_STEP ? ev->interval : ev->end - ev->start) / 1000;
+        return r;
     case F_START: case F_END:
         r.type = PROMQL_SCALAR;
         r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
@@ -3609,7 +3613,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->o = o;
     ev->start = start;
     ev->end = end;
-    ev->interval = step;
+    ev->interval = instant ? 0 : step;
     ev->is_range = !instant;
     ev->qsrc = "";
     /* os/nos live in ev (not in locals) so that they are valid after longjmp */

@@ -107,6 +107,8 @@ static const struct pq_func funcs[] = {
     {"year", 0, 1, V, {V}, F_YEAR},
     {"start", 0, 0, S, {S}, F_START},
     {"end", 0, 0, S, {S}, F_END},
+    {"step", 0, 0, S, {S}, F_STEP},
+    {"range", 0, 0, S, {S}, F_RANGE},
 };
 #undef V
 #undef M
