@@ -3028,6 +3028,124 @@ static int sort_by_label_cmp(const void *a, const void *b, void *arg)
     return o->desc ? -c : c;
 }
 
+struct qlab {
+    const char *name, *value;
+};
+
+/* histogram_quantile / histogram_fraction over classic buckets and native histograms of *a;
+ * results go to out (labelled with ql when not NULL, for histogram_quantiles). */
+static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, const struct val *a,
+                    const struct promql_expr *varg, int64_t ts, const struct qlab *ql,
+                    struct vec *out)
+{
+    int l, c;
+    pos_of(ev, varg, &l, &c);
+    struct hmap idx = {0};
+    struct kbuf kb = {0};
+    struct cls {
+        const struct lset *ls;
+        struct bucket *b;
+        size_t n, cap;
+        const char *name;
+    } *groups = NULL;
+    size_t ng = 0, capg = 0;
+    for (size_t i = 0; i < a->v.n; i++) {
+        struct smp *s = &a->v.s[i];
+        if (s->h)
+            continue;
+        const char *le = ls_get(s->ls, "le");
+        char *endp = NULL;
+        double ub = le ? strtod(le, &endp) : 0;
+        bool badle = !le || !*le || *endp != 0;
+        if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf")))
+            ub = INFINITY, badle = false;
+        if (le && !strcasecmp(le, "-inf"))
+            ub = -INFINITY, badle = false;
+        if (le && !strcasecmp(le, "nan"))
+            ub = NAN, badle = false;
+        if (badle) {
+            warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
+                 le ? le : "", metric_name(s->ls), l, c);
+            continue;
+        }
+        const struct lset *gl = ls_del(ev, s->ls, "le");
+        sig_key(ev, &kb, gl, NULL, 0, false, false);
+        size_t k = ng;
+        if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+            groups = grow(ev, groups, &capg, ng, sizeof(*groups));
+            memset(&groups[ng], 0, sizeof(groups[0]));
+            groups[ng].ls = gl;
+            groups[ng].name = metric_name(s->ls);
+            ng++;
+        }
+        groups[k].b = grow(ev, groups[k].b, &groups[k].cap, groups[k].n, sizeof(struct bucket));
+        groups[k].b[groups[k].n++] = (struct bucket){ub, s->f};
+    }
+    for (size_t i = 0; i < a->v.n; i++) {
+        struct smp *s = &a->v.s[i];
+        if (!s->h)
+            continue;
+        sig_key(ev, &kb, s->ls, NULL, 0, false, false);
+        size_t k = SIZE_MAX;
+        bool found = false;
+        if (idx.cap) {
+            uint64_t hsh = fnv(kb.p, kb.n);
+            size_t j = hsh & (idx.cap - 1);
+            while (idx.e[j].k) {
+                if (idx.e[j].h == hsh && idx.e[j].kl == kb.n && !memcmp(idx.e[j].k, kb.p, kb.n)) {
+                    found = true;
+                    k = idx.e[j].v;
+                    break;
+                }
+                j = (j + 1) & (idx.cap - 1);
+            }
+        }
+        if (found && groups[k].n > 0) {
+            warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
+                 metric_name(s->ls), l, c);
+            groups[k].n = 0;
+            continue;
+        }
+        struct smp o = *s;
+        if (frac) {
+            bool ni;
+            o.f = hist_fraction(ev, lo, hi, s->h, &ni);
+            if (ni)
+                warn(ev, "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name \"%s\" (%d:%d)",
+                     metric_name(s->ls), l, c);
+        } else {
+            int ni;
+            o.f = hist_quantile(ev, q, s->h, &ni);
+            if (ni == 1)
+                warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name \"%s\" (%d:%d)",
+                     metric_name(s->ls), l, c);
+            else if (ni == 2)
+                warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher for metric name \"%s\" (%d:%d)",
+                     metric_name(s->ls), l, c);
+        }
+        o.h = NULL;
+        o.drop = true;
+        if (ql)
+            o.ls = ls_set(ev, o.ls, ql->name, ql->value);
+        vec_push(ev, out, o);
+    }
+    for (size_t i = 0; i < ng; i++) {
+        if (groups[i].n == 0)
+            continue;
+        double v;
+        if (frac) {
+            v = bucket_fraction(lo, hi, groups[i].b, groups[i].n);
+        } else {
+            bool forced;
+            v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
+            if (forced)
+                warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
+                     groups[i].name, l, c);
+        }
+        vec_push(ev, out, (struct smp){ql ? ls_set(ev, groups[i].ls, ql->name, ql->value) : groups[i].ls, v, NULL, ts, true});
+    }
+}
+
 static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
 {
     int id = e->fn->id;
@@ -3044,10 +3162,25 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         r.type = PROMQL_SCALAR;
         r.scalar = (double)ts / 1000;
         return r;
+    case F_STEP: case F_RANGE:
+        r.type = PROMQL_SCALAR;
+        r.scalar = (double)(id == F_STEP ? ev->interval : ev->end - ev->start) / 1000;
+        return r;
     case F_START: case F_END:
         r.type = PROMQL_SCALAR;
         r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
         return r;
+    case F_MIN_OF: case F_MAX_OF: {
+        double x = eval(ev, e->args[0], ts).scalar, y = eval(ev, e->args[1], ts).scalar;
+        r.type = PROMQL_SCALAR;
+        if (isnan(x) || isnan(y))
+            r.scalar = NAN;
+        else if (x == y) /* Go: Min(-0, 0) = -0, Max(-0, 0) = 0 */
+            r.scalar = id == F_MIN_OF ? (signbit(x) ? x : y) : (signbit(x) ? y : x);
+        else
+            r.scalar = id == F_MIN_OF ? (x < y ? x : y) : (x > y ? x : y);
+        return r;
+    }
     case F_PI:
         r.type = PROMQL_SCALAR;
         r.scalar = M_PI;
@@ -3249,115 +3382,36 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             q = eval(ev, e->args[0], ts).scalar;
         }
         struct val a = eval(ev, varg, ts);
-        int l, c;
-        pos_of(ev, varg, &l, &c);
         if (!frac && (isnan(q) || q < 0 || q > 1)) {
             int l0, c0;
             pos_of(ev, e->args[0], &l0, &c0);
             warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
                  gfmt(q).s, l0, c0);
         }
-        struct hmap idx = {0};
-        struct kbuf kb = {0};
-        struct cls {
-            const struct lset *ls;
-            struct bucket *b;
-            size_t n, cap;
-            const char *name;
-        } *groups = NULL;
-        size_t ng = 0, capg = 0;
-        for (size_t i = 0; i < a.v.n; i++) {
-            struct smp *s = &a.v.s[i];
-            if (s->h)
-                continue;
-            const char *le = ls_get(s->ls, "le");
-            char *endp = NULL;
-            double ub = le ? strtod(le, &endp) : 0;
-            bool badle = !le || !*le || *endp != 0;
-            if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf")))
-                ub = INFINITY, badle = false;
-            if (le && !strcasecmp(le, "-inf"))
-                ub = -INFINITY, badle = false;
-            if (le && !strcasecmp(le, "nan"))
-                ub = NAN, badle = false;
-            if (badle) {
-                warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
-                     le ? le : "", metric_name(s->ls), l, c);
-                continue;
+        hist_fn(ev, frac, q, lo, hi, &a, varg, ts, NULL, &r.v);
+        return r;
+    }
+    case F_HQUANTILES: {
+        struct val a = eval(ev, e->args[0], ts);
+        const char *qlabel = eval(ev, e->args[1], ts).str;
+        for (size_t i = 2; i < e->nargs; i++) {
+            double q = eval(ev, e->args[i], ts).scalar;
+            if (isnan(q) || q < 0 || q > 1) {
+                int l0, c0;
+                pos_of(ev, e->args[i], &l0, &c0);
+                warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+                     gfmt(q).s, l0, c0);
             }
-            const struct lset *gl = ls_del(ev, s->ls, "le");
-            sig_key(ev, &kb, gl, NULL, 0, false, false);
-            size_t k = ng;
-            if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
-                groups = grow(ev, groups, &capg, ng, sizeof(*groups));
-                memset(&groups[ng], 0, sizeof(groups[0]));
-                groups[ng].ls = gl;
-                groups[ng].name = metric_name(s->ls);
-                ng++;
+            char qs[48];
+            if (q == 1 || q == 0 || q == -1)
+                snprintf(qs, sizeof(qs), "%.1f", q);
+            else {
+                snprintf(qs, sizeof(qs), "%s", gfmt(q).s);
+                if (!isnan(q) && !isinf(q) && !strpbrk(qs, "e."))
+                    strcat(qs, ".0");
             }
-            groups[k].b = grow(ev, groups[k].b, &groups[k].cap, groups[k].n, sizeof(struct bucket));
-            groups[k].b[groups[k].n++] = (struct bucket){ub, s->f};
-        }
-        for (size_t i = 0; i < a.v.n; i++) {
-            struct smp *s = &a.v.s[i];
-            if (!s->h)
-                continue;
-            sig_key(ev, &kb, s->ls, NULL, 0, false, false);
-            size_t k = SIZE_MAX;
-            bool found = false;
-            if (idx.cap) {
-                uint64_t hsh = fnv(kb.p, kb.n);
-                size_t j = hsh & (idx.cap - 1);
-                while (idx.e[j].k) {
-                    if (idx.e[j].h == hsh && idx.e[j].kl == kb.n && !memcmp(idx.e[j].k, kb.p, kb.n)) {
-                        found = true;
-                        k = idx.e[j].v;
-                        break;
-                    }
-                    j = (j + 1) & (idx.cap - 1);
-                }
-            }
-            if (found && groups[k].n > 0) {
-                warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
-                     metric_name(s->ls), l, c);
-                groups[k].n = 0;
-                continue;
-            }
-            struct smp o = *s;
-            if (frac) {
-                bool ni;
-                o.f = hist_fraction(ev, lo, hi, s->h, &ni);
-                if (ni)
-                    warn(ev, "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name \"%s\" (%d:%d)",
-                         metric_name(s->ls), l, c);
-            } else {
-                int ni;
-                o.f = hist_quantile(ev, q, s->h, &ni);
-                if (ni == 1)
-                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name \"%s\" (%d:%d)",
-                         metric_name(s->ls), l, c);
-                else if (ni == 2)
-                    warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher for metric name \"%s\" (%d:%d)",
-                         metric_name(s->ls), l, c);
-            }
-            o.h = NULL;
-            o.drop = true;
-            vec_push(ev, &r.v, o);
-        }
-        for (size_t i = 0; i < ng; i++) {
-            if (groups[i].n == 0)
-                continue;
-            double v;
-            if (frac) {
-                v = bucket_fraction(lo, hi, groups[i].b, groups[i].n);
-            } else {
-                bool forced;
-                v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
-                if (forced)
-                    warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
-                         groups[i].name, l, c);
-            }
-            vec_push(ev, &r.v, (struct smp){groups[i].ls, v, NULL, ts, true});
+            struct qlab ql = {qlabel, ar_strdup(ev, qs)};
+            hist_fn(ev, false, q, 0, 0, &a, e->args[0], ts, &ql, &r.v);
         }
         return r;
     }
@@ -3559,7 +3613,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->o = o;
     ev->start = start;
     ev->end = end;
-    ev->interval = step;
+    ev->interval = instant ? 0 : step;
     ev->is_range = !instant;
     ev->qsrc = "";
     /* os/nos live in ev (not in locals) so that they are valid after longjmp */

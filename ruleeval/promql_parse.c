@@ -76,6 +76,8 @@ static const struct pq_func funcs[] = {
     {"deg", 1, 0, V, {V}, F_DEG},
     {"rad", 1, 0, V, {V}, F_RAD},
     {"pi", 0, 0, S, {S}, F_PI},
+    {"min_of", 2, 0, S, {S, S}, F_MIN_OF},
+    {"max_of", 2, 0, S, {S, S}, F_MAX_OF},
     {"timestamp", 1, 0, V, {V}, F_TIMESTAMP},
     {"time", 0, 0, S, {S}, F_TIME},
     {"vector", 1, 0, V, {S}, F_VECTOR},
@@ -94,6 +96,7 @@ static const struct pq_func funcs[] = {
     {"histogram_stddev", 1, 0, V, {V}, F_HSTDDEV},
     {"histogram_stdvar", 1, 0, V, {V}, F_HSTDVAR},
     {"histogram_fraction", 3, 0, V, {S, S, V}, F_HFRACTION},
+    {"histogram_quantiles", 3, 9, V, {V, T, S, S}, F_HQUANTILES},
     {"days_in_month", 0, 1, V, {V}, F_DAYS_IN_MONTH},
     {"day_of_month", 0, 1, V, {V}, F_DAY_OF_MONTH},
     {"day_of_week", 0, 1, V, {V}, F_DAY_OF_WEEK},
@@ -104,6 +107,8 @@ static const struct pq_func funcs[] = {
     {"year", 0, 1, V, {V}, F_YEAR},
     {"start", 0, 0, S, {S}, F_START},
     {"end", 0, 0, S, {S}, F_END},
+    {"step", 0, 0, S, {S}, F_STEP},
+    {"range", 0, 0, S, {S}, F_RANGE},
 };
 #undef V
 #undef M

@@ -781,7 +781,7 @@ static bool uses_nonstep_invariant(const struct promql_expr *e)
     if (!e)
         return false;
     if (e->kind == PQ_CALL) {
-        static const char *fns[] = {"time", "timestamp", "start", "end", "predict_linear", "day_of_month",
+        static const char *fns[] = {"time", "timestamp", "start", "end", "step", "range", "predict_linear", "day_of_month",
                                     "day_of_week", "day_of_year", "days_in_month", "hour",
                                     "minute", "month", "year"};
         for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
@@ -943,12 +943,7 @@ static const char *skip_reason(const char *expr, const char *body)
         {" smoothed", "extended range selectors"},
         {"__type__", "type-and-unit labels"},
         {"__unit__", "type-and-unit labels"},
-        {"step()", "duration expressions"},
-        {"range()", "duration expressions"},
         {"start_timestamp(", "start timestamps"},
-        {"histogram_quantiles(", "histogram_quantiles()"},
-        {"min_of(", "min_of/max_of"},
-        {"max_of(", "min_of/max_of"},
         {"</", "histogram trim operators"},
         {">/", "histogram trim operators"},
     };
@@ -972,7 +967,9 @@ static const char *skip_reason(const char *expr, const char *body)
         const char *x = o + 6;
         while (*x == ' ')
             x++;
-        if (*x == '(' || (*x == '-' && x[1] == '('))
+        if (*x == '-' || *x == '+')
+            x++;
+        if (*x == '(' || isalpha((unsigned char)*x))
             return "duration expressions";
         o = strstr(o + 1, "offset");
     }
@@ -981,7 +978,8 @@ static const char *skip_reason(const char *expr, const char *body)
         const char *x = a + 1;
         while (*x == ' ')
             x++;
-        if (*x == '(')
+        if (*x == '(' || (isalpha((unsigned char)*x) && strncmp(x, "start()", 7) &&
+                          strncmp(x, "end()", 5)))
             return "duration expressions";
         a = strchr(a + 1, '@');
     }
