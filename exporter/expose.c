@@ -198,8 +198,8 @@ struct mfam *mset_family(struct mset *s, const char *name, const char *help, enu
     f->hash = h;
     f->type = type;
     f->name = arena_strdup(s, name);
-    f->help = arena_strdup(s, help ? help : "");
-    if (!f->name || !f->help || tab_insert(s, h, f, FAM_IDX)) {
+    f->help = help ? arena_strdup(s, help) : NULL; /* NULL: no HELP line (pushed families) */
+    if (!f->name || (help && !f->help) || tab_insert(s, h, f, FAM_IDX)) {
         free(f);
         return NULL;
     }
@@ -523,7 +523,7 @@ static void put_label(struct sbuf *out, const struct re_label *l) {
 
 static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) {
     /* client_golang writes no HELP line for a family without help (pushed families). */
-    if (f->help[0]) {
+    if (f->help) {
         sbuf_adds(out, "# HELP ");
         sbuf_adds(out, f->name);
         sbuf_addc(out, ' ');

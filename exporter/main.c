@@ -307,6 +307,86 @@ static int cmd_check_rules(const struct flags *f)
     return status;
 }
 
+static int test_read(void *arg, const char *path, char **buf, size_t *len)
+{
+    (void)arg;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -errno;
+    struct sbuf b;
+    sbuf_init(&b);
+    char tmp[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0 && !rc)
+        rc = sbuf_add(&b, tmp, n);
+    fclose(fp);
+    if (!rc && sbuf_addc(&b, 0))
+        rc = -ENOMEM;
+    if (rc) {
+        sbuf_fini(&b);
+        return rc;
+    }
+    *buf = sbuf_steal(&b, len);
+    *len -= 1; /* the NUL added above is not part of the file */
+    return *buf ? 0 : -ENOMEM;
+}
+
+static int test_glob(void *arg, const char *pattern, char ***paths, size_t *n)
+{
+    (void)arg;
+    glob_t g;
+    *paths = NULL;
+    *n = 0;
+    int rc = glob(pattern, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH)
+        return 0;
+    if (rc)
+        return -EINVAL;
+    char **v = calloc(g.gl_pathc ? g.gl_pathc : 1, sizeof(*v));
+    for (size_t i = 0; v && i < g.gl_pathc; i++)
+        if (!(v[i] = strdup(g.gl_pathv[i]))) {
+            for (size_t k = 0; k < i; k++)
+                free(v[k]);
+            free(v);
+            v = NULL;
+        }
+    size_t cnt = g.gl_pathc;
+    globfree(&g);
+    if (!v)
+        return -ENOMEM;
+    *paths = v;
+    *n = cnt;
+    return 0;
+}
+
+/* `promtool test rules`: runs every test file; status 1 if any failed. */
+static int cmd_test_rules(const struct flags *f)
+{
+    const char *run[1] = {f->run_pattern};
+    struct ruletest_opts o = {.compat_v2 = f->promql_compat_v2,
+                              .float_tolerance = f->float_tolerance,
+                              .ignore_unknown_fields = f->ignore_unknown_fields,
+                              .run = f->run_pattern ? run : NULL,
+                              .nrun = f->run_pattern ? 1 : 0,
+                              .glob = test_glob};
+    int status = 0;
+    for (size_t i = 0; i < f->nargs; i++) {
+        char *report = NULL;
+        int rc = ruletest_run(f->args[i], &o, test_read, NULL, &report);
+        if (report)
+            fputs(report, stdout);
+        free(report);
+        if (rc < 0) {
+            fprintf(stderr, "promlet: error: %s\n", strerror(-rc));
+            return 1;
+        }
+        if (rc)
+            status = 1;
+    }
+    return status;
+}
+
 /* ---- the daemon -------------------------------------------------------------------------------------- */
 
 static int run(const struct flags *f)
@@ -454,8 +534,7 @@ int main(int argc, char **argv)
         status = cmd_check_rules(&f);
         break;
     case CMD_TEST_RULES:
-        fprintf(stderr, "promlet: error: test rules is not supported by this build yet\n");
-        status = 1;
+        status = cmd_test_rules(&f);
         break;
     case CMD_RUN:
         status = run(&f);

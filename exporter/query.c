@@ -6,6 +6,7 @@
 #include "http.h"
 #include "jsonw.h"
 #include "log.h"
+#include "rwrecv.h"
 #include "store.h"
 #include "version.h"
 
@@ -891,14 +892,18 @@ int query_label_values(const struct query_env *env, const struct query_params *p
 
 /* ---- /api/v1/query, /api/v1/query_range --------------------------------------------------- */
 
-/* The deadline promql_opts.cancelled checks (CLOCK_MONOTONIC). */
+/* The deadline promql_opts.cancelled checks. The evaluator asks often (per step and series),
+ * so only every 16th call reads the clock; each query has its own struct. */
 struct deadline {
     struct timespec at;
+    unsigned calls;
 };
 
 static bool deadline_passed(void *arg)
 {
-    const struct deadline *d = arg;
+    struct deadline *d = arg;
+    if (d->calls++ % 16)
+        return false;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return now.tv_sec > d->at.tv_sec ||
@@ -924,6 +929,7 @@ static int setup_deadline(const struct query_env *env, const struct query_params
             ns = t < 0 ? 0 : t;
     }
     clock_gettime(CLOCK_MONOTONIC, &d->at);
+    d->calls = 0;
     if (ns > (int64_t)1000000000 * 86400 * 365)
         ns = (int64_t)1000000000 * 86400 * 365;
     int64_t total = d->at.tv_nsec + ns % 1000000000;
@@ -1264,6 +1270,86 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
     resp->gzip_ok = true;
 }
 
+/* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
+ * it; quoted strings are skipped. A rough scan: a false alarm only offloads a query. */
+static int64_t max_range_ms(const char *q, bool *subquery)
+{
+    int64_t max = 0;
+    for (const char *p = q; *p; p++) {
+        if (*p == '"' || *p == '\'' || *p == '`') {
+            char c = *p;
+            while (p[1] && p[1] != c)
+                p += (p[1] == '\\' && c != '`' && p[2]) ? 2 : 1;
+            if (!p[1])
+                break;
+            p++;
+            continue;
+        }
+        if (*p != '[')
+            continue;
+        const char *e = strchr(p, ']');
+        if (!e)
+            break;
+        char d[64];
+        size_t n = (size_t)(e - p - 1);
+        if (memchr(p + 1, ':', n))
+            *subquery = true;
+        int64_t ms;
+        if (n < sizeof(d)) {
+            memcpy(d, p + 1, n);
+            d[n] = '\0';
+            if (promql_parse_duration(d, &ms) == 0 && ms > max)
+                max = ms;
+        }
+        p = e;
+    }
+    return max;
+}
+
+/* Decides, on the HTTP thread, whether a query may take long enough to evaluate on a worker
+ * (see http_route_offload): subqueries always; otherwise when the samples it may visit,
+ * estimated from the store's size, the number of steps and the largest range, exceed
+ * DEF_QUERY_INLINE_WORK. Small queries like the experiment's stay on the HTTP thread,
+ * where they cost no thread switches. */
+static bool offload_query(struct agent *a, const struct http_req *req, bool range)
+{
+    const char *q = http_arg(req, "query");
+    if (!q)
+        return false; /* answered at once with an error */
+    bool subquery = false;
+    int64_t rng = max_range_ms(q, &subquery);
+    if (subquery)
+        return true;
+    double steps = 1;
+    if (range) {
+        int64_t start, end, step_ns;
+        const char *sv = http_arg(req, "start"), *ev = http_arg(req, "end");
+        const char *stv = http_arg(req, "step");
+        if (!sv || !ev || !stv || query_parse_time(sv, &start) || query_parse_time(ev, &end) ||
+            query_parse_duration(stv, &step_ns) || step_ns <= 0 || end < start)
+            return false; /* answered at once with an error */
+        steps = (double)(end - start) * 1e6 / (double)step_ns + 1;
+    }
+    struct store_stats st;
+    store_get_stats(a->store, &st);
+    pthread_mutex_lock(&a->cfg_lock);
+    int64_t retention = a->cfg->retention_ms;
+    pthread_mutex_unlock(&a->cfg_lock);
+    double window = retention > 0 && rng < retention ? (double)rng / (double)retention : 1;
+    double work = steps * ((double)st.series + (double)st.samples * window);
+    return work > DEF_QUERY_INLINE_WORK;
+}
+
+static bool offload_instant(void *arg, const struct http_req *req)
+{
+    return offload_query(arg, req, false);
+}
+
+static bool offload_range(void *arg, const struct http_req *req)
+{
+    return offload_query(arg, req, true);
+}
+
 static void h_query(void *arg, const struct http_req *req, struct http_resp *resp)
 {
     serve(arg, req, resp, query_instant);
@@ -1307,15 +1393,138 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     resp->gzip_ok = true;
 }
 
+/* Metadata entries copied out of the walk (the walker holds a lock while it calls us). */
+struct meta_list {
+    struct meta_ent {
+        char *family, *help, *unit;
+        int type;
+    } * e;
+    size_t n, cap;
+    bool oom;
+};
+
+static int meta_add(void *arg, const char *family, int type, const char *help, const char *unit)
+{
+    struct meta_list *l = arg;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 32;
+        struct meta_ent *ne = realloc(l->e, nc * sizeof(*ne));
+        if (!ne) {
+            l->oom = true;
+            return -ENOMEM;
+        }
+        l->e = ne;
+        l->cap = nc;
+    }
+    struct meta_ent *m = &l->e[l->n];
+    m->family = strdup(family);
+    m->help = strdup(help ? help : "");
+    m->unit = strdup(unit ? unit : "");
+    m->type = type;
+    if (!m->family || !m->help || !m->unit) {
+        free(m->family);
+        free(m->help);
+        free(m->unit);
+        l->oom = true;
+        return -ENOMEM;
+    }
+    l->n++;
+    return 0;
+}
+
+static int meta_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct meta_ent *)a)->family, ((const struct meta_ent *)b)->family);
+}
+
+int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void *walk_ctx,
+                   struct sbuf *out)
+{
+    /* Prometheus's metricMetadata: strconv.Atoi on limit, a negative limit means none. */
+    long limit = -1;
+    const char *ls = p->get(p->ctx, "limit");
+    if (ls && *ls) {
+        char *end;
+        errno = 0;
+        limit = strtol(ls, &end, 10);
+        if (*end || errno || end == ls || ls[0] == ' ')
+            return fail(out, 400, E_BAD_DATA, "limit must be a number");
+    }
+    const char *metric = p->get(p->ctx, "metric");
+    struct meta_list l = {0};
+    int rc = walk ? walk(walk_ctx, metric && *metric ? metric : NULL, meta_add, &l) : 0;
+    if (rc || l.oom) {
+        for (size_t i = 0; i < l.n; i++) {
+            free(l.e[i].family);
+            free(l.e[i].help);
+            free(l.e[i].unit);
+        }
+        free(l.e);
+        return fail_oom(out);
+    }
+    if (l.n)
+        qsort(l.e, l.n, sizeof(*l.e), meta_cmp);
+    /* Prometheus's model.MetricType names. */
+    static const char *const types[] = {"unknown",        "counter", "gauge", "histogram",
+                                        "gaugehistogram", "summary", "info",  "stateset"};
+    success_head(out);
+    sbuf_addc(out, '{');
+    for (size_t i = 0; i < l.n; i++) {
+        if (limit < 0 || (long)i < limit) {
+            if (i)
+                sbuf_addc(out, ',');
+            jsonw_str(out, l.e[i].family);
+            sbuf_adds(out, ":[{\"type\":");
+            int t = l.e[i].type;
+            jsonw_str(out,
+                      t >= 0 && t < (int)(sizeof(types) / sizeof(types[0])) ? types[t] : "unknown");
+            sbuf_adds(out, ",\"help\":");
+            jsonw_str(out, l.e[i].help);
+            sbuf_adds(out, ",\"unit\":");
+            jsonw_str(out, l.e[i].unit);
+            sbuf_adds(out, "}]");
+        }
+        free(l.e[i].family);
+        free(l.e[i].help);
+        free(l.e[i].unit);
+    }
+    free(l.e);
+    sbuf_adds(out, "}}");
+    return finish(out);
+}
+
+/* Adapts rwrecv_metadata (typed enum) to query_meta_walk_fn (int type). */
+struct meta_adapt {
+    int (*fn)(void *arg, const char *family, int type, const char *help, const char *unit);
+    void *arg;
+};
+
+static int meta_adapt_fn(void *arg, const char *family, enum rw_metric_type type, const char *help,
+                         const char *unit)
+{
+    struct meta_adapt *m = arg;
+    return m->fn(m->arg, family, (int)type, help, unit);
+}
+
+static int rw_walk(void *ctx, const char *family,
+                   int (*fn)(void *arg, const char *family, int type, const char *help,
+                             const char *unit),
+                   void *arg)
+{
+    struct meta_adapt m = {fn, arg};
+    return rwrecv_metadata(ctx, family, meta_adapt_fn, &m);
+}
+
 static void h_metadata(void *arg, const struct http_req *req, struct http_resp *resp)
 {
-    (void)arg;
-    (void)req;
-    /* The store keeps samples, not metric metadata; remote-write and push metadata are held
-     * by their own modules. Until one of them offers an accessor, the answer is the empty
-     * object Prometheus gives when it knows no metadata. */
-    sbuf_adds(&resp->body, "{\"status\":\"success\",\"data\":{}}");
+    struct agent *a = arg;
+    /* Metadata arrives with remote-write requests (MetricMetadata); the push API keeps its
+     * HELP/TYPE lines for /metrics only and offers no accessor yet, so pushed families are
+     * not listed here. */
+    struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
+    resp->status = query_metadata(&p, rw_walk, a->rwrecv, &resp->body);
     resp->content_type = "application/json";
+    resp->gzip_ok = true;
 }
 
 static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp)
@@ -1357,8 +1566,12 @@ static int query_start(struct agent *a, struct perr *err)
         {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
          0},
     };
+    /* Evaluations and series walks can take long: big ones run on worker threads so that the
+     * HTTP threads keep serving pushes and remote writes meanwhile. */
+    http_offload_fn *const offload[] = {offload_instant, offload_range, NULL};
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_route(a->http, &routes[i]))
+        if (i < 3 ? http_route_offload(a->http, &routes[i], offload[i])
+                  : http_route(a->http, &routes[i]))
             return perr_set(err, 0, 0, "too many HTTP routes"), -E2BIG;
     return 0;
 }

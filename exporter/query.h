@@ -48,6 +48,18 @@ int query_labels(const struct query_env *env, const struct query_params *p, stru
 int query_label_values(const struct query_env *env, const struct query_params *p, const char *name,
                        struct sbuf *out);
 
+/* Walks known metric metadata (the shape of rwrecv_metadata): calls fn for every family, or
+ * only `family` when not NULL; strings borrowed for the call. */
+typedef int query_meta_walk_fn(void *ctx, const char *family,
+                               int (*fn)(void *arg, const char *family, int type, const char *help,
+                                         const char *unit),
+                               void *arg);
+/* /api/v1/metadata: {"family":[{"type","help","unit"}],...} from walk, families in byte
+ * order, `limit` (max families; negative or absent: all) and `metric` (one family) as in
+ * Prometheus. type is an enum rw_metric_type value. */
+int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void *walk_ctx,
+                   struct sbuf *out);
+
 /* Prometheus's parseTime: unix seconds (float, rounded to ms) or RFC 3339 with optional
  * fraction and zone. Returns 0 with *ms set, or -EINVAL. s borrowed. */
 int query_parse_time(const char *s, int64_t *ms);

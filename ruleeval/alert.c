@@ -19,6 +19,8 @@ struct alert_rule {
     size_t nlabels;
     struct rulefile_kv *annotations;
     size_t nannotations;
+    /* templates parsed once (NULL where parsing failed: expanded per call for the error) */
+    struct template **ltpl, **atpl;
     struct alert *alerts;
     size_t nalerts, cap;
     enum alert_health health;
@@ -76,6 +78,12 @@ void alert_rule_free(struct alert_rule *r) {
     free(r->name);
     free(r->expr);
     free(r->tname);
+    for (size_t i = 0; r->ltpl && i < r->nlabels; i++)
+        template_free(r->ltpl[i]);
+    for (size_t i = 0; r->atpl && i < r->nannotations; i++)
+        template_free(r->atpl[i]);
+    free(r->ltpl);
+    free(r->atpl);
     kvs_free(r->labels, r->nlabels);
     kvs_free(r->annotations, r->nannotations);
     for (size_t i = 0; i < r->nalerts; i++)
@@ -105,6 +113,19 @@ struct alert_rule *alert_rule_new(const struct rulefile_rule *rr, const struct r
         if (kv_set(&r->annotations, &r->nannotations, rr->annotations[i].name,
                    rr->annotations[i].value) < 0)
             goto fail;
+    r->ltpl = calloc(r->nlabels + 1, sizeof(*r->ltpl));
+    r->atpl = calloc(r->nannotations + 1, sizeof(*r->atpl));
+    if (!r->ltpl || !r->atpl) goto fail;
+    for (size_t i = 0; i < r->nlabels; i++) {
+        struct perr e = {0};
+        r->ltpl[i] =
+            template_parse(r->tname, r->labels[i].value, strlen(r->labels[i].value), true, &e);
+    }
+    for (size_t i = 0; i < r->nannotations; i++) {
+        struct perr e = {0};
+        r->atpl[i] = template_parse(r->tname, r->annotations[i].value,
+                                    strlen(r->annotations[i].value), true, &e);
+    }
     return r;
 fail:
     alert_rule_free(r);
@@ -202,8 +223,11 @@ static void pending_fini(struct pending_alert *p, size_t n) {
     free(p);
 }
 
-static char *expand(const struct alert_rule *r, const char *text, const struct template_data *d) {
-    return template_expand_alert(r->tname, text, d);
+/* Expands label/annotation i with its cached template (Prometheus re-parses each time; the
+ * result is the same). */
+static char *expand(const struct alert_rule *r, const struct template *t, const char *text,
+                    const struct template_data *d) {
+    return t ? template_expand_text(t, d) : template_expand_alert(r->tname, text, d);
 }
 
 static void set_error(struct alert_rule *r, const char *msg) {
@@ -237,7 +261,7 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
             if (strcmp(res[i].labels[k].name, "__name__") != 0)
                 lset_set(ls, res[i].labels[k].name, res[i].labels[k].value);
         for (size_t k = 0; k < r->nlabels; k++) {
-            char *v = expand(r, r->labels[k].value, &d);
+            char *v = expand(r, r->ltpl[k], r->labels[k].value, &d);
             if (!v) {
                 ls->oom = true;
                 break;
@@ -247,7 +271,7 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
         }
         lset_set(ls, "alertname", r->name);
         for (size_t k = 0; k < r->nannotations; k++) {
-            char *v = expand(r, r->annotations[k].value, &d);
+            char *v = expand(r, r->atpl[k], r->annotations[k].value, &d);
             if (!v) {
                 pa[i].annots.oom = true;
                 break;

@@ -18,7 +18,42 @@ struct ms_series {
 struct re_memstore {
     struct ms_series *s;
     size_t n, cap;
+    size_t *idx; /* open-addressing hash of label sets -> series index + 1 */
+    uint64_t *hashes; /* per series */
+    size_t idxcap;
 };
+
+static uint64_t lhash(const struct re_label *l, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        for (const char *p = l[i].name; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *p = l[i].value; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xfe) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int index_grow(struct re_memstore *s)
+{
+    size_t nc = s->idxcap ? s->idxcap * 2 : 64;
+    size_t *ni = calloc(nc, sizeof(*ni));
+    if (!ni)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t j = s->hashes[i] & (nc - 1);
+        while (ni[j])
+            j = (j + 1) & (nc - 1);
+        ni[j] = i + 1;
+    }
+    free(s->idx);
+    s->idx = ni;
+    s->idxcap = nc;
+    return 0;
+}
 
 void re_labels_free(struct re_label *labels, size_t n)
 {
@@ -49,6 +84,8 @@ void re_memstore_clear(struct re_memstore *s)
     for (size_t i = 0; i < s->n; i++)
         series_fini(&s->s[i]);
     s->n = 0;
+    if (s->idx)
+        memset(s->idx, 0, s->idxcap * sizeof(*s->idx));
 }
 
 void re_memstore_free(struct re_memstore *s)
@@ -57,6 +94,8 @@ void re_memstore_free(struct re_memstore *s)
         return;
     re_memstore_clear(s);
     free(s->s);
+    free(s->idx);
+    free(s->hashes);
     free(s);
 }
 
@@ -85,13 +124,23 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
     for (size_t i = 0; i < n; i++)
         if (labels[i].value && labels[i].value[0])
             sorted[m++] = labels[i];
-    qsort(sorted, m, sizeof(*sorted), lcmp);
+    if (m > 1)
+        qsort(sorted, m, sizeof(*sorted), lcmp);
     struct ms_series *se = NULL;
-    for (size_t i = 0; i < s->n; i++)
-        if (same_labels(&s->s[i], sorted, m)) {
+    uint64_t lh = lhash(sorted, m);
+    if ((s->n + 1) * 2 > s->idxcap && index_grow(s) < 0) {
+        free(sorted);
+        return -ENOMEM;
+    }
+    size_t slot = lh & (s->idxcap - 1);
+    while (s->idx[slot]) {
+        size_t i = s->idx[slot] - 1;
+        if (s->hashes[i] == lh && same_labels(&s->s[i], sorted, m)) {
             se = &s->s[i];
             break;
         }
+        slot = (slot + 1) & (s->idxcap - 1);
+    }
     if (!se) {
         if (s->n == s->cap) {
             size_t nc = s->cap ? s->cap * 2 : 16;
@@ -101,6 +150,12 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
                 return -ENOMEM;
             }
             s->s = ns;
+            uint64_t *nh = realloc(s->hashes, nc * sizeof(*nh));
+            if (!nh) {
+                free(sorted);
+                return -ENOMEM;
+            }
+            s->hashes = nh;
             s->cap = nc;
         }
         se = &s->s[s->n];
@@ -120,6 +175,8 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
                 return -ENOMEM;
             }
         }
+        s->hashes[s->n] = lh;
+        s->idx[slot] = s->n + 1;
         s->n++;
     }
     free(sorted);
@@ -128,18 +185,26 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
         struct pq_hist *ph = pq_hist_from_re(h);
         if (!ph)
             return -ENOMEM;
-        /* As Prometheus's TSDB does: a counter histogram following another one in the
-         * series is marked reset or not_reset by comparing it with its predecessor. */
-        if (ph->hint != RE_HINT_GAUGE && se->n && se->hists && se->hists[se->n - 1] &&
-            se->ts[se->n - 1] < t && se->hists[se->n - 1]->reset_hint != RE_HINT_GAUGE) {
-            struct pq_hist *prev = pq_hist_from_re(se->hists[se->n - 1]);
-            if (!prev) {
-                pq_hist_free(ph);
-                return -ENOMEM;
+        /* As Prometheus's TSDB reads hints back: a counter histogram that continues a chunk
+         * is "not_reset"; one that starts a chunk (first sample, after a float, a counter
+         * reset or a layout change) is "unknown". Gauge histograms stay gauge. */
+        if (ph->hint != RE_HINT_GAUGE) {
+            uint8_t hint = RE_HINT_UNKNOWN;
+            if (se->n && se->hists && se->hists[se->n - 1] && se->ts[se->n - 1] < t &&
+                se->hists[se->n - 1]->reset_hint != RE_HINT_GAUGE) {
+                struct pq_hist *prev = pq_hist_from_re(se->hists[se->n - 1]);
+                if (!prev) {
+                    pq_hist_free(ph);
+                    return -ENOMEM;
+                }
+                bool newchunk = ph->hint == RE_HINT_RESET || pq_hist_detect_reset(ph, prev) ||
+                                ph->schema != prev->schema || ph->zt != prev->zt ||
+                                ph->ncv != prev->ncv ||
+                                (ph->ncv && memcmp(ph->cv, prev->cv, ph->ncv * sizeof(double)));
+                hint = newchunk ? RE_HINT_UNKNOWN : RE_HINT_NOT_RESET;
+                pq_hist_free(prev);
             }
-            if (ph->hint != RE_HINT_RESET)
-                ph->hint = pq_hist_detect_reset(ph, prev) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
-            pq_hist_free(prev);
+            ph->hint = hint;
         }
         hc = pq_hist_to_re(ph);
         pq_hist_free(ph);

@@ -62,9 +62,14 @@ struct val {
     struct mat m; /* for matrix values */
 };
 
+struct oser;
+
 struct selcache {
     const struct promql_expr *node;
     int64_t mint, maxt;
+    int nneeds;
+    bool single; /* instant selector read at exactly one time: keep the last sample only */
+    bool stats;  /* decoded as by Prometheus's histogram stats iterator */
     bool loaded;
     struct mat data;
 };
@@ -86,6 +91,8 @@ struct ev {
     size_t nwarn;
     const char *qsrc;
     bool is_range;
+    struct oser *os;
+    size_t nos, capos;
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -99,11 +106,21 @@ static void fail(struct ev *ev, int err, const char *fmt, ...)
     longjmp(ev->jb, 1);
 }
 
+static void *ar_alloc_nz(struct ev *ev, size_t n);
+
 static void *ar_alloc(struct ev *ev, size_t n)
+{
+    void *p = ar_alloc_nz(ev, n);
+    memset(p, 0, n);
+    return p;
+}
+
+/* Arena allocation without zeroing, for memory the caller overwrites at once. */
+static void *ar_alloc_nz(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
-        size_t cap = n > 65536 ? n : 65536;
+        size_t cap = n > 98304 ? n : 98304; /* below glibc's mmap threshold: chunks are reused */
         struct achunk *c = malloc(sizeof(*c) + cap);
         if (!c)
             fail(ev, -ENOMEM, "out of memory");
@@ -114,14 +131,13 @@ static void *ar_alloc(struct ev *ev, size_t n)
     }
     void *p = (char *)ev->arena->data + ev->arena->used;
     ev->arena->used += n;
-    memset(p, 0, n);
     return p;
 }
 
 static char *ar_strdup(struct ev *ev, const char *s)
 {
     size_t l = strlen(s);
-    char *p = ar_alloc(ev, l + 1);
+    char *p = ar_alloc_nz(ev, l + 1);
     memcpy(p, s, l + 1);
     return p;
 }
@@ -361,6 +377,61 @@ static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t k
     return false;
 }
 
+/* Map keyed by whole label sets (hash + ls_cmp), no key building. */
+struct lmap {
+    struct lent {
+        const struct lset *ls;
+        uint64_t h;
+        size_t v;
+    } *e;
+    size_t cap, n;
+};
+
+static uint64_t ls_hash(const struct lset *ls)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        for (const char *p = ls->l[i].name; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *p = ls->l[i].value; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xfe) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int ls_cmp(const struct lset *a, const struct lset *b);
+
+static bool lm_get_or_put(struct ev *ev, struct lmap *m, const struct lset *ls, size_t *v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        struct lent *ne = ar_alloc(ev, nc * sizeof(*ne));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->e[i].ls) {
+                size_t j = m->e[i].h & (nc - 1);
+                while (ne[j].ls)
+                    j = (j + 1) & (nc - 1);
+                ne[j] = m->e[i];
+            }
+        m->e = ne;
+        m->cap = nc;
+    }
+    uint64_t h = ls_hash(ls);
+    size_t j = h & (m->cap - 1);
+    while (m->e[j].ls) {
+        if (m->e[j].h == h && (m->e[j].ls == ls || ls_cmp(m->e[j].ls, ls) == 0)) {
+            *v = m->e[j].v;
+            return true;
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->e[j] = (struct lent){ls, h, *v};
+    m->n++;
+    return false;
+}
+
 struct kbuf {
     char *p;
     size_t n, cap;
@@ -431,14 +502,19 @@ static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
 }
 
 /* Records that selector n needs data for evaluation times [s,e] and lookback/range r. */
-static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r)
+static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r,
+                 bool instant_sel)
 {
     if (n->at_kind) {
         s = e = at_of(ev, n);
     }
+    bool single = s == e && instant_sel;
     s -= n->offset + r;
     e -= n->offset;
     struct selcache *c = cache_for(ev, n);
+    c->single = c->nneeds++ == 0 ? single : (c->single && single && e == c->maxt);
+    if (!instant_sel)
+        c->single = false;
     if (s < c->mint)
         c->mint = s;
     if (e > c->maxt)
@@ -465,37 +541,67 @@ static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, i
     *step = st;
 }
 
-static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+/* stats: inside histogram_count/sum/avg (not through a subquery or a quantile/fraction), where
+ * Prometheus decodes histograms with its stats iterator that derives reset hints on the fly. */
+static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t, bool stats)
 {
     if (!e)
         return;
     switch (e->kind) {
     case PQ_VSEL:
-        need(ev, e, s, t, ev->o->lookback_ms);
+        need(ev, e, s, t, ev->o->lookback_ms, !stats);
+        if (stats)
+            cache_for(ev, e)->stats = true;
         return;
     case PQ_MSEL:
-        need(ev, e->a, s, t, e->range);
+        need(ev, e->a, s, t, e->range, false);
+        if (stats)
+            cache_for(ev, e->a)->stats = true;
         return;
     case PQ_SUBQ: {
         int64_t f1, l1, st, f2, l2;
         subq_times(ev, e, s, &f1, &l1, &st);
         subq_times(ev, e, t, &f2, &l2, &st);
-        prep(ev, e->a, f1 - st, l2);
+        prep_ex(ev, e->a, f1 - st, l2, false);
         return;
     }
+    case PQ_CALL:
+        if (e->fn->id == F_HCOUNT || e->fn->id == F_HSUM || e->fn->id == F_HAVG)
+            stats = true;
+        if (e->fn->id == F_HQUANTILE || e->fn->id == F_HFRACTION)
+            stats = false;
+        break;
     default:
         break;
     }
-    prep(ev, e->a, s, t);
-    prep(ev, e->b, s, t);
-    prep(ev, e->param, s, t);
+    prep_ex(ev, e->a, s, t, stats);
+    prep_ex(ev, e->b, s, t, stats);
+    prep_ex(ev, e->param, s, t, stats);
     for (size_t i = 0; i < e->nargs; i++)
-        prep(ev, e->args[i], s, t);
+        prep_ex(ev, e->args[i], s, t, stats);
+}
+
+static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
+{
+    prep_ex(ev, e, s, t, false);
+}
+
+/* The stats iterator's hint for sample j of s: unknown hints become reset/not_reset by
+ * comparison with the previous histogram sample (from index lo on). */
+static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo)
+{
+    struct pq_hist *h = s->h[j];
+    if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1])
+        return h;
+    struct pq_hist *c = hdup(ev, h);
+    c->hint = pq_hist_detect_reset(h, s->h[j - 1]) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
+    return c;
 }
 
 struct load_ctx {
     struct ev *ev;
     struct mat *m;
+    bool last_only;
 };
 
 static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
@@ -504,19 +610,44 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     struct load_ctx *c = arg;
     struct ev *ev = c->ev;
     struct mat *m = c->m;
+    if (c->last_only && n > 1) {
+        ts += n - 1;
+        vals += n - 1;
+        if (hists)
+            hists += n - 1;
+        n = 1;
+    }
     m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
     struct mser *se = &m->s[m->n++];
     memset(se, 0, sizeof(*se));
-    struct lset *ls = ls_new(ev, nlabels);
+    /* the label set and its strings in one arena block */
+    size_t bytes = sizeof(struct lset) + nlabels * sizeof(struct re_label);
+    size_t lens[2 * 64];
     for (size_t i = 0; i < nlabels; i++) {
-        ls->l[i].name = ar_strdup(ev, labels[i].name);
-        ls->l[i].value = ar_strdup(ev, labels[i].value);
+        size_t nl = strlen(labels[i].name) + 1, vl = strlen(labels[i].value) + 1;
+        if (i < 64) {
+            lens[2 * i] = nl;
+            lens[2 * i + 1] = vl;
+        }
+        bytes += nl + vl;
+    }
+    struct lset *ls = ar_alloc_nz(ev, bytes);
+    char *sp = (char *)(ls->l + nlabels);
+    for (size_t i = 0; i < nlabels; i++) {
+        size_t nl = i < 64 ? lens[2 * i] : strlen(labels[i].name) + 1;
+        size_t vl = i < 64 ? lens[2 * i + 1] : strlen(labels[i].value) + 1;
+        memcpy(sp, labels[i].name, nl);
+        ls->l[i].name = sp;
+        sp += nl;
+        memcpy(sp, labels[i].value, vl);
+        ls->l[i].value = sp;
+        sp += vl;
     }
     ls->n = nlabels;
     se->ls = ls;
-    se->t = ar_alloc(ev, (n ? n : 1) * sizeof(int64_t));
-    se->f = ar_alloc(ev, (n ? n : 1) * sizeof(double));
-    se->h = ar_alloc(ev, (n ? n : 1) * sizeof(*se->h));
+    se->t = ar_alloc_nz(ev, (n ? n : 1) * sizeof(int64_t));
+    se->f = ar_alloc_nz(ev, (n ? n : 1) * sizeof(double));
+    se->h = ar_alloc_nz(ev, (n ? n : 1) * sizeof(*se->h));
     se->cap = n;
     memcpy(se->t, ts, n * sizeof(int64_t));
     memcpy(se->f, vals, n * sizeof(double));
@@ -524,11 +655,6 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
         se->h[i] = hists && hists[i] ? track(ev, pq_hist_from_re(hists[i])) : NULL;
     se->n = n;
     return 0;
-}
-
-static int ls_qcmp(const void *a, const void *b)
-{
-    return ls_cmp(((const struct mser *)a)->ls, ((const struct mser *)b)->ls);
 }
 
 static struct mat *selected(struct ev *ev, const struct promql_expr *n)
@@ -539,13 +665,12 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
         if (c->mint > c->maxt) {
             c->mint = c->maxt = 0;
         }
-        struct load_ctx lc = {ev, &c->data};
+        struct load_ctx lc = {ev, &c->data, c->single};
         int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
         if (rc < 0 && rc != -ENOMEM)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -580,6 +705,7 @@ static struct val vval(void)
 static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts)
 {
     struct mat *m = selected(ev, e);
+    bool stats = cache_for(ev, e)->stats;
     struct val r = vval();
     int64_t ref = (e->at_kind ? at_of(ev, e) : ts) - e->offset;
     int64_t from = ref - ev->o->lookback_ms;
@@ -593,7 +719,8 @@ static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t 
             continue;
         if (!s->h[j] && re_is_stale(s->f[j]))
             continue;
-        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], s->h[j], s->t[j], false});
+        struct pq_hist *h = stats ? stats_hint(ev, s, j, 0) : s->h[j];
+        vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], h, s->t[j], false});
     }
     add_samples(ev, r.v.n);
     return r;
@@ -653,9 +780,11 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
     struct mat *m;
     int64_t ref, range;
     struct mat tmp = {0};
+    bool stats_sel = false;
     if (e->kind == PQ_MSEL) {
         const struct promql_expr *vs = e->a;
         m = selected(ev, vs);
+        stats_sel = cache_for(ev, vs)->stats;
         ref = (vs->at_kind ? at_of(ev, vs) : ts) - vs->offset;
         range = e->range;
     } else if (e->kind == PQ_SUBQ) {
@@ -682,7 +811,13 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
                     tmp.n++;
                 }
                 tmp.s[k].drop = tmp.s[k].drop || s->drop;
-                mser_push(ev, &tmp.s[k], t, s->f, s->h);
+                struct pq_hist *hh = s->h;
+                if (hh && (hh->hint == RE_HINT_RESET || hh->hint == RE_HINT_NOT_RESET)) {
+                    /* hints do not survive sampling by a subquery */
+                    hh = hdup(ev, hh);
+                    hh->hint = RE_HINT_UNKNOWN;
+                }
+                mser_push(ev, &tmp.s[k], t, s->f, hh);
             }
         }
         m = &tmp;
@@ -701,6 +836,21 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
         if (a >= b)
             continue;
         make_win(ev, &w[k], s, a, b);
+        if (stats_sel && w[k].n) {
+            bool any = false;
+            for (size_t j = a + 1; j < b; j++)
+                if (s->h[j] && s->h[j]->hint == RE_HINT_UNKNOWN)
+                    any = true;
+            if (any) {
+                struct pq_hist **hh = ar_alloc(ev, (b - a) * sizeof(*hh));
+                size_t q = 0;
+                for (size_t j = a; j < b; j++)
+                    if (s->h[j] || !re_is_stale(s->f[j]))
+                        hh[q++] = stats_hint(ev, s, j, a);
+                if (q == w[k].n)
+                    w[k].h = hh;
+            }
+        }
         if (w[k].n == 0)
             continue;
         total += w[k].n;
@@ -765,11 +915,15 @@ static struct gbuf gfmt(double v)
     else if (isinf(v))
         snprintf(b.s, sizeof(b.s), v > 0 ? "+Inf" : "-Inf");
     else {
-        for (int p = 1; p <= 17; p++) {
-            snprintf(b.s, sizeof(b.s), "%.*g", p, v);
+        int p = 1;
+        for (; p <= 17; p++) {
+            snprintf(b.s, sizeof(b.s), "%.*e", p - 1, v);
             if (strtod(b.s, NULL) == v)
                 break;
         }
+        int x = atoi(strchr(b.s, 'e') + 1);
+        if (!(x < -4 || x >= 6)) /* Go's shortest %g: exponent form only outside [-4, 6) */
+            snprintf(b.s, sizeof(b.s), "%.*f", p - 1 - x > 0 ? p - 1 - x : 0, v);
     }
     return b;
 }
@@ -825,70 +979,78 @@ static bool has_float(const struct win *w)
     return false;
 }
 
-/* Histogram rate/increase/delta over a window of only histograms. Returns NULL if none. */
+/* Histogram rate/increase/delta over a window of only histograms (Prometheus
+ * histogramRate). Returns NULL (with a warning) when no result. */
 static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counter,
                                  const struct promql_expr *arg)
 {
-    struct pq_hist *prev = w->h[0];
-    struct pq_hist *last = w->h[w->n - 1];
-    /* result starts as last - first, with resets corrected */
-    struct pq_hist *r = hdup(ev, last);
     int l, c;
     pos_of(ev, arg, &l, &c);
-    bool custom = last->schema == PQ_SCHEMA_CUSTOM;
-    for (size_t i = 0; i < w->n; i++)
-        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
-            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
-                 metric_name(w->ls), l, c);
-            return NULL;
-        }
-    if (counter) {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint == RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
-    } else {
-        for (size_t i = 0; i < w->n; i++)
-            if (w->h[i]->hint != RE_HINT_GAUGE) {
-                warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
-                     metric_name(w->ls), l, c);
-                break;
-            }
+    const char *mn = metric_name(w->ls);
+    struct pq_hist *prev = w->h[0], *last = w->h[w->n - 1];
+    struct pq_hist empty = {0};
+    struct pq_bkt dummy;
+    bool custom = prev->schema == PQ_SCHEMA_CUSTOM;
+    if (counter && (prev->hint == RE_HINT_GAUGE || last->hint == RE_HINT_GAUGE))
+        warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
+    if (counter && w->n > 1 && pq_hist_detect_reset(w->h[1], prev)) {
+        empty.schema = w->h[1]->schema;
+        empty.pb = empty.nb = &dummy;
+        empty.cv = w->h[1]->cv;
+        empty.ncv = w->h[1]->ncv;
+        prev = &empty;
+        custom = w->h[1]->schema == PQ_SCHEMA_CUSTOM;
     }
-    /* the minimum schema of the range */
-    int32_t minschema = r->schema;
-    for (size_t i = 0; i < w->n; i++)
+    if ((last->schema == PQ_SCHEMA_CUSTOM) != custom) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+        return NULL;
+    }
+    int32_t minschema = last->schema < prev->schema ? last->schema : prev->schema;
+    for (size_t i = 1; i + 1 < w->n; i++) {
+        if (!counter)
+            continue;
+        if (w->h[i]->hint == RE_HINT_GAUGE)
+            warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
         if (w->h[i]->schema < minschema)
             minschema = w->h[i]->schema;
-    int rc = pq_hist_add(r, w->h[0], -1);
-    if (rc == -EDOM) {
-        warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-             metric_name(w->ls), l, c);
+        if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
+            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+            return NULL;
+        }
+    }
+    struct pq_hist *r = hdup(ev, last);
+    if (!custom && r->schema > minschema) {
+        struct pq_hist z = {.schema = minschema};
+        z.pb = z.nb = &dummy;
+        pq_hist_add(r, &z, 0);
+    }
+    bool rec = false;
+    int rc = pq_hist_add_ex(r, NULL, prev, -1, NULL, &rec);
+    if (rc == -EINVAL) {
+        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
         return NULL;
     }
     if (rc)
         fail(ev, rc, "out of memory");
+    if (rec)
+        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)", l, c);
     if (counter) {
         for (size_t i = 1; i < w->n; i++) {
-            if (pq_hist_detect_reset(w->h[i], prev)) {
-                rc = pq_hist_add(r, prev, 1);
-                if (rc == -EDOM) {
-                    warn(ev, "PromQL warning: vector contains histograms with incompatible custom buckets for metric name \"%s\" (%d:%d)",
-                         metric_name(w->ls), l, c);
+            struct pq_hist *cur = w->h[i];
+            if (pq_hist_detect_reset(cur, prev)) {
+                rec = false;
+                rc = pq_hist_add_ex(r, NULL, prev, 1, NULL, &rec);
+                if (rc == -EINVAL) {
+                    warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
                     return NULL;
                 }
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during addition (%d:%d)", l, c);
             }
-            prev = w->h[i];
+            prev = cur;
         }
-    }
-    if (r->schema > minschema) {
-        struct pq_hist z = {.schema = minschema};
-        struct pq_bkt dummy;
-        z.pb = z.nb = &dummy;
-        z.cv = NULL;
-        pq_hist_add(r, &z, 0);
+    } else if (w->h[0]->hint != RE_HINT_GAUGE || last->hint != RE_HINT_GAUGE) {
+        warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)", mn, l, c);
     }
     r->hint = RE_HINT_GAUGE;
     pq_hist_compact(r);
@@ -1011,7 +1173,8 @@ static double quantile_of(double q, double *v, size_t n)
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(v, n, sizeof(double), dcmp);
+    if (n > 1)
+        qsort(v, n, sizeof(double), dcmp);
     double rank = q * (double)(n - 1);
     double lo = fmax(0, floor(rank));
     double hi = fmin((double)n - 1, lo + 1);
@@ -1151,7 +1314,11 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
                          metric_name(wi->ls), l, c);
                 if (id == F_IDELTA || !pq_hist_detect_reset(wi->h[b], wi->h[a])) {
-                    int rc = pq_hist_add(hout, wi->h[a], -1);
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(hout, NULL, wi->h[a], -1, NULL, &rec);
+                    if (rec)
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)",
+                             l, c);
                     if (rc == -EINVAL) {
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(wi->ls), l, c);
@@ -1162,7 +1329,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 hout->hint = RE_HINT_GAUGE;
                 pq_hist_compact(hout);
                 if (id == F_IRATE)
-                    pq_hist_scale(hout, 1000.0 / (double)dt);
+                    pq_hist_div(hout, (double)dt / 1000);
             } else {
                 warn_mixed(ev, wi, marg);
                 ok = false;
@@ -1220,10 +1387,46 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 break;
             }
             if (hh) {
-                struct pq_hist *s = hdup(ev, wi->h[0]);
-                bool bad = false;
+                struct pq_hist *sum = hdup(ev, wi->h[0]), *comp = NULL, *mean = NULL;
+                bool bad = false, incr = false, rec = false;
+                bool rs = wi->h[0]->hint == RE_HINT_RESET, nrs = wi->h[0]->hint == RE_HINT_NOT_RESET;
                 for (size_t k = 1; k < wi->n && !bad; k++) {
-                    int rc = pq_hist_add(s, wi->h[k], 1);
+                    struct pq_hist *hk = wi->h[k];
+                    rs = rs || hk->hint == RE_HINT_RESET;
+                    nrs = nrs || hk->hint == RE_HINT_NOT_RESET;
+                    double cnt = (double)(k + 1);
+                    int rc = 0;
+                    if (id == F_SUM_OT || !incr) {
+                        struct pq_hist *v = id == F_SUM_OT ? sum : hdup(ev, sum);
+                        struct pq_hist *cc = comp ? (id == F_SUM_OT ? comp : hdup(ev, comp))
+                                                  : track(ev, pq_hist_new_comp(sum));
+                        rc = pq_hist_add_ex(v, cc, hk, 1, NULL, &rec);
+                        if (rc == 0 && (id == F_SUM_OT || !pq_hist_overflow(v))) {
+                            sum = v;
+                            comp = cc;
+                            continue;
+                        }
+                        if (rc == 0) {
+                            incr = true;
+                            mean = hdup(ev, sum);
+                            pq_hist_div(mean, cnt - 1);
+                            if (comp)
+                                pq_hist_div(comp, cnt - 1);
+                        }
+                    }
+                    if (rc == 0 && incr) {
+                        double q = (cnt - 1) / cnt;
+                        if (comp)
+                            pq_hist_scale(comp, q);
+                        else
+                            comp = track(ev, pq_hist_new_comp(mean));
+                        struct pq_hist *ta = hdup(ev, hk);
+                        pq_hist_div(ta, cnt);
+                        pq_hist_scale(mean, q);
+                        rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         int l, c;
                         pos_of(ev, marg, &l, &c);
@@ -1236,10 +1439,27 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     ok = false;
                     break;
                 }
-                if (id == F_AVG_OT)
-                    pq_hist_scale(s, 1.0 / (double)wi->n);
-                pq_hist_compact(s);
-                hout = s;
+                int l, c;
+                pos_of(ev, marg, &l, &c);
+                if (rec)
+                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                if (rs && nrs)
+                    warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)", l, c);
+                if (incr) {
+                    if (comp)
+                        pq_hist_add(mean, comp, 1);
+                    sum = mean;
+                } else if (id == F_AVG_OT) {
+                    pq_hist_div(sum, (double)wi->n);
+                    if (comp) {
+                        pq_hist_div(comp, (double)wi->n);
+                        pq_hist_add(sum, comp, 1);
+                    }
+                } else if (comp) {
+                    pq_hist_add(sum, comp, 1);
+                }
+                pq_hist_compact(sum);
+                hout = sum;
                 break;
             }
             if (id == F_SUM_OT) {
@@ -1434,7 +1654,8 @@ static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0)
         return NAN;
     /* coalesce */
@@ -1562,7 +1783,7 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
             break;
     }
     if (!any)
-        return NAN;
+        memset(&bk, 0, sizeof(bk));
     if (!custom && bk.lo < 0 && bk.hi > 0) {
         if (h->nnb == 0 && h->npb > 0)
             bk.lo = 0;
@@ -1670,7 +1891,8 @@ static double hist_fraction(struct ev *ev, double lower, double upper, const str
 
 static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
 {
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
         return NAN;
     size_t k = 0;
@@ -1724,13 +1946,30 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
     return (ur - lr) / count;
 }
 
+/* FloatHistogram.String() as Go prints it, e.g. {count:20, sum:10, [-2,-1):2, (0.5,1]:1}. */
+static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "{count:%s, sum:%s", gfmt(h->count).s, gfmt(h->sum).s);
+    struct hb *b;
+    size_t n = hist_buckets(ev, h, &b);
+    for (size_t i = 0; i < n && o < len; i++) {
+        bool neg = b[i].hi <= 0 && !b[i].zero && h->schema != PQ_SCHEMA_CUSTOM;
+        const char *l = b[i].zero || neg ? "[" : "(";
+        const char *r = b[i].zero || !neg ? "]" : ")";
+        o += (size_t)snprintf(buf + o, len - o, ", %s%s,%s%s:%s", l, gfmt(b[i].lo).s, gfmt(b[i].hi).s,
+                              r, gfmt(b[i].c).s);
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "}");
+}
+
 /* ---- aggregation ---------------------------------------------------------------------------- */
 
 struct group {
     const struct lset *ls;
     double f, mean, c, cnt;
-    struct pq_hist *h;
-    bool seen, hasf, hash, incr, incompat, drop, reset, notreset;
+    struct pq_hist *h, *hc, *hmean;
+    bool seen, hasf, hash, incr, hincr, incompat, drop, reset, notreset;
     double *vals;
     size_t nvals, capvals;
     struct smp *top; /* topk/bottomk heap-ish list */
@@ -1801,12 +2040,11 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
         struct smp *s = &in.v.s[i];
         const struct lset *gl;
         if (op == PQ_COUNT_VALUES) {
-            char vb[64];
-            if (s->h) {
-                /* histogram string form is not supported: skip */
-                continue;
-            }
-            pq_fmt_float(s->f, vb, sizeof(vb));
+            char vb[2048];
+            if (s->h)
+                hist_go_string(ev, s->h, vb, sizeof(vb));
+            else
+                pq_fmt_float(s->f, vb, sizeof(vb));
             const struct lset *base = group_labels(ev, s->ls, e);
             gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
         } else if (op == PQ_TOPK || op == PQ_BOTTOMK) {
@@ -1832,8 +2070,6 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     }
     for (size_t i = 0; i < in.v.n; i++) {
         struct smp *s = &in.v.s[i];
-        if (op == PQ_COUNT_VALUES && s->h)
-            continue;
         struct group *gr = &g[gi[i]];
         double f = s->f;
         struct pq_hist *h = s->h;
@@ -1917,13 +2153,23 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    if (!gr->hc)
+                        gr->hc = track(ev, pq_hist_new_comp(gr->h));
+                    bool rec = false;
+                    int rc = pq_hist_add_ex(gr->h, gr->hc, h, 1, NULL, &rec);
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -1940,13 +2186,47 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         gr->reset = true;
                     if (h->hint == RE_HINT_NOT_RESET)
                         gr->notreset = true;
-                    int rc = pq_hist_add(gr->h, h, 1);
+                    bool rec = false;
+                    int rc = 0;
+                    if (!gr->hincr) {
+                        struct pq_hist *v = hdup(ev, gr->h);
+                        struct pq_hist *cc = gr->hc ? hdup(ev, gr->hc) : track(ev, pq_hist_new_comp(gr->h));
+                        rc = pq_hist_add_ex(v, cc, h, 1, NULL, &rec);
+                        if (rc == 0 && !pq_hist_overflow(v)) {
+                            gr->h = v;
+                            gr->hc = cc;
+                        } else if (rc == 0) {
+                            gr->hincr = true;
+                            gr->hmean = hdup(ev, gr->h);
+                            pq_hist_div(gr->hmean, gr->cnt - 1);
+                            if (gr->hc)
+                                pq_hist_div(gr->hc, gr->cnt - 1);
+                        }
+                    }
+                    if (rc == 0 && gr->hincr) {
+                        double q = (gr->cnt - 1) / gr->cnt;
+                        if (gr->hc)
+                            pq_hist_scale(gr->hc, q);
+                        else
+                            gr->hc = track(ev, pq_hist_new_comp(gr->hmean));
+                        struct pq_hist *ta = hdup(ev, h);
+                        pq_hist_div(ta, gr->cnt);
+                        pq_hist_scale(gr->hmean, q);
+                        rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
+                    }
+                    if (rc == -ENOMEM)
+                        fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
                         warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
+                    }
+                    if (rec) {
+                        int l, c;
+                        pos_of(ev, e->a, &l, &c);
+                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
                     }
                 }
             } else {
@@ -2058,8 +2338,19 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (gr->incompat)
                 continue;
             if (gr->hash) {
-                if (op == PQ_AVG)
-                    pq_hist_scale(gr->h, 1 / gr->cnt);
+                if (op == PQ_AVG && gr->hincr) {
+                    if (gr->hc)
+                        pq_hist_add(gr->hmean, gr->hc, 1);
+                    gr->h = gr->hmean;
+                } else if (op == PQ_AVG) {
+                    pq_hist_div(gr->h, gr->cnt);
+                    if (gr->hc) {
+                        pq_hist_div(gr->hc, gr->cnt);
+                        pq_hist_add(gr->h, gr->hc, 1);
+                    }
+                } else if (gr->hc) {
+                    pq_hist_add(gr->h, gr->hc, 1);
+                }
                 pq_hist_compact(gr->h);
                 hout = gr->h;
             } else if (op == PQ_SUM) {
@@ -2170,29 +2461,42 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
     }
     if (hl && !hr && (op == PQ_MUL || op == PQ_DIV)) {
         *hres = hdup(ev, hl);
-        pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
+        if (op == PQ_DIV && r == 0) {
+            /* as Prometheus's FloatHistogram.Div: division by zero removes all buckets */
+            (*hres)->npb = (*hres)->nnb = 0;
+            (*hres)->zc /= r;
+            (*hres)->count /= r;
+            (*hres)->sum /= r;
+            return true;
+        }
+        if (op == PQ_MUL)
+            pq_hist_scale(*hres, r);
+        else
+            pq_hist_div(*hres, r);
         return true;
     }
     if (hl && hr) {
         if (op == PQ_ADD || op == PQ_SUB) {
             *hres = hdup(ev, hl);
-            int rc = pq_hist_add(*hres, hr, op == PQ_ADD ? 1 : -1);
+            bool coll = false, rec = false;
+            int rc = pq_hist_add_ex(*hres, NULL, hr, op == PQ_ADD ? 1 : -1, &coll, &rec);
+            int ln, c;
+            pos_of(ev, e, &ln, &c);
+            if (rc == -ENOMEM)
+                fail(ev, rc, "out of memory");
             if (rc) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
                 warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
                      ln, c);
                 return -1;
             }
             if (op == PQ_SUB)
                 (*hres)->hint = RE_HINT_GAUGE;
-            else if ((hl->hint == RE_HINT_RESET && hr->hint == RE_HINT_NOT_RESET) ||
-                     (hl->hint == RE_HINT_NOT_RESET && hr->hint == RE_HINT_RESET)) {
-                int ln, c;
-                pos_of(ev, e, &ln, &c);
-                warn(ev, "PromQL warning: conflicting counter resets during histogram addition (%d:%d)",
-                     ln, c);
-            }
+            if (coll)
+                warn(ev, "PromQL warning: conflicting counter resets during histogram %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
+            if (rec)
+                warn(ev, "PromQL info: mismatched custom buckets were reconciled during %s (%d:%d)",
+                     op == PQ_ADD ? "addition" : "subtraction", ln, c);
             pq_hist_compact(*hres);
             return true;
         }
@@ -2672,9 +2976,11 @@ static int sort_desc(const void *a, const void *b)
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
-static char **sbl_names;
-static size_t sbl_n;
-static bool sbl_desc;
+struct sbl {
+    char **names;
+    size_t n;
+    bool desc;
+};
 
 static int natcmp(const char *a, const char *b)
 {
@@ -2708,17 +3014,18 @@ static int natcmp(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
-static int sort_by_label_cmp(const void *a, const void *b)
+static int sort_by_label_cmp(const void *a, const void *b, void *arg)
 {
     const struct smp *x = a, *y = b;
-    for (size_t i = 0; i < sbl_n; i++) {
-        const char *va = ls_get(x->ls, sbl_names[i]), *vb = ls_get(y->ls, sbl_names[i]);
+    const struct sbl *o = arg;
+    for (size_t i = 0; i < o->n; i++) {
+        const char *va = ls_get(x->ls, o->names[i]), *vb = ls_get(y->ls, o->names[i]);
         int c = natcmp(va ? va : "", vb ? vb : "");
         if (c)
-            return sbl_desc ? -c : c;
+            return o->desc ? -c : c;
     }
     int c = ls_cmp(x->ls, y->ls);
-    return sbl_desc ? -c : c;
+    return o->desc ? -c : c;
 }
 
 static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
@@ -2870,15 +3177,15 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+            if (out.n > 1)
+                qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
                 names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
-            sbl_names = names;
-            sbl_n = e->nargs - 1;
-            sbl_desc = id == F_SORT_BY_LABEL_DESC;
-            qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+            struct sbl o = {names, e->nargs - 1, id == F_SORT_BY_LABEL_DESC};
+            if (out.n > 1)
+                qsort_r(out.s, out.n, sizeof(*out.s), sort_by_label_cmp, &o);
         }
         r.v = out;
         return r;
@@ -3133,6 +3440,7 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
                 if (s.h) {
                     s.h = hdup(ev, s.h);
                     pq_hist_scale(s.h, -1);
+                    s.h->hint = RE_HINT_GAUGE;
                 } else {
                     s.f = -s.f;
                 }
@@ -3186,7 +3494,7 @@ void promql_result_free(struct promql_result *r)
     free(r->str);
     for (size_t i = 0; i < r->nseries; i++) {
         struct promql_series *s = &r->series[i];
-        re_labels_free(s->labels, s->nlabels);
+        free(s->labels); /* labels and their strings are one block */
         for (size_t j = 0; j < s->npoints; j++)
             free(s->points[j].h);
         free(s->points);
@@ -3232,6 +3540,11 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     if (!o) {
         promql_opts_default(&def);
         o = &def;
+    } else if (o->lookback_ms <= 0) {
+        /* as Prometheus: a zero lookback delta means the default 5m */
+        def = *o;
+        def.lookback_ms = 5 * 60 * 1000;
+        o = &def;
     }
     *out = NULL;
     struct ev *ev = calloc(1, sizeof(*ev));
@@ -3249,8 +3562,10 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->interval = step;
     ev->is_range = !instant;
     ev->qsrc = "";
-    struct oser *os = NULL;
-    size_t nos = 0, capos = 0;
+    /* os/nos live in ev (not in locals) so that they are valid after longjmp */
+#define os (ev->os)
+#define nos (ev->nos)
+#define capos (ev->capos)
     if (setjmp(ev->jb)) {
         int rc = ev->err;
         perr_set(err, 0, 0, "%s", ev->msg);
@@ -3297,8 +3612,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         }
     } else {
         res->type = instant ? PROMQL_VECTOR : PROMQL_MATRIX;
-        struct hmap idx = {0};
-        struct kbuf kb = {0};
+        struct lmap idx = {0};
         for (int64_t ts = start; ts <= end; ts += step) {
             struct val v = eval(ev, e, ts);
             if (v.type == PROMQL_SCALAR) {
@@ -3308,16 +3622,15 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                 vec_push(ev, &v.v, (struct smp){ls_new(ev, 0), v.scalar, NULL, ts, false});
             }
             /* delayed name removal */
-            struct hmap seen = {0};
+            struct lmap seen = {0};
             for (size_t i = 0; i < v.v.n; i++) {
                 struct smp *s = &v.v.s[i];
                 const struct lset *ls = s->drop ? ls_del(ev, s->ls, "__name__") : s->ls;
-                sig_key(ev, &kb, ls, NULL, 0, false, false);
                 size_t one = 1;
-                if (hm_get_or_put(ev, &seen, kb.p, kb.n, &one))
+                if (!instant && lm_get_or_put(ev, &seen, ls, &one))
                     fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
                 size_t k = nos;
-                if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
+                if (!lm_get_or_put(ev, &idx, ls, &k)) {
                     os = grow(ev, os, &capos, nos, sizeof(*os));
                     memset(&os[nos], 0, sizeof(os[0]));
                     os[nos].ls = ls;
@@ -3332,12 +3645,15 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                     se->p = np;
                     se->cap = nc;
                 }
-                se->p[se->n++] = (struct promql_point){instant ? ts : ts, s->f, (struct re_hist *)s->h};
+                if (instant && se->n)
+                    fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
+                se->p[se->n++] = (struct promql_point){ts, s->f, (struct re_hist *)s->h};
             }
         }
     }
     if (res->type == PROMQL_MATRIX)
-        qsort(os, nos, sizeof(*os), oser_cmp);
+        if (nos > 1)
+            qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));
     if (!res->series)
@@ -3345,17 +3661,25 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     for (size_t i = 0; i < nos; i++) {
         struct promql_series *ps = &res->series[i];
         const struct lset *ls = os[i].drop ? ls_del(ev, os[i].ls, "__name__") : os[i].ls;
-        ps->labels = calloc(ls->n ? ls->n : 1, sizeof(*ps->labels));
+        /* one block per series: the label array followed by the strings */
+        size_t bytes = (ls->n ? ls->n : 1) * sizeof(*ps->labels);
+        for (size_t k = 0; k < ls->n; k++)
+            bytes += strlen(ls->l[k].name) + strlen(ls->l[k].value) + 2;
+        ps->labels = malloc(bytes);
         if (!ps->labels)
             fail(ev, -ENOMEM, "out of memory");
         res->nseries = i + 1;
+        char *sp = (char *)(ps->labels + (ls->n ? ls->n : 1));
         for (size_t k = 0; k < ls->n; k++) {
-            ps->labels[k].name = strdup(ls->l[k].name);
-            ps->labels[k].value = strdup(ls->l[k].value);
-            ps->nlabels = k + 1;
-            if (!ps->labels[k].name || !ps->labels[k].value)
-                fail(ev, -ENOMEM, "out of memory");
+            size_t nl = strlen(ls->l[k].name) + 1, vl = strlen(ls->l[k].value) + 1;
+            memcpy(sp, ls->l[k].name, nl);
+            ps->labels[k].name = sp;
+            sp += nl;
+            memcpy(sp, ls->l[k].value, vl);
+            ps->labels[k].value = sp;
+            sp += vl;
         }
+        ps->nlabels = ls->n;
         ps->points = os[i].p;
         ps->npoints = os[i].n;
         os[i].p = NULL;
@@ -3378,6 +3702,9 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     free(ev);
     *out = res;
     return 0;
+#undef os
+#undef nos
+#undef capos
 }
 
 int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,

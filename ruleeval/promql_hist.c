@@ -189,71 +189,236 @@ static void widen_zero(struct pq_hist *h, double zt)
     h->zt = zt;
 }
 
-static int merge_into(struct pq_bkt **a, size_t *na, const struct pq_bkt *b, size_t nb,
-                      double sign)
+static double kinc(double inc, double sum, double *c)
 {
-    struct pq_bkt *o = malloc((*na + nb + 1) * sizeof(*o));
-    if (!o)
-        return -ENOMEM;
-    size_t i = 0, j = 0, k = 0;
-    while (i < *na || j < nb) {
-        if (j >= nb || (i < *na && (*a)[i].i < b[j].i)) {
-            o[k++] = (*a)[i++];
-        } else if (i >= *na || b[j].i < (*a)[i].i) {
-            o[k].i = b[j].i;
-            o[k].c = sign * b[j].c;
-            k++;
-            j++;
-        } else {
-            o[k].i = (*a)[i].i;
-            o[k].c = (*a)[i].c + sign * b[j].c;
-            k++;
-            i++;
-            j++;
-        }
-    }
-    free(*a);
-    *a = o;
-    *na = k;
-    return 0;
+    double t = sum + inc;
+    if (isinf(t))
+        *c = 0;
+    else if (fabs(sum) >= fabs(inc))
+        *c += (sum - t) + inc;
+    else
+        *c += (inc - t) + sum;
+    return t;
 }
 
-int pq_hist_add(struct pq_hist *a, const struct pq_hist *b, double sign)
+/* Prometheus adjustCounterReset: returns true on a reset/not_reset collision. */
+static bool adjust_hint(struct pq_hist *h, const struct pq_hist *o)
+{
+    if (o->hint == h->hint || h->hint == RE_HINT_GAUGE)
+        return false;
+    if (o->hint == RE_HINT_GAUGE) {
+        h->hint = RE_HINT_GAUGE;
+        return false;
+    }
+    if (h->hint == RE_HINT_UNKNOWN)
+        return false;
+    if (o->hint == RE_HINT_UNKNOWN) {
+        h->hint = RE_HINT_UNKNOWN;
+        return false;
+    }
+    h->hint = RE_HINT_UNKNOWN;
+    return true;
+}
+
+/* Re-buckets a custom-bucket histogram onto bounds nb (a subset of its own bounds). */
+static void rebucket_custom(struct pq_hist *h, const double *nb, size_t nnb)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < h->npb; i++) {
+        double ub = h->pb[i].i < (int32_t)h->ncv ? h->cv[h->pb[i].i] : INFINITY;
+        int32_t ni = (int32_t)nnb;
+        for (size_t j = 0; j < nnb; j++)
+            if (nb[j] >= ub) {
+                ni = (int32_t)j;
+                break;
+            }
+        if (k && h->pb[k - 1].i == ni) {
+            h->pb[k - 1].c += h->pb[i].c;
+        } else {
+            h->pb[k].i = ni;
+            h->pb[k].c = h->pb[i].c;
+            k++;
+        }
+    }
+    h->npb = k;
+    memcpy(h->cv, nb, nnb * sizeof(double));
+    h->ncv = nnb;
+}
+
+/* Brings a and b (and comp c, may be NULL) to a common layout. Returns 0, -EINVAL (custom vs
+ * exponential) or -ENOMEM; sets *reconciled when custom bounds had to be intersected. */
+static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b, bool *reconciled)
 {
     bool ac = a->schema == PQ_SCHEMA_CUSTOM, bc = b->schema == PQ_SCHEMA_CUSTOM;
     if (ac != bc)
         return -EINVAL;
+    if (ac) {
+        if (a->ncv != b->ncv || (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double)))) {
+            double *nb = malloc((a->ncv + 1) * sizeof(double));
+            if (!nb)
+                return -ENOMEM;
+            size_t n = 0, i = 0, j = 0;
+            while (i < a->ncv && j < b->ncv) {
+                if (a->cv[i] == b->cv[j]) {
+                    nb[n++] = a->cv[i];
+                    i++;
+                    j++;
+                } else if (a->cv[i] < b->cv[j]) {
+                    i++;
+                } else {
+                    j++;
+                }
+            }
+            rebucket_custom(a, nb, n);
+            if (c)
+                rebucket_custom(c, nb, n);
+            rebucket_custom(b, nb, n);
+            free(nb);
+            if (reconciled)
+                *reconciled = true;
+        }
+        return 0;
+    }
+    if (a->schema > b->schema) {
+        int d = a->schema - b->schema;
+        reduce(a->pb, &a->npb, d);
+        reduce(a->nb, &a->nnb, d);
+        if (c) {
+            reduce(c->pb, &c->npb, d);
+            reduce(c->nb, &c->nnb, d);
+            c->schema = b->schema;
+        }
+        a->schema = b->schema;
+    } else if (b->schema > a->schema) {
+        reduce(b->pb, &b->npb, b->schema - a->schema);
+        reduce(b->nb, &b->nnb, b->schema - a->schema);
+        b->schema = a->schema;
+    }
+    if (a->zt < b->zt) {
+        widen_zero(a, b->zt);
+        if (c)
+            widen_zero(c, b->zt);
+    } else if (b->zt < a->zt) {
+        widen_zero(b, a->zt);
+    }
+    return 0;
+}
+
+/* Bucket-wise s (+comp c) += sign*b over the union of indices. */
+static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t *nc,
+                       const struct pq_bkt *b, size_t nb, double sign)
+{
+    size_t cap = *ns + nb + (c ? *nc : 0) + 1;
+    struct pq_bkt *os = malloc(cap * sizeof(*os)), *oc = c ? malloc(cap * sizeof(*oc)) : NULL;
+    if (!os || (c && !oc)) {
+        free(os);
+        free(oc);
+        return -ENOMEM;
+    }
+    size_t i = 0, j = 0, k = 0, n = 0;
+    for (;;) {
+        int64_t idx = INT64_MAX;
+        if (i < *ns && (*s)[i].i < idx)
+            idx = (*s)[i].i;
+        if (j < nb && b[j].i < idx)
+            idx = b[j].i;
+        if (c && k < *nc && (*c)[k].i < idx)
+            idx = (*c)[k].i;
+        if (idx == INT64_MAX)
+            break;
+        double sv = 0, cv = 0, bv = 0;
+        if (i < *ns && (*s)[i].i == idx)
+            sv = (*s)[i++].c;
+        if (j < nb && b[j].i == idx)
+            bv = b[j++].c;
+        if (c && k < *nc && (*c)[k].i == idx)
+            cv = (*c)[k++].c;
+        if (c)
+            sv = kinc(sign * bv, sv, &cv);
+        else
+            sv += sign * bv;
+        os[n].i = (int32_t)idx;
+        os[n].c = sv;
+        if (c) {
+            oc[n].i = (int32_t)idx;
+            oc[n].c = cv;
+        }
+        n++;
+    }
+    free(*s);
+    *s = os;
+    *ns = n;
+    if (c) {
+        free(*c);
+        *c = oc;
+        *nc = n;
+    }
+    return 0;
+}
+
+int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist *b, double sign,
+                   bool *collision, bool *reconciled)
+{
+    if ((a->schema == PQ_SCHEMA_CUSTOM) != (b->schema == PQ_SCHEMA_CUSTOM))
+        return -EINVAL;
     struct pq_hist *bb = pq_hist_dup(b);
     if (!bb)
         return -ENOMEM;
-    if (ac) {
-        if (a->ncv != b->ncv || (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double)))) {
-            pq_hist_free(bb);
-            return -EDOM;
-        }
-    } else {
-        if (a->schema > bb->schema) {
-            reduce(a->pb, &a->npb, a->schema - bb->schema);
-            reduce(a->nb, &a->nnb, a->schema - bb->schema);
-            a->schema = bb->schema;
-        } else if (bb->schema > a->schema) {
-            reduce(bb->pb, &bb->npb, bb->schema - a->schema);
-            reduce(bb->nb, &bb->nnb, bb->schema - a->schema);
-            bb->schema = a->schema;
-        }
-        if (a->zt < bb->zt)
-            widen_zero(a, bb->zt);
-        else if (bb->zt < a->zt)
-            widen_zero(bb, a->zt);
+    bool coll = adjust_hint(a, bb);
+    if (collision)
+        *collision = *collision || coll;
+    int rc = common_layout(a, comp, bb, reconciled);
+    if (rc) {
+        pq_hist_free(bb);
+        return rc;
     }
-    a->zc += sign * bb->zc;
-    a->count += sign * bb->count;
-    a->sum += sign * bb->sum;
-    int rc = merge_into(&a->pb, &a->npb, bb->pb, bb->npb, sign);
+    if (comp) {
+        a->zc = kinc(sign * bb->zc, a->zc, &comp->zc);
+        a->count = kinc(sign * bb->count, a->count, &comp->count);
+        a->sum = kinc(sign * bb->sum, a->sum, &comp->sum);
+    } else {
+        a->zc += sign * bb->zc;
+        a->count += sign * bb->count;
+        a->sum += sign * bb->sum;
+    }
+    rc = kahan_merge(&a->pb, &a->npb, comp ? &comp->pb : NULL, comp ? &comp->npb : NULL, bb->pb,
+                     bb->npb, sign);
     if (rc == 0)
-        rc = merge_into(&a->nb, &a->nnb, bb->nb, bb->nnb, sign);
+        rc = kahan_merge(&a->nb, &a->nnb, comp ? &comp->nb : NULL, comp ? &comp->nnb : NULL,
+                         bb->nb, bb->nnb, sign);
     pq_hist_free(bb);
     return rc;
+}
+
+int pq_hist_add(struct pq_hist *a, const struct pq_hist *b, double sign)
+{
+    return pq_hist_add_ex(a, NULL, b, sign, NULL, NULL);
+}
+
+struct pq_hist *pq_hist_new_comp(const struct pq_hist *h)
+{
+    struct pq_hist *c = pq_hist_dup(h);
+    if (!c)
+        return NULL;
+    c->zc = c->count = c->sum = 0;
+    for (size_t i = 0; i < c->npb; i++)
+        c->pb[i].c = 0;
+    for (size_t i = 0; i < c->nnb; i++)
+        c->nb[i].c = 0;
+    return c;
+}
+
+bool pq_hist_overflow(const struct pq_hist *h)
+{
+    if (isinf(h->zc) || isinf(h->count) || isinf(h->sum))
+        return true;
+    for (size_t i = 0; i < h->npb; i++)
+        if (isinf(h->pb[i].c))
+            return true;
+    for (size_t i = 0; i < h->nnb; i++)
+        if (isinf(h->nb[i].c))
+            return true;
+    return false;
 }
 
 void pq_hist_scale(struct pq_hist *h, double f)
@@ -265,6 +430,17 @@ void pq_hist_scale(struct pq_hist *h, double f)
         h->pb[i].c *= f;
     for (size_t i = 0; i < h->nnb; i++)
         h->nb[i].c *= f;
+}
+
+void pq_hist_div(struct pq_hist *h, double d)
+{
+    h->zc /= d;
+    h->count /= d;
+    h->sum /= d;
+    for (size_t i = 0; i < h->npb; i++)
+        h->pb[i].c /= d;
+    for (size_t i = 0; i < h->nnb; i++)
+        h->nb[i].c /= d;
 }
 
 void pq_hist_compact(struct pq_hist *h)
@@ -343,8 +519,8 @@ void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, do
             l = ldexp(1.0, (i - 1) / per);
     } else {
         int sh = -h->schema;
-        u = ldexp(1.0, i << sh);
-        l = ldexp(1.0, (i - 1) << sh);
+        u = ldexp(1.0, i * (1 << sh));
+        l = ldexp(1.0, (i - 1) * (1 << sh));
     }
     if (neg) {
         *lo = -u;
@@ -361,16 +537,30 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
         return true;
     if (cur->hint == RE_HINT_NOT_RESET)
         return false;
-    if (cur->hint == RE_HINT_GAUGE)
-        return false;
     if (cur->count < prev->count)
         return true;
     if ((cur->schema == PQ_SCHEMA_CUSTOM) != (prev->schema == PQ_SCHEMA_CUSTOM))
         return true;
     if (cur->schema == PQ_SCHEMA_CUSTOM) {
         if (cur->ncv != prev->ncv ||
-            (cur->ncv && memcmp(cur->cv, prev->cv, cur->ncv * sizeof(double))))
-            return true;
+            (cur->ncv && memcmp(cur->cv, prev->cv, cur->ncv * sizeof(double)))) {
+            /* compare both rolled up onto the bounds they share */
+            struct pq_hist *a = pq_hist_dup(cur), *b = pq_hist_dup(prev);
+            bool reset = false;
+            if (a && b && common_layout(a, NULL, b, NULL) == 0) {
+                size_t i = 0;
+                for (size_t j = 0; j < b->npb && !reset; j++) {
+                    while (i < a->npb && a->pb[i].i < b->pb[j].i)
+                        i++;
+                    double c = (i < a->npb && a->pb[i].i == b->pb[j].i) ? a->pb[i].c : 0;
+                    if (c < b->pb[j].c)
+                        reset = true;
+                }
+            }
+            pq_hist_free(a);
+            pq_hist_free(b);
+            return reset;
+        }
     } else if (cur->schema > prev->schema) {
         return true;
     }

@@ -61,6 +61,7 @@ struct promql_expr {
     int64_t need_min, need_max;
     bool need_set;
     char *src; /* root only: the source text, for annotation positions */
+    int height; /* tree height, bounded by the parser so that recursion stays shallow */
 };
 
 struct pq_func {
@@ -124,8 +125,19 @@ struct re_hist *pq_hist_to_re(const struct pq_hist *h);
 /* a += sign*b (b borrowed), converting to the coarser schema. Returns 0, -ENOMEM, or
  * -EDOM for incompatible custom buckets, -EINVAL for mixing custom and exponential. */
 int pq_hist_add(struct pq_hist *a, const struct pq_hist *b, double sign);
+/* a += sign*b with Prometheus's hint adjustment (collision set on reset/not_reset clash),
+ * custom-bound reconciliation (reconciled set) and, if comp is not NULL, Kahan compensation
+ * kept in comp (a histogram of a's layout, from pq_hist_new_comp). Either flag may be NULL. */
+int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist *b, double sign,
+                   bool *collision, bool *reconciled);
+/* Returns new zeroed compensation histogram with h's layout; NULL on OOM. */
+struct pq_hist *pq_hist_new_comp(const struct pq_hist *h);
+/* True if any count or the sum is infinite. */
+bool pq_hist_overflow(const struct pq_hist *h);
 /* Multiplies every count and the sum by f. */
 void pq_hist_scale(struct pq_hist *h, double f);
+/* Divides every count and the sum by d (true division, as Prometheus's Div). */
+void pq_hist_div(struct pq_hist *h, double d);
 /* Removes empty buckets. */
 void pq_hist_compact(struct pq_hist *h);
 /* True if a and b are equal within relative tolerance tol (tol 0 = exact). */

@@ -132,9 +132,9 @@ int promql_foreach_selector(const struct promql_expr *e,
                             void *arg);
 
 struct promql_opts {
-    int64_t lookback_ms; /* default 5m */
+    int64_t lookback_ms; /* default 5m; 0 also means 5m, as in Prometheus */
     bool compat_v2;      /* Prometheus 2.x: windows include their start; linear NH interp. */
-    size_t max_samples;  /* default 50M */
+    size_t max_samples;  /* default 50M; 0 = no limit */
     bool (*cancelled)(void *arg);
     void *cancel_arg;
 };
@@ -147,7 +147,7 @@ struct promql_point {
     struct re_hist *h; /* NULL for floats; owned by the result */
 };
 struct promql_series {
-    struct re_label *labels; /* owned strings */
+    struct re_label *labels; /* owned by the result (freed by promql_result_free) */
     size_t nlabels;
     struct promql_point *points;
     size_t npoints;
@@ -252,6 +252,10 @@ int template_expand(const struct template *t, const struct template_data *d, cha
  * the alert definitions; on failure returns the value Prometheus stores,
  * "<error expanding template: ...>". Returns new; NULL only on OOM. */
 char *template_expand_alert(const char *name, const char *text, const struct template_data *d);
+/* Expands a parsed template; on an execution error returns the value Prometheus stores,
+ * "<error expanding template: error executing template NAME: ...>". Returns new; NULL only
+ * on OOM. */
+char *template_expand_text(const struct template *t, const struct template_data *d);
 /* Formats v as Go's %v for float64 (strconv 'g', shortest), as $value prints. Returns the
  * length written (snprintf semantics); buf receives at most size bytes. */
 int template_format_float(char *buf, size_t size, double v);
@@ -500,6 +504,53 @@ struct payload_rule_group {
 };
 /* Returns new: GET /api/v1/rules body in Prometheus' shape. NULL on OOM. */
 char *payload_api_rules(const struct payload_rule_group *g, size_t n);
+
+/* ---- rule groups (rulegroup.c) ------------------------------------------------------------ */
+
+/* A rule group's runtime: evaluates its recording and alerting rules in order at one
+ * timestamp (rules/group.go Eval), writes outputs (recorded series, ALERTS,
+ * ALERTS_FOR_STATE) through a callback so later rules see earlier ones, and writes stale
+ * markers for series that an earlier evaluation produced and this one did not. Opaque. */
+struct rulegroup;
+
+/* Appends one output sample (labels borrowed, sorted, include __name__; h NULL for floats).
+ * Returns 0 or -errno. */
+typedef int rulegroup_append_fn(void *arg, const struct re_label *labels, size_t n, int64_t ts,
+                                double v, const struct re_hist *h);
+
+struct rulegroup_env {
+    const struct re_source *src;     /* where queries read (must see appended samples) */
+    const struct promql_opts *popts; /* NULL: promql_opts_default */
+    rulegroup_append_fn *append;
+    void *append_arg;
+    const struct re_label *ext_labels; /* for $externalLabels */
+    size_t next_labels;
+    const char *external_url;          /* for $externalURL */
+};
+
+/* Creates the runtime of group g. Borrows g (and its rules' parsed expressions): the
+ * rulefile must outlive the group. Returns new (rulegroup_free); NULL on OOM. */
+struct rulegroup *rulegroup_new(const struct rulefile_group *g);
+void rulegroup_free(struct rulegroup *g);
+/* Evaluates every rule at ts_ms (queries at ts - query_offset). A rule that fails (query
+ * error, duplicate output label sets, limit) records its error (health err), writes nothing
+ * and keeps its previous series; the others still run. Returns the number of failed rules,
+ * or -ENOMEM / the append callback's error. */
+int rulegroup_eval(struct rulegroup *g, int64_t ts_ms, const struct rulegroup_env *env);
+/* Writes stale markers at ts_ms for every series the group produced last (a group removed
+ * on reload). Returns 0 or -errno. */
+int rulegroup_stale_all(struct rulegroup *g, int64_t ts_ms, const struct rulegroup_env *env);
+/* Carries state from old to g on reload (Group.CopyState): alerting rules matched by
+ * alert_rule_same get their alerts; rules matched by kind+name+expr keep their previous
+ * series (so stale markers stay right). Returns 0 / -ENOMEM. */
+int rulegroup_copy_state(struct rulegroup *g, const struct rulegroup *old);
+
+const struct rulefile_group *rulegroup_def(const struct rulegroup *g);
+size_t rulegroup_nrules(const struct rulegroup *g);
+/* The alerting rule state of rule i, NULL for recording rules. */
+struct alert_rule *rulegroup_alert_rule(const struct rulegroup *g, size_t i);
+enum alert_health rulegroup_rule_health(const struct rulegroup *g, size_t i);
+const char *rulegroup_rule_error(const struct rulegroup *g, size_t i); /* "" when ok */
 
 /* ---- promtool test rules (ruletest.c) ---------------------------------------------------- */
 

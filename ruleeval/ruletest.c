@@ -211,86 +211,10 @@ static void lstring(struct rbuf *b, const struct re_label *l, size_t n) {
     rbuf_putc(b, '}');
 }
 
-/* A label set serialised as name\xffvalue\xff... (the identity of an output series). */
-static char *lkey(const struct re_label *l, size_t n) {
-    struct rbuf b;
-    rbuf_init(&b);
-    for (size_t i = 0; i < n; i++) {
-        rbuf_puts(&b, l[i].name);
-        rbuf_putc(&b, '\xff');
-        rbuf_puts(&b, l[i].value);
-        rbuf_putc(&b, '\xff');
-    }
-    return rbuf_take(&b);
-}
-
-/* Splits a key back into labels pointing into key (modified in place). */
-static size_t lkey_split(char *key, struct re_label *l, size_t cap) {
-    size_t n = 0;
-    char *p = key;
-    while (*p && n < cap) {
-        char *s = strchr(p, '\xff');
-        if (!s) break;
-        *s = '\0';
-        char *v = s + 1;
-        char *e = strchr(v, '\xff');
-        if (!e) break;
-        *e = '\0';
-        l[n].name = p;
-        l[n].value = v;
-        n++;
-        p = e + 1;
-    }
-    return n;
-}
-
-/* ---- test state --------------------------------------------------------------------------- */
-
-struct keyset {
-    char **k;
-    size_t n, cap;
-};
-
-static void keyset_free(struct keyset *s) {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->k[i]);
-    free(s->k);
-    memset(s, 0, sizeof(*s));
-}
-
-static int keyset_add(struct keyset *s, char *k) {
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        char **nk = realloc(s->k, nc * sizeof(*nk));
-        if (!nk) {
-            free(k);
-            return -ENOMEM;
-        }
-        s->k = nk;
-        s->cap = nc;
-    }
-    s->k[s->n++] = k;
-    return 0;
-}
-
-static bool keyset_has(const struct keyset *s, const char *k) {
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->k[i], k) == 0) return true;
-    return false;
-}
-
-struct rt_rule {
-    const struct rulefile_rule *def;
-    const struct rulefile_group *grp;
-    struct alert_rule *alert; /* alerting rules */
-    struct keyset prev;       /* series written at the previous evaluation */
-};
-
 struct rt_group {
     const struct rulefile_group *def;
     int order;
-    struct rt_rule *rules;
-    size_t nrules;
+    struct rulegroup *rg;
 };
 
 struct point {
@@ -469,197 +393,6 @@ static int eval_text(struct run *r, const char *expr, int64_t ts, struct promql_
     return rc;
 }
 
-static int template_query(void *arg, const char *expr, int64_t ts, template_emit_fn *emit,
-                          void *emit_arg, char *errbuf, size_t errlen) {
-    struct run *r = arg;
-    struct promql_result *res = NULL;
-    struct perr e = {0};
-    int rc = eval_text(r, expr, ts, &res, &e);
-    if (rc < 0) {
-        snprintf(errbuf, errlen, "%s", e.msg);
-        return rc;
-    }
-    if (res->type == PROMQL_SCALAR)
-        rc = emit(emit_arg, NULL, 0, res->scalar);
-    else if (res->type == PROMQL_VECTOR) {
-        for (size_t i = 0; i < res->nseries && rc == 0; i++)
-            if (res->series[i].npoints)
-                rc = emit(emit_arg, res->series[i].labels, res->series[i].nlabels,
-                          res->series[i].points[0].v);
-    } else {
-        snprintf(errbuf, errlen, "query result is not a vector or scalar");
-        rc = -EINVAL;
-    }
-    promql_result_free(res);
-    return rc;
-}
-
-struct outseries {
-    struct run *r;
-    int64_t ts;
-    struct keyset *cur;
-    int rc;
-};
-
-static int write_series(struct outseries *o, const struct re_label *l, size_t n, double v,
-                        const struct re_hist *h) {
-    char *k = lkey(l, n);
-    if (!k || keyset_add(o->cur, k) < 0) return -ENOMEM;
-    return re_memstore_add(o->r->store, l, n, o->ts, v, h);
-}
-
-static int on_alert_series(void *arg, const struct re_label *l, size_t n, double v) {
-    return write_series(arg, l, n, v, NULL);
-}
-
-/* Writes stale markers for series of the previous evaluation not written now, then makes the
- * current set the previous one (Group.Eval's seriesInPreviousEval handling). */
-static int staleness(struct run *r, struct rt_rule *rr, struct keyset *cur, int64_t ts) {
-    for (size_t i = 0; i < rr->prev.n; i++) {
-        if (keyset_has(cur, rr->prev.k[i])) continue;
-        char *k = strdup(rr->prev.k[i]);
-        if (!k) return -ENOMEM;
-        struct re_label l[256];
-        size_t n = lkey_split(k, l, 256);
-        int rc = re_memstore_add(r->store, l, n, ts, re_stale_nan(), NULL);
-        free(k);
-        if (rc < 0) return rc;
-    }
-    keyset_free(&rr->prev);
-    rr->prev = *cur;
-    memset(cur, 0, sizeof(*cur));
-    return 0;
-}
-
-/* Evaluates one rule at ts. Returns 0, -ENOMEM, or -EINVAL with msg filled. */
-static int eval_rule(struct run *r, struct rt_rule *rr, int64_t ts, char *msg, size_t msglen) {
-    const struct rulefile_rule *d = rr->def;
-    int64_t qts = ts - rr->grp->query_offset_ms;
-    struct promql_result *res = NULL;
-    struct perr e = {0};
-    int rc = promql_eval_instant(d->ast, &r->src, qts, &r->popts, &res, &e);
-    if (rc < 0) {
-        snprintf(msg, msglen, "%s", e.msg);
-        if (d->kind == RULEFILE_ALERT) alert_rule_set_error(rr->alert, ts, e.msg);
-        return rc == -ENOMEM ? rc : -EINVAL;
-    }
-    if (res->type != PROMQL_VECTOR && res->type != PROMQL_SCALAR) {
-        promql_result_free(res);
-        snprintf(msg, msglen, "rule result is not a vector or scalar");
-        return -EINVAL;
-    }
-    size_t n = res->type == PROMQL_SCALAR ? 1 : res->nseries;
-    struct keyset cur = {0};
-    struct outseries os = {.r = r, .ts = ts, .cur = &cur};
-    rc = 0;
-    if (d->kind == RULEFILE_ALERT) {
-        struct alert_sample *as = calloc(n ? n : 1, sizeof(*as));
-        if (!as) {
-            promql_result_free(res);
-            return -ENOMEM;
-        }
-        size_t k = 0;
-        if (res->type == PROMQL_SCALAR)
-            as[k++] = (struct alert_sample){NULL, 0, res->scalar};
-        else
-            for (size_t i = 0; i < res->nseries; i++)
-                if (res->series[i].npoints)
-                    as[k++] = (struct alert_sample){res->series[i].labels, res->series[i].nlabels,
-                                                    res->series[i].points[0].v};
-        struct alert_env env = {.ext_labels = r->ext,
-                                .next_labels = r->next,
-                                .external_url = r->ext_url,
-                                .query = template_query,
-                                .query_arg = r};
-        rc = alert_rule_eval(rr->alert, ts, as, k, rr->grp->limit, &env, &e);
-        free(as);
-        if (rc == 0)
-            rc = alert_rule_series(rr->alert, on_alert_series, &os);
-        else if (rc == -EINVAL)
-            snprintf(msg, msglen, "%s", e.msg);
-    } else {
-        /* recording: __name__ = record, group labels then rule labels */
-        struct re_label *out = NULL;
-        size_t cap = 0;
-        char **keys = calloc(n ? n : 1, sizeof(*keys));
-        if (!keys) rc = -ENOMEM;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            const struct re_label *sl = NULL;
-            size_t sn = 0;
-            double v;
-            const struct re_hist *h = NULL;
-            if (res->type == PROMQL_SCALAR)
-                v = res->scalar;
-            else {
-                if (!res->series[i].npoints) continue;
-                sl = res->series[i].labels;
-                sn = res->series[i].nlabels;
-                v = res->series[i].points[0].v;
-                h = res->series[i].points[0].h;
-            }
-            size_t need = sn + d->nlabels + rr->grp->nlabels + 1;
-            if (need > cap) {
-                struct re_label *no = realloc(out, need * sizeof(*no));
-                if (!no) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                out = no;
-                cap = need;
-            }
-            size_t m = 0;
-            for (size_t j = 0; j < sn; j++)
-                if (strcmp(sl[j].name, "__name__") != 0) out[m++] = sl[j];
-            const struct rulefile_kv *sets[2] = {rr->grp->labels, d->labels};
-            size_t nsets[2] = {rr->grp->nlabels, d->nlabels};
-            for (int s = 0; s < 3; s++) {
-                size_t cnt = s < 2 ? nsets[s] : 1;
-                for (size_t j = 0; j < cnt; j++) {
-                    const char *nm = s < 2 ? sets[s][j].name : "__name__";
-                    const char *vl = s < 2 ? sets[s][j].value : d->name;
-                    size_t q;
-                    for (q = 0; q < m; q++)
-                        if (strcmp(out[q].name, nm) == 0) break;
-                    if (!*vl) { /* labels.Builder: empty value deletes */
-                        if (q < m) out[q] = out[--m];
-                        continue;
-                    }
-                    if (q == m) m++;
-                    out[q].name = nm;
-                    out[q].value = vl;
-                }
-            }
-            lsort(out, m);
-            keys[i] = lkey(out, m);
-            if (!keys[i]) {
-                rc = -ENOMEM;
-                break;
-            }
-            for (size_t j = 0; j < i; j++)
-                if (keys[j] && strcmp(keys[j], keys[i]) == 0) {
-                    snprintf(msg, msglen,
-                             "vector contains metrics with the same labelset after "
-                             "applying rule labels");
-                    rc = -EINVAL;
-                }
-            if (rc == 0 && rr->grp->limit > 0 && (int64_t)n > rr->grp->limit) {
-                snprintf(msg, msglen, "exceeded limit of %lld with %zu series",
-                         (long long)rr->grp->limit, n);
-                rc = -EINVAL;
-            }
-            if (rc == 0) rc = write_series(&os, out, m, v, h);
-        }
-        for (size_t i = 0; keys && i < n; i++)
-            free(keys[i]);
-        free(keys);
-        free(out);
-    }
-    promql_result_free(res);
-    if (rc == 0) rc = staleness(r, rr, &cur, ts);
-    keyset_free(&cur);
-    return rc;
-}
-
 /* ---- the test file -------------------------------------------------------------------------- */
 
 struct alert_case {
@@ -806,11 +539,11 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
     struct alert_got *got = NULL;
     size_t ngot = 0, capg = 0;
     for (size_t g = 0; g < fi->ngroups; g++)
-        for (size_t k = 0; k < fi->groups[g].nrules; k++) {
-            struct rt_rule *rr = &fi->groups[g].rules[k];
-            if (!rr->alert || strcmp(alert_rule_name(rr->alert), ac->alertname) != 0) continue;
-            for (size_t i = 0; i < alert_rule_nalerts(rr->alert); i++) {
-                const struct alert *a = alert_rule_alert(rr->alert, i);
+        for (size_t k = 0; k < rulegroup_nrules(fi->groups[g].rg); k++) {
+            const struct alert_rule *ar = rulegroup_alert_rule(fi->groups[g].rg, k);
+            if (!ar || strcmp(alert_rule_name(ar), ac->alertname) != 0) continue;
+            for (size_t i = 0; i < alert_rule_nalerts(ar); i++) {
+                const struct alert *a = alert_rule_alert(ar, i);
                 if (a->state != ALERT_FIRING) continue;
                 if (ngot == capg) {
                     size_t nc = capg ? capg * 2 : 8;
@@ -879,10 +612,8 @@ static void check_alerts(struct run *r, struct fileinfo *fi, struct yctx *y, con
     if (!ok || !gann) {
         add_err(r, "out of memory");
     } else {
-        if (ngot > 1)
-            qsort(got, ngot, sizeof(*got), got_cmp);
-        if (nexp > 1)
-            qsort(exp, nexp, sizeof(*exp), got_cmp);
+        if (ngot > 1) qsort(got, ngot, sizeof(*got), got_cmp);
+        if (nexp > 1) qsort(exp, nexp, sizeof(*exp), got_cmp);
         bool eq = ngot == nexp;
         for (size_t i = 0; eq && i < ngot; i++)
             eq = got_cmp(&got[i], &exp[i]) == 0;
@@ -1034,10 +765,8 @@ static void check_expr(struct run *r, struct fileinfo *fi, struct yctx *y, int64
         add_err(r, "out of memory");
         goto done;
     }
-    if (ngot > 1)
-        qsort(got, ngot, sizeof(*got), sample_cmp_fn);
-    if (nexp > 1)
-        qsort(exp, nexp, sizeof(*exp), sample_cmp_fn);
+    if (ngot > 1) qsort(got, ngot, sizeof(*got), sample_cmp_fn);
+    if (nexp > 1) qsort(exp, nexp, sizeof(*exp), sample_cmp_fn);
     bool eq = ngot == nexp;
     for (size_t i = 0; eq && i < ngot; i++) {
         eq = lcmp(got[i].l, got[i].n, exp[i].l, exp[i].n) == 0;
@@ -1101,13 +830,8 @@ static bool parse_start(const char *s, int64_t *ms) {
 }
 
 static void free_groups(struct fileinfo *fi) {
-    for (size_t g = 0; g < fi->ngroups; g++) {
-        for (size_t k = 0; k < fi->groups[g].nrules; k++) {
-            alert_rule_free(fi->groups[g].rules[k].alert);
-            keyset_free(&fi->groups[g].rules[k].prev);
-        }
-        free(fi->groups[g].rules);
-    }
+    for (size_t g = 0; g < fi->ngroups; g++)
+        rulegroup_free(fi->groups[g].rg);
     free(fi->groups);
     fi->groups = NULL;
     fi->ngroups = 0;
@@ -1130,16 +854,7 @@ static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order)
                 const char *nm = yscalar(y, yseq_at(y, order, i), "string");
                 if (nm && strcmp(nm, gd->name) == 0) rg->order = (int)i;
             }
-            rg->rules = calloc(gd->nrules + 1, sizeof(*rg->rules));
-            if (!rg->rules) return -ENOMEM;
-            rg->nrules = gd->nrules;
-            for (size_t k = 0; k < gd->nrules; k++) {
-                rg->rules[k].def = &gd->rules[k];
-                rg->rules[k].grp = gd;
-                if (gd->rules[k].kind == RULEFILE_ALERT &&
-                    !(rg->rules[k].alert = alert_rule_new(&gd->rules[k], gd)))
-                    return -ENOMEM;
-            }
+            if (!(rg->rg = rulegroup_new(gd))) return -ENOMEM;
         }
     /* stable insertion sort by order */
     for (size_t i = 1; i < fi->ngroups; i++)
@@ -1154,6 +869,11 @@ static int build_groups(struct fileinfo *fi, struct yctx *y, yaml_node_t *order)
 static int sort_alert_case(const void *a, const void *b) {
     const struct alert_case *x = a, *y = b;
     return x->eval_time < y->eval_time ? -1 : x->eval_time > y->eval_time;
+}
+
+static int store_append(void *arg, const struct re_label *l, size_t n, int64_t ts, double v,
+                        const struct re_hist *h) {
+    return re_memstore_add(arg, l, n, ts, v, h);
 }
 
 /* Runs one test group; failures are appended to r->errs. Returns 0 or -ENOMEM. */
@@ -1232,8 +952,7 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
             goto done;
         }
     }
-    if (pts.n > 1)
-        qsort(pts.pts, pts.n, sizeof(*pts.pts), point_cmp);
+    if (pts.n > 1) qsort(pts.pts, pts.n, sizeof(*pts.pts), point_cmp);
 
     /* cases */
     yaml_node_t *at = yget(y, tg, "alert_rule_test");
@@ -1278,8 +997,7 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
         if (ecs[i].eval_time > maxd) maxd = ecs[i].eval_time;
     }
     if (y->nerr) goto done; /* strict decoding errors are reported by the caller */
-    if (nac > 1)
-        qsort(acs, nac, sizeof(*acs), sort_alert_case);
+    if (nac > 1) qsort(acs, nac, sizeof(*acs), sort_alert_case);
 
     /* fresh state */
     rc = build_groups(fi, y, order);
@@ -1305,21 +1023,28 @@ static int run_group(struct fileinfo *fi, struct yctx *y, yaml_node_t *tg, yaml_
             if (rc < 0) goto done;
         }
         int evalerrs = 0;
-        for (size_t g = 0; g < fi->ngroups; g++)
-            for (size_t k = 0; k < fi->groups[g].nrules; k++) {
-                char msg[256] = "";
-                rc = eval_rule(r, &fi->groups[g].rules[k], ts, msg, sizeof(msg));
-                if (rc == -ENOMEM) goto done;
-                if (rc < 0) {
-                    rbuf_reset(&b);
-                    rbuf_printf(&b, "    rule: %s, time: ", fi->groups[g].rules[k].def->name);
-                    rbuf_godur(&b, ts * 1000000);
-                    rbuf_printf(&b, ", err: %s", msg);
-                    add_err(r, b.p ? b.p : "out of memory");
-                    evalerrs++;
-                    rc = 0;
-                }
+        struct rulegroup_env env = {.src = &r->src,
+                                    .popts = &r->popts,
+                                    .append = store_append,
+                                    .append_arg = r->store,
+                                    .ext_labels = r->ext,
+                                    .next_labels = r->next,
+                                    .external_url = r->ext_url};
+        for (size_t g = 0; g < fi->ngroups; g++) {
+            struct rulegroup *rg = fi->groups[g].rg;
+            rc = rulegroup_eval(rg, ts, &env);
+            if (rc < 0) goto done;
+            for (size_t k = 0; rc > 0 && k < rulegroup_nrules(rg); k++) {
+                if (rulegroup_rule_health(rg, k) != ALERT_HEALTH_ERR) continue;
+                rbuf_reset(&b);
+                rbuf_printf(&b, "    rule: %s, time: ", rulegroup_def(rg)->rules[k].name);
+                rbuf_godur(&b, ts * 1000000);
+                rbuf_printf(&b, ", err: %s", rulegroup_rule_error(rg, k));
+                add_err(r, b.p ? b.p : "out of memory");
+                evalerrs++;
             }
+            rc = 0;
+        }
         if (evalerrs) goto done;
         while (next_ac < nac && ts - start <= acs[next_ac].eval_time &&
                acs[next_ac].eval_time < ts + ei - start) {

@@ -2947,24 +2947,29 @@ done:
     return rc;
 }
 
+char *template_expand_text(const struct template *t, const struct template_data *d) {
+    char *res = NULL;
+    int rc = template_expand(t, d, &res);
+    if (rc != -EINVAL) return res; /* text, or NULL on OOM */
+    struct rbuf b;
+    rbuf_init(&b);
+    rbuf_printf(&b, "<error expanding template: error executing template %s: %s>", t->name, res);
+    free(res);
+    return rbuf_take(&b);
+}
+
 char *template_expand_alert(const char *name, const char *text, const struct template_data *d) {
     struct perr err = {0};
     struct template *t = template_parse(name, text, strlen(text), true, &err);
-    char *res = NULL;
-    struct rbuf b;
-    rbuf_init(&b);
     if (!t) {
         if (strcmp(err.msg, "out of memory") == 0) return NULL;
+        struct rbuf b;
+        rbuf_init(&b);
         rbuf_printf(&b, "<error expanding template: error parsing template %s: %s>", name, err.msg);
         return rbuf_take(&b);
     }
-    int rc = template_expand(t, d, &res);
+    char *res = template_expand_text(t, d);
     template_free(t);
-    if (rc == -EINVAL) {
-        rbuf_printf(&b, "<error expanding template: error executing template %s: %s>", name, res);
-        free(res);
-        return rbuf_take(&b);
-    }
     return res;
 }
 

@@ -6,6 +6,7 @@ CPU per query for each, and the CPU ratio. Prints figures; asserts nothing about
 Run: meson test -C build --benchmark --suite bench query_vs_prometheus -v
  or: BUILD_ROOT=build SHARED=../shared PYTHONPATH=tests/integration \\
      /usr/bin/python3 tests/bench/query_bench.py [iterations]"""
+import http.client
 import os
 import shutil
 import sys
@@ -13,39 +14,50 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from plib import Promlet, free_port, http, start_peer, tmpdir  # noqa: E402
+from plib import Promlet, free_port, start_peer, tmpdir  # noqa: E402
+from plib import http as http_call  # noqa: E402
 import query_data as qd  # noqa: E402
 
 
 def cpu_seconds(pid):
-    """CPU time of all threads of a process, in seconds, at nanosecond resolution (the sum
-    of /proc/PID/task/*/schedstat; both daemons keep their threads for their lifetime)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / 1e9
+    """utime + stime of the whole process, in seconds: it includes threads that have exited
+    (promlet runs each query on a thread of its own), at clock-tick resolution, hence the
+    many iterations."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(url, pid, iterations):
-    """(mean latency s, CPU s per query, answer bytes) over iterations sequential requests."""
-    http("GET", url)  # warm-up
+def run(base, path, pid, iterations, keepalive):
+    """(mean latency s, CPU s per query) over iterations sequential requests, each on a new
+    connection (as exportmetrics.py's requests.get) or all on one kept-alive connection (as
+    Grafana's HTTP client)."""
+    host, port = base.split("//")[1].split(":")
+    conn = [None]
+
+    def get():
+        if conn[0] is None or not keepalive:
+            conn[0] = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn[0].request("GET", path)
+        r = conn[0].getresponse()
+        body = r.read()
+        if not keepalive:
+            conn[0].close()
+        if r.status != 200:
+            raise RuntimeError(f"{path}: HTTP {r.status} {body[:200]!r}")
+
+    get()  # warm-up
     c0, t0 = cpu_seconds(pid), time.perf_counter()
-    size = 0
     for _ in range(iterations):
-        st, _, body = http("GET", url, timeout=60)
-        if st != 200:
-            raise RuntimeError(f"{url}: HTTP {st} {body[:200]!r}")
-        size = len(body)
+        get()
     t1, c1 = time.perf_counter(), cpu_seconds(pid)
-    return (t1 - t0) / iterations, (c1 - c0) / iterations, size
+    if conn[0] is not None:
+        conn[0].close()
+    return (t1 - t0) / iterations, (c1 - c0) / iterations
 
 
 def main():
-    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     if not shutil.which("prometheus"):
         print("# SKIP: prometheus not installed")
         return 0
@@ -60,7 +72,7 @@ def main():
                        "--enable-feature=native-histograms", "--web.enable-remote-write-receiver"],
                       f"http://127.0.0.1:{port}/-/ready")
     pl = Promlet("", ["--promql.compat=v2"])
-    if pl.addr is None or http("POST", pl.url("/api/v1/write"), b"", qd.RW_HEADERS)[0] == 404:
+    if pl.addr is None or http_call("POST", pl.url("/api/v1/write"), b"", qd.RW_HEADERS)[0] == 404:
         print("# SKIP: this promlet build has no remote-write receiver")
         return 0
 
@@ -69,30 +81,31 @@ def main():
     for chunk in chunks:
         body = qd.encode_write_request(chunk)
         for base in (pl.url(""), f"http://127.0.0.1:{port}"):
-            st = http("POST", f"{base}/api/v1/write", body, qd.RW_HEADERS)[0]
+            st = http_call("POST", f"{base}/api/v1/write", body, qd.RW_HEADERS)[0]
             if st != 204:
                 raise RuntimeError(f"remote write to {base}: HTTP {st}")
 
-    print(f"# query_range over 15 min at 5 s step, {iterations} sequential requests each, "
-          f"{sum(len(c) for c in chunks[:1])} series")
-    print(f"# {'query':<62} {'promlet ms':>10} {'cpu ms':>7} {'prom ms':>8} {'cpu ms':>7} "
-          f"{'cpu ratio':>9}")
-    tot_p = tot_q = 0.0
-    for q in qd.QUERIES:
-        qs = urllib.parse.urlencode({"query": q, "start": (end - 900000) / 1000,
-                                     "end": end / 1000, "step": "5"})
-        lat_p, cpu_p, _ = run(pl.url(f"/api/v1/query_range?{qs}"), pl.proc.pid, iterations)
-        lat_q, cpu_q, _ = run(f"http://127.0.0.1:{port}/api/v1/query_range?{qs}", prom.pid,
-                              iterations)
-        tot_p += cpu_p
-        tot_q += cpu_q
-        ratio = f"1/{cpu_q / cpu_p:.1f}" if cpu_p > 0 else "n/a"
-        name = q if len(q) <= 62 else q[:59] + "..."
-        print(f"# {name:<62} {lat_p * 1e3:10.3f} {cpu_p * 1e3:7.3f} {lat_q * 1e3:8.3f} "
-              f"{cpu_q * 1e3:7.3f} {ratio:>9}")
-    print(f"# all queries: promlet CPU {tot_p * 1e3:.3f} ms, Prometheus CPU {tot_q * 1e3:.3f} ms "
-          f"per round; promlet uses 1/{tot_q / tot_p:.1f} of Prometheus's CPU"
-          if tot_p > 0 else "# promlet CPU below clock-tick resolution")
+    prom_base = f"http://127.0.0.1:{port}"
+    for keepalive in (False, True):
+        print(f"# query_range over 15 min at 5 s step, {iterations} sequential requests each, "
+              f"{'one kept-alive connection' if keepalive else 'a new connection per request'}")
+        print(f"# {'query':<62} {'promlet ms':>10} {'cpu ms':>7} {'prom ms':>8} {'cpu ms':>7} "
+              f"{'cpu ratio':>9}")
+        tot_p = tot_q = 0.0
+        for q in qd.QUERIES:
+            path = "/api/v1/query_range?" + urllib.parse.urlencode(
+                {"query": q, "start": (end - 900000) / 1000, "end": end / 1000, "step": "5"})
+            lat_p, cpu_p = run(pl.url(""), path, pl.proc.pid, iterations, keepalive)
+            lat_q, cpu_q = run(prom_base, path, prom.pid, iterations, keepalive)
+            tot_p += cpu_p
+            tot_q += cpu_q
+            ratio = f"1/{cpu_q / cpu_p:.1f}" if cpu_p > 0 else "n/a"
+            name = q if len(q) <= 62 else q[:59] + "..."
+            print(f"# {name:<62} {lat_p * 1e3:10.3f} {cpu_p * 1e3:7.3f} {lat_q * 1e3:8.3f} "
+                  f"{cpu_q * 1e3:7.3f} {ratio:>9}")
+        print(f"# all {len(qd.QUERIES)} queries: promlet CPU {tot_p * 1e3:.3f} ms, Prometheus CPU "
+              f"{tot_q * 1e3:.3f} ms per round: promlet uses 1/{tot_q / tot_p:.1f} of "
+              f"Prometheus's CPU")
     pl.stop()
     return 0
 

@@ -92,9 +92,17 @@ def _histogram(ts, h):
     return out
 
 
-def encode_write_request(series):
-    """series: [(labels dict, [(ts, v)], [(ts, hist)])] -> snappy-compressed WriteRequest."""
+METRIC_TYPES = {"unknown": 0, "counter": 1, "gauge": 2, "histogram": 3, "gaugehistogram": 4,
+                "summary": 5, "info": 6, "stateset": 7}
+
+
+def encode_write_request(series, metadata=()):
+    """series: [(labels dict, [(ts, v)], [(ts, hist)])], metadata: [(family, type name,
+    help, unit)] -> snappy-compressed WriteRequest."""
     body = bytearray()
+    for family, mtype, help_text, unit in metadata:
+        body += _len(3, _uvar(1, METRIC_TYPES[mtype]) + _len(2, family.encode())
+                     + _len(4, help_text.encode()) + _len(5, unit.encode()))
     for labels, samples, hists in series:
         ts_msg = bytearray()
         for k in sorted(labels):

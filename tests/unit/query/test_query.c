@@ -396,11 +396,67 @@ static void test_endpoints(void)
     store_free(s);
 }
 
+/* A fake metadata walker over a fixed table. */
+static int fake_walk(void *ctx, const char *family,
+                     int (*fn)(void *arg, const char *family, int type, const char *help,
+                               const char *unit),
+                     void *arg)
+{
+    (void)ctx;
+    static const struct {
+        const char *f, *h, *u;
+        int t;
+    } tab[] = {{"k6_http_reqs_total", "Requests", "", 1},
+               {"busy_worker_threads", "", "", 2},
+               {"k6_http_req_duration_seconds", "Durations <b>", "seconds", 3}};
+    for (size_t i = 0; i < 3; i++) {
+        if (family && strcmp(family, tab[i].f))
+            continue;
+        int rc = fn(arg, tab[i].f, tab[i].t, tab[i].h, tab[i].u);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void test_metadata(void)
+{
+    struct sbuf out = {0};
+    struct kv k = {(const char *[]){NULL}};
+    struct query_params p = {kv_get, kv_each, &k, 0};
+    CHECK_EQ_INT(query_metadata(&p, fake_walk, NULL, &out), 200);
+    CHECK_EQ_STR(out.data,
+                 "{\"status\":\"success\",\"data\":{\"busy_worker_threads\":[{\"type\":\"gauge\","
+                 "\"help\":\"\",\"unit\":\"\"}],\"k6_http_req_duration_seconds\":[{\"type\":"
+                 "\"histogram\",\"help\":\"Durations \\u003cb\\u003e\",\"unit\":\"seconds\"}],"
+                 "\"k6_http_reqs_total\":[{\"type\":\"counter\",\"help\":\"Requests\",\"unit\":"
+                 "\"\"}]}}");
+    k.pairs = (const char *[]){"limit", "1", NULL};
+    sbuf_reset(&out);
+    CHECK_EQ_INT(query_metadata(&p, fake_walk, NULL, &out), 200);
+    CHECK(strstr(out.data, "busy_worker_threads") && !strstr(out.data, "k6_"));
+    k.pairs = (const char *[]){"metric", "k6_http_reqs_total", NULL};
+    sbuf_reset(&out);
+    CHECK_EQ_INT(query_metadata(&p, fake_walk, NULL, &out), 200);
+    CHECK(strstr(out.data, "k6_http_reqs_total") && !strstr(out.data, "busy"));
+    k.pairs = (const char *[]){"limit", "x", NULL};
+    sbuf_reset(&out);
+    CHECK_EQ_INT(query_metadata(&p, fake_walk, NULL, &out), 400);
+    CHECK_EQ_STR(out.data, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":"
+                           "\"limit must be a number\"}");
+    k.pairs = (const char *[]){NULL};
+    sbuf_reset(&out);
+    CHECK_EQ_INT(query_metadata(&p, NULL, NULL, &out), 200);
+    CHECK_EQ_STR(out.data, "{\"status\":\"success\",\"data\":{}}");
+    sbuf_fini(&out);
+}
+
 int main(void)
 {
     test_encodings();
     test_shortest_random();
     test_params();
     test_endpoints();
+    test_metadata();
     return tap_done();
 }
