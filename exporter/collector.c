@@ -356,7 +356,12 @@ bool col_filter_ignored(struct col_regex *exclude, struct col_regex *include, co
 struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
                         int *rc) {
     struct mfam *f = mset_family(out, name, help, type);
-    *rc = f ? 0 : mset_has(out, name) ? -EPROTO : -ENOMEM;
+    /* NULL means a type conflict, a name that is not a metric name (built from a field of a
+     * malformed file), or OOM */
+    *rc = f                                           ? 0
+          : mset_has(out, name)                       ? -EPROTO
+          : !re_valid_metric_name(name, strlen(name)) ? -EINVAL
+                                                      : -ENOMEM;
     return f;
 }
 

@@ -106,8 +106,8 @@ double col_opt_num(const struct col_options *o, const char *flag);
 bool col_opt_bool(const struct col_options *o, const char *flag);
 
 /* mset_family for collectors: sets *rc to -EPROTO when the set already holds `name` with
- * another type (say, a pushed family) and to -ENOMEM on OOM, so a conflict fails only this
- * collector and never reads as out-of-memory. */
+ * another type (say, a pushed family), -EINVAL when name is not a valid metric name (one built
+ * from a malformed file), -ENOMEM on OOM; so only OOM can fail the whole scrape. */
 struct mfam *col_family(struct mset *out, const char *name, const char *help, enum mtype type,
                         int *rc);
 

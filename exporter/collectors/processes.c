@@ -58,8 +58,9 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out) {
         rc = read_stat(path, ctx->buf, &st, &nt);
         if (gone(rc)) continue;
         if (rc) {
+            col_fail(ctx, rc, "error reading stat for pid %s", e->d_name); /* before closedir */
             closedir(d);
-            return col_fail(ctx, rc, "error reading stat for pid %s", e->d_name);
+            return rc;
         }
         pids++;
         ps.n[(unsigned char)st]++;
@@ -79,10 +80,11 @@ static int processes_collect(struct col_ctx *ctx, struct mset *out) {
             rc = read_stat(tp, ctx->buf, &tst, NULL);
             if (gone(rc)) continue;
             if (rc) {
+                col_fail(ctx, rc, "error reading stat for pid %s thread %s", e->d_name,
+                         te->d_name); /* while the dirents are still valid */
                 closedir(td);
                 closedir(d);
-                return col_fail(ctx, rc, "error reading stat for pid %s thread %s", e->d_name,
-                                te->d_name);
+                return rc;
             }
             ts.n[(unsigned char)tst]++;
         }
