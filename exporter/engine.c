@@ -253,7 +253,7 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 #define NDUR (sizeof(dur_bounds) / sizeof(dur_bounds[0]))
 
 /* A group's event evaluations use at most 1/EVENT_DUTY of the engine thread. */
-#define EVENT_DUTY 10.0
+#define EVENT_DUTY 20.0
 
 static void ruleset_free(struct ruleset *rs)
 {
@@ -1089,10 +1089,12 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-/* Marks rules selecting name dirty. Caller holds mu. Returns true if any was marked. */
+/* Marks rules selecting name dirty. Caller holds mu. Returns true if a group became dirty
+ * (a group already dirty has an evaluation coming: no need to wake the engine again, which
+ * keeps a flood of pushes from costing one wake-up each). */
 static bool mark_name(struct ruleset *rs, const char *name)
 {
-    bool any = false;
+    bool woke = false; /* a group went from clean to dirty: the engine must be woken */
     size_t lo = 0, hi = rs->nnames;
     while (lo < hi) { /* first entry >= name */
         size_t mid = lo + (hi - lo) / 2;
@@ -1103,16 +1105,16 @@ static bool mark_name(struct ruleset *rs, const char *name)
     }
     for (; lo < rs->nnames && !strcmp(rs->names[lo].name, name); lo++) {
         rs->names[lo].r->dirty = true;
+        woke |= !rs->names[lo].g->dirty;
         rs->names[lo].g->dirty = true;
-        any = true;
     }
     for (size_t i = 0; i < rs->nwild; i++)
         if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name)) {
             rs->wild[i].r->dirty = true;
+            woke |= !rs->wild[i].g->dirty;
             rs->wild[i].g->dirty = true;
-            any = true;
         }
-    return any;
+    return woke;
 }
 
 /* True if some rule selects name (the index, without marking). */
