@@ -13,6 +13,7 @@
 #define DEF_HTTP_CONNECTION_LIMIT 512
 #define DEF_HTTP_CONNECTION_TIMEOUT_S 30
 #define DEF_HTTP_THREADS 2
+#define DEF_HTTP_OFFLOAD_THREADS 4 /* run slow handlers (queries); more wait their turn */
 #define DEF_HTTP_INFLIGHT_MIN (64u << 20) /* request bodies buffered at once, at least */
 
 /* global */
@@ -44,6 +45,9 @@
 #define DEF_QUERY_TIMEOUT_MS (2 * 60 * 1000)
 /* malloc keeps this much freed memory per arena instead of returning it to the kernel after
  * every query (a 15-minute query_range otherwise page-faults its working set in anew). */
+/* Queries estimated to visit more samples than this (steps x (series + samples in the
+ * largest range)) are evaluated on a worker thread instead of an HTTP thread. */
+#define DEF_QUERY_INLINE_WORK 2e6
 #define DEF_QUERY_MALLOC_TRIM_BYTES (16u << 20)
 #define DEF_QUERY_MALLOC_MMAP_BYTES (4u << 20)
 

@@ -48,7 +48,20 @@ struct http_server {
     size_t inflight;     /* bytes of request bodies buffered now, all connections */
     size_t inflight_max; /* beyond it new bodies get 503 */
     struct http_route routes[MAX_ROUTES];
+    bool offload[MAX_ROUTES]; /* run on a worker thread with the connection suspended */
+    http_offload_fn *offload_if[MAX_ROUTES]; /* NULL: always */
     size_t nroutes;
+    /* Offloaded handlers: a FIFO of suspended requests served by up to
+     * DEF_HTTP_OFFLOAD_THREADS worker threads, started on demand and kept. */
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_cond; /* a job finished */
+    pthread_cond_t work_cond; /* a job was queued, or stopping */
+    struct http_req *qhead, *qtail;
+    size_t jobs; /* queued or running */
+    size_t idle;
+    bool stopping;
+    pthread_t workers[DEF_HTTP_OFFLOAD_THREADS];
+    size_t nworkers;
     struct route_stats stats[MAX_ROUTES + 1]; /* last: unrouted (404) */
     pthread_mutex_t stats_lock;
     struct MHD_Daemon *daemons[MAX_LISTEN];
@@ -72,7 +85,12 @@ struct http_req {
     char **keep;     /* decoded form values handed out by http_arg */
     size_t nkeep;
     struct timespec start;
+    /* Offloaded routes: a worker fills jresp, then sets JOB_DONE and resumes. */
+    int job_state;
+    struct http_resp jresp;
+    struct http_req *qnext;
 };
+enum { JOB_NONE, JOB_RUNNING, JOB_DONE };
 
 /* ---- server setup ------------------------------------------------------------------------------ */
 
@@ -96,6 +114,9 @@ struct http_server *http_new(const struct http_opts *o)
     if (s->inflight_max < DEF_HTTP_INFLIGHT_MIN)
         s->inflight_max = DEF_HTTP_INFLIGHT_MIN;
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->jobs_lock, NULL);
+    pthread_cond_init(&s->jobs_cond, NULL);
+    pthread_cond_init(&s->work_cond, NULL);
     return s;
 }
 
@@ -103,8 +124,20 @@ int http_route(struct http_server *s, const struct http_route *r)
 {
     if (s->nroutes == MAX_ROUTES || s->ndaemons)
         return -E2BIG;
+    s->offload[s->nroutes] = false;
+    s->offload_if[s->nroutes] = NULL;
     s->routes[s->nroutes++] = *r;
     return 0;
+}
+
+int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want)
+{
+    int rc = http_route(s, r);
+    if (!rc) {
+        s->offload[s->nroutes - 1] = true;
+        s->offload_if[s->nroutes - 1] = want;
+    }
+    return rc;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -258,6 +291,7 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
         struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
         struct MHD_Daemon *d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                MHD_ALLOW_SUSPEND_RESUME |
                 (tls ? MHD_USE_TLS : 0),
             0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_LISTEN_SOCKET, fds[i],
@@ -293,9 +327,22 @@ void http_free(struct http_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
+    /* Offloaded handlers still running use their request and what their route reads (the
+     * store): let them finish (their own timeouts bound them) before anything is freed. */
+    pthread_mutex_lock(&s->jobs_lock);
+    while (s->jobs)
+        pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->work_cond);
+    pthread_mutex_unlock(&s->jobs_lock);
+    for (size_t i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
     for (size_t i = 0; i < s->ndaemons; i++)
         MHD_stop_daemon(s->daemons[i]);
     pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->jobs_lock);
+    pthread_cond_destroy(&s->jobs_cond);
+    pthread_cond_destroy(&s->work_cond);
     free(s);
 }
 
@@ -460,6 +507,67 @@ static bool authorized(struct webcfg *w, struct MHD_Connection *conn)
     return ok;
 }
 
+/* An offload worker: runs queued handlers, each then hands its connection back to MHD,
+ * which calls on_request again to send jresp. A request is not touched after its resume
+ * (MHD may finish it at once). */
+static void *worker_main(void *arg)
+{
+    struct http_server *s = arg;
+    pthread_mutex_lock(&s->jobs_lock);
+    for (;;) {
+        while (!s->qhead && !s->stopping) {
+            s->idle++;
+            pthread_cond_wait(&s->work_cond, &s->jobs_lock);
+            s->idle--;
+        }
+        if (!s->qhead)
+            break;
+        struct http_req *rq = s->qhead;
+        s->qhead = rq->qnext;
+        if (!s->qhead)
+            s->qtail = NULL;
+        pthread_mutex_unlock(&s->jobs_lock);
+        struct MHD_Connection *conn = rq->conn;
+        rq->route->fn(rq->route->arg, rq, &rq->jresp);
+        __atomic_store_n(&rq->job_state, JOB_DONE, __ATOMIC_RELEASE);
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&s->jobs_lock);
+        s->jobs--;
+        pthread_cond_broadcast(&s->jobs_cond);
+    }
+    pthread_mutex_unlock(&s->jobs_lock);
+    return NULL;
+}
+
+/* Suspends the connection and queues the request for a worker, starting one if none is
+ * idle and the pool is not full. Returns 0, or -errno when there is no worker at all (the
+ * caller then runs the handler itself). */
+static int start_job(struct http_server *s, struct http_req *rq)
+{
+    pthread_mutex_lock(&s->jobs_lock);
+    if (!s->idle && s->nworkers < DEF_HTTP_OFFLOAD_THREADS &&
+        pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
+        s->nworkers++;
+    if (!s->nworkers) {
+        pthread_mutex_unlock(&s->jobs_lock);
+        return -EAGAIN;
+    }
+    rq->jresp = (struct http_resp){.status = 200};
+    rq->job_state = JOB_RUNNING;
+    rq->qnext = NULL;
+    /* Suspended before any worker can see it, so its resume always follows. */
+    MHD_suspend_connection(rq->conn);
+    if (s->qtail)
+        s->qtail->qnext = rq;
+    else
+        s->qhead = rq;
+    s->qtail = rq;
+    s->jobs++;
+    pthread_cond_signal(&s->work_cond);
+    pthread_mutex_unlock(&s->jobs_lock);
+    return 0;
+}
+
 static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, const char *upload_data,
                           size_t *upload_data_size, void **con_cls)
@@ -467,6 +575,15 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
     (void)version;
     struct http_server *s = cls;
     struct http_req *rq = *con_cls;
+    if (rq && rq->job_state != JOB_NONE) {
+        /* Called again after an offloaded handler resumed the connection. */
+        if (__atomic_load_n(&rq->job_state, __ATOMIC_ACQUIRE) != JOB_DONE)
+            return MHD_YES;
+        rq->job_state = JOB_NONE;
+        MHD_RET ret = send_resp(s, rq, &rq->jresp);
+        resp_fini(&rq->jresp);
+        return ret;
+    }
     if (!rq) {
         rq = calloc(1, sizeof(*rq));
         if (!rq)
@@ -548,6 +665,11 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
     } else if (rq->too_large) {
         http_error(&resp, 413, "request body larger than %zu bytes", rq->limit);
         http_add_header(&resp, "Connection", "close");
+    } else if (s->offload[rq->route_idx] &&
+               (!s->offload_if[rq->route_idx] ||
+                s->offload_if[rq->route_idx](rq->route->arg, rq)) &&
+               start_job(s, rq) == 0) {
+        return MHD_YES; /* answered after the worker's resume */
     } else {
         rq->route->fn(rq->route->arg, rq, &resp);
     }
@@ -567,6 +689,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (rq->charged)
         __atomic_sub_fetch(&s->inflight, rq->charged, __ATOMIC_RELAXED);
+    if (rq->job_state == JOB_DONE)
+        resp_fini(&rq->jresp); /* the client left before the answer went out */
     sbuf_fini(&rq->body);
     for (size_t i = 0; i < rq->nkeep; i++)
         free(rq->keep[i]);

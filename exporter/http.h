@@ -56,6 +56,14 @@ struct http_opts {
 struct http_server *http_new(const struct http_opts *o);
 /* Adds a route (copies the struct; strings must be static). Not after http_listen. */
 int http_route(struct http_server *s, const struct http_route *r);
+/* Decides on the HTTP thread, before the handler runs, whether this request may be slow
+ * enough to offload (handing over costs two thread switches). arg is the route's arg. */
+typedef bool http_offload_fn(void *arg, const struct http_req *req);
+/* Like http_route, but when want is NULL or returns true the handler runs on one of a few
+ * worker threads while the connection is suspended, so a slow handler (a long query) holds
+ * none of the server's threads and none of the other connections they serve; requests
+ * beyond the workers wait in order. http_free waits for running handlers. */
+int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want);
 /* Binds every address ("host:port", ":port", "[v6]:port"; port 0 picks a free one) and
  * starts serving. On failure nothing listens and err says which address failed.
  * Returns 0 or -errno. */

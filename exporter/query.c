@@ -1270,6 +1270,86 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
     resp->gzip_ok = true;
 }
 
+/* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
+ * it; quoted strings are skipped. A rough scan: a false alarm only offloads a query. */
+static int64_t max_range_ms(const char *q, bool *subquery)
+{
+    int64_t max = 0;
+    for (const char *p = q; *p; p++) {
+        if (*p == '"' || *p == '\'' || *p == '`') {
+            char c = *p;
+            while (p[1] && p[1] != c)
+                p += (p[1] == '\\' && c != '`' && p[2]) ? 2 : 1;
+            if (!p[1])
+                break;
+            p++;
+            continue;
+        }
+        if (*p != '[')
+            continue;
+        const char *e = strchr(p, ']');
+        if (!e)
+            break;
+        char d[64];
+        size_t n = (size_t)(e - p - 1);
+        if (memchr(p + 1, ':', n))
+            *subquery = true;
+        int64_t ms;
+        if (n < sizeof(d)) {
+            memcpy(d, p + 1, n);
+            d[n] = '\0';
+            if (promql_parse_duration(d, &ms) == 0 && ms > max)
+                max = ms;
+        }
+        p = e;
+    }
+    return max;
+}
+
+/* Decides, on the HTTP thread, whether a query may take long enough to evaluate on a worker
+ * (see http_route_offload): subqueries always; otherwise when the samples it may visit,
+ * estimated from the store's size, the number of steps and the largest range, exceed
+ * DEF_QUERY_INLINE_WORK. Small queries like the experiment's stay on the HTTP thread,
+ * where they cost no thread switches. */
+static bool offload_query(struct agent *a, const struct http_req *req, bool range)
+{
+    const char *q = http_arg(req, "query");
+    if (!q)
+        return false; /* answered at once with an error */
+    bool subquery = false;
+    int64_t rng = max_range_ms(q, &subquery);
+    if (subquery)
+        return true;
+    double steps = 1;
+    if (range) {
+        int64_t start, end, step_ns;
+        const char *sv = http_arg(req, "start"), *ev = http_arg(req, "end");
+        const char *stv = http_arg(req, "step");
+        if (!sv || !ev || !stv || query_parse_time(sv, &start) || query_parse_time(ev, &end) ||
+            query_parse_duration(stv, &step_ns) || step_ns <= 0 || end < start)
+            return false; /* answered at once with an error */
+        steps = (double)(end - start) * 1e6 / (double)step_ns + 1;
+    }
+    struct store_stats st;
+    store_get_stats(a->store, &st);
+    pthread_mutex_lock(&a->cfg_lock);
+    int64_t retention = a->cfg->retention_ms;
+    pthread_mutex_unlock(&a->cfg_lock);
+    double window = retention > 0 && rng < retention ? (double)rng / (double)retention : 1;
+    double work = steps * ((double)st.series + (double)st.samples * window);
+    return work > DEF_QUERY_INLINE_WORK;
+}
+
+static bool offload_instant(void *arg, const struct http_req *req)
+{
+    return offload_query(arg, req, false);
+}
+
+static bool offload_range(void *arg, const struct http_req *req)
+{
+    return offload_query(arg, req, true);
+}
+
 static void h_query(void *arg, const struct http_req *req, struct http_resp *resp)
 {
     serve(arg, req, resp, query_instant);
@@ -1486,8 +1566,12 @@ static int query_start(struct agent *a, struct perr *err)
         {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
          0},
     };
+    /* Evaluations and series walks can take long: big ones run on worker threads so that the
+     * HTTP threads keep serving pushes and remote writes meanwhile. */
+    http_offload_fn *const offload[] = {offload_instant, offload_range, NULL};
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_route(a->http, &routes[i]))
+        if (i < 3 ? http_route_offload(a->http, &routes[i], offload[i])
+                  : http_route(a->http, &routes[i]))
             return perr_set(err, 0, 0, "too many HTTP routes"), -E2BIG;
     return 0;
 }

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -141,7 +142,7 @@ def main():
 
     # The flag matters: in 3.x mode promlet interpolates exponentially inside native-histogram
     # buckets, so its p99 must differ from 2.42's (this shows the comparison can fail).
-    pl3 = Promlet(f"query:\n  max_samples: {MAX_SAMPLES}\n")
+    pl3 = Promlet("")
     for chunk in chunks:
         http("POST", pl3.url("/api/v1/write"), qd.encode_write_request(chunk), qd.RW_HEADERS)
     qs = urllib.parse.urlencode({"query": qd.QUERIES[4], "start": (end - 300000) / 1000,
@@ -150,6 +151,31 @@ def main():
     sq, _, bq = http("GET", f"{prom}/api/v1/query_range?{qs}")
     ok(s3 == 200 and compare(b3, bq) is not None,
        "without --promql.compat=v2 the p99 differs from 2.42 (exponential interpolation)")
+    # Writes keep being answered while a long query runs on another HTTP thread (latencies
+    # printed, not asserted); pl3 has the default query.max_samples.
+    heavy = urllib.parse.urlencode({"query": "sum(count_over_time(node_cpu_seconds_total[15m:50ms]))",
+                                    "time": end / 1000})
+    done_q = {}
+
+    def long_query():
+        t0 = time.time()
+        st_q = http("GET", pl3.url("/api/v1/query?" + heavy), timeout=120)[0]
+        done_q["r"] = (st_q, time.time() - t0)
+
+    th = threading.Thread(target=long_query)
+    th.start()
+    writes = []
+    for i in range(10):
+        probe = [({"__name__": "query_probe_during", "job": "t"}, [(end + 100 + i, float(i))], [])]
+        t0 = time.time()
+        st = http("POST", pl3.url("/api/v1/write"), qd.encode_write_request(probe), qd.RW_HEADERS)[0]
+        writes.append((st, round((time.time() - t0) * 1000, 1)))
+    th.join()
+    print(f"# long query: HTTP {done_q['r'][0]} in {done_q['r'][1]:.2f}s; writes meanwhile "
+          f"(status, ms): {writes}")
+    ok(all(w[0] == 204 for w in writes) and done_q["r"][0] == 200,
+       "remote writes are answered while a long query runs", writes)
+
     pl3.stop()
 
     # POST form bodies answer the same as GET.
@@ -230,9 +256,18 @@ def main():
         got = jp["data"] if jp else None
         if isinstance(want, list) and want and isinstance(want[0], str):
             # Only promlet received the probe series written above.
-            got = [x for x in got or [] if x != "query_probe"]
+            got = [x for x in got or [] if not x.startswith("query_probe")]
         ok(got == want and hp.get("Content-Type") == "application/json", f"{desc}",
            f"promlet {bp[:300]!r}\nprometheus {bq[:300]!r}")
+    # Grafana POSTs its browsing calls as forms, match[] repeated.
+    form = urllib.parse.urlencode([("match[]", "busy_worker_threads"),
+                                   ("match[]", "k6_http_reqs_total"), ("start", str(t - 600)),
+                                   ("end", str(t))]).encode()
+    for path in ("/api/v1/series", "/api/v1/labels"):
+        sp, _, bp = http("POST", pl.url(path), form, hdr)
+        sq, _, bq = http("POST", prom + path, form, hdr)
+        ok(sp == sq == 200 and json.loads(bp)["data"] == json.loads(bq)["data"],
+           f"POST form {path} with two match[]", f"promlet {bp[:300]!r}\nprometheus {bq[:300]!r}")
     sp, _, bp = http("GET", pl.url("/api/v1/status/buildinfo"))
     info = json.loads(bp)["data"] if sp == 200 else {}
     ok(all(k in info for k in ("version", "revision", "branch", "buildUser", "buildDate",
