@@ -26,6 +26,8 @@
  * through the touch hook, or every ALERTS write would re-trigger the rules reading ALERTS. */
 static __thread bool on_engine_thread;
 
+static double mono_s(void);
+
 /* ---- output series keys ------------------------------------------------------------------ */
 
 /* A series as a byte string: name\0value\0 per label, labels sorted by name. The previous
@@ -175,7 +177,7 @@ struct egroup {
     int64_t timer;
     int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
     bool dirty;      /* guarded by engine.mu */
-    double event_ok; /* monotonic s: earliest next event evaluation (duty-cycle cap) */
+    double budget, budget_t; /* event-evaluation CPU budget (s) and when it was refilled */
 };
 
 struct ewebhook {
@@ -252,8 +254,10 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
                                     0.01,   0.025,   0.05,   0.1,   1};
 #define NDUR (sizeof(dur_bounds) / sizeof(dur_bounds[0]))
 
-/* A group's event evaluations use at most 1/EVENT_DUTY of the engine thread. */
-#define EVENT_DUTY 10.0
+/* A group's event evaluations use at most 1/EVENT_DUTY of a CPU over time, with bursts of up
+ * to EVENT_BURST_S of CPU (see run_dirty). */
+#define EVENT_DUTY 20.0
+#define EVENT_BURST_S 0.05
 
 static void ruleset_free(struct ruleset *rs)
 {
@@ -529,6 +533,8 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->file = rs->files[f]->name;
             eg->interval_ms = rg->interval_ms > 0 ? rg->interval_ms : def_iv;
             eg->last_ts = INT64_MIN;
+            eg->budget = EVENT_BURST_S;
+            eg->budget_t = mono_s();
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
             if (!(eg->key = malloc(kl)))
                 goto oom;
@@ -1089,10 +1095,12 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-/* Marks rules selecting name dirty. Caller holds mu. Returns true if any was marked. */
+/* Marks rules selecting name dirty. Caller holds mu. Returns true if a group became dirty
+ * (a group already dirty has an evaluation coming: no need to wake the engine again, which
+ * keeps a flood of pushes from costing one wake-up each). */
 static bool mark_name(struct ruleset *rs, const char *name)
 {
-    bool any = false;
+    bool woke = false; /* a group went from clean to dirty: the engine must be woken */
     size_t lo = 0, hi = rs->nnames;
     while (lo < hi) { /* first entry >= name */
         size_t mid = lo + (hi - lo) / 2;
@@ -1103,16 +1111,16 @@ static bool mark_name(struct ruleset *rs, const char *name)
     }
     for (; lo < rs->nnames && !strcmp(rs->names[lo].name, name); lo++) {
         rs->names[lo].r->dirty = true;
+        woke |= !rs->names[lo].g->dirty;
         rs->names[lo].g->dirty = true;
-        any = true;
     }
     for (size_t i = 0; i < rs->nwild; i++)
         if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name)) {
             rs->wild[i].r->dirty = true;
+            woke |= !rs->wild[i].g->dirty;
             rs->wild[i].g->dirty = true;
-            any = true;
         }
-    return any;
+    return woke;
 }
 
 /* True if some rule selects name (the index, without marking). */
@@ -1152,6 +1160,17 @@ static void on_touch(void *arg, const char *name)
 /* Evaluates every group with dirty rules at the current time. Engine thread. */
 static int64_t on_event_timer(struct loop *l, int64_t id, void *arg);
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Event evaluations of a group draw on a CPU-time budget refilled at 1/EVENT_DUTY of wall
+ * time, up to EVENT_BURST_S: sporadic pushes are evaluated at once, while a flood of pushes
+ * gets a group evaluated only as often as its share allows, so ingestion keeps the CPU. The
+ * marks of a group over budget stay and a timer comes back for them. */
 static void run_dirty(struct engine *e)
 {
     struct ruleset *rs = e->rs;
@@ -1160,32 +1179,36 @@ static void run_dirty(struct engine *e)
     double later = 0;
     for (size_t g = 0; g < rs->ngroups; g++) {
         struct egroup *eg = &rs->groups[g];
-        bool *mask = NULL;
+        pthread_mutex_lock(&e->mu);
+        bool dirty = eg->dirty;
+        pthread_mutex_unlock(&e->mu);
+        if (!dirty)
+            continue;
         double now = mono_s();
-        if (now < eg->event_ok) {
-            /* Over its share: the marks stay and a timer comes back for them. */
-            if (!later || eg->event_ok < later)
-                later = eg->event_ok;
+        eg->budget += (now - eg->budget_t) / EVENT_DUTY;
+        if (eg->budget > EVENT_BURST_S)
+            eg->budget = EVENT_BURST_S;
+        eg->budget_t = now;
+        if (eg->budget < 0) {
+            double at = now - eg->budget * EVENT_DUTY;
+            if (!later || at < later)
+                later = at;
             continue;
         }
-        pthread_mutex_lock(&e->mu);
-        if (eg->dirty && (mask = calloc(eg->nrules, sizeof(bool)))) {
-            for (size_t r = 0; r < eg->nrules; r++) {
-                mask[r] = eg->rules[r].dirty;
-                eg->rules[r].dirty = false;
-            }
-            eg->dirty = false;
-        }
-        pthread_mutex_unlock(&e->mu);
+        bool *mask = calloc(eg->nrules, sizeof(bool));
         if (!mask)
             continue;
+        pthread_mutex_lock(&e->mu);
+        for (size_t r = 0; r < eg->nrules; r++) {
+            mask[r] = eg->rules[r].dirty;
+            eg->rules[r].dirty = false;
+        }
+        eg->dirty = false;
+        pthread_mutex_unlock(&e->mu);
+        double c0 = thread_cpu_s();
         eval_group(e, rs, eg, mask);
         free(mask);
-        /* Event evaluations of a group get at most 1/EVENT_DUTY of the engine's time: under a
-         * flood of pushes a big group is evaluated at most every EVENT_DUTY x its evaluation
-         * time, so ingestion keeps the CPU; a small group (microseconds) is not held back. */
-        double took = mono_s() - now;
-        eg->event_ok = now + took * EVENT_DUTY;
+        eg->budget -= thread_cpu_s() - c0;
     }
     if (later && !e->event_timer) {
         int64_t ms = (int64_t)ceil((later - mono_s()) * 1000);
@@ -1215,6 +1238,12 @@ static int64_t on_group_timer(struct loop *l, int64_t id, void *arg)
     (void)l;
     (void)id;
     struct egroup *g = arg;
+    /* A full evaluation covers pending event marks too. */
+    pthread_mutex_lock(&g->e->mu);
+    g->dirty = false;
+    for (size_t r = 0; r < g->nrules; r++)
+        g->rules[r].dirty = false;
+    pthread_mutex_unlock(&g->e->mu);
     eval_group(g->e, g->e->rs, g, NULL);
     return next_slot(g->interval_ms);
 }
