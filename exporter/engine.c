@@ -104,7 +104,7 @@ static size_t okey_labels(const struct okey *k, struct re_label *out, size_t max
 
 /* ---- label sets under construction ---------------------------------------------------------- */
 
-#define LSET_MAX 128
+#define LSET_MAX 64 /* DEF_MAX_LABELS_PER_SERIES */
 
 struct lset {
     struct re_label l[LSET_MAX];
@@ -175,6 +175,7 @@ struct egroup {
     int64_t timer;
     int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
     bool dirty;      /* guarded by engine.mu */
+    double event_ok; /* monotonic s: earliest next event evaluation (duty-cycle cap) */
 };
 
 struct ewebhook {
@@ -189,7 +190,23 @@ struct eam {
     int64_t timeout_ms;
 };
 
+/* The touch hook's index: exact metric names (sorted) and selectors without one. */
+struct nameref {
+    const char *name;
+    struct erule *r;
+    struct egroup *g;
+};
+struct wildref {
+    const struct re_matcher *m; /* NULL: any name */
+    struct erule *r;
+    struct egroup *g;
+};
+
 struct ruleset {
+    struct nameref *names;
+    size_t nnames;
+    struct wildref *wild;
+    size_t nwild;
     struct rulefile **files;
     size_t nfiles;
     struct egroup *groups;
@@ -220,6 +237,7 @@ struct engine {
     pthread_t thread;
     bool thread_started;
     int64_t sample_timer;
+    int64_t event_timer; /* pending re-run of run_dirty for groups over their duty cycle */
     bool collectors_idle; /* the last sampling found no selected family */
     char *external_url;
     bool compat_v2;
@@ -233,6 +251,9 @@ struct engine {
 static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                     0.01,   0.025,   0.05,   0.1,   1};
 #define NDUR (sizeof(dur_bounds) / sizeof(dur_bounds[0]))
+
+/* A group's event evaluations use at most 1/EVENT_DUTY of the engine thread. */
+#define EVENT_DUTY 10.0
 
 static void ruleset_free(struct ruleset *rs)
 {
@@ -258,6 +279,8 @@ static void ruleset_free(struct ruleset *rs)
     }
     free(rs->groups);
     free(rs->alerts);
+    free(rs->names);
+    free(rs->wild);
     for (size_t i = 0; i < rs->nfiles; i++)
         rulefile_free(rs->files[i]);
     free(rs->files);
@@ -404,6 +427,36 @@ static char *xstrdup(const char *s, int *rc)
     return d;
 }
 
+static int nameref_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct nameref *)a)->name, ((const struct nameref *)b)->name);
+}
+
+/* Builds the hook's index so a touch costs a binary search, not a scan of every rule. */
+static int ruleset_index(struct ruleset *rs)
+{
+    size_t nn = 0, nw = 0;
+    for (size_t g = 0; g < rs->ngroups; g++)
+        for (size_t r = 0; r < rs->groups[g].nrules; r++) {
+            nn += rs->groups[g].rules[r].nnames;
+            nw += rs->groups[g].rules[r].nwild;
+        }
+    if ((nn && !(rs->names = calloc(nn, sizeof(*rs->names)))) ||
+        (nw && !(rs->wild = calloc(nw, sizeof(*rs->wild)))))
+        return -ENOMEM;
+    for (size_t g = 0; g < rs->ngroups; g++)
+        for (size_t r = 0; r < rs->groups[g].nrules; r++) {
+            struct erule *er = &rs->groups[g].rules[r];
+            for (size_t i = 0; i < er->nnames; i++)
+                rs->names[rs->nnames++] = (struct nameref){er->names[i], er, &rs->groups[g]};
+            for (size_t i = 0; i < er->nwild; i++)
+                rs->wild[rs->nwild++] = (struct wildref){er->wild[i], er, &rs->groups[g]};
+        }
+    if (rs->nnames > 1)
+        qsort(rs->names, rs->nnames, sizeof(*rs->names), nameref_cmp);
+    return 0;
+}
+
 /* Builds groups, rules, selectors and the copied config of a rule set. */
 static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err)
 {
@@ -514,6 +567,8 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                                                  .rules = eg->prules,
                                                  .nrules = eg->nrules};
         }
+    if (ruleset_index(rs))
+        goto oom;
     return 0;
 oom:
     return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
@@ -1011,6 +1066,8 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
      * be rewritten with other values. */
     int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
     g->last_ts = ts;
+    if (mask)
+        e->event_evals_total++;
     for (size_t i = 0; i < g->nrules; i++) {
         if (mask && !mask[i])
             continue;
@@ -1036,16 +1093,46 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
 static bool mark_name(struct ruleset *rs, const char *name)
 {
     bool any = false;
-    for (size_t g = 0; g < rs->ngroups; g++) {
-        struct egroup *eg = &rs->groups[g];
-        for (size_t r = 0; r < eg->nrules; r++)
-            if (rule_selects(&eg->rules[r], name)) {
-                eg->rules[r].dirty = true;
-                eg->dirty = true;
-                any = true;
-            }
+    size_t lo = 0, hi = rs->nnames;
+    while (lo < hi) { /* first entry >= name */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(rs->names[mid].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    for (; lo < rs->nnames && !strcmp(rs->names[lo].name, name); lo++) {
+        rs->names[lo].r->dirty = true;
+        rs->names[lo].g->dirty = true;
+        any = true;
+    }
+    for (size_t i = 0; i < rs->nwild; i++)
+        if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name)) {
+            rs->wild[i].r->dirty = true;
+            rs->wild[i].g->dirty = true;
+            any = true;
+        }
     return any;
+}
+
+/* True if some rule selects name (the index, without marking). */
+static bool name_selected(const struct ruleset *rs, const char *name)
+{
+    size_t lo = 0, hi = rs->nnames;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rs->names[mid].name, name);
+        if (!c)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = 0; i < rs->nwild; i++)
+        if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name))
+            return true;
+    return false;
 }
 
 /* store_touch_fn: runs on the ingesting thread under the store's write lock, so it only marks
@@ -1063,14 +1150,24 @@ static void on_touch(void *arg, const char *name)
 }
 
 /* Evaluates every group with dirty rules at the current time. Engine thread. */
+static int64_t on_event_timer(struct loop *l, int64_t id, void *arg);
+
 static void run_dirty(struct engine *e)
 {
     struct ruleset *rs = e->rs;
     if (!rs)
         return;
+    double later = 0;
     for (size_t g = 0; g < rs->ngroups; g++) {
         struct egroup *eg = &rs->groups[g];
         bool *mask = NULL;
+        double now = mono_s();
+        if (now < eg->event_ok) {
+            /* Over its share: the marks stay and a timer comes back for them. */
+            if (!later || eg->event_ok < later)
+                later = eg->event_ok;
+            continue;
+        }
         pthread_mutex_lock(&e->mu);
         if (eg->dirty && (mask = calloc(eg->nrules, sizeof(bool)))) {
             for (size_t r = 0; r < eg->nrules; r++) {
@@ -1082,10 +1179,29 @@ static void run_dirty(struct engine *e)
         pthread_mutex_unlock(&e->mu);
         if (!mask)
             continue;
-        e->event_evals_total++;
         eval_group(e, rs, eg, mask);
         free(mask);
+        /* Event evaluations of a group get at most 1/EVENT_DUTY of the engine's time: under a
+         * flood of pushes a big group is evaluated at most every EVENT_DUTY x its evaluation
+         * time, so ingestion keeps the CPU; a small group (microseconds) is not held back. */
+        double took = mono_s() - now;
+        eg->event_ok = now + took * EVENT_DUTY;
     }
+    if (later && !e->event_timer) {
+        int64_t ms = (int64_t)ceil((later - mono_s()) * 1000);
+        int64_t id = loop_add_timer(e->loop, ms > 0 ? ms : 0, on_event_timer, e);
+        e->event_timer = id > 0 ? id : 0;
+    }
+}
+
+static int64_t on_event_timer(struct loop *l, int64_t id, void *arg)
+{
+    (void)l;
+    (void)id;
+    struct engine *e = arg;
+    e->event_timer = 0;
+    run_dirty(e);
+    return LOOP_NOMORE;
 }
 
 static int64_t next_slot(int64_t interval_ms)
@@ -1122,11 +1238,7 @@ static int sample_one(void *arg, const char *family, enum mtype type, const char
     (void)type;
     (void)ts;
     struct sample_ctx *c = arg;
-    bool sel = false;
-    for (size_t g = 0; g < c->rs->ngroups && !sel; g++)
-        for (size_t r = 0; r < c->rs->groups[g].nrules && !sel; r++)
-            sel = rule_selects(&c->rs->groups[g].rules[r], name);
-    if (!sel || nlabels + 1 > LSET_MAX)
+    if (nlabels + 1 > LSET_MAX || !name_selected(c->rs, name))
         return 0;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;

@@ -46,12 +46,18 @@ struct slot {
     size_t idx;
 };
 
+#define RECENT 8
+
 struct mset {
     struct chunk *arena;
     struct mfam **fams;
     size_t nfams, capfams;
     struct slot *tab;
     size_t tabcap, tabused;
+    /* label strings copied lately: collectors emit runs of samples sharing names and values
+     * (a cgroup's ~25 series share its ~100-byte id), so these are reused, not copied */
+    const char *recent[RECENT];
+    unsigned recent_next;
 };
 
 #define FAM_IDX SIZE_MAX
@@ -192,8 +198,8 @@ struct mfam *mset_family(struct mset *s, const char *name, const char *help, enu
     f->hash = h;
     f->type = type;
     f->name = arena_strdup(s, name);
-    f->help = arena_strdup(s, help ? help : "");
-    if (!f->name || !f->help || tab_insert(s, h, f, FAM_IDX)) {
+    f->help = help ? arena_strdup(s, help) : NULL; /* NULL: no HELP line (pushed families) */
+    if (!f->name || (help && !f->help) || tab_insert(s, h, f, FAM_IDX)) {
         free(f);
         return NULL;
     }
@@ -233,6 +239,18 @@ static bool same_series(const struct sample *a, const struct sample *b) {
     return true;
 }
 
+/* An arena copy of str, shared with an equal string copied lately (see mset.recent). */
+static const char *label_str(struct mset *s, const char *str) {
+    for (unsigned i = 0; i < RECENT; i++)
+        if (s->recent[i] && strcmp(s->recent[i], str) == 0) return s->recent[i];
+    const char *p = arena_strdup(s, str);
+    if (p) {
+        s->recent[s->recent_next] = p;
+        s->recent_next = (s->recent_next + 1) % RECENT;
+    }
+    return p;
+}
+
 /* ASCII is valid UTF-8; only values with high bytes need the full check. */
 static bool valid_utf8(const char *s) {
     const char *p = s;
@@ -266,8 +284,8 @@ static int add(struct mfam *f, const char *suffix, const struct re_label *labels
         x.labels = arena_alloc(s, nlabels * sizeof(*x.labels), _Alignof(struct re_label));
         if (!x.labels) return -ENOMEM;
         for (size_t i = 0; i < nlabels; i++) {
-            x.labels[i].name = arena_strdup(s, labels[i].name);
-            x.labels[i].value = arena_strdup(s, labels[i].value);
+            x.labels[i].name = label_str(s, labels[i].name);
+            x.labels[i].value = label_str(s, labels[i].value);
             if (!x.labels[i].name || !x.labels[i].value) return -ENOMEM;
         }
         if (nlabels > 1) qsort(x.labels, nlabels, sizeof(*x.labels), label_cmp);
@@ -505,7 +523,7 @@ static void put_label(struct sbuf *out, const struct re_label *l) {
 
 static void write_family(const struct mfam *f, size_t *order, struct sbuf *out) {
     /* client_golang writes no HELP line for a family without help (pushed families). */
-    if (f->help[0]) {
+    if (f->help) {
         sbuf_adds(out, "# HELP ");
         sbuf_adds(out, f->name);
         sbuf_addc(out, ' ');
@@ -608,8 +626,7 @@ int expose_gzip(const char *in, size_t len, struct sbuf *out) {
     return rc;
 }
 
-int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg)
-{
+int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg) {
     char name[512];
     for (size_t i = 0; i < s->nfams; i++) {
         const struct mfam *f = s->fams[i];
@@ -617,12 +634,10 @@ int mset_foreach(const struct mset *s, mset_sample_fn *fn, void *arg)
             const struct sample *sm = &f->samples[k];
             /* Family names are checked metric names and suffixes are short constants. */
             int len = snprintf(name, sizeof(name), "%s%s", f->name, sm->suffix);
-            if (len < 0 || (size_t)len >= sizeof(name))
-                continue;
+            if (len < 0 || (size_t)len >= sizeof(name)) continue;
             int rc = fn(arg, f->name, f->type, name, sm->labels, sm->nlabels, sm->value,
                         sm->has_ts ? sm->ts_ms : 0);
-            if (rc)
-                return rc;
+            if (rc) return rc;
         }
     }
     return 0;

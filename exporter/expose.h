@@ -21,7 +21,8 @@ struct mset *mset_new(void);
 /* Frees the set, its families and samples; accepts NULL. */
 void mset_free(struct mset *s);
 
-/* Gets or creates family `name` with HELP text `help` and `type` (borrows both strings, the
+/* Gets or creates family `name` with HELP text `help` (NULL: no HELP line, as client_golang
+ * writes a family without help) and `type` (borrows both strings, the
  * set copies them). Returns the family (owned by the set), or NULL when name is not a valid
  * metric name, when a family of that name exists with another type (conflict), or on OOM. */
 struct mfam *mset_family(struct mset *s, const char *name, const char *help, enum mtype type);

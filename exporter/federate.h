@@ -23,8 +23,7 @@ extern const struct agent_module mod_federate;
  * federate_matchers_free). Returns 0, -EINVAL with err filled ("parse error: ..."), or
  * -ENOMEM. A selector must contain at least one matcher that does not match "" (as
  * Prometheus demands). To be replaced by promql_parse once the PromQL parser is merged. */
-int federate_parse_selector(const char *src, struct re_matcher **out, size_t *n,
-                            struct perr *err);
+int federate_parse_selector(const char *src, struct re_matcher **out, size_t *n, struct perr *err);
 /* Finalises and frees n matchers from federate_parse_selector; accepts NULL. */
 void federate_matchers_free(struct re_matcher *m, size_t n);
 

@@ -13,10 +13,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -52,7 +54,7 @@ struct pblob {
 };
 
 struct psample {
-    const char *suffix; /* "" or "_bucket", "_sum", "_count" ... */
+    const char *suffix;            /* "" or "_bucket", "_sum", "_count" ... */
     const struct re_label *labels; /* sorted; grouping labels and instance included */
     size_t nlabels;
     double v;
@@ -97,15 +99,13 @@ struct push {
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static int64_t now_ns(void)
-{
+static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint64_t fnv(uint64_t h, const char *s, size_t n)
-{
+static uint64_t fnv(uint64_t h, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 0x100000001b3ULL;
@@ -113,13 +113,11 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n)
     return h;
 }
 
-static int label_cmp(const void *a, const void *b)
-{
+static int label_cmp(const void *a, const void *b) {
     return strcmp(((const struct re_label *)a)->name, ((const struct re_label *)b)->name);
 }
 
-static enum mtype mtype_of(enum expfmt_type t)
-{
+static enum mtype mtype_of(enum expfmt_type t) {
     switch (t) {
     case EXPFMT_COUNTER:
         return MTYPE_COUNTER;
@@ -135,14 +133,12 @@ static enum mtype mtype_of(enum expfmt_type t)
 }
 
 /* The names client_golang prints for dto.MetricType (used in messages and the JSON API). */
-static const char *type_upper(enum expfmt_type t)
-{
+static const char *type_upper(enum expfmt_type t) {
     static const char *const n[] = {"UNTYPED", "COUNTER", "GAUGE", "SUMMARY", "HISTOGRAM"};
     return (unsigned)t < 5 ? n[t] : "UNTYPED";
 }
 
-static void blob_unref(struct pblob *b)
-{
+static void blob_unref(struct pblob *b) {
     if (b && --b->refs == 0) {
         free(b->strs);
         free(b->labs);
@@ -150,19 +146,15 @@ static void blob_unref(struct pblob *b)
     }
 }
 
-static void fam_free(struct pfam *f)
-{
-    if (!f)
-        return;
+static void fam_free(struct pfam *f) {
+    if (!f) return;
     free(f->s);
     blob_unref(f->blob);
     free(f);
 }
 
-static void group_free(struct pgroup *g)
-{
-    if (!g)
-        return;
+static void group_free(struct pgroup *g) {
+    if (!g) return;
     for (size_t i = 0; i < g->nfams; i++)
         fam_free(g->fams[i]);
     free(g->fams);
@@ -175,12 +167,10 @@ static void group_free(struct pgroup *g)
 
 /* Go's base64.RawURLEncoding.DecodeString after trimming '=' (Pushgateway's decodeBase64):
  * URL-safe alphabet, padding optional. Writes at most len*3/4 bytes to out. */
-static int b64url_decode(const char *s, size_t len, char *out, size_t *outlen)
-{
+static int b64url_decode(const char *s, size_t len, char *out, size_t *outlen) {
     while (len && s[len - 1] == '=')
         len--;
-    if (len % 4 == 1)
-        return -EINVAL;
+    if (len % 4 == 1) return -EINVAL;
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
@@ -209,27 +199,21 @@ static int b64url_decode(const char *s, size_t len, char *out, size_t *outlen)
     return 0;
 }
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static void b64url_encode(struct sbuf *b, const char *s, size_t n)
-{
+static void b64url_encode(struct sbuf *b, const char *s, size_t n) {
     if (n == 0) {
         sbuf_addc(b, '=');
         return;
     }
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)(unsigned char)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)s[i + 2];
+        if (i + 1 < n) v |= (uint32_t)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < n) v |= (unsigned char)s[i + 2];
         sbuf_addc(b, b64chars[(v >> 18) & 63]);
         sbuf_addc(b, b64chars[(v >> 12) & 63]);
-        if (i + 1 < n)
-            sbuf_addc(b, b64chars[(v >> 6) & 63]);
-        if (i + 2 < n)
-            sbuf_addc(b, b64chars[v & 63]);
+        if (i + 1 < n) sbuf_addc(b, b64chars[(v >> 6) & 63]);
+        if (i + 2 < n) sbuf_addc(b, b64chars[v & 63]);
     }
 }
 
@@ -240,15 +224,13 @@ struct gkey {
     char *buf;
 };
 
-static int key_set(struct gkey *k, const char *name, const char *value)
-{
+static int key_set(struct gkey *k, const char *name, const char *value) {
     for (size_t i = 0; i < k->n; i++)
         if (!strcmp(k->l[i].name, name)) {
             k->l[i].value = value; /* the last one wins, as in a Go map */
             return 0;
         }
-    if (k->n == MAX_GROUPING_LABELS)
-        return -E2BIG;
+    if (k->n == MAX_GROUPING_LABELS) return -E2BIG;
     k->l[k->n].name = name;
     k->l[k->n].value = value;
     k->n++;
@@ -257,8 +239,7 @@ static int key_set(struct gkey *k, const char *name, const char *value)
 
 /* Parses the path after "/metrics/job" (already percent-decoded by MHD) as Pushgateway's
  * routes and splitLabels do. Fills k (k->buf owned; free it) or err with the reason. */
-static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen)
-{
+static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen) {
     memset(k, 0, sizeof(*k));
     bool job_b64 = false;
     if (!strncmp(sub, "@base64", 7)) {
@@ -271,15 +252,13 @@ static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen)
     }
     size_t len = strlen(sub);
     k->buf = malloc(len + 2);
-    if (!k->buf)
-        return -ENOMEM;
+    if (!k->buf) return -ENOMEM;
     /* Components are split in place; decoded base64 is never longer than its text. */
     memcpy(k->buf, sub, len + 1);
     char *comp[2 * MAX_GROUPING_LABELS + 2];
     size_t nc = 0;
     char *p = k->buf;
-    if (*p == '/')
-        p++;
+    if (*p == '/') p++;
     const char *job = p;
     char *slash = strchr(p, '/');
     if (slash) {
@@ -292,8 +271,7 @@ static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen)
             }
             comp[nc++] = q;
             char *e = strchr(q, '/');
-            if (!e)
-                break;
+            if (!e) break;
             *e = '\0';
             q = e + 1;
         }
@@ -315,8 +293,7 @@ static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen)
         char *name = comp[i], *value = comp[i + 1];
         size_t nl = strlen(name);
         bool b64 = nl > 7 && !strcmp(name + nl - 7, "@base64");
-        if (b64)
-            name[nl -= 7] = '\0';
+        if (b64) name[nl -= 7] = '\0';
         if (!re_valid_label_name(name, nl) || !strncmp(name, "__", 2)) {
             snprintf(err, errlen, "improper label name \"%s\"", name);
             return -EINVAL;
@@ -346,8 +323,7 @@ static int parse_key(const char *sub, struct gkey *k, char *err, size_t errlen)
     return 0;
 }
 
-static uint64_t key_hash(const struct re_label *l, size_t n)
-{
+static uint64_t key_hash(const struct re_label *l, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) {
         h = fnv(h, l[i].name, strlen(l[i].name) + 1);
@@ -356,38 +332,30 @@ static uint64_t key_hash(const struct re_label *l, size_t n)
     return h;
 }
 
-static bool key_eq(const struct pgroup *g, const struct re_label *l, size_t n)
-{
-    if (g->nkey != n)
-        return false;
+static bool key_eq(const struct pgroup *g, const struct re_label *l, size_t n) {
+    if (g->nkey != n) return false;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(g->key[i].name, l[i].name) || strcmp(g->key[i].value, l[i].value))
-            return false;
+        if (strcmp(g->key[i].name, l[i].name) || strcmp(g->key[i].value, l[i].value)) return false;
     return true;
 }
 
-static ssize_t group_find(struct push *p, const struct re_label *l, size_t n, uint64_t h)
-{
+static ssize_t group_find(struct push *p, const struct re_label *l, size_t n, uint64_t h) {
     for (size_t i = 0; i < p->ngroups; i++)
-        if (p->groups[i]->hash == h && key_eq(p->groups[i], l, n))
-            return (ssize_t)i;
+        if (p->groups[i]->hash == h && key_eq(p->groups[i], l, n)) return (ssize_t)i;
     return -1;
 }
 
 /* Creates an empty group for key l (borrowed, copied) and adds it. NULL on OOM. */
-static struct pgroup *group_add(struct push *p, const struct re_label *l, size_t n, uint64_t h)
-{
+static struct pgroup *group_add(struct push *p, const struct re_label *l, size_t n, uint64_t h) {
     if (p->ngroups == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 8;
         struct pgroup **ng = realloc(p->groups, cap * sizeof(*ng));
-        if (!ng)
-            return NULL;
+        if (!ng) return NULL;
         p->groups = ng;
         p->cap = cap;
     }
     struct pgroup *g = calloc(1, sizeof(*g));
-    if (!g)
-        return NULL;
+    if (!g) return NULL;
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += strlen(l[i].name) + strlen(l[i].value) + 2;
@@ -414,8 +382,7 @@ static struct pgroup *group_add(struct push *p, const struct re_label *l, size_t
     return g;
 }
 
-static void group_remove(struct push *p, size_t i)
-{
+static void group_remove(struct push *p, size_t i) {
     group_free(p->groups[i]);
     p->groups[i] = p->groups[--p->ngroups];
 }
@@ -450,33 +417,30 @@ struct stage {
     size_t empty_off, instance_off;
     bool has_ts;
     int rc;
+    char invalid[200]; /* first consistency problem found while decoding (protobuf) */
+    bool pb;           /* decoding a protobuf push */
 };
 
-static size_t stage_str(struct stage *st, const char *s, size_t n)
-{
+static size_t stage_str(struct stage *st, const char *s, size_t n) {
     size_t off = st->strs.len;
     sbuf_add(&st->strs, s, n);
     sbuf_addc(&st->strs, '\0');
     return off;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
     size_t c = *cap ? *cap * 2 : 16;
     while (c < need)
         c *= 2;
     void *np = realloc(*p, c * elem);
-    if (!np)
-        return -ENOMEM;
+    if (!np) return -ENOMEM;
     *p = np;
     *cap = c;
     return 0;
 }
 
-static void stage_init(struct stage *st, const struct re_label *key, size_t nkey)
-{
+static void stage_init(struct stage *st, const struct re_label *key, size_t nkey) {
     memset(st, 0, sizeof(*st));
     sbuf_init(&st->strs);
     st->key = key;
@@ -489,24 +453,20 @@ static void stage_init(struct stage *st, const struct re_label *key, size_t nkey
     }
 }
 
-static void stage_fini(struct stage *st)
-{
+static void stage_fini(struct stage *st) {
     sbuf_fini(&st->strs);
     free(st->labs);
     free(st->ss);
     free(st->fams);
 }
 
-static ssize_t stage_family(struct stage *st, const char *name)
-{
+static ssize_t stage_family(struct stage *st, const char *name) {
     for (size_t i = st->nfams; i-- > 0;)
-        if (!strcmp(st->strs.data + st->fams[i].name, name))
-            return (ssize_t)i;
+        if (!strcmp(st->strs.data + st->fams[i].name, name)) return (ssize_t)i;
     return -1;
 }
 
-static int on_family(void *arg, const char *name, const char *help, enum expfmt_type type)
-{
+static int on_family(void *arg, const char *name, const char *help, enum expfmt_type type) {
     struct stage *st = arg;
     ssize_t i = stage_family(st, name);
     if (i < 0) {
@@ -516,20 +476,21 @@ static int on_family(void *arg, const char *name, const char *help, enum expfmt_
         st->fams[i] = (struct sfam){.name = stage_str(st, name, strlen(name))};
     }
     st->fams[i].type = type;
-    if (help) {
+    /* expfmt's parser leaves a HELP line with nothing after the name unset (Go's
+     * TextParser returns at the newline), so Pushgateway shows no HELP for it; an empty
+     * help in a protobuf push is kept (on_family is then called with ""). */
+    if (help && (*help || st->pb)) {
         st->fams[i].has_help = true;
         st->fams[i].help = stage_str(st, help, strlen(help));
     }
     return st->strs.oom ? (st->rc = -ENOMEM) : 0;
 }
 
-static const char *stage_s(const struct stage *st, size_t off)
-{
+static const char *stage_s(const struct stage *st, size_t off) {
     return st->strs.data + off;
 }
 
-static int slab_cmp(const void *a, const void *b, void *arg)
-{
+static int slab_cmp(const void *a, const void *b, void *arg) {
     const struct stage *st = arg;
     return strcmp(stage_s(st, ((const struct slab *)a)->name),
                   stage_s(st, ((const struct slab *)b)->name));
@@ -537,16 +498,13 @@ static int slab_cmp(const void *a, const void *b, void *arg)
 
 static int on_sample(void *arg, const char *family, const char *sample_name,
                      const struct proto_label *labels, size_t n, double v, bool has_ts,
-                     int64_t ts_ms)
-{
+                     int64_t ts_ms) {
     (void)ts_ms;
     struct stage *st = arg;
-    if (has_ts)
-        st->has_ts = true;
+    if (has_ts) st->has_ts = true;
     ssize_t fi = stage_family(st, family);
     if (fi < 0) {
-        if (on_family(st, family, NULL, EXPFMT_UNTYPED))
-            return st->rc;
+        if (on_family(st, family, NULL, EXPFMT_UNTYPED)) return st->rc;
         fi = (ssize_t)st->nfams - 1;
     }
     struct sfam *f = &st->fams[fi];
@@ -560,10 +518,8 @@ static int on_sample(void *arg, const char *family, const char *sample_name,
         bool grouping = false;
         for (size_t k = 0; k < st->nkey && !grouping; k++)
             grouping = !strcmp(st->key[k].name, l->name);
-        if (grouping)
-            continue; /* the URL's value wins (sanitizeLabels) */
-        if (!strcmp(l->name, "instance"))
-            has_instance = true;
+        if (grouping) continue; /* the URL's value wins (sanitizeLabels) */
+        if (!strcmp(l->name, "instance")) has_instance = true;
         struct slab *s = &st->labs[st->nlabs++];
         s->name = stage_str(st, l->name, l->name_len);
         bool bound = (f->type == EXPFMT_HISTOGRAM && !strcmp(l->name, "le")) ||
@@ -582,22 +538,19 @@ static int on_sample(void *arg, const char *family, const char *sample_name,
         struct slab *s = &st->labs[st->nlabs++];
         s->name = st->key_off[k][0];
         s->value = st->key_off[k][1];
-        if (!strcmp(st->key[k].name, "instance"))
-            has_instance = true;
+        if (!strcmp(st->key[k].name, "instance")) has_instance = true;
     }
-    if (!has_instance)
-        st->labs[st->nlabs++] = (struct slab){st->instance_off, st->empty_off};
+    if (!has_instance) st->labs[st->nlabs++] = (struct slab){st->instance_off, st->empty_off};
     size_t nlab = st->nlabs - lab0;
-    if (st->strs.oom)
-        return st->rc = -ENOMEM;
+    if (st->strs.oom) return st->rc = -ENOMEM;
     qsort_r(st->labs + lab0, nlab, sizeof(struct slab), slab_cmp, st);
     size_t fl = strlen(family);
-    st->ss[st->nss++] = (struct ssamp){.fam = (size_t)fi,
-                                       .suffix = stage_str(st, sample_name + fl,
-                                                           strlen(sample_name) - fl),
-                                       .lab0 = lab0,
-                                       .nlab = nlab,
-                                       .v = v};
+    st->ss[st->nss++] =
+        (struct ssamp){.fam = (size_t)fi,
+                       .suffix = stage_str(st, sample_name + fl, strlen(sample_name) - fl),
+                       .lab0 = lab0,
+                       .nlab = nlab,
+                       .v = v};
     f->count++;
     return st->strs.oom ? (st->rc = -ENOMEM) : 0;
 }
@@ -605,13 +558,11 @@ static int on_sample(void *arg, const char *family, const char *sample_name,
 /* ---- histogram/summary completion ------------------------------------------------------ */
 
 /* Hash of a staged sample's labels without the bound label (le/quantile). */
-static uint64_t set_hash(const struct stage *st, const struct ssamp *x, const char *bound)
-{
+static uint64_t set_hash(const struct stage *st, const struct ssamp *x, const char *bound) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < x->nlab; i++) {
         const char *n = stage_s(st, st->labs[x->lab0 + i].name);
-        if (!strcmp(n, bound))
-            continue;
+        if (!strcmp(n, bound)) continue;
         const char *v = stage_s(st, st->labs[x->lab0 + i].value);
         h = fnv(h, n, strlen(n) + 1);
         h = fnv(h, v, strlen(v) + 1);
@@ -620,18 +571,18 @@ static uint64_t set_hash(const struct stage *st, const struct ssamp *x, const ch
 }
 
 static bool same_set(const struct stage *st, const struct ssamp *a, const struct ssamp *b,
-                     const char *bound)
-{
+                     const char *bound) {
     size_t i = 0, j = 0;
     for (;;) {
         while (i < a->nlab && !strcmp(stage_s(st, st->labs[a->lab0 + i].name), bound))
             i++;
         while (j < b->nlab && !strcmp(stage_s(st, st->labs[b->lab0 + j].name), bound))
             j++;
-        if (i == a->nlab || j == b->nlab)
-            return i == a->nlab && j == b->nlab;
-        if (strcmp(stage_s(st, st->labs[a->lab0 + i].name), stage_s(st, st->labs[b->lab0 + j].name)) ||
-            strcmp(stage_s(st, st->labs[a->lab0 + i].value), stage_s(st, st->labs[b->lab0 + j].value)))
+        if (i == a->nlab || j == b->nlab) return i == a->nlab && j == b->nlab;
+        if (strcmp(stage_s(st, st->labs[a->lab0 + i].name),
+                   stage_s(st, st->labs[b->lab0 + j].name)) ||
+            strcmp(stage_s(st, st->labs[a->lab0 + i].value),
+                   stage_s(st, st->labs[b->lab0 + j].value)))
             return false;
         i++;
         j++;
@@ -641,8 +592,7 @@ static bool same_set(const struct stage *st, const struct ssamp *a, const struct
 /* Adds a sample to family fi with the labels of sample `like` minus the bound, plus
  * bound=bval when bval is given. */
 static int stage_add_like(struct stage *st, size_t like, size_t fi, const char *suffix,
-                          const char *bound, const char *bval, double v)
-{
+                          const char *bound, const char *bval, double v) {
     if (grow((void **)&st->labs, &st->labcap, st->nlabs + st->ss[like].nlab + 1,
              sizeof(*st->labs)) ||
         grow((void **)&st->ss, &st->sscap, st->nss + 1, sizeof(*st->ss)))
@@ -657,11 +607,10 @@ static int stage_add_like(struct stage *st, size_t like, size_t fi, const char *
         st->labs[st->nlabs++] = (struct slab){n, stage_str(st, bval, strlen(bval))};
     }
     size_t sfx = stage_str(st, suffix, strlen(suffix));
-    if (st->strs.oom)
-        return -ENOMEM;
+    if (st->strs.oom) return -ENOMEM;
     qsort_r(st->labs + lab0, st->nlabs - lab0, sizeof(struct slab), slab_cmp, st);
-    st->ss[st->nss++] = (struct ssamp){.fam = fi, .suffix = sfx, .lab0 = lab0,
-                                       .nlab = st->nlabs - lab0, .v = v};
+    st->ss[st->nss++] =
+        (struct ssamp){.fam = fi, .suffix = sfx, .lab0 = lab0, .nlab = st->nlabs - lab0, .v = v};
     st->fams[fi].count++;
     return 0;
 }
@@ -670,8 +619,7 @@ static int stage_add_like(struct stage *st, size_t like, size_t fi, const char *
  * le="+Inf" bucket (with the count) when none was given; Pushgateway therefore shows them
  * (0 when the push lacked them). The same samples are added here so that /metrics, the JSON
  * API and the store agree with it. */
-static int stage_complete(struct stage *st)
-{
+static int stage_complete(struct stage *st) {
     size_t n0 = st->nss;
     size_t cap = 16;
     while (cap < 2 * n0)
@@ -680,26 +628,21 @@ static int stage_complete(struct stage *st)
     int rc = 0;
     for (size_t fi = 0; fi < st->nfams && !rc; fi++) {
         enum expfmt_type t = st->fams[fi].type;
-        if (t != EXPFMT_HISTOGRAM && t != EXPFMT_SUMMARY)
-            continue;
+        if (t != EXPFMT_HISTOGRAM && t != EXPFMT_SUMMARY) continue;
         const char *bound = t == EXPFMT_HISTOGRAM ? "le" : "quantile";
-        if (!tab && !(tab = malloc(cap * sizeof(*tab))))
-            return -ENOMEM;
+        if (!tab && !(tab = malloc(cap * sizeof(*tab)))) return -ENOMEM;
         memset(tab, 0, cap * sizeof(*tab));
         /* tab holds the first sample (index + 1) of each label set of this family */
         for (size_t i = 0; i < n0; i++) {
-            if (st->ss[i].fam != fi)
-                continue;
+            if (st->ss[i].fam != fi) continue;
             uint64_t h = set_hash(st, &st->ss[i], bound);
             size_t j = h & (cap - 1);
             while (tab[j] && !same_set(st, &st->ss[tab[j] - 1], &st->ss[i], bound))
                 j = (j + 1) & (cap - 1);
-            if (!tab[j])
-                tab[j] = i + 1;
+            if (!tab[j]) tab[j] = i + 1;
         }
         for (size_t j = 0; j < cap && !rc; j++) {
-            if (!tab[j])
-                continue;
+            if (!tab[j]) continue;
             size_t first = tab[j] - 1;
             bool has_sum = false, has_count = false, has_inf = false;
             double count = 0;
@@ -721,10 +664,8 @@ static int stage_complete(struct stage *st)
             }
             if (t == EXPFMT_HISTOGRAM && !has_inf)
                 rc = stage_add_like(st, first, fi, "_bucket", bound, "+Inf", count);
-            if (!rc && !has_sum)
-                rc = stage_add_like(st, first, fi, "_sum", bound, NULL, 0);
-            if (!rc && !has_count)
-                rc = stage_add_like(st, first, fi, "_count", bound, NULL, 0);
+            if (!rc && !has_sum) rc = stage_add_like(st, first, fi, "_sum", bound, NULL, 0);
+            if (!rc && !has_count) rc = stage_add_like(st, first, fi, "_count", bound, NULL, 0);
         }
     }
     free(tab);
@@ -734,37 +675,30 @@ static int stage_complete(struct stage *st)
 /* Turns a staged body into families (returns new array of nfams pointers, each with a ref on
  * one shared blob). Families named like the push-time gauges are dropped: Pushgateway
  * replaces them with its own. */
-static int stage_build(struct stage *st, int64_t ts_ns, struct pfam ***out, size_t *nout)
-{
+static int stage_build(struct stage *st, int64_t ts_ns, struct pfam ***out, size_t *nout) {
     *out = NULL;
     *nout = 0;
     struct pblob *b = calloc(1, sizeof(*b));
     struct pfam **fams = calloc(st->nfams ? st->nfams : 1, sizeof(*fams));
-    if (!b || !fams)
-        goto fail;
+    if (!b || !fams) goto fail;
     b->labs = malloc((st->nlabs ? st->nlabs : 1) * sizeof(*b->labs));
-    if (!b->labs)
-        goto fail;
+    if (!b->labs) goto fail;
     size_t slen;
     b->strs = sbuf_steal(&st->strs, &slen);
-    if (!b->strs)
-        goto fail;
+    if (!b->strs) goto fail;
     for (size_t i = 0; i < st->nlabs; i++) {
         b->labs[i].name = b->strs + st->labs[i].name;
         b->labs[i].value = b->strs + st->labs[i].value;
     }
     size_t *map = calloc(st->nfams ? st->nfams : 1, sizeof(*map));
-    if (!map)
-        goto fail;
+    if (!map) goto fail;
     size_t nf = 0;
     for (size_t i = 0; i < st->nfams; i++) {
         map[i] = SIZE_MAX;
         const char *name = b->strs + st->fams[i].name;
-        if (!st->fams[i].count || !strcmp(name, PUSH_TIME) || !strcmp(name, PUSH_FAIL))
-            continue;
+        if (!st->fams[i].count || !strcmp(name, PUSH_TIME) || !strcmp(name, PUSH_FAIL)) continue;
         struct pfam *f = calloc(1, sizeof(*f));
-        if (f)
-            f->s = malloc(st->fams[i].count * sizeof(*f->s));
+        if (f) f->s = malloc(st->fams[i].count * sizeof(*f->s));
         if (!f || !f->s) {
             free(f);
             free(map);
@@ -781,8 +715,7 @@ static int stage_build(struct stage *st, int64_t ts_ns, struct pfam ***out, size
     }
     for (size_t i = 0; i < st->nss; i++) {
         const struct ssamp *s = &st->ss[i];
-        if (map[s->fam] == SIZE_MAX)
-            continue;
+        if (map[s->fam] == SIZE_MAX) continue;
         struct pfam *f = fams[map[s->fam]];
         f->s[f->n++] = (struct psample){.suffix = b->strs + s->suffix,
                                         .labels = b->labs + s->lab0,
@@ -813,10 +746,8 @@ fail:
     return -ENOMEM;
 }
 
-static void fams_free(struct pfam **f, size_t n)
-{
-    if (!f)
-        return;
+static void fams_free(struct pfam **f, size_t n) {
+    if (!f) return;
     for (size_t i = 0; i < n; i++)
         fam_free(f[i]);
     free(f);
@@ -824,29 +755,23 @@ static void fams_free(struct pfam **f, size_t n)
 
 /* ---- the consistency check (client_golang's Gatherers.Gather over the result) ---------- */
 
-static bool pushed_has(struct pfam *const *nf, size_t nn, const char *name)
-{
+static bool pushed_has(struct pfam *const *nf, size_t nn, const char *name) {
     for (size_t i = 0; i < nn; i++)
-        if (!strcmp(nf[i]->name, name))
-            return true;
+        if (!strcmp(nf[i]->name, name)) return true;
     return false;
 }
 
 /* Whether family f of group g is part of the state after the push (PUT drops all of g's
  * families, POST those it pushes). */
 static bool kept(const struct pgroup *g, const struct pgroup *target, bool replace,
-                 struct pfam *const *nf, size_t nn, const struct pfam *f)
-{
-    if (g != target)
-        return true;
+                 struct pfam *const *nf, size_t nn, const struct pfam *f) {
+    if (g != target) return true;
     return !replace && !pushed_has(nf, nn, f->name);
 }
 
 /* Type of promlet's own family `name`; false if promlet has none of that name. */
-static bool own_type(struct push *p, const char *name, enum expfmt_type *t)
-{
-    if (!p->own || !mset_has(p->own, name))
-        return false;
+static bool own_type(struct push *p, const char *name, enum expfmt_type *t) {
+    if (!p->own || !mset_has(p->own, name)) return false;
     /* mset_family returns the existing family only when asked for its own type. */
     static const enum expfmt_type all[] = {EXPFMT_COUNTER, EXPFMT_GAUGE, EXPFMT_UNTYPED,
                                            EXPFMT_SUMMARY, EXPFMT_HISTOGRAM};
@@ -861,9 +786,7 @@ static bool own_type(struct push *p, const char *name, enum expfmt_type *t)
 /* Type of family `name` after the push, from any group, the pushed families or promlet's
  * own; false if it does not exist. */
 static bool type_after(struct push *p, const struct pgroup *target, bool replace,
-                       struct pfam *const *nf, size_t nn, const char *name,
-                       enum expfmt_type *t)
-{
+                       struct pfam *const *nf, size_t nn, const char *name, enum expfmt_type *t) {
     for (size_t i = 0; i < nn; i++)
         if (!strcmp(nf[i]->name, name)) {
             *t = nf[i]->type;
@@ -877,8 +800,7 @@ static bool type_after(struct push *p, const struct pgroup *target, bool replace
                 return true;
             }
     }
-    if (own_type(p, name, t))
-        return true;
+    if (own_type(p, name, t)) return true;
     if (!strcmp(name, PUSH_TIME) || !strcmp(name, PUSH_FAIL)) {
         *t = EXPFMT_GAUGE;
         return true;
@@ -886,8 +808,7 @@ static bool type_after(struct push *p, const struct pgroup *target, bool replace
     return false;
 }
 
-static void fmt_series(char *out, size_t len, const char *name, const struct psample *s)
-{
+static void fmt_series(char *out, size_t len, const char *name, const struct psample *s) {
     struct sbuf b;
     sbuf_init(&b);
     sbuf_printf(&b, "%s%s{", name, s->suffix);
@@ -899,12 +820,10 @@ static void fmt_series(char *out, size_t len, const char *name, const struct psa
 }
 
 /* Adds family f's samples to the probe set; fills why on a type clash or duplicate. */
-static int probe_add(struct mset *probe, const struct pfam *f, char *why, size_t len)
-{
+static int probe_add(struct mset *probe, const struct pfam *f, char *why, size_t len) {
     struct mfam *mf = mset_family(probe, f->name, "", mtype_of(f->type));
     if (!mf) {
-        if (!mset_has(probe, f->name))
-            return -ENOMEM;
+        if (!mset_has(probe, f->name)) return -ENOMEM;
         snprintf(why, len, "gathered metric family %s has inconsistent types", f->name);
         return -EINVAL;
     }
@@ -925,14 +844,12 @@ static int probe_add(struct mset *probe, const struct pfam *f, char *why, size_t
             snprintf(why, len, "collected metric %s has an invalid label name or value", ser);
             return -EINVAL;
         }
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-static bool ends_with(const char *s, const char *suf)
-{
+static bool ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a > b && !strcmp(s + a - b, suf);
 }
@@ -941,8 +858,7 @@ static bool ends_with(const char *s, const char *suf)
  * or -ENOMEM. Called with the lock held. */
 static int check_push(struct push *p, const struct pgroup *target, const struct gkey *k,
                       bool replace, struct pfam *const *nf, size_t nn, bool has_ts, char *why,
-                      size_t len)
-{
+                      size_t len) {
     if (has_ts) {
         snprintf(why, len, "pushed metrics must not have timestamps");
         return -EINVAL;
@@ -968,8 +884,7 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
             }
         }
     struct mset *probe = mset_new();
-    if (!probe)
-        return -ENOMEM;
+    if (!probe) return -ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < nn && !rc; i++)
         rc = probe_add(probe, nf[i], why, len);
@@ -977,8 +892,7 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
     for (size_t gi = 0; gi < p->ngroups && !rc; gi++) {
         const struct pgroup *g = p->groups[gi];
         for (size_t i = 0; i < g->nfams && !rc; i++)
-            if (mset_has(probe, g->fams[i]->name) &&
-                kept(g, target, replace, nf, nn, g->fams[i]))
+            if (mset_has(probe, g->fams[i]->name) && kept(g, target, replace, nf, nn, g->fams[i]))
                 rc = probe_add(probe, g->fams[i], why, len);
     }
     mset_free(probe);
@@ -988,8 +902,8 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
         /* Against promlet's own families. */
         enum expfmt_type ot;
         if (own_type(p, f->name, &ot) && ot != f->type) {
-            snprintf(why, len, "gathered metric family %s has type %s but should have %s",
-                     f->name, type_upper(f->type), type_upper(ot));
+            snprintf(why, len, "gathered metric family %s has type %s but should have %s", f->name,
+                     type_upper(f->type), type_upper(ot));
             rc = -EINVAL;
             break;
         }
@@ -998,15 +912,13 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
             const char *sfx[] = {"_count", "_sum", "_bucket"};
             for (size_t s = 0; s < (f->type == EXPFMT_HISTOGRAM ? 3u : 2u) && !rc; s++) {
                 char *other = malloc(strlen(f->name) + 8);
-                if (!other)
-                    return -ENOMEM;
+                if (!other) return -ENOMEM;
                 sprintf(other, "%s%s", f->name, sfx[s]);
                 if (type_after(p, target, replace, nf, nn, other, &t)) {
                     snprintf(why, len,
                              "collected metric named \"%.150s\" collides with previously "
                              "collected %s named \"%.150s\"",
-                             other, f->type == EXPFMT_SUMMARY ? "summary" : "histogram",
-                             f->name);
+                             other, f->type == EXPFMT_SUMMARY ? "summary" : "histogram", f->name);
                     rc = -EINVAL;
                 }
                 free(other);
@@ -1016,8 +928,7 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
         for (size_t s = 0; s < 3 && !rc; s++)
             if (ends_with(f->name, sfx[s])) {
                 char *base = strdup(f->name);
-                if (!base)
-                    return -ENOMEM;
+                if (!base) return -ENOMEM;
                 base[strlen(f->name) - strlen(sfx[s])] = '\0';
                 if (type_after(p, target, replace, nf, nn, base, &t) &&
                     (t == EXPFMT_HISTOGRAM || (t == EXPFMT_SUMMARY && s < 2))) {
@@ -1038,8 +949,7 @@ static int check_push(struct push *p, const struct pgroup *target, const struct 
 /* Appends the group's pushed families (or only nf when given) and its push-time gauges to
  * the store at ts. Empty label values mean "no label" there, as in Prometheus. */
 static int append_to_store(struct push *p, const struct pgroup *g, struct pfam *const *nf,
-                           size_t nn, int64_t ts, bool gauges_only)
-{
+                           size_t nn, int64_t ts, bool gauges_only) {
     size_t ns = 2, nl = 0, namelen = 0;
     if (!gauges_only)
         for (size_t i = 0; i < nn; i++)
@@ -1053,8 +963,7 @@ static int append_to_store(struct push *p, const struct pgroup *g, struct pfam *
     struct re_label *labs = malloc(nl * sizeof(*labs));
     char *names = malloc(namelen + 1);
     int rc = -ENOMEM;
-    if (!b || !labs || !names)
-        goto out;
+    if (!b || !labs || !names) goto out;
     size_t bi = 0, li = 0;
     char *np = names;
     if (!gauges_only)
@@ -1070,11 +979,9 @@ static int append_to_store(struct push *p, const struct pgroup *g, struct pfam *
                         l[k++] = (struct re_label){"__name__", np};
                         named = true;
                     }
-                    if (s->labels[x].value[0])
-                        l[k++] = s->labels[x];
+                    if (s->labels[x].value[0]) l[k++] = s->labels[x];
                 }
-                if (!named)
-                    l[k++] = (struct re_label){"__name__", np};
+                if (!named) l[k++] = (struct re_label){"__name__", np};
                 b[bi++] = (struct store_sample){.labels = l, .nlabels = k, .ts = ts, .v = s->v};
                 li += k;
                 np += w + 1;
@@ -1090,11 +997,9 @@ static int append_to_store(struct push *p, const struct pgroup *g, struct pfam *
                 l[k++] = (struct re_label){"__name__", gn[x]};
                 named = true;
             }
-            if (g->key[y].value[0])
-                l[k++] = g->key[y];
+            if (g->key[y].value[0]) l[k++] = g->key[y];
         }
-        if (!named)
-            l[k++] = (struct re_label){"__name__", gn[x]};
+        if (!named) l[k++] = (struct re_label){"__name__", gn[x]};
         b[bi++] = (struct store_sample){.labels = l, .nlabels = k, .ts = ts, .v = gv[x]};
         li += k;
     }
@@ -1112,8 +1017,7 @@ out:
 /* ---- applying -------------------------------------------------------------------------- */
 
 /* Puts nf into g (takes the families and the array). */
-static int group_apply(struct pgroup *g, bool replace, struct pfam **nf, size_t nn)
-{
+static int group_apply(struct pgroup *g, bool replace, struct pfam **nf, size_t nn) {
     size_t keep = 0;
     for (size_t i = 0; i < g->nfams; i++) {
         struct pfam *f = g->fams[i];
@@ -1136,11 +1040,9 @@ static int group_apply(struct pgroup *g, bool replace, struct pfam **nf, size_t 
     return 0;
 }
 
-static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *out)
-{
+static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *out) {
     z_stream z = {0};
-    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-        return -ENOMEM;
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return -ENOMEM;
     z.next_in = (Bytef *)(uintptr_t)in;
     z.avail_in = (uInt)len;
     int rc = 0;
@@ -1158,8 +1060,7 @@ static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *
             rc = -ENOMEM;
             break;
         }
-        if (zr == Z_STREAM_END)
-            break;
+        if (zr == Z_STREAM_END) break;
         if (zr != Z_OK || (got == 0 && z.avail_in == 0)) {
             rc = -EPROTO;
             break;
@@ -1170,32 +1071,344 @@ static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *
 }
 
 /* Parses body for key k into families; on a parse error fills why. */
-static int parse_body(const struct gkey *k, const char *body, size_t len, int64_t ts_ns,
-                      struct pfam ***nf, size_t *nn, bool *has_ts, char *why, size_t wlen)
-{
+/* ---- protobuf pushes (length-delimited io.prometheus.client.MetricFamily) ------------------ */
+
+/* client_golang's push package sends this format by default. The messages are decoded by hand
+ * (a handful of fields of client_model's metrics.proto) into the same staging as text pushes:
+ * a histogram becomes its _bucket/_sum/_count samples, a summary its quantile/_sum/_count
+ * samples, as Pushgateway's /metrics shows them. What Pushgateway's consistency check would
+ * refuse (invalid names or UTF-8, a value kind other than the declared type, a le/quantile
+ * label of its own) is reported through st->invalid: 400 and push_failure_time_seconds. */
+
+struct pb {
+    const uint8_t *p, *end;
+};
+
+static int pb_varint(struct pb *b, uint64_t *v) {
+    uint64_t x = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        if (b->p >= b->end) return -EPROTO;
+        uint8_t c = *b->p++;
+        x |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -EPROTO;
+}
+
+/* Next field: number, wire type, and its varint/fixed value or its bytes. */
+static int pb_next(struct pb *b, uint32_t *num, uint32_t *wt, uint64_t *v, struct pb *sub) {
+    uint64_t key;
+    if (pb_varint(b, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX) return -EPROTO;
+    *num = (uint32_t)(key >> 3);
+    *wt = (uint32_t)(key & 7);
+    switch (*wt) {
+    case 0:
+        return pb_varint(b, v);
+    case 1:
+        if (b->end - b->p < 8) return -EPROTO;
+        memcpy(v, b->p, 8);
+        b->p += 8;
+        return 0;
+    case 5:
+        if (b->end - b->p < 4) return -EPROTO;
+        b->p += 4;
+        return 0;
+    case 2: {
+        uint64_t n;
+        if (pb_varint(b, &n) || n > (uint64_t)(b->end - b->p)) return -EPROTO;
+        sub->p = b->p;
+        sub->end = b->p + n;
+        b->p += n;
+        return 0;
+    }
+    default:
+        return -EPROTO;
+    }
+}
+
+static double pb_double(uint64_t v) {
+    double d;
+    memcpy(&d, &v, sizeof(d));
+    return d;
+}
+
+/* A family being decoded: NUL-terminated copies of the strings it needs. */
+struct pbfam {
+    struct sbuf s;
+    struct proto_label labs[DEF_MAX_LABELS_PER_SERIES + 1];
+    size_t nlabs;
+};
+
+static void set_invalid(struct stage *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_invalid(struct stage *st, const char *fmt, ...) {
+    if (st->invalid[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->invalid, sizeof(st->invalid), fmt, ap);
+    va_end(ap);
+}
+
+/* Copies a (ptr, len) string into f->s; returns its offset. */
+static size_t pb_str(struct pbfam *f, const struct pb *x) {
+    size_t off = f->s.len;
+    if (x->p) sbuf_add(&f->s, x->p, (size_t)(x->end - x->p));
+    sbuf_addc(&f->s, '\0');
+    return off;
+}
+
+static int pb_emit(struct stage *st, struct pbfam *f, const char *fam, const char *suffix,
+                   size_t nlabs, const char *bound, double bval, double v, bool has_ts) {
+    struct sbuf name, bv;
+    sbuf_init(&name);
+    sbuf_init(&bv);
+    sbuf_adds(&name, fam);
+    sbuf_adds(&name, suffix);
+    size_t n = nlabs;
+    if (bound) {
+        sbuf_add_double(&bv, bval);
+        f->labs[n++] = (struct proto_label){bound, strlen(bound), bv.data, bv.len};
+    }
+    int rc = name.oom || bv.oom ? -ENOMEM : on_sample(st, fam, name.data, f->labs, n, v, has_ts, 0);
+    sbuf_fini(&name);
+    sbuf_fini(&bv);
+    return rc;
+}
+
+/* One Metric of family `fam` of type t (client_model numbering). */
+static int pb_metric(struct stage *st, struct pbfam *f, const char *fam, uint64_t t, struct pb m) {
+    struct pb val = {0}, sub;
+    uint32_t num, wt, kind = 0;
+    uint64_t v;
+    bool has_ts = false;
+    size_t soff[DEF_MAX_LABELS_PER_SERIES][2];
+    size_t nl = 0;
+    sbuf_reset(&f->s);
+    while (m.p < m.end) {
+        if (pb_next(&m, &num, &wt, &v, &sub)) return -EPROTO;
+        if (num == 1 && wt == 2) { /* LabelPair */
+            struct pb ln = {0}, lv = {0}, x;
+            while (sub.p < sub.end) {
+                if (pb_next(&sub, &num, &wt, &v, &x)) return -EPROTO;
+                if (num == 1 && wt == 2)
+                    ln = x;
+                else if (num == 2 && wt == 2)
+                    lv = x;
+            }
+            if (nl == DEF_MAX_LABELS_PER_SERIES) {
+                set_invalid(st, "metric %s has too many labels", fam);
+                continue;
+            }
+            soff[nl][0] = ln.p ? pb_str(f, &ln) : pb_str(f, &(struct pb){NULL, NULL});
+            soff[nl][1] = lv.p ? pb_str(f, &lv) : pb_str(f, &(struct pb){NULL, NULL});
+            nl++;
+        } else if (wt == 2 && (num == 2 || num == 3 || num == 4 || num == 5 || num == 7)) {
+            kind = num;
+            val = sub;
+        } else if (num == 6 && wt == 0) {
+            has_ts = true;
+        }
+    }
+    if (f->s.oom) return -ENOMEM;
+    for (size_t i = 0; i < nl; i++) {
+        const char *n = f->s.data + soff[i][0], *vv = f->s.data + soff[i][1];
+        f->labs[i] = (struct proto_label){n, strlen(n), vv, strlen(vv)};
+        if (!re_valid_label_name(n, strlen(n)) || !strncmp(n, "__", 2))
+            set_invalid(st, "collected metric %.100s has an invalid label name", fam);
+        else if (!re_valid_utf8(vv, strlen(vv)))
+            set_invalid(st, "collected metric %.100s has a label value that is not valid UTF-8",
+                        fam);
+        else if ((t == 2 && !strcmp(n, "quantile")) || (t == 4 && !strcmp(n, "le")))
+            set_invalid(st, "collected metric %.100s has a label that collides with its bounds",
+                        fam);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(f->labs[j].name, n))
+                set_invalid(st, "collected metric %.100s has two labels of the same name", fam);
+    }
+    /* The value must be of the declared kind (COUNTER 0, GAUGE 1, SUMMARY 2, UNTYPED 3,
+     * HISTOGRAM 4, GAUGE_HISTOGRAM 5). */
+    static const uint32_t want[] = {3, 2, 4, 5, 7, 7};
+    if (t > 5 || kind != want[t]) {
+        set_invalid(st, "collected metric %.100s has a value of another kind than its type", fam);
+        return 0;
+    }
+    if (st->invalid[0]) return 0;
+    double x = 0, sum = 0, count = 0;
+    if (kind != 4 && kind != 7) {
+        while (val.p < val.end) {
+            if (pb_next(&val, &num, &wt, &v, &sub)) return -EPROTO;
+            if (num == 1 && wt == 1) x = pb_double(v);
+        }
+        return pb_emit(st, f, fam, "", nl, NULL, 0, x, has_ts);
+    }
+    /* summary: quantiles; histogram: classic buckets (native parts are not shown by the
+     * text format Pushgateway's /metrics uses) */
+    int rc = 0;
+    while (val.p < val.end && !rc) {
+        if (pb_next(&val, &num, &wt, &v, &sub)) return -EPROTO;
+        if (num == 1 && wt == 0)
+            count = (double)v;
+        else if (num == 2 && wt == 1)
+            sum = pb_double(v);
+        else if (kind == 7 && num == 4 && wt == 1)
+            count = pb_double(v);
+        else if (num == 3 && wt == 2) {
+            double bound = 0, c = 0;
+            struct pb y;
+            while (sub.p < sub.end) {
+                if (pb_next(&sub, &num, &wt, &v, &y)) return -EPROTO;
+                if (kind == 4 && num == 1 && wt == 1)
+                    bound = pb_double(v);
+                else if (kind == 4 && num == 2 && wt == 1)
+                    c = pb_double(v);
+                else if (kind == 7 && num == 1 && wt == 0)
+                    c = (double)v;
+                else if (kind == 7 && num == 4 && wt == 1)
+                    c = pb_double(v);
+                else if (kind == 7 && num == 2 && wt == 1)
+                    bound = pb_double(v);
+            }
+            rc = pb_emit(st, f, fam, kind == 7 ? "_bucket" : "", nl, kind == 7 ? "le" : "quantile",
+                         bound, c, has_ts);
+        }
+    }
+    if (!rc) rc = pb_emit(st, f, fam, "_sum", nl, NULL, 0, sum, has_ts);
+    if (!rc) rc = pb_emit(st, f, fam, "_count", nl, NULL, 0, count, has_ts);
+    return rc;
+}
+
+static int parse_pb(struct stage *st, const uint8_t *buf, size_t len, char *why, size_t wlen) {
+    struct pb all = {buf, buf + len};
+    struct pbfam *f = calloc(1, sizeof(*f));
+    if (!f) return -ENOMEM;
+    sbuf_init(&f->s);
+    struct sbuf names;
+    sbuf_init(&names);
+    int rc = 0;
+    size_t nmsg = 0;
+    while (all.p < all.end && !rc) {
+        uint64_t n;
+        nmsg++;
+        if (pb_varint(&all, &n) || n > (uint64_t)(all.end - all.p)) {
+            rc = -EPROTO;
+            break;
+        }
+        struct pb mf = {all.p, all.p + n}, sub, name = {0}, help = {0};
+        all.p += n;
+        uint64_t type = 0, v;
+        uint32_t num, wt;
+        bool has_help = false;
+        /* first pass: name, help, type */
+        for (struct pb x = mf; x.p < x.end;) {
+            if (pb_next(&x, &num, &wt, &v, &sub)) {
+                rc = -EPROTO;
+                break;
+            }
+            if (num == 1 && wt == 2)
+                name = sub;
+            else if (num == 2 && wt == 2) {
+                help = sub;
+                has_help = true;
+            } else if (num == 3 && wt == 0)
+                type = v;
+        }
+        if (rc) break;
+        sbuf_reset(&names);
+        if (name.p) sbuf_add(&names, name.p, (size_t)(name.end - name.p));
+        sbuf_addc(&names, '\0');
+        size_t hoff = names.len;
+        if (help.p) sbuf_add(&names, help.p, (size_t)(help.end - help.p));
+        sbuf_addc(&names, '\0');
+        if (names.oom) {
+            rc = -ENOMEM;
+            break;
+        }
+        const char *fam = names.data;
+        if (!re_valid_metric_name(fam, strlen(fam))) {
+            set_invalid(st, "collected metric family \"%.100s\" has an invalid name", fam);
+            continue;
+        }
+        /* Pushgateway keys families by name: a later message of the same name replaces an
+         * earlier one; promlet refuses the ambiguity instead. */
+        if (stage_family(st, fam) >= 0) {
+            set_invalid(st, "metric family %.100s pushed twice", fam);
+            continue;
+        }
+        static const enum expfmt_type tmap[] = {EXPFMT_COUNTER, EXPFMT_GAUGE,     EXPFMT_SUMMARY,
+                                                EXPFMT_UNTYPED, EXPFMT_HISTOGRAM, EXPFMT_HISTOGRAM};
+        if (type > 5) {
+            set_invalid(st, "metric family %.100s has an unknown type", fam);
+            continue;
+        }
+        rc = on_family(st, fam, has_help ? names.data + hoff : NULL, tmap[type]);
+        for (struct pb x = mf; x.p < x.end && !rc;) {
+            if (pb_next(&x, &num, &wt, &v, &sub))
+                rc = -EPROTO;
+            else if (num == 4 && wt == 2)
+                rc = pb_metric(st, f, fam, type, sub);
+        }
+    }
+    if (rc == -EPROTO)
+        snprintf(why, wlen, "protobuf: invalid length-delimited MetricFamily message %zu", nmsg);
+    sbuf_fini(&names);
+    sbuf_fini(&f->s);
+    free(f);
+    return rc;
+}
+
+/* Pushgateway takes the protobuf format only for exactly this media type and parameters;
+ * anything else is parsed as text. */
+static bool is_protobuf(const char *ct) {
+    if (!ct) return false;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, "application/vnd.google.protobuf", 31)) return false;
+    const char *p = ct + 31;
+    bool proto = false, delim = false;
+    while (*p) {
+        while (*p == ';' || *p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, ";");
+        if (n == 39 && !strncmp(p, "proto=io.prometheus.client.MetricFamily", 39))
+            proto = true;
+        else if (n == 18 && !strncmp(p, "encoding=delimited", 18))
+            delim = true;
+        p += n;
+    }
+    return proto && delim;
+}
+
+static int parse_body(const struct gkey *k, const char *body, size_t len, bool pb, int64_t ts_ns,
+                      struct pfam ***nf, size_t *nn, bool *has_ts, char *invalid, char *why,
+                      size_t wlen) {
     struct stage st;
     stage_init(&st, k->l, k->n);
-    struct expfmt_sink sink = {.arg = &st, .family = on_family, .sample = on_sample};
-    struct perr e = {0};
-    int rc = expfmt_parse((const uint8_t *)body, len, &sink, &e);
-    if (rc == 0 && st.strs.oom)
-        rc = -ENOMEM;
-    if (rc && st.rc)
-        rc = st.rc;
-    if (rc == -EPROTO)
-        snprintf(why, wlen, "%s", e.msg);
-    if (!rc)
-        rc = stage_complete(&st);
+    int rc;
+    st.pb = pb;
+    if (pb) {
+        rc = parse_pb(&st, (const uint8_t *)body, len, why, wlen);
+    } else {
+        struct expfmt_sink sink = {.arg = &st, .family = on_family, .sample = on_sample};
+        struct perr e = {0};
+        rc = expfmt_parse((const uint8_t *)body, len, &sink, &e);
+        if (rc == -EPROTO) snprintf(why, wlen, "%s", e.msg);
+    }
+    if (rc == 0 && st.strs.oom) rc = -ENOMEM;
+    if (rc && st.rc) rc = st.rc;
+    if (!rc) rc = stage_complete(&st);
     if (!rc) {
         *has_ts = st.has_ts;
+        snprintf(invalid, sizeof(st.invalid), "%s", st.invalid);
         rc = stage_build(&st, ts_ns, nf, nn);
     }
     stage_fini(&st);
     return rc;
 }
 
-static void handle_push(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void handle_push(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct push *p = arg;
     const char *method = http_method(req);
     struct gkey k;
@@ -1229,11 +1442,7 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     sbuf_init(&plain);
     const char *enc = http_header(req, "Content-Encoding");
     const char *ct = http_header(req, "Content-Type");
-    if (ct && !strncmp(ct, "application/vnd.google.protobuf", 31)) {
-        free(k.buf);
-        http_error(resp, 415, "protobuf pushes are not supported; push the text format 0.0.4");
-        return;
-    }
+    bool pb = is_protobuf(ct);
     if (enc && !strcasecmp(enc, "gzip")) {
         rc = decompress_gzip(body, blen, p->max_body, &plain);
         if (rc) {
@@ -1258,7 +1467,8 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     struct pfam **nf = NULL;
     size_t nn = 0;
     bool has_ts = false;
-    rc = parse_body(&k, body, blen, tns, &nf, &nn, &has_ts, why, sizeof(why));
+    char invalid[200] = "";
+    rc = parse_body(&k, body, blen, pb, tns, &nf, &nn, &has_ts, invalid, why, sizeof(why));
     sbuf_fini(&plain);
     if (rc) {
         free(k.buf);
@@ -1273,17 +1483,20 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     pthread_mutex_lock(&p->lock);
     ssize_t gi = group_find(p, k.l, k.n, h);
     struct pgroup *g = gi >= 0 ? p->groups[gi] : NULL;
-    rc = check_push(p, g, &k, replace, nf, nn, has_ts, why, sizeof(why));
+    if (invalid[0]) {
+        snprintf(why, sizeof(why), "%s", invalid);
+        rc = -EINVAL;
+    } else {
+        rc = check_push(p, g, &k, replace, nf, nn, has_ts, why, sizeof(why));
+    }
     if (rc == -EINVAL) {
         /* setPushFailedTimestamp: the group exists afterwards, push_time 0 if new. */
-        if (!g)
-            g = group_add(p, k.l, k.n, h);
+        if (!g) g = group_add(p, k.l, k.n, h);
         if (g) {
             g->fail_time = tsec;
             g->fail_ns = tns;
             g->touched_ms = tms;
-            if (!g->push_ns)
-                g->push_ns = tns;
+            if (!g->push_ns) g->push_ns = tns;
             append_to_store(p, g, NULL, 0, tms, true);
         }
         p->failures_total++;
@@ -1292,41 +1505,37 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
         fams_free(nf, nn);
         free(k.buf);
         LOG_DEBUG("push rejected: %s", why);
-        http_error(resp, 400, "pushed metrics are invalid or inconsistent with existing metrics: %s",
-                   why);
+        http_error(resp, 400,
+                   "pushed metrics are invalid or inconsistent with existing metrics: %s", why);
         return;
     }
     bool created = false;
     if (!rc && !g) {
         g = group_add(p, k.l, k.n, h);
         created = g != NULL;
-        if (!g)
-            rc = -ENOMEM;
+        if (!g) rc = -ENOMEM;
     }
     double old_push = g ? g->push_time : 0;
     if (!rc) {
         g->push_time = tsec;
         rc = append_to_store(p, g, nf, nn, tms, false);
-        if (rc)
-            g->push_time = old_push;
+        if (rc) g->push_time = old_push;
     }
     if (rc) {
-        if (created)
-            group_remove(p, (size_t)p->ngroups - 1);
-        if (rc == -ENOSPC)
-            p->store_rejects_total++;
+        if (created) group_remove(p, (size_t)p->ngroups - 1);
+        if (rc == -ENOSPC) p->store_rejects_total++;
         pthread_mutex_unlock(&p->lock);
         fams_free(nf, nn);
         free(k.buf);
         if (rc == -ENOSPC)
-            http_error(resp, 500, "series limit reached: the push would create more series "
-                                  "than storage.max_series allows");
+            http_error(resp, 500,
+                       "series limit reached: the push would create more series "
+                       "than storage.max_series allows");
         else
             http_error(resp, 503, "out of memory storing the push");
         return;
     }
-    if (!g->fail_ns)
-        g->fail_ns = tns;
+    if (!g->fail_ns) g->fail_ns = tns;
     g->push_ns = tns;
     g->touched_ms = tms;
     rc = group_apply(g, replace, nf, nn);
@@ -1334,14 +1543,12 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     p->dirty = true;
     pthread_mutex_unlock(&p->lock);
     free(k.buf);
-    if (rc)
-        http_error(resp, 503, "out of memory storing the push");
+    if (rc) http_error(resp, 503, "out of memory storing the push");
 }
 
 /* ---- JSON API -------------------------------------------------------------------------- */
 
-static void json_str(struct sbuf *b, const char *s)
-{
+static void json_str(struct sbuf *b, const char *s) {
     sbuf_addc(b, '"');
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c == '"' || *c == '\\') {
@@ -1358,8 +1565,7 @@ static void json_str(struct sbuf *b, const char *s)
     sbuf_addc(b, '"');
 }
 
-static void json_num(struct sbuf *b, double v)
-{
+static void json_num(struct sbuf *b, double v) {
     struct sbuf t;
     sbuf_init(&t);
     sbuf_add_double(&t, v);
@@ -1368,8 +1574,7 @@ static void json_num(struct sbuf *b, double v)
 }
 
 /* RFC3339Nano in UTC, as Go marshals a time.Time (trailing zeros of the fraction cut). */
-static void json_time(struct sbuf *b, int64_t ns)
-{
+static void json_time(struct sbuf *b, int64_t ns) {
     time_t s = (time_t)(ns / 1000000000);
     long frac = (long)(ns % 1000000000);
     struct tm tm;
@@ -1388,15 +1593,12 @@ static void json_time(struct sbuf *b, int64_t ns)
     sbuf_adds(b, "Z\"");
 }
 
-static void json_labels(struct sbuf *b, const struct re_label *l, size_t n, const char *skip)
-{
+static void json_labels(struct sbuf *b, const struct re_label *l, size_t n, const char *skip) {
     sbuf_addc(b, '{');
     bool first = true;
     for (size_t i = 0; i < n; i++) {
-        if (skip && !strcmp(l[i].name, skip))
-            continue;
-        if (!first)
-            sbuf_addc(b, ',');
+        if (skip && !strcmp(l[i].name, skip)) continue;
+        if (!first) sbuf_addc(b, ',');
         first = false;
         json_str(b, l[i].name);
         sbuf_addc(b, ':');
@@ -1405,16 +1607,14 @@ static void json_labels(struct sbuf *b, const struct re_label *l, size_t n, cons
     sbuf_addc(b, '}');
 }
 
-static bool same_labels_except(const struct psample *a, const struct psample *b, const char *x)
-{
+static bool same_labels_except(const struct psample *a, const struct psample *b, const char *x) {
     size_t i = 0, j = 0;
     for (;;) {
         while (i < a->nlabels && !strcmp(a->labels[i].name, x))
             i++;
         while (j < b->nlabels && !strcmp(b->labels[j].name, x))
             j++;
-        if (i == a->nlabels || j == b->nlabels)
-            return i == a->nlabels && j == b->nlabels;
+        if (i == a->nlabels || j == b->nlabels) return i == a->nlabels && j == b->nlabels;
         if (strcmp(a->labels[i].name, b->labels[j].name) ||
             strcmp(a->labels[i].value, b->labels[j].value))
             return false;
@@ -1423,16 +1623,13 @@ static bool same_labels_except(const struct psample *a, const struct psample *b,
     }
 }
 
-static const char *label_get(const struct psample *s, const char *name)
-{
+static const char *label_get(const struct psample *s, const char *name) {
     for (size_t i = 0; i < s->nlabels; i++)
-        if (!strcmp(s->labels[i].name, name))
-            return s->labels[i].value;
+        if (!strcmp(s->labels[i].name, name)) return s->labels[i].value;
     return NULL;
 }
 
-static void json_family(struct sbuf *b, const struct pfam *f)
-{
+static void json_family(struct sbuf *b, const struct pfam *f) {
     json_str(b, f->name);
     sbuf_adds(b, ":{\"time_stamp\":");
     json_time(b, f->ts_ns);
@@ -1452,11 +1649,9 @@ static void json_family(struct sbuf *b, const struct pfam *f)
             bool seen = false;
             for (size_t j = 0; j < i && !seen; j++)
                 seen = same_labels_except(&f->s[j], s, bound);
-            if (seen)
-                continue;
+            if (seen) continue;
         }
-        if (!first)
-            sbuf_addc(b, ',');
+        if (!first) sbuf_addc(b, ',');
         first = false;
         sbuf_adds(b, "{\"labels\":");
         json_labels(b, s->labels, s->nlabels, complex ? bound : NULL);
@@ -1471,15 +1666,13 @@ static void json_family(struct sbuf *b, const struct pfam *f)
         bool bfirst = true;
         for (size_t j = i; j < f->n; j++) {
             const struct psample *t = &f->s[j];
-            if (!same_labels_except(t, s, bound))
-                continue;
+            if (!same_labels_except(t, s, bound)) continue;
             if (!strcmp(t->suffix, "_count"))
                 count = t->v;
             else if (!strcmp(t->suffix, "_sum"))
                 sum = t->v;
             else if (label_get(t, bound)) {
-                if (!bfirst)
-                    sbuf_addc(b, ',');
+                if (!bfirst) sbuf_addc(b, ',');
                 bfirst = false;
                 json_str(b, label_get(t, bound));
                 sbuf_addc(b, ':');
@@ -1495,9 +1688,8 @@ static void json_family(struct sbuf *b, const struct pfam *f)
     sbuf_adds(b, "]}");
 }
 
-static void json_gauge(struct sbuf *b, const struct pgroup *g, const char *name,
-                       const char *help, double v, int64_t ns)
-{
+static void json_gauge(struct sbuf *b, const struct pgroup *g, const char *name, const char *help,
+                       double v, int64_t ns) {
     json_str(b, name);
     sbuf_adds(b, ":{\"time_stamp\":");
     json_time(b, ns);
@@ -1521,8 +1713,7 @@ static void json_gauge(struct sbuf *b, const struct pgroup *g, const char *name,
     sbuf_adds(b, "}]}");
 }
 
-static void handle_api_metrics(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void handle_api_metrics(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct push *p = arg;
     (void)req;
     struct sbuf *b = &resp->body;
@@ -1530,8 +1721,7 @@ static void handle_api_metrics(void *arg, const struct http_req *req, struct htt
     pthread_mutex_lock(&p->lock);
     for (size_t gi = 0; gi < p->ngroups; gi++) {
         const struct pgroup *g = p->groups[gi];
-        if (gi)
-            sbuf_addc(b, ',');
+        if (gi) sbuf_addc(b, ',');
         sbuf_adds(b, "{\"labels\":");
         json_labels(b, g->key, g->nkey, NULL);
         sbuf_printf(b, ",\"last_push_successful\":%s",
@@ -1552,8 +1742,7 @@ static void handle_api_metrics(void *arg, const struct http_req *req, struct htt
     resp->gzip_ok = true;
 }
 
-static void handle_wipe(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void handle_wipe(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct push *p = arg;
     (void)req;
     pthread_mutex_lock(&p->lock);
@@ -1566,12 +1755,10 @@ static void handle_wipe(void *arg, const struct http_req *req, struct http_resp 
 
 /* ---- /metrics -------------------------------------------------------------------------- */
 
-static int add_gauge(struct mset *out, const struct pgroup *g, const char *name,
-                     const char *help, double v)
-{
+static int add_gauge(struct mset *out, const struct pgroup *g, const char *name, const char *help,
+                     double v) {
     struct mfam *f = mset_family(out, name, help, MTYPE_GAUGE);
-    if (!f)
-        return 0; /* a clash with another module's family: not ours to break the scrape */
+    if (!f) return 0; /* a clash with another module's family: not ours to break the scrape */
     struct re_label l[MAX_GROUPING_LABELS + 1];
     size_t n = 0;
     bool inst = false;
@@ -1579,14 +1766,12 @@ static int add_gauge(struct mset *out, const struct pgroup *g, const char *name,
         l[n++] = g->key[i];
         inst |= !strcmp(g->key[i].name, "instance");
     }
-    if (!inst)
-        l[n++] = (struct re_label){"instance", ""};
+    if (!inst) l[n++] = (struct re_label){"instance", ""};
     int rc = mfam_add(f, "", l, n, v);
     return rc == -EEXIST || rc == -EINVAL ? 0 : rc;
 }
 
-static int push_metrics(struct agent *a, struct mset *out)
-{
+static int push_metrics(struct agent *a, struct mset *out) {
     struct push *p = a->push;
     int rc = 0;
     pthread_mutex_lock(&p->lock);
@@ -1594,30 +1779,25 @@ static int push_metrics(struct agent *a, struct mset *out)
         const struct pgroup *g = p->groups[gi];
         for (size_t i = 0; i < g->nfams && !rc; i++) {
             const struct pfam *f = g->fams[i];
-            struct mfam *mf = mset_family(out, f->name, f->help ? f->help : "", mtype_of(f->type));
-            if (!mf)
-                continue;
+            struct mfam *mf = mset_family(out, f->name, f->help, mtype_of(f->type));
+            if (!mf) continue;
             for (size_t j = 0; j < f->n && !rc; j++) {
                 rc = mfam_add(mf, f->s[j].suffix, f->s[j].labels, f->s[j].nlabels, f->s[j].v);
-                if (rc == -EEXIST || rc == -EINVAL)
-                    rc = 0;
+                if (rc == -EEXIST || rc == -EINVAL) rc = 0;
             }
         }
-        if (!rc)
-            rc = add_gauge(out, g, PUSH_FAIL, PUSH_FAIL_HELP, g->fail_time);
-        if (!rc)
-            rc = add_gauge(out, g, PUSH_TIME, PUSH_TIME_HELP, g->push_time);
+        if (!rc) rc = add_gauge(out, g, PUSH_FAIL, PUSH_FAIL_HELP, g->fail_time);
+        if (!rc) rc = add_gauge(out, g, PUSH_TIME, PUSH_TIME_HELP, g->push_time);
     }
     size_t ng = p->ngroups;
     uint64_t fails = p->failures_total, rejects = p->store_rejects_total;
     pthread_mutex_unlock(&p->lock);
     struct mfam *f;
-    if (!rc && (f = mset_family(out, "promlet_push_groups", "Groups held by the push API.",
-                                MTYPE_GAUGE)))
+    if (!rc &&
+        (f = mset_family(out, "promlet_push_groups", "Groups held by the push API.", MTYPE_GAUGE)))
         rc = mfam_add(f, "", NULL, 0, (double)ng);
     if (!rc && (f = mset_family(out, "promlet_push_rejected_total",
-                                "Pushes refused by the consistency check (400).",
-                                MTYPE_COUNTER)))
+                                "Pushes refused by the consistency check (400).", MTYPE_COUNTER)))
         rc = mfam_add(f, "", NULL, 0, (double)fails);
     if (!rc && (f = mset_family(out, "promlet_push_series_limit_hits_total",
                                 "Pushes refused because the store's series limit was reached.",
@@ -1628,8 +1808,7 @@ static int push_metrics(struct agent *a, struct mset *out)
 
 /* ---- persistence ----------------------------------------------------------------------- */
 
-static void text_escape(struct sbuf *b, const char *s, bool quote)
-{
+static void text_escape(struct sbuf *b, const char *s, bool quote) {
     for (; *s; s++) {
         if (*s == '\\')
             sbuf_adds(b, "\\\\");
@@ -1644,8 +1823,7 @@ static void text_escape(struct sbuf *b, const char *s, bool quote)
 
 /* One group: a "#group" line (push/failure times and the key, base64url), then its families
  * in the text format, read back through the push parser at start. */
-static void persist_group(struct sbuf *b, const struct pgroup *g)
-{
+static void persist_group(struct sbuf *b, const struct pgroup *g) {
     sbuf_printf(b, "#group %lld %lld", (long long)g->push_ns, (long long)g->fail_ns);
     sbuf_addc(b, ' ');
     sbuf_add_double(b, g->push_time);
@@ -1679,10 +1857,8 @@ static void persist_group(struct sbuf *b, const struct pgroup *g)
     }
 }
 
-static int persist(struct push *p)
-{
-    if (!p->file)
-        return 0;
+static int persist(struct push *p) {
+    if (!p->file) return 0;
     struct sbuf b;
     sbuf_init(&b);
     sbuf_adds(&b, PERSIST_MAGIC);
@@ -1704,14 +1880,10 @@ static int persist(struct push *p)
         goto out;
     }
     size_t w = fwrite(b.data, 1, b.len, f);
-    if (w != b.len || fflush(f) || fsync(fileno(f)))
-        rc = -EIO;
-    if (fclose(f) && !rc)
-        rc = -EIO;
-    if (!rc && rename(tmp, p->file))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
+    if (w != b.len || fflush(f) || fsync(fileno(f))) rc = -EIO;
+    if (fclose(f) && !rc) rc = -EIO;
+    if (!rc && rename(tmp, p->file)) rc = -errno;
+    if (rc) unlink(tmp);
 out:
     sbuf_fini(&b);
     if (rc) {
@@ -1723,11 +1895,9 @@ out:
 
 /* Reads groups written by persist(); a damaged file is reported and ignored (start goes on,
  * as Pushgateway logs and starts empty). */
-static int load(struct push *p, const char *file)
-{
+static int load(struct push *p, const char *file) {
     FILE *f = fopen(file, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
+    if (!f) return errno == ENOENT ? 0 : -errno;
     struct sbuf b;
     sbuf_init(&b);
     char buf[65536];
@@ -1796,12 +1966,12 @@ static int load(struct push *p, const char *file)
             size_t nn = 0;
             bool has_ts = false;
             char why[200];
-            rc = parse_body(&k, body, (size_t)(next - body), pns, &nf, &nn, &has_ts, why,
-                            sizeof(why));
+            char invalid[200];
+            rc = parse_body(&k, body, (size_t)(next - body), false, pns, &nf, &nn, &has_ts, invalid,
+                            why, sizeof(why));
             uint64_t h = key_hash(k.l, k.n);
             struct pgroup *g = rc ? NULL : group_add(p, k.l, k.n, h);
-            if (!rc && !g)
-                rc = -ENOMEM;
+            if (!rc && !g) rc = -ENOMEM;
             if (g) {
                 g->push_ns = pns;
                 g->fail_ns = fns;
@@ -1828,10 +1998,8 @@ static int load(struct push *p, const char *file)
 
 /* ---- module ---------------------------------------------------------------------------- */
 
-size_t push_groups(struct push *p)
-{
-    if (!p)
-        return 0;
+size_t push_groups(struct push *p) {
+    if (!p) return 0;
     pthread_mutex_lock(&p->lock);
     size_t n = p->ngroups;
     pthread_mutex_unlock(&p->lock);
@@ -1843,14 +2011,12 @@ struct push_cfg {
     char *file;
 };
 
-static int push_prepare(struct agent *a, const struct config *nc, void **staged, struct perr *err)
-{
+static int push_prepare(struct agent *a, const struct config *nc, void **staged, struct perr *err) {
     (void)a;
     if (nc->push_group_ttl_ms < 0 || nc->push_persistence_interval_ms < 0)
         return perr_set(err, 0, 0, "push: durations must not be negative");
     struct push_cfg *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    if (!c) return -ENOMEM;
     c->ttl_ms = nc->push_group_ttl_ms;
     c->interval_ms = nc->push_persistence_interval_ms ? nc->push_persistence_interval_ms
                                                       : DEF_PUSH_PERSISTENCE_INTERVAL_MS;
@@ -1865,16 +2031,13 @@ static int push_prepare(struct agent *a, const struct config *nc, void **staged,
     return 0;
 }
 
-static void push_abort(void *staged)
-{
+static void push_abort(void *staged) {
     struct push_cfg *c = staged;
-    if (c)
-        free(c->file);
+    if (c) free(c->file);
     free(c);
 }
 
-static void push_commit(struct agent *a, void *staged)
-{
+static void push_commit(struct agent *a, void *staged) {
     struct push *p = a->push;
     struct push_cfg *c = staged;
     pthread_mutex_lock(&p->lock);
@@ -1887,8 +2050,7 @@ static void push_commit(struct agent *a, void *staged)
     push_abort(c);
 }
 
-static void push_tick(struct agent *a, int64_t now_ms)
-{
+static void push_tick(struct agent *a, int64_t now_ms) {
     struct push *p = a->push;
     pthread_mutex_lock(&p->lock);
     if (p->ttl_ms > 0)
@@ -1905,13 +2067,10 @@ static void push_tick(struct agent *a, int64_t now_ms)
     }
 }
 
-static void push_stop(struct agent *a)
-{
+static void push_stop(struct agent *a) {
     struct push *p = a->push;
-    if (!p)
-        return;
-    if (p->file && p->dirty)
-        persist(p);
+    if (!p) return;
+    if (p->file && p->dirty) persist(p);
     while (p->ngroups)
         group_remove(p, p->ngroups - 1);
     free(p->groups);
@@ -1922,26 +2081,21 @@ static void push_stop(struct agent *a)
     a->push = NULL;
 }
 
-static int push_start(struct agent *a, struct perr *err)
-{
+static int push_start(struct agent *a, struct perr *err) {
     struct push *p = calloc(1, sizeof(*p));
-    if (!p)
-        return perr_set(err, 0, 0, "out of memory");
+    if (!p) return perr_set(err, 0, 0, "out of memory");
     pthread_mutex_init(&p->lock, NULL);
     p->a = a;
     a->push = p;
-    p->max_body = a->flags->max_request_bytes ? a->flags->max_request_bytes
-                                              : DEF_MAX_REQUEST_BYTES;
+    p->max_body = a->flags->max_request_bytes ? a->flags->max_request_bytes : DEF_MAX_REQUEST_BYTES;
     p->interval_ms = DEF_PUSH_PERSISTENCE_INTERVAL_MS;
     p->last_persist_ms = agent_now_ms();
     /* promlet's own families, for the type check Pushgateway makes against its own. */
     p->own = mset_new();
     if (p->own) {
         selfmon_write(a, p->own);
-        if (a->http)
-            http_write_metrics(a->http, p->own);
-        if (a->collectors)
-            collectors_scrape(a->collectors, p->own);
+        if (a->http) http_write_metrics(a->http, p->own);
+        if (a->collectors) collectors_scrape(a->collectors, p->own);
     }
     const struct http_route routes[] = {
         {"/metrics/job", true, HTTP_PUT | HTTP_POST | HTTP_DELETE, "push", handle_push, p, 0},
@@ -1949,13 +2103,11 @@ static int push_start(struct agent *a, struct perr *err)
         {"/api/v1/admin/wipe", false, HTTP_PUT, "/api/v1/admin/wipe", handle_wipe, p, 0},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_route(a->http, &routes[i]))
-            return perr_set(err, 0, 0, "too many HTTP routes");
+        if (http_route(a->http, &routes[i])) return perr_set(err, 0, 0, "too many HTTP routes");
     const char *file = a->cfg ? a->cfg->push_persistence_file : NULL;
     if (file && *file) {
         int rc = load(p, file);
-        if (rc)
-            return perr_set(err, 0, 0, "reading %s: %s", file, strerror(-rc));
+        if (rc) return perr_set(err, 0, 0, "reading %s: %s", file, strerror(-rc));
     }
     return 0;
 }

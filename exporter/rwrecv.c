@@ -39,8 +39,7 @@ struct rwrecv {
 
 /* ---- metadata ------------------------------------------------------------------------- */
 
-static uint64_t str_hash(const char *s)
-{
+static uint64_t str_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (; *s; s++) {
         h ^= (unsigned char)*s;
@@ -50,19 +49,16 @@ static uint64_t str_hash(const char *s)
 }
 
 static int meta_put(struct rwrecv *r, const char *family, enum rw_metric_type type,
-                    const char *help, const char *unit)
-{
+                    const char *help, const char *unit) {
     if (!r->tab) {
         r->tab = calloc(256, sizeof(*r->tab));
-        if (!r->tab)
-            return -ENOMEM;
+        if (!r->tab) return -ENOMEM;
         r->tabcap = 256;
     }
     uint64_t h = str_hash(family);
     struct meta **pp = &r->tab[h & (r->tabcap - 1)];
     for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->hash == h && !strcmp((*pp)->family, family))
-            break;
+        if ((*pp)->hash == h && !strcmp((*pp)->family, family)) break;
     struct meta *old = *pp;
     if (old && old->type == type && !strcmp(old->help, help) && !strcmp(old->unit, unit))
         return 0; /* the common case: senders repeat metadata every minute */
@@ -72,8 +68,7 @@ static int meta_put(struct rwrecv *r, const char *family, enum rw_metric_type ty
     }
     size_t fl = strlen(family) + 1, hl = strlen(help) + 1, ul = strlen(unit) + 1;
     struct meta *m = malloc(sizeof(*m) + fl + hl + ul);
-    if (!m)
-        return -ENOMEM;
+    if (!m) return -ENOMEM;
     m->hash = h;
     m->type = type;
     m->family = (char *)(m + 1);
@@ -94,8 +89,7 @@ static int meta_put(struct rwrecv *r, const char *family, enum rw_metric_type ty
     if (r->nmeta > r->tabcap) { /* grow: rehash into twice the buckets */
         size_t cap = r->tabcap * 2;
         struct meta **nt = calloc(cap, sizeof(*nt));
-        if (!nt)
-            return 0; /* keep the longer chains */
+        if (!nt) return 0; /* keep the longer chains */
         for (size_t i = 0; i < r->tabcap; i++)
             for (struct meta *e = r->tab[i], *n; e; e = n) {
                 n = e->next;
@@ -109,10 +103,8 @@ static int meta_put(struct rwrecv *r, const char *family, enum rw_metric_type ty
     return 0;
 }
 
-int rwrecv_metadata(struct rwrecv *r, const char *family, rwrecv_meta_fn *fn, void *arg)
-{
-    if (!r)
-        return 0;
+int rwrecv_metadata(struct rwrecv *r, const char *family, rwrecv_meta_fn *fn, void *arg) {
+    if (!r) return 0;
     int rc = 0;
     pthread_mutex_lock(&r->lock);
     if (family && r->tab) {
@@ -153,24 +145,21 @@ struct conv {
     size_t bad_series;
 };
 
-static int count_series(void *arg, const struct proto_label *l, size_t n)
-{
+static int count_series(void *arg, const struct proto_label *l, size_t n) {
     (void)l;
     struct conv *c = arg;
     c->nlabels += n;
     return 0;
 }
 
-static int count_hist(void *arg, int64_t ts, const struct proto_hist *h)
-{
+static int count_hist(void *arg, int64_t ts, const struct proto_hist *h) {
     (void)ts;
     struct conv *c = arg;
     c->nspans += h->n_pos_spans + h->n_neg_spans;
     return 0;
 }
 
-static int fill_series(void *arg, const struct proto_label *l, size_t n)
-{
+static int fill_series(void *arg, const struct proto_label *l, size_t n) {
     struct conv *c = arg;
     struct re_label *out = c->labs + c->li;
     for (size_t i = 0; i < n; i++)
@@ -182,8 +171,7 @@ static int fill_series(void *arg, const struct proto_label *l, size_t n)
     return 0;
 }
 
-static int check_ts(struct conv *c, int64_t ts)
-{
+static int check_ts(struct conv *c, int64_t ts) {
     if (ts > c->max_ts) {
         c->bad_ts = ts;
         c->bad_series = c->series_idx;
@@ -192,20 +180,16 @@ static int check_ts(struct conv *c, int64_t ts)
     return 0;
 }
 
-static int fill_sample(void *arg, int64_t ts, double v)
-{
+static int fill_sample(void *arg, int64_t ts, double v) {
     struct conv *c = arg;
-    if (check_ts(c, ts))
-        return 1;
+    if (check_ts(c, ts)) return 1;
     c->b[c->bi++] = (struct store_sample){.labels = c->cur, .nlabels = c->ncur, .ts = ts, .v = v};
     return 0;
 }
 
-static int fill_hist(void *arg, int64_t ts, const struct proto_hist *ph)
-{
+static int fill_hist(void *arg, int64_t ts, const struct proto_hist *ph) {
     struct conv *c = arg;
-    if (check_ts(c, ts))
-        return 1;
+    if (check_ts(c, ts)) return 1;
     struct re_hist *h = &c->hists[c->hi++];
     struct re_span *ps = c->spans + c->si;
     for (size_t i = 0; i < ph->n_pos_spans; i++)
@@ -232,14 +216,13 @@ static int fill_hist(void *arg, int64_t ts, const struct proto_hist *ph)
                           .nnbuckets = ph->n_neg_buckets,
                           .custom_values = ph->custom_values,
                           .ncustom = ph->n_custom_values};
-    c->b[c->bi++] = (struct store_sample){
-        .labels = c->cur, .nlabels = c->ncur, .ts = ts, .v = ph->sum, .h = h};
+    c->b[c->bi++] =
+        (struct store_sample){.labels = c->cur, .nlabels = c->ncur, .ts = ts, .v = ph->sum, .h = h};
     return 0;
 }
 
 static int put_meta(void *arg, const char *family, enum rw_metric_type type, const char *help,
-                    const char *unit)
-{
+                    const char *unit) {
     struct rwrecv *r = arg;
     r->metadata_total++;
     return meta_put(r, family, type, help ? help : "", unit ? unit : "");
@@ -262,22 +245,18 @@ struct dupchk {
 };
 
 static int dup_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
-                     const double *vals, const struct re_hist *const *hists, size_t n)
-{
+                     const double *vals, const struct re_hist *const *hists, size_t n) {
     (void)labels;
     (void)nlabels;
     struct dupchk *d = arg;
     for (size_t k = 0; k < n; k++) {
-        if (hists && hists[k])
-            continue;
+        if (hists && hists[k]) continue;
         uint64_t a, b;
         memcpy(&a, &vals[k], sizeof(a));
         for (size_t i = d->from; i < d->to; i++) {
-            if (d->b[i].h || d->b[i].ts != ts[k])
-                continue;
+            if (d->b[i].h || d->b[i].ts != ts[k]) continue;
             memcpy(&b, &d->b[i].v, sizeof(b));
-            if (a == b)
-                d->dup[i] = true;
+            if (a == b) d->dup[i] = true;
         }
     }
     return 0;
@@ -285,13 +264,10 @@ static int dup_visit(void *arg, const struct re_label *labels, size_t nlabels, c
 
 /* Removes samples already stored identically; returns the new count, or n when nothing could
  * be checked (OOM, too many series). */
-static size_t drop_stored(struct store *st, struct store_sample *b, size_t n, size_t nseries)
-{
-    if (nseries > RW_RETRY_MAX_SERIES || n == 0)
-        return n;
+static size_t drop_stored(struct store *st, struct store_sample *b, size_t n, size_t nseries) {
+    if (nseries > RW_RETRY_MAX_SERIES || n == 0) return n;
     bool *dup = calloc(n, sizeof(*dup));
-    if (!dup)
-        return n;
+    if (!dup) return n;
     for (size_t from = 0; from < n;) {
         size_t to = from + 1;
         int64_t mint = b[from].ts, maxt = b[from].ts;
@@ -317,8 +293,7 @@ static size_t drop_stored(struct store *st, struct store_sample *b, size_t n, si
     }
     size_t w = 0;
     for (size_t i = 0; i < n; i++)
-        if (!dup[i])
-            b[w++] = b[i];
+        if (!dup[i]) b[w++] = b[i];
     free(dup);
     return w;
 }
@@ -326,10 +301,8 @@ static size_t drop_stored(struct store *st, struct store_sample *b, size_t n, si
 /* Prometheus' parseProtoMsg: the media type must be application/x-protobuf; a proto=
  * parameter must name the v1 message (v2 is not implemented here: 415 as for an unknown
  * message). Parameters are split on ';' and '=' without trimming, as Prometheus does. */
-static bool content_type_ok(const char *ct, char *why, size_t len)
-{
-    if (!ct || !*ct)
-        return true;
+static bool content_type_ok(const char *ct, char *why, size_t len) {
+    if (!ct || !*ct) return true;
     while (*ct == ' ' || *ct == '\t')
         ct++;
     size_t n = strlen(ct);
@@ -338,8 +311,9 @@ static bool content_type_ok(const char *ct, char *why, size_t len)
     const char *semi = memchr(ct, ';', n);
     size_t ml = semi ? (size_t)(semi - ct) : n;
     if (ml != 22 || strncmp(ct, "application/x-protobuf", 22)) {
-        snprintf(why, len, "expected application/x-protobuf as the first (media) part, got %.*s "
-                           "content-type",
+        snprintf(why, len,
+                 "expected application/x-protobuf as the first (media) part, got %.*s "
+                 "content-type",
                  (int)n, ct);
         return false;
     }
@@ -349,17 +323,18 @@ static bool content_type_ok(const char *ct, char *why, size_t len)
         size_t pl = e ? (size_t)(e - p) : (size_t)(ct + n - p);
         const char *eq = memchr(p, '=', pl);
         if (!eq || memchr(eq + 1, '=', pl - (size_t)(eq + 1 - p))) {
-            snprintf(why, len, "expected parameters to be key-values, got %.*s in %.*s "
-                               "content-type",
+            snprintf(why, len,
+                     "expected parameters to be key-values, got %.*s in %.*s "
+                     "content-type",
                      (int)pl, p, (int)n, ct);
             return false;
         }
         if (eq - p == 5 && !strncmp(p, "proto", 5)) {
             size_t vl = pl - 6;
-            if (vl == 23 && !strncmp(eq + 1, "prometheus.WriteRequest", 23))
-                return true;
-            snprintf(why, len, "%.*s protobuf message is not accepted by this server; accepted "
-                               "[prometheus.WriteRequest]",
+            if (vl == 23 && !strncmp(eq + 1, "prometheus.WriteRequest", 23)) return true;
+            snprintf(why, len,
+                     "%.*s protobuf message is not accepted by this server; accepted "
+                     "[prometheus.WriteRequest]",
                      (int)vl, eq + 1);
             return false;
         }
@@ -368,8 +343,7 @@ static bool content_type_ok(const char *ct, char *why, size_t len)
     return true;
 }
 
-static void handle_write(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void handle_write(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct rwrecv *r = arg;
     char why[300];
     if (!content_type_ok(http_header(req, "Content-Type"), why, sizeof(why))) {
@@ -417,14 +391,15 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
         http_error(resp, 503, "out of memory converting the request");
         goto out;
     }
-    struct rw_sink fill = {.arg = &c, .series = fill_series, .sample = fill_sample,
-                           .histogram = fill_hist};
+    struct rw_sink fill = {
+        .arg = &c, .series = fill_series, .sample = fill_sample, .histogram = fill_hist};
     if (rw_request_foreach(rq, &fill)) {
         pthread_mutex_lock(&r->lock);
         r->invalid_total++;
         pthread_mutex_unlock(&r->lock);
-        http_error(resp, 400, "out of bounds: series %zu has a sample at %lld, more than 10m "
-                              "ahead of the receiver's clock",
+        http_error(resp, 400,
+                   "out of bounds: series %zu has a sample at %lld, more than 10m "
+                   "ahead of the receiver's clock",
                    c.bad_series, (long long)c.bad_ts);
         goto out;
     }
@@ -460,15 +435,15 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
         const struct store_sample *s = res.first_bad < c.bi ? &c.b[res.first_bad] : NULL;
         const char *name = "";
         for (size_t i = 0; s && i < s->nlabels; i++)
-            if (!strcmp(s->labels[i].name, "__name__"))
-                name = s->labels[i].value;
+            if (!strcmp(s->labels[i].name, "__name__")) name = s->labels[i].value;
         http_error(resp, 400, "%s: series %s, timestamp %lld",
                    res.duplicates ? "duplicate sample for timestamp" : "out of order sample", name,
                    s ? (long long)s->ts : 0LL);
     } else if (rc == -ENOSPC) {
         LOG_WARN("remote write refused: series limit reached");
-        http_error(resp, 500, "series limit reached: the request would create more series than "
-                              "storage.max_series allows");
+        http_error(resp, 500,
+                   "series limit reached: the request would create more series than "
+                   "storage.max_series allows");
     } else {
         http_error(resp, 503, "out of memory storing the request");
     }
@@ -482,14 +457,12 @@ out:
 
 /* ---- module --------------------------------------------------------------------------- */
 
-static int counter(struct mset *out, const char *name, const char *help, uint64_t v)
-{
+static int counter(struct mset *out, const char *name, const char *help, uint64_t v) {
     struct mfam *f = mset_family(out, name, help, MTYPE_COUNTER);
     return f ? mfam_add(f, "", NULL, 0, (double)v) : 0;
 }
 
-static int rw_metrics(struct agent *a, struct mset *out)
-{
+static int rw_metrics(struct agent *a, struct mset *out) {
     struct rwrecv *r = a->rwrecv;
     pthread_mutex_lock(&r->lock);
     uint64_t s = r->samples_total, h = r->histograms_total, lim = r->series_limit_hits_total,
@@ -516,18 +489,14 @@ static int rw_metrics(struct agent *a, struct mset *out)
                       "Metadata entries not kept because the metadata table is full.", md);
     struct mfam *f = rc ? NULL
                         : mset_family(out, "promlet_remote_write_metadata_families",
-                                      "Metric families with remote-written metadata.",
-                                      MTYPE_GAUGE);
-    if (f)
-        rc = mfam_add(f, "", NULL, 0, (double)nmeta);
+                                      "Metric families with remote-written metadata.", MTYPE_GAUGE);
+    if (f) rc = mfam_add(f, "", NULL, 0, (double)nmeta);
     return rc;
 }
 
-static void rw_stop(struct agent *a)
-{
+static void rw_stop(struct agent *a) {
     struct rwrecv *r = a->rwrecv;
-    if (!r)
-        return;
+    if (!r) return;
     for (size_t i = 0; i < r->tabcap; i++)
         for (struct meta *m = r->tab[i], *n; m; m = n) {
             n = m->next;
@@ -539,22 +508,19 @@ static void rw_stop(struct agent *a)
     a->rwrecv = NULL;
 }
 
-static int rw_start(struct agent *a, struct perr *err)
-{
+static int rw_start(struct agent *a, struct perr *err) {
     struct rwrecv *r = calloc(1, sizeof(*r));
-    if (!r)
-        return perr_set(err, 0, 0, "out of memory");
+    if (!r) return perr_set(err, 0, 0, "out of memory");
     pthread_mutex_init(&r->lock, NULL);
     r->a = a;
     a->rwrecv = r;
     /* The route's body limit is fixed when routes are registered: a reload that changes
      * remote_write_receiver.max_body_bytes takes effect at the next start. */
-    r->max_body = a->cfg && a->cfg->rw_max_body_bytes ? a->cfg->rw_max_body_bytes
-                                                      : DEF_RW_MAX_BODY_BYTES;
-    struct http_route rt = {"/api/v1/write", false, HTTP_POST, "/api/v1/write", handle_write, r,
-                            r->max_body};
-    if (http_route(a->http, &rt))
-        return perr_set(err, 0, 0, "too many HTTP routes");
+    r->max_body =
+        a->cfg && a->cfg->rw_max_body_bytes ? a->cfg->rw_max_body_bytes : DEF_RW_MAX_BODY_BYTES;
+    struct http_route rt = {"/api/v1/write", false, HTTP_POST,  "/api/v1/write",
+                            handle_write,    r,     r->max_body};
+    if (http_route(a->http, &rt)) return perr_set(err, 0, 0, "too many HTTP routes");
     return 0;
 }
 

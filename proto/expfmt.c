@@ -797,9 +797,19 @@ static int parse_comment(struct px *p)
 }
 
 /* Records a label of the current line; checks duplicates as expfmt does (le of histograms and
- * quantile of summaries are not part of the label set there). */
-static int add_label(struct px *p, const char *name, size_t n, bool counted)
+ * quantile of summaries are not part of the label set there). *idx is the label to receive
+ * the value: a repeated le/quantile reuses its first slot, as expfmt keeps only the last
+ * value (Pushgateway 1.5.1: h_bucket{le="1",le="2"} is stored as le="2"). */
+static int add_label(struct px *p, const char *name, size_t n, bool counted, size_t *idx)
 {
+    if (!counted)
+        for (size_t i = 0; i < p->n_labs; i++)
+            if (!p->labs[i].counted && p->labs[i].name_len == n &&
+                memcmp(p->lbuf.p + p->labs[i].name_off, name, n) == 0) {
+                *idx = i;
+                return 0;
+            }
+    *idx = p->n_labs;
     if (p->n_labs == p->cap_labs) {
         size_t cap = p->cap_labs ? p->cap_labs * 2 : 16;
         struct lab *nl = realloc(p->labs, cap * sizeof *nl);
@@ -880,7 +890,8 @@ static int parse_labels(struct px *p)
         bool is_q = ftype == EXPFMT_SUMMARY && p->tok.len == 8 &&
                     memcmp(p->tok.p, "quantile", 8) == 0;
         bool is_le = ftype == EXPFMT_HISTOGRAM && p->tok.len == 2 && memcmp(p->tok.p, "le", 2) == 0;
-        if (add_label(p, p->tok.p, p->tok.len, !is_q && !is_le))
+        size_t li;
+        if (add_label(p, p->tok.p, p->tok.len, !is_q && !is_le, &li))
             return p->rc;
         skip_blank(p); /* startLabelValue */
         if (p->c == EOFC)
@@ -895,7 +906,13 @@ static int parse_labels(struct px *p)
             go_quote(q, sizeof q, p->tok.p, p->tok.len);
             return perror_at(p, "invalid label value %s", q);
         }
-        struct lab *l = &p->labs[p->n_labs - 1];
+        /* expfmt (and Pushgateway 1.5.1) accept NUL bytes in label values; promlet's store
+         * keeps NUL-terminated strings, where {a="x\0y"} would collide with {a="x"}. */
+        if (memchr(p->tok.p, 0, p->tok.len)) {
+            go_quote(q, sizeof q, p->tok.p, p->tok.len);
+            return perror_at(p, "label value %s contains a NUL byte", q);
+        }
+        struct lab *l = &p->labs[li];
         l->value_off = p->lbuf.len;
         l->value_len = p->tok.len;
         if (buf_put(&p->lbuf, p->tok.p, p->tok.len) < 0 || buf_putc(&p->lbuf, 0) < 0)

@@ -23,7 +23,8 @@ struct perr { int line, col; char msg[160]; };
 #define PROTO_STALE_NAN_BITS UINT64_C(0x7ff0000000000002)
 
 /* One label as (pointer, length); the bytes are also NUL-terminated (name[name_len] == 0,
- * value[value_len] == 0) but may contain NULs in values, so use the lengths. */
+ * value[value_len] == 0). Both decoders refuse NUL bytes inside names and values (-EPROTO),
+ * so a label is never cut short when read as a C string. */
 struct proto_label {
     const char *name;
     size_t name_len;
@@ -39,7 +40,8 @@ bool proto_is_stale_nan(double v);
 /* ------------------------------------------------------------------------------------------ */
 
 /* Decoder limits; a zero field means "use the default" (RW_DEFAULT_*). The count limits are
- * checked on the wire before protobuf-c allocates anything, which bounds the memory a small,
+ * checked on the wire before protobuf-c allocates anything, and so is the memory the unpacking
+ * will take (refused, -E2BIG, above 10x the decoded size + 1 MiB), which bounds what a small,
  * highly compressible body can make us allocate. */
 #define RW_DEFAULT_MAX_DECODED_BYTES ((size_t)32 << 20) /* Prometheus' decoded-size limit */
 #define RW_DEFAULT_MAX_LABELS 128                       /* labels per series */
@@ -53,8 +55,10 @@ struct rw_limits {
     size_t max_labels;         /* labels per series as sent (empty-valued ones included) */
     size_t max_name_len;       /* bytes per label name */
     size_t max_value_len;      /* bytes per label value */
-    size_t max_series;         /* series per request (SIZE_MAX = unlimited) */
-    size_t max_samples;        /* samples + histograms per request (SIZE_MAX = unlimited) */
+    size_t max_series;         /* series per request, and metadata entries (SIZE_MAX =
+                                  unlimited) */
+    size_t max_samples;        /* samples + histograms per request, and exemplars (SIZE_MAX =
+                                  unlimited) */
     bool sort_labels;          /* accept unsorted label sets and sort them (what Prometheus
                                   does); false = reject them (the spec's MUST) */
     bool utf8_names;           /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
@@ -136,8 +140,8 @@ struct rw_request;
  * code is not NULL) is
  *   -EPROTO  bad data: corrupt snappy, bad protobuf, invalid labels, invalid histogram,
  *            out-of-order or conflicting duplicate samples within a series → HTTP 400;
- *   -E2BIG   the snappy header announces more than lim->max_decoded_bytes, or a count limit
- *            was hit → HTTP 400 (Prometheus answers 400 for an oversized decoded body too);
+ *   -E2BIG   the snappy header announces more than lim->max_decoded_bytes, a count limit
+ *            was hit, or the request would unpack to too much memory → HTTP 400 (Prometheus answers 400 for an oversized decoded body too);
  *   -ENOMEM  out of memory → HTTP 5xx (the sender retries);
  * and err (if not NULL) holds a one-line reason; err->line is the 1-based index of the
  * offending timeseries (0 when not series-specific), err->col the 1-based label or sample
@@ -188,7 +192,9 @@ struct expfmt_sink {
      * them). */
     int (*family)(void *arg, const char *name, const char *help, enum expfmt_type type);
     /* One sample. family is the family it belongs to (x for x_bucket of histogram x);
-     * sample_name is the name on the line. labels are in line order, including le/quantile.
+     * sample_name is the name on the line. labels are in line order, including le/quantile;
+     * a repeated le (histograms) or quantile (summaries) appears once, at its first place,
+     * with the last value, as expfmt keeps it (any other repeated name is an error).
      * Samples that expfmt silently drops (a summary sample without quantile that is not
      * _sum/_count, a histogram sample without le that is not _sum/_count, a quantile or le
      * of NaN) are not reported. */

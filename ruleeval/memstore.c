@@ -124,7 +124,8 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
     for (size_t i = 0; i < n; i++)
         if (labels[i].value && labels[i].value[0])
             sorted[m++] = labels[i];
-    qsort(sorted, m, sizeof(*sorted), lcmp);
+    if (m > 1)
+        qsort(sorted, m, sizeof(*sorted), lcmp);
     struct ms_series *se = NULL;
     uint64_t lh = lhash(sorted, m);
     if ((s->n + 1) * 2 > s->idxcap && index_grow(s) < 0) {

@@ -62,6 +62,8 @@ struct val {
     struct mat m; /* for matrix values */
 };
 
+struct oser;
+
 struct selcache {
     const struct promql_expr *node;
     int64_t mint, maxt;
@@ -89,6 +91,8 @@ struct ev {
     size_t nwarn;
     const char *qsrc;
     bool is_range;
+    struct oser *os;
+    size_t nos, capos;
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
@@ -102,11 +106,21 @@ static void fail(struct ev *ev, int err, const char *fmt, ...)
     longjmp(ev->jb, 1);
 }
 
+static void *ar_alloc_nz(struct ev *ev, size_t n);
+
 static void *ar_alloc(struct ev *ev, size_t n)
+{
+    void *p = ar_alloc_nz(ev, n);
+    memset(p, 0, n);
+    return p;
+}
+
+/* Arena allocation without zeroing, for memory the caller overwrites at once. */
+static void *ar_alloc_nz(struct ev *ev, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
-        size_t cap = n > (1u << 20) ? n : (1u << 20);
+        size_t cap = n > 98304 ? n : 98304; /* below glibc's mmap threshold: chunks are reused */
         struct achunk *c = malloc(sizeof(*c) + cap);
         if (!c)
             fail(ev, -ENOMEM, "out of memory");
@@ -117,14 +131,13 @@ static void *ar_alloc(struct ev *ev, size_t n)
     }
     void *p = (char *)ev->arena->data + ev->arena->used;
     ev->arena->used += n;
-    memset(p, 0, n);
     return p;
 }
 
 static char *ar_strdup(struct ev *ev, const char *s)
 {
     size_t l = strlen(s);
-    char *p = ar_alloc(ev, l + 1);
+    char *p = ar_alloc_nz(ev, l + 1);
     memcpy(p, s, l + 1);
     return p;
 }
@@ -614,9 +627,9 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     }
     ls->n = nlabels;
     se->ls = ls;
-    se->t = ar_alloc(ev, (n ? n : 1) * sizeof(int64_t));
-    se->f = ar_alloc(ev, (n ? n : 1) * sizeof(double));
-    se->h = ar_alloc(ev, (n ? n : 1) * sizeof(*se->h));
+    se->t = ar_alloc_nz(ev, (n ? n : 1) * sizeof(int64_t));
+    se->f = ar_alloc_nz(ev, (n ? n : 1) * sizeof(double));
+    se->h = ar_alloc_nz(ev, (n ? n : 1) * sizeof(*se->h));
     se->cap = n;
     memcpy(se->t, ts, n * sizeof(int64_t));
     memcpy(se->f, vals, n * sizeof(double));
@@ -624,11 +637,6 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
         se->h[i] = hists && hists[i] ? track(ev, pq_hist_from_re(hists[i])) : NULL;
     se->n = n;
     return 0;
-}
-
-static int ls_qcmp(const void *a, const void *b)
-{
-    return ls_cmp(((const struct mser *)a)->ls, ((const struct mser *)b)->ls);
 }
 
 static struct mat *selected(struct ev *ev, const struct promql_expr *n)
@@ -645,8 +653,6 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
             fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM)
             fail(ev, rc, "out of memory");
-        if (c->data.n) /* qsort(NULL, 0) is undefined */
-            qsort(c->data.s, c->data.n, sizeof(*c->data.s), ls_qcmp);
         c = cache_for(ev, n);
     }
     return &c->data;
@@ -1149,7 +1155,8 @@ static double quantile_of(double q, double *v, size_t n)
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(v, n, sizeof(double), dcmp);
+    if (n > 1)
+        qsort(v, n, sizeof(double), dcmp);
     double rank = q * (double)(n - 1);
     double lo = fmax(0, floor(rank));
     double hi = fmin((double)n - 1, lo + 1);
@@ -1304,7 +1311,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 hout->hint = RE_HINT_GAUGE;
                 pq_hist_compact(hout);
                 if (id == F_IRATE)
-                    pq_hist_scale(hout, 1000.0 / (double)dt);
+                    pq_hist_div(hout, (double)dt / 1000);
             } else {
                 warn_mixed(ev, wi, marg);
                 ok = false;
@@ -1384,9 +1391,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         if (rc == 0) {
                             incr = true;
                             mean = hdup(ev, sum);
-                            pq_hist_scale(mean, 1 / (cnt - 1));
+                            pq_hist_div(mean, cnt - 1);
                             if (comp)
-                                pq_hist_scale(comp, 1 / (cnt - 1));
+                                pq_hist_div(comp, cnt - 1);
                         }
                     }
                     if (rc == 0 && incr) {
@@ -1396,7 +1403,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         else
                             comp = track(ev, pq_hist_new_comp(mean));
                         struct pq_hist *ta = hdup(ev, hk);
-                        pq_hist_scale(ta, 1 / cnt);
+                        pq_hist_div(ta, cnt);
                         pq_hist_scale(mean, q);
                         rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
                     }
@@ -1425,9 +1432,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         pq_hist_add(mean, comp, 1);
                     sum = mean;
                 } else if (id == F_AVG_OT) {
-                    pq_hist_scale(sum, 1.0 / (double)wi->n);
+                    pq_hist_div(sum, (double)wi->n);
                     if (comp) {
-                        pq_hist_scale(comp, 1.0 / (double)wi->n);
+                        pq_hist_div(comp, (double)wi->n);
                         pq_hist_add(sum, comp, 1);
                     }
                 } else if (comp) {
@@ -1629,7 +1636,8 @@ static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0)
         return NAN;
     /* coalesce */
@@ -1865,7 +1873,8 @@ static double hist_fraction(struct ev *ev, double lower, double upper, const str
 
 static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
 {
-    qsort(b, n, sizeof(*b), bcmp_ub);
+    if (n > 1)
+        qsort(b, n, sizeof(*b), bcmp_ub);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
         return NAN;
     size_t k = 0;
@@ -2171,9 +2180,9 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         } else if (rc == 0) {
                             gr->hincr = true;
                             gr->hmean = hdup(ev, gr->h);
-                            pq_hist_scale(gr->hmean, 1 / (gr->cnt - 1));
+                            pq_hist_div(gr->hmean, gr->cnt - 1);
                             if (gr->hc)
-                                pq_hist_scale(gr->hc, 1 / (gr->cnt - 1));
+                                pq_hist_div(gr->hc, gr->cnt - 1);
                         }
                     }
                     if (rc == 0 && gr->hincr) {
@@ -2183,7 +2192,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         else
                             gr->hc = track(ev, pq_hist_new_comp(gr->hmean));
                         struct pq_hist *ta = hdup(ev, h);
-                        pq_hist_scale(ta, 1 / gr->cnt);
+                        pq_hist_div(ta, gr->cnt);
                         pq_hist_scale(gr->hmean, q);
                         rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
                     }
@@ -2316,9 +2325,9 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         pq_hist_add(gr->hmean, gr->hc, 1);
                     gr->h = gr->hmean;
                 } else if (op == PQ_AVG) {
-                    pq_hist_scale(gr->h, 1 / gr->cnt);
+                    pq_hist_div(gr->h, gr->cnt);
                     if (gr->hc) {
-                        pq_hist_scale(gr->hc, 1 / gr->cnt);
+                        pq_hist_div(gr->hc, gr->cnt);
                         pq_hist_add(gr->h, gr->hc, 1);
                     }
                 } else if (gr->hc) {
@@ -2442,7 +2451,10 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
             (*hres)->sum /= r;
             return true;
         }
-        pq_hist_scale(*hres, op == PQ_MUL ? r : 1 / r);
+        if (op == PQ_MUL)
+            pq_hist_scale(*hres, r);
+        else
+            pq_hist_div(*hres, r);
         return true;
     }
     if (hl && hr) {
@@ -2946,11 +2958,11 @@ static int sort_desc(const void *a, const void *b)
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
-/* Comparator context for sort_by_label: per thread, since queries and rules evaluate
- * concurrently. */
-static __thread char **sbl_names;
-static __thread size_t sbl_n;
-static __thread bool sbl_desc;
+struct sbl {
+    char **names;
+    size_t n;
+    bool desc;
+};
 
 static int natcmp(const char *a, const char *b)
 {
@@ -2984,17 +2996,18 @@ static int natcmp(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
-static int sort_by_label_cmp(const void *a, const void *b)
+static int sort_by_label_cmp(const void *a, const void *b, void *arg)
 {
     const struct smp *x = a, *y = b;
-    for (size_t i = 0; i < sbl_n; i++) {
-        const char *va = ls_get(x->ls, sbl_names[i]), *vb = ls_get(y->ls, sbl_names[i]);
+    const struct sbl *o = arg;
+    for (size_t i = 0; i < o->n; i++) {
+        const char *va = ls_get(x->ls, o->names[i]), *vb = ls_get(y->ls, o->names[i]);
         int c = natcmp(va ? va : "", vb ? vb : "");
         if (c)
-            return sbl_desc ? -c : c;
+            return o->desc ? -c : c;
     }
     int c = ls_cmp(x->ls, y->ls);
-    return sbl_desc ? -c : c;
+    return o->desc ? -c : c;
 }
 
 static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
@@ -3146,17 +3159,15 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            if (out.n)
+            if (out.n > 1)
                 qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
                 names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
-            sbl_names = names;
-            sbl_n = e->nargs - 1;
-            sbl_desc = id == F_SORT_BY_LABEL_DESC;
-            if (out.n)
-                qsort(out.s, out.n, sizeof(*out.s), sort_by_label_cmp);
+            struct sbl o = {names, e->nargs - 1, id == F_SORT_BY_LABEL_DESC};
+            if (out.n > 1)
+                qsort_r(out.s, out.n, sizeof(*out.s), sort_by_label_cmp, &o);
         }
         r.v = out;
         return r;
@@ -3465,7 +3476,7 @@ void promql_result_free(struct promql_result *r)
     free(r->str);
     for (size_t i = 0; i < r->nseries; i++) {
         struct promql_series *s = &r->series[i];
-        re_labels_free(s->labels, s->nlabels);
+        free(s->labels); /* labels and their strings are one block */
         for (size_t j = 0; j < s->npoints; j++)
             free(s->points[j].h);
         free(s->points);
@@ -3528,8 +3539,10 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     ev->interval = step;
     ev->is_range = !instant;
     ev->qsrc = "";
-    struct oser *os = NULL;
-    size_t nos = 0, capos = 0;
+    /* os/nos live in ev (not in locals) so that they are valid after longjmp */
+#define os (ev->os)
+#define nos (ev->nos)
+#define capos (ev->capos)
     if (setjmp(ev->jb)) {
         int rc = ev->err;
         perr_set(err, 0, 0, "%s", ev->msg);
@@ -3615,8 +3628,9 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
             }
         }
     }
-    if (res->type == PROMQL_MATRIX && nos)
-        qsort(os, nos, sizeof(*os), oser_cmp);
+    if (res->type == PROMQL_MATRIX)
+        if (nos > 1)
+            qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));
     if (!res->series)
@@ -3624,17 +3638,25 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     for (size_t i = 0; i < nos; i++) {
         struct promql_series *ps = &res->series[i];
         const struct lset *ls = os[i].drop ? ls_del(ev, os[i].ls, "__name__") : os[i].ls;
-        ps->labels = calloc(ls->n ? ls->n : 1, sizeof(*ps->labels));
+        /* one block per series: the label array followed by the strings */
+        size_t bytes = (ls->n ? ls->n : 1) * sizeof(*ps->labels);
+        for (size_t k = 0; k < ls->n; k++)
+            bytes += strlen(ls->l[k].name) + strlen(ls->l[k].value) + 2;
+        ps->labels = malloc(bytes);
         if (!ps->labels)
             fail(ev, -ENOMEM, "out of memory");
         res->nseries = i + 1;
+        char *sp = (char *)(ps->labels + (ls->n ? ls->n : 1));
         for (size_t k = 0; k < ls->n; k++) {
-            ps->labels[k].name = strdup(ls->l[k].name);
-            ps->labels[k].value = strdup(ls->l[k].value);
-            ps->nlabels = k + 1;
-            if (!ps->labels[k].name || !ps->labels[k].value)
-                fail(ev, -ENOMEM, "out of memory");
+            size_t nl = strlen(ls->l[k].name) + 1, vl = strlen(ls->l[k].value) + 1;
+            memcpy(sp, ls->l[k].name, nl);
+            ps->labels[k].name = sp;
+            sp += nl;
+            memcpy(sp, ls->l[k].value, vl);
+            ps->labels[k].value = sp;
+            sp += vl;
         }
+        ps->nlabels = ls->n;
         ps->points = os[i].p;
         ps->npoints = os[i].n;
         os[i].p = NULL;
@@ -3657,6 +3679,9 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     free(ev);
     *out = res;
     return 0;
+#undef os
+#undef nos
+#undef capos
 }
 
 int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,

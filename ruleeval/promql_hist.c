@@ -432,6 +432,17 @@ void pq_hist_scale(struct pq_hist *h, double f)
         h->nb[i].c *= f;
 }
 
+void pq_hist_div(struct pq_hist *h, double d)
+{
+    h->zc /= d;
+    h->count /= d;
+    h->sum /= d;
+    for (size_t i = 0; i < h->npb; i++)
+        h->pb[i].c /= d;
+    for (size_t i = 0; i < h->nnb; i++)
+        h->nb[i].c /= d;
+}
+
 void pq_hist_compact(struct pq_hist *h)
 {
     size_t k = 0;
@@ -508,7 +519,6 @@ void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, do
             l = ldexp(1.0, (i - 1) / per);
     } else {
         int sh = -h->schema;
-        /* i may be negative: multiply, since left-shifting a negative int is undefined */
         u = ldexp(1.0, i * (1 << sh));
         l = ldexp(1.0, (i - 1) * (1 << sh));
     }

@@ -61,6 +61,7 @@ struct promql_expr {
     int64_t need_min, need_max;
     bool need_set;
     char *src; /* root only: the source text, for annotation positions */
+    int height; /* tree height, bounded by the parser so that recursion stays shallow */
 };
 
 struct pq_func {
@@ -135,6 +136,8 @@ struct pq_hist *pq_hist_new_comp(const struct pq_hist *h);
 bool pq_hist_overflow(const struct pq_hist *h);
 /* Multiplies every count and the sum by f. */
 void pq_hist_scale(struct pq_hist *h, double f);
+/* Divides every count and the sum by d (true division, as Prometheus's Div). */
+void pq_hist_div(struct pq_hist *h, double d);
 /* Removes empty buckets. */
 void pq_hist_compact(struct pq_hist *h);
 /* True if a and b are equal within relative tolerance tol (tol 0 = exact). */

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #define MAX_DEPTH 256
+#define MAX_HEIGHT 2048
 
 /* ---- function table ------------------------------------------------------------------- */
 
@@ -747,6 +748,28 @@ static const char *type_name(enum promql_vtype t)
 
 static struct promql_expr *parse_expr(struct parser *ps, int minprec);
 
+static int max_i(int a, int b) { return a > b ? a : b; }
+
+/* Sets e->height from its children; false (and a parse error) when the tree is too tall. */
+static bool set_height(struct parser *ps, struct promql_expr *e)
+{
+    int h = 0;
+    if (e->a)
+        h = max_i(h, e->a->height);
+    if (e->b)
+        h = max_i(h, e->b->height);
+    if (e->param)
+        h = max_i(h, e->param->height);
+    for (size_t i = 0; i < e->nargs; i++)
+        h = max_i(h, e->args[i]->height);
+    e->height = h + 1;
+    if (e->height > MAX_HEIGHT) {
+        perrf(ps, e->pos, "expression nesting too deep (more than %d levels)", MAX_HEIGHT);
+        return false;
+    }
+    return true;
+}
+
 static int prec_of(enum pq_op op)
 {
     switch (op) {
@@ -1018,6 +1041,10 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 s->range = r;
                 s->step = st;
                 s->epos = t->end;
+                if (!set_height(ps, s)) {
+                    e = s;
+                    goto fail;
+                }
                 if (r <= 0) {
                     perrf(ps, bpos, "duration must be greater than 0");
                     e = s;
@@ -1041,6 +1068,8 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 s->range = r;
                 s->epos = t->end;
                 e = s;
+                if (!set_height(ps, s))
+                    goto fail;
                 if (r <= 0) {
                     perrf(ps, bpos, "duration must be greater than 0");
                     goto fail;
@@ -1382,6 +1411,10 @@ static struct promql_expr *parse_primary(struct parser *ps)
         e->a = in;
         e->epos = t->end;
         next(ps);
+        if (!set_height(ps, e)) {
+            promql_free(e);
+            return NULL;
+        }
         return parse_postfix(ps, e);
     }
     case T_LB:
@@ -1405,6 +1438,10 @@ static struct promql_expr *parse_primary(struct parser *ps)
              (nt->t == T_IDENT && (!strcasecmp(nt->s, "by") || !strcasecmp(nt->s, "without"))))) {
             free(id);
             e = parse_agg(ps, ag, pos);
+            if (e && !set_height(ps, e)) {
+                promql_free(e);
+                return NULL;
+            }
             return e ? parse_postfix(ps, e) : NULL;
         }
         if (nt->t == T_LP) {
@@ -1416,6 +1453,10 @@ static struct promql_expr *parse_primary(struct parser *ps)
             }
             free(id);
             e = parse_call(ps, fn, pos);
+            if (e && !set_height(ps, e)) {
+                promql_free(e);
+                return NULL;
+            }
             return e ? parse_postfix(ps, e) : NULL;
         }
         if (!strcasecmp(id, "inf") || !strcasecmp(id, "nan")) {
@@ -1510,6 +1551,10 @@ static struct promql_expr *parse_unary(struct parser *ps)
         e->op = PQ_SUB;
         e->a = in;
         e->epos = in->epos;
+        if (!set_height(ps, e)) {
+            promql_free(e);
+            return NULL;
+        }
         return e;
     }
     return parse_primary(ps);
@@ -1576,6 +1621,8 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
         if (!e->b)
             goto fail;
         e->epos = e->b->epos;
+        if (!set_height(ps, e))
+            goto fail;
         enum promql_vtype lt = pq_type(e->a), rt = pq_type(e->b);
         if ((lt != PROMQL_SCALAR && lt != PROMQL_VECTOR) ||
             (rt != PROMQL_SCALAR && rt != PROMQL_VECTOR)) {

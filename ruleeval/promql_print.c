@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct sb {
     char *p;
@@ -145,10 +146,24 @@ static void print_mods(struct sb *b, const struct promql_expr *e)
         sb_puts(b, " @ end()");
 }
 
+/* Names the lexer would not read back as a metric name. */
+static bool is_keyword(const char *n)
+{
+    static const char *const kw[] = {"by", "without", "on", "ignoring", "group_left",
+                                     "group_right", "bool", "offset", "and", "or", "unless",
+                                     "atan2", "inf", "nan", "sum", "avg", "min", "max", "count",
+                                     "group", "stddev", "stdvar", "topk", "bottomk", "quantile",
+                                     "count_values"};
+    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+        if (!strcasecmp(n, kw[i]))
+            return true;
+    return false;
+}
+
 static void print_sel(struct sb *b, const struct promql_expr *e)
 {
     size_t shown = 0;
-    bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name));
+    bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name)) && !is_keyword(e->name);
     if (legacy) {
         sb_puts(b, e->name);
     } else if (e->name) {

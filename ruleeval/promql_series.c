@@ -137,7 +137,7 @@ int promql_parse_series_desc(const char *text, struct re_label **labels, size_t 
         perr_set(err, 1, (int)(p - text) + 1, "parse error: bad series description");
         goto fail;
     }
-    if (n)
+    if (n > 1)
         qsort(l, n, sizeof(*l), lcmp);
     for (size_t i = 1; i < n; i++)
         if (!strcmp(l[i].name, l[i - 1].name)) {

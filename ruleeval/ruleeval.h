@@ -147,7 +147,7 @@ struct promql_point {
     struct re_hist *h; /* NULL for floats; owned by the result */
 };
 struct promql_series {
-    struct re_label *labels; /* owned strings */
+    struct re_label *labels; /* owned by the result (freed by promql_result_free) */
     size_t nlabels;
     struct promql_point *points;
     size_t npoints;

@@ -363,6 +363,10 @@ static int parse_file(struct tf_set *s, char *text, const char *file, const char
 
 struct tf_state {
     char *dir;
+    /* File errors do not fail the collector (node_exporter reports them through
+     * node_textfile_scrape_error), so they get their own back-off: ctx->complain is reset by
+     * every successful collect. */
+    struct complain complain;
 };
 
 static int textfile_init(struct col_ctx *ctx, struct perr *err) {
@@ -432,7 +436,7 @@ static int emit_family(struct mset *out, struct tf_family *tf, const char *help)
             continue;
         }
         bool hist = tf->type == MTYPE_HISTOGRAM;
-        qsort(m->pts, m->npts, sizeof(*m->pts), cmp_point);
+        if (m->npts) qsort(m->pts, m->npts, sizeof(*m->pts), cmp_point);
         bool has_inf = false;
         char b[40];
         l[nn].name = hist ? "le" : "quantile";
@@ -477,7 +481,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         DIR *d = opendir(dir);
         if (!d) {
             errored = true;
-            COMPLAIN(&ctx->complain, "failed to read textfile collector directory %s: %s", dir,
+            COMPLAIN(&st->complain, "failed to read textfile collector directory %s: %s", dir,
                      strerror(errno));
             continue;
         }
@@ -501,7 +505,8 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         }
         closedir(d);
         if (rc) goto done;
-        qsort(files + first, nfiles - first, sizeof(*files), cmp_str); /* os.ReadDir order */
+        if (nfiles > first) /* os.ReadDir order */
+            qsort(files + first, nfiles - first, sizeof(*files), cmp_str);
     }
     for (size_t i = 0; i < nfiles; i++) {
         struct stat sb;
@@ -513,7 +518,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         }
         if (r) {
             errored = true;
-            COMPLAIN(&ctx->complain, "failed to collect textfile data from %s: %s", files[i],
+            COMPLAIN(&st->complain, "failed to collect textfile data from %s: %s", files[i],
                      strerror(-r));
             continue;
         }
@@ -528,22 +533,24 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         }
         if (r) {
             errored = true;
-            COMPLAIN(&ctx->complain, "failed to parse textfile data from %s:%d: %s", files[i], line,
+            COMPLAIN(&st->complain, "failed to parse textfile data from %s:%d: %s", files[i], line,
                      why);
             set_free(&one);
             continue;
         }
         /* move families into the scrape-wide list; same-named ones stay separate entries
          * and merge in the mset (the registry does this for node_exporter) */
-        struct tf_family *p = realloc(all.f, (all.n + one.n) * sizeof(*p));
-        if (!p) {
-            set_free(&one);
-            rc = -ENOMEM;
-            goto done;
+        if (one.n) { /* an empty or comment-only file has none */
+            struct tf_family *p = realloc(all.f, (all.n + one.n) * sizeof(*p));
+            if (!p) {
+                set_free(&one);
+                rc = -ENOMEM;
+                goto done;
+            }
+            all.f = p;
+            memcpy(all.f + all.n, one.f, one.n * sizeof(*one.f));
+            all.n += one.n;
         }
-        all.f = p;
-        memcpy(all.f + all.n, one.f, one.n * sizeof(*one.f));
-        all.n += one.n;
         free(one.f);
         void *q = realloc(mt, (nmt + 1) * sizeof(*mt));
         if (!q) {
@@ -578,7 +585,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
         if (r) {
             /* client_golang would fail the whole gather here; we drop the family instead */
             errored = true;
-            COMPLAIN(&ctx->complain, "textfile metric %s from %s is inconsistent: %s", f->name,
+            COMPLAIN(&st->complain, "textfile metric %s from %s is inconsistent: %s", f->name,
                      f->file, strerror(-r));
         }
     }
@@ -588,6 +595,7 @@ static int textfile_collect(struct col_ctx *ctx, struct mset *out) {
                           mt[i].mtime, 1, "file", mt[i].path)) &&
             rc != -EEXIST)
             goto done;
+    if (!errored) COMPLAIN_OK(&st->complain, "textfile");
     rc = col_add(out, "node_textfile_scrape_error",
                  "1 if there was an error opening or reading a file, 0 otherwise", MTYPE_GAUGE,
                  errored ? 1 : 0, 0);

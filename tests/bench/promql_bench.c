@@ -72,8 +72,11 @@ int main(void)
     int64_t t = (NSAMPLES - 1) * 1000;
     printf("promql_bench: memstore with %d series x %d samples (1 s apart), evaluated at t=%llds\n",
            NSERIES, NSAMPLES, (long long)(t / 1000));
-    bench(&src, "system_runtime_threadpool_queue_length > 40", t, 50);
-    bench(&src, "increase(system_runtime_threadpool_queue_length[5s]) > 20", t, 50);
+    int iters = getenv("PROMQL_BENCH_ITERS") ? atoi(getenv("PROMQL_BENCH_ITERS")) : 50;
+    if (iters < 1)
+        iters = 1;
+    bench(&src, "system_runtime_threadpool_queue_length > 40", t, iters);
+    bench(&src, "increase(system_runtime_threadpool_queue_length[5s]) > 20", t, iters);
     re_memstore_free(s);
     return 0;
 }

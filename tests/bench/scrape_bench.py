@@ -126,6 +126,17 @@ def make_cgroups(root, count):
                 f.write(v)
 
 
+def in_process(dump, flags, n):
+    """CPU of collectors + encoder + gzip alone (tests/collectors/scrape_dump, no HTTP, no
+    daemon modules): what this part of promlet costs per scrape."""
+    p = subprocess.Popen([dump, "--repeat=%d" % n, "--gzip"] + flags,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        raise RuntimeError("scrape_dump failed")
+    return ru.ru_utime + ru.ru_stime
+
+
 def show(r):
     print("  %-22s cpu %6.3f s/1000 scrapes  p50 %6.2f ms  p99 %6.2f ms  rss %5.1f MiB "
           "(anon %5.1f)  body %6d B gz" % (r["name"], r["cpu"] * 1000 / N, r["p50"] * 1e3,
@@ -164,6 +175,8 @@ def main():
         rc = bench("promlet + 200 cgroups", [promlet, "--web.listen-address=127.0.0.1:%d" % port,
                                              "--config.file=" + cfg, "--collector.cgroup",
                                              "--collector.cgroup.path=" + cg] + flags, port, N)
+        dump = os.path.join(build, "tests", "collectors", "scrape_dump")
+        solo = in_process(dump, flags, N) if os.access(dump, os.X_OK) else None
         print("scrape bench: %d scrapes each, gzip, collectors: %s" % (N, ",".join(COLLECTORS)))
         for r in (rn, rp, rc):
             show(r)
@@ -173,6 +186,9 @@ def main():
                       r["name"] + "/node_exporter", r["cpu"] / rn["cpu"] if rn["cpu"] else 0,
                       r["rss"] / rn["rss"], r["anon"] / rn["anon"] if rn["anon"] else 0,
                       r["p50"] / rn["p50"], r["p99"] / rn["p99"]))
+        if solo is not None:
+            print("  collectors+encoder+gzip alone (scrape_dump, in process): cpu %.3f s/1000 "
+                  "scrapes, ratio to node_exporter %.3f" % (solo * 1000 / N, solo / rn["cpu"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

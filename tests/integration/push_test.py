@@ -273,6 +273,71 @@ for desc, method, path, body in cases:
        f"{desc}: promlet {sp_}, Pushgateway {sg_}", f"promlet: {bp}\npushgateway: {bg}")
 
 # HELP of a family pushed with two HELP texts: Pushgateway picks one at random (map order).
+# --- protobuf pushes (client_golang's default format) ----------------------------------------
+from rwlib import field_double, field_len, field_varint, varint  # noqa: E402
+
+PB_CT = {"Content-Type": "application/vnd.google.protobuf; "
+                         "proto=io.prometheus.client.MetricFamily; encoding=delimited"}
+
+
+def pb_family(name, mtype, metrics, help_=None):
+    """MetricFamily: metrics are (labels [(n, v)], kind field number, value bytes, ts)."""
+    b = field_len(1, name.encode())
+    if help_ is not None:
+        b += field_len(2, help_.encode())
+    b += field_varint(3, mtype)
+    for labels, kind, value, ts in metrics:
+        m = b"".join(field_len(1, field_len(1, n.encode()) + field_len(2, v.encode()))
+                     for n, v in labels)
+        m += field_len(kind, value)
+        if ts is not None:
+            m += field_varint(6, ts)
+        b += field_len(4, m)
+    return varint(len(b)) + b
+
+
+def pb_summary(count, total, quantiles):
+    return field_varint(1, count) + field_double(2, total) + b"".join(
+        field_len(3, field_double(1, q) + field_double(2, v)) for q, v in quantiles)
+
+
+def pb_histogram(count, total, buckets):
+    return field_varint(1, count) + field_double(2, total) + b"".join(
+        field_len(3, field_varint(1, c) + field_double(2, ub)) for ub, c in buckets)
+
+
+pb_good = (pb_family("pb_gauge", 1, [([("a", "1")], 2, field_double(1, 1.5), None),
+                                     ([("a", "2"), ("job", "body")], 2, field_double(1, 2.5), None)],
+                     "A gauge.") +
+           pb_family("pb_requests_total", 0, [([], 3, field_double(1, 7), None)], "Requests.") +
+           pb_family("pb_untyped", 3, [([("x", "y")], 5, field_double(1, -3), None)]) +
+           pb_family("pb_summary", 2, [([], 4, pb_summary(4, 10.5, [(0.5, 2), (0.99, 9)]), None)],
+                     "A summary.") +
+           pb_family("pb_hist", 4, [([("h", "1")], 7, pb_histogram(5, 12.0, [(0.5, 1), (1.0, 3)]),
+                                     None)], "A histogram."))
+pb_cases = [
+    ("protobuf: every metric type", "PUT", "/metrics/job/pb/instance/i1", pb_good),
+    ("protobuf: POST adds a family", "POST", "/metrics/job/pb/instance/i1",
+     pb_family("pb_more", 1, [([], 2, field_double(1, 9), None)], "")),
+    ("protobuf: a timestamp", "PUT", "/metrics/job/pbts",
+     pb_family("pb_ts", 1, [([], 2, field_double(1, 1), 1700000000000)])),
+    ("protobuf: a gauge whose value is a counter", "PUT", "/metrics/job/pbkind",
+     pb_family("pb_kind", 1, [([], 3, field_double(1, 1), None)])),
+    ("protobuf: a summary with a quantile label", "PUT", "/metrics/job/pbq",
+     pb_family("pb_q", 2, [([("quantile", "0.5")], 4, pb_summary(1, 1, []), None)])),
+    ("protobuf: invalid label name", "PUT", "/metrics/job/pbl",
+     pb_family("pb_l", 1, [([("a-b", "1")], 2, field_double(1, 1), None)])),
+    ("protobuf: type clash with a text push", "PUT", "/metrics/job/pbclash",
+     pb_family("pb_gauge", 0, [([], 3, field_double(1, 1), None)])),
+    ("protobuf: truncated message", "PUT", "/metrics/job/pbtrunc", pb_good[:-7]),
+]
+for desc, method, path, body in pb_cases:
+    sp_, bp = req(P, method, path, body, PB_CT)
+    sg_, bg = req(g, method, path, body, PB_CT)
+    ok(sp_ == sg_, f"{desc}: promlet {sp_}, Pushgateway {sg_}", f"promlet: {bp}\npushgateway: {bg}")
+ok('pb_hist_bucket{h="1",instance="i1",job="pb",le="+Inf"} 5' in metrics(P),
+   "protobuf histogram shown with its +Inf bucket")
+
 mp = {x for x in pushed(metrics(P), True) if not x.startswith("# HELP hv ")}
 mg = {x for x in pushed(metrics(g), True) if not x.startswith("# HELP hv ")}
 ok(mp == mg, "after the 400 cases: /metrics of the pushed groups equal Pushgateway's",
@@ -342,6 +407,17 @@ pt = lambda data: sorted((json.dumps(x["labels"], sort_keys=True),
                           x["push_failure_time_seconds"]["metrics"][0]["value"]) for x in data)
 ok(pt(jb) == pt(ja), "push and failure times restored exactly", (pt(jb), pt(ja)))
 q2.stop()
+
+# --- persistence on an interval, while running -------------------------------------------------
+pf2 = os.path.join(tmpdir(), "push.state")
+r = Promlet(f"push:\n  persistence_file: {pf2}\n  persistence_interval: 1s\n")
+req(r.addr, "PUT", "/metrics/job/interval", b"interval_metric 7\n")
+deadline = time.time() + 15
+while time.time() < deadline and not os.path.exists(pf2):
+    time.sleep(0.2)
+ok(os.path.exists(pf2) and "interval_metric" in open(pf2).read() and r.proc.poll() is None,
+   "push.persistence_interval writes the file while running")
+r.stop()
 
 # --- group TTL ------------------------------------------------------------------------------
 t = Promlet("push:\n  group_ttl: 2s\n")

@@ -121,10 +121,170 @@ static void vals_free(struct vals *v)
     memset(v, 0, sizeof(*v));
 }
 
-static char nhcb_names[1024][128];
-static int nnhcb;
 static bool file_has_st;
 static bool loaded_type_unit; /* data with __type__/__unit__ labels is loaded */
+
+/* load_with_nhcb: classic histogram families (name_bucket{le}, name_count, name_sum) are also
+ * stored as native histograms with custom buckets under the base name, as Prometheus's
+ * promqltest does with its convertnhcb package. */
+struct nh_point {
+    int64_t t;
+    double *le, *cnt;
+    size_t nb;
+    double count, sum;
+    bool has_count;
+};
+struct nh_family {
+    struct re_label *lb; /* base labels (name without suffix, no le) */
+    size_t nl;
+    char key[2048];
+    struct nh_point *p;
+    size_t np;
+};
+static struct nh_family *nh_fam;
+static size_t nh_nfam;
+
+static struct nh_point *nh_point_for(const struct re_label *lb, size_t nl, const char *base,
+                                     int64_t t)
+{
+    char key[2048] = "";
+    strncat(key, base, sizeof(key) - 1);
+    for (size_t k = 0; k < nl; k++) {
+        if (!strcmp(lb[k].name, "__name__") || !strcmp(lb[k].name, "le"))
+            continue;
+        size_t o = strlen(key);
+        snprintf(key + o, sizeof(key) - o, "\x01%s\x02%s", lb[k].name, lb[k].value);
+    }
+    struct nh_family *f = NULL;
+    for (size_t i = 0; i < nh_nfam; i++)
+        if (!strcmp(nh_fam[i].key, key))
+            f = &nh_fam[i];
+    if (!f) {
+        nh_fam = realloc(nh_fam, (nh_nfam + 1) * sizeof(*nh_fam));
+        f = &nh_fam[nh_nfam++];
+        memset(f, 0, sizeof(*f));
+        snprintf(f->key, sizeof(f->key), "%s", key);
+        f->lb = calloc(nl + 1, sizeof(*f->lb));
+        for (size_t k = 0; k < nl; k++) {
+            if (!strcmp(lb[k].name, "le"))
+                continue;
+            f->lb[f->nl].name = strdup(lb[k].name);
+            f->lb[f->nl].value = strdup(!strcmp(lb[k].name, "__name__") ? base : lb[k].value);
+            f->nl++;
+        }
+    }
+    for (size_t i = 0; i < f->np; i++)
+        if (f->p[i].t == t)
+            return &f->p[i];
+    f->p = realloc(f->p, (f->np + 1) * sizeof(*f->p));
+    struct nh_point *pt = &f->p[f->np++];
+    memset(pt, 0, sizeof(*pt));
+    pt->t = t;
+    return pt;
+}
+
+static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *v, int64_t interval)
+{
+    const char *name = NULL, *le = NULL;
+    for (size_t k = 0; k < nl; k++) {
+        if (!strcmp(lb[k].name, "__name__"))
+            name = lb[k].value;
+        if (!strcmp(lb[k].name, "le"))
+            le = lb[k].value;
+    }
+    if (!name)
+        return;
+    size_t ln = strlen(name);
+    int kind = -1;
+    static const char *suf[] = {"_bucket", "_count", "_sum"};
+    for (int i = 0; i < 3; i++) {
+        size_t sl = strlen(suf[i]);
+        if (ln > sl && !strcmp(name + ln - sl, suf[i])) {
+            kind = i;
+            ln -= sl;
+            break;
+        }
+    }
+    if (kind < 0)
+        return;
+    double lev = 0;
+    if (kind == 0) {
+        if (!le)
+            return;
+        char *end;
+        lev = strtod(le, &end);
+        if (!strcasecmp(le, "+Inf") || !strcasecmp(le, "Inf"))
+            lev = INFINITY;
+        else if (*end || isnan(lev))
+            return;
+    }
+    char base[512];
+    snprintf(base, sizeof(base), "%.*s", (int)ln, name);
+    for (size_t k = 0; k < v->n; k++) {
+        if (v->missing[k] || v->h[k])
+            continue;
+        struct nh_point *pt = nh_point_for(lb, nl, base, (int64_t)k * interval);
+        if (kind == 0) {
+            pt->le = realloc(pt->le, (pt->nb + 1) * sizeof(double));
+            pt->cnt = realloc(pt->cnt, (pt->nb + 1) * sizeof(double));
+            pt->le[pt->nb] = lev;
+            pt->cnt[pt->nb] = v->v[k];
+            pt->nb++;
+        } else if (kind == 1) {
+            pt->count = v->v[k];
+            pt->has_count = true;
+        } else {
+            pt->sum = v->v[k];
+        }
+    }
+}
+
+static void nh_flush(void)
+{
+    for (size_t i = 0; i < nh_nfam; i++) {
+        struct nh_family *f = &nh_fam[i];
+        for (size_t j = 0; j < f->np; j++) {
+            struct nh_point *pt = &f->p[j];
+            /* sort buckets by le */
+            for (size_t a = 1; a < pt->nb; a++)
+                for (size_t b = a; b > 0 && pt->le[b] < pt->le[b - 1]; b--) {
+                    double t1 = pt->le[b], t2 = pt->cnt[b];
+                    pt->le[b] = pt->le[b - 1];
+                    pt->cnt[b] = pt->cnt[b - 1];
+                    pt->le[b - 1] = t1;
+                    pt->cnt[b - 1] = t2;
+                }
+            if (!pt->has_count && pt->nb)
+                pt->count = pt->cnt[pt->nb - 1];
+            size_t nb = pt->nb;
+            bool inf = nb && isinf(pt->le[nb - 1]);
+            size_t total = inf ? nb : nb + 1;
+            double *cv = calloc(total, sizeof(double)), *bk = calloc(total, sizeof(double));
+            double prev = 0;
+            for (size_t b = 0; b < total; b++) {
+                double c = b < nb ? pt->cnt[b] : pt->count;
+                bk[b] = c - prev;
+                prev = c;
+                if (b + 1 < total)
+                    cv[b] = pt->le[b];
+            }
+            struct re_span sp = {0, (uint32_t)total};
+            struct re_hist h = {.schema = -53, .count = pt->count, .sum = pt->sum, .pspans = &sp,
+                                .npspans = 1, .pbuckets = bk, .npbuckets = total,
+                                .custom_values = cv, .ncustom = total - 1};
+            re_memstore_add(store, f->lb, f->nl, pt->t, 0, &h);
+            free(cv);
+            free(bk);
+            free(pt->le);
+            free(pt->cnt);
+        }
+        free(f->p);
+        re_labels_free(f->lb, f->nl);
+    }
+    free(nh_fam);
+    nh_fam = NULL;
+    nh_nfam = 0;
+}
 
 static int do_load(size_t *li, int64_t interval, bool nhcb)
 {
@@ -174,23 +334,6 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
                 loaded_type_unit = true;
         seen = realloc(seen, (nseen + 1) * sizeof(char *));
         seen[nseen++] = strdup(key);
-        if (nhcb) {
-            for (size_t k = 0; k < nl; k++) {
-                if (strcmp(lb[k].name, "__name__"))
-                    continue;
-                const char *n = lb[k].value;
-                size_t ln = strlen(n);
-                const char *suf[] = {"_bucket", "_sum", "_count"};
-                for (int s = 0; s < 3; s++) {
-                    size_t sl = strlen(suf[s]);
-                    if (ln > sl && !strcmp(n + ln - sl, suf[s]) && nnhcb < 1024) {
-                        snprintf(nhcb_names[nnhcb], sizeof(nhcb_names[0]), "%.*s", (int)(ln - sl),
-                                 n);
-                        nnhcb++;
-                    }
-                }
-            }
-        }
         struct vals v = {0};
         if (promql_expand_values(vals, collect, &v, &err) < 0) {
             printf("# load: bad values \"%s\": %s\n", vals, err.msg);
@@ -204,6 +347,8 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
                 continue;
             re_memstore_add(store, lb, nl, (int64_t)k * interval, v.v[k], v.h[k]);
         }
+        if (nhcb)
+            nh_collect(lb, nl, &v, interval);
         vals_free(&v);
         re_labels_free(lb, nl);
         free(l);
@@ -211,6 +356,8 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
     for (size_t k = 0; k < nseen; k++)
         free(seen[k]);
     free(seen);
+    if (nhcb)
+        nh_flush();
     return 0;
 }
 
@@ -838,20 +985,6 @@ static const char *skip_reason(const char *expr, const char *body)
             return "duration expressions";
         a = strchr(a + 1, '@');
     }
-    for (int i = 0; i < nnhcb; i++) {
-        const char *n = nhcb_names[i];
-        size_t l = strlen(n);
-        for (const char *p = strstr(expr, n); p; p = strstr(p + 1, n)) {
-            bool startok = p == expr || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == ':');
-            char nx = p[l];
-            bool endok = !(isalnum((unsigned char)nx) || nx == '_' || nx == ':');
-            if (startok && (endok || (nx == '_' && !strncmp(p + l, "_bucket", 7) == 0 &&
-                                      strncmp(p + l, "_sum", 4) && strncmp(p + l, "_count", 6))))
-                return "NHCB (load_with_nhcb)";
-        }
-        if (strstr(expr, "=~"))
-            return "NHCB (load_with_nhcb)";
-    }
     return NULL;
 }
 
@@ -1146,7 +1279,6 @@ int main(int argc, char **argv)
         char *l = trim(lines[i]);
         if (!strncasecmp(l, "clear", 5)) {
             re_memstore_clear(store);
-            nnhcb = 0;
             loaded_type_unit = false;
             i++;
             continue;

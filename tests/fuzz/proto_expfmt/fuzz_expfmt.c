@@ -35,7 +35,7 @@ static int f_sample(void *arg, const char *fam, const char *name, const struct p
     REQUIRE(strncmp(fam, name, strlen(fam)) == 0);
     for (size_t i = 0; i < n; i++) {
         REQUIRE(l[i].name_len > 0 && strlen(l[i].name) == l[i].name_len);
-        REQUIRE(l[i].value[l[i].value_len] == 0);
+        REQUIRE(l[i].value[l[i].value_len] == 0 && strlen(l[i].value) == l[i].value_len);
         REQUIRE(strcmp(l[i].name, "__name__") != 0);
     }
     (*count)++;

@@ -33,6 +33,7 @@ static int f_series(void *arg, const struct proto_label *l, size_t n)
     for (size_t i = 0; i < n; i++) {
         REQUIRE(l[i].name_len > 0 && l[i].value_len > 0);
         REQUIRE(l[i].name[l[i].name_len] == 0 && l[i].value[l[i].value_len] == 0);
+        REQUIRE(strlen(l[i].name) == l[i].name_len && strlen(l[i].value) == l[i].value_len);
         if (i) {
             size_t m = l[i - 1].name_len < l[i].name_len ? l[i - 1].name_len : l[i].name_len;
             int c = memcmp(l[i - 1].name, l[i].name, m);
@@ -72,6 +73,19 @@ static int f_hist(void *arg, int64_t ts, const struct proto_hist *h)
         REQUIRE(!(h->neg_buckets[i] < 0));
     for (size_t i = 0; i < h->n_custom_values; i++)
         (void)h->custom_values[i];
+    if (h->schema == -53) {
+        /* every bucket index a consumer computes lies in [0, n_custom_values] (+Inf last) */
+        int64_t idx = 0;
+        for (size_t i = 0; i < h->n_pos_spans; i++) {
+            REQUIRE(h->pos_spans[i].offset >= 0);
+            idx += h->pos_spans[i].offset + (int64_t)h->pos_spans[i].length;
+        }
+        REQUIRE(idx <= (int64_t)h->n_custom_values + 1);
+        REQUIRE(h->zero_threshold == 0 && h->zero_count == 0 && h->n_neg_buckets == 0);
+        for (size_t i = 1; i < h->n_custom_values; i++)
+            REQUIRE(h->custom_values[i] > h->custom_values[i - 1]);
+        REQUIRE(h->n_custom_values == 0 || isfinite(h->custom_values[h->n_custom_values - 1]));
+    }
     return 0;
 }
 

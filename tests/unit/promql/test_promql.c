@@ -94,6 +94,23 @@ static void test_deep_nesting(void)
     TAP_OK(e == NULL, "20000-operator chain: parse error, no deep tree");
     promql_free(e);
     free(chain);
+    /* chains inside nested parentheses: bounded by tree height */
+    char *mix = malloc(200 * 130 + 16);
+    o = 0;
+    for (int i = 0; i < 200; i++) {
+        mix[o++] = '(';
+        for (int k = 0; k < 30; k++)
+            o += (size_t)sprintf(mix + o, "a + ");
+    }
+    mix[o++] = 'a';
+    for (int i = 0; i < 200; i++)
+        mix[o++] = ')';
+    mix[o] = 0;
+    e = promql_parse(mix, &err);
+    TAP_OK(e == NULL && strstr(err.msg, "nesting too deep") != NULL,
+           "200 nested 30-operator chains: bounded tree height (%s)", err.msg);
+    promql_free(e);
+    free(mix);
     /* moderate nesting is fine */
     e = promql_parse("((((((((((((((((((((1))))))))))))))))))))", &err);
     TAP_OK(e != NULL, "20 levels of parentheses parse");
@@ -298,6 +315,49 @@ static void test_series_notation(void)
     CHECK(promql_expand_values("1 0x1g", collect, &c, &err) < 0);
 }
 
+struct hcollect {
+    struct re_memstore *s;
+    size_t n;
+};
+
+static int store_hist(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
+{
+    struct hcollect *c = arg;
+    struct re_label l[] = {{"__name__", "lat"}};
+    c->n++;
+    return missing ? 0 : re_memstore_add(c->s, l, 1, (int64_t)idx * 60000, v, h);
+}
+
+static void test_native_histograms(void)
+{
+    struct re_memstore *s = re_memstore_new();
+    struct hcollect hc = {s, 0};
+    struct perr err;
+    /* schema 0: buckets (0.5,1] (1,2] (2,4] hold 1, 2, 1; then +1 in each per minute */
+    CHECK_EQ_INT(promql_expand_values("{{schema:0 sum:5 count:4 buckets:[1 2 1]}}+"
+                                      "{{schema:0 sum:5 count:3 buckets:[1 1 1]}}x4",
+                                      store_hist, &hc, &err),
+                 0);
+    CHECK_EQ_INT(hc.n, 5);
+    size_t n = 0;
+    double v = eval1(s, "histogram_count(lat)", 240000, &n, NULL);
+    CHECK_EQ_DBL(v, 16);
+    v = eval1(s, "histogram_sum(rate(lat[5m]))", 240000, &n, NULL);
+    CHECK(fabs(v - 5.0 / 60) < 1e-9);
+    /* the median falls in (1,2]: exponential interpolation (v3) vs linear (v2) */
+    struct promql_opts o;
+    promql_opts_default(&o);
+    double v3 = eval1(s, "histogram_quantile(0.5, lat)", 0, &n, &o);
+    o.compat_v2 = true;
+    double v2 = eval1(s, "histogram_quantile(0.5, lat)", 0, &n, &o);
+    /* rank 2 of 4: 1 observation below 1, so half of the (1,2] bucket */
+    CHECK(fabs(v3 - sqrt(2.0)) < 1e-12);
+    CHECK(fabs(v2 - 1.5) < 1e-12);
+    v = eval1(s, "histogram_fraction(0, 2, lat)", 0, &n, NULL);
+    CHECK_EQ_DBL(v, 0.75);
+    re_memstore_free(s);
+}
+
 int main(void)
 {
     test_parse_errors();
@@ -306,5 +366,6 @@ int main(void)
     test_durations();
     test_eval();
     test_series_notation();
+    test_native_histograms();
     return tap_done();
 }

@@ -139,8 +139,8 @@ static void test_families(void)
        "F a|(nil)|untyped;S a|a{}1;F b|(nil)|untyped;S b|b{}2;S a|a{}3;F a|late|untyped;",
        "interleaved family is fine; late HELP re-reports the family");
     ok("# TYPE s summary\ns{quantile=\"NaN\"} 1\ns{quantile=\"0.9\",quantile=\"0.5\"} 2\n",
-       "F s|(nil)|summary;S s|s{quantile=0.9,quantile=0.5,}2;",
-       "NaN quantile dropped; quantile is not part of the duplicate check");
+       "F s|(nil)|summary;S s|s{quantile=0.5,}2;",
+       "NaN quantile dropped; a repeated quantile is not a duplicate, the last one wins");
     ok("# HELP only_meta x\n# TYPE only_meta gauge\n", "", "families without samples are not "
        "reported");
     ok("# TYPE g gauge_histogram\n", "", "gauge_histogram TYPE alone is accepted");
@@ -280,6 +280,38 @@ static void test_many_labels(void)
     CHECK_EQ_INT(expfmt_parse((const uint8_t *)in, strlen(in), NULL, &e), 0);
 }
 
+/* Review issue 4, finding 3: NUL bytes in label values are refused (the store keeps
+ * NUL-terminated strings); a repeated le/quantile is passed once, with the last value, as
+ * expfmt keeps it (measured on Pushgateway 1.5.1: h_bucket{le="1",le="2"} 3 is stored as
+ * le="2", s{quantile="0.5",quantile="0.9"} as quantile="0.9"; g{a="x",a="y"} is a 400
+ * "duplicate label names for metric \"g\""). */
+static void test_issue_4(void)
+{
+    static const char nul[] = "n{a=\"x\0y\"} 3\n";
+    struct tr t = {0};
+    struct expfmt_sink s = {&t, tr_family, tr_sample};
+    struct perr e;
+    CHECK_EQ_INT(expfmt_parse((const uint8_t *)nul, sizeof nul - 1, &s, &e), -EPROTO);
+    CHECK_EQ_STR(e.msg, "text format parsing error in line 1: label value \"x\\x00y\" contains "
+                        "a NUL byte");
+    CHECK_EQ_STR(t.s, "");
+    ok("# TYPE h histogram\nh_bucket{le=\"1\",le=\"2\"} 3\nh_bucket{le=\"+Inf\"} 3\n",
+       "F h|(nil)|histogram;S h|h_bucket{le=2,}3;S h|h_bucket{le=+Inf,}3;",
+       "repeated le: the last one wins, passed once");
+    ok("# TYPE h histogram\nh_bucket{le=\"1\",x=\"a\",le=\"2\"} 3\n",
+       "F h|(nil)|histogram;S h|h_bucket{le=2,x=a,}3;",
+       "repeated le around another label");
+    ok("# TYPE s summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 3\n",
+       "F s|(nil)|summary;S s|s{quantile=0.9,}3;", "repeated quantile: the last one wins");
+    bad("g{a=\"x\",a=\"y\"} 3\n",
+        "text format parsing error in line 1: duplicate label names for metric \"g\"",
+        "repeated ordinary label: error, as Pushgateway 1.5.1");
+    /* le is an ordinary label outside histograms: a repeat is a duplicate there */
+    bad("g{le=\"1\",le=\"2\"} 3\n",
+        "text format parsing error in line 1: duplicate label names for metric \"g\"",
+        "repeated le on an untyped metric is a duplicate");
+}
+
 int main(void)
 {
     test_push_body();
@@ -289,5 +321,6 @@ int main(void)
     test_sink_stop();
     test_no_nul();
     test_many_labels();
+    test_issue_4();
     return tap_done();
 }

@@ -6,6 +6,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 
 #define STALE_BITS UINT64_C(0x7ff0000000000002)
@@ -280,6 +281,120 @@ static void test_limits(void)
     TAP_OK(req == NULL && code == -E2BIG, "snappy bomb refused before allocating (%s)", e.msg);
 }
 
+/* Writes v as a varint at p (room for 10 bytes); returns its length. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t k = 0;
+    do {
+        p[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return k;
+}
+
+/* A WriteRequest whose one series (__name__="x") is followed by n copies of the 2-byte
+ * element {key, 0} (an empty message or a zero varint); or, with top, n such elements at
+ * the top level and no series. Returns a snappy body (free it). */
+static uint8_t *bomb_body(uint8_t key, bool top, size_t n, size_t *len)
+{
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
+                                   '_', '_', 0x12, 0x01, 'x'};
+    size_t inner = top ? 2 * n : sizeof name + 2 * n;
+    uint8_t *raw = malloc(inner + 16), *p = raw;
+    if (!raw)
+        return NULL;
+    if (!top) {
+        *p++ = 0x0a;
+        p += put_varint(p, inner);
+        memcpy(p, name, sizeof name);
+        p += sizeof name;
+    }
+    for (size_t i = 0; i < n; i++) {
+        *p++ = key;
+        *p++ = 0;
+    }
+    uint8_t *body = rwb_snappy(raw, (size_t)(p - raw), len);
+    free(raw);
+    return body;
+}
+
+/* Review issue 4: a small body decoding into millions of empty exemplars, samples, metadata
+ * or unknown fields made protobuf-c allocate 36-70 times the decoded size (1.2-2.1 GB for
+ * 32 MiB); now the pre-scan counts them and computes the unpacked size first. */
+static void test_unpack_bombs(void)
+{
+    static const struct {
+        uint8_t key;
+        bool top;
+        const char *what;
+    } bombs[] = {
+        {0x1a, false, "empty exemplars"},
+        {0x12, false, "empty samples"},
+        {0x22, false, "empty histograms"},
+        {0x28, false, "unknown fields in a series"},
+        {0x28, true, "unknown top-level fields"},
+        {0x1a, true, "empty metadata"},
+        {0x0a, true, "empty series"},
+    };
+    const struct rw_limits unlimited = {.max_series = SIZE_MAX, .max_samples = SIZE_MAX};
+    for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
+        size_t len;
+        uint8_t *body = bomb_body(bombs[i].key, bombs[i].top, 300000, &len);
+        int code = 0;
+        struct perr e = {0};
+        struct rw_request *r = rw_decode(body, len, &unlimited, &code, &e);
+        TAP_OK(r == NULL && code == -E2BIG && strstr(e.msg, "bytes to unpack"),
+               "%s (600 kB decoded, %zu bytes of body): refused by the unpack size (%s)",
+               bombs[i].what, len, e.msg);
+        rw_request_free(r);
+        r = rw_decode(body, len, NULL, &code, &e);
+        TAP_OK(r == NULL && code == -E2BIG, "%s: refused with default limits (%s)",
+               bombs[i].what, e.msg);
+        rw_request_free(r);
+        free(body);
+    }
+
+    /* Legal exemplar-heavy requests pass: a sample and an exemplar with a trace_id label. */
+    enum { N = 20000 };
+    uint8_t *raw = malloc((size_t)N * 64 + 64), *p = raw;
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
+                                   '_', '_', 0x12, 0x01, 'x'};
+    static const uint8_t smp[] = {0x12, 0x0b, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01};
+    static const uint8_t exm[] = {0x1a, 0x1b, 0x0a, 0x0e, 0x0a, 0x08, 't', 'r', 'a', 'c', 'e',
+                                  '_', 'i', 'd', 0x12, 0x02, 'a', 'b', 0x11, 0, 0, 0, 0,
+                                  0, 0, 0xf0, 0x3f, 0x18, 0x01};
+    size_t inner = sizeof name + N * (sizeof smp + sizeof exm);
+    *p++ = 0x0a;
+    p += put_varint(p, inner);
+    memcpy(p, name, sizeof name);
+    p += sizeof name;
+    for (int i = 0; i < N; i++) {
+        memcpy(p, smp, sizeof smp); /* all at timestamp 1 with the same value: retries */
+        p += sizeof smp;
+        memcpy(p, exm, sizeof exm);
+        p += sizeof exm;
+    }
+    size_t len;
+    uint8_t *body = rwb_snappy(raw, (size_t)(p - raw), &len);
+    free(raw);
+    int code = 0;
+    struct perr e = {0};
+    struct rw_request *r = rw_decode(body, len, NULL, &code, &e);
+    TAP_OK(r != NULL && rw_request_samples(r) == N, "%d samples with %d exemplars accepted (%s)",
+           N, N, r ? "ok" : e.msg);
+    rw_request_free(r);
+    free(body);
+
+    /* Exemplars are bounded by max_samples too. */
+    body = bomb_body(0x1a, false, 100, &len);
+    struct rw_limits few = {.max_samples = 50};
+    r = rw_decode(body, len, &few, &code, &e);
+    TAP_OK(r == NULL && code == -E2BIG && strstr(e.msg, "too many exemplars"),
+           "100 exemplars over max_samples 50 (%s)", e.msg);
+    rw_request_free(r);
+    free(body);
+}
+
 static void test_bad_bodies(void)
 {
     int code;
@@ -474,6 +589,124 @@ static void test_histograms(void)
     expect_err(&b, NULL, -EPROTO, "must not have custom bounds", "custom bounds on exponential");
 }
 
+/* Review issue 4, finding 2: schema -53 was not validated as checkHistogramCustomBounds does;
+ * offset -1000000 with bounds {1, +Inf} and zero_threshold 0.5 was accepted and made
+ * ruleeval read out of bounds. */
+static void test_custom_buckets(void)
+{
+    int64_t deltas[] = {2, -1};
+    double bounds[] = {1, 2};
+    Prometheus__BucketSpan sp0 = PROMETHEUS__BUCKET_SPAN__INIT, sp1 = PROMETHEUS__BUCKET_SPAN__INIT;
+    Prometheus__BucketSpan *spans[] = {&sp0, &sp1};
+    struct rwb b;
+    struct rec r;
+    struct perr e;
+    Prometheus__Histogram *h = NULL;
+#define RESET_CUSTOM()                                                                             \
+    do {                                                                                           \
+        rwb_init(&b);                                                                              \
+        h = rwb_hist(&b, rwb_series(&b, "__name__", "nhcb", RWB_END), 7);                          \
+        h->schema = -53;                                                                           \
+        h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;                                    \
+        h->count_int = 3;                                                                          \
+        h->sum = 2.5;                                                                              \
+        sp0.offset = 0, sp0.length = 1, sp1.offset = 1, sp1.length = 1;                            \
+        h->positive_spans = spans, h->n_positive_spans = 2;                                        \
+        h->positive_deltas = deltas, h->n_positive_deltas = 2;                                     \
+        bounds[0] = 1, bounds[1] = 2;                                                              \
+        h->custom_values = bounds, h->n_custom_values = 2;                                         \
+    } while (0)
+
+    /* Valid: buckets 0 (<=1) and 2 (+Inf), counts 2 and 1. */
+    RESET_CUSTOM();
+    memset(&r, 0, sizeof r);
+    TAP_OK(run(&b, NULL, &r, &e) == 0, "valid custom-bucket histogram accepted (%s)", e.msg);
+    CHECK_EQ_DBL(r.pos[1], 1);
+
+    RESET_CUSTOM();
+    sp0.offset = -1000000;
+    bounds[1] = INFINITY;
+    h->zero_threshold = 0.5;
+    expect_err(&b, NULL, -EPROTO, "+Inf bound must not be explicitly defined",
+               "reported case: offset -1000000, bounds {1, +Inf}, zero_threshold 0.5");
+    RESET_CUSTOM();
+    sp0.offset = -1;
+    expect_err(&b, NULL, -EPROTO, "span number 1 with offset -1: histogram has a span whose offset",
+               "negative first span offset");
+    RESET_CUSTOM();
+    sp1.offset = 2; /* buckets 0 and 3, but only bounds 1, 2 and +Inf exist */
+    expect_err(&b, NULL, -EPROTO, "only 2 custom bounds defined which is insufficient to cover "
+               "total span length of 4", "spans beyond the bounds");
+    RESET_CUSTOM();
+    h->n_custom_values = 0;
+    expect_err(&b, NULL, -EPROTO, "only 0 custom bounds", "no bounds, two buckets");
+    RESET_CUSTOM();
+    bounds[1] = 1;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "equal bounds");
+    RESET_CUSTOM();
+    bounds[0] = -INFINITY;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "-Inf bound");
+    RESET_CUSTOM();
+    bounds[0] = NAN;
+    expect_err(&b, NULL, -EPROTO, "strictly increasing", "NaN bound");
+    RESET_CUSTOM();
+    h->zero_threshold = 0.5;
+    expect_err(&b, NULL, -EPROTO, "zero threshold of 0", "zero threshold");
+    RESET_CUSTOM();
+    h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+    h->zero_count_int = 1;
+    h->count_int = 4;
+    expect_err(&b, NULL, -EPROTO, "zero count of 0", "zero count");
+    RESET_CUSTOM();
+    sp1.length = 2;
+    expect_err(&b, NULL, -EPROTO, "spans need 3 buckets, have 2", "spans vs buckets");
+    RESET_CUSTOM();
+    int64_t neg[] = {1};
+    Prometheus__BucketSpan nsp = PROMETHEUS__BUCKET_SPAN__INIT, *nspans[] = {&nsp};
+    nsp.length = 1;
+    h->negative_spans = nspans, h->n_negative_spans = 1;
+    h->negative_deltas = neg, h->n_negative_deltas = 1;
+    h->count_int = 4;
+    expect_err(&b, NULL, -EPROTO, "must not have negative spans", "negative side");
+    RESET_CUSTOM();
+    deltas[1] = -3;
+    expect_err(&b, NULL, -EPROTO, "count is negative", "negative bucket");
+    deltas[1] = -1;
+#undef RESET_CUSTOM
+}
+
+/* Review issue 4, finding 3: NUL bytes in label names or values (and metadata) are refused;
+ * the store keeps NUL-terminated strings, so {a="x\0y"} would collide with {a="x"}. */
+static void test_nul_bytes(void)
+{
+    static const uint8_t xnuly[] = {'x', 0, 'y'};
+    static const uint8_t anulb[] = {'a', 0, 'b'};
+    struct rwb b;
+    rwb_init(&b);
+    size_t s = rwb_series(&b, "__name__", "up", "a", "x", RWB_END);
+    rwb_sample(&b, s, 1, 1);
+    b.lab[s][1].value = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "series 1: value of label \"a\" contains a NUL byte",
+               "NUL in a label value");
+    b.lab[s][1].value = rwb_bytes("x");
+    b.lab[s][0].value = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "contains a NUL byte", "NUL in the metric name");
+    b.lab[s][0].value = rwb_bytes("up");
+    b.lab[s][1].name = (ProtobufCBinaryData){sizeof anulb, (uint8_t *)(uintptr_t)anulb};
+    struct rw_limits utf8 = {.utf8_names = true};
+    expect_err(&b, &utf8, -EPROTO, "label name \"a\\x00b\" contains a NUL byte",
+               "NUL in a label name (UTF-8 names mode)");
+    expect_err(&b, NULL, -EPROTO, "a NUL byte", "NUL in a label name (legacy mode)");
+    b.lab[s][1].name = rwb_bytes("a");
+    rwb_meta(&b, 1, "up", "help", "");
+    b.md[0].help = (ProtobufCBinaryData){sizeof xnuly, (uint8_t *)(uintptr_t)xnuly};
+    expect_err(&b, NULL, -EPROTO, "metadata 1: contains a NUL byte", "NUL in metadata help");
+    b.md[0].help = rwb_bytes("help");
+    struct rec r;
+    struct perr e;
+    TAP_OK(run(&b, NULL, &r, &e) == 0, "same request without NULs accepted (%s)", e.msg);
+}
+
 int main(void)
 {
     test_single();
@@ -481,7 +714,10 @@ int main(void)
     test_labels();
     test_limits();
     test_bad_bodies();
+    test_unpack_bombs();
     test_order();
     test_histograms();
+    test_custom_buckets();
+    test_nul_bytes();
     return tap_done();
 }
