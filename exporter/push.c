@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1070,6 +1071,78 @@ static int decompress_gzip(const char *in, size_t len, size_t cap, struct sbuf *
     return rc;
 }
 
+/* CRC-32C (Castagnoli), bitwise: push bodies are small. */
+static uint32_t crc32c(const uint8_t *p, size_t n) {
+    uint32_t c = ~0u;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    }
+    return ~c;
+}
+
+/* The snappy framing format (github.com/google/snappy framing_format.txt), which
+ * Pushgateway's Content-Encoding: snappy means (Go's snappy.NewReader), unlike remote write's
+ * block format. Chunks: stream identifier, compressed or uncompressed data with a masked
+ * CRC-32C of the uncompressed bytes, skippable padding. */
+static int decompress_snappy_framed(const uint8_t *p, size_t len, size_t cap, struct sbuf *out) {
+    const uint8_t *end = p + len;
+    bool seen_id = false;
+    char *chunk = malloc(65536);
+    if (!chunk) return -ENOMEM;
+    int rc = 0;
+    while (p < end && !rc) {
+        if (end - p < 4) {
+            rc = -EPROTO;
+            break;
+        }
+        unsigned type = p[0];
+        size_t clen = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16;
+        p += 4;
+        if (clen > (size_t)(end - p)) {
+            rc = -EPROTO;
+            break;
+        }
+        if (type == 0xff) {
+            if (clen != 6 || memcmp(p, "sNaPpY", 6)) rc = -EPROTO;
+            seen_id = true;
+        } else if (type == 0x00 || type == 0x01) {
+            if (!seen_id || clen < 4) {
+                rc = -EPROTO;
+                break;
+            }
+            uint32_t want =
+                (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            const char *data = (const char *)p + 4;
+            size_t dlen = clen - 4, ulen = dlen;
+            if (type == 0x00) {
+                if (snappy_uncompressed_length(data, dlen, &ulen) != SNAPPY_OK || ulen > 65536 ||
+                    snappy_uncompress(data, dlen, chunk, &ulen) != SNAPPY_OK) {
+                    rc = -EPROTO;
+                    break;
+                }
+                data = chunk;
+            } else if (ulen > 65536) {
+                rc = -EPROTO;
+                break;
+            }
+            uint32_t c = crc32c((const uint8_t *)data, ulen);
+            if ((((c >> 15) | (c << 17)) + 0xa282ead8u) != want)
+                rc = -EPROTO;
+            else if (out->len + ulen > cap)
+                rc = -E2BIG;
+            else if (sbuf_add(out, data, ulen))
+                rc = -ENOMEM;
+        } else if (type < 0x80) {
+            rc = -EPROTO; /* reserved unskippable chunk */
+        }
+        p += clen;
+    }
+    free(chunk);
+    return rc;
+}
+
 /* Parses body for key k into families; on a parse error fills why. */
 /* ---- protobuf pushes (length-delimited io.prometheus.client.MetricFamily) ------------------ */
 
@@ -1328,7 +1401,12 @@ static int parse_pb(struct stage *st, const uint8_t *buf, size_t len, char *why,
         }
         const char *fam = names.data;
         if (!re_valid_metric_name(fam, strlen(fam))) {
-            set_invalid(st, "collected metric family \"%.100s\" has an invalid name", fam);
+            char q[120];
+            size_t o = 0;
+            for (const unsigned char *c = (const unsigned char *)fam; *c && o + 5 < sizeof(q); c++)
+                o += (size_t)snprintf(q + o, sizeof(q) - o,
+                                      *c >= 0x20 && *c < 0x7f && *c != '"' ? "%c" : "\\x%02x", *c);
+            set_invalid(st, "collected metric family \"%s\" has an invalid name", q);
             continue;
         }
         /* Pushgateway keys families by name: a later message of the same name replaces an
@@ -1443,8 +1521,15 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
     const char *enc = http_header(req, "Content-Encoding");
     const char *ct = http_header(req, "Content-Type");
     bool pb = is_protobuf(ct);
-    if (enc && !strcasecmp(enc, "gzip")) {
-        rc = decompress_gzip(body, blen, p->max_body, &plain);
+    /* Pushgateway 1.5 knows gzip only and reads any other encoding as plain text; later
+     * versions also take framed snappy. Both are accepted here: snappy when the body starts
+     * with the framing format's stream identifier. */
+    bool gz = enc && !strcasecmp(enc, "gzip");
+    bool sn = enc && !strcasecmp(enc, "snappy") && blen >= 10 &&
+              !memcmp(body, "\xff\x06\x00\x00sNaPpY", 10);
+    if (gz || sn) {
+        rc = gz ? decompress_gzip(body, blen, p->max_body, &plain)
+                : decompress_snappy_framed((const uint8_t *)body, blen, p->max_body, &plain);
         if (rc) {
             sbuf_fini(&plain);
             free(k.buf);
@@ -1453,15 +1538,11 @@ static void handle_push(void *arg, const struct http_req *req, struct http_resp 
             else if (rc == -ENOMEM)
                 http_error(resp, 503, "out of memory");
             else
-                http_error(resp, 400, "gzip: invalid compressed body");
+                http_error(resp, 400, "%s: invalid compressed body", gz ? "gzip" : "snappy");
             return;
         }
         body = plain.data ? plain.data : "";
         blen = plain.len;
-    } else if (enc && *enc && strcasecmp(enc, "identity")) {
-        free(k.buf);
-        http_error(resp, 415, "unsupported Content-Encoding %s", enc);
-        return;
     }
     int64_t tns = now_ns();
     struct pfam **nf = NULL;
@@ -1994,6 +2075,37 @@ static int load(struct push *p, const char *file) {
     else
         LOG_INFO("loaded %zu pushed groups from %s", loaded, file);
     return rc == -ENOMEM ? rc : 0;
+}
+
+/* ---- parsing without a server (tests, fuzzing) ------------------------------------------ */
+
+int push_parse(const char *subpath, const uint8_t *body, size_t len, bool protobuf,
+               size_t *nsamples, char *why, size_t wlen) {
+    struct gkey k;
+    char w[400] = "";
+    int rc = parse_key(subpath, &k, w, sizeof(w));
+    struct pfam **nf = NULL;
+    size_t nn = 0;
+    bool has_ts = false;
+    char invalid[200] = "";
+    if (!rc)
+        rc = parse_body(&k, (const char *)body, len, protobuf, 0, &nf, &nn, &has_ts, invalid, w,
+                        sizeof(w));
+    if (!rc && (has_ts || invalid[0])) {
+        snprintf(w, sizeof(w), "%s",
+                 invalid[0] ? invalid : "pushed metrics must not have timestamps");
+        rc = -EINVAL;
+    }
+    if (nsamples) {
+        *nsamples = 0;
+        for (size_t i = 0; i < nn; i++)
+            *nsamples += nf[i]->n;
+    }
+    fams_free(nf, nn);
+    free(k.buf);
+    if (rc == -ENOENT) rc = -EINVAL;
+    snprintf(why, wlen, "%s", w);
+    return rc;
 }
 
 /* ---- module ---------------------------------------------------------------------------- */

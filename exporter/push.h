@@ -5,7 +5,9 @@
 
 #include "agent.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The module registers
@@ -19,6 +21,16 @@
  * Handlers are thread-safe (one mutex serialises pushes, as Pushgateway's write queue does).
  */
 extern const struct agent_module mod_push;
+
+/* Parses a push as the handler does, without storing anything (for tests and fuzzing):
+ * the grouping key from subpath (the path after "/metrics/job", percent-decoded) and body
+ * (text format 0.0.4, or delimited protobuf MetricFamily messages when protobuf is set).
+ * The consistency check against stored groups is not run, but what the decoding itself finds
+ * (timestamps, invalid protobuf names) is. Borrows everything. Returns 0, -EINVAL with why
+ * set (bad URL, or a push Pushgateway's check would refuse), -EPROTO with why set (the body
+ * does not parse), -ENOMEM. *nsamples (if not NULL) gets the number of samples kept. */
+int push_parse(const char *subpath, const uint8_t *body, size_t len, bool protobuf,
+               size_t *nsamples, char *why, size_t wlen);
 
 /* Number of groups held now. Borrows p (NULL gives 0). Thread-safe. */
 size_t push_groups(struct push *p);

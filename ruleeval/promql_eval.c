@@ -620,10 +620,28 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
     struct mser *se = &m->s[m->n++];
     memset(se, 0, sizeof(*se));
-    struct lset *ls = ls_new(ev, nlabels);
+    /* the label set and its strings in one arena block */
+    size_t bytes = sizeof(struct lset) + nlabels * sizeof(struct re_label);
+    size_t lens[2 * 64];
     for (size_t i = 0; i < nlabels; i++) {
-        ls->l[i].name = ar_strdup(ev, labels[i].name);
-        ls->l[i].value = ar_strdup(ev, labels[i].value);
+        size_t nl = strlen(labels[i].name) + 1, vl = strlen(labels[i].value) + 1;
+        if (i < 64) {
+            lens[2 * i] = nl;
+            lens[2 * i + 1] = vl;
+        }
+        bytes += nl + vl;
+    }
+    struct lset *ls = ar_alloc_nz(ev, bytes);
+    char *sp = (char *)(ls->l + nlabels);
+    for (size_t i = 0; i < nlabels; i++) {
+        size_t nl = i < 64 ? lens[2 * i] : strlen(labels[i].name) + 1;
+        size_t vl = i < 64 ? lens[2 * i + 1] : strlen(labels[i].value) + 1;
+        memcpy(sp, labels[i].name, nl);
+        ls->l[i].name = sp;
+        sp += nl;
+        memcpy(sp, labels[i].value, vl);
+        ls->l[i].value = sp;
+        sp += vl;
     }
     ls->n = nlabels;
     se->ls = ls;
@@ -3521,6 +3539,11 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
     struct promql_opts def;
     if (!o) {
         promql_opts_default(&def);
+        o = &def;
+    } else if (o->lookback_ms <= 0) {
+        /* as Prometheus: a zero lookback delta means the default 5m */
+        def = *o;
+        def.lookback_ms = 5 * 60 * 1000;
         o = &def;
     }
     *out = NULL;

@@ -132,9 +132,9 @@ int promql_foreach_selector(const struct promql_expr *e,
                             void *arg);
 
 struct promql_opts {
-    int64_t lookback_ms; /* default 5m */
+    int64_t lookback_ms; /* default 5m; 0 also means 5m, as in Prometheus */
     bool compat_v2;      /* Prometheus 2.x: windows include their start; linear NH interp. */
-    size_t max_samples;  /* default 50M */
+    size_t max_samples;  /* default 50M; 0 = no limit */
     bool (*cancelled)(void *arg);
     void *cancel_arg;
 };

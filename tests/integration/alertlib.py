@@ -2,6 +2,7 @@
 """Helpers for the alerting tests: a scriptable webhook receiver, a fake procfs whose
 /proc/loadavg the test sets (node_load1 is then sampled into the store by promlet's
 collectors), pushes, and Alertmanager's fingerprint computed independently."""
+import datetime
 import http.server
 import json
 import os
@@ -114,3 +115,8 @@ def push_available(p):
 def push(p, job_path, text):
     return p.post(f"/metrics/job/{job_path}", text.encode(),
                   headers={"Content-Type": "text/plain"})[0]
+
+
+def ts(x):
+    """RFC 3339 (Go's trimmed fractions or fixed milliseconds alike) to unix seconds."""
+    return datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()

@@ -8,8 +8,7 @@
 #include <string.h>
 
 /* Parses src and renders the matchers as "name<op>value;..." into out. */
-static int render(const char *src, char *out, size_t len)
-{
+static int render(const char *src, char *out, size_t len) {
     struct re_matcher *m;
     size_t n;
     struct perr err = {0};
@@ -28,30 +27,28 @@ static int render(const char *src, char *out, size_t len)
     return 0;
 }
 
-static void ok_sel(const char *src, const char *want)
-{
+static void ok_sel(const char *src, const char *want) {
     char got[512];
     int rc = render(src, got, sizeof(got));
     TAP_OK(rc == 0 && strcmp(got, want) == 0, "%s -> %s (got %s)", src, want, got);
 }
 
-static void bad_sel(const char *src, const char *msg_part)
-{
+static void bad_sel(const char *src, const char *msg_part) {
     char got[512];
     int rc = render(src, got, sizeof(got));
     TAP_OK(rc == -EINVAL && strstr(got, msg_part) != NULL, "%s rejected: %s (got %s)", src,
            msg_part, got);
 }
 
-int main(void)
-{
+int main(void) {
     ok_sel("up", "__name__=up;");
     ok_sel("  node_cpu_seconds_total  ", "__name__=node_cpu_seconds_total;");
     ok_sel("up{job=\"node\"}", "__name__=up;job=node;");
     ok_sel("{job=\"node\", instance!=\"\"}", "job=node;instance!=;");
     ok_sel("{__name__=~\"node_.*\",mode!~'idle|iowait',}", "__name__=~node_.*;mode!~idle|iowait;");
     ok_sel("x:recorded:rate5m{a=`raw\\n`}", "__name__=x:recorded:rate5m;a=raw\\n;");
-    ok_sel("x{a=\"q\\\"\\\\\\n\\u00e9\\x41\"}", "__name__=x;a=q\"\\\n\xc3\xa9" "A;");
+    ok_sel("x{a=\"q\\\"\\\\\\n\\u00e9\\x41\"}", "__name__=x;a=q\"\\\n\xc3\xa9"
+                                                "A;");
     ok_sel("x{}", "__name__=x;");
     bad_sel("{}", "at least one non-empty matcher");
     bad_sel("{job=\"\"}", "at least one non-empty matcher");
