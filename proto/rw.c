@@ -183,6 +183,11 @@ static int fail(struct decoder *d, int code, int line, int col, const char *fmt,
 static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
     const uint8_t *p = *pp;
+    if (p < end && !(*p & 0x80)) { /* one byte: field keys and short lengths */
+        *v = *p;
+        *pp = p + 1;
+        return 0;
+    }
     uint64_t r = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (p >= end)
@@ -283,10 +288,47 @@ static size_t sat_add(size_t a, size_t b)
     return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
 }
 
+/* The canonical encodings of the two leaf messages every request is made of, costed without
+ * the general walk (they are most of the prescan's work). Each returns 1 and sets *cost to
+ * exactly what wire_cost's general path computes for that encoding, or 0 when the bytes are
+ * anything else (the general path then decides). */
+static int leaf_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
+{
+    if (m == WM_SAMPLE) {
+        /* 0x09 <double> 0x10 <varint timestamp>: two scalar fields, nothing allocated. */
+        if (len < 11 || len > 19 || buf[0] != 0x09 || buf[9] != 0x10)
+            return 0;
+        for (size_t i = 10; i < len - 1; i++)
+            if (!(buf[i] & 0x80))
+                return 0;
+        if (buf[len - 1] & 0x80)
+            return 0;
+        *cost = arena_cost(wire_msgs[WM_SAMPLE].size);
+        return 1;
+    }
+    if (m == WM_LABEL) {
+        /* 0x0a <len> name 0x12 <len> value, both lengths one byte. */
+        if (len < 4 || buf[0] != 0x0a || buf[1] & 0x80)
+            return 0;
+        size_t nl = buf[1];
+        if (2 + nl + 2 > len || buf[2 + nl] != 0x12 || buf[3 + nl] & 0x80)
+            return 0;
+        size_t vl = buf[3 + nl];
+        if (4 + nl + vl != len)
+            return 0;
+        *cost = sat_add(sat_add(arena_cost(wire_msgs[WM_LABEL].size), arena_cost(nl)),
+                        arena_cost(vl));
+        return 1;
+    }
+    return 0;
+}
+
 /* Upper bound of the arena bytes to unpack one message of type m. Returns 0 (cost in *cost)
  * or -1 when the wire data is malformed. Recursion is bounded by the schema (depth 4). */
 static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
 {
+    if (leaf_cost(buf, len, m, cost))
+        return 0;
     const struct wire_msg *w = &wire_msgs[m];
     const uint8_t *p = buf, *end = buf + len;
     size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0;
