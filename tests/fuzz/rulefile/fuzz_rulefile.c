@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target: rule-file loading/checking and alert-template expansion on what loads. */
+/* libFuzzer target: rule-file loading/checking, and the template engine on the raw input. */
 #include "ruleeval.h"
 
 #include <stdint.h>
@@ -20,6 +20,24 @@ static int no_query(void *arg, const char *expr, int64_t ts, template_emit_fn *e
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > (1u << 20)) return 0;
+    /* the whole input as an alert template too: parse, and expand what parses */
+    {
+        struct perr te = {0};
+        struct template *t = template_parse("fuzz", (const char *)data, size, true, &te);
+        if (t) {
+            struct re_label l[2] = {{"instance", "host:9100"}, {"job", "node"}};
+            struct template_data d = {.labels = l,
+                                      .nlabels = 2,
+                                      .value = 3.25,
+                                      .ts_ms = 1000,
+                                      .query = no_query,
+                                      .external_url = "http://x/p"};
+            char *out = NULL;
+            template_expand(t, &d, &out);
+            free(out);
+            template_free(t);
+        }
+    }
     for (int legacy = 0; legacy < 2; legacy++) {
         struct rulefile_opts o = {.legacy_names = legacy, .ignore_unknown_fields = legacy};
         struct perr e = {0};
