@@ -18,8 +18,7 @@ struct out {
     bool html;
 };
 
-static void json_str(struct sbuf *b, const char *s)
-{
+static void json_str(struct sbuf *b, const char *s) {
     sbuf_addc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\') {
@@ -38,22 +37,29 @@ static void json_str(struct sbuf *b, const char *s)
     sbuf_addc(b, '"');
 }
 
-static void html_str(struct sbuf *b, const char *s)
-{
+static void html_str(struct sbuf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '<': sbuf_adds(b, "&lt;"); break;
-        case '>': sbuf_adds(b, "&gt;"); break;
-        case '&': sbuf_adds(b, "&amp;"); break;
-        case '"': sbuf_adds(b, "&quot;"); break;
-        default: sbuf_addc(b, *s);
+        case '<':
+            sbuf_adds(b, "&lt;");
+            break;
+        case '>':
+            sbuf_adds(b, "&gt;");
+            break;
+        case '&':
+            sbuf_adds(b, "&amp;");
+            break;
+        case '"':
+            sbuf_adds(b, "&quot;");
+            break;
+        default:
+            sbuf_addc(b, *s);
         }
     }
 }
 
 /* RFC 3339 with milliseconds in UTC, as Prometheus' API prints times. */
-static void rfc3339(char *buf, size_t len, int64_t ms)
-{
+static void rfc3339(char *buf, size_t len, int64_t ms) {
     if (ms == ALERT_TS_NONE) {
         snprintf(buf, len, "0001-01-01T00:00:00Z");
         return;
@@ -65,12 +71,10 @@ static void rfc3339(char *buf, size_t len, int64_t ms)
     snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
 }
 
-static void labels_json(struct sbuf *b, const struct re_label *l, size_t n)
-{
+static void labels_json(struct sbuf *b, const struct re_label *l, size_t n) {
     sbuf_addc(b, '{');
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            sbuf_addc(b, ',');
+        if (i) sbuf_addc(b, ',');
         json_str(b, l[i].name);
         sbuf_addc(b, ':');
         json_str(b, l[i].value);
@@ -78,12 +82,10 @@ static void labels_json(struct sbuf *b, const struct re_label *l, size_t n)
     sbuf_addc(b, '}');
 }
 
-static void labels_text(struct sbuf *b, const struct re_label *l, size_t n)
-{
+static void labels_text(struct sbuf *b, const struct re_label *l, size_t n) {
     sbuf_addc(b, '{');
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            sbuf_adds(b, ", ");
+        if (i) sbuf_adds(b, ", ");
         html_str(b, l[i].name);
         sbuf_adds(b, "=\"");
         html_str(b, l[i].value);
@@ -92,31 +94,27 @@ static void labels_text(struct sbuf *b, const struct re_label *l, size_t n)
     sbuf_addc(b, '}');
 }
 
-/* ---- /api/v1/alerts, /api/v1/rules ------------------------------------------------------------ */
+/* ---- /api/v1/alerts, /api/v1/rules ------------------------------------------------------------
+ */
 
-static int v_api_alerts(void *arg, const struct engine_view *v)
-{
+static int v_api_alerts(void *arg, const struct engine_view *v) {
     char *s = payload_api_alerts(v->alerts, v->nalerts);
-    if (!s)
-        return -ENOMEM;
+    if (!s) return -ENOMEM;
     int rc = sbuf_adds(arg, s);
     free(s);
     return rc;
 }
 
-static int v_api_rules(void *arg, const struct engine_view *v)
-{
+static int v_api_rules(void *arg, const struct engine_view *v) {
     char *s = payload_api_rules(v->groups, v->ngroups);
-    if (!s)
-        return -ENOMEM;
+    if (!s) return -ENOMEM;
     int rc = sbuf_adds(arg, s);
     free(s);
     return rc;
 }
 
-static void answer(struct agent *a, struct http_resp *resp, int (*fn)(void *, const struct engine_view *),
-                   void *arg, const char *ctype)
-{
+static void answer(struct agent *a, struct http_resp *resp,
+                   int (*fn)(void *, const struct engine_view *), void *arg, const char *ctype) {
     if (!a->engine) {
         http_error(resp, 503, "the rule engine is not running");
         return;
@@ -131,31 +129,28 @@ static void answer(struct agent *a, struct http_resp *resp, int (*fn)(void *, co
     resp->gzip_ok = true;
 }
 
-static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)req;
     answer(arg, resp, v_api_alerts, &resp->body, "application/json");
 }
 
-static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)req;
     answer(arg, resp, v_api_rules, &resp->body, "application/json");
 }
 
-/* ---- /alerts ------------------------------------------------------------------------------------ */
+/* ---- /alerts ------------------------------------------------------------------------------------
+ */
 
 /* JSON: a list of the active (pending and firing) alerts. */
-static int v_alerts_json(void *arg, const struct engine_view *v)
-{
+static int v_alerts_json(void *arg, const struct engine_view *v) {
     struct sbuf *b = arg;
     bool first = true;
     sbuf_addc(b, '[');
     for (size_t r = 0; r < v->nalerts; r++)
         for (size_t i = 0; i < alert_rule_nalerts(v->alerts[r]); i++) {
             const struct alert *al = alert_rule_alert(v->alerts[r], i);
-            if (al->state == ALERT_INACTIVE)
-                continue;
+            if (al->state == ALERT_INACTIVE) continue;
             char ts[40], val[40];
             rfc3339(ts, sizeof(ts), al->active_at);
             template_format_float(val, sizeof(val), al->value);
@@ -176,14 +171,12 @@ static int v_alerts_json(void *arg, const struct engine_view *v)
     return sbuf_adds(b, "\n]\n");
 }
 
-static const char *health_string(enum alert_health h)
-{
+static const char *health_string(enum alert_health h) {
     return h == ALERT_HEALTH_OK ? "ok" : h == ALERT_HEALTH_ERR ? "err" : "unknown";
 }
 
 /* HTML: rules with their state and last evaluation, then the active alerts; no JavaScript. */
-static int v_alerts_html(void *arg, const struct engine_view *v)
-{
+static int v_alerts_html(void *arg, const struct engine_view *v) {
     struct sbuf *b = arg;
     sbuf_adds(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                  "<meta http-equiv=\"refresh\" content=\"5\">"
@@ -211,8 +204,8 @@ static int v_alerts_html(void *arg, const struct engine_view *v)
             const struct payload_rule *pr = &pg->rules[r];
             const char *name = pr->alert ? alert_rule_name(pr->alert) : pr->name;
             const char *expr = pr->alert ? alert_rule_expr(pr->alert) : pr->query;
-            const char *state = pr->alert ? alert_state_string(alert_rule_state(pr->alert))
-                                          : "recording";
+            const char *state =
+                pr->alert ? alert_state_string(alert_rule_state(pr->alert)) : "recording";
             enum alert_health h = pr->alert ? alert_rule_health(pr->alert) : pr->health;
             const char *err = pr->alert ? alert_rule_last_error(pr->alert)
                                         : (pr->last_error ? pr->last_error : "");
@@ -232,16 +225,14 @@ static int v_alerts_html(void *arg, const struct engine_view *v)
         }
         sbuf_adds(b, "</table>\n");
     }
-    if (!v->ngroups)
-        sbuf_adds(b, "<p>No rules loaded.</p>\n");
+    if (!v->ngroups) sbuf_adds(b, "<p>No rules loaded.</p>\n");
     sbuf_adds(b, "<h2>Active alerts</h2>\n<table><tr><th>state</th><th>labels</th>"
                  "<th>annotations</th><th>active since</th><th>value</th></tr>\n");
     size_t n = 0;
     for (size_t r = 0; r < v->nalerts; r++)
         for (size_t i = 0; i < alert_rule_nalerts(v->alerts[r]); i++) {
             const struct alert *al = alert_rule_alert(v->alerts[r], i);
-            if (al->state == ALERT_INACTIVE)
-                continue;
+            if (al->state == ALERT_INACTIVE) continue;
             char ts[40], val[40];
             rfc3339(ts, sizeof(ts), al->active_at);
             template_format_float(val, sizeof(val), al->value);
@@ -254,21 +245,18 @@ static int v_alerts_html(void *arg, const struct engine_view *v)
             n++;
         }
     sbuf_adds(b, "</table>\n");
-    if (!n)
-        sbuf_adds(b, "<p>No active alerts.</p>\n");
+    if (!n) sbuf_adds(b, "<p>No active alerts.</p>\n");
     return sbuf_adds(b, "</body></html>\n");
 }
 
-static void h_alerts(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
     if (http_accepts(req, "text/html"))
         answer(arg, resp, v_alerts_html, &resp->body, "text/html; charset=utf-8");
     else
         answer(arg, resp, v_alerts_json, &resp->body, "application/json");
 }
 
-static int api_start(struct agent *a, struct perr *err)
-{
+static int api_start(struct agent *a, struct perr *err) {
     const struct http_route routes[] = {
         {"/api/v1/alerts", false, HTTP_GET, "/api/v1/alerts", h_api_alerts, a, 0},
         {"/api/v1/rules", false, HTTP_GET, "/api/v1/rules", h_api_rules, a, 0},

@@ -15,30 +15,25 @@
 
 /* ---- durations and sizes --------------------------------------------------------------------- */
 
-int config_parse_duration(const char *s, int64_t *ms)
-{
+int config_parse_duration(const char *s, int64_t *ms) {
     /* The same units and rules as PromQL durations (model.ParseDuration). */
     return s ? promql_parse_duration(s, ms) : -EINVAL;
 }
 
-int config_parse_bytes(const char *s, size_t *out)
-{
+int config_parse_bytes(const char *s, size_t *out) {
     char *end;
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
+    if (!s || !isdigit((unsigned char)*s)) return -EINVAL;
     errno = 0;
     unsigned long long n = strtoull(s, &end, 10);
-    if (errno)
-        return -EINVAL;
+    if (errno) return -EINVAL;
     static const struct {
         const char *suffix;
         unsigned shift;
-    } sfx[] = {{"", 0},    {"B", 0},    {"KB", 10},  {"KiB", 10}, {"MB", 20},
+    } sfx[] = {{"", 0},     {"B", 0},   {"KB", 10},  {"KiB", 10}, {"MB", 20},
                {"MiB", 20}, {"GB", 30}, {"GiB", 30}, {"TB", 40},  {"TiB", 40}};
     for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
         if (strcmp(end, sfx[i].suffix) == 0) {
-            if (sfx[i].shift && n > (SIZE_MAX >> sfx[i].shift))
-                return -EINVAL;
+            if (sfx[i].shift && n > (SIZE_MAX >> sfx[i].shift)) return -EINVAL;
             *out = (size_t)(n << sfx[i].shift);
             return 0;
         }
@@ -47,8 +42,7 @@ int config_parse_bytes(const char *s, size_t *out)
 
 /* ---- defaults -------------------------------------------------------------------------------- */
 
-static void set_defaults(struct config *c)
-{
+static void set_defaults(struct config *c) {
     c->evaluation_interval_ms = DEF_EVALUATION_INTERVAL_MS;
     c->scrape_interval_ms = DEF_SCRAPE_INTERVAL_MS;
     c->resend_delay_ms = DEF_RESEND_DELAY_MS;
@@ -64,11 +58,9 @@ static void set_defaults(struct config *c)
     c->query_lookback_delta_ms = DEF_LOOKBACK_MS;
 }
 
-struct config *config_default(void)
-{
+struct config *config_default(void) {
     struct config *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     set_defaults(c);
     c->dir = strdup(".");
     if (!c->dir) {
@@ -78,10 +70,8 @@ struct config *config_default(void)
     return c;
 }
 
-void config_free(struct config *c)
-{
-    if (!c)
-        return;
+void config_free(struct config *c) {
+    if (!c) return;
     free(c->file);
     free(c->dir);
     for (size_t i = 0; i < c->nexternal; i++) {
@@ -120,10 +110,8 @@ struct walk {
 static int fail_at(struct walk *w, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail_at(struct walk *w, const yaml_node_t *n, const char *fmt, ...)
-{
-    if (w->rc)
-        return w->rc;
+static int fail_at(struct walk *w, const yaml_node_t *n, const char *fmt, ...) {
+    if (w->rc) return w->rc;
     char msg[160];
     va_list ap;
     va_start(ap, fmt);
@@ -134,60 +122,50 @@ static int fail_at(struct walk *w, const yaml_node_t *n, const char *fmt, ...)
     return w->rc;
 }
 
-static yaml_node_t *node(struct walk *w, int id)
-{
+static yaml_node_t *node(struct walk *w, int id) {
     return yaml_document_get_node(w->doc, id);
 }
 
-static const char *scalar(const yaml_node_t *n)
-{
+static const char *scalar(const yaml_node_t *n) {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static bool is_null(const yaml_node_t *n)
-{
+static bool is_null(const yaml_node_t *n) {
     const char *s = scalar(n);
     return s && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
            (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
 }
 
-static int want_map(struct walk *w, const yaml_node_t *n, const char *what)
-{
+static int want_map(struct walk *w, const yaml_node_t *n, const char *what) {
     if (n->type != YAML_MAPPING_NODE && !is_null(n))
         return fail_at(w, n, "%s: expected a mapping", what);
     return 0;
 }
 
-static int want_seq(struct walk *w, const yaml_node_t *n, const char *what)
-{
+static int want_seq(struct walk *w, const yaml_node_t *n, const char *what) {
     if (n->type != YAML_SEQUENCE_NODE && !is_null(n))
         return fail_at(w, n, "%s: expected a list", what);
     return 0;
 }
 
-static int get_str(struct walk *w, const yaml_node_t *n, const char *key, char **out)
-{
+static int get_str(struct walk *w, const yaml_node_t *n, const char *key, char **out) {
     const char *s = scalar(n);
-    if (!s)
-        return fail_at(w, n, "%s: expected a string", key);
+    if (!s) return fail_at(w, n, "%s: expected a string", key);
     char *d = strdup(s);
-    if (!d)
-        return w->rc = -ENOMEM;
+    if (!d) return w->rc = -ENOMEM;
     free(*out);
     *out = d;
     return 0;
 }
 
-static int get_duration(struct walk *w, const yaml_node_t *n, const char *key, int64_t *out)
-{
+static int get_duration(struct walk *w, const yaml_node_t *n, const char *key, int64_t *out) {
     const char *s = scalar(n);
     if (!s || config_parse_duration(s, out))
         return fail_at(w, n, "%s: not a valid duration string: \"%s\"", key, s ? s : "");
     return 0;
 }
 
-static int get_bool(struct walk *w, const yaml_node_t *n, const char *key, bool *out)
-{
+static int get_bool(struct walk *w, const yaml_node_t *n, const char *key, bool *out) {
     const char *s = scalar(n);
     if (s && (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")))
         *out = true;
@@ -198,8 +176,7 @@ static int get_bool(struct walk *w, const yaml_node_t *n, const char *key, bool 
     return 0;
 }
 
-static int get_uint(struct walk *w, const yaml_node_t *n, const char *key, size_t *out)
-{
+static int get_uint(struct walk *w, const yaml_node_t *n, const char *key, size_t *out) {
     const char *s = scalar(n);
     char *end;
     if (!s || !isdigit((unsigned char)*s))
@@ -213,8 +190,7 @@ static int get_uint(struct walk *w, const yaml_node_t *n, const char *key, size_
     return 0;
 }
 
-static int get_bytes(struct walk *w, const yaml_node_t *n, const char *key, size_t *out)
-{
+static int get_bytes(struct walk *w, const yaml_node_t *n, const char *key, size_t *out) {
     const char *s = scalar(n);
     if (!s || config_parse_bytes(s, out))
         return fail_at(w, n, "%s: not a valid size: \"%s\"", key, s ? s : "");
@@ -223,45 +199,35 @@ static int get_bytes(struct walk *w, const yaml_node_t *n, const char *key, size
 
 /* Iterates the pairs of a mapping node, refusing non-scalar and duplicate keys. */
 #define MAP_EACH(w, n, k, v)                                                                       \
-    for (yaml_node_pair_t *k##_p = (n)->type == YAML_MAPPING_NODE                                 \
-                                       ? (n)->data.mapping.pairs.start                             \
-                                       : NULL;                                                     \
+    for (yaml_node_pair_t *k##_p = (n)->type == YAML_MAPPING_NODE ? (n)->data.mapping.pairs.start  \
+                                                                  : NULL;                          \
          k##_p && k##_p < (n)->data.mapping.pairs.top && !(w)->rc; k##_p++)                        \
         for (yaml_node_t *k = node(w, k##_p->key), *v = node(w, k##_p->value); k; k = NULL)
 
-static int check_key(struct walk *w, const yaml_node_t *map, const yaml_node_t *k)
-{
-    if (!scalar(k))
-        return fail_at(w, k, "mapping keys must be strings");
+static int check_key(struct walk *w, const yaml_node_t *map, const yaml_node_t *k) {
+    if (!scalar(k)) return fail_at(w, k, "mapping keys must be strings");
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *o = node(w, p->key);
-        if (o == k)
-            break;
+        if (o == k) break;
         if (scalar(o) && strcmp(scalar(o), scalar(k)) == 0)
             return fail_at(w, k, "key \"%s\" already set in map", scalar(k));
     }
     return 0;
 }
 
-static int unknown(struct walk *w, const yaml_node_t *k, const char *type)
-{
+static int unknown(struct walk *w, const yaml_node_t *k, const char *type) {
     return fail_at(w, k, "field %s not found in type %s", scalar(k), type);
 }
 
-static int cmp_label(const void *a, const void *b)
-{
+static int cmp_label(const void *a, const void *b) {
     return strcmp(((const struct re_label *)a)->name, ((const struct re_label *)b)->name);
 }
 
-static int parse_global(struct walk *w, struct config *c, yaml_node_t *n)
-{
-    if (want_map(w, n, "global"))
-        return w->rc;
-    MAP_EACH(w, n, k, v)
-    {
-        if (check_key(w, n, k))
-            break;
+static int parse_global(struct walk *w, struct config *c, yaml_node_t *n) {
+    if (want_map(w, n, "global")) return w->rc;
+    MAP_EACH(w, n, k, v) {
+        if (check_key(w, n, k)) break;
         const char *key = scalar(k);
         if (!strcmp(key, "evaluation_interval")) {
             get_duration(w, v, key, &c->evaluation_interval_ms);
@@ -273,18 +239,14 @@ static int parse_global(struct walk *w, struct config *c, yaml_node_t *n)
             int64_t ignored;
             get_duration(w, v, key, &ignored);
         } else if (!strcmp(key, "external_labels")) {
-            if (want_map(w, v, key))
-                break;
+            if (want_map(w, v, key)) break;
             size_t cnt = v->type == YAML_MAPPING_NODE
                              ? (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start)
                              : 0;
             c->external_labels = calloc(cnt ? cnt : 1, sizeof(struct re_label));
-            if (!c->external_labels)
-                return w->rc = -ENOMEM;
-            MAP_EACH(w, v, lk, lv)
-            {
-                if (check_key(w, v, lk))
-                    break;
+            if (!c->external_labels) return w->rc = -ENOMEM;
+            MAP_EACH(w, v, lk, lv) {
+                if (check_key(w, v, lk)) break;
                 const char *ln = scalar(lk), *val = scalar(lv);
                 if (!re_valid_label_name(ln, strlen(ln)))
                     fail_at(w, lk, "external_labels: \"%s\" is not a valid label name", ln);
@@ -292,8 +254,7 @@ static int parse_global(struct walk *w, struct config *c, yaml_node_t *n)
                     fail_at(w, lv, "external_labels: value of %s must be a string", ln);
                 else if (!re_valid_utf8(val, strlen(val)))
                     fail_at(w, lv, "external_labels: value of %s is not valid UTF-8", ln);
-                if (w->rc)
-                    break;
+                if (w->rc) break;
                 struct re_label *l = &c->external_labels[c->nexternal];
                 l->name = strdup(ln);
                 l->value = strdup(val);
@@ -313,51 +274,38 @@ static int parse_global(struct walk *w, struct config *c, yaml_node_t *n)
 }
 
 static int parse_strlist(struct walk *w, yaml_node_t *n, const char *key, char ***out,
-                         size_t *count)
-{
-    if (want_seq(w, n, key))
-        return w->rc;
-    if (n->type != YAML_SEQUENCE_NODE)
-        return 0;
+                         size_t *count) {
+    if (want_seq(w, n, key)) return w->rc;
+    if (n->type != YAML_SEQUENCE_NODE) return 0;
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     char **arr = calloc(cnt ? cnt : 1, sizeof(char *));
-    if (!arr)
-        return w->rc = -ENOMEM;
+    if (!arr) return w->rc = -ENOMEM;
     *out = arr;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
-        if (get_str(w, node(w, *it), key, &arr[*count]))
-            return w->rc;
+        if (get_str(w, node(w, *it), key, &arr[*count])) return w->rc;
         (*count)++;
     }
     return 0;
 }
 
-static int parse_alertmanager(struct walk *w, struct cfg_alertmanager *a, yaml_node_t *n)
-{
+static int parse_alertmanager(struct walk *w, struct cfg_alertmanager *a, yaml_node_t *n) {
     a->timeout_ms = DEF_NOTIFY_TIMEOUT_MS;
     if (!(a->scheme = strdup("http")) || !(a->path_prefix = strdup("")) ||
         !(a->api_version = strdup("v2")))
         return w->rc = -ENOMEM;
-    if (want_map(w, n, "alertmanagers"))
-        return w->rc;
-    MAP_EACH(w, n, k, v)
-    {
-        if (check_key(w, n, k))
-            break;
+    if (want_map(w, n, "alertmanagers")) return w->rc;
+    MAP_EACH(w, n, k, v) {
+        if (check_key(w, n, k)) break;
         const char *key = scalar(k);
         if (!strcmp(key, "static_configs")) {
-            if (want_seq(w, v, key) || v->type != YAML_SEQUENCE_NODE)
-                continue;
+            if (want_seq(w, v, key) || v->type != YAML_SEQUENCE_NODE) continue;
             for (yaml_node_item_t *it = v->data.sequence.items.start;
                  it < v->data.sequence.items.top && !w->rc; it++) {
                 yaml_node_t *sc = node(w, *it);
-                if (want_map(w, sc, key))
-                    break;
-                MAP_EACH(w, sc, sk, sv)
-                {
-                    if (check_key(w, sc, sk))
-                        break;
+                if (want_map(w, sc, key)) break;
+                MAP_EACH(w, sc, sk, sv) {
+                    if (check_key(w, sc, sk)) break;
                     if (!strcmp(scalar(sk), "targets")) {
                         char **t = NULL;
                         size_t nt = 0;
@@ -379,8 +327,7 @@ static int parse_alertmanager(struct walk *w, struct cfg_alertmanager *a, yaml_n
                             free(t);
                         }
                     } else if (!strcmp(scalar(sk), "labels")) {
-                        if (want_map(w, sv, "labels"))
-                            break;
+                        if (want_map(w, sv, "labels")) break;
                     } else {
                         unknown(w, sk, "static_config");
                     }
@@ -394,8 +341,9 @@ static int parse_alertmanager(struct walk *w, struct cfg_alertmanager *a, yaml_n
             get_str(w, v, key, &a->path_prefix);
         } else if (!strcmp(key, "api_version")) {
             if (!get_str(w, v, key, &a->api_version) && strcmp(a->api_version, "v2"))
-                fail_at(w, v, "api_version: expected Alertmanager api version to be one of "
-                              "[v2] but got %s",
+                fail_at(w, v,
+                        "api_version: expected Alertmanager api version to be one of "
+                        "[v2] but got %s",
                         a->api_version);
         } else if (!strcmp(key, "timeout")) {
             get_duration(w, v, key, &a->timeout_ms);
@@ -406,16 +354,12 @@ static int parse_alertmanager(struct walk *w, struct cfg_alertmanager *a, yaml_n
     return w->rc;
 }
 
-static int parse_webhook(struct walk *w, struct cfg_webhook *h, yaml_node_t *n)
-{
+static int parse_webhook(struct walk *w, struct cfg_webhook *h, yaml_node_t *n) {
     h->send_resolved = true;
     h->timeout_ms = DEF_NOTIFY_TIMEOUT_MS;
-    if (want_map(w, n, "webhook_configs"))
-        return w->rc;
-    MAP_EACH(w, n, k, v)
-    {
-        if (check_key(w, n, k))
-            break;
+    if (want_map(w, n, "webhook_configs")) return w->rc;
+    MAP_EACH(w, n, k, v) {
+        if (check_key(w, n, k)) break;
         const char *key = scalar(k);
         if (!strcmp(key, "url")) {
             if (!get_str(w, v, key, &h->url) && strncmp(h->url, "http://", 7) &&
@@ -425,8 +369,7 @@ static int parse_webhook(struct walk *w, struct cfg_webhook *h, yaml_node_t *n)
             get_bool(w, v, key, &h->send_resolved);
         } else if (!strcmp(key, "max_alerts")) {
             size_t m = 0;
-            if (!get_uint(w, v, key, &m))
-                h->max_alerts = (uint32_t)m;
+            if (!get_uint(w, v, key, &m)) h->max_alerts = (uint32_t)m;
         } else if (!strcmp(key, "timeout")) {
             get_duration(w, v, key, &h->timeout_ms);
         } else {
@@ -438,24 +381,18 @@ static int parse_webhook(struct walk *w, struct cfg_webhook *h, yaml_node_t *n)
     return w->rc;
 }
 
-static int parse_alerting(struct walk *w, struct config *c, yaml_node_t *n)
-{
-    if (want_map(w, n, "alerting"))
-        return w->rc;
-    MAP_EACH(w, n, k, v)
-    {
-        if (check_key(w, n, k))
-            break;
+static int parse_alerting(struct walk *w, struct config *c, yaml_node_t *n) {
+    if (want_map(w, n, "alerting")) return w->rc;
+    MAP_EACH(w, n, k, v) {
+        if (check_key(w, n, k)) break;
         const char *key = scalar(k);
         if (!strcmp(key, "alertmanagers") || !strcmp(key, "webhook_configs")) {
             bool am = key[0] == 'a';
-            if (want_seq(w, v, key) || v->type != YAML_SEQUENCE_NODE)
-                continue;
+            if (want_seq(w, v, key) || v->type != YAML_SEQUENCE_NODE) continue;
             size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            void *arr = calloc(cnt ? cnt : 1, am ? sizeof(struct cfg_alertmanager)
-                                                 : sizeof(struct cfg_webhook));
-            if (!arr)
-                return w->rc = -ENOMEM;
+            void *arr = calloc(cnt ? cnt : 1,
+                               am ? sizeof(struct cfg_alertmanager) : sizeof(struct cfg_webhook));
+            if (!arr) return w->rc = -ENOMEM;
             if (am)
                 c->alertmanagers = arr;
             else
@@ -487,15 +424,11 @@ struct field {
     bool positive;
 };
 
-static int parse_fields(struct walk *w, yaml_node_t *n, const char *section,
-                        const struct field *f, size_t nf)
-{
-    if (want_map(w, n, section))
-        return w->rc;
-    MAP_EACH(w, n, k, v)
-    {
-        if (check_key(w, n, k))
-            break;
+static int parse_fields(struct walk *w, yaml_node_t *n, const char *section, const struct field *f,
+                        size_t nf) {
+    if (want_map(w, n, section)) return w->rc;
+    MAP_EACH(w, n, k, v) {
+        if (check_key(w, n, k)) break;
         size_t i = 0;
         while (i < nf && strcmp(f[i].key, scalar(k)))
             i++;
@@ -527,16 +460,11 @@ static int parse_fields(struct walk *w, yaml_node_t *n, const char *section,
     return w->rc;
 }
 
-static int parse_root(struct walk *w, struct config *c, yaml_node_t *root)
-{
-    if (!root || is_null(root))
-        return 0; /* an empty file is a valid config with every default */
-    if (root->type != YAML_MAPPING_NODE)
-        return fail_at(w, root, "the config must be a mapping");
-    MAP_EACH(w, root, k, v)
-    {
-        if (check_key(w, root, k))
-            break;
+static int parse_root(struct walk *w, struct config *c, yaml_node_t *root) {
+    if (!root || is_null(root)) return 0; /* an empty file is a valid config with every default */
+    if (root->type != YAML_MAPPING_NODE) return fail_at(w, root, "the config must be a mapping");
+    MAP_EACH(w, root, k, v) {
+        if (check_key(w, root, k)) break;
         const char *key = scalar(k);
         if (!strcmp(key, "global")) {
             parse_global(w, c, v);
@@ -557,8 +485,7 @@ static int parse_root(struct walk *w, struct config *c, yaml_node_t *root)
                 {"persistence_interval", K_DURATION, &c->push_persistence_interval_ms, true}};
             parse_fields(w, v, "push", f, 3);
         } else if (!strcmp(key, "remote_write_receiver")) {
-            const struct field f[] = {
-                {"max_body_bytes", K_BYTES, &c->rw_max_body_bytes, true}};
+            const struct field f[] = {{"max_body_bytes", K_BYTES, &c->rw_max_body_bytes, true}};
             parse_fields(w, v, "remote_write_receiver", f, 1);
         } else if (!strcmp(key, "collectors")) {
             const struct field f[] = {
@@ -578,12 +505,10 @@ static int parse_root(struct walk *w, struct config *c, yaml_node_t *root)
 }
 
 int config_parse(const char *name, const char *buf, size_t len, struct config **out,
-                 struct perr *err)
-{
+                 struct perr *err) {
     *out = NULL;
     struct config *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    if (!c) return -ENOMEM;
     set_defaults(c);
     c->file = strdup(name);
     char *tmp = strdup(name);
@@ -602,10 +527,10 @@ int config_parse(const char *name, const char *buf, size_t len, struct config **
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        int rc = perr_set(err, (int)parser.problem_mark.line + 1,
-                          (int)parser.problem_mark.column + 1, "yaml: %s%s%s",
-                          parser.problem ? parser.problem : "syntax error",
-                          parser.context ? " " : "", parser.context ? parser.context : "");
+        int rc =
+            perr_set(err, (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
+                     "yaml: %s%s%s", parser.problem ? parser.problem : "syntax error",
+                     parser.context ? " " : "", parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         config_free(c);
         return rc;
@@ -617,8 +542,7 @@ int config_parse(const char *name, const char *buf, size_t len, struct config **
         yaml_document_t doc2;
         if (yaml_parser_load(&parser, &doc2)) {
             yaml_node_t *r2 = yaml_document_get_root_node(&doc2);
-            if (r2)
-                fail_at(&w, r2, "only one YAML document is allowed");
+            if (r2) fail_at(&w, r2, "only one YAML document is allowed");
             yaml_document_delete(&doc2);
         }
     }
@@ -632,8 +556,7 @@ int config_parse(const char *name, const char *buf, size_t len, struct config **
     return 0;
 }
 
-int config_load(const char *path, struct config **out, struct perr *err)
-{
+int config_load(const char *path, struct config **out, struct perr *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -662,8 +585,7 @@ int config_load(const char *path, struct config **out, struct perr *err)
         }
         size_t r = fread(buf + len, 1, cap - len, f);
         len += r;
-        if (r == 0)
-            break;
+        if (r == 0) break;
     }
     fclose(f);
     int rc = config_parse(path, buf, len, out, err);

@@ -22,7 +22,7 @@ struct cfg_alertmanager {
 /* alerting.webhook_configs[] (Alertmanager's webhook receiver). */
 struct cfg_webhook {
     char *url;
-    bool send_resolved; /* default true, as Alertmanager */
+    bool send_resolved;  /* default true, as Alertmanager */
     uint32_t max_alerts; /* 0: all */
     int64_t timeout_ms;
 };

@@ -9,15 +9,15 @@
 #define DEF_MAX_LISTEN 16
 
 /* HTTP */
-#define DEF_MAX_REQUEST_BYTES (32u << 20)  /* body limit for pushes and writes (413 beyond) */
+#define DEF_MAX_REQUEST_BYTES (32u << 20) /* body limit for pushes and writes (413 beyond) */
 #define DEF_HTTP_CONNECTION_LIMIT 512
 #define DEF_HTTP_CONNECTION_TIMEOUT_S 30
 #define DEF_HTTP_THREADS 2
-#define DEF_HTTP_OFFLOAD_THREADS 4 /* run slow handlers (queries); more wait their turn */
+#define DEF_HTTP_OFFLOAD_THREADS 4        /* run slow handlers (queries); more wait their turn */
 #define DEF_HTTP_INFLIGHT_MIN (64u << 20) /* request bodies buffered at once, at least */
 
 /* global */
-#define DEF_EVALUATION_INTERVAL_MS 60000   /* Prometheus's default */
+#define DEF_EVALUATION_INTERVAL_MS 60000 /* Prometheus's default */
 #define DEF_SCRAPE_INTERVAL_MS 60000
 
 /* storage: retention covers the experiment's 5-minute runs and query_range windows. */

@@ -45,16 +45,14 @@ struct oset {
     size_t n, cap;
 };
 
-static int okey_cmp(const void *a, const void *b)
-{
+static int okey_cmp(const void *a, const void *b) {
     const struct okey *x = a, *y = b;
     size_t m = x->len < y->len ? x->len : y->len;
     int c = m ? memcmp(x->buf, y->buf, m) : 0;
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static void oset_free(struct oset *s)
-{
+static void oset_free(struct oset *s) {
     for (size_t i = 0; i < s->n; i++)
         free(s->k[i].buf);
     free(s->k);
@@ -63,13 +61,11 @@ static void oset_free(struct oset *s)
 
 /* Adds labels (sorted, borrowed) as a key with value v. Returns 0 or -ENOMEM. */
 static int oset_add(struct oset *s, const struct re_label *l, size_t n, double v,
-                    const struct re_hist *h)
-{
+                    const struct re_hist *h) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         struct okey *k = realloc(s->k, cap * sizeof(*k));
-        if (!k)
-            return -ENOMEM;
+        if (!k) return -ENOMEM;
         s->k = k;
         s->cap = cap;
     }
@@ -77,8 +73,7 @@ static int oset_add(struct oset *s, const struct re_label *l, size_t n, double v
     for (size_t i = 0; i < n; i++)
         len += strlen(l[i].name) + strlen(l[i].value) + 2;
     char *buf = malloc(len ? len : 1);
-    if (!buf)
-        return -ENOMEM;
+    if (!buf) return -ENOMEM;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         size_t a = strlen(l[i].name) + 1, b = strlen(l[i].value) + 1;
@@ -91,8 +86,7 @@ static int oset_add(struct oset *s, const struct re_label *l, size_t n, double v
 }
 
 /* Splits a key back into labels pointing into it (at most max). Returns the count. */
-static size_t okey_labels(const struct okey *k, struct re_label *out, size_t max)
-{
+static size_t okey_labels(const struct okey *k, struct re_label *out, size_t max) {
     size_t n = 0, off = 0;
     while (off < k->len && n < max) {
         out[n].name = k->buf + off;
@@ -115,8 +109,7 @@ struct lset {
 
 /* Sets name=value, replacing an existing label; an empty value deletes it (Prometheus'
  * labels.Builder). Returns 0 or -E2BIG. */
-static int lset_set(struct lset *s, const char *name, const char *value)
-{
+static int lset_set(struct lset *s, const char *name, const char *value) {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->l[i].name, name)) {
             if (*value)
@@ -125,20 +118,18 @@ static int lset_set(struct lset *s, const char *name, const char *value)
                 s->l[i] = s->l[--s->n];
             return 0;
         }
-    if (!*value)
-        return 0;
-    if (s->n == LSET_MAX)
-        return -E2BIG;
+    if (!*value) return 0;
+    if (s->n == LSET_MAX) return -E2BIG;
     s->l[s->n++] = (struct re_label){name, value};
     return 0;
 }
 
-static int label_cmp(const void *a, const void *b)
-{
+static int label_cmp(const void *a, const void *b) {
     return strcmp(((const struct re_label *)a)->name, ((const struct re_label *)b)->name);
 }
 
-/* ---- the rule set ----------------------------------------------------------------------------- */
+/* ---- the rule set -----------------------------------------------------------------------------
+ */
 
 struct fpset {
     uint64_t *fp; /* sorted fingerprints of the firing alerts last notified */
@@ -154,8 +145,8 @@ struct erule {
     size_t nnames;
     const struct re_matcher **wild;
     size_t nwild;
-    bool dirty; /* guarded by engine.mu */
-    bool claimed; /* state taken over by the next rule set */
+    bool dirty;       /* guarded by engine.mu */
+    bool claimed;     /* state taken over by the next rule set */
     struct oset prev; /* output series of the last successful evaluation */
     struct fpset *wh; /* per webhook of the rule set */
     char *genurl;
@@ -175,8 +166,8 @@ struct egroup {
     struct payload_rule *prules;
     struct payload_rule_group pg;
     int64_t timer;
-    int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
-    bool dirty;      /* guarded by engine.mu */
+    int64_t last_ts;         /* evaluation timestamp of the last evaluation (monotone per group) */
+    bool dirty;              /* guarded by engine.mu */
     double budget, budget_t; /* event-evaluation CPU budget (s) and when it was refilled */
 };
 
@@ -239,7 +230,7 @@ struct engine {
     pthread_t thread;
     bool thread_started;
     int64_t sample_timer;
-    int64_t event_timer; /* pending re-run of run_dirty for groups over their duty cycle */
+    int64_t event_timer;  /* pending re-run of run_dirty for groups over their duty cycle */
     bool collectors_idle; /* the last sampling found no selected family */
     char *external_url;
     bool compat_v2;
@@ -259,10 +250,8 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 #define EVENT_DUTY 20.0
 #define EVENT_BURST_S 0.05
 
-static void ruleset_free(struct ruleset *rs)
-{
-    if (!rs)
-        return;
+static void ruleset_free(struct ruleset *rs) {
+    if (!rs) return;
     for (size_t g = 0; g < rs->ngroups; g++) {
         struct egroup *eg = &rs->groups[g];
         for (size_t r = 0; r < eg->nrules; r++) {
@@ -307,26 +296,22 @@ struct sel_ctx {
     int rc;
 };
 
-static int collect_selector(void *arg, const struct re_matcher *m, size_t nm)
-{
+static int collect_selector(void *arg, const struct re_matcher *m, size_t nm) {
     struct erule *r = ((struct sel_ctx *)arg)->r;
     const struct re_matcher *namem = NULL;
     for (size_t i = 0; i < nm; i++)
         if (!strcmp(m[i].name, "__name__")) {
             namem = &m[i];
-            if (m[i].type == RE_MATCH_EQ)
-                break;
+            if (m[i].type == RE_MATCH_EQ) break;
         }
     if (namem && namem->type == RE_MATCH_EQ) {
         const char **n = realloc(r->names, (r->nnames + 1) * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
+        if (!n) return -ENOMEM;
         r->names = n;
         r->names[r->nnames++] = namem->value;
     } else {
         const struct re_matcher **w = realloc(r->wild, (r->nwild + 1) * sizeof(*w));
-        if (!w)
-            return -ENOMEM;
+        if (!w) return -ENOMEM;
         r->wild = w;
         r->wild[r->nwild++] = namem;
     }
@@ -334,19 +319,15 @@ static int collect_selector(void *arg, const struct re_matcher *m, size_t nm)
 }
 
 /* True if rule r selects metric name. */
-static bool rule_selects(const struct erule *r, const char *name)
-{
+static bool rule_selects(const struct erule *r, const char *name) {
     for (size_t i = 0; i < r->nnames; i++)
-        if (!strcmp(r->names[i], name))
-            return true;
+        if (!strcmp(r->names[i], name)) return true;
     for (size_t i = 0; i < r->nwild; i++)
-        if (!r->wild[i] || re_matcher_matches(r->wild[i], name))
-            return true;
+        if (!r->wild[i] || re_matcher_matches(r->wild[i], name)) return true;
     return false;
 }
 
-static char *read_file(const char *path, size_t *len, struct perr *err)
-{
+static char *read_file(const char *path, size_t *len, struct perr *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         perr_set(err, 0, 0, "%s: %s", path, strerror(errno));
@@ -368,12 +349,10 @@ static char *read_file(const char *path, size_t *len, struct perr *err)
 }
 
 /* Loads one rule file into rs. */
-static int load_file(struct ruleset *rs, const char *path, bool legacy, struct perr *err)
-{
+static int load_file(struct ruleset *rs, const char *path, bool legacy, struct perr *err) {
     size_t len = 0;
     char *buf = read_file(path, &len, err);
-    if (!buf)
-        return -ENOENT;
+    if (!buf) return -ENOENT;
     struct rulefile_opts o = {.legacy_names = legacy};
     struct perr fe = {0};
     struct rulefile *f = rulefile_load(path, buf ? buf : "", len, &o, &fe);
@@ -397,8 +376,7 @@ static int load_file(struct ruleset *rs, const char *path, bool legacy, struct p
 }
 
 /* Expands rule_files globs relative to the config's folder, as Prometheus does. */
-static int load_files(struct ruleset *rs, const struct config *c, bool legacy, struct perr *err)
-{
+static int load_files(struct ruleset *rs, const struct config *c, bool legacy, struct perr *err) {
     for (size_t i = 0; i < c->nrule_files; i++) {
         char pat[4096];
         const char *p = c->rule_files[i];
@@ -412,33 +390,27 @@ static int load_files(struct ruleset *rs, const struct config *c, bool legacy, s
             globfree(&g);
             continue;
         }
-        if (rc)
-            return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
+        if (rc) return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
         for (size_t k = 0; k < g.gl_pathc && !rc; k++)
             rc = load_file(rs, g.gl_pathv[k], legacy, err);
         globfree(&g);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-static char *xstrdup(const char *s, int *rc)
-{
+static char *xstrdup(const char *s, int *rc) {
     char *d = strdup(s ? s : "");
-    if (!d)
-        *rc = -ENOMEM;
+    if (!d) *rc = -ENOMEM;
     return d;
 }
 
-static int nameref_cmp(const void *a, const void *b)
-{
+static int nameref_cmp(const void *a, const void *b) {
     return strcmp(((const struct nameref *)a)->name, ((const struct nameref *)b)->name);
 }
 
 /* Builds the hook's index so a touch costs a binary search, not a scan of every rule. */
-static int ruleset_index(struct ruleset *rs)
-{
+static int ruleset_index(struct ruleset *rs) {
     size_t nn = 0, nw = 0;
     for (size_t g = 0; g < rs->ngroups; g++)
         for (size_t r = 0; r < rs->groups[g].nrules; r++) {
@@ -456,14 +428,12 @@ static int ruleset_index(struct ruleset *rs)
             for (size_t i = 0; i < er->nwild; i++)
                 rs->wild[rs->nwild++] = (struct wildref){er->wild[i], er, &rs->groups[g]};
         }
-    if (rs->nnames > 1)
-        qsort(rs->names, rs->nnames, sizeof(*rs->names), nameref_cmp);
+    if (rs->nnames > 1) qsort(rs->names, rs->nnames, sizeof(*rs->names), nameref_cmp);
     return 0;
 }
 
 /* Builds groups, rules, selectors and the copied config of a rule set. */
-static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err)
-{
+static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err) {
     int rc = 0;
     rs->resend_delay_ms = c->resend_delay_ms > 0 ? c->resend_delay_ms : DEF_RESEND_DELAY_MS;
     rs->sample_interval_ms = c->collectors_sample_interval_ms > 0
@@ -471,29 +441,26 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                                  : DEF_COLLECTORS_SAMPLE_INTERVAL_MS;
     rs->lookback_ms = c->query_lookback_delta_ms > 0 ? c->query_lookback_delta_ms : DEF_LOOKBACK_MS;
     rs->max_samples = c->query_max_samples ? c->query_max_samples : DEF_QUERY_MAX_SAMPLES;
-    rs->queue_capacity = c->notification_queue_capacity ? c->notification_queue_capacity
-                                                        : DEF_NOTIFY_QUEUE;
-    if (c->nexternal && !(rs->ext = calloc(c->nexternal, sizeof(*rs->ext))))
-        goto oom;
+    rs->queue_capacity =
+        c->notification_queue_capacity ? c->notification_queue_capacity : DEF_NOTIFY_QUEUE;
+    if (c->nexternal && !(rs->ext = calloc(c->nexternal, sizeof(*rs->ext)))) goto oom;
     for (; rs->next < c->nexternal; rs->next++) {
         rs->ext[rs->next].name = xstrdup(c->external_labels[rs->next].name, &rc);
         rs->ext[rs->next].value = xstrdup(c->external_labels[rs->next].value, &rc);
     }
-    if (c->nwebhooks && !(rs->wh = calloc(c->nwebhooks, sizeof(*rs->wh))))
-        goto oom;
+    if (c->nwebhooks && !(rs->wh = calloc(c->nwebhooks, sizeof(*rs->wh)))) goto oom;
     for (; rs->nwh < c->nwebhooks; rs->nwh++) {
         const struct cfg_webhook *w = &c->webhooks[rs->nwh];
-        rs->wh[rs->nwh] = (struct ewebhook){.url = xstrdup(w->url, &rc),
-                                            .send_resolved = w->send_resolved,
-                                            .max_alerts = w->max_alerts,
-                                            .timeout_ms = w->timeout_ms > 0 ? w->timeout_ms
-                                                                            : DEF_NOTIFY_TIMEOUT_MS};
+        rs->wh[rs->nwh] = (struct ewebhook){
+            .url = xstrdup(w->url, &rc),
+            .send_resolved = w->send_resolved,
+            .max_alerts = w->max_alerts,
+            .timeout_ms = w->timeout_ms > 0 ? w->timeout_ms : DEF_NOTIFY_TIMEOUT_MS};
     }
     size_t nam = 0;
     for (size_t i = 0; i < c->nalertmanagers; i++)
         nam += c->alertmanagers[i].ntargets;
-    if (nam && !(rs->am = calloc(nam, sizeof(*rs->am))))
-        goto oom;
+    if (nam && !(rs->am = calloc(nam, sizeof(*rs->am)))) goto oom;
     for (size_t i = 0; i < c->nalertmanagers; i++) {
         const struct cfg_alertmanager *am = &c->alertmanagers[i];
         const char *pp = am->path_prefix ? am->path_prefix : "";
@@ -509,8 +476,7 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                 .timeout_ms = am->timeout_ms > 0 ? am->timeout_ms : DEF_NOTIFY_TIMEOUT_MS};
         }
     }
-    if (rc)
-        goto oom;
+    if (rc) goto oom;
 
     size_t ng = 0, nalerts = 0;
     for (size_t f = 0; f < rs->nfiles; f++) {
@@ -519,12 +485,10 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             for (size_t r = 0; r < rs->files[f]->groups[g].nrules; r++)
                 nalerts += rs->files[f]->groups[g].rules[r].kind == RULEFILE_ALERT;
     }
-    if (ng && !(rs->groups = calloc(ng, sizeof(*rs->groups))))
-        goto oom;
-    if (nalerts && !(rs->alerts = calloc(nalerts, sizeof(*rs->alerts))))
-        goto oom;
-    int64_t def_iv = c->evaluation_interval_ms > 0 ? c->evaluation_interval_ms
-                                                   : DEF_EVALUATION_INTERVAL_MS;
+    if (ng && !(rs->groups = calloc(ng, sizeof(*rs->groups)))) goto oom;
+    if (nalerts && !(rs->alerts = calloc(nalerts, sizeof(*rs->alerts)))) goto oom;
+    int64_t def_iv =
+        c->evaluation_interval_ms > 0 ? c->evaluation_interval_ms : DEF_EVALUATION_INTERVAL_MS;
     for (size_t f = 0; f < rs->nfiles; f++)
         for (size_t g = 0; g < rs->files[f]->ngroups; g++) {
             struct rulefile_group *rg = &rs->files[f]->groups[g];
@@ -536,8 +500,7 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->budget = EVENT_BURST_S;
             eg->budget_t = mono_s();
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
-            if (!(eg->key = malloc(kl)))
-                goto oom;
+            if (!(eg->key = malloc(kl))) goto oom;
             snprintf(eg->key, kl, "%s;%s", eg->file, rg->name);
             if (rg->nrules && (!(eg->rules = calloc(rg->nrules, sizeof(*eg->rules))) ||
                                !(eg->prules = calloc(rg->nrules, sizeof(*eg->prules)))))
@@ -548,15 +511,12 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                 er->def = &rg->rules[eg->nrules];
                 er->health = ALERT_HEALTH_UNKNOWN;
                 if (er->def->kind == RULEFILE_ALERT) {
-                    if (!(er->alert = alert_rule_new(er->def, rg)))
-                        goto oom;
+                    if (!(er->alert = alert_rule_new(er->def, rg))) goto oom;
                     rs->alerts[rs->nalerts++] = er->alert;
                 }
-                if (rs->nwh && !(er->wh = calloc(rs->nwh, sizeof(*er->wh))))
-                    goto oom;
+                if (rs->nwh && !(er->wh = calloc(rs->nwh, sizeof(*er->wh)))) goto oom;
                 struct sel_ctx sc = {.r = er};
-                if (promql_foreach_selector(er->def->ast, collect_selector, &sc))
-                    goto oom;
+                if (promql_foreach_selector(er->def->ast, collect_selector, &sc)) goto oom;
                 *pr = (struct payload_rule){.alert = er->alert,
                                             .name = er->def->name,
                                             .query = er->def->expr,
@@ -573,8 +533,7 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                                                  .rules = eg->prules,
                                                  .nrules = eg->nrules};
         }
-    if (ruleset_index(rs))
-        goto oom;
+    if (ruleset_index(rs)) goto oom;
     return 0;
 oom:
     return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
@@ -582,27 +541,23 @@ oom:
 
 /* ---- evaluation ---------------------------------------------------------------------------- */
 
-static const char *ext_url(const struct engine *e)
-{
+static const char *ext_url(const struct engine *e) {
     return e->external_url ? e->external_url : "";
 }
 
-static int64_t wall_ms(void)
-{
+static int64_t wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static double mono_s(void)
-{
+static double mono_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void promql_options(struct engine *e, const struct ruleset *rs, struct promql_opts *o)
-{
+static void promql_options(struct engine *e, const struct ruleset *rs, struct promql_opts *o) {
     promql_opts_default(o);
     o->lookback_ms = rs->lookback_ms;
     o->max_samples = rs->max_samples;
@@ -611,8 +566,7 @@ static void promql_options(struct engine *e, const struct ruleset *rs, struct pr
 
 /* template_query_fn for query() in alert templates: an instant query at the evaluation time. */
 static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_fn *emit,
-                      void *emit_arg, char *errbuf, size_t errlen)
-{
+                      void *emit_arg, char *errbuf, size_t errlen) {
     struct engine *e = arg;
     struct perr err = {0};
     struct promql_expr *x = promql_parse(expr, &err);
@@ -646,15 +600,13 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
     return rc;
 }
 
-static int add_alert_series(void *arg, const struct re_label *labels, size_t n, double v)
-{
+static int add_alert_series(void *arg, const struct re_label *labels, size_t n, double v) {
     return oset_add(arg, labels, n, v, NULL);
 }
 
 /* Appends outs (sorted) and stale markers for prev keys missing from outs; then outs becomes
  * the rule's prev (group.go: seriesInPreviousEval / staleness markers). */
-static void write_outputs(struct engine *e, struct erule *r, struct oset *outs, int64_t ts)
-{
+static void write_outputs(struct engine *e, struct erule *r, struct oset *outs, int64_t ts) {
     struct oset *prev = &r->prev;
     size_t cap = outs->n + prev->n;
     struct store_sample *b = cap ? calloc(cap, sizeof(*b)) : NULL;
@@ -669,25 +621,26 @@ static void write_outputs(struct engine *e, struct erule *r, struct oset *outs, 
     for (; i < outs->n; i++) {
         struct okey *o = &outs->k[i];
         struct re_label *l = lab + n * LSET_MAX;
-        b[n] = (struct store_sample){.labels = l, .nlabels = okey_labels(o, l, LSET_MAX),
-                                     .ts = ts, .v = o->v, .h = o->h};
+        b[n] = (struct store_sample){
+            .labels = l, .nlabels = okey_labels(o, l, LSET_MAX), .ts = ts, .v = o->v, .h = o->h};
         n++;
         while (k < prev->n && okey_cmp(&prev->k[k], o) < 0) {
             struct re_label *sl = lab + n * LSET_MAX;
             b[n] = (struct store_sample){.labels = sl,
                                          .nlabels = okey_labels(&prev->k[k], sl, LSET_MAX),
-                                         .ts = ts, .v = re_stale_nan()};
+                                         .ts = ts,
+                                         .v = re_stale_nan()};
             n++;
             k++;
         }
-        if (k < prev->n && !okey_cmp(&prev->k[k], o))
-            k++;
+        if (k < prev->n && !okey_cmp(&prev->k[k], o)) k++;
     }
     for (; k < prev->n; k++) {
         struct re_label *sl = lab + n * LSET_MAX;
         b[n] = (struct store_sample){.labels = sl,
                                      .nlabels = okey_labels(&prev->k[k], sl, LSET_MAX),
-                                     .ts = ts, .v = re_stale_nan()};
+                                     .ts = ts,
+                                     .v = re_stale_nan()};
         n++;
     }
     if (n) {
@@ -709,8 +662,7 @@ static void write_outputs(struct engine *e, struct erule *r, struct oset *outs, 
 /* Recording rule: the result with __name__ replaced and the group's then the rule's labels
  * applied (rules/recording.go). */
 static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
-                          const struct promql_result *res, int64_t ts, struct perr *err)
-{
+                          const struct promql_result *res, int64_t ts, struct perr *err) {
     struct oset outs = {0};
     const struct rulefile_rule *d = r->def;
     int rc = 0;
@@ -723,8 +675,7 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
             v = res->scalar;
         } else {
             const struct promql_series *ps = &res->series[i];
-            if (!ps->npoints)
-                continue;
+            if (!ps->npoints) continue;
             v = ps->points[0].v;
             h = ps->points[0].h;
             for (size_t k = 0; k < ps->nlabels && !rc; k++)
@@ -735,20 +686,16 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
             rc = lset_set(&s, g->def->labels[k].name, g->def->labels[k].value);
         for (size_t k = 0; k < d->nlabels && !rc; k++)
             rc = lset_set(&s, d->labels[k].name, d->labels[k].value);
-        if (!rc)
-            rc = lset_set(&s, "__name__", d->name);
-        if (rc)
-            break;
-        if (s.n > 1)
-            qsort(s.l, s.n, sizeof(s.l[0]), label_cmp);
+        if (!rc) rc = lset_set(&s, "__name__", d->name);
+        if (rc) break;
+        if (s.n > 1) qsort(s.l, s.n, sizeof(s.l[0]), label_cmp);
         rc = oset_add(&outs, s.l, s.n, v, h);
     }
     if (rc) {
         oset_free(&outs);
         return perr_set(err, 0, 0, rc == -ENOMEM ? "out of memory" : "too many labels");
     }
-    if (outs.n > 1)
-        qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
+    if (outs.n > 1) qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
     for (size_t i = 1; i < outs.n; i++)
         if (!okey_cmp(&outs.k[i - 1], &outs.k[i])) {
             oset_free(&outs);
@@ -766,26 +713,22 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
 }
 
 /* Caches the rule's generatorURL once the external URL is known. */
-static void rule_genurl(struct engine *e, struct erule *r)
-{
+static void rule_genurl(struct engine *e, struct erule *r) {
     if (!r->genurl && e->external_url)
         r->genurl = payload_generator_url(e->external_url, alert_rule_expr(r->alert));
 }
 
-static int fp_cmp(const void *a, const void *b)
-{
+static int fp_cmp(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
-static bool fp_has(const struct fpset *s, uint64_t fp)
-{
+static bool fp_has(const struct fpset *s, uint64_t fp) {
     return s->n && bsearch(&fp, s->fp, s->n, sizeof(uint64_t), fp_cmp) != NULL;
 }
 
 /* Alert labels with the external labels added where missing, as Prometheus' notifier does. */
-static size_t merge_ext(const struct ruleset *rs, const struct alert *a, struct re_label *out)
-{
+static size_t merge_ext(const struct ruleset *rs, const struct alert *a, struct re_label *out) {
     size_t n = 0;
     for (size_t i = 0; i < a->nlabels && n < LSET_MAX; i++)
         out[n++] = a->labels[i];
@@ -793,35 +736,29 @@ static size_t merge_ext(const struct ruleset *rs, const struct alert *a, struct 
         bool have = false;
         for (size_t k = 0; k < a->nlabels; k++)
             have = have || !strcmp(a->labels[k].name, rs->ext[i].name);
-        if (!have)
-            out[n++] = rs->ext[i];
+        if (!have) out[n++] = rs->ext[i];
     }
-    if (n > 1)
-        qsort(out, n, sizeof(*out), label_cmp);
+    if (n > 1) qsort(out, n, sizeof(*out), label_cmp);
     return n;
 }
 
 /* Plain webhooks: one POST of Alertmanager's webhook payload per change in the rule's set of
  * firing alerts (group_by [alertname], like the experiment's Alertmanager route), resolved
  * alerts included when send_resolved; notify/notify.go's needsUpdate decides. */
-static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
-{
+static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r) {
     size_t na = alert_rule_nalerts(r->alert);
     uint64_t *cur = calloc(na ? na : 1, sizeof(*cur));
     uint64_t *fps = calloc(na ? na : 1, sizeof(*fps));
     struct alert_notice *nt = calloc(na ? na : 1, sizeof(*nt));
     struct re_label *lab = calloc((na ? na : 1) * LSET_MAX, sizeof(*lab));
-    if (!cur || !fps || !nt || !lab)
-        goto out;
+    if (!cur || !fps || !nt || !lab) goto out;
     size_t nc = 0;
     for (size_t i = 0; i < na; i++) {
         const struct alert *a = alert_rule_alert(r->alert, i);
         fps[i] = payload_fingerprint(a->labels, a->nlabels);
-        if (a->state == ALERT_FIRING)
-            cur[nc++] = fps[i];
+        if (a->state == ALERT_FIRING) cur[nc++] = fps[i];
     }
-    if (nc > 1)
-        qsort(cur, nc, sizeof(*cur), fp_cmp);
+    if (nc > 1) qsort(cur, nc, sizeof(*cur), fp_cmp);
     rule_genurl(e, r);
     for (size_t w = 0; w < rs->nwh; w++) {
         const struct ewebhook *wh = &rs->wh[w];
@@ -843,8 +780,7 @@ static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
                 bool resolved = wh->send_resolved && a->state == ALERT_INACTIVE &&
                                 a->resolved_at != ALERT_TS_NONE && fp_has(last, fps[i]) &&
                                 !bsearch(&fps[i], cur, nc, sizeof(*cur), fp_cmp);
-                if (!firing && !resolved)
-                    continue;
+                if (!firing && !resolved) continue;
                 struct re_label *l = lab + n * LSET_MAX;
                 nt[n] = (struct alert_notice){.labels = l,
                                               .nlabels = merge_ext(rs, a, l),
@@ -869,15 +805,12 @@ static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
                                                .ngroup_labels = 1,
                                                .truncated_alerts = trunc};
             char *body = n ? payload_webhook(&pg, nt, n) : NULL;
-            if (body)
-                notifier_post(e->a->notifier, wh->url, wh->timeout_ms, body, strlen(body));
+            if (body) notifier_post(e->a->notifier, wh->url, wh->timeout_ms, body, strlen(body));
         }
         if (!same) {
             uint64_t *cp = nc ? malloc(nc * sizeof(*cp)) : NULL;
-            if (nc && !cp)
-                continue;
-            if (nc)
-                memcpy(cp, cur, nc * sizeof(*cp));
+            if (nc && !cp) continue;
+            if (nc) memcpy(cp, cur, nc * sizeof(*cp));
             free(last->fp);
             last->fp = cp;
             last->n = nc;
@@ -895,14 +828,12 @@ struct notices {
     size_t n, cap;
 };
 
-static int collect_notice(void *arg, const struct alert_notice *a)
-{
+static int collect_notice(void *arg, const struct alert_notice *a) {
     struct notices *ns = arg;
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? ns->cap * 2 : 16;
         struct alert_notice *v = realloc(ns->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
+        if (!v) return -ENOMEM;
         ns->v = v;
         ns->cap = cap;
     }
@@ -913,11 +844,10 @@ static int collect_notice(void *arg, const struct alert_notice *a)
 /* Alertmanagers: Prometheus' sendAlerts (firing and resolved alerts that need sending), one
  * POST /api/v2/alerts per batch of 256 to every Alertmanager. */
 static void send_alertmanagers(struct engine *e, struct ruleset *rs, struct egroup *g,
-                               struct erule *r, int64_t ts)
-{
+                               struct erule *r, int64_t ts) {
     struct notices ns = {0};
-    alert_rule_sends(r->alert, ts, rs->resend_delay_ms, g->interval_ms, ext_url(e),
-                     collect_notice, &ns);
+    alert_rule_sends(r->alert, ts, rs->resend_delay_ms, g->interval_ms, ext_url(e), collect_notice,
+                     &ns);
     /* alert_rule_sends frees the generator URL it hands to the callback when it returns (its
      * header says the notice lives until the next eval): use our own copy of the same URL. */
     rule_genurl(e, r);
@@ -926,22 +856,18 @@ static void send_alertmanagers(struct engine *e, struct ruleset *rs, struct egro
     for (size_t off = 0; off < ns.n; off += DEF_NOTIFY_MAX_AM_BATCH) {
         size_t k = ns.n - off < DEF_NOTIFY_MAX_AM_BATCH ? ns.n - off : DEF_NOTIFY_MAX_AM_BATCH;
         char *body = payload_am_alerts(ns.v + off, k, rs->ext, rs->next);
-        if (!body)
-            break;
+        if (!body) break;
         for (size_t i = 0; i < rs->nam; i++) {
             char *cp = i + 1 < rs->nam ? strdup(body) : body;
             if (cp)
-                notifier_post(e->a->notifier, rs->am[i].url, rs->am[i].timeout_ms, cp,
-                              strlen(cp));
+                notifier_post(e->a->notifier, rs->am[i].url, rs->am[i].timeout_ms, cp, strlen(cp));
         }
-        if (!rs->nam)
-            free(body);
+        if (!rs->nam) free(body);
     }
     free(ns.v);
 }
 
-static void observe_duration(struct engine *e, double secs)
-{
+static void observe_duration(struct engine *e, double secs) {
     size_t b = 0;
     while (b < NDUR && secs > dur_bounds[b])
         b++;
@@ -951,9 +877,8 @@ static void observe_duration(struct engine *e, double secs)
 }
 
 /* Evaluates one rule at ts. Caller holds the write lock. Returns true if it wrote outputs. */
-static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, size_t ri,
-                      int64_t ts, int64_t now_wall)
-{
+static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, size_t ri, int64_t ts,
+                      int64_t now_wall) {
     struct erule *r = &g->rules[ri];
     struct payload_rule *pr = &g->prules[ri];
     double t0 = mono_s();
@@ -985,9 +910,9 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                 else
                     for (size_t i = 0; i < res->nseries; i++)
                         if (res->series[i].npoints)
-                            smp[k++] = (struct alert_sample){res->series[i].labels,
-                                                             res->series[i].nlabels,
-                                                             res->series[i].points[0].v};
+                            smp[k++] =
+                                (struct alert_sample){res->series[i].labels, res->series[i].nlabels,
+                                                      res->series[i].points[0].v};
                 struct alert_env env = {.ext_labels = rs->ext,
                                         .next_labels = rs->next,
                                         .external_url = ext_url(e),
@@ -1001,20 +926,16 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                 if (alert_rule_series(r->alert, add_alert_series, &outs)) {
                     oset_free(&outs);
                 } else {
-                    if (outs.n > 1)
-        qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
+                    if (outs.n > 1) qsort(outs.k, outs.n, sizeof(outs.k[0]), okey_cmp);
                     write_outputs(e, r, &outs, ts);
                     wrote = true;
                 }
-                if (rs->nam)
-                    send_alertmanagers(e, rs, g, r, ts);
-                if (rs->nwh)
-                    send_webhooks(e, rs, r);
+                if (rs->nam) send_alertmanagers(e, rs, g, r, ts);
+                if (rs->nwh) send_webhooks(e, rs, r);
             }
         }
     } else {
-        if (!rc)
-            rc = eval_recording(e, g, r, res, ts, &err);
+        if (!rc) rc = eval_recording(e, g, r, res, ts, &err);
         wrote = !rc;
         r->health = rc ? ALERT_HEALTH_ERR : ALERT_HEALTH_OK;
         snprintf(r->last_error, sizeof(r->last_error), "%s", rc ? err.msg : "");
@@ -1035,10 +956,8 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
 
 /* The URL alerts link back to: --web.external-url, else http://<hostname>:<port> as
  * Prometheus derives it from the listen address. */
-static void ensure_external_url(struct engine *e)
-{
-    if (e->external_url)
-        return;
+static void ensure_external_url(struct engine *e) {
+    if (e->external_url) return;
     const char *f = e->a->flags ? e->a->flags->web_external_url : NULL;
     char buf[512];
     if (f && *f) {
@@ -1060,26 +979,21 @@ static void ensure_external_url(struct engine *e)
  * time. In a partial (event) evaluation, a later rule of the group that selects what an
  * evaluated rule wrote (its recorded name, ALERTS, ALERTS_FOR_STATE) is evaluated as well, so
  * rule chains see the same data an interval evaluation would show them. */
-static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, bool *mask)
-{
+static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, bool *mask) {
     int64_t now = wall_ms();
     double t0 = mono_s();
     pthread_rwlock_wrlock(&e->lock);
     /* The external URL needs the bound port: known once the server listens. */
-    if (!e->external_url && __atomic_load_n(&e->a->ready, __ATOMIC_ACQUIRE))
-        ensure_external_url(e);
+    if (!e->external_url && __atomic_load_n(&e->a->ready, __ATOMIC_ACQUIRE)) ensure_external_url(e);
     /* Evaluation timestamps of a group strictly increase: outputs at one timestamp must not
      * be rewritten with other values. */
     int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
     g->last_ts = ts;
-    if (mask)
-        e->event_evals_total++;
+    if (mask) e->event_evals_total++;
     for (size_t i = 0; i < g->nrules; i++) {
-        if (mask && !mask[i])
-            continue;
+        if (mask && !mask[i]) continue;
         bool wrote = eval_rule(e, rs, g, i, ts, now);
-        if (!mask || !wrote)
-            continue;
+        if (!mask || !wrote) continue;
         const struct erule *r = &g->rules[i];
         for (size_t j = i + 1; j < g->nrules; j++) {
             const struct erule *q = &g->rules[j];
@@ -1098,8 +1012,7 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
 /* Marks rules selecting name dirty. Caller holds mu. Returns true if a group became dirty
  * (a group already dirty has an evaluation coming: no need to wake the engine again, which
  * keeps a flood of pushes from costing one wake-up each). */
-static bool mark_name(struct ruleset *rs, const char *name)
-{
+static bool mark_name(struct ruleset *rs, const char *name) {
     bool woke = false; /* a group went from clean to dirty: the engine must be woken */
     size_t lo = 0, hi = rs->nnames;
     while (lo < hi) { /* first entry >= name */
@@ -1124,44 +1037,37 @@ static bool mark_name(struct ruleset *rs, const char *name)
 }
 
 /* True if some rule selects name (the index, without marking). */
-static bool name_selected(const struct ruleset *rs, const char *name)
-{
+static bool name_selected(const struct ruleset *rs, const char *name) {
     size_t lo = 0, hi = rs->nnames;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(rs->names[mid].name, name);
-        if (!c)
-            return true;
+        if (!c) return true;
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     for (size_t i = 0; i < rs->nwild; i++)
-        if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name))
-            return true;
+        if (!rs->wild[i].m || re_matcher_matches(rs->wild[i].m, name)) return true;
     return false;
 }
 
 /* store_touch_fn: runs on the ingesting thread under the store's write lock, so it only marks
  * and wakes; evaluation happens on the engine thread. */
-static void on_touch(void *arg, const char *name)
-{
+static void on_touch(void *arg, const char *name) {
     struct engine *e = arg;
-    if (on_engine_thread)
-        return;
+    if (on_engine_thread) return;
     pthread_mutex_lock(&e->mu);
     bool any = e->rs && mark_name(e->rs, name);
     pthread_mutex_unlock(&e->mu);
-    if (any)
-        loop_wake(e->loop);
+    if (any) loop_wake(e->loop);
 }
 
 /* Evaluates every group with dirty rules at the current time. Engine thread. */
 static int64_t on_event_timer(struct loop *l, int64_t id, void *arg);
 
-static double thread_cpu_s(void)
-{
+static double thread_cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -1171,33 +1077,27 @@ static double thread_cpu_s(void)
  * time, up to EVENT_BURST_S: sporadic pushes are evaluated at once, while a flood of pushes
  * gets a group evaluated only as often as its share allows, so ingestion keeps the CPU. The
  * marks of a group over budget stay and a timer comes back for them. */
-static void run_dirty(struct engine *e)
-{
+static void run_dirty(struct engine *e) {
     struct ruleset *rs = e->rs;
-    if (!rs)
-        return;
+    if (!rs) return;
     double later = 0;
     for (size_t g = 0; g < rs->ngroups; g++) {
         struct egroup *eg = &rs->groups[g];
         pthread_mutex_lock(&e->mu);
         bool dirty = eg->dirty;
         pthread_mutex_unlock(&e->mu);
-        if (!dirty)
-            continue;
+        if (!dirty) continue;
         double now = mono_s();
         eg->budget += (now - eg->budget_t) / EVENT_DUTY;
-        if (eg->budget > EVENT_BURST_S)
-            eg->budget = EVENT_BURST_S;
+        if (eg->budget > EVENT_BURST_S) eg->budget = EVENT_BURST_S;
         eg->budget_t = now;
         if (eg->budget < 0) {
             double at = now - eg->budget * EVENT_DUTY;
-            if (!later || at < later)
-                later = at;
+            if (!later || at < later) later = at;
             continue;
         }
         bool *mask = calloc(eg->nrules, sizeof(bool));
-        if (!mask)
-            continue;
+        if (!mask) continue;
         pthread_mutex_lock(&e->mu);
         for (size_t r = 0; r < eg->nrules; r++) {
             mask[r] = eg->rules[r].dirty;
@@ -1217,8 +1117,7 @@ static void run_dirty(struct engine *e)
     }
 }
 
-static int64_t on_event_timer(struct loop *l, int64_t id, void *arg)
-{
+static int64_t on_event_timer(struct loop *l, int64_t id, void *arg) {
     (void)l;
     (void)id;
     struct engine *e = arg;
@@ -1227,14 +1126,12 @@ static int64_t on_event_timer(struct loop *l, int64_t id, void *arg)
     return LOOP_NOMORE;
 }
 
-static int64_t next_slot(int64_t interval_ms)
-{
+static int64_t next_slot(int64_t interval_ms) {
     int64_t now = wall_ms();
     return interval_ms - now % interval_ms;
 }
 
-static int64_t on_group_timer(struct loop *l, int64_t id, void *arg)
-{
+static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
     (void)l;
     (void)id;
     struct egroup *g = arg;
@@ -1261,30 +1158,25 @@ struct sample_ctx {
 };
 
 static int sample_one(void *arg, const char *family, enum mtype type, const char *name,
-                      const struct re_label *labels, size_t nlabels, double value, int64_t ts)
-{
+                      const struct re_label *labels, size_t nlabels, double value, int64_t ts) {
     (void)family;
     (void)type;
     (void)ts;
     struct sample_ctx *c = arg;
-    if (nlabels + 1 > LSET_MAX || !name_selected(c->rs, name))
-        return 0;
+    if (nlabels + 1 > LSET_MAX || !name_selected(c->rs, name)) return 0;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
         struct store_sample *b = realloc(c->b, cap * sizeof(*b));
-        if (!b)
-            return -ENOMEM;
+        if (!b) return -ENOMEM;
         c->b = b;
         struct re_label *lab = realloc(c->lab, cap * LSET_MAX * sizeof(*lab));
-        if (!lab)
-            return -ENOMEM;
+        if (!lab) return -ENOMEM;
         c->lab = lab;
         c->cap = cap;
     }
     /* Copy the name: mset_foreach's buffer is reused for the next sample. */
     char *nm = strdup(name);
-    if (!nm)
-        return -ENOMEM;
+    if (!nm) return -ENOMEM;
     struct re_label *l = c->lab + c->n * LSET_MAX;
     size_t k = 0, i = 0;
     for (; i < nlabels && strcmp(labels[i].name, "__name__") < 0; i++)
@@ -1297,8 +1189,7 @@ static int sample_one(void *arg, const char *family, enum mtype type, const char
     return 0;
 }
 
-static int64_t on_sample_timer(struct loop *l, int64_t id, void *arg)
-{
+static int64_t on_sample_timer(struct loop *l, int64_t id, void *arg) {
     (void)l;
     (void)id;
     struct engine *e = arg;
@@ -1310,8 +1201,7 @@ static int64_t on_sample_timer(struct loop *l, int64_t id, void *arg)
     if (m && !collectors_scrape(e->a->collectors, m) && !mset_foreach(m, sample_one, &c)) {
         for (size_t i = 0; i < c.n; i++)
             c.b[i].labels = c.lab + i * LSET_MAX; /* lab may have moved while growing */
-        if (c.n)
-            store_append_batch(e->a->store, c.b, c.n, 0, NULL);
+        if (c.n) store_append_batch(e->a->store, c.b, c.n, 0, NULL);
         pthread_mutex_lock(&e->mu);
         const char *prev = NULL;
         for (size_t i = 0; i < c.n; i++) {
@@ -1319,15 +1209,13 @@ static int64_t on_sample_timer(struct loop *l, int64_t id, void *arg)
             for (size_t k = 0; k < c.b[i].nlabels; k++)
                 if (!strcmp(c.lab[i * LSET_MAX + k].name, "__name__"))
                     nm = c.lab[i * LSET_MAX + k].value;
-            if (nm && (!prev || strcmp(prev, nm)))
-                mark_name(rs, nm);
+            if (nm && (!prev || strcmp(prev, nm))) mark_name(rs, nm);
             prev = nm;
         }
         pthread_mutex_unlock(&e->mu);
         /* Nothing a rule selects comes from the collectors: stop sampling until the rules
          * change (commit clears the flag). */
-        if (!c.any)
-            e->collectors_idle = true;
+        if (!c.any) e->collectors_idle = true;
         run_dirty(e);
     }
     for (size_t i = 0; i < c.n; i++)
@@ -1340,36 +1228,31 @@ static int64_t on_sample_timer(struct loop *l, int64_t id, void *arg)
     return rs->sample_interval_ms;
 }
 
-/* ---- rule set swap (engine thread) ------------------------------------------------------------ */
+/* ---- rule set swap (engine thread) ------------------------------------------------------------
+ */
 
 /* Carries state of unchanged rules from old to rs (Group.CopyState): alerts with their `for`
  * state, previous outputs (for staleness), webhook bookkeeping, last evaluation. Old rules that
  * are gone get stale markers for their outputs, as Prometheus does when a group is removed. */
-static void carry_state(struct engine *e, struct ruleset *old, struct ruleset *rs)
-{
+static void carry_state(struct engine *e, struct ruleset *old, struct ruleset *rs) {
     for (size_t g = 0; g < rs->ngroups; g++) {
         struct egroup *ng = &rs->groups[g];
         struct egroup *og = NULL;
         for (size_t k = 0; old && k < old->ngroups && !og; k++)
-            if (!strcmp(old->groups[k].key, ng->key))
-                og = &old->groups[k];
-        if (!og)
-            continue;
+            if (!strcmp(old->groups[k].key, ng->key)) og = &old->groups[k];
+        if (!og) continue;
         ng->last_ts = og->last_ts;
         for (size_t r = 0; r < ng->nrules; r++) {
             struct erule *nr = &ng->rules[r];
             for (size_t k = 0; k < og->nrules; k++) {
                 struct erule *orr = &og->rules[k];
-                if (orr->claimed || (!nr->alert) != (!orr->alert))
-                    continue;
+                if (orr->claimed || (!nr->alert) != (!orr->alert)) continue;
                 bool same = nr->alert ? alert_rule_same(nr->alert, orr->alert)
                                       : !strcmp(nr->def->name, orr->def->name) &&
                                             !strcmp(nr->def->expr, orr->def->expr);
-                if (!same)
-                    continue;
+                if (!same) continue;
                 orr->claimed = true;
-                if (nr->alert)
-                    alert_rule_copy_state(nr->alert, orr->alert);
+                if (nr->alert) alert_rule_copy_state(nr->alert, orr->alert);
                 nr->prev = orr->prev;
                 orr->prev = (struct oset){0};
                 for (size_t w = 0; w < rs->nwh; w++)
@@ -1383,33 +1266,28 @@ static void carry_state(struct engine *e, struct ruleset *old, struct ruleset *r
             }
         }
     }
-    if (!old)
-        return;
+    if (!old) return;
     int64_t ts = wall_ms();
     for (size_t g = 0; g < old->ngroups; g++)
         for (size_t r = 0; r < old->groups[g].nrules; r++) {
             struct erule *orr = &old->groups[g].rules[r];
-            if (orr->claimed || !orr->prev.n)
-                continue;
+            if (orr->claimed || !orr->prev.n) continue;
             struct oset none = {0};
             write_outputs(e, orr, &none, ts);
             oset_free(&orr->prev);
         }
 }
 
-static void apply_pending(struct engine *e)
-{
+static void apply_pending(struct engine *e) {
     pthread_mutex_lock(&e->mu);
     struct ruleset *rs = e->pending;
     e->pending = NULL;
     pthread_mutex_unlock(&e->mu);
-    if (!rs)
-        return;
+    if (!rs) return;
     struct ruleset *old = e->rs;
     if (old)
         for (size_t g = 0; g < old->ngroups; g++)
-            if (old->groups[g].timer)
-                loop_del_timer(e->loop, old->groups[g].timer);
+            if (old->groups[g].timer) loop_del_timer(e->loop, old->groups[g].timer);
     pthread_rwlock_wrlock(&e->lock);
     carry_state(e, old, rs);
     pthread_mutex_lock(&e->mu);
@@ -1420,37 +1298,33 @@ static void apply_pending(struct engine *e)
     e->collectors_idle = false;
     for (size_t g = 0; g < rs->ngroups; g++) {
         rs->groups[g].e = e;
-        int64_t id = loop_add_timer(e->loop, next_slot(rs->groups[g].interval_ms),
-                                    on_group_timer, &rs->groups[g]);
+        int64_t id = loop_add_timer(e->loop, next_slot(rs->groups[g].interval_ms), on_group_timer,
+                                    &rs->groups[g]);
         rs->groups[g].timer = id > 0 ? id : 0;
     }
 }
 
-static void on_wake(struct loop *l, void *arg)
-{
+static void on_wake(struct loop *l, void *arg) {
     (void)l;
     struct engine *e = arg;
     apply_pending(e);
     run_dirty(e);
 }
 
-static void *thread_main(void *arg)
-{
+static void *thread_main(void *arg) {
     struct engine *e = arg;
     on_engine_thread = true;
     int rc = loop_run(e->loop);
-    if (rc)
-        LOG_ERROR("rule engine loop failed: %s", strerror(-rc));
+    if (rc) LOG_ERROR("rule engine loop failed: %s", strerror(-rc));
     return NULL;
 }
 
-/* ---- module hooks ----------------------------------------------------------------------------- */
+/* ---- module hooks -----------------------------------------------------------------------------
+ */
 
-static int engine_start(struct agent *a, struct perr *err)
-{
+static int engine_start(struct agent *a, struct perr *err) {
     struct engine *e = calloc(1, sizeof(*e));
-    if (!e)
-        return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
+    if (!e) return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     e->a = a;
     e->compat_v2 = a->flags && a->flags->promql_compat_v2;
     pthread_mutex_init(&e->mu, NULL);
@@ -1475,13 +1349,10 @@ static int engine_start(struct agent *a, struct perr *err)
     return 0;
 }
 
-static void engine_stop(struct agent *a)
-{
+static void engine_stop(struct agent *a) {
     struct engine *e = a->engine;
-    if (!e)
-        return;
-    if (a->store)
-        store_set_touch_hook(a->store, NULL, NULL);
+    if (!e) return;
+    if (a->store) store_set_touch_hook(a->store, NULL, NULL);
     if (e->thread_started) {
         loop_stop(e->loop);
         pthread_join(e->thread, NULL);
@@ -1499,15 +1370,12 @@ static void engine_stop(struct agent *a)
 }
 
 static int engine_prepare(struct agent *a, const struct config *nc, void **staged,
-                          struct perr *err)
-{
+                          struct perr *err) {
     struct ruleset *rs = calloc(1, sizeof(*rs));
-    if (!rs)
-        return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
+    if (!rs) return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     bool legacy = a && a->flags && a->flags->promql_compat_v2;
     int rc = load_files(rs, nc, legacy, err);
-    if (!rc && a)
-        rc = ruleset_build(rs, nc, err);
+    if (!rc && a) rc = ruleset_build(rs, nc, err);
     if (rc || !a) {
         ruleset_free(rs);
         return rc;
@@ -1516,8 +1384,7 @@ static int engine_prepare(struct agent *a, const struct config *nc, void **stage
     return 0;
 }
 
-static void engine_commit(struct agent *a, void *staged)
-{
+static void engine_commit(struct agent *a, void *staged) {
     struct engine *e = a->engine;
     struct ruleset *rs = staged;
     if (!e || !rs) {
@@ -1535,8 +1402,7 @@ static void engine_commit(struct agent *a, void *staged)
     loop_wake(e->loop);
 }
 
-static void engine_abort(void *staged)
-{
+static void engine_abort(void *staged) {
     ruleset_free(staged);
 }
 
@@ -1545,35 +1411,29 @@ struct metrics_ctx {
     struct mset *out;
 };
 
-static int engine_metrics(struct agent *a, struct mset *out)
-{
+static int engine_metrics(struct agent *a, struct mset *out) {
     struct engine *e = a->engine;
-    if (!e)
-        return 0;
+    if (!e) return 0;
     int rc = notifier_metrics(a->notifier, out);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     struct mfam *fd = mset_family(out, "promlet_rule_evaluation_duration_seconds",
                                   "Duration of rule evaluations.", MTYPE_HISTOGRAM);
-    struct mfam *fe = mset_family(out, "promlet_rule_evaluations_total",
-                                  "Rule evaluations.", MTYPE_COUNTER);
+    struct mfam *fe =
+        mset_family(out, "promlet_rule_evaluations_total", "Rule evaluations.", MTYPE_COUNTER);
     struct mfam *ff = mset_family(out, "promlet_rule_evaluation_failures_total",
                                   "Rule evaluations that failed.", MTYPE_COUNTER);
-    struct mfam *fv = mset_family(out, "promlet_rule_event_evaluations_total",
-                                  "Group evaluations triggered by ingested samples.",
-                                  MTYPE_COUNTER);
+    struct mfam *fv =
+        mset_family(out, "promlet_rule_event_evaluations_total",
+                    "Group evaluations triggered by ingested samples.", MTYPE_COUNTER);
     struct mfam *fl = mset_family(out, "promlet_rule_group_last_evaluation_timestamp_seconds",
-                                  "Timestamp of the last evaluation of a rule group.",
-                                  MTYPE_GAUGE);
+                                  "Timestamp of the last evaluation of a rule group.", MTYPE_GAUGE);
     struct mfam *fg = mset_family(out, "promlet_rule_group_last_duration_seconds",
-                                  "Duration of the last evaluation of a rule group.",
-                                  MTYPE_GAUGE);
+                                  "Duration of the last evaluation of a rule group.", MTYPE_GAUGE);
     struct mfam *fi = mset_family(out, "promlet_rule_group_interval_seconds",
                                   "The interval of a rule group.", MTYPE_GAUGE);
     struct mfam *fr = mset_family(out, "promlet_rule_group_rules",
                                   "The number of rules in a rule group.", MTYPE_GAUGE);
-    if (!fd || !fe || !ff || !fv || !fl || !fg || !fi || !fr)
-        return -ENOMEM;
+    if (!fd || !fe || !ff || !fv || !fl || !fg || !fi || !fr) return -ENOMEM;
     pthread_rwlock_rdlock(&e->lock);
     rc = mfam_add(fe, "", NULL, 0, (double)e->evals_total);
     rc = rc ? rc : mfam_add(ff, "", NULL, 0, (double)e->eval_failures_total);
@@ -1605,14 +1465,12 @@ static int engine_metrics(struct agent *a, struct mset *out)
     return rc;
 }
 
-int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view *v), void *arg)
-{
+int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view *v), void *arg) {
     pthread_rwlock_rdlock(&e->lock);
     struct ruleset *rs = e->rs;
     struct payload_rule_group *gs = NULL;
     int rc = 0;
-    if (rs && rs->ngroups && !(gs = calloc(rs->ngroups, sizeof(*gs))))
-        rc = -ENOMEM;
+    if (rs && rs->ngroups && !(gs = calloc(rs->ngroups, sizeof(*gs)))) rc = -ENOMEM;
     for (size_t g = 0; !rc && rs && g < rs->ngroups; g++)
         gs[g] = rs->groups[g].pg;
     if (!rc) {

@@ -47,8 +47,7 @@ static const struct fdef defs[] = {
     {"log.format", F_FORMAT, OFF(log_format),
      "Output format of log messages. One of: [logfmt, json]", "logfmt"},
     {"promql.compat", F_STRING, 0,
-     "PromQL semantics: v3 (default; windows exclude their start) or v2 (Prometheus 2.x).",
-     "v3"},
+     "PromQL semantics: v3 (default; windows exclude their start) or v2 (Prometheus 2.x).", "v3"},
     {"run", F_STRING, OFF(run_pattern),
      "test rules: run only test groups whose name matches this regex.", ""},
     {"ignore-unknown-fields", F_BOOL, OFF(ignore_unknown_fields),
@@ -60,8 +59,7 @@ static const struct fdef defs[] = {
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int fail(const char *fmt, ...)
-{
+static int fail(const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -71,8 +69,7 @@ static int fail(const char *fmt, ...)
     return -EINVAL;
 }
 
-void flags_usage(void)
-{
+void flags_usage(void) {
     printf("usage: promlet [<flags>] [<command> [<args> ...]]\n\n"
            "promlet: node metrics, push, remote write and alerting rules in one daemon.\n\n"
            "Commands:\n"
@@ -85,8 +82,7 @@ void flags_usage(void)
            "      --version               Show application version.\n");
     for (size_t i = 0; i < NDEFS; i++) {
         char left[64];
-        snprintf(left, sizeof(left), "--%s%s", defs[i].type == F_BOOL ? "[no-]" : "",
-                 defs[i].name);
+        snprintf(left, sizeof(left), "--%s%s", defs[i].type == F_BOOL ? "[no-]" : "", defs[i].name);
         if (defs[i].type != F_BOOL) {
             size_t n = strlen(left);
             snprintf(left + n, sizeof(left) - n, "=%s", "VALUE");
@@ -96,13 +92,11 @@ void flags_usage(void)
     struct sbuf b;
     sbuf_init(&b);
     col_options_usage(&b);
-    if (b.data)
-        fputs(b.data, stdout);
+    if (b.data) fputs(b.data, stdout);
     sbuf_fini(&b);
 }
 
-static int set_flag(struct flags *f, const struct fdef *d, const char *val, bool negated)
-{
+static int set_flag(struct flags *f, const struct fdef *d, const char *val, bool negated) {
     char *base = (char *)f;
     switch (d->type) {
     case F_STRING:
@@ -140,8 +134,7 @@ static int set_flag(struct flags *f, const struct fdef *d, const char *val, bool
     case F_FLOAT: {
         char *end;
         double v = strtod(val, &end);
-        if (*end || v < 0)
-            return fail("invalid number \"%s\"", val);
+        if (*end || v < 0) return fail("invalid number \"%s\"", val);
         *(double *)(void *)(base + d->off) = v;
         return 0;
     }
@@ -149,8 +142,7 @@ static int set_flag(struct flags *f, const struct fdef *d, const char *val, bool
     return 0;
 }
 
-int flags_parse(struct flags *f, int argc, char **argv)
-{
+int flags_parse(struct flags *f, int argc, char **argv) {
     memset(f, 0, sizeof(*f));
     f->config_file = DEF_CONFIG_FILE;
     f->log_level = LOG_LEVEL_INFO;
@@ -182,18 +174,15 @@ int flags_parse(struct flags *f, int argc, char **argv)
             f->cmd = CMD_VERSION;
             return 0;
         }
-        if (a[1] != '-')
-            return fail("unknown short flag '%s'", a);
+        if (a[1] != '-') return fail("unknown short flag '%s'", a);
         char name[128];
         const char *val = NULL;
         const char *eq = strchr(a + 2, '=');
         size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (nl >= sizeof(name))
-            return fail("unknown long flag '%s'", a);
+        if (nl >= sizeof(name)) return fail("unknown long flag '%s'", a);
         memcpy(name, a + 2, nl);
         name[nl] = '\0';
-        if (eq)
-            val = eq + 1;
+        if (eq) val = eq + 1;
         bool negated = !strncmp(name, "no-", 3);
         const struct fdef *d = NULL;
         for (size_t k = 0; k < NDEFS && !d; k++)
@@ -204,15 +193,12 @@ int flags_parse(struct flags *f, int argc, char **argv)
             if (d->type == F_BOOL) {
                 if (val && strcmp(val, "true") && strcmp(val, "false"))
                     return fail("invalid boolean value for '%s'", a);
-                if (val && !strcmp(val, "false"))
-                    negated = !negated;
+                if (val && !strcmp(val, "false")) negated = !negated;
             } else if (!val) {
-                if (i + 1 >= argc)
-                    return fail("expected argument for flag '--%s'", name);
+                if (i + 1 >= argc) return fail("expected argument for flag '--%s'", name);
                 val = argv[++i];
             }
-            if (set_flag(f, d, val, negated))
-                return -EINVAL;
+            if (set_flag(f, d, val, negated)) return -EINVAL;
             continue;
         }
         /* Collector flags: as given first; a flag that needs a value and got none is
@@ -223,14 +209,11 @@ int flags_parse(struct flags *f, int argc, char **argv)
             val = argv[++i];
             rc = col_options_set(f->collectors, name, val, &err);
         }
-        if (rc == 1)
-            continue;
-        if (rc < 0)
-            return fail("%s", err.msg[0] ? err.msg : a);
+        if (rc == 1) continue;
+        if (rc < 0) return fail("%s", err.msg[0] ? err.msg : a);
         return fail("unknown long flag '%s'", a);
     }
-    if (!f->nlisten)
-        f->listen[f->nlisten++] = DEF_LISTEN_ADDRESS;
+    if (!f->nlisten) f->listen[f->nlisten++] = DEF_LISTEN_ADDRESS;
     if (f->nargs) {
         const char *c0 = f->args[0], *c1 = f->nargs > 1 ? f->args[1] : "";
         if (!strcmp(c0, "check") && !strcmp(c1, "config"))
@@ -244,22 +227,19 @@ int flags_parse(struct flags *f, int argc, char **argv)
         f->args += 2;
         f->nargs -= 2;
         if (!f->nargs)
-            return fail("%s: expected at least one FILE", f->cmd == CMD_TEST_RULES
-                                                              ? "test rules"
-                                                              : f->cmd == CMD_CHECK_RULES
-                                                                    ? "check rules"
-                                                                    : "check config");
+            return fail("%s: expected at least one FILE", f->cmd == CMD_TEST_RULES ? "test rules"
+                                                          : f->cmd == CMD_CHECK_RULES
+                                                              ? "check rules"
+                                                              : "check config");
     }
     return 0;
 }
 
-void flags_fini(struct flags *f)
-{
+void flags_fini(struct flags *f) {
     col_options_free(f->collectors);
     f->collectors = NULL;
     /* args may have been advanced past the subcommand words */
-    if (f->args && f->cmd >= CMD_CHECK_CONFIG && f->cmd <= CMD_TEST_RULES)
-        f->args -= 2;
+    if (f->args && f->cmd >= CMD_CHECK_CONFIG && f->cmd <= CMD_TEST_RULES) f->args -= 2;
     free(f->args);
     f->args = NULL;
 }

@@ -13,7 +13,14 @@
 
 struct col_options;
 
-enum flags_cmd { CMD_RUN, CMD_CHECK_CONFIG, CMD_CHECK_RULES, CMD_TEST_RULES, CMD_VERSION, CMD_HELP };
+enum flags_cmd {
+    CMD_RUN,
+    CMD_CHECK_CONFIG,
+    CMD_CHECK_RULES,
+    CMD_TEST_RULES,
+    CMD_VERSION,
+    CMD_HELP
+};
 
 struct flags {
     enum flags_cmd cmd;

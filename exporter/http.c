@@ -77,12 +77,12 @@ struct http_req {
     int route_idx;
     struct sbuf body;
     size_t limit;
-    bool buffers;  /* the route reads a body (POST/PUT); other bodies are discarded */
+    bool buffers; /* the route reads a body (POST/PUT); other bodies are discarded */
     bool too_large;
     bool overloaded; /* the server-wide body budget was exhausted */
     bool unauthorized;
-    size_t charged;  /* bytes counted in inflight for this request */
-    char **keep;     /* decoded form values handed out by http_arg */
+    size_t charged; /* bytes counted in inflight for this request */
+    char **keep;    /* decoded form values handed out by http_arg */
     size_t nkeep;
     struct timespec start;
     /* Offloaded routes: a worker fills jresp, then sets JOB_DONE and resumes. */
@@ -92,27 +92,21 @@ struct http_req {
 };
 enum { JOB_NONE, JOB_RUNNING, JOB_DONE };
 
-/* ---- server setup ------------------------------------------------------------------------------ */
+/* ---- server setup ------------------------------------------------------------------------------
+ */
 
-struct http_server *http_new(const struct http_opts *o)
-{
+struct http_server *http_new(const struct http_opts *o) {
     struct http_server *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->opts = *o;
-    if (!s->opts.max_request_bytes)
-        s->opts.max_request_bytes = DEF_MAX_REQUEST_BYTES;
-    if (!s->opts.threads)
-        s->opts.threads = DEF_HTTP_THREADS;
-    if (!s->opts.connection_limit)
-        s->opts.connection_limit = DEF_HTTP_CONNECTION_LIMIT;
-    if (!s->opts.connection_timeout_s)
-        s->opts.connection_timeout_s = DEF_HTTP_CONNECTION_TIMEOUT_S;
+    if (!s->opts.max_request_bytes) s->opts.max_request_bytes = DEF_MAX_REQUEST_BYTES;
+    if (!s->opts.threads) s->opts.threads = DEF_HTTP_THREADS;
+    if (!s->opts.connection_limit) s->opts.connection_limit = DEF_HTTP_CONNECTION_LIMIT;
+    if (!s->opts.connection_timeout_s) s->opts.connection_timeout_s = DEF_HTTP_CONNECTION_TIMEOUT_S;
     /* Bodies buffered at once across connections: a few full-size requests, so slow
      * clients trickling large bodies cannot hold memory without bound. */
     s->inflight_max = 4 * s->opts.max_request_bytes;
-    if (s->inflight_max < DEF_HTTP_INFLIGHT_MIN)
-        s->inflight_max = DEF_HTTP_INFLIGHT_MIN;
+    if (s->inflight_max < DEF_HTTP_INFLIGHT_MIN) s->inflight_max = DEF_HTTP_INFLIGHT_MIN;
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_mutex_init(&s->jobs_lock, NULL);
     pthread_cond_init(&s->jobs_cond, NULL);
@@ -120,18 +114,15 @@ struct http_server *http_new(const struct http_opts *o)
     return s;
 }
 
-int http_route(struct http_server *s, const struct http_route *r)
-{
-    if (s->nroutes == MAX_ROUTES || s->ndaemons)
-        return -E2BIG;
+int http_route(struct http_server *s, const struct http_route *r) {
+    if (s->nroutes == MAX_ROUTES || s->ndaemons) return -E2BIG;
     s->offload[s->nroutes] = false;
     s->offload_if[s->nroutes] = NULL;
     s->routes[s->nroutes++] = *r;
     return 0;
 }
 
-int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want)
-{
+int http_route_offload(struct http_server *s, const struct http_route *r, http_offload_fn *want) {
     int rc = http_route(s, r);
     if (!rc) {
         s->offload[s->nroutes - 1] = true;
@@ -140,8 +131,7 @@ int http_route_offload(struct http_server *s, const struct http_route *r, http_o
     return rc;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -152,60 +142,52 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Splits "host:port" / ":port" / "[v6]:port". */
-static int split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
-{
+static int split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen) {
     const char *colon;
     if (addr[0] == '[') {
         const char *end = strchr(addr, ']');
-        if (!end || end[1] != ':')
-            return -EINVAL;
-        if ((size_t)(end - addr - 1) >= hostlen)
-            return -EINVAL;
+        if (!end || end[1] != ':') return -EINVAL;
+        if ((size_t)(end - addr - 1) >= hostlen) return -EINVAL;
         memcpy(host, addr + 1, (size_t)(end - addr - 1));
         host[end - addr - 1] = '\0';
         colon = end + 1;
     } else {
         colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= hostlen)
-            return -EINVAL;
+        if (!colon || (size_t)(colon - addr) >= hostlen) return -EINVAL;
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = '\0';
     }
-    if (!colon[1] || strlen(colon + 1) >= portlen)
-        return -EINVAL;
+    if (!colon[1] || strlen(colon + 1) >= portlen) return -EINVAL;
     for (const char *p = colon + 1; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
+        if (*p < '0' || *p > '9') return -EINVAL;
     snprintf(port, portlen, "%s", colon + 1);
     return 0;
 }
 
-static int open_listener(const char *addr, char *bound, size_t boundlen, struct perr *err)
-{
+static int open_listener(const char *addr, char *bound, size_t boundlen, struct perr *err) {
     char host[256], port[16];
     if (split_addr(addr, host, sizeof(host), port, sizeof(port)))
         return perr_set(err, 0, 0, "invalid listen address \"%s\": want host:port", addr);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     /* ":port" listens on every address, IPv6 and IPv4 alike (as Go's net.Listen does). */
-    if (!host[0])
-        hints.ai_family = AF_INET6;
+    if (!host[0]) hints.ai_family = AF_INET6;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (gai && !host[0]) {
         hints.ai_family = AF_INET;
         gai = getaddrinfo(NULL, port, &hints, &res);
     }
-    if (gai)
-        return perr_set(err, 0, 0, "listen address \"%s\": %s", addr, gai_strerror(gai));
+    if (gai) return perr_set(err, 0, 0, "listen address \"%s\": %s", addr, gai_strerror(gai));
     int fd = -1, e = 0;
     struct addrinfo *v4 = NULL;
     if (!host[0]) {
         /* A host without IPv6 (disabled in the kernel) still serves ":port" on IPv4. */
-        struct addrinfo h4 = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+        struct addrinfo h4 = {.ai_family = AF_INET,
+                              .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-        if (getaddrinfo(NULL, port, &h4, &v4))
-            v4 = NULL;
+        if (getaddrinfo(NULL, port, &h4, &v4)) v4 = NULL;
         struct addrinfo *last = res;
         while (last->ai_next)
             last = last->ai_next;
@@ -264,10 +246,8 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe);
 
-int http_listen(struct http_server *s, const char *const *addrs, size_t n, struct perr *err)
-{
-    if (n > MAX_LISTEN)
-        return perr_set(err, 0, 0, "at most %d listen addresses", MAX_LISTEN);
+int http_listen(struct http_server *s, const char *const *addrs, size_t n, struct perr *err) {
+    if (n > MAX_LISTEN) return perr_set(err, 0, 0, "at most %d listen addresses", MAX_LISTEN);
     int fds[MAX_LISTEN];
     for (size_t i = 0; i < n; i++) {
         fds[i] = open_listener(addrs[i], s->bound[i], sizeof(s->bound[i]), err);
@@ -291,14 +271,13 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
         struct MHD_OptionItem no_opts[] = {{MHD_OPTION_END, 0, NULL}};
         struct MHD_Daemon *d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                MHD_ALLOW_SUSPEND_RESUME |
-                (tls ? MHD_USE_TLS : 0),
+                MHD_ALLOW_SUSPEND_RESUME | (tls ? MHD_USE_TLS : 0),
             0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_LISTEN_SOCKET, fds[i],
             MHD_OPTION_THREAD_POOL_SIZE, s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
-            s->opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-            s->opts.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)128 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+            s->opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, s->opts.connection_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, s, MHD_OPTION_END);
         if (!d) {
             for (size_t k = i; k < n; k++)
                 close(fds[k]);
@@ -312,20 +291,16 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
     return 0;
 }
 
-const char *http_bound(const struct http_server *s, size_t i)
-{
+const char *http_bound(const struct http_server *s, size_t i) {
     return i < s->ndaemons ? s->bound[i] : NULL;
 }
 
-void http_free(struct http_server *s)
-{
-    if (!s)
-        return;
+void http_free(struct http_server *s) {
+    if (!s) return;
     /* Quiesce every daemon first so no handler runs while the others stop. */
     for (size_t i = 0; i < s->ndaemons; i++) {
         MHD_socket fd = MHD_quiesce_daemon(s->daemons[i]);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+        if (fd != MHD_INVALID_SOCKET) close(fd);
     }
     /* Offloaded handlers still running use their request and what their route reads (the
      * store): let them finish (their own timeouts bound them) before anything is freed. */
@@ -346,50 +321,40 @@ void http_free(struct http_server *s)
     free(s);
 }
 
-/* ---- request handling -------------------------------------------------------------------------- */
+/* ---- request handling --------------------------------------------------------------------------
+ */
 
-static unsigned method_bit(const char *m)
-{
-    if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
-        return HTTP_GET;
-    if (!strcmp(m, "POST"))
-        return HTTP_POST;
-    if (!strcmp(m, "PUT"))
-        return HTTP_PUT;
-    if (!strcmp(m, "DELETE"))
-        return HTTP_DELETE;
+static unsigned method_bit(const char *m) {
+    if (!strcmp(m, "GET") || !strcmp(m, "HEAD")) return HTTP_GET;
+    if (!strcmp(m, "POST")) return HTTP_POST;
+    if (!strcmp(m, "PUT")) return HTTP_PUT;
+    if (!strcmp(m, "DELETE")) return HTTP_DELETE;
     return 0;
 }
 
-static bool path_match(const struct http_route *r, const char *path)
-{
-    if (r->prefix)
-        return strncmp(path, r->path, strlen(r->path)) == 0;
+static bool path_match(const struct http_route *r, const char *path) {
+    if (r->prefix) return strncmp(path, r->path, strlen(r->path)) == 0;
     return strcmp(path, r->path) == 0;
 }
 
-static void allow_header(const struct http_server *s, const char *path, char *out, size_t len)
-{
+static void allow_header(const struct http_server *s, const char *path, char *out, size_t len) {
     unsigned m = 0;
     for (size_t i = 0; i < s->nroutes; i++)
-        if (path_match(&s->routes[i], path))
-            m |= s->routes[i].methods;
+        if (path_match(&s->routes[i], path)) m |= s->routes[i].methods;
     out[0] = '\0';
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{HTTP_GET, "GET, HEAD"}, {HTTP_POST, "POST"}, {HTTP_PUT, "PUT"},
-                 {HTTP_DELETE, "DELETE"}};
+    } names[] = {
+        {HTTP_GET, "GET, HEAD"}, {HTTP_POST, "POST"}, {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}};
     for (size_t i = 0; i < 4; i++)
         if (m & names[i].bit) {
-            if (out[0])
-                strncat(out, ", ", len - strlen(out) - 1);
+            if (out[0]) strncat(out, ", ", len - strlen(out) - 1);
             strncat(out, names[i].name, len - strlen(out) - 1);
         }
 }
 
-void http_error(struct http_resp *resp, int status, const char *fmt, ...)
-{
+void http_error(struct http_resp *resp, int status, const char *fmt, ...) {
     resp->status = status;
     resp->content_type = "text/plain; charset=utf-8";
     resp->gzip_ok = false;
@@ -400,48 +365,39 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...)
     va_end(ap);
     /* One line: a reason taken from input must not smuggle extra lines in. */
     for (size_t i = 0; i < resp->body.len; i++)
-        if (resp->body.data[i] == '\n' || resp->body.data[i] == '\r')
-            resp->body.data[i] = ' ';
+        if (resp->body.data[i] == '\n' || resp->body.data[i] == '\r') resp->body.data[i] = ' ';
     sbuf_addc(&resp->body, '\n');
 }
 
-int http_add_header(struct http_resp *resp, const char *name, const char *value)
-{
-    if (resp->nheaders == sizeof(resp->headers) / sizeof(resp->headers[0]))
-        return -E2BIG;
+int http_add_header(struct http_resp *resp, const char *name, const char *value) {
+    if (resp->nheaders == sizeof(resp->headers) / sizeof(resp->headers[0])) return -E2BIG;
     char *h;
-    if (asprintf(&h, "%s: %s", name, value) < 0)
-        return -ENOMEM;
+    if (asprintf(&h, "%s: %s", name, value) < 0) return -ENOMEM;
     resp->headers[resp->nheaders++] = h;
     return 0;
 }
 
-static void record(struct http_server *s, int route_idx, int status, double secs)
-{
+static void record(struct http_server *s, int route_idx, int status, double secs) {
     struct route_stats *st = &s->stats[route_idx < 0 ? MAX_ROUTES : route_idx];
     size_t ci = NCODES;
     for (size_t i = 0; i < NCODES; i++)
-        if (codes[i] == status)
-            ci = i;
+        if (codes[i] == status) ci = i;
     pthread_mutex_lock(&s->stats_lock);
     st->count[ci]++;
     for (size_t i = 0; i < NBUCKETS; i++)
-        if (secs <= buckets[i])
-            st->hist[i]++;
+        if (secs <= buckets[i]) st->hist[i]++;
     st->hist_count++;
     st->hist_sum += secs;
     pthread_mutex_unlock(&s->stats_lock);
 }
 
-static double since(const struct timespec *t0)
-{
+static double since(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http_resp *resp)
-{
+static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http_resp *resp) {
     if (resp->body.oom) {
         http_error(resp, 503, "out of memory building the response");
     }
@@ -450,22 +406,19 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
     const char *data = resp->body.data ? resp->body.data : "";
     size_t len = resp->body.len;
     bool gzipped = false;
-    if (resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") &&
-        expose_gzip(data, len, &gz) == 0) {
+    if (resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") && expose_gzip(data, len, &gz) == 0) {
         data = gz.data;
         len = gz.len;
         gzipped = true;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     sbuf_fini(&gz);
-    if (!r)
-        return MHD_NO;
+    if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type
                                                : "text/plain; version=0.0.4; charset=utf-8");
-    if (gzipped)
-        MHD_add_response_header(r, "Content-Encoding", "gzip");
+    if (gzipped) MHD_add_response_header(r, "Content-Encoding", "gzip");
     if (s->opts.web)
         for (size_t i = 0; i < s->opts.web->nheaders; i++) {
             char hdr[512];
@@ -489,16 +442,14 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
     return ret;
 }
 
-static void resp_fini(struct http_resp *resp)
-{
+static void resp_fini(struct http_resp *resp) {
     sbuf_fini(&resp->body);
     for (size_t i = 0; i < resp->nheaders; i++)
         free(resp->headers[i]);
 }
 
 /* Basic auth against --web.config.file's basic_auth_users. */
-static bool authorized(struct webcfg *w, struct MHD_Connection *conn)
-{
+static bool authorized(struct webcfg *w, struct MHD_Connection *conn) {
     char *pass = NULL;
     char *user = MHD_basic_auth_get_username_password(conn, &pass);
     bool ok = user && pass && webcfg_check_user(w, user, pass);
@@ -510,8 +461,7 @@ static bool authorized(struct webcfg *w, struct MHD_Connection *conn)
 /* An offload worker: runs queued handlers, each then hands its connection back to MHD,
  * which calls on_request again to send jresp. A request is not touched after its resume
  * (MHD may finish it at once). */
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
     struct http_server *s = arg;
     pthread_mutex_lock(&s->jobs_lock);
     for (;;) {
@@ -520,12 +470,10 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&s->work_cond, &s->jobs_lock);
             s->idle--;
         }
-        if (!s->qhead)
-            break;
+        if (!s->qhead) break;
         struct http_req *rq = s->qhead;
         s->qhead = rq->qnext;
-        if (!s->qhead)
-            s->qtail = NULL;
+        if (!s->qhead) s->qtail = NULL;
         pthread_mutex_unlock(&s->jobs_lock);
         struct MHD_Connection *conn = rq->conn;
         rq->route->fn(rq->route->arg, rq, &rq->jresp);
@@ -542,8 +490,7 @@ static void *worker_main(void *arg)
 /* Suspends the connection and queues the request for a worker, starting one if none is
  * idle and the pool is not full. Returns 0, or -errno when there is no worker at all (the
  * caller then runs the handler itself). */
-static int start_job(struct http_server *s, struct http_req *rq)
-{
+static int start_job(struct http_server *s, struct http_req *rq) {
     pthread_mutex_lock(&s->jobs_lock);
     if (!s->idle && s->nworkers < DEF_HTTP_OFFLOAD_THREADS &&
         pthread_create(&s->workers[s->nworkers], NULL, worker_main, s) == 0)
@@ -570,15 +517,13 @@ static int start_job(struct http_server *s, struct http_req *rq)
 
 static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, const char *upload_data,
-                          size_t *upload_data_size, void **con_cls)
-{
+                          size_t *upload_data_size, void **con_cls) {
     (void)version;
     struct http_server *s = cls;
     struct http_req *rq = *con_cls;
     if (rq && rq->job_state != JOB_NONE) {
         /* Called again after an offloaded handler resumed the connection. */
-        if (__atomic_load_n(&rq->job_state, __ATOMIC_ACQUIRE) != JOB_DONE)
-            return MHD_YES;
+        if (__atomic_load_n(&rq->job_state, __ATOMIC_ACQUIRE) != JOB_DONE) return MHD_YES;
         rq->job_state = JOB_NONE;
         MHD_RET ret = send_resp(s, rq, &rq->jresp);
         resp_fini(&rq->jresp);
@@ -586,8 +531,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
     }
     if (!rq) {
         rq = calloc(1, sizeof(*rq));
-        if (!rq)
-            return MHD_NO;
+        if (!rq) return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &rq->start);
         rq->conn = conn;
         rq->method = method;
@@ -596,16 +540,15 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         unsigned mbit = method_bit(method);
         for (size_t i = 0; i < s->nroutes; i++)
             if (path_match(&s->routes[i], url)) {
-                if (rq->route_idx < 0)
-                    rq->route_idx = (int)i;
+                if (rq->route_idx < 0) rq->route_idx = (int)i;
                 if (s->routes[i].methods & mbit) {
                     rq->route_idx = (int)i;
                     rq->route = &s->routes[i];
                     break;
                 }
             }
-        rq->limit = rq->route && rq->route->max_body ? rq->route->max_body
-                                                     : s->opts.max_request_bytes;
+        rq->limit =
+            rq->route && rq->route->max_body ? rq->route->max_body : s->opts.max_request_bytes;
         rq->buffers = rq->route && (mbit == HTTP_POST || mbit == HTTP_PUT);
         *con_cls = rq;
         if (s->opts.web && s->opts.web->nusers && !authorized(s->opts.web, conn)) {
@@ -617,8 +560,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         /* A declared oversize body is refused before any of it is read (MHD allows an
          * answer before the upload starts; it then closes the connection). */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (!cl || !rq->buffers || strtoull(cl, NULL, 10) <= rq->limit)
-            return MHD_YES;
+        if (!cl || !rq->buffers || strtoull(cl, NULL, 10) <= rq->limit) return MHD_YES;
         rq->too_large = true;
     } else if (*upload_data_size) {
         /* Body data: buffered for routes that read it, within the route's limit and the
@@ -626,8 +568,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
          * (MHD cannot send an answer in the middle of an upload). */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!rq->buffers || rq->too_large || rq->overloaded)
-            return MHD_YES;
+        if (!rq->buffers || rq->too_large || rq->overloaded) return MHD_YES;
         if (rq->body.len + n > rq->limit) {
             rq->too_large = true;
         } else if (__atomic_add_fetch(&s->inflight, n, __ATOMIC_RELAXED) > s->inflight_max) {
@@ -635,8 +576,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
             rq->overloaded = true;
         } else {
             rq->charged += n;
-            if (sbuf_add(&rq->body, upload_data, n))
-                rq->overloaded = true;
+            if (sbuf_add(&rq->body, upload_data, n)) rq->overloaded = true;
         }
         if (rq->too_large || rq->overloaded) {
             sbuf_fini(&rq->body);
@@ -654,8 +594,7 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         if (rq->route_idx >= 0) {
             char allow[64];
             allow_header(s, url, allow, sizeof(allow));
-            http_error(&resp, 405, "method %s not allowed for %s; allowed: %s", method, url,
-                       allow);
+            http_error(&resp, 405, "method %s not allowed for %s; allowed: %s", method, url, allow);
             http_add_header(&resp, "Allow", allow);
         } else {
             http_error(&resp, 404, "no handler for path %s", url);
@@ -679,16 +618,13 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
+                         enum MHD_RequestTerminationCode toe) {
     (void)conn;
     (void)toe;
     struct http_server *s = cls;
     struct http_req *rq = *con_cls;
-    if (!rq)
-        return;
-    if (rq->charged)
-        __atomic_sub_fetch(&s->inflight, rq->charged, __ATOMIC_RELAXED);
+    if (!rq) return;
+    if (rq->charged) __atomic_sub_fetch(&s->inflight, rq->charged, __ATOMIC_RELAXED);
     if (rq->job_state == JOB_DONE)
         resp_fini(&rq->jresp); /* the client left before the answer went out */
     sbuf_fini(&rq->body);
@@ -699,65 +635,53 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* ---- accessors ------------------------------------------------------------------------------------ */
+/* ---- accessors
+ * ------------------------------------------------------------------------------------ */
 
-const char *http_method(const struct http_req *r)
-{
+const char *http_method(const struct http_req *r) {
     return r->method;
 }
 
-const char *http_path(const struct http_req *r)
-{
+const char *http_path(const struct http_req *r) {
     return r->path;
 }
 
-const char *http_subpath(const struct http_req *r)
-{
+const char *http_subpath(const struct http_req *r) {
     size_t n = r->route && r->route->prefix ? strlen(r->route->path) : strlen(r->path);
     return r->path + n;
 }
 
-const char *http_header(const struct http_req *r, const char *name)
-{
+const char *http_header(const struct http_req *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-const char *http_body(const struct http_req *r, size_t *len)
-{
+const char *http_body(const struct http_req *r, size_t *len) {
     *len = r->body.len;
     return r->body.data ? r->body.data : "";
 }
 
-bool http_accepts(const struct http_req *r, const char *media)
-{
-    const char *h = strcmp(media, "gzip") == 0 ? http_header(r, "Accept-Encoding")
-                                               : http_header(r, "Accept");
-    if (!h)
-        return false;
+bool http_accepts(const struct http_req *r, const char *media) {
+    const char *h =
+        strcmp(media, "gzip") == 0 ? http_header(r, "Accept-Encoding") : http_header(r, "Accept");
+    if (!h) return false;
     size_t ml = strlen(media);
     for (const char *p = h; (p = strcasestr(p, media)); p += ml) {
         bool start = p == h || p[-1] == ',' || p[-1] == ' ';
         char e = p[ml];
-        if (start && (e == '\0' || e == ',' || e == ';' || e == ' '))
-            return true;
+        if (start && (e == '\0' || e == ',' || e == ';' || e == ' ')) return true;
     }
     return false;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* Decodes one form component in place ('+' is a space, %XX a byte). */
-static void form_decode(char *s)
-{
+static void form_decode(char *s) {
     char *o = s;
     for (; *s; s++) {
         if (*s == '+') {
@@ -780,8 +704,7 @@ struct args_ctx {
     const char *first;
 };
 
-static MHD_RET args_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
+static MHD_RET args_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
     (void)kind;
     struct args_ctx *c = cls;
     if (strcmp(key, c->name) == 0) {
@@ -795,20 +718,17 @@ static MHD_RET args_iter(void *cls, enum MHD_ValueKind kind, const char *key, co
 
 /* Form bodies (application/x-www-form-urlencoded) answer http_arg as Prometheus's
  * r.FormValue does: query string first, then body. Values are decoded into a copy. */
-static int body_args(const struct http_req *r, struct args_ctx *c, char **keep)
-{
+static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) {
     const char *ct = http_header(r, "Content-Type");
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 || !r->body.len)
         return 0;
     char *copy = strndup(r->body.data, r->body.len);
-    if (!copy)
-        return -ENOMEM;
+    if (!copy) return -ENOMEM;
     char *save = NULL;
     for (char *kv = strtok_r(copy, "&", &save); kv && !c->rc; kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
         char *v = eq ? eq + 1 : kv + strlen(kv);
-        if (eq)
-            *eq = '\0';
+        if (eq) *eq = '\0';
         form_decode(kv);
         form_decode(v);
         if (strcmp(kv, c->name) == 0) {
@@ -824,49 +744,42 @@ static int body_args(const struct http_req *r, struct args_ctx *c, char **keep)
     return 0;
 }
 
-const char *http_arg(const struct http_req *r, const char *name)
-{
+const char *http_arg(const struct http_req *r, const char *name) {
     struct args_ctx c = {.name = name};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
-    if (c.first)
-        return c.first;
+    if (c.first) return c.first;
     /* A decoded form body stays with the request, so every value handed out remains
      * valid until the request completes. */
     struct http_req *rq = (struct http_req *)r;
     char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
-    if (!nk)
-        return NULL;
+    if (!nk) return NULL;
     rq->keep = nk;
     char *copy = NULL;
-    if (body_args(r, &c, &copy) || !copy)
-        return NULL;
+    if (body_args(r, &c, &copy) || !copy) return NULL;
     rq->keep[rq->nkeep++] = copy;
     return c.first;
 }
 
-int http_args(const struct http_req *r, const char *name,
-              int (*fn)(void *arg, const char *value), void *arg)
-{
+int http_args(const struct http_req *r, const char *name, int (*fn)(void *arg, const char *value),
+              void *arg) {
     struct args_ctx c = {.name = name, .fn = fn, .arg = arg};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     char *keep = NULL;
-    if (!c.rc)
-        body_args(r, &c, &keep);
+    if (!c.rc) body_args(r, &c, &keep);
     free(keep);
     return c.rc;
 }
 
-/* ---- self metrics ------------------------------------------------------------------------------- */
+/* ---- self metrics -------------------------------------------------------------------------------
+ */
 
-int http_write_metrics(struct http_server *s, struct mset *out)
-{
-    struct mfam *req = mset_family(out, "promlet_http_requests_total",
-                                   "Counter of HTTP requests by handler and response code.",
-                                   MTYPE_COUNTER);
+int http_write_metrics(struct http_server *s, struct mset *out) {
+    struct mfam *req =
+        mset_family(out, "promlet_http_requests_total",
+                    "Counter of HTTP requests by handler and response code.", MTYPE_COUNTER);
     struct mfam *dur = mset_family(out, "promlet_http_request_duration_seconds",
                                    "Histogram of latencies for HTTP requests.", MTYPE_HISTOGRAM);
-    if (!req || !dur)
-        return -ENOMEM;
+    if (!req || !dur) return -ENOMEM;
     struct route_stats snap[MAX_ROUTES + 1];
     pthread_mutex_lock(&s->stats_lock);
     memcpy(snap, s->stats, sizeof(snap));
@@ -879,8 +792,7 @@ int http_write_metrics(struct http_server *s, struct mset *out)
         bool dup = false;
         for (size_t k = 0; k < i && i < s->nroutes; k++)
             dup |= strcmp(s->routes[k].name, name) == 0;
-        if (dup)
-            continue;
+        if (dup) continue;
         struct route_stats st = snap[idx];
         for (size_t k = i + 1; k < s->nroutes; k++)
             if (strcmp(s->routes[k].name, name) == 0) {
@@ -893,27 +805,22 @@ int http_write_metrics(struct http_server *s, struct mset *out)
             }
         for (size_t c = 0; c < NCODES && !rc; c++) {
             /* The 200 series always exists, so dashboards see every handler. */
-            if (!st.count[c] && codes[c] != 200)
-                continue;
+            if (!st.count[c] && codes[c] != 200) continue;
             char code[8];
             snprintf(code, sizeof(code), "%d", codes[c]);
             rc = mfam_addf(req, "", (double)st.count[c], 2, "code", code, "handler", name);
         }
         if (st.count[NCODES] && !rc)
-            rc = mfam_addf(req, "", (double)st.count[NCODES], 2, "code", "other", "handler",
-                           name);
+            rc = mfam_addf(req, "", (double)st.count[NCODES], 2, "code", "other", "handler", name);
         for (size_t b = 0; b < NBUCKETS && !rc; b++) {
             char le[16];
             snprintf(le, sizeof(le), "%g", buckets[b]);
             rc = mfam_addf(dur, "_bucket", (double)st.hist[b], 2, "handler", name, "le", le);
         }
         if (!rc)
-            rc = mfam_addf(dur, "_bucket", (double)st.hist_count, 2, "handler", name, "le",
-                           "+Inf");
-        if (!rc)
-            rc = mfam_addf(dur, "_sum", st.hist_sum, 1, "handler", name);
-        if (!rc)
-            rc = mfam_addf(dur, "_count", (double)st.hist_count, 1, "handler", name);
+            rc = mfam_addf(dur, "_bucket", (double)st.hist_count, 2, "handler", name, "le", "+Inf");
+        if (!rc) rc = mfam_addf(dur, "_sum", st.hist_sum, 1, "handler", name);
+        if (!rc) rc = mfam_addf(dur, "_count", (double)st.hist_count, 1, "handler", name);
     }
     return rc;
 }

@@ -33,13 +33,13 @@ typedef void http_handler_fn(void *arg, const struct http_req *req, struct http_
 #define HTTP_DELETE 8u
 
 struct http_route {
-    const char *path;   /* exact path, or a prefix when prefix is set */
+    const char *path; /* exact path, or a prefix when prefix is set */
     bool prefix;
-    unsigned methods;   /* HTTP_GET also answers HEAD */
-    const char *name;   /* the handler label of promlet_http_requests_total */
+    unsigned methods; /* HTTP_GET also answers HEAD */
+    const char *name; /* the handler label of promlet_http_requests_total */
     http_handler_fn *fn;
     void *arg;
-    size_t max_body;    /* 0: the server's default limit */
+    size_t max_body; /* 0: the server's default limit */
 };
 
 struct webcfg;
@@ -84,8 +84,8 @@ const char *http_header(const struct http_req *r, const char *name);
 /* A query-string or form argument (first value), NULL if absent. */
 const char *http_arg(const struct http_req *r, const char *name);
 /* Every value of a repeated argument (match[]), via callback. */
-int http_args(const struct http_req *r, const char *name,
-              int (*fn)(void *arg, const char *value), void *arg);
+int http_args(const struct http_req *r, const char *name, int (*fn)(void *arg, const char *value),
+              void *arg);
 const char *http_body(const struct http_req *r, size_t *len);
 bool http_accepts(const struct http_req *r, const char *media);
 

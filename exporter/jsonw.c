@@ -13,8 +13,7 @@
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. Mirrors Go's
  * utf8.DecodeRuneInString: no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n, unsigned *cp)
-{
+static size_t utf8_len(const unsigned char *s, size_t n, unsigned *cp) {
     unsigned c = s[0];
     size_t need;
     unsigned min;
@@ -30,21 +29,17 @@ static size_t utf8_len(const unsigned char *s, size_t n, unsigned *cp)
     } else {
         return 0;
     }
-    if (n < need)
-        return 0;
+    if (n < need) return 0;
     for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
+        if ((s[i] & 0xc0) != 0x80) return 0;
         c = (c << 6) | (s[i] & 0x3f);
     }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
     *cp = c;
     return need;
 }
 
-void jsonw_strn(struct sbuf *b, const char *s, size_t len)
-{
+void jsonw_strn(struct sbuf *b, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
     sbuf_addc(b, '"');
@@ -107,8 +102,7 @@ void jsonw_strn(struct sbuf *b, const char *s, size_t len)
     sbuf_addc(b, '"');
 }
 
-void jsonw_str(struct sbuf *b, const char *s)
-{
+void jsonw_str(struct sbuf *b, const char *s) {
     jsonw_strn(b, s, strlen(s));
 }
 
@@ -118,16 +112,13 @@ void jsonw_str(struct sbuf *b, const char *s)
  * digits), into out[0..p), with *exp10 adjusted on a carry out of the first digit. Returns
  * false when the dropped digits are exactly a tie ("5", "50"): d17 is itself rounded, so the
  * true value may lie on either side and only an exact conversion can tell. */
-static bool round_digits(const char *d17, int p, char *out, int *exp10)
-{
+static bool round_digits(const char *d17, int p, char *out, int *exp10) {
     bool tie = d17[p] == '5';
     for (int k = p + 1; k < 17 && tie; k++)
         tie = d17[k] == '0';
-    if (tie)
-        return false;
+    if (tie) return false;
     memcpy(out, d17, (size_t)p);
-    if (d17[p] < '5')
-        return true;
+    if (d17[p] < '5') return true;
     int k = p - 1;
     while (k >= 0 && out[k] == '9')
         out[k--] = '0';
@@ -142,12 +133,10 @@ static bool round_digits(const char *d17, int p, char *out, int *exp10)
 }
 
 /* True if the decimal digits[0..nd) x 10^exp10, with v's sign, reads back as v. */
-static bool reads_back(double v, const char *digits, int nd, int exp10)
-{
+static bool reads_back(double v, const char *digits, int nd, int exp10) {
     char tmp[48];
     int n = 0;
-    if (signbit(v))
-        tmp[n++] = '-';
+    if (signbit(v)) tmp[n++] = '-';
     tmp[n++] = digits[0];
     tmp[n++] = '.';
     memcpy(tmp + n, digits + 1, (size_t)nd - 1);
@@ -157,13 +146,11 @@ static bool reads_back(double v, const char *digits, int nd, int exp10)
 }
 
 /* The significant digits and exponent of a printf %.*e conversion. */
-static int e_digits(const char *tmp, char *digits, int *exp10)
-{
+static int e_digits(const char *tmp, char *digits, int *exp10) {
     const char *q = tmp + (tmp[0] == '-');
     int nd = 0;
     for (; *q && *q != 'e'; q++)
-        if (*q >= '0' && *q <= '9')
-            digits[nd++] = *q;
+        if (*q >= '0' && *q <= '9') digits[nd++] = *q;
     *exp10 = atoi(q + 1);
     return nd;
 }
@@ -175,16 +162,14 @@ static int e_digits(const char *tmp, char *digits, int *exp10)
  * round-trips; otherwise the correctly rounded 16- or 17-digit form
  * (the nearest of its length) is. One %.16e conversion yields all three, except in exact
  * ties, which are converted again exactly. */
-static int shortest(double v, char *digits, int *exp10)
-{
+static int shortest(double v, char *digits, int *exp10) {
     char tmp[40], d17[24];
     if (fabs(v) < DBL_MIN) {
         /* Subnormals carry fewer bits, so a shorter form than the 15-digit one can round-trip
          * without being its prefix: search every precision. */
         for (int p = 1; p <= 17; p++) {
             snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
-            if (p == 17 || strtod(tmp, NULL) == v)
-                break;
+            if (p == 17 || strtod(tmp, NULL) == v) break;
         }
         int nd = e_digits(tmp, digits, exp10);
         while (nd > 1 && digits[nd - 1] == '0')
@@ -215,8 +200,7 @@ static int shortest(double v, char *digits, int *exp10)
     return p;
 }
 
-void jsonw_gofloat(struct sbuf *b, double v, char fmt)
-{
+void jsonw_gofloat(struct sbuf *b, double v, char fmt) {
     if (isnan(v)) {
         sbuf_add(b, "NaN", 3);
         return;
@@ -227,12 +211,10 @@ void jsonw_gofloat(struct sbuf *b, double v, char fmt)
     }
     char out[400];
     size_t o = 0;
-    if (signbit(v))
-        out[o++] = '-';
+    if (signbit(v)) out[o++] = '-';
     if (v == 0) {
         out[o++] = '0';
-        if (fmt == 'e')
-            memcpy(out + o, "e+00", 4), o += 4;
+        if (fmt == 'e') memcpy(out + o, "e+00", 4), o += 4;
         sbuf_add(b, out, o);
         return;
     }
@@ -273,16 +255,14 @@ void jsonw_gofloat(struct sbuf *b, double v, char fmt)
     } else {
         /* ddd[000][.ddd]; |v| < 1e309 keeps this within out. */
         for (int i = 0; i <= exp10 || i < nd; i++) {
-            if (i == exp10 + 1)
-                out[o++] = '.';
+            if (i == exp10 + 1) out[o++] = '.';
             out[o++] = i < nd ? digits[i] : '0';
         }
     }
     sbuf_add(b, out, o);
 }
 
-void jsonw_value(struct sbuf *b, double v)
-{
+void jsonw_value(struct sbuf *b, double v) {
     /* Prometheus's marshalFloat: 'f' unless the magnitude would need many zeros. */
     double a = fabs(v);
     char fmt = (a != 0 && (a < 1e-6 || a >= 1e21)) ? 'e' : 'f';
@@ -291,8 +271,7 @@ void jsonw_value(struct sbuf *b, double v)
     sbuf_addc(b, '"');
 }
 
-void jsonw_ts(struct sbuf *b, int64_t ms)
-{
+void jsonw_ts(struct sbuf *b, int64_t ms) {
     /* Go's MarshalTimestamp: the sign, t/1000, then ".%03d" of t%1000 when nonzero. */
     char out[32];
     size_t k = sizeof(out);
@@ -309,17 +288,14 @@ void jsonw_ts(struct sbuf *b, int64_t ms)
         out[--k] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    if (ms < 0)
-        out[--k] = '-';
+    if (ms < 0) out[--k] = '-';
     sbuf_add(b, out + k, sizeof(out) - k);
 }
 
-void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n)
-{
+void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n) {
     sbuf_addc(b, '{');
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            sbuf_addc(b, ',');
+        if (i) sbuf_addc(b, ',');
         jsonw_str(b, l[i].name);
         sbuf_addc(b, ':');
         jsonw_str(b, l[i].value);
@@ -329,21 +305,18 @@ void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n)
 
 /* ---- native histograms ------------------------------------------------------------------ */
 
-double jsonw_bucket_bound(int32_t idx, int32_t schema)
-{
+double jsonw_bucket_bound(int32_t idx, int32_t schema) {
     /* Prometheus's getBound: the bucket just below the ±Inf overflow bucket ends at
      * math.MaxFloat64 instead of 2^1024 (which is +Inf). */
     if (schema < 0) {
         int64_t e = (int64_t)idx << -schema;
-        if (e == 1024)
-            return DBL_MAX;
+        if (e == 1024) return DBL_MAX;
         return ldexp(1, (int)e);
     }
     int32_t n = (int32_t)1 << schema;
     int32_t frac_idx = idx & (n - 1);
     int32_t e = (idx >> schema) + 1;
-    if (frac_idx == 0 && e == 1025)
-        return DBL_MAX;
+    if (frac_idx == 0 && e == 1025) return DBL_MAX;
     /* frac in [0.5, 1): 2^(frac_idx/2^schema) / 2. Prometheus keeps a precomputed table of
      * these; exp2 of the exact ratio agrees with it to within one unit in the last place. */
     double frac = frac_idx ? exp2((double)frac_idx / (double)n) / 2 : 0.5;
@@ -354,10 +327,8 @@ double jsonw_bucket_bound(int32_t idx, int32_t schema)
 #define SCHEMA_CUSTOM (-53)
 
 static void put_bucket(struct sbuf *b, bool *first, int boundaries, double lo, double hi,
-                       double count)
-{
-    if (count == 0)
-        return; /* Prometheus leaves empty buckets out of the JSON. */
+                       double count) {
+    if (count == 0) return; /* Prometheus leaves empty buckets out of the JSON. */
     sbuf_adds(b, *first ? ",\"buckets\":[" : ",");
     *first = false;
     char head[3] = {'[', (char)('0' + boundaries), ','};
@@ -371,8 +342,7 @@ static void put_bucket(struct sbuf *b, bool *first, int boundaries, double lo, d
 }
 
 /* Bucket index of every populated slot, in span order. Returns the number of buckets. */
-static size_t span_indexes(const struct re_span *sp, size_t nsp, size_t nb, int32_t *idx)
-{
+static size_t span_indexes(const struct re_span *sp, size_t nsp, size_t nb, int32_t *idx) {
     size_t k = 0;
     int32_t cur = 0;
     for (size_t s = 0; s < nsp; s++) {
@@ -383,18 +353,15 @@ static size_t span_indexes(const struct re_span *sp, size_t nsp, size_t nb, int3
     return k;
 }
 
-static double bound(const struct re_hist *h, int32_t idx)
-{
+static double bound(const struct re_hist *h, int32_t idx) {
     if (h->schema == SCHEMA_CUSTOM) {
-        if (idx < 0)
-            return -INFINITY;
+        if (idx < 0) return -INFINITY;
         return (size_t)idx < h->ncustom ? h->custom_values[idx] : INFINITY;
     }
     return jsonw_bucket_bound(idx, h->schema);
 }
 
-void jsonw_hist(struct sbuf *b, const struct re_hist *h)
-{
+void jsonw_hist(struct sbuf *b, const struct re_hist *h) {
     sbuf_adds(b, "{\"count\":");
     jsonw_value(b, h->count);
     sbuf_adds(b, ",\"sum\":");
@@ -418,9 +385,7 @@ void jsonw_hist(struct sbuf *b, const struct re_hist *h)
     size_t np = span_indexes(h->pspans, h->npspans, h->npbuckets, idx);
     for (size_t k = 0; k < np; k++)
         put_bucket(b, &first, 0, bound(h, idx[k] - 1), bound(h, idx[k]), h->pbuckets[k]);
-    if (!first)
-        sbuf_addc(b, ']');
+    if (!first) sbuf_addc(b, ']');
     sbuf_addc(b, '}');
-    if (idx != small)
-        free(idx);
+    if (idx != small) free(idx);
 }

@@ -13,14 +13,12 @@
 static enum log_level threshold = LOG_LEVEL_INFO;
 static enum log_format format = LOG_FORMAT_LOGFMT;
 
-void log_setup(enum log_level level, enum log_format fmt)
-{
+void log_setup(enum log_level level, enum log_format fmt) {
     threshold = level;
     format = fmt;
 }
 
-int log_parse_level(const char *s, enum log_level *out)
-{
+int log_parse_level(const char *s, enum log_level *out) {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
         if (strcmp(s, names[i]) == 0) {
@@ -30,8 +28,7 @@ int log_parse_level(const char *s, enum log_level *out)
     return -EINVAL;
 }
 
-int log_parse_format(const char *s, enum log_format *out)
-{
+int log_parse_format(const char *s, enum log_format *out) {
     if (strcmp(s, "logfmt") == 0)
         *out = LOG_FORMAT_LOGFMT;
     else if (strcmp(s, "json") == 0)
@@ -41,21 +38,18 @@ int log_parse_format(const char *s, enum log_format *out)
     return 0;
 }
 
-bool log_enabled(enum log_level level)
-{
+bool log_enabled(enum log_level level) {
     return level >= threshold;
 }
 
-static size_t put(char *buf, size_t cap, size_t o, const char *s, size_t n)
-{
+static size_t put(char *buf, size_t cap, size_t o, const char *s, size_t n) {
     for (size_t i = 0; i < n && o + 1 < cap; i++)
         buf[o++] = s[i];
     return o;
 }
 
 /* Appends s quoted: logfmt and JSON both accept a JSON-style escaped string. */
-static size_t put_quoted(char *buf, size_t cap, size_t o, const char *s)
-{
+static size_t put_quoted(char *buf, size_t cap, size_t o, const char *s) {
     o = put(buf, cap, o, "\"", 1);
     for (; *s; s++) {
         char esc[8];
@@ -75,21 +69,16 @@ static size_t put_quoted(char *buf, size_t cap, size_t o, const char *s)
     return put(buf, cap, o, "\"", 1);
 }
 
-static bool needs_quotes(const char *s)
-{
-    if (!*s)
-        return true;
+static bool needs_quotes(const char *s) {
+    if (!*s) return true;
     for (; *s; s++)
-        if (*s <= ' ' || *s == '"' || *s == '=' || (unsigned char)*s >= 0x7f)
-            return true;
+        if (*s <= ' ' || *s == '"' || *s == '=' || (unsigned char)*s >= 0x7f) return true;
     return false;
 }
 
-void log_write(enum log_level level, const char *file, int line, const char *kv,
-               const char *fmt, ...)
-{
-    if (level < threshold)
-        return;
+void log_write(enum log_level level, const char *file, int line, const char *kv, const char *fmt,
+               ...) {
+    if (level < threshold) return;
     static const char *const lv[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     static const char *const lvj[] = {"debug", "info", "warn", "error"};
     char msg[1024];
@@ -127,8 +116,7 @@ void log_write(enum log_level level, const char *file, int line, const char *kv,
             while (*p == ' ')
                 p++;
             const char *eq = strchr(p, '=');
-            if (!eq)
-                break;
+            if (!eq) break;
             o = put(out, cap, o, ",\"", 2);
             o = put(out, cap, o, p, (size_t)(eq - p));
             o = put(out, cap, o, "\":", 2);
@@ -137,12 +125,10 @@ void log_write(enum log_level level, const char *file, int line, const char *kv,
             size_t vl = 0;
             if (*p == '"') {
                 for (p++; *p && *p != '"' && vl + 1 < sizeof(val); p++) {
-                    if (*p == '\\' && p[1])
-                        p++;
+                    if (*p == '\\' && p[1]) p++;
                     val[vl++] = *p;
                 }
-                if (*p == '"')
-                    p++;
+                if (*p == '"') p++;
             } else {
                 while (*p && *p != ' ' && vl + 1 < sizeof(val))
                     val[vl++] = *p++;
@@ -173,19 +159,16 @@ void log_write(enum log_level level, const char *file, int line, const char *kv,
     (void)w;
 }
 
-static int64_t now_ms(void)
-{
+static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void complain_fail(struct complain *c, enum log_level level, const char *file, int line,
-                   const char *fmt, ...)
-{
+                   const char *fmt, ...) {
     int64_t now = now_ms();
-    if (c->failing && now - c->last_ms < c->interval_ms)
-        return;
+    if (c->failing && now - c->last_ms < c->interval_ms) return;
     if (!c->failing)
         c->interval_ms = 10000;
     else if (c->interval_ms < 86400000)
@@ -200,10 +183,8 @@ void complain_fail(struct complain *c, enum log_level level, const char *file, i
     log_write(level, file, line, NULL, "%s", msg);
 }
 
-void complain_ok(struct complain *c, const char *file, int line, const char *what)
-{
-    if (!c->failing)
-        return;
+void complain_ok(struct complain *c, const char *file, int line, const char *what) {
+    if (!c->failing) return;
     c->failing = false;
     c->interval_ms = 0;
     log_write(LOG_LEVEL_INFO, file, line, NULL, "%s recovered", what);

@@ -19,8 +19,8 @@ bool log_enabled(enum log_level level);
 /* Writes one line to stderr: time level source msg [key=value...]. `kv` is an optional
  * preformatted tail of key=value pairs in logfmt (may be NULL); in JSON mode it is
  * converted. Thread-safe (one write(2) per line). */
-void log_write(enum log_level level, const char *file, int line, const char *kv,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void log_write(enum log_level level, const char *file, int line, const char *kv, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
 
 #define LOG_DEBUG(...) log_write(LOG_LEVEL_DEBUG, __FILE__, __LINE__, NULL, __VA_ARGS__)
 #define LOG_INFO(...) log_write(LOG_LEVEL_INFO, __FILE__, __LINE__, NULL, __VA_ARGS__)

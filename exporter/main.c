@@ -26,50 +26,42 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- modules ----------------------------------------------------------------------------------- */
+/* ---- modules -----------------------------------------------------------------------------------
+ */
 
 /* Subsystems in start order (see struct agent_module in agent.h); one line each. */
 static const struct agent_module *const modules[] = {
-    &mod_push,
-    &mod_rwrecv,
-    &mod_federate,
-    &mod_engine,
-    &mod_alerts_api,
-    &mod_query,
-    NULL, /* keeps the table non-empty; skipped */
+    &mod_push,       &mod_rwrecv, &mod_federate, &mod_engine,
+    &mod_alerts_api, &mod_query,  NULL, /* keeps the table non-empty; skipped */
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
 /* Runs every module's prepare for nc; on success commits all (a != NULL), else aborts the
  * prepared ones. With a == NULL only validates. */
-static int modules_load(struct agent *a, const struct config *nc, struct perr *err)
-{
+static int modules_load(struct agent *a, const struct config *nc, struct perr *err) {
     void *staged[NMODULES] = {0};
     size_t i = 0;
     int rc = 0;
     for (; i < NMODULES && !rc; i++)
-        if (modules[i] && modules[i]->prepare)
-            rc = modules[i]->prepare(a, nc, &staged[i], err);
+        if (modules[i] && modules[i]->prepare) rc = modules[i]->prepare(a, nc, &staged[i], err);
     if (rc || !a) {
         for (size_t k = 0; k < i; k++)
-            if (modules[k] && modules[k]->abort && staged[k])
-                modules[k]->abort(staged[k]);
+            if (modules[k] && modules[k]->abort && staged[k]) modules[k]->abort(staged[k]);
         return rc;
     }
     for (size_t k = 0; k < NMODULES; k++)
-        if (modules[k] && modules[k]->commit)
-            modules[k]->commit(a, staged[k]);
+        if (modules[k] && modules[k]->commit) modules[k]->commit(a, staged[k]);
     return 0;
 }
 
-/* ---- rule files named by a config ------------------------------------------------------------- */
+/* ---- rule files named by a config -------------------------------------------------------------
+ */
 
 /* Expands the config's rule_files globs (relative to the config's folder, as Prometheus)
  * and calls fn for each file. A pattern that matches nothing is not an error (Prometheus
  * ignores it); a bad pattern is. */
-static int each_rule_file(const struct config *c, int (*fn)(void *arg, const char *path),
-                          void *arg, struct perr *err)
-{
+static int each_rule_file(const struct config *c, int (*fn)(void *arg, const char *path), void *arg,
+                          struct perr *err) {
     for (size_t i = 0; i < c->nrule_files; i++) {
         char pat[4096];
         const char *p = c->rule_files[i];
@@ -83,43 +75,38 @@ static int each_rule_file(const struct config *c, int (*fn)(void *arg, const cha
             globfree(&g);
             continue;
         }
-        if (rc)
-            return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
+        if (rc) return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
         for (size_t k = 0; k < g.gl_pathc && !rc; k++)
             rc = fn(arg, g.gl_pathv[k]);
         globfree(&g);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-static int count_file(void *arg, const char *path)
-{
+static int count_file(void *arg, const char *path) {
     (void)path;
     (*(size_t *)arg)++;
     return 0;
 }
 
-/* ---- reload ---------------------------------------------------------------------------------------- */
+/* ---- reload
+ * ---------------------------------------------------------------------------------------- */
 
-static void format_err(char *where, size_t len, const char *file, const struct perr *e)
-{
+static void format_err(char *where, size_t len, const char *file, const struct perr *e) {
     if (e->line)
         snprintf(where, len, "%s:%d:%d: %s", file, e->line, e->col, e->msg);
     else
         snprintf(where, len, "%s: %s", file, e->msg);
 }
 
-static void store_opts_from(const struct config *c, struct store_opts *o)
-{
+static void store_opts_from(const struct config *c, struct store_opts *o) {
     o->retention_ms = c->retention_ms;
     o->max_series = c->max_series;
     o->future_ms = c->future_tolerance_ms;
 }
 
-int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen)
-{
+int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen) {
     struct config *nc = NULL;
     int rc = config_load(a->flags->config_file, &nc, err);
     if (!rc) {
@@ -136,8 +123,7 @@ int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen
     a->reloads_total++;
     if (rc) {
         for (size_t k = 0; k < prepared; k++)
-            if (modules[k] && modules[k]->abort && staged[k])
-                modules[k]->abort(staged[k]);
+            if (modules[k] && modules[k]->abort && staged[k]) modules[k]->abort(staged[k]);
         a->reload_failures_total++;
         a->last_reload_ok = false;
         pthread_mutex_unlock(&a->cfg_lock);
@@ -153,24 +139,22 @@ int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen
     store_opts_from(nc, &so);
     store_set_opts(a->store, &so);
     for (size_t k = 0; k < NMODULES; k++)
-        if (modules[k] && modules[k]->commit)
-            modules[k]->commit(a, staged[k]);
+        if (modules[k] && modules[k]->commit) modules[k]->commit(a, staged[k]);
     pthread_mutex_unlock(&a->cfg_lock);
     config_free(old);
     return 0;
 }
 
-/* ---- handlers -------------------------------------------------------------------------------------- */
+/* ---- handlers
+ * -------------------------------------------------------------------------------------- */
 
-static void h_healthy(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_healthy(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)arg;
     (void)req;
     sbuf_adds(&resp->body, "promlet is Healthy.\n");
 }
 
-static void h_ready(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_ready(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct agent *a = arg;
     (void)req;
     if (!__atomic_load_n(&a->ready, __ATOMIC_ACQUIRE)) {
@@ -180,8 +164,7 @@ static void h_ready(void *arg, const struct http_req *req, struct http_resp *res
     sbuf_adds(&resp->body, "promlet is Ready.\n");
 }
 
-static void h_reload(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_reload(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct agent *a = arg;
     (void)req;
     if (!a->flags->web_enable_lifecycle) {
@@ -198,8 +181,7 @@ static void h_reload(void *arg, const struct http_req *req, struct http_resp *re
     LOG_INFO("Completed loading of configuration file: %s", a->flags->config_file);
 }
 
-static void h_metrics(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_metrics(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct agent *a = arg;
     (void)req;
     struct mset *m = mset_new();
@@ -208,15 +190,11 @@ static void h_metrics(void *arg, const struct http_req *req, struct http_resp *r
         return;
     }
     int rc = selfmon_write(a, m);
-    if (!rc)
-        rc = http_write_metrics(a->http, m);
-    if (!rc && a->collectors)
-        rc = collectors_scrape(a->collectors, m);
+    if (!rc) rc = http_write_metrics(a->http, m);
+    if (!rc && a->collectors) rc = collectors_scrape(a->collectors, m);
     for (size_t i = 0; i < NMODULES && !rc; i++)
-        if (modules[i] && modules[i]->metrics)
-            rc = modules[i]->metrics(a, m);
-    if (!rc)
-        rc = mset_write_text(m, &resp->body);
+        if (modules[i] && modules[i]->metrics) rc = modules[i]->metrics(a, m);
+    if (!rc) rc = mset_write_text(m, &resp->body);
     mset_free(m);
     if (rc) {
         http_error(resp, 503, "building /metrics failed: %s", strerror(-rc));
@@ -226,8 +204,7 @@ static void h_metrics(void *arg, const struct http_req *req, struct http_resp *r
     resp->gzip_ok = true;
 }
 
-static int register_routes(struct agent *a)
-{
+static int register_routes(struct agent *a) {
     const struct http_route routes[] = {
         {"/-/healthy", false, HTTP_GET, "/-/healthy", h_healthy, a, 0},
         {"/-/ready", false, HTTP_GET, "/-/ready", h_ready, a, 0},
@@ -235,15 +212,14 @@ static int register_routes(struct agent *a)
         {"/metrics", false, HTTP_GET, "/metrics", h_metrics, a, 0},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (http_route(a->http, &routes[i]))
-            return -E2BIG;
+        if (http_route(a->http, &routes[i])) return -E2BIG;
     return 0;
 }
 
-/* ---- subcommands ----------------------------------------------------------------------------------- */
+/* ---- subcommands
+ * ----------------------------------------------------------------------------------- */
 
-static int cmd_check_config(const struct flags *f)
-{
+static int cmd_check_config(const struct flags *f) {
     int status = 0;
     for (size_t i = 0; i < f->nargs; i++) {
         const char *file = f->args[i];
@@ -252,10 +228,8 @@ static int cmd_check_config(const struct flags *f)
         struct perr err = {0};
         int rc = config_load(file, &c, &err);
         size_t n = 0;
-        if (!rc)
-            rc = each_rule_file(c, count_file, &n, &err);
-        if (!rc)
-            rc = modules_load(NULL, c, &err);
+        if (!rc) rc = each_rule_file(c, count_file, &n, &err);
+        if (!rc) rc = modules_load(NULL, c, &err);
         if (rc) {
             char where[512];
             format_err(where, sizeof(where), file, &err);
@@ -271,8 +245,7 @@ static int cmd_check_config(const struct flags *f)
 }
 
 /* `promtool check rules`: every file is checked and reported; status 1 if any failed. */
-static int cmd_check_rules(const struct flags *f)
-{
+static int cmd_check_rules(const struct flags *f) {
     int status = 0;
     struct rulefile_opts o = {.ignore_unknown_fields = f->ignore_unknown_fields,
                               .legacy_names = f->promql_compat_v2};
@@ -301,18 +274,15 @@ static int cmd_check_rules(const struct flags *f)
         }
         fputs(out, failed ? stderr : stdout);
         free(out);
-        if (failed)
-            status = 1;
+        if (failed) status = 1;
     }
     return status;
 }
 
-static int test_read(void *arg, const char *path, char **buf, size_t *len)
-{
+static int test_read(void *arg, const char *path, char **buf, size_t *len) {
     (void)arg;
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -errno;
+    if (!fp) return -errno;
     struct sbuf b;
     sbuf_init(&b);
     char tmp[65536];
@@ -321,8 +291,7 @@ static int test_read(void *arg, const char *path, char **buf, size_t *len)
     while ((n = fread(tmp, 1, sizeof(tmp), fp)) > 0 && !rc)
         rc = sbuf_add(&b, tmp, n);
     fclose(fp);
-    if (!rc && sbuf_addc(&b, 0))
-        rc = -ENOMEM;
+    if (!rc && sbuf_addc(&b, 0)) rc = -ENOMEM;
     if (rc) {
         sbuf_fini(&b);
         return rc;
@@ -332,17 +301,14 @@ static int test_read(void *arg, const char *path, char **buf, size_t *len)
     return *buf ? 0 : -ENOMEM;
 }
 
-static int test_glob(void *arg, const char *pattern, char ***paths, size_t *n)
-{
+static int test_glob(void *arg, const char *pattern, char ***paths, size_t *n) {
     (void)arg;
     glob_t g;
     *paths = NULL;
     *n = 0;
     int rc = glob(pattern, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH)
-        return 0;
-    if (rc)
-        return -EINVAL;
+    if (rc == GLOB_NOMATCH) return 0;
+    if (rc) return -EINVAL;
     char **v = calloc(g.gl_pathc ? g.gl_pathc : 1, sizeof(*v));
     for (size_t i = 0; v && i < g.gl_pathc; i++)
         if (!(v[i] = strdup(g.gl_pathv[i]))) {
@@ -353,16 +319,14 @@ static int test_glob(void *arg, const char *pattern, char ***paths, size_t *n)
         }
     size_t cnt = g.gl_pathc;
     globfree(&g);
-    if (!v)
-        return -ENOMEM;
+    if (!v) return -ENOMEM;
     *paths = v;
     *n = cnt;
     return 0;
 }
 
 /* `promtool test rules`: runs every test file; status 1 if any failed. */
-static int cmd_test_rules(const struct flags *f)
-{
+static int cmd_test_rules(const struct flags *f) {
     const char *run[1] = {f->run_pattern};
     struct ruletest_opts o = {.compat_v2 = f->promql_compat_v2,
                               .float_tolerance = f->float_tolerance,
@@ -374,23 +338,21 @@ static int cmd_test_rules(const struct flags *f)
     for (size_t i = 0; i < f->nargs; i++) {
         char *report = NULL;
         int rc = ruletest_run(f->args[i], &o, test_read, NULL, &report);
-        if (report)
-            fputs(report, stdout);
+        if (report) fputs(report, stdout);
         free(report);
         if (rc < 0) {
             fprintf(stderr, "promlet: error: %s\n", strerror(-rc));
             return 1;
         }
-        if (rc)
-            status = 1;
+        if (rc) status = 1;
     }
     return status;
 }
 
-/* ---- the daemon -------------------------------------------------------------------------------------- */
+/* ---- the daemon
+ * -------------------------------------------------------------------------------------- */
 
-static int run(const struct flags *f)
-{
+static int run(const struct flags *f) {
     struct agent a = {.flags = f};
     pthread_mutex_init(&a.cfg_lock, NULL);
     a.start_time = (double)agent_now_ms() / 1000.0;
@@ -421,8 +383,7 @@ static int run(const struct flags *f)
         fprintf(stderr, "promlet: error: %s\n", a.store ? err.msg : "out of memory");
         goto out;
     }
-    if (f->web_config_file && *f->web_config_file &&
-        webcfg_load(f->web_config_file, &web, &err)) {
+    if (f->web_config_file && *f->web_config_file && webcfg_load(f->web_config_file, &web, &err)) {
         char where[512];
         format_err(where, sizeof(where), f->web_config_file, &err);
         fprintf(stderr, "promlet: error loading web config: %s\n", where);
@@ -490,8 +451,7 @@ static int run(const struct flags *f)
         int64_t now = agent_now_ms();
         store_gc(a.store, now);
         for (size_t i = 0; i < NMODULES; i++)
-            if (modules[i] && modules[i]->tick)
-                modules[i]->tick(&a, now);
+            if (modules[i] && modules[i]->tick) modules[i]->tick(&a, now);
     }
     status = 0;
 out:
@@ -500,8 +460,7 @@ out:
     a.http = NULL;
     webcfg_free(web);
     for (size_t i = NMODULES; i-- > 0;)
-        if (modules[i] && modules[i]->stop && i < started)
-            modules[i]->stop(&a);
+        if (modules[i] && modules[i]->stop && i < started) modules[i]->stop(&a);
     collectors_free(a.collectors);
     store_free(a.store);
     config_free(a.cfg);
@@ -509,8 +468,7 @@ out:
     return status;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct flags f;
     int rc = flags_parse(&f, argc, argv);
     if (rc) {

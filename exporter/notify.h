@@ -33,8 +33,7 @@ void notifier_set_opts(struct notifier *n, const struct notify_opts *o);
  * errors, timeouts, 5xx, 408, 429) are retried with exponential backoff until delivered or
  * max_retry_age; other 4xx are not retried. Never blocks on the network: when the queue is
  * full the oldest waiting body is dropped and counted. Returns 0 or -ENOMEM. Thread-safe. */
-int notifier_post(struct notifier *n, const char *url, int64_t timeout_ms, char *body,
-                  size_t len);
+int notifier_post(struct notifier *n, const char *url, int64_t timeout_ms, char *body, size_t len);
 
 /* Bodies waiting or in flight over all receivers. Thread-safe. */
 size_t notifier_pending(struct notifier *n);

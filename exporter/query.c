@@ -31,8 +31,7 @@
 /* Replaces out with {"status":"error","errorType":type,"error":msg}; returns status. */
 static int fail(struct sbuf *out, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail(struct sbuf *out, int status, const char *type, const char *fmt, ...)
-{
+static int fail(struct sbuf *out, int status, const char *type, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -47,20 +46,17 @@ static int fail(struct sbuf *out, int status, const char *type, const char *fmt,
     return status;
 }
 
-static int fail_oom(struct sbuf *out)
-{
+static int fail_oom(struct sbuf *out) {
     return fail(out, 503, E_INTERNAL, "out of memory");
 }
 
 /* Prometheus's invalidParamError: bad_data, `invalid parameter "name": reason`. */
-static int bad_param(struct sbuf *out, const char *name, const char *reason)
-{
+static int bad_param(struct sbuf *out, const char *name, const char *reason) {
     return fail(out, 400, E_BAD_DATA, "invalid parameter \"%s\": %s", name, reason);
 }
 
 /* A successful answer ends here; an out-of-memory while writing it becomes a 503. */
-static int finish(struct sbuf *out)
-{
+static int finish(struct sbuf *out) {
     if (out->oom) {
         sbuf_reset(out); /* clears oom; the error is short */
         return fail_oom(out);
@@ -78,8 +74,7 @@ static const char min_time_text[] = "-292273086-05-16T16:47:06Z";
 static const char max_time_text[] = "292277025-08-18T07:12:54.999999999Z";
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     unsigned yoe = (unsigned)(y - era * 400);
@@ -88,12 +83,10 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static bool digits(const char *s, int n, int *out)
-{
+static bool digits(const char *s, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
+        if (s[i] < '0' || s[i] > '9') return false;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
@@ -103,8 +96,7 @@ static bool digits(const char *s, int n, int *out)
 /* Go's time.Parse(time.RFC3339Nano, s): 2006-01-02T15:04:05.999999999Z07:00, the fraction
  * optional, the zone "Z" or ±hh:mm. The result is truncated to milliseconds as Prometheus's
  * timestamp.FromTime does. */
-static int parse_rfc3339(const char *s, int64_t *ms)
-{
+static int parse_rfc3339(const char *s, int64_t *ms) {
     int y, mo, d, h, mi, se;
     if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
         s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
@@ -122,8 +114,7 @@ static int parse_rfc3339(const char *s, int64_t *ms)
         int nd = 0;
         while (p[nd] >= '0' && p[nd] <= '9')
             nd++;
-        if (nd == 0 || nd > 9)
-            return -EINVAL;
+        if (nd == 0 || nd > 9) return -EINVAL;
         for (int i = 0; i < 3; i++)
             frac_ms = frac_ms * 10 + (i < nd ? p[i] - '0' : 0);
         p += nd;
@@ -140,18 +131,15 @@ static int parse_rfc3339(const char *s, int64_t *ms)
     } else {
         return -EINVAL;
     }
-    if (*p)
-        return -EINVAL;
+    if (*p) return -EINVAL;
     int64_t secs =
         days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off_s;
     *ms = secs * 1000 + frac_ms;
     return 0;
 }
 
-int query_parse_time(const char *s, int64_t *ms)
-{
-    if (!s || !*s)
-        return -EINVAL;
+int query_parse_time(const char *s, int64_t *ms) {
+    if (!s || !*s) return -EINVAL;
     /* strconv.ParseFloat first: Go accepts no surrounding space. */
     if (s[0] != ' ' && s[0] != '\t' && s[0] != '\n') {
         char *end;
@@ -159,8 +147,7 @@ int query_parse_time(const char *s, int64_t *ms)
         double t = strtod(s, &end);
         if (end != s && *end == '\0' && errno != ERANGE) {
             /* Non-finite or out-of-range times have no sensible timestamp. */
-            if (!isfinite(t) || fabs(t) > 9.2e15)
-                return -EINVAL;
+            if (!isfinite(t) || fabs(t) > 9.2e15) return -EINVAL;
             /* parseTime: math.Modf, the fraction rounded to ms, then time.Unix(s, ns) and
              * timestamp.FromTime, which floors to the millisecond. */
             double ip;
@@ -179,8 +166,7 @@ int query_parse_time(const char *s, int64_t *ms)
             return 0;
         }
     }
-    if (parse_rfc3339(s, ms) == 0)
-        return 0;
+    if (parse_rfc3339(s, ms) == 0) return 0;
     if (!strcmp(s, min_time_text)) {
         *ms = MIN_TIME_MS;
         return 0;
@@ -194,8 +180,7 @@ int query_parse_time(const char *s, int64_t *ms)
 
 /* Prometheus's model.ParseDuration: units y w d h m s ms, each at most once and in that
  * order, integers only; "0" alone is zero. */
-static int parse_prom_duration(const char *s, int64_t *ms)
-{
+static int parse_prom_duration(const char *s, int64_t *ms) {
     if (!strcmp(s, "0")) {
         *ms = 0;
         return 0;
@@ -213,28 +198,22 @@ static int parse_prom_duration(const char *s, int64_t *ms)
     const char *p = s;
     size_t next = 0;
     int64_t total = 0;
-    if (!*p)
-        return -EINVAL;
+    if (!*p) return -EINVAL;
     while (*p) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
+        if (*p < '0' || *p > '9') return -EINVAL;
         int64_t n = 0;
         while (*p >= '0' && *p <= '9') {
-            if (n > (INT64_MAX - 9) / 10)
-                return -EINVAL;
+            if (n > (INT64_MAX - 9) / 10) return -EINVAL;
             n = n * 10 + (*p++ - '0');
         }
         size_t u = next;
         for (; u < sizeof(units) / sizeof(units[0]); u++) {
             size_t ul = strlen(units[u].unit);
             /* "m" must not swallow the "m" of "ms". */
-            if (!strncmp(p, units[u].unit, ul) && !(ul == 1 && p[0] == 'm' && p[1] == 's'))
-                break;
+            if (!strncmp(p, units[u].unit, ul) && !(ul == 1 && p[0] == 'm' && p[1] == 's')) break;
         }
-        if (u == sizeof(units) / sizeof(units[0]))
-            return -EINVAL;
-        if (n > INT64_MAX / units[u].ms || total > INT64_MAX - n * units[u].ms)
-            return -EINVAL;
+        if (u == sizeof(units) / sizeof(units[0])) return -EINVAL;
+        if (n > INT64_MAX / units[u].ms || total > INT64_MAX - n * units[u].ms) return -EINVAL;
         total += n * units[u].ms;
         p += strlen(units[u].unit);
         next = u + 1;
@@ -243,10 +222,8 @@ static int parse_prom_duration(const char *s, int64_t *ms)
     return 0;
 }
 
-int query_parse_duration(const char *s, int64_t *ns)
-{
-    if (!s || !*s)
-        return -EINVAL;
+int query_parse_duration(const char *s, int64_t *ns) {
+    if (!s || !*s) return -EINVAL;
     if (s[0] != ' ' && s[0] != '\t' && s[0] != '\n') {
         char *end;
         errno = 0;
@@ -260,23 +237,20 @@ int query_parse_duration(const char *s, int64_t *ns)
         }
     }
     int64_t ms;
-    if (parse_prom_duration(s, &ms) || ms > INT64_MAX / 1000000)
-        return -EINVAL;
+    if (parse_prom_duration(s, &ms) || ms > INT64_MAX / 1000000) return -EINVAL;
     *ns = ms * 1000000;
     return 0;
 }
 
 /* parseTimeParam: an absent or empty parameter takes the default. */
 static int time_param(const struct query_params *p, const char *name, int64_t def, int64_t *ms,
-                      struct sbuf *out, int *status)
-{
+                      struct sbuf *out, int *status) {
     const char *v = p->get(p->ctx, name);
     if (!v || !*v) {
         *ms = def;
         return 0;
     }
-    if (query_parse_time(v, ms) == 0)
-        return 0;
+    if (query_parse_time(v, ms) == 0) return 0;
     char reason[512];
     snprintf(reason, sizeof(reason),
              "Invalid time value for '%s': cannot parse \"%.300s\" to a "
@@ -294,29 +268,24 @@ struct selp {
     struct perr *err;
 };
 
-static int sel_err(struct selp *p, const char *what)
-{
+static int sel_err(struct selp *p, const char *what) {
     return perr_set(p->err, 1, (int)p->i + 1, "parse error: %s", what);
 }
 
-static void sel_ws(struct selp *p)
-{
+static void sel_ws(struct selp *p) {
     while (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')
         p->i++;
 }
 
-static bool ident_start(char c, bool colon)
-{
+static bool ident_start(char c, bool colon) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
 }
 
-static bool ident_char(char c, bool colon)
-{
+static bool ident_char(char c, bool colon) {
     return ident_start(c, colon) || (c >= '0' && c <= '9');
 }
 
-static void put_utf8(struct sbuf *b, unsigned cp)
-{
+static void put_utf8(struct sbuf *b, unsigned cp) {
     char u[4];
     size_t n;
     if (cp < 0x80) {
@@ -333,31 +302,23 @@ static void put_utf8(struct sbuf *b, unsigned cp)
     sbuf_add(b, u, n);
 }
 
-static int hexdig(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexdig(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 /* A PromQL string literal: "..." or '...' with Go's escapes, or `raw`. */
-static int sel_string(struct selp *p, struct sbuf *v)
-{
+static int sel_string(struct selp *p, struct sbuf *v) {
     char q = p->s[p->i];
-    if (q != '"' && q != '\'' && q != '`')
-        return sel_err(p, "expected a quoted label value");
+    if (q != '"' && q != '\'' && q != '`') return sel_err(p, "expected a quoted label value");
     p->i++;
     for (;;) {
         char c = p->s[p->i];
-        if (!c || (c == '\n' && q != '`'))
-            return sel_err(p, "unterminated quoted string");
+        if (!c || (c == '\n' && q != '`')) return sel_err(p, "unterminated quoted string");
         p->i++;
-        if (c == q)
-            return 0;
+        if (c == q) return 0;
         if (c != '\\' || q == '`') {
             sbuf_addc(v, c);
             continue;
@@ -391,8 +352,7 @@ static int sel_string(struct selp *p, struct sbuf *v)
             break;
         case '"':
         case '\'':
-            if (e != q)
-                return sel_err(p, "unknown escape sequence");
+            if (e != q) return sel_err(p, "unknown escape sequence");
             sbuf_addc(v, e);
             break;
         case 'x':
@@ -413,19 +373,16 @@ static int sel_string(struct selp *p, struct sbuf *v)
             }
             return sel_err(p, "unknown escape sequence");
         }
-        if (!n)
-            continue;
+        if (!n) continue;
         unsigned cp = 0;
         for (int k = 0; k < n; k++) {
             int d = hexdig(p->s[p->i]);
-            if (d < 0 || d >= base)
-                return sel_err(p, "invalid escape sequence");
+            if (d < 0 || d >= base) return sel_err(p, "invalid escape sequence");
             cp = cp * (unsigned)base + (unsigned)d;
             p->i++;
         }
         if (e == 'x' || base == 8) {
-            if (cp > 255)
-                return sel_err(p, "invalid escape sequence");
+            if (cp > 255) return sel_err(p, "invalid escape sequence");
             sbuf_addc(v, (char)cp);
         } else {
             if (cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
@@ -441,33 +398,28 @@ struct mlist {
 };
 
 static int mlist_add(struct mlist *l, enum re_match_type t, const char *name, const char *value,
-                     struct perr *err)
-{
+                     struct perr *err) {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 4;
         struct re_matcher *nm = realloc(l->m, nc * sizeof(*nm));
-        if (!nm)
-            return -ENOMEM;
+        if (!nm) return -ENOMEM;
         l->m = nm;
         l->cap = nc;
     }
     memset(&l->m[l->n], 0, sizeof(l->m[l->n]));
     int rc = re_matcher_init(&l->m[l->n], t, name, value, err);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     l->n++;
     return 0;
 }
 
-static void mlist_free(struct re_matcher *m, size_t n)
-{
+static void mlist_free(struct re_matcher *m, size_t n) {
     for (size_t i = 0; i < n; i++)
         re_matcher_fini(&m[i]);
     free(m);
 }
 
-int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, struct perr *err)
-{
+int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, struct perr *err) {
     struct selp p = {s, 0, err};
     struct mlist l = {0};
     struct sbuf name, val;
@@ -519,14 +471,12 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
             }
             sel_ws(&p);
             sbuf_reset(&val);
-            if ((rc = sel_string(&p, &val)))
-                break;
+            if ((rc = sel_string(&p, &val))) break;
             if (val.oom || name.oom) {
                 rc = -ENOMEM;
                 break;
             }
-            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err)))
-                break;
+            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) break;
             sel_ws(&p);
             if (s[p.i] == ',') {
                 p.i++;
@@ -539,8 +489,7 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
         }
         sel_ws(&p);
     }
-    if (!rc && s[p.i])
-        rc = sel_err(&p, "unexpected characters after the series selector");
+    if (!rc && s[p.i]) rc = sel_err(&p, "unexpected characters after the series selector");
     if (!rc && l.n == 0)
         rc = perr_set(err, 1, 1,
                       "parse error: vector selector must contain at least one "
@@ -567,16 +516,14 @@ struct lsets {
 };
 
 static int lsets_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
-                       const double *vals, const struct re_hist *const *hists, size_t n)
-{
+                       const double *vals, const struct re_hist *const *hists, size_t n) {
     (void)ts, (void)vals, (void)hists, (void)n;
     struct lsets *s = arg;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 64;
         struct re_label **ns = realloc(s->sets, nc * sizeof(*ns));
         size_t *nl = ns ? realloc(s->lens, nc * sizeof(*nl)) : NULL;
-        if (ns)
-            s->sets = ns;
+        if (ns) s->sets = ns;
         if (!ns || !nl) {
             s->oom = true;
             return -ENOMEM;
@@ -603,8 +550,7 @@ static int lsets_visit(void *arg, const struct re_label *labels, size_t nlabels,
     return 0;
 }
 
-static void lsets_fini(struct lsets *s)
-{
+static void lsets_fini(struct lsets *s) {
     for (size_t i = 0; i < s->n; i++)
         re_labels_free(s->sets[i], s->lens[i]);
     free(s->sets);
@@ -612,22 +558,18 @@ static void lsets_fini(struct lsets *s)
 }
 
 /* labels.Compare: by name, then value, pair by pair; a prefix sorts first. */
-static int labels_cmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb)
-{
+static int labels_cmp(const struct re_label *a, size_t na, const struct re_label *b, size_t nb) {
     for (size_t i = 0; i < na && i < nb; i++) {
         int c = strcmp(a[i].name, b[i].name);
-        if (c)
-            return c;
+        if (c) return c;
         c = strcmp(a[i].value, b[i].value);
-        if (c)
-            return c;
+        if (c) return c;
     }
     return na < nb ? -1 : na > nb;
 }
 
 /* qsort_r comparator over an index permutation of an lsets. */
-static int idx_cmp(const void *x, const void *y, void *arg)
-{
+static int idx_cmp(const void *x, const void *y, void *arg) {
     const struct lsets *s = arg;
     size_t a = *(const size_t *)x, b = *(const size_t *)y;
     return labels_cmp(s->sets[a], s->lens[a], s->sets[b], s->lens[b]);
@@ -640,8 +582,7 @@ struct strs {
     bool oom;
 };
 
-static int strs_add(void *arg, const char *s)
-{
+static int strs_add(void *arg, const char *s) {
     struct strs *l = arg;
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 64;
@@ -661,29 +602,23 @@ static int strs_add(void *arg, const char *s)
     return 0;
 }
 
-static void strs_fini(struct strs *l)
-{
+static void strs_fini(struct strs *l) {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
     free(l->v);
 }
 
-static int str_cmp(const void *a, const void *b)
-{
+static int str_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Sorts, drops duplicates and writes ["a","b",...]. */
-static void strs_write(struct strs *l, struct sbuf *out)
-{
-    if (l->n)
-        qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+static void strs_write(struct strs *l, struct sbuf *out) {
+    if (l->n) qsort(l->v, l->n, sizeof(*l->v), str_cmp);
     sbuf_addc(out, '[');
     for (size_t i = 0, k = 0; i < l->n; i++) {
-        if (i && !strcmp(l->v[i], l->v[i - 1]))
-            continue;
-        if (k++)
-            sbuf_addc(out, ',');
+        if (i && !strcmp(l->v[i], l->v[i - 1])) continue;
+        if (k++) sbuf_addc(out, ',');
         jsonw_str(out, l->v[i]);
     }
     sbuf_addc(out, ']');
@@ -699,15 +634,12 @@ struct msets {
     char bad[256]; /* the selector that failed */
 };
 
-static int msets_add(void *arg, const char *value)
-{
+static int msets_add(void *arg, const char *value) {
     struct msets *ms = arg;
     struct re_matcher **nm = realloc(ms->m, (ms->count + 1) * sizeof(*nm));
-    if (nm)
-        ms->m = nm;
+    if (nm) ms->m = nm;
     size_t *nn = nm ? realloc(ms->n, (ms->count + 1) * sizeof(*nn)) : NULL;
-    if (!nm || !nn)
-        return ms->rc = -ENOMEM;
+    if (!nm || !nn) return ms->rc = -ENOMEM;
     ms->n = nn;
     int rc = query_parse_selector(value, &ms->m[ms->count], &ms->n[ms->count], &ms->err);
     if (rc) {
@@ -718,8 +650,7 @@ static int msets_add(void *arg, const char *value)
     return 0;
 }
 
-static void msets_fini(struct msets *ms)
-{
+static void msets_fini(struct msets *ms) {
     for (size_t i = 0; i < ms->count; i++)
         mlist_free(ms->m[i], ms->n[i]);
     free(ms->m);
@@ -729,10 +660,8 @@ static void msets_fini(struct msets *ms)
 /* Parses every match[]; on error writes the answer and returns -1 with *status set.
  * Prometheus's parseMatchersParam: each set needs a matcher that does not match "". */
 static int parse_match_params(const struct query_params *p, struct msets *ms, struct sbuf *out,
-                              int *status)
-{
-    if (p->each)
-        p->each(p->ctx, "match[]", msets_add, ms);
+                              int *status) {
+    if (p->each) p->each(p->ctx, "match[]", msets_add, ms);
     if (ms->rc == -ENOMEM) {
         *status = fail_oom(out);
         return -1;
@@ -759,16 +688,14 @@ static int parse_match_params(const struct query_params *p, struct msets *ms, st
     return 0;
 }
 
-static void success_head(struct sbuf *out)
-{
+static void success_head(struct sbuf *out) {
     sbuf_reset(out);
     sbuf_adds(out, "{\"status\":\"success\",\"data\":");
 }
 
 /* ---- /api/v1/series, /labels, /label/<name>/values ------------------------------------------ */
 
-int query_series(const struct query_env *env, const struct query_params *p, struct sbuf *out)
-{
+int query_series(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     int status = 0;
     struct msets ms = {0};
     if (!p->get(p->ctx, "match[]")) {
@@ -795,8 +722,7 @@ int query_series(const struct query_env *env, const struct query_params *p, stru
     for (size_t i = 0; i < sets.n; i++)
         order[i] = i;
     /* Series from several match[] are merged and deduplicated, in label order. */
-    if (sets.n)
-        qsort_r(order, sets.n, sizeof(*order), idx_cmp, &sets);
+    if (sets.n) qsort_r(order, sets.n, sizeof(*order), idx_cmp, &sets);
     success_head(out);
     sbuf_addc(out, '[');
     size_t k = 0;
@@ -804,11 +730,9 @@ int query_series(const struct query_env *env, const struct query_params *p, stru
         size_t a = order[i];
         if (i) {
             size_t b = order[i - 1];
-            if (!labels_cmp(sets.sets[a], sets.lens[a], sets.sets[b], sets.lens[b]))
-                continue;
+            if (!labels_cmp(sets.sets[a], sets.lens[a], sets.sets[b], sets.lens[b])) continue;
         }
-        if (k++)
-            sbuf_addc(out, ',');
+        if (k++) sbuf_addc(out, ',');
         jsonw_labels(out, sets.sets[a], sets.lens[a]);
     }
     sbuf_adds(out, "]}");
@@ -824,8 +748,7 @@ struct namecollect {
 };
 
 static int names_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
-                       const double *vals, const struct re_hist *const *hists, size_t n)
-{
+                       const double *vals, const struct re_hist *const *hists, size_t n) {
     (void)ts, (void)vals, (void)hists, (void)n;
     struct namecollect *c = arg;
     for (size_t i = 0; i < nlabels; i++) {
@@ -834,15 +757,13 @@ static int names_visit(void *arg, const struct re_label *labels, size_t nlabels,
             rc = strs_add(c->out, labels[i].name);
         else if (!strcmp(labels[i].name, c->value_of))
             rc = strs_add(c->out, labels[i].value);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
 static int names_or_values(const struct query_env *env, const struct query_params *p,
-                           const char *value_of, struct sbuf *out)
-{
+                           const char *value_of, struct sbuf *out) {
     int status = 0;
     int64_t start, end;
     if (time_param(p, "start", MIN_TIME_MS, &start, out, &status) ||
@@ -876,14 +797,12 @@ static int names_or_values(const struct query_env *env, const struct query_param
     return finish(out);
 }
 
-int query_labels(const struct query_env *env, const struct query_params *p, struct sbuf *out)
-{
+int query_labels(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     return names_or_values(env, p, NULL, out);
 }
 
 int query_label_values(const struct query_env *env, const struct query_params *p, const char *name,
-                       struct sbuf *out)
-{
+                       struct sbuf *out) {
     /* Prometheus checks model.LabelNameRE on the path segment. */
     if (!re_valid_label_name(name, strlen(name)))
         return fail(out, 400, E_BAD_DATA, "invalid label name: \"%.200s\"", name);
@@ -899,11 +818,9 @@ struct deadline {
     unsigned calls;
 };
 
-static bool deadline_passed(void *arg)
-{
+static bool deadline_passed(void *arg) {
     struct deadline *d = arg;
-    if (d->calls++ % 16)
-        return false;
+    if (d->calls++ % 16) return false;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return now.tv_sec > d->at.tv_sec ||
@@ -913,8 +830,7 @@ static bool deadline_passed(void *arg)
 /* The request's timeout (Prometheus: the `timeout` parameter, bounded by the engine's
  * query.timeout). Returns 0, or -1 with the error answer written. */
 static int setup_deadline(const struct query_env *env, const struct query_params *p,
-                          struct deadline *d, struct sbuf *out, int *status)
-{
+                          struct deadline *d, struct sbuf *out, int *status) {
     int64_t ns = env->timeout_ms > 0 ? env->timeout_ms * 1000000 : INT64_MAX;
     const char *to = p->get(p->ctx, "timeout");
     if (to && *to) {
@@ -925,27 +841,22 @@ static int setup_deadline(const struct query_env *env, const struct query_params
             *status = bad_param(out, "timeout", reason);
             return -1;
         }
-        if (t < ns)
-            ns = t < 0 ? 0 : t;
+        if (t < ns) ns = t < 0 ? 0 : t;
     }
     clock_gettime(CLOCK_MONOTONIC, &d->at);
     d->calls = 0;
-    if (ns > (int64_t)1000000000 * 86400 * 365)
-        ns = (int64_t)1000000000 * 86400 * 365;
+    if (ns > (int64_t)1000000000 * 86400 * 365) ns = (int64_t)1000000000 * 86400 * 365;
     int64_t total = d->at.tv_nsec + ns % 1000000000;
     d->at.tv_sec += (time_t)(ns / 1000000000 + total / 1000000000);
     d->at.tv_nsec = (long)(total % 1000000000);
     return 0;
 }
 
-static void opts_for(const struct query_env *env, struct deadline *d, struct promql_opts *o)
-{
+static void opts_for(const struct query_env *env, struct deadline *d, struct promql_opts *o) {
     promql_opts_default(o);
     o->compat_v2 = env->compat_v2;
-    if (env->max_samples)
-        o->max_samples = env->max_samples;
-    if (env->lookback_ms > 0)
-        o->lookback_ms = env->lookback_ms;
+    if (env->max_samples) o->max_samples = env->max_samples;
+    if (env->lookback_ms > 0) o->lookback_ms = env->lookback_ms;
     o->cancelled = deadline_passed;
     o->cancel_arg = d;
 }
@@ -954,13 +865,11 @@ static void opts_for(const struct query_env *env, struct deadline *d, struct pro
  * query wraps the reason as an invalid "query" parameter, the range query does not (its
  * error comes straight from NewRangeQuery). */
 static struct promql_expr *parse_query(const struct query_params *p, bool wrap, struct sbuf *out,
-                                       int *status)
-{
+                                       int *status) {
     const char *q = p->get(p->ctx, "query");
     struct perr err = {0};
     struct promql_expr *e = promql_parse(q ? q : "", &err);
-    if (e)
-        return e;
+    if (e) return e;
     if (!err.msg[0]) {
         *status = fail_oom(out);
         return NULL;
@@ -975,8 +884,7 @@ static struct promql_expr *parse_query(const struct query_params *p, bool wrap, 
 }
 
 /* Maps an evaluation failure to Prometheus's answer (returnAPIError). */
-static int eval_failed(int rc, const struct perr *err, bool late_start, struct sbuf *out)
-{
+static int eval_failed(int rc, const struct perr *err, bool late_start, struct sbuf *out) {
     switch (rc) {
     case -ECANCELED:
         /* Prometheus names the stage the deadline hit: before evaluation began, or in it. */
@@ -994,8 +902,7 @@ static int eval_failed(int rc, const struct perr *err, bool late_start, struct s
     }
 }
 
-static void write_point(struct sbuf *out, const struct promql_point *pt)
-{
+static void write_point(struct sbuf *out, const struct promql_point *pt) {
     sbuf_addc(out, '[');
     jsonw_ts(out, pt->t);
     sbuf_addc(out, ',');
@@ -1008,8 +915,7 @@ static void write_point(struct sbuf *out, const struct promql_point *pt)
 
 /* Scalars and strings are marshalled by their own MarshalJSON with encoding/json: the time
  * is a float64 of seconds (shortest form), the scalar's value FormatFloat(v, 'f', -1). */
-static void write_json_seconds(struct sbuf *out, int64_t t)
-{
+static void write_json_seconds(struct sbuf *out, int64_t t) {
     double s = (double)t / 1000;
     double a = fabs(s);
     /* encoding/json floats: 'f' in [1e-6, 1e21), else 'e' with a trimmed exponent. */
@@ -1031,8 +937,7 @@ static void write_json_seconds(struct sbuf *out, int64_t t)
     jsonw_gofloat(out, s, 'f');
 }
 
-static void write_result(struct sbuf *out, const struct promql_result *r)
-{
+static void write_result(struct sbuf *out, const struct promql_result *r) {
     switch (r->type) {
     case PROMQL_SCALAR:
         sbuf_adds(out, "{\"resultType\":\"scalar\",\"result\":[");
@@ -1052,10 +957,8 @@ static void write_result(struct sbuf *out, const struct promql_result *r)
         sbuf_adds(out, "{\"resultType\":\"vector\",\"result\":[");
         for (size_t i = 0, k = 0; i < r->nseries; i++) {
             const struct promql_series *s = &r->series[i];
-            if (!s->npoints)
-                continue;
-            if (k++)
-                sbuf_addc(out, ',');
+            if (!s->npoints) continue;
+            if (k++) sbuf_addc(out, ',');
             sbuf_adds(out, "{\"metric\":");
             jsonw_labels(out, s->labels, s->nlabels);
             sbuf_adds(out, s->points[0].h ? ",\"histogram\":" : ",\"value\":");
@@ -1068,8 +971,7 @@ static void write_result(struct sbuf *out, const struct promql_result *r)
         sbuf_adds(out, "{\"resultType\":\"matrix\",\"result\":[");
         for (size_t i = 0; i < r->nseries; i++) {
             const struct promql_series *s = &r->series[i];
-            if (i)
-                sbuf_addc(out, ',');
+            if (i) sbuf_addc(out, ',');
             sbuf_adds(out, "{\"metric\":");
             jsonw_labels(out, s->labels, s->nlabels);
             /* Floats first, then histograms, each key only when it has points. */
@@ -1077,14 +979,12 @@ static void write_result(struct sbuf *out, const struct promql_result *r)
                 bool any = false;
                 for (size_t k = 0; k < s->npoints; k++) {
                     const struct promql_point *pt = &s->points[k];
-                    if ((pt->h != NULL) != (pass == 1))
-                        continue;
+                    if ((pt->h != NULL) != (pass == 1)) continue;
                     sbuf_adds(out, any ? "," : pass ? ",\"histograms\":[" : ",\"values\":[");
                     any = true;
                     write_point(out, pt);
                 }
-                if (any)
-                    sbuf_addc(out, ']');
+                if (any) sbuf_addc(out, ']');
             }
             sbuf_addc(out, '}');
         }
@@ -1095,16 +995,14 @@ static void write_result(struct sbuf *out, const struct promql_result *r)
 
 /* Writes one annotation list ("warnings" or "infos") of the messages that pass keep. */
 static void write_annotations(struct sbuf *out, const char *key, const struct promql_result *r,
-                              bool infos, bool compat_v2)
-{
+                              bool infos, bool compat_v2) {
     bool any = false;
     for (size_t i = 0; i < r->nwarnings; i++) {
         const char *w = r->warnings[i];
         bool is_promql = !strncmp(w, "PromQL ", 7);
         /* Prometheus 2.x has no PromQL annotations (they came with 3.0, infos apart from
          * warnings); storage warnings it does report. */
-        if ((compat_v2 && is_promql) || infos != !strncmp(w, "PromQL info:", 12))
-            continue;
+        if ((compat_v2 && is_promql) || infos != !strncmp(w, "PromQL info:", 12)) continue;
         sbuf_adds(out, any ? "," : ",\"");
         if (!any) {
             sbuf_adds(out, key);
@@ -1113,12 +1011,10 @@ static void write_annotations(struct sbuf *out, const char *key, const struct pr
         any = true;
         jsonw_str(out, w);
     }
-    if (any)
-        sbuf_addc(out, ']');
+    if (any) sbuf_addc(out, ']');
 }
 
-static int answer(const struct query_env *env, const struct promql_result *r, struct sbuf *out)
-{
+static int answer(const struct query_env *env, const struct promql_result *r, struct sbuf *out) {
     success_head(out);
     write_result(out, r);
     write_annotations(out, "warnings", r, false, env->compat_v2);
@@ -1127,18 +1023,14 @@ static int answer(const struct query_env *env, const struct promql_result *r, st
     return finish(out);
 }
 
-int query_instant(const struct query_env *env, const struct query_params *p, struct sbuf *out)
-{
+int query_instant(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     int status = 0;
     int64_t t;
-    if (time_param(p, "time", p->now_ms, &t, out, &status))
-        return status;
+    if (time_param(p, "time", p->now_ms, &t, out, &status)) return status;
     struct deadline d;
-    if (setup_deadline(env, p, &d, out, &status))
-        return status;
+    if (setup_deadline(env, p, &d, out, &status)) return status;
     struct promql_expr *e = parse_query(p, true, out, &status);
-    if (!e)
-        return status;
+    if (!e) return status;
     struct promql_opts o;
     opts_for(env, &d, &o);
     struct re_source src;
@@ -1148,15 +1040,13 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
     bool late = deadline_passed(&d);
     int rc = late ? -ECANCELED : promql_eval_instant(e, &src, t, &o, &r, &err);
     promql_free(e);
-    if (rc)
-        return eval_failed(rc, &err, late, out);
+    if (rc) return eval_failed(rc, &err, late, out);
     status = answer(env, r, out);
     promql_result_free(r);
     return status;
 }
 
-int query_range(const struct query_env *env, const struct query_params *p, struct sbuf *out)
-{
+int query_range(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     const char *sv = p->get(p->ctx, "start"), *ev = p->get(p->ctx, "end");
     const char *stv = p->get(p->ctx, "step");
     char reason[400];
@@ -1171,8 +1061,7 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
                  ev ? ev : "");
         return bad_param(out, "end", reason);
     }
-    if (end < start)
-        return bad_param(out, "end", "end timestamp must not be before start time");
+    if (end < start) return bad_param(out, "end", "end timestamp must not be before start time");
     if (query_parse_duration(stv ? stv : "", &step_ns)) {
         snprintf(reason, sizeof(reason), "cannot parse \"%.300s\" to a valid duration",
                  stv ? stv : "");
@@ -1199,11 +1088,9 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
     }
     int status = 0;
     struct deadline d;
-    if (setup_deadline(env, p, &d, out, &status))
-        return status;
+    if (setup_deadline(env, p, &d, out, &status)) return status;
     struct promql_expr *e = parse_query(p, false, out, &status);
-    if (!e)
-        return status;
+    if (!e) return status;
     enum promql_vtype vt = promql_expr_type(e);
     if (vt != PROMQL_SCALAR && vt != PROMQL_VECTOR) {
         promql_free(e);
@@ -1222,8 +1109,7 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
     bool late = deadline_passed(&d);
     int rc = late ? -ECANCELED : promql_eval_range(e, &src, start, end, step_ms, &o, &r, &err);
     promql_free(e);
-    if (rc)
-        return eval_failed(rc, &err, late, out);
+    if (rc) return eval_failed(rc, &err, late, out);
     status = answer(env, r, out);
     promql_result_free(r);
     return status;
@@ -1235,18 +1121,16 @@ struct query {
     struct agent *a;
 };
 
-static const char *req_get(void *ctx, const char *name)
-{
+static const char *req_get(void *ctx, const char *name) {
     return http_arg(ctx, name);
 }
 
-static int req_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value), void *arg)
-{
+static int req_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value),
+                    void *arg) {
     return http_args(ctx, name, fn, arg);
 }
 
-static void env_of(struct agent *a, struct query_env *env)
-{
+static void env_of(struct agent *a, struct query_env *env) {
     env->store = a->store;
     env->compat_v2 = a->flags->promql_compat_v2;
     pthread_mutex_lock(&a->cfg_lock);
@@ -1260,8 +1144,7 @@ typedef int endpoint_fn(const struct query_env *env, const struct query_params *
                         struct sbuf *out);
 
 static void serve(struct agent *a, const struct http_req *req, struct http_resp *resp,
-                  endpoint_fn *fn)
-{
+                  endpoint_fn *fn) {
     struct query_env env;
     env_of(a, &env);
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
@@ -1272,34 +1155,28 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
 
 /* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
  * it; quoted strings are skipped. A rough scan: a false alarm only offloads a query. */
-static int64_t max_range_ms(const char *q, bool *subquery)
-{
+static int64_t max_range_ms(const char *q, bool *subquery) {
     int64_t max = 0;
     for (const char *p = q; *p; p++) {
         if (*p == '"' || *p == '\'' || *p == '`') {
             char c = *p;
             while (p[1] && p[1] != c)
                 p += (p[1] == '\\' && c != '`' && p[2]) ? 2 : 1;
-            if (!p[1])
-                break;
+            if (!p[1]) break;
             p++;
             continue;
         }
-        if (*p != '[')
-            continue;
+        if (*p != '[') continue;
         const char *e = strchr(p, ']');
-        if (!e)
-            break;
+        if (!e) break;
         char d[64];
         size_t n = (size_t)(e - p - 1);
-        if (memchr(p + 1, ':', n))
-            *subquery = true;
+        if (memchr(p + 1, ':', n)) *subquery = true;
         int64_t ms;
         if (n < sizeof(d)) {
             memcpy(d, p + 1, n);
             d[n] = '\0';
-            if (promql_parse_duration(d, &ms) == 0 && ms > max)
-                max = ms;
+            if (promql_parse_duration(d, &ms) == 0 && ms > max) max = ms;
         }
         p = e;
     }
@@ -1311,15 +1188,12 @@ static int64_t max_range_ms(const char *q, bool *subquery)
  * estimated from the store's size, the number of steps and the largest range, exceed
  * DEF_QUERY_INLINE_WORK. Small queries like the experiment's stay on the HTTP thread,
  * where they cost no thread switches. */
-static bool offload_query(struct agent *a, const struct http_req *req, bool range)
-{
+static bool offload_query(struct agent *a, const struct http_req *req, bool range) {
     const char *q = http_arg(req, "query");
-    if (!q)
-        return false; /* answered at once with an error */
+    if (!q) return false; /* answered at once with an error */
     bool subquery = false;
     int64_t rng = max_range_ms(q, &subquery);
-    if (subquery)
-        return true;
+    if (subquery) return true;
     double steps = 1;
     if (range) {
         int64_t start, end, step_ns;
@@ -1340,38 +1214,31 @@ static bool offload_query(struct agent *a, const struct http_req *req, bool rang
     return work > DEF_QUERY_INLINE_WORK;
 }
 
-static bool offload_instant(void *arg, const struct http_req *req)
-{
+static bool offload_instant(void *arg, const struct http_req *req) {
     return offload_query(arg, req, false);
 }
 
-static bool offload_range(void *arg, const struct http_req *req)
-{
+static bool offload_range(void *arg, const struct http_req *req) {
     return offload_query(arg, req, true);
 }
 
-static void h_query(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_query(void *arg, const struct http_req *req, struct http_resp *resp) {
     serve(arg, req, resp, query_instant);
 }
 
-static void h_query_range(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_query_range(void *arg, const struct http_req *req, struct http_resp *resp) {
     serve(arg, req, resp, query_range);
 }
 
-static void h_series(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_series(void *arg, const struct http_req *req, struct http_resp *resp) {
     serve(arg, req, resp, query_series);
 }
 
-static void h_labels(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_labels(void *arg, const struct http_req *req, struct http_resp *resp) {
     serve(arg, req, resp, query_labels);
 }
 
-static void h_label_values(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_label_values(void *arg, const struct http_req *req, struct http_resp *resp) {
     /* /api/v1/label/<name>/values */
     const char *sub = http_subpath(req);
     const char *slash = strchr(sub, '/');
@@ -1381,8 +1248,7 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     }
     char name[1024];
     size_t n = (size_t)(slash - sub);
-    if (n >= sizeof(name))
-        n = sizeof(name) - 1;
+    if (n >= sizeof(name)) n = sizeof(name) - 1;
     memcpy(name, sub, n);
     name[n] = '\0';
     struct query_env env;
@@ -1403,8 +1269,7 @@ struct meta_list {
     bool oom;
 };
 
-static int meta_add(void *arg, const char *family, int type, const char *help, const char *unit)
-{
+static int meta_add(void *arg, const char *family, int type, const char *help, const char *unit) {
     struct meta_list *l = arg;
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 32;
@@ -1432,14 +1297,12 @@ static int meta_add(void *arg, const char *family, int type, const char *help, c
     return 0;
 }
 
-static int meta_cmp(const void *a, const void *b)
-{
+static int meta_cmp(const void *a, const void *b) {
     return strcmp(((const struct meta_ent *)a)->family, ((const struct meta_ent *)b)->family);
 }
 
 int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void *walk_ctx,
-                   struct sbuf *out)
-{
+                   struct sbuf *out) {
     /* Prometheus's metricMetadata: strconv.Atoi on limit, a negative limit means none. */
     long limit = -1;
     const char *ls = p->get(p->ctx, "limit");
@@ -1462,8 +1325,7 @@ int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void 
         free(l.e);
         return fail_oom(out);
     }
-    if (l.n)
-        qsort(l.e, l.n, sizeof(*l.e), meta_cmp);
+    if (l.n) qsort(l.e, l.n, sizeof(*l.e), meta_cmp);
     /* Prometheus's model.MetricType names. */
     static const char *const types[] = {"unknown",        "counter", "gauge", "histogram",
                                         "gaugehistogram", "summary", "info",  "stateset"};
@@ -1471,8 +1333,7 @@ int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void 
     sbuf_addc(out, '{');
     for (size_t i = 0; i < l.n; i++) {
         if (limit < 0 || (long)i < limit) {
-            if (i)
-                sbuf_addc(out, ',');
+            if (i) sbuf_addc(out, ',');
             jsonw_str(out, l.e[i].family);
             sbuf_adds(out, ":[{\"type\":");
             int t = l.e[i].type;
@@ -1500,8 +1361,7 @@ struct meta_adapt {
 };
 
 static int meta_adapt_fn(void *arg, const char *family, enum rw_metric_type type, const char *help,
-                         const char *unit)
-{
+                         const char *unit) {
     struct meta_adapt *m = arg;
     return m->fn(m->arg, family, (int)type, help, unit);
 }
@@ -1509,14 +1369,12 @@ static int meta_adapt_fn(void *arg, const char *family, enum rw_metric_type type
 static int rw_walk(void *ctx, const char *family,
                    int (*fn)(void *arg, const char *family, int type, const char *help,
                              const char *unit),
-                   void *arg)
-{
+                   void *arg) {
     struct meta_adapt m = {fn, arg};
     return rwrecv_metadata(ctx, family, meta_adapt_fn, &m);
 }
 
-static void h_metadata(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_metadata(void *arg, const struct http_req *req, struct http_resp *resp) {
     struct agent *a = arg;
     /* Metadata arrives with remote-write requests (MetricMetadata); the push API keeps its
      * HELP/TYPE lines for /metrics only and offers no accessor yet, so pushed families are
@@ -1527,8 +1385,7 @@ static void h_metadata(void *arg, const struct http_req *req, struct http_resp *
     resp->gzip_ok = true;
 }
 
-static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp)
-{
+static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)arg;
     (void)req;
     struct sbuf *b = &resp->body;
@@ -1542,11 +1399,9 @@ static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp 
     resp->content_type = "application/json";
 }
 
-static int query_start(struct agent *a, struct perr *err)
-{
+static int query_start(struct agent *a, struct perr *err) {
     struct query *q = calloc(1, sizeof(*q));
-    if (!q)
-        return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
+    if (!q) return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     q->a = a;
     a->query = q;
     /* A query's working set (the evaluator's arena, result and JSON) is a few MB that glibc
@@ -1576,8 +1431,7 @@ static int query_start(struct agent *a, struct perr *err)
     return 0;
 }
 
-static void query_stop(struct agent *a)
-{
+static void query_stop(struct agent *a) {
     free(a->query);
     a->query = NULL;
 }

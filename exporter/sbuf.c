@@ -8,31 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sbuf_init(struct sbuf *b)
-{
+void sbuf_init(struct sbuf *b) {
     memset(b, 0, sizeof(*b));
 }
 
-void sbuf_fini(struct sbuf *b)
-{
+void sbuf_fini(struct sbuf *b) {
     free(b->data);
     memset(b, 0, sizeof(*b));
 }
 
-void sbuf_reset(struct sbuf *b)
-{
+void sbuf_reset(struct sbuf *b) {
     b->len = 0;
     b->oom = false;
-    if (b->data)
-        b->data[0] = '\0';
+    if (b->data) b->data[0] = '\0';
 }
 
-static int grow(struct sbuf *b, size_t extra)
-{
-    if (b->oom)
-        return -ENOMEM;
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
+static int grow(struct sbuf *b, size_t extra) {
+    if (b->oom) return -ENOMEM;
+    if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -46,46 +39,37 @@ static int grow(struct sbuf *b, size_t extra)
     return 0;
 }
 
-int sbuf_add(struct sbuf *b, const void *p, size_t len)
-{
-    if (grow(b, len))
-        return -ENOMEM;
+int sbuf_add(struct sbuf *b, const void *p, size_t len) {
+    if (grow(b, len)) return -ENOMEM;
     memcpy(b->data + b->len, p, len);
     b->len += len;
     b->data[b->len] = '\0';
     return 0;
 }
 
-int sbuf_adds(struct sbuf *b, const char *s)
-{
+int sbuf_adds(struct sbuf *b, const char *s) {
     return sbuf_add(b, s, strlen(s));
 }
 
-int sbuf_addc(struct sbuf *b, char c)
-{
+int sbuf_addc(struct sbuf *b, char c) {
     return sbuf_add(b, &c, 1);
 }
 
-int sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap)
-{
+int sbuf_vprintf(struct sbuf *b, const char *fmt, va_list ap) {
     va_list ap2;
     va_copy(ap2, ap);
     char tmp[256];
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap2);
     va_end(ap2);
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n < sizeof(tmp))
-        return sbuf_add(b, tmp, (size_t)n);
-    if (grow(b, (size_t)n))
-        return -ENOMEM;
+    if (n < 0) return -EINVAL;
+    if ((size_t)n < sizeof(tmp)) return sbuf_add(b, tmp, (size_t)n);
+    if (grow(b, (size_t)n)) return -ENOMEM;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
 }
 
-int sbuf_printf(struct sbuf *b, const char *fmt, ...)
-{
+int sbuf_printf(struct sbuf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int rc = sbuf_vprintf(b, fmt, ap);
@@ -93,12 +77,9 @@ int sbuf_printf(struct sbuf *b, const char *fmt, ...)
     return rc;
 }
 
-int sbuf_add_double(struct sbuf *b, double v)
-{
-    if (isnan(v))
-        return sbuf_add(b, "NaN", 3);
-    if (isinf(v))
-        return sbuf_adds(b, v > 0 ? "+Inf" : "-Inf");
+int sbuf_add_double(struct sbuf *b, double v) {
+    if (isnan(v)) return sbuf_add(b, "NaN", 3);
+    if (isinf(v)) return sbuf_adds(b, v > 0 ? "+Inf" : "-Inf");
     if (v == 0) /* -0 too: client_golang's writeFloat special-cases f == 0 */
         return sbuf_addc(b, '0');
     /* Shortest representation that round-trips, in Go's 'g' layout: exponent when
@@ -106,8 +87,7 @@ int sbuf_add_double(struct sbuf *b, double v)
     char tmp[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+        if (strtod(tmp, NULL) == v) break;
     }
     /* tmp is d.ddde±XX; rebuild in Go's layout. */
     char digits[24] = {0};
@@ -119,15 +99,13 @@ int sbuf_add_double(struct sbuf *b, double v)
         p++;
     }
     for (; *p && *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9')
-            digits[nd++] = *p;
+        if (*p >= '0' && *p <= '9') digits[nd++] = *p;
     int exp = atoi(p + 1);
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     char out[48];
     int o = 0;
-    if (neg)
-        out[o++] = '-';
+    if (neg) out[o++] = '-';
     if (exp < -4 || exp >= 6) {
         out[o++] = digits[0];
         if (nd > 1) {
@@ -146,28 +124,24 @@ int sbuf_add_double(struct sbuf *b, double v)
             out[o++] = digits[i];
     } else {
         for (int i = 0; i <= exp || i < nd; i++) {
-            if (i == exp + 1)
-                out[o++] = '.';
+            if (i == exp + 1) out[o++] = '.';
             out[o++] = i < nd ? digits[i] : '0';
         }
     }
     return sbuf_add(b, out, (size_t)o);
 }
 
-char *sbuf_steal(struct sbuf *b, size_t *len)
-{
+char *sbuf_steal(struct sbuf *b, size_t *len) {
     if (b->oom) {
         sbuf_fini(b);
         return NULL;
     }
     if (!b->data) {
-        if (grow(b, 0))
-            return NULL;
+        if (grow(b, 0)) return NULL;
         b->data[0] = '\0';
     }
     char *p = b->data;
-    if (len)
-        *len = b->len;
+    if (len) *len = b->len;
     memset(b, 0, sizeof(*b));
     return p;
 }

@@ -14,53 +14,44 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t agent_now_ms(void)
-{
+int64_t agent_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int gauge(struct mset *out, const char *name, const char *help, double v)
-{
+static int gauge(struct mset *out, const char *name, const char *help, double v) {
     struct mfam *f = mset_family(out, name, help, MTYPE_GAUGE);
     return f ? mfam_add(f, "", NULL, 0, v) : -ENOMEM;
 }
 
-static int counter(struct mset *out, const char *name, const char *help, double v)
-{
+static int counter(struct mset *out, const char *name, const char *help, double v) {
     struct mfam *f = mset_family(out, name, help, MTYPE_COUNTER);
     return f ? mfam_add(f, "", NULL, 0, v) : -ENOMEM;
 }
 
-static double boot_time(void)
-{
+static double boot_time(void) {
     FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     char line[256];
     double bt = 0;
     while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "btime %lf", &bt) == 1)
-            break;
+        if (sscanf(line, "btime %lf", &bt) == 1) break;
     fclose(f);
     return bt;
 }
 
 /* client_golang's process collector, read from /proc/self (procfs.NewStat). */
-static int process_metrics(struct mset *out)
-{
+static int process_metrics(struct mset *out) {
     FILE *f = fopen("/proc/self/stat", "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     char buf[1024];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
     /* The command name may contain spaces and parentheses: fields start after the last ')'. */
     char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
+    if (!p) return 0;
     unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
     long long rss = 0;
     /* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
@@ -73,9 +64,9 @@ static int process_metrics(struct mset *out)
         return 0;
     double tck = (double)sysconf(_SC_CLK_TCK);
     long page = sysconf(_SC_PAGESIZE);
-    int rc = counter(out, "process_cpu_seconds_total",
-                     "Total user and system CPU time spent in seconds.",
-                     (double)(utime + stime) / tck);
+    int rc =
+        counter(out, "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.", (double)(utime + stime) / tck);
     rc = rc ? rc
             : gauge(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
                     (double)vsize);
@@ -91,8 +82,7 @@ static int process_metrics(struct mset *out)
     if (d) {
         struct dirent *de;
         while ((de = readdir(d)))
-            if (de->d_name[0] != '.')
-                fds++;
+            if (de->d_name[0] != '.') fds++;
         closedir(d);
         fds--; /* the directory stream's own descriptor */
     }
@@ -108,18 +98,16 @@ static int process_metrics(struct mset *out)
     return rc;
 }
 
-int selfmon_write(struct agent *a, struct mset *out)
-{
+int selfmon_write(struct agent *a, struct mset *out) {
     int rc = process_metrics(out);
     struct mfam *bi = mset_family(out, "promlet_build_info",
                                   "A metric with a constant '1' value labeled by version, "
                                   "revision and branch from which promlet was built.",
                                   MTYPE_GAUGE);
-    if (!bi)
-        return -ENOMEM;
+    if (!bi) return -ENOMEM;
     rc = rc ? rc
-            : mfam_addf(bi, "", 1, 3, "branch", version_branch(), "revision",
-                        version_revision(), "version", version_string());
+            : mfam_addf(bi, "", 1, 3, "branch", version_branch(), "revision", version_revision(),
+                        "version", version_string());
 
     pthread_mutex_lock(&a->cfg_lock);
     bool ok = a->last_reload_ok;
@@ -142,8 +130,7 @@ int selfmon_write(struct agent *a, struct mset *out)
                     (double)st.samples);
     rc = rc ? rc
             : counter(out, "promlet_store_samples_appended_total",
-                      "Total number of samples appended to the store.",
-                      (double)st.appended_total);
+                      "Total number of samples appended to the store.", (double)st.appended_total);
     rc = rc ? rc
             : counter(out, "promlet_store_out_of_order_samples_total",
                       "Total number of samples refused because they were older than their "
@@ -176,8 +163,7 @@ int selfmon_write(struct agent *a, struct mset *out)
                                    "Bytes the store holds, by part (index: labels, series "
                                    "and tables; samples: sample chunks).",
                                    MTYPE_GAUGE);
-    if (!mem)
-        return -ENOMEM;
+    if (!mem) return -ENOMEM;
     rc = rc ? rc : mfam_addf(mem, "", (double)st.label_bytes, 1, "part", "index");
     rc = rc ? rc : mfam_addf(mem, "", (double)st.sample_bytes, 1, "part", "samples");
     return rc;

@@ -11,8 +11,7 @@
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
-static inline uint64_t mix64(uint64_t x)
-{
+static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 32;
     x *= 0xd6e8feb86659fd93ULL;
     x ^= x >> 32;
@@ -21,14 +20,12 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
-static inline uint64_t rotl64(uint64_t x, int r)
-{
+static inline uint64_t rotl64(uint64_t x, int r) {
     return (x << r) | (x >> (64 - r));
 }
 
 /* Folds len bytes into h, 8 bytes per multiply; callers finish with mix64. */
-static inline uint64_t hash_feed(uint64_t h, const char *s, size_t len)
-{
+static inline uint64_t hash_feed(uint64_t h, const char *s, size_t len) {
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t w;
@@ -43,15 +40,13 @@ static inline uint64_t hash_feed(uint64_t h, const char *s, size_t len)
 }
 
 /* A fast non-cryptographic string hash. */
-static uint64_t str_hash(const char *s, size_t len)
-{
+static uint64_t str_hash(const char *s, size_t len) {
     return mix64(hash_feed(0x9e3779b97f4a7c15ULL, s, len));
 }
 
 /* Hash of a sorted label set: every name and value with its length, so that
  * {a="bc"} and {ab="c"} differ. */
-static uint64_t labels_hash(const struct re_label *l, size_t n)
-{
+static uint64_t labels_hash(const struct re_label *l, size_t n) {
     uint64_t h = 0x243f6a8885a308d3ULL ^ n;
     for (size_t i = 0; i < n; i++) {
         h = hash_feed(h, l[i].name, strlen(l[i].name));
@@ -70,8 +65,7 @@ struct istr {
     char s[];
 };
 
-static inline struct istr *istr_of(const char *s)
-{
+static inline struct istr *istr_of(const char *s) {
     return (struct istr *)(void *)(s - offsetof(struct istr, s));
 }
 
@@ -95,7 +89,7 @@ struct chunk {
 static const struct re_hist *const null_hists[CHUNK_MAX];
 
 struct series {
-    struct series *hnext;        /* hash chain */
+    struct series *hnext;         /* hash chain */
     struct series *pnext, *pprev; /* postings of the metric name */
     uint64_t hash;
     struct chunk *head, *tail;
@@ -115,7 +109,7 @@ struct postings {
 struct pend {
     struct series *se; /* NULL for a series the batch creates */
     uint64_t hash;
-    size_t first;      /* index of the batch sample that introduced it */
+    size_t first; /* index of the batch sample that introduced it */
     int64_t ts;
     double v;
     bool hist, has;
@@ -144,19 +138,17 @@ struct store {
     size_t pt_cap, *slot, slot_cap;
     size_t nsamples, nhist;
     size_t label_bytes, sample_bytes;
-    uint64_t appended_total, ooo_total, dup_total, limit_hits_total, created_total,
-        removed_total, too_new_total;
+    uint64_t appended_total, ooo_total, dup_total, limit_hits_total, created_total, removed_total,
+        too_new_total;
 };
 
-static void *grow_table(void *old, size_t *mask, size_t count)
-{
+static void *grow_table(void *old, size_t *mask, size_t count) {
     (void)old;
     (void)count;
     return calloc(*mask + 1, sizeof(void *));
 }
 
-static const char *intern(struct store *s, const char *str)
-{
+static const char *intern(struct store *s, const char *str) {
     size_t len = strlen(str);
     uint64_t h = str_hash(str, len);
     for (struct istr *p = s->strs[h & s->strs_mask]; p; p = p->next)
@@ -165,8 +157,7 @@ static const char *intern(struct store *s, const char *str)
             return p->s;
         }
     struct istr *p = malloc(sizeof(*p) + len + 1);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     p->hash = h;
     p->refs = 1;
     p->len = (uint32_t)len;
@@ -194,23 +185,18 @@ static const char *intern(struct store *s, const char *str)
     return p->s;
 }
 
-static const char *lookup_str(struct store *s, const char *str)
-{
+static const char *lookup_str(struct store *s, const char *str) {
     size_t len = strlen(str);
     uint64_t h = str_hash(str, len);
     for (struct istr *p = s->strs[h & s->strs_mask]; p; p = p->next)
-        if (p->hash == h && p->len == len && memcmp(p->s, str, len) == 0)
-            return p->s;
+        if (p->hash == h && p->len == len && memcmp(p->s, str, len) == 0) return p->s;
     return NULL;
 }
 
-static void unintern(struct store *s, const char *str)
-{
-    if (!str)
-        return;
+static void unintern(struct store *s, const char *str) {
+    if (!str) return;
     struct istr *p = istr_of(str);
-    if (--p->refs)
-        return;
+    if (--p->refs) return;
     struct istr **pp = &s->strs[p->hash & s->strs_mask];
     while (*pp != p)
         pp = &(*pp)->next;
@@ -222,11 +208,9 @@ static void unintern(struct store *s, const char *str)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-struct store *store_new(const struct store_opts *o)
-{
+struct store *store_new(const struct store_opts *o) {
     struct store *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->opts = *o;
     s->strs_mask = s->tab_mask = 1023;
     s->post_mask = 255;
@@ -249,8 +233,7 @@ struct store *store_new(const struct store_opts *o)
     return s;
 }
 
-static void chunk_free(struct store *s, struct chunk *c)
-{
+static void chunk_free(struct store *s, struct chunk *c) {
     if (c->h)
         for (uint16_t i = 0; i < c->n; i++)
             if (c->h[i]) {
@@ -262,8 +245,7 @@ static void chunk_free(struct store *s, struct chunk *c)
     free(c);
 }
 
-static void series_destroy(struct store *s, struct series *se)
-{
+static void series_destroy(struct store *s, struct series *se) {
     for (struct chunk *c = se->head, *nx; c; c = nx) {
         nx = c->next;
         chunk_free(s, c);
@@ -276,10 +258,8 @@ static void series_destroy(struct store *s, struct series *se)
     free(se);
 }
 
-void store_free(struct store *s)
-{
-    if (!s)
-        return;
+void store_free(struct store *s) {
+    if (!s) return;
     for (size_t i = 0; i <= s->tab_mask; i++)
         for (struct series *se = s->tab[i], *nx; se; se = nx) {
             nx = se->hnext;
@@ -303,64 +283,51 @@ void store_free(struct store *s)
     free(s);
 }
 
-void store_set_opts(struct store *s, const struct store_opts *o)
-{
+void store_set_opts(struct store *s, const struct store_opts *o) {
     pthread_rwlock_wrlock(&s->lock);
     s->opts = *o;
     pthread_rwlock_unlock(&s->lock);
 }
 
-void store_set_touch_hook(struct store *s, store_touch_fn *fn, void *arg)
-{
+void store_set_touch_hook(struct store *s, store_touch_fn *fn, void *arg) {
     s->touch = fn;
     s->touch_arg = arg;
 }
 
 /* ---- series lookup and creation -------------------------------------------------------------- */
 
-static const char *metric_name(const struct re_label *l, size_t n)
-{
+static const char *metric_name(const struct re_label *l, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(l[i].name, "__name__") == 0)
-            return l[i].value;
+        if (strcmp(l[i].name, "__name__") == 0) return l[i].value;
     return "";
 }
 
-static struct series *find_series(struct store *s, const struct re_label *l, size_t n,
-                                  uint64_t h)
-{
+static struct series *find_series(struct store *s, const struct re_label *l, size_t n, uint64_t h) {
     for (struct series *se = s->tab[h & s->tab_mask]; se; se = se->hnext) {
-        if (se->hash != h || se->nlabels != n)
-            continue;
+        if (se->hash != h || se->nlabels != n) continue;
         size_t i = 0;
         for (; i < n; i++)
             if (strcmp(se->labels[i].name, l[i].name) || strcmp(se->labels[i].value, l[i].value))
                 break;
-        if (i == n)
-            return se;
+        if (i == n) return se;
     }
     return NULL;
 }
 
-static uint64_t ptr_hash(const void *p)
-{
+static uint64_t ptr_hash(const void *p) {
     return mix64((uint64_t)(uintptr_t)p);
 }
 
-static struct postings *find_postings(struct store *s, const char *iname)
-{
+static struct postings *find_postings(struct store *s, const char *iname) {
     for (struct postings *p = s->post[ptr_hash(iname) & s->post_mask]; p; p = p->next)
-        if (p->name == iname)
-            return p;
+        if (p->name == iname) return p;
     return NULL;
 }
 
-static void rehash_series(struct store *s)
-{
+static void rehash_series(struct store *s) {
     size_t nmask = s->tab_mask * 2 + 1;
     struct series **nt = calloc(nmask + 1, sizeof(void *));
-    if (!nt)
-        return; /* keep the old table: longer chains, still correct */
+    if (!nt) return; /* keep the old table: longer chains, still correct */
     for (size_t i = 0; i <= s->tab_mask; i++)
         for (struct series *se = s->tab[i], *nx; se; se = nx) {
             nx = se->hnext;
@@ -373,12 +340,10 @@ static void rehash_series(struct store *s)
     s->tab_mask = nmask;
 }
 
-static void rehash_postings(struct store *s)
-{
+static void rehash_postings(struct store *s) {
     size_t nmask = s->post_mask * 2 + 1;
     struct postings **nt = calloc(nmask + 1, sizeof(void *));
-    if (!nt)
-        return;
+    if (!nt) return;
     for (size_t i = 0; i <= s->post_mask; i++)
         for (struct postings *p = s->post[i], *nx; p; p = nx) {
             nx = p->next;
@@ -392,20 +357,17 @@ static void rehash_postings(struct store *s)
 }
 
 /* Gives se a slot in the ref table, reusing freed ones first. */
-static int take_slot(struct store *s, struct series *se)
-{
+static int take_slot(struct store *s, struct series *se) {
     if (s->nfree) {
         se->slot = s->free_slots[--s->nfree];
     } else {
         if (s->nslots == s->slots_cap) {
             size_t cap = s->slots_cap ? s->slots_cap * 2 : 1024;
             struct series **ns = realloc(s->slots, cap * sizeof(*ns));
-            if (!ns)
-                return -ENOMEM;
+            if (!ns) return -ENOMEM;
             s->slots = ns;
             uint32_t *ng = realloc(s->slot_gen, cap * sizeof(*ng));
-            if (!ng)
-                return -ENOMEM;
+            if (!ng) return -ENOMEM;
             s->slot_gen = ng;
             s->label_bytes += (cap - s->slots_cap) * (sizeof(*ns) + sizeof(*ng));
             s->slots_cap = cap;
@@ -417,15 +379,13 @@ static int take_slot(struct store *s, struct series *se)
     return 0;
 }
 
-static void release_slot(struct store *s, struct series *se)
-{
+static void release_slot(struct store *s, struct series *se) {
     s->slots[se->slot] = NULL;
     s->slot_gen[se->slot]++;
     if (s->nfree == s->free_cap) {
         size_t cap = s->free_cap ? s->free_cap * 2 : 256;
         uint32_t *nf = realloc(s->free_slots, cap * sizeof(*nf));
-        if (!nf)
-            return; /* the slot is leaked for reuse, the table stays correct */
+        if (!nf) return; /* the slot is leaked for reuse, the table stays correct */
         s->free_slots = nf;
         s->free_cap = cap;
     }
@@ -433,11 +393,9 @@ static void release_slot(struct store *s, struct series *se)
 }
 
 static struct series *create_series(struct store *s, const struct re_label *l, size_t n,
-                                    uint64_t h)
-{
+                                    uint64_t h) {
     struct series *se = calloc(1, sizeof(*se) + n * sizeof(struct re_label));
-    if (!se)
-        return NULL;
+    if (!se) return NULL;
     se->hash = h;
     se->nlabels = (uint32_t)n;
     s->label_bytes += sizeof(*se) + n * sizeof(struct re_label);
@@ -449,37 +407,31 @@ static struct series *create_series(struct store *s, const struct re_label *l, s
     for (size_t i = 0; i < n; i++) {
         se->labels[i].name = intern(s, l[i].name);
         se->labels[i].value = intern(s, l[i].value);
-        if (!se->labels[i].name || !se->labels[i].value)
-            goto fail;
+        if (!se->labels[i].name || !se->labels[i].value) goto fail;
     }
     const char *name = "";
     for (size_t i = 0; i < n; i++)
-        if (strcmp(se->labels[i].name, "__name__") == 0)
-            name = se->labels[i].value;
+        if (strcmp(se->labels[i].name, "__name__") == 0) name = se->labels[i].value;
     /* Series without __name__ are listed under the store's own interned "". */
     const char *iname = *name ? name : s->empty;
     struct postings *p = find_postings(s, iname);
     if (!p) {
         p = calloc(1, sizeof(*p));
-        if (!p)
-            goto fail;
+        if (!p) goto fail;
         p->name = iname;
         p->next = s->post[ptr_hash(iname) & s->post_mask];
         s->post[ptr_hash(iname) & s->post_mask] = p;
         s->label_bytes += sizeof(*p);
-        if (++s->npost > s->post_mask + 1)
-            rehash_postings(s);
+        if (++s->npost > s->post_mask + 1) rehash_postings(s);
     }
     se->pnext = p->first;
-    if (p->first)
-        p->first->pprev = se;
+    if (p->first) p->first->pprev = se;
     p->first = se;
     p->count++;
     se->hnext = s->tab[h & s->tab_mask];
     s->tab[h & s->tab_mask] = se;
     s->created_total++;
-    if (++s->nseries > s->tab_mask + 1)
-        rehash_series(s);
+    if (++s->nseries > s->tab_mask + 1) rehash_series(s);
     return se;
 fail:
     release_slot(s, se);
@@ -487,13 +439,11 @@ fail:
     return NULL;
 }
 
-static const char *series_name(const struct series *se)
-{
+static const char *series_name(const struct series *se) {
     return metric_name(se->labels, se->nlabels);
 }
 
-static void remove_series(struct store *s, struct series *se)
-{
+static void remove_series(struct store *s, struct series *se) {
     struct series **pp = &s->tab[se->hash & s->tab_mask];
     while (*pp != se)
         pp = &(*pp)->hnext;
@@ -506,8 +456,7 @@ static void remove_series(struct store *s, struct series *se)
             se->pprev->pnext = se->pnext;
         else
             p->first = se->pnext;
-        if (se->pnext)
-            se->pnext->pprev = se->pprev;
+        if (se->pnext) se->pnext->pprev = se->pprev;
         if (--p->count == 0) {
             struct postings **qq = &s->post[ptr_hash(p->name) & s->post_mask];
             while (*qq != p)
@@ -526,31 +475,26 @@ static void remove_series(struct store *s, struct series *se)
 
 /* ---- appending ------------------------------------------------------------------------------- */
 
-static bool newest(const struct series *se, int64_t *ts, double *v, bool *is_hist)
-{
+static bool newest(const struct series *se, int64_t *ts, double *v, bool *is_hist) {
     const struct chunk *c = se->tail;
-    if (!c || !c->n)
-        return false;
+    if (!c || !c->n) return false;
     *ts = c->ts[c->n - 1];
     *v = c->v[c->n - 1];
     *is_hist = c->h && c->h[c->n - 1];
     return true;
 }
 
-static struct re_hist *hist_copy(const struct re_hist *h)
-{
+static struct re_hist *hist_copy(const struct re_hist *h) {
     size_t sz = sizeof(*h) + (h->npspans + h->nnspans) * sizeof(struct re_span) +
                 (h->npbuckets + h->nnbuckets + h->ncustom) * sizeof(double);
     struct re_hist *c = malloc(sz);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     *c = *h;
     char *p = (char *)(c + 1);
 #define COPY_ARR(field, cnt, type)                                                                 \
     do {                                                                                           \
         c->field = (const type *)(void *)p;                                                        \
-        if (h->cnt)                                                                                \
-            memcpy(p, h->field, h->cnt * sizeof(type));                                            \
+        if (h->cnt) memcpy(p, h->field, h->cnt * sizeof(type));                                    \
         p += h->cnt * sizeof(type);                                                                \
     } while (0)
     COPY_ARR(pbuckets, npbuckets, double);
@@ -562,13 +506,11 @@ static struct re_hist *hist_copy(const struct re_hist *h)
     return c;
 }
 
-static struct chunk *chunk_new(struct store *s, uint8_t step, bool hist)
-{
+static struct chunk *chunk_new(struct store *s, uint8_t step, bool hist) {
     uint16_t cap = chunk_caps[step];
     size_t sz = sizeof(struct chunk) + (size_t)cap * (16 + (hist ? 8 : 0));
     struct chunk *c = malloc(sz);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->next = NULL;
     c->n = 0;
     c->cap = cap;
@@ -582,16 +524,13 @@ static struct chunk *chunk_new(struct store *s, uint8_t step, bool hist)
 
 /* Appends one sample whose order has been checked. */
 static int series_push(struct store *s, struct series *se, int64_t ts, double v,
-                       const struct re_hist *h)
-{
+                       const struct re_hist *h) {
     struct chunk *t = se->tail;
     if (!t || t->n == t->cap || (h && !t->h)) {
         uint8_t step = 0;
-        if (t)
-            step = t->step + (t->n == t->cap && t->step + 1 < (int)(sizeof(chunk_caps) / 2));
+        if (t) step = t->step + (t->n == t->cap && t->step + 1 < (int)(sizeof(chunk_caps) / 2));
         struct chunk *c = chunk_new(s, step, h != NULL);
-        if (!c)
-            return -ENOMEM;
+        if (!c) return -ENOMEM;
         if (t)
             t->next = c;
         else
@@ -601,14 +540,12 @@ static int series_push(struct store *s, struct series *se, int64_t ts, double v,
     struct re_hist *hc = NULL;
     if (h) {
         hc = hist_copy(h);
-        if (!hc)
-            return -ENOMEM;
+        if (!hc) return -ENOMEM;
         s->nhist++;
     }
     t->ts[t->n] = ts;
     t->v[t->n] = h ? NAN : v;
-    if (t->h)
-        t->h[t->n] = hc;
+    if (t->h) t->h[t->n] = hc;
     t->n++;
     s->nsamples++;
     s->appended_total++;
@@ -618,37 +555,28 @@ static int series_push(struct store *s, struct series *se, int64_t ts, double v,
 enum order { ORDER_OK, ORDER_SAME, ORDER_OOO, ORDER_DUP };
 
 /* The newest timestamp accepted now (INT64_MAX without a limit). */
-static int64_t max_ts(const struct store *s)
-{
-    if (s->opts.future_ms <= 0)
-        return INT64_MAX;
+static int64_t max_ts(const struct store *s) {
+    if (s->opts.future_ms <= 0) return INT64_MAX;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + s->opts.future_ms;
 }
 
-static enum order check_order(int64_t last_ts, double last_v, bool last_hist, int64_t ts,
-                              double v, const struct re_hist *h)
-{
-    if (ts > last_ts)
-        return ORDER_OK;
-    if (ts < last_ts)
-        return ORDER_OOO;
+static enum order check_order(int64_t last_ts, double last_v, bool last_hist, int64_t ts, double v,
+                              const struct re_hist *h) {
+    if (ts > last_ts) return ORDER_OK;
+    if (ts < last_ts) return ORDER_OOO;
     /* Same timestamp: Prometheus ignores a bit-identical float, else a duplicate error. */
-    if (!h && !last_hist && memcmp(&v, &last_v, sizeof(v)) == 0)
-        return ORDER_SAME;
+    if (!h && !last_hist && memcmp(&v, &last_v, sizeof(v)) == 0) return ORDER_SAME;
     return ORDER_DUP;
 }
 
-static int touch_names(struct store *s, const struct store_sample *b, size_t n)
-{
-    if (!s->touch)
-        return 0;
+static int touch_names(struct store *s, const struct store_sample *b, size_t n) {
+    if (!s->touch) return 0;
     const char *last = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *name = metric_name(b[i].labels, b[i].nlabels);
-        if (last && strcmp(last, name) == 0)
-            continue;
+        if (last && strcmp(last, name) == 0) continue;
         s->touch(s->touch_arg, name);
         last = name;
     }
@@ -659,22 +587,19 @@ static int touch_names(struct store *s, const struct store_sample *b, size_t n)
  * earlier samples, and the series limit, before anything is stored. The lookups are kept
  * (pt/slot in the store's scratch) so the commit pass neither hashes nor searches again. */
 static int check_batch(struct store *s, const struct store_sample *b, size_t n,
-                       struct store_result *res)
-{
+                       struct store_result *res) {
     size_t cap = 16;
     while (cap < n * 2)
         cap *= 2;
     if (cap > s->pt_cap) {
         struct pend *pt = realloc(s->pt, cap * sizeof(*pt));
-        if (!pt)
-            return -ENOMEM;
+        if (!pt) return -ENOMEM;
         s->pt = pt;
         s->pt_cap = cap;
     }
     if (n > s->slot_cap) {
         size_t *slot = realloc(s->slot, n * sizeof(*slot));
-        if (!slot)
-            return -ENOMEM;
+        if (!slot) return -ENOMEM;
         s->slot = slot;
         s->slot_cap = n;
     }
@@ -713,8 +638,7 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n,
                         if (strcmp(f->labels[k].name, b[i].labels[k].name) ||
                             strcmp(f->labels[k].value, b[i].labels[k].value))
                             break;
-                if (f->nlabels == b[i].nlabels && k == f->nlabels)
-                    break;
+                if (f->nlabels == b[i].nlabels && k == f->nlabels) break;
             }
         }
         slot[i] = j;
@@ -747,31 +671,25 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n,
 
 /* Commit pass of an atomic batch: everything was checked, only memory can fail. */
 static int commit_checked(struct store *s, const struct store_sample *b, size_t n,
-                          struct store_result *res)
-{
+                          struct store_result *res) {
     for (size_t i = 0; i < n; i++) {
-        if (s->slot[i] == SIZE_MAX)
-            continue;
+        if (s->slot[i] == SIZE_MAX) continue;
         struct pend *p = &s->pt[s->slot[i]];
         if (!p->se) {
             p->se = create_series(s, b[i].labels, b[i].nlabels, p->hash);
-            if (!p->se)
-                return -ENOMEM;
+            if (!p->se) return -ENOMEM;
             res->new_series++;
         }
-        if (series_push(s, p->se, b[i].ts, b[i].v, b[i].h))
-            return -ENOMEM;
+        if (series_push(s, p->se, b[i].ts, b[i].v, b[i].h)) return -ENOMEM;
         res->appended++;
     }
     return 0;
 }
 
 int store_append_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
-                       struct store_result *res)
-{
+                       struct store_result *res) {
     struct store_result dummy;
-    if (!res)
-        res = &dummy;
+    if (!res) res = &dummy;
     memset(res, 0, sizeof(*res));
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
@@ -813,8 +731,7 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
         bool lh;
         if (newest(se, &lts, &lv, &lh)) {
             enum order o = check_order(lts, lv, lh, b[i].ts, b[i].v, b[i].h);
-            if (o == ORDER_SAME)
-                continue;
+            if (o == ORDER_SAME) continue;
             if (o != ORDER_OK) {
                 if (o == ORDER_OOO)
                     res->out_of_order++, s->ooo_total++;
@@ -837,17 +754,14 @@ out:
 }
 
 int store_append(struct store *s, const struct re_label *labels, size_t nlabels, int64_t ts,
-                 double v)
-{
+                 double v) {
     struct store_sample one = {labels, nlabels, ts, v, NULL};
     return store_append_batch(s, &one, 1, STORE_ATOMIC, NULL);
 }
 
 /* ---- references ------------------------------------------------------------------------------ */
 
-int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels,
-                  uint64_t *ref)
-{
+int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels, uint64_t *ref) {
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
     uint64_t h = labels_hash(labels, nlabels);
@@ -860,15 +774,13 @@ int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels
             rc = -ENOMEM;
         }
     }
-    if (se)
-        *ref = (uint64_t)s->slot_gen[se->slot] << 32 | se->slot;
+    if (se) *ref = (uint64_t)s->slot_gen[se->slot] << 32 | se->slot;
     pthread_rwlock_unlock(&s->lock);
     return rc;
 }
 
 int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, const double *v,
-                      size_t n)
-{
+                      size_t n) {
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
     int64_t limit = max_ts(s);
@@ -889,8 +801,7 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
         bool lh;
         if (newest(se, &lts, &lv, &lh)) {
             enum order o = check_order(lts, lv, lh, ts[i], v[i], NULL);
-            if (o == ORDER_SAME)
-                continue;
+            if (o == ORDER_SAME) continue;
             if (o != ORDER_OK) {
                 if (o == ORDER_OOO)
                     s->ooo_total++;
@@ -910,11 +821,9 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
         const char *last = NULL;
         for (size_t i = 0; i < n; i++) {
             uint32_t slot = (uint32_t)refs[i];
-            if (slot >= s->nslots || !s->slots[slot])
-                continue;
+            if (slot >= s->nslots || !s->slots[slot]) continue;
             const char *name = series_name(s->slots[slot]);
-            if (name != last)
-                s->touch(s->touch_arg, name);
+            if (name != last) s->touch(s->touch_arg, name);
             last = name;
         }
     }
@@ -922,7 +831,8 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
     return rc;
 }
 
-/* ---- selecting --------------------------------------------------------------------------------- */
+/* ---- selecting ---------------------------------------------------------------------------------
+ */
 
 struct scratch {
     int64_t *ts;
@@ -931,61 +841,47 @@ struct scratch {
     size_t cap;
 };
 
-static int scratch_reserve(struct scratch *sc, size_t n)
-{
-    if (n <= sc->cap)
-        return 0;
+static int scratch_reserve(struct scratch *sc, size_t n) {
+    if (n <= sc->cap) return 0;
     size_t cap = sc->cap ? sc->cap : 256;
     while (cap < n)
         cap *= 2;
     int64_t *ts = realloc(sc->ts, cap * sizeof(*ts));
-    if (ts)
-        sc->ts = ts;
+    if (ts) sc->ts = ts;
     double *v = realloc(sc->v, cap * sizeof(*v));
-    if (v)
-        sc->v = v;
+    if (v) sc->v = v;
     const struct re_hist **h = realloc(sc->h, cap * sizeof(*h));
-    if (h)
-        sc->h = h;
-    if (!ts || !v || !h)
-        return -ENOMEM;
+    if (h) sc->h = h;
+    if (!ts || !v || !h) return -ENOMEM;
     sc->cap = cap;
     return 0;
 }
 
-static const char *label_value(const struct series *se, const char *name)
-{
+static const char *label_value(const struct series *se, const char *name) {
     for (uint32_t i = 0; i < se->nlabels; i++)
-        if (strcmp(se->labels[i].name, name) == 0)
-            return se->labels[i].value;
+        if (strcmp(se->labels[i].name, name) == 0) return se->labels[i].value;
     return NULL;
 }
 
-static bool series_matches(const struct series *se, const struct re_matcher *m, size_t nm)
-{
+static bool series_matches(const struct series *se, const struct re_matcher *m, size_t nm) {
     for (size_t i = 0; i < nm; i++)
-        if (!re_matcher_matches(&m[i], label_value(se, m[i].name)))
-            return false;
+        if (!re_matcher_matches(&m[i], label_value(se, m[i].name))) return false;
     return true;
 }
 
 static int visit_series(const struct series *se, int64_t mint, int64_t maxt, re_visit_fn *fn,
-                        void *arg, struct scratch *sc)
-{
+                        void *arg, struct scratch *sc) {
     const struct chunk *first = NULL;
     size_t first_off = 0, total = 0, nchunks = 0;
     for (const struct chunk *c = se->head; c; c = c->next) {
-        if (!c->n || c->ts[c->n - 1] < mint)
-            continue;
-        if (c->ts[0] > maxt)
-            break;
+        if (!c->n || c->ts[c->n - 1] < mint) continue;
+        if (c->ts[0] > maxt) break;
         size_t lo = 0, hi = c->n;
         while (lo < c->n && c->ts[lo] < mint)
             lo++;
         while (hi > lo && c->ts[hi - 1] > maxt)
             hi--;
-        if (hi == lo)
-            continue;
+        if (hi == lo) continue;
         if (!first) {
             first = c;
             first_off = lo;
@@ -993,21 +889,18 @@ static int visit_series(const struct series *se, int64_t mint, int64_t maxt, re_
         total += hi - lo;
         nchunks++;
     }
-    if (!total)
-        return 0;
+    if (!total) return 0;
     if (nchunks == 1) {
         const struct re_hist *const *h =
             first->h ? (const struct re_hist *const *)first->h + first_off : null_hists;
         return fn(arg, se->labels, se->nlabels, first->ts + first_off, first->v + first_off, h,
                   total);
     }
-    if (scratch_reserve(sc, total))
-        return -ENOMEM;
+    if (scratch_reserve(sc, total)) return -ENOMEM;
     size_t k = 0;
     for (const struct chunk *c = first; c && k < total; c = c->next)
         for (uint16_t i = 0; i < c->n && k < total; i++) {
-            if (c->ts[i] < mint || c->ts[i] > maxt)
-                continue;
+            if (c->ts[i] < mint || c->ts[i] > maxt) continue;
             sc->ts[k] = c->ts[i];
             sc->v[k] = c->v[i];
             sc->h[k] = c->h ? c->h[i] : NULL;
@@ -1016,27 +909,23 @@ static int visit_series(const struct series *se, int64_t mint, int64_t maxt, re_
     return fn(arg, se->labels, se->nlabels, sc->ts, sc->v, sc->h, k);
 }
 
-int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint,
-                 int64_t maxt, re_visit_fn *fn, void *arg)
-{
+int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
+                 re_visit_fn *fn, void *arg) {
     struct scratch sc = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&s->lock);
     const struct re_matcher *byname = NULL;
     for (size_t i = 0; i < nm; i++)
-        if (m[i].type == RE_MATCH_EQ && strcmp(m[i].name, "__name__") == 0)
-            byname = &m[i];
+        if (m[i].type == RE_MATCH_EQ && strcmp(m[i].name, "__name__") == 0) byname = &m[i];
     if (byname) {
         const char *iname = lookup_str(s, byname->value);
         struct postings *p = iname ? find_postings(s, iname) : NULL;
         for (struct series *se = p ? p->first : NULL; se && !rc; se = se->pnext)
-            if (series_matches(se, m, nm))
-                rc = visit_series(se, mint, maxt, fn, arg, &sc);
+            if (series_matches(se, m, nm)) rc = visit_series(se, mint, maxt, fn, arg, &sc);
     } else {
         for (size_t i = 0; i <= s->tab_mask && !rc; i++)
             for (struct series *se = s->tab[i]; se && !rc; se = se->hnext)
-                if (series_matches(se, m, nm))
-                    rc = visit_series(se, mint, maxt, fn, arg, &sc);
+                if (series_matches(se, m, nm)) rc = visit_series(se, mint, maxt, fn, arg, &sc);
     }
     pthread_rwlock_unlock(&s->lock);
     free(sc.ts);
@@ -1046,13 +935,11 @@ int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t
 }
 
 static int source_select(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint,
-                         int64_t maxt, re_visit_fn *fn, void *arg)
-{
+                         int64_t maxt, re_visit_fn *fn, void *arg) {
     return store_select(ctx, m, nm, mint, maxt, fn, arg);
 }
 
-void store_source(struct store *s, struct re_source *out)
-{
+void store_source(struct store *s, struct re_source *out) {
     out->select = source_select;
     out->ctx = s;
 }
@@ -1063,13 +950,11 @@ struct ptrset {
     size_t n, mask;
 };
 
-static int ptrset_add(struct ptrset *ps, const char *p)
-{
+static int ptrset_add(struct ptrset *ps, const char *p) {
     if (!ps->v || ps->n * 2 >= ps->mask + 1) {
         size_t nmask = ps->v ? ps->mask * 2 + 1 : 63;
         const char **nv = calloc(nmask + 1, sizeof(*nv));
-        if (!nv)
-            return -ENOMEM;
+        if (!nv) return -ENOMEM;
         for (size_t i = 0; ps->v && i <= ps->mask; i++)
             if (ps->v[i]) {
                 size_t j = ptr_hash(ps->v[i]) & nmask;
@@ -1093,9 +978,8 @@ static int ptrset_add(struct ptrset *ps, const char *p)
 
 /* Collects distinct label names (name == NULL) or values of label `name`, then calls fn
  * for each, all under the read lock (the strings are interned and live while it is held). */
-static int visit_distinct(struct store *s, const char *name,
-                          int (*fn)(void *arg, const char *str), void *arg)
-{
+static int visit_distinct(struct store *s, const char *name, int (*fn)(void *arg, const char *str),
+                          void *arg) {
     struct ptrset ps = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&s->lock);
@@ -1103,36 +987,31 @@ static int visit_distinct(struct store *s, const char *name,
         for (struct series *se = s->tab[i]; se && !rc; se = se->hnext) {
             if (name) {
                 const char *v = label_value(se, name);
-                if (v)
-                    rc = ptrset_add(&ps, v);
+                if (v) rc = ptrset_add(&ps, v);
                 continue;
             }
             for (uint32_t l = 0; l < se->nlabels && !rc; l++)
                 rc = ptrset_add(&ps, se->labels[l].name);
         }
     for (size_t i = 0; !rc && ps.v && i <= ps.mask; i++)
-        if (ps.v[i])
-            rc = fn(arg, ps.v[i]);
+        if (ps.v[i]) rc = fn(arg, ps.v[i]);
     pthread_rwlock_unlock(&s->lock);
     free(ps.v);
     return rc;
 }
 
-int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg)
-{
+int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg) {
     return visit_distinct(s, NULL, fn, arg);
 }
 
-int store_label_values(struct store *s, const char *name,
-                       int (*fn)(void *arg, const char *value), void *arg)
-{
+int store_label_values(struct store *s, const char *name, int (*fn)(void *arg, const char *value),
+                       void *arg) {
     return visit_distinct(s, name, fn, arg);
 }
 
 /* ---- retention ------------------------------------------------------------------------------- */
 
-void store_gc(struct store *s, int64_t now_ms)
-{
+void store_gc(struct store *s, int64_t now_ms) {
     pthread_rwlock_wrlock(&s->lock);
     int64_t cutoff = now_ms - s->opts.retention_ms;
     for (size_t i = 0; i <= s->tab_mask; i++) {
@@ -1141,19 +1020,16 @@ void store_gc(struct store *s, int64_t now_ms)
             while (se->head && (!se->head->n || se->head->ts[se->head->n - 1] < cutoff)) {
                 struct chunk *c = se->head;
                 se->head = c->next;
-                if (se->tail == c)
-                    se->tail = NULL;
+                if (se->tail == c) se->tail = NULL;
                 chunk_free(s, c);
             }
-            if (!se->head)
-                remove_series(s, se);
+            if (!se->head) remove_series(s, se);
         }
     }
     pthread_rwlock_unlock(&s->lock);
 }
 
-void store_get_stats(struct store *s, struct store_stats *out)
-{
+void store_get_stats(struct store *s, struct store_stats *out) {
     pthread_rwlock_rdlock(&s->lock);
     out->series = s->nseries;
     out->samples = s->nsamples;

@@ -83,8 +83,7 @@ int store_append(struct store *s, const struct re_label *labels, size_t nlabels,
  * the store, repeated pushes): ref_get finds or creates the series (-ENOSPC at the series
  * limit); a ref stays valid until retention removes its series, after which appends to it
  * fail with -ENOENT and the caller gets a new ref. Thread-safe. */
-int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels,
-                  uint64_t *ref);
+int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels, uint64_t *ref);
 /* Appends float sample i to series refs[i], under one lock. Out-of-order and duplicate
  * samples are dropped and counted. Returns 0 or the first error (-ENOENT, -ERANGE,
  * -ENOMEM); the other samples are still appended. */
@@ -95,16 +94,16 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
  * no sample in the range are skipped. A matcher that matches "" also selects series lacking
  * the label, as Prometheus. Holds a read lock during the visit: fn must not append.
  * Returns 0, fn's non-zero return, or -ENOMEM. */
-int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint,
-                 int64_t maxt, re_visit_fn *fn, void *arg);
+int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
+                 re_visit_fn *fn, void *arg);
 /* Fills a re_source that reads this store. */
 void store_source(struct store *s, struct re_source *out);
 
 /* Visits every distinct label name / every distinct value of one label, unsorted, under
  * the read lock (fn must not call the store; strings are borrowed for the call). */
 int store_label_names(struct store *s, int (*fn)(void *arg, const char *name), void *arg);
-int store_label_values(struct store *s, const char *name,
-                       int (*fn)(void *arg, const char *value), void *arg);
+int store_label_values(struct store *s, const char *name, int (*fn)(void *arg, const char *value),
+                       void *arg);
 
 /* Drops samples older than now_ms - retention and series left without samples. */
 void store_gc(struct store *s, int64_t now_ms);

@@ -14,10 +14,8 @@
 #include <string.h>
 #include <yaml.h>
 
-void webcfg_free(struct webcfg *w)
-{
-    if (!w)
-        return;
+void webcfg_free(struct webcfg *w) {
+    if (!w) return;
     free(w->cert_pem);
     free(w->key_pem);
     free(w->client_ca_pem);
@@ -35,16 +33,14 @@ void webcfg_free(struct webcfg *w)
 }
 
 static int read_file(const char *dir, const char *name, char **out, struct perr *err, int line,
-                     int col)
-{
+                     int col) {
     char path[4096];
     if (name[0] == '/')
         snprintf(path, sizeof(path), "%s", name);
     else
         snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return perr_set(err, line, col, "cannot read %s: %s", path, strerror(errno));
+    if (!f) return perr_set(err, line, col, "cannot read %s: %s", path, strerror(errno));
     /* Certificates, keys and web configs are small; anything near 1 MiB is refused, never
      * cut short. */
     const size_t cap = 1 << 20;
@@ -52,8 +48,7 @@ static int read_file(const char *dir, const char *name, char **out, struct perr 
     size_t n = buf ? fread(buf, 1, cap, f) : 0;
     int rerr = ferror(f);
     fclose(f);
-    if (!buf)
-        return -ENOMEM;
+    if (!buf) return -ENOMEM;
     if (rerr || n == cap) {
         free(buf);
         return perr_set(err, line, col, "cannot read %s: %s", path,
@@ -72,21 +67,18 @@ struct ctx {
     int rc;
 };
 
-static yaml_node_t *nd(struct ctx *c, int id)
-{
+static yaml_node_t *nd(struct ctx *c, int id) {
     return yaml_document_get_node(c->doc, id);
 }
 
-static const char *scal(const yaml_node_t *n)
-{
+static const char *scal(const yaml_node_t *n) {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
 static int bad(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int bad(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
-{
+static int bad(struct ctx *c, const yaml_node_t *n, const char *fmt, ...) {
     char msg[160];
     va_list ap;
     va_start(ap, fmt);
@@ -96,15 +88,12 @@ static int bad(struct ctx *c, const yaml_node_t *n, const char *fmt, ...)
                             "%s", msg);
 }
 
-static bool is_map(const yaml_node_t *n)
-{
+static bool is_map(const yaml_node_t *n) {
     return n && n->type == YAML_MAPPING_NODE;
 }
 
-static int tls_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
-{
-    if (!is_map(n))
-        return bad(c, n, "%s: expected a mapping", "tls_server_config");
+static int tls_section(struct ctx *c, struct webcfg *w, yaml_node_t *n) {
+    if (!is_map(n)) return bad(c, n, "%s: expected a mapping", "tls_server_config");
     const char *min = NULL, *max = NULL;
     yaml_node_t *certn = NULL, *keyn = NULL, *can = NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -122,8 +111,7 @@ static int tls_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
             /* Client certificates would need GnuTLS's verification API on top of
              * libmicrohttpd; refused clearly rather than accepted and not enforced. */
             if (strcmp(val, "NoClientCert"))
-                return bad(c, v, "client_auth_type %s is not supported (only NoClientCert)",
-                           val);
+                return bad(c, v, "client_auth_type %s is not supported (only NoClientCert)", val);
         } else if (!strcmp(key, "min_version"))
             min = val;
         else if (!strcmp(key, "max_version"))
@@ -133,55 +121,49 @@ static int tls_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
     }
     if (!certn || !keyn)
         return bad(c, n, "%s: cert_file and key_file are required", "tls_server_config");
-    int rc = read_file(c->dir, scal(certn), &w->cert_pem, c->err,
-                       (int)certn->start_mark.line + 1, (int)certn->start_mark.column + 1);
+    int rc = read_file(c->dir, scal(certn), &w->cert_pem, c->err, (int)certn->start_mark.line + 1,
+                       (int)certn->start_mark.column + 1);
     if (!rc)
         rc = read_file(c->dir, scal(keyn), &w->key_pem, c->err, (int)keyn->start_mark.line + 1,
                        (int)keyn->start_mark.column + 1);
     if (!rc && can)
-        rc = read_file(c->dir, scal(can), &w->client_ca_pem, c->err,
-                       (int)can->start_mark.line + 1, (int)can->start_mark.column + 1);
-    if (rc)
-        return c->rc = rc;
+        rc = read_file(c->dir, scal(can), &w->client_ca_pem, c->err, (int)can->start_mark.line + 1,
+                       (int)can->start_mark.column + 1);
+    if (rc) return c->rc = rc;
     /* exporter-toolkit's default minimum is TLS 1.2. */
     static const struct {
         const char *name, *prio;
-    } vers[] = {{"TLS10", "+VERS-TLS1.0"}, {"TLS11", "+VERS-TLS1.1"},
-                {"TLS12", "+VERS-TLS1.2"}, {"TLS13", "+VERS-TLS1.3"}};
+    } vers[] = {{"TLS10", "+VERS-TLS1.0"},
+                {"TLS11", "+VERS-TLS1.1"},
+                {"TLS12", "+VERS-TLS1.2"},
+                {"TLS13", "+VERS-TLS1.3"}};
     int lo = 2, hi = 3;
     for (int i = 0; i < 4; i++) {
-        if (min && !strcmp(min, vers[i].name))
-            lo = i;
-        if (max && !strcmp(max, vers[i].name))
-            hi = i;
+        if (min && !strcmp(min, vers[i].name)) lo = i;
+        if (max && !strcmp(max, vers[i].name)) hi = i;
     }
     for (int k = 0; k < 2; k++) {
         const char *v = k ? max : min;
         bool known = !v;
         for (int i = 0; i < 4 && !known; i++)
             known = !strcmp(v, vers[i].name);
-        if (!known)
-            return bad(c, n, "unknown TLS version: %s (TLS10, TLS11, TLS12, TLS13)", v);
+        if (!known) return bad(c, n, "unknown TLS version: %s (TLS10, TLS11, TLS12, TLS13)", v);
     }
     char prio[200] = "NORMAL:-VERS-ALL";
     for (int i = lo; i <= hi; i++) {
         strncat(prio, ":", sizeof(prio) - strlen(prio) - 1);
         strncat(prio, vers[i].prio, sizeof(prio) - strlen(prio) - 1);
     }
-    if (lo > hi)
-        return bad(c, n, "%s: min_version is above max_version", "tls_server_config");
+    if (lo > hi) return bad(c, n, "%s: min_version is above max_version", "tls_server_config");
     w->tls_priorities = strdup(prio);
     return w->tls_priorities ? 0 : (c->rc = -ENOMEM);
 }
 
-static int users_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
-{
-    if (!is_map(n))
-        return bad(c, n, "%s: expected a mapping", "basic_auth_users");
+static int users_section(struct ctx *c, struct webcfg *w, yaml_node_t *n) {
+    if (!is_map(n)) return bad(c, n, "%s: expected a mapping", "basic_auth_users");
     size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     w->users = calloc(cnt ? cnt : 1, sizeof(*w->users));
-    if (!w->users)
-        return c->rc = -ENOMEM;
+    if (!w->users) return c->rc = -ENOMEM;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = nd(c, p->key), *v = nd(c, p->value);
         const char *user = scal(k), *hash = scal(v);
@@ -192,26 +174,22 @@ static int users_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
         struct webcfg_user *u = &w->users[w->nusers++];
         u->name = strdup(user);
         u->hash = strdup(hash);
-        if (!u->name || !u->hash)
-            return c->rc = -ENOMEM;
+        if (!u->name || !u->hash) return c->rc = -ENOMEM;
     }
     return 0;
 }
 
-static int server_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
-{
-    if (!is_map(n))
-        return bad(c, n, "%s: expected a mapping", "http_server_config");
+static int server_section(struct ctx *c, struct webcfg *w, yaml_node_t *n) {
+    if (!is_map(n)) return bad(c, n, "%s: expected a mapping", "http_server_config");
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = nd(c, p->key), *v = nd(c, p->value);
         const char *key = scal(k);
         if (key && !strcmp(key, "headers") && is_map(v)) {
             size_t cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
             w->headers = calloc(cnt ? cnt : 1, sizeof(char *));
-            if (!w->headers)
-                return c->rc = -ENOMEM;
-            for (yaml_node_pair_t *h = v->data.mapping.pairs.start;
-                 h < v->data.mapping.pairs.top; h++) {
+            if (!w->headers) return c->rc = -ENOMEM;
+            for (yaml_node_pair_t *h = v->data.mapping.pairs.start; h < v->data.mapping.pairs.top;
+                 h++) {
                 const char *hn = scal(nd(c, h->key)), *hv = scal(nd(c, h->value));
                 if (!hn || !hv)
                     return bad(c, nd(c, h->key), "%s: expected string pairs", "headers");
@@ -228,16 +206,13 @@ static int server_section(struct ctx *c, struct webcfg *w, yaml_node_t *n)
     return 0;
 }
 
-int webcfg_load(const char *path, struct webcfg **out, struct perr *err)
-{
+int webcfg_load(const char *path, struct webcfg **out, struct perr *err) {
     *out = NULL;
     char *text = NULL;
     int rc = read_file(".", path, &text, err, 0, 0);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     struct webcfg *w = calloc(1, sizeof(*w));
-    if (w)
-        pthread_mutex_init(&w->lock, NULL);
+    if (w) pthread_mutex_init(&w->lock, NULL);
     char *tmp = strdup(path);
     if (!w || !tmp) {
         free(text);
@@ -270,8 +245,7 @@ int webcfg_load(const char *path, struct webcfg **out, struct perr *err)
                     bad(&c, k, "key \"%s\" already set in map", key);
                     break;
                 }
-            if (c.rc)
-                break;
+            if (c.rc) break;
             if (key && !strcmp(key, "tls_server_config"))
                 tls_section(&c, w, v);
             else if (key && !strcmp(key, "basic_auth_users"))
@@ -296,9 +270,7 @@ int webcfg_load(const char *path, struct webcfg **out, struct perr *err)
     return 0;
 }
 
-
-static uint64_t digest(const char *hash, const char *user, const char *pw)
-{
+static uint64_t digest(const char *hash, const char *user, const char *pw) {
     /* FNV-1a over hash, user and password with separators; the cache only short-cuts a
      * repeat of an exact triple already checked by bcrypt. */
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -311,12 +283,10 @@ static uint64_t digest(const char *hash, const char *user, const char *pw)
     return h;
 }
 
-bool webcfg_check_user(struct webcfg *w, const char *user, const char *password)
-{
+bool webcfg_check_user(struct webcfg *w, const char *user, const char *password) {
     const struct webcfg_user *u = NULL;
     for (size_t i = 0; i < w->nusers && !u; i++)
-        if (!strcmp(w->users[i].name, user))
-            u = &w->users[i];
+        if (!strcmp(w->users[i].name, user)) u = &w->users[i];
     if (!u) {
         /* Spend a bcrypt anyway so response time does not tell which users exist (as
          * exporter-toolkit does); the result is ignored. */

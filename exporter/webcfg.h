@@ -20,7 +20,7 @@ struct webcfg_user {
 struct webcfg {
     char *cert_pem; /* contents of tls_server_config.cert_file, NULL without TLS */
     char *key_pem;
-    char *client_ca_pem; /* client_ca_file (read and kept; client certs are not requested) */
+    char *client_ca_pem;  /* client_ca_file (read and kept; client certs are not requested) */
     char *tls_priorities; /* GnuTLS priority string from min_version/max_version */
     struct webcfg_user *users;
     size_t nusers;

@@ -5,8 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-bool names_utf8_valid(const char *str, size_t len)
-{
+bool names_utf8_valid(const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
@@ -36,53 +35,40 @@ bool names_utf8_valid(const char *str, size_t len)
         } else {
             return false;
         }
-        if (len - i - 1 < n)
-            return false;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return false;
+        if (len - i - 1 < n) return false;
+        if (s[i + 1] < lo || s[i + 1] > hi) return false;
         for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return false;
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return false;
         i += n + 1;
     }
     return true;
 }
 
-static bool is_alpha_(char c)
-{
+static bool is_alpha_(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
 
-static bool is_digit(char c)
-{
+static bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-bool names_metric_ok(const char *s, size_t len)
-{
-    if (len == 0 || !(is_alpha_(s[0]) || s[0] == ':'))
-        return false;
+bool names_metric_ok(const char *s, size_t len) {
+    if (len == 0 || !(is_alpha_(s[0]) || s[0] == ':')) return false;
     for (size_t i = 1; i < len; i++)
-        if (!(is_alpha_(s[i]) || is_digit(s[i]) || s[i] == ':'))
-            return false;
+        if (!(is_alpha_(s[i]) || is_digit(s[i]) || s[i] == ':')) return false;
     return true;
 }
 
-bool names_label_ok(const char *s, size_t len)
-{
-    if (len == 0 || !is_alpha_(s[0]))
-        return false;
+bool names_label_ok(const char *s, size_t len) {
+    if (len == 0 || !is_alpha_(s[0])) return false;
     for (size_t i = 1; i < len; i++)
-        if (!(is_alpha_(s[i]) || is_digit(s[i])))
-            return false;
+        if (!(is_alpha_(s[i]) || is_digit(s[i]))) return false;
     return true;
 }
 
-char *names_quote(char *out, size_t cap, const char *s, size_t len)
-{
+char *names_quote(char *out, size_t cap, const char *s, size_t len) {
     if (cap < 8) {
-        if (cap)
-            out[0] = 0;
+        if (cap) out[0] = 0;
         return out;
     }
     size_t o = 0;

@@ -4,8 +4,7 @@
 
 #include <string.h>
 
-bool proto_is_stale_nan(double v)
-{
+bool proto_is_stale_nan(double v) {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
     return bits == PROTO_STALE_NAN_BITS;

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* proto: promlet's wire formats (remote write 1.0, text exposition 0.0.4); bytes in, samples out. */
+/* proto: promlet's wire formats (remote write 1.0, text exposition 0.0.4); bytes in, samples out.
+ */
 #ifndef PROMLET_PERR_DEFINED
 #define PROMLET_PERR_DEFINED
-struct perr { int line, col; char msg[160]; };
+struct perr {
+    int line, col;
+    char msg[160];
+};
 #endif
 #ifndef PROMLET_PROTO_PROTO_H
 #define PROMLET_PROTO_PROTO_H
@@ -51,18 +55,18 @@ bool proto_is_stale_nan(double v);
 #define RW_DEFAULT_MAX_SAMPLES 1000000                  /* samples + histograms per request */
 
 struct rw_limits {
-    size_t max_decoded_bytes;  /* refuse a body whose snappy header announces more (E2BIG) */
-    size_t max_labels;         /* labels per series as sent (empty-valued ones included) */
-    size_t max_name_len;       /* bytes per label name */
-    size_t max_value_len;      /* bytes per label value */
-    size_t max_series;         /* series per request, and metadata entries (SIZE_MAX =
-                                  unlimited) */
-    size_t max_samples;        /* samples + histograms per request, and exemplars (SIZE_MAX =
-                                  unlimited) */
-    bool sort_labels;          /* accept unsorted label sets and sort them (what Prometheus
-                                  does); false = reject them (the spec's MUST) */
-    bool utf8_names;           /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
-                                  UTF-8 mode); false = legacy [a-zA-Z_:][a-zA-Z0-9_:]* */
+    size_t max_decoded_bytes; /* refuse a body whose snappy header announces more (E2BIG) */
+    size_t max_labels;        /* labels per series as sent (empty-valued ones included) */
+    size_t max_name_len;      /* bytes per label name */
+    size_t max_value_len;     /* bytes per label value */
+    size_t max_series;        /* series per request, and metadata entries (SIZE_MAX =
+                                 unlimited) */
+    size_t max_samples;       /* samples + histograms per request, and exemplars (SIZE_MAX =
+                                 unlimited) */
+    bool sort_labels;         /* accept unsorted label sets and sort them (what Prometheus
+                                 does); false = reject them (the spec's MUST) */
+    bool utf8_names;          /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
+                                 UTF-8 mode); false = legacy [a-zA-Z_:][a-zA-Z0-9_:]* */
 };
 
 /* Metric types of MetricMetadata (same numbers as the wire enum). */
@@ -94,13 +98,13 @@ struct proto_span {
  * integer histograms the deltas have been accumulated (and checked non-negative). Arrays are
  * borrowed from the request and valid until rw_request_free(). */
 struct proto_hist {
-    bool is_float;            /* float histogram (counts were doubles on the wire) */
-    int32_t schema;           /* -4..8 exponential, -53 custom buckets */
+    bool is_float;  /* float histogram (counts were doubles on the wire) */
+    int32_t schema; /* -4..8 exponential, -53 custom buckets */
     enum proto_reset_hint reset_hint;
     double zero_threshold;
-    double count;             /* total count (exact for integer histograms up to 2^53) */
+    double count; /* total count (exact for integer histograms up to 2^53) */
     double zero_count;
-    uint64_t count_int;       /* integer histograms: the exact wire values (0 for float) */
+    uint64_t count_int; /* integer histograms: the exact wire values (0 for float) */
     uint64_t zero_count_int;
     double sum;
     const struct proto_span *pos_spans;
@@ -141,8 +145,8 @@ struct rw_request;
  *   -EPROTO  bad data: corrupt snappy, bad protobuf, invalid labels, invalid histogram,
  *            out-of-order or conflicting duplicate samples within a series → HTTP 400;
  *   -E2BIG   the snappy header announces more than lim->max_decoded_bytes, a count limit
- *            was hit, or the request would unpack to too much memory → HTTP 400 (Prometheus answers 400 for an oversized decoded body too);
- *   -ENOMEM  out of memory → HTTP 5xx (the sender retries);
+ *            was hit, or the request would unpack to too much memory → HTTP 400 (Prometheus answers
+ * 400 for an oversized decoded body too); -ENOMEM  out of memory → HTTP 5xx (the sender retries);
  * and err (if not NULL) holds a one-line reason; err->line is the 1-based index of the
  * offending timeseries (0 when not series-specific), err->col the 1-based label or sample
  * index within it (0 when not applicable). Nothing is returned partially: a request with one
@@ -199,8 +203,7 @@ struct expfmt_sink {
      * _sum/_count, a histogram sample without le that is not _sum/_count, a quantile or le
      * of NaN) are not reported. */
     int (*sample)(void *arg, const char *family, const char *sample_name,
-                  const struct proto_label *labels, size_t n, double v, bool has_ts,
-                  int64_t ts_ms);
+                  const struct proto_label *labels, size_t n, double v, bool has_ts, int64_t ts_ms);
 };
 
 /* Parses a whole text-format body. Borrows buf (need not be NUL-terminated) and sink.
@@ -210,8 +213,7 @@ struct expfmt_sink {
  * they are parsed, so a caller wanting all-or-nothing stages them and commits on 0.
  * Memory: per call, a scratch buffer that grows to the longest line and a table of family
  * names; nothing is allocated per sample. */
-int expfmt_parse(const uint8_t *buf, size_t len, const struct expfmt_sink *sink,
-                 struct perr *err);
+int expfmt_parse(const uint8_t *buf, size_t len, const struct expfmt_sink *sink, struct perr *err);
 
 /* Name of a type as written in a TYPE line ("counter", ...). Returns a static string. */
 const char *expfmt_type_name(enum expfmt_type t);

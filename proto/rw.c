@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* rw: remote-write 1.0 receiver decoding: snappy guard, protobuf-c unpack into an arena, validation. */
+/* rw: remote-write 1.0 receiver decoding: snappy guard, protobuf-c unpack into an arena,
+ * validation. */
 #include "proto.h"
 
 #include "names.h"
@@ -62,8 +63,7 @@ struct arena {
  * large array never strands the free tail of a small block. */
 #define ARENA_BIG ((size_t)64 << 10)
 
-static void *arena_alloc(void *data, size_t size)
-{
+static void *arena_alloc(void *data, size_t size) {
     struct arena *a = data;
     if (size > SIZE_MAX / 2) {
         a->failed = true;
@@ -73,10 +73,8 @@ static void *arena_alloc(void *data, size_t size)
     struct arena_blk *b = a->head;
     if (!b || b->cap - b->used < need) {
         size_t cap = b ? b->cap * 2 : 16384;
-        if (cap > ((size_t)4 << 20))
-            cap = (size_t)4 << 20;
-        if (need > ARENA_BIG || cap < need)
-            cap = need;
+        if (cap > ((size_t)4 << 20)) cap = (size_t)4 << 20;
+        if (need > ARENA_BIG || cap < need) cap = need;
         /* Near the cap, take only what is left (reserved but unused space counts too). */
         if (a->cap && a->total + sizeof *b + cap > a->cap && a->total + sizeof *b + need <= a->cap)
             cap = a->cap - a->total - sizeof *b;
@@ -106,14 +104,12 @@ static void *arena_alloc(void *data, size_t size)
     return p;
 }
 
-static void arena_free_one(void *data, void *ptr)
-{
+static void arena_free_one(void *data, void *ptr) {
     (void)data;
     (void)ptr; /* freed with the arena */
 }
 
-static void arena_fini(struct arena *a)
-{
+static void arena_fini(struct arena *a) {
     struct arena_blk *b = a->head;
     while (b) {
         struct arena_blk *n = b->next;
@@ -124,8 +120,7 @@ static void arena_fini(struct arena *a)
 }
 
 /* Typed allocation of n elements of size sz from the arena, overflow-checked. */
-static void *arena_array(struct arena *a, size_t n, size_t sz)
-{
+static void *arena_array(struct arena *a, size_t n, size_t sz) {
     if (n && sz > SIZE_MAX / 4 / n) {
         a->failed = true;
         return NULL;
@@ -160,8 +155,7 @@ struct decoder {
 static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
-{
+static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...) {
     d->code = code;
     if (d->err) {
         d->err->line = line;
@@ -180,8 +174,7 @@ static int fail(struct decoder *d, int code, int line, int col, const char *fmt,
  * allocates anything, so a small body that would unpack into millions of empty messages or
  * unknown fields is refused cheaply. Also catches truncated fields with a precise reason. */
 
-static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
+static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
     const uint8_t *p = *pp;
     if (p < end && !(*p & 0x80)) { /* one byte: field keys and short lengths */
         *v = *p;
@@ -190,8 +183,7 @@ static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
     }
     uint64_t r = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (p >= end)
-            return -1;
+        if (p >= end) return -1;
         uint8_t b = *p++;
         r |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
@@ -205,32 +197,26 @@ static int wire_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 
 /* Reads one field header and, for LEN fields, the payload bounds. Returns 0 or -1. */
 static int wire_field(const uint8_t **pp, const uint8_t *end, uint32_t *field, unsigned *wt,
-                      const uint8_t **sub, size_t *sublen)
-{
+                      const uint8_t **sub, size_t *sublen) {
     uint64_t key;
-    if (wire_varint(pp, end, &key) < 0)
-        return -1;
+    if (wire_varint(pp, end, &key) < 0) return -1;
     *field = (uint32_t)(key >> 3);
     *wt = (unsigned)(key & 7);
-    if (*field == 0)
-        return -1;
+    if (*field == 0) return -1;
     uint64_t v;
     switch (*wt) {
     case 0:
         return wire_varint(pp, end, &v);
     case 1:
-        if (end - *pp < 8)
-            return -1;
+        if (end - *pp < 8) return -1;
         *pp += 8;
         return 0;
     case 5:
-        if (end - *pp < 4)
-            return -1;
+        if (end - *pp < 4) return -1;
         *pp += 4;
         return 0;
     case 2:
-        if (wire_varint(pp, end, &v) < 0 || v > (uint64_t)(end - *pp))
-            return -1;
+        if (wire_varint(pp, end, &v) < 0 || v > (uint64_t)(end - *pp)) return -1;
         *sub = *pp;
         *sublen = (size_t)v;
         *pp += v;
@@ -252,39 +238,53 @@ enum wk { WK_UNKNOWN = 0, WK_SCALAR, WK_REP_VARINT, WK_REP_F64, WK_BYTES, WK_MSG
 enum wm { WM_WRITE, WM_SERIES, WM_LABEL, WM_SAMPLE, WM_EXEMPLAR, WM_HIST, WM_SPAN, WM_META };
 
 struct wire_msg {
-    size_t size;        /* sizeof the protobuf-c struct */
-    uint8_t kind[17];   /* by field number; numbers > 16 are unknown */
-    uint8_t sub[17];    /* enum wm of WK_MSG fields */
+    size_t size;      /* sizeof the protobuf-c struct */
+    uint8_t kind[17]; /* by field number; numbers > 16 are unknown */
+    uint8_t sub[17];  /* enum wm of WK_MSG fields */
 };
 
 static const struct wire_msg wire_msgs[] = {
-    [WM_WRITE] = {sizeof(Prometheus__WriteRequest), {[1] = WK_MSG, [3] = WK_MSG},
+    [WM_WRITE] = {sizeof(Prometheus__WriteRequest),
+                  {[1] = WK_MSG, [3] = WK_MSG},
                   {[1] = WM_SERIES, [3] = WM_META}},
-    [WM_SERIES] = {sizeof(Prometheus__TimeSeries), {[1] = WK_MSG, [2] = WK_MSG, [3] = WK_MSG, [4] = WK_MSG},
+    [WM_SERIES] = {sizeof(Prometheus__TimeSeries),
+                   {[1] = WK_MSG, [2] = WK_MSG, [3] = WK_MSG, [4] = WK_MSG},
                    {[1] = WM_LABEL, [2] = WM_SAMPLE, [3] = WM_EXEMPLAR, [4] = WM_HIST}},
     [WM_LABEL] = {sizeof(Prometheus__Label), {[1] = WK_BYTES, [2] = WK_BYTES}, {0}},
     [WM_SAMPLE] = {sizeof(Prometheus__Sample), {[1] = WK_SCALAR, [2] = WK_SCALAR}, {0}},
-    [WM_EXEMPLAR] = {sizeof(Prometheus__Exemplar), {[1] = WK_MSG, [2] = WK_SCALAR, [3] = WK_SCALAR},
+    [WM_EXEMPLAR] = {sizeof(Prometheus__Exemplar),
+                     {[1] = WK_MSG, [2] = WK_SCALAR, [3] = WK_SCALAR},
                      {[1] = WM_LABEL}},
     [WM_HIST] = {sizeof(Prometheus__Histogram),
-                 {[1] = WK_SCALAR, [2] = WK_SCALAR, [3] = WK_SCALAR, [4] = WK_SCALAR,
-                  [5] = WK_SCALAR, [6] = WK_SCALAR, [7] = WK_SCALAR, [8] = WK_MSG,
-                  [9] = WK_REP_VARINT, [10] = WK_REP_F64, [11] = WK_MSG, [12] = WK_REP_VARINT,
-                  [13] = WK_REP_F64, [14] = WK_SCALAR, [15] = WK_SCALAR, [16] = WK_REP_F64},
+                 {[1] = WK_SCALAR,
+                  [2] = WK_SCALAR,
+                  [3] = WK_SCALAR,
+                  [4] = WK_SCALAR,
+                  [5] = WK_SCALAR,
+                  [6] = WK_SCALAR,
+                  [7] = WK_SCALAR,
+                  [8] = WK_MSG,
+                  [9] = WK_REP_VARINT,
+                  [10] = WK_REP_F64,
+                  [11] = WK_MSG,
+                  [12] = WK_REP_VARINT,
+                  [13] = WK_REP_F64,
+                  [14] = WK_SCALAR,
+                  [15] = WK_SCALAR,
+                  [16] = WK_REP_F64},
                  {[8] = WM_SPAN, [11] = WM_SPAN}},
     [WM_SPAN] = {sizeof(Prometheus__BucketSpan), {[1] = WK_SCALAR, [2] = WK_SCALAR}, {0}},
     [WM_META] = {sizeof(Prometheus__MetricMetadata),
-                 {[1] = WK_SCALAR, [2] = WK_BYTES, [4] = WK_BYTES, [5] = WK_BYTES}, {0}},
+                 {[1] = WK_SCALAR, [2] = WK_BYTES, [4] = WK_BYTES, [5] = WK_BYTES},
+                 {0}},
 };
 
 /* Arena bytes of one allocation of n bytes (see arena_alloc). */
-static size_t arena_cost(size_t n)
-{
+static size_t arena_cost(size_t n) {
     return n > SIZE_MAX / 2 ? SIZE_MAX / 2 : ((n + 1 + 15) & ~(size_t)15);
 }
 
-static size_t sat_add(size_t a, size_t b)
-{
+static size_t sat_add(size_t a, size_t b) {
     return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
 }
 
@@ -292,32 +292,25 @@ static size_t sat_add(size_t a, size_t b)
  * the general walk (they are most of the prescan's work). Each returns 1 and sets *cost to
  * exactly what wire_cost's general path computes for that encoding, or 0 when the bytes are
  * anything else (the general path then decides). */
-static int leaf_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
-{
+static int leaf_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost) {
     if (m == WM_SAMPLE) {
         /* 0x09 <double> 0x10 <varint timestamp>: two scalar fields, nothing allocated. */
-        if (len < 11 || len > 19 || buf[0] != 0x09 || buf[9] != 0x10)
-            return 0;
+        if (len < 11 || len > 19 || buf[0] != 0x09 || buf[9] != 0x10) return 0;
         for (size_t i = 10; i < len - 1; i++)
-            if (!(buf[i] & 0x80))
-                return 0;
-        if (buf[len - 1] & 0x80)
-            return 0;
+            if (!(buf[i] & 0x80)) return 0;
+        if (buf[len - 1] & 0x80) return 0;
         *cost = arena_cost(wire_msgs[WM_SAMPLE].size);
         return 1;
     }
     if (m == WM_LABEL) {
         /* 0x0a <len> name 0x12 <len> value, both lengths one byte. */
-        if (len < 4 || buf[0] != 0x0a || buf[1] & 0x80)
-            return 0;
+        if (len < 4 || buf[0] != 0x0a || buf[1] & 0x80) return 0;
         size_t nl = buf[1];
-        if (2 + nl + 2 > len || buf[2 + nl] != 0x12 || buf[3 + nl] & 0x80)
-            return 0;
+        if (2 + nl + 2 > len || buf[2 + nl] != 0x12 || buf[3 + nl] & 0x80) return 0;
         size_t vl = buf[3 + nl];
-        if (4 + nl + vl != len)
-            return 0;
-        *cost = sat_add(sat_add(arena_cost(wire_msgs[WM_LABEL].size), arena_cost(nl)),
-                        arena_cost(vl));
+        if (4 + nl + vl != len) return 0;
+        *cost =
+            sat_add(sat_add(arena_cost(wire_msgs[WM_LABEL].size), arena_cost(nl)), arena_cost(vl));
         return 1;
     }
     return 0;
@@ -325,10 +318,8 @@ static int leaf_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
 
 /* Upper bound of the arena bytes to unpack one message of type m. Returns 0 (cost in *cost)
  * or -1 when the wire data is malformed. Recursion is bounded by the schema (depth 4). */
-static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
-{
-    if (leaf_cost(buf, len, m, cost))
-        return 0;
+static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost) {
+    if (leaf_cost(buf, len, m, cost)) return 0;
     const struct wire_msg *w = &wire_msgs[m];
     const uint8_t *p = buf, *end = buf + len;
     size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0;
@@ -338,8 +329,7 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
         unsigned wt;
         const uint8_t *sub = NULL, *start = p;
         size_t sublen = 0;
-        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
-            return -1;
+        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0) return -1;
         n_fields++;
         unsigned k = f <= 16 ? w->kind[f] : WK_UNKNOWN;
         switch (k) {
@@ -355,8 +345,7 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
         case WK_MSG:
             if (wt == 2) {
                 size_t sc;
-                if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
-                    return -1;
+                if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0) return -1;
                 c = sat_add(c, sc);
             }
             rep[f]++;
@@ -374,10 +363,8 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
         }
     }
     for (unsigned f = 1; f <= 16; f++)
-        if (rep[f])
-            c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
-    if (n_unknown)
-        c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
+        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    if (n_unknown) c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
     /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
      * members of 32 bytes each. */
     for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
@@ -386,8 +373,7 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost)
     return 0;
 }
 
-static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost)
-{
+static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost) {
     const uint8_t *p = buf, *end = buf + len;
     size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
     /* The WriteRequest itself: wire_cost() of the whole buffer walks everything, but we also
@@ -403,8 +389,7 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *co
         if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
             return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
                         d->lim.max_series);
-        if (f != 1 || wt != 2)
-            continue;
+        if (f != 1 || wt != 2) continue;
         n_series++;
         if (n_series > d->lim.max_series)
             return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
@@ -417,15 +402,14 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *co
             if (wire_field(&q, qend, &f, &wt, &s2, &l2) < 0)
                 return fail(d, -EPROTO, (int)n_series, 0,
                             "proto: TimeSeries %zu: bad or truncated field", n_series);
-            if (wt != 2)
-                continue;
+            if (wt != 2) continue;
             if (f == 1 && ++n_labels > d->lim.max_labels)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "series %zu has too many labels (limit %zu)", n_series,
                             d->lim.max_labels);
             if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
-                return fail(d, -E2BIG, (int)n_series, 0,
-                            "too many samples in request (limit %zu)", d->lim.max_samples);
+                return fail(d, -E2BIG, (int)n_series, 0, "too many samples in request (limit %zu)",
+                            d->lim.max_samples);
             if (f == 3 && ++n_exemplars > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many exemplars in request (limit %zu)", d->lim.max_samples);
@@ -439,35 +423,30 @@ static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *co
 /* ---------------------------------------------------------------------------------------- */
 /* Validation of one series' labels. */
 
-static const char *bd_str(const ProtobufCBinaryData *b)
-{
+static const char *bd_str(const ProtobufCBinaryData *b) {
     /* Thanks to the arena's trailing zero byte, data is NUL-terminated; an absent or empty
      * field has data == NULL. */
     return b->data ? (const char *)b->data : "";
 }
 
-static int cmp_label(const void *a, const void *b)
-{
+static int cmp_label(const void *a, const void *b) {
     const struct proto_label *x = a, *y = b;
     size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
     int c = memcmp(x->name, y->name, n);
-    if (c)
-        return c;
+    if (c) return c;
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
 static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
-                        struct rw_series *out)
-{
+                        struct rw_series *out) {
     char q[64];
     int line = (int)si + 1;
     struct proto_label *ls = arena_array(d->arena, ts->n_labels, sizeof *ls);
-    if (!ls && ts->n_labels)
-        return fail(d, -ENOMEM, line, 0, "out of memory");
+    if (!ls && ts->n_labels) return fail(d, -ENOMEM, line, 0, "out of memory");
     for (size_t i = 0; i < ts->n_labels; i++) {
         const Prometheus__Label *l = ts->labels[i];
-        ls[i] = (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value),
-                                     l->value.len};
+        ls[i] =
+            (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value), l->value.len};
         int col = (int)i + 1;
         if (l->name.len == 0)
             return fail(d, -EPROTO, line, col, "series %zu: empty label name", si + 1);
@@ -499,14 +478,13 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
         bool sorted = true;
         for (size_t i = 1; i < n && sorted; i++)
             sorted = cmp_label(&ls[i - 1], &ls[i]) < 0;
-        if (!sorted)
-            qsort(ls, n, sizeof *ls, cmp_label);
+        if (!sorted) qsort(ls, n, sizeof *ls, cmp_label);
     }
     for (size_t i = 1; i < n; i++) {
         int c = cmp_label(&ls[i - 1], &ls[i]);
         if (c == 0)
-            return fail(d, -EPROTO, line, (int)i + 1, "series %zu: duplicate label name %s",
-                        si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
+            return fail(d, -EPROTO, line, (int)i + 1, "series %zu: duplicate label name %s", si + 1,
+                        names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
         if (c > 0)
             return fail(d, -EPROTO, line, (int)i + 1,
                         "series %zu: labels not sorted by name (%s out of order)", si + 1,
@@ -516,11 +494,9 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
     size_t k = 0;
     const struct proto_label *name = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (ls[i].value_len == 0)
-            continue;
+        if (ls[i].value_len == 0) continue;
         ls[k] = ls[i];
-        if (ls[k].name_len == 8 && memcmp(ls[k].name, "__name__", 8) == 0)
-            name = &ls[k];
+        if (ls[k].name_len == 8 && memcmp(ls[k].name, "__name__", 8) == 0) name = &ls[k];
         k++;
     }
     if (!name)
@@ -529,7 +505,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
     bool ok = d->lim.utf8_names ? true : names_metric_ok(name->value, name->value_len);
     if (!ok)
         return fail(d, -EPROTO, line, 0, "series %zu: invalid metric name %s", si + 1,
-                     names_quote(q, sizeof q, name->value, name->value_len));
+                    names_quote(q, sizeof q, name->value, name->value_len));
     out->labels = ls;
     out->n_labels = k;
     return 0;
@@ -537,8 +513,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
 
 /* Samples of one series must not go back in time; a second sample at the same timestamp
  * must carry the same bits (an identical retry is fine). */
-static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts)
-{
+static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts) {
     for (size_t i = 1; i < ts->n_samples; i++) {
         const Prometheus__Sample *a = ts->samples[i - 1], *b = ts->samples[i];
         if (b->timestamp < a->timestamp)
@@ -558,11 +533,9 @@ static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSer
 
 static int conv_spans(struct decoder *d, size_t si, size_t hi, const char *side,
                       Prometheus__BucketSpan *const *in, size_t n, size_t n_buckets,
-                      const struct proto_span **out)
-{
+                      const struct proto_span **out) {
     struct proto_span *sp = arena_array(d->arena, n, sizeof *sp);
-    if (!sp && n)
-        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    if (!sp && n) return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         sp[i].offset = in[i]->offset;
@@ -585,11 +558,9 @@ static int conv_spans(struct decoder *d, size_t si, size_t hi, const char *side,
 
 /* Integer histograms: accumulate deltas into absolute counts, all must be >= 0. */
 static int conv_deltas(struct decoder *d, size_t si, size_t hi, const char *side,
-                       const int64_t *deltas, size_t n, const double **out, uint64_t *sum)
-{
+                       const int64_t *deltas, size_t n, const double **out, uint64_t *sum) {
     double *b = arena_array(d->arena, n, sizeof *b);
-    if (!b && n)
-        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    if (!b && n) return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
     int64_t cur = 0;
     *sum = 0;
     for (size_t i = 0; i < n; i++) {
@@ -608,8 +579,7 @@ static int conv_deltas(struct decoder *d, size_t si, size_t hi, const char *side
 }
 
 static int check_float_buckets(struct decoder *d, size_t si, size_t hi, const char *side,
-                               const double *c, size_t n, double *sum)
-{
+                               const double *c, size_t n, double *sum) {
     *sum = 0;
     for (size_t i = 0; i < n; i++) {
         if (c[i] < 0)
@@ -627,8 +597,7 @@ static int check_float_buckets(struct decoder *d, size_t si, size_t hi, const ch
  * span offset >= 0 (the first one included), the spans' extent within the bounds plus the
  * implicit +Inf bucket, and no zero bucket or negative side. Consumers index the bounds with
  * the span positions, so this is what keeps them in range. */
-static int check_custom(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in)
-{
+static int check_custom(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in) {
     int line = (int)si + 1;
     double prev = -INFINITY;
     for (size_t i = 0; i < in->n_custom_values; i++) {
@@ -637,13 +606,15 @@ static int check_custom(struct decoder *d, size_t si, size_t hi, const Prometheu
             return fail(d, -EPROTO, line, 0,
                         "series %zu histogram %zu: custom buckets: previous bound is %g and "
                         "current is %g: histogram custom bounds must be in strictly increasing "
-                        "order", si + 1, hi + 1, prev, cur);
+                        "order",
+                        si + 1, hi + 1, prev, cur);
         prev = cur;
     }
     if (prev == INFINITY)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: custom buckets: last +Inf bound must not be "
-                    "explicitly defined: histogram custom bounds must be finite", si + 1, hi + 1);
+                    "explicitly defined: histogram custom bounds must be finite",
+                    si + 1, hi + 1);
     bool is_float = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
     size_t npos = is_float ? in->n_positive_counts : in->n_positive_deltas;
     uint64_t n_buckets = 0, extent = 0;
@@ -675,31 +646,34 @@ static int check_custom(struct decoder *d, size_t si, size_t hi, const Prometheu
     if (zero_count)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: custom buckets: histogram with custom buckets "
-                    "must have a zero count of 0", si + 1, hi + 1);
+                    "must have a zero count of 0",
+                    si + 1, hi + 1);
     if (in->zero_threshold != 0)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: custom buckets: histogram with custom buckets "
-                    "must have a zero threshold of 0", si + 1, hi + 1);
+                    "must have a zero threshold of 0",
+                    si + 1, hi + 1);
     if (in->n_negative_spans)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: custom buckets: histogram with custom buckets "
-                    "must not have negative spans", si + 1, hi + 1);
+                    "must not have negative spans",
+                    si + 1, hi + 1);
     if (in->n_negative_deltas || in->n_negative_counts)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: custom buckets: histogram with custom buckets "
-                    "must not have negative buckets", si + 1, hi + 1);
+                    "must not have negative buckets",
+                    si + 1, hi + 1);
     return 0;
 }
 
 static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__Histogram *in,
-                     struct proto_hist *h)
-{
+                     struct proto_hist *h) {
     int line = (int)si + 1;
     *h = (struct proto_hist){0};
     h->is_float = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
     h->schema = in->schema;
-    h->reset_hint = (unsigned)in->reset_hint <= 3 ? (enum proto_reset_hint)in->reset_hint
-                                                  : PROTO_RESET_UNKNOWN;
+    h->reset_hint =
+        (unsigned)in->reset_hint <= 3 ? (enum proto_reset_hint)in->reset_hint : PROTO_RESET_UNKNOWN;
     h->zero_threshold = in->zero_threshold;
     h->sum = in->sum;
     h->custom_values = in->custom_values;
@@ -711,12 +685,12 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
                     "series %zu histogram %zu: histogram has an invalid schema %d, which must be "
                     "between -4 and 8 (or -53 for custom buckets)",
                     si + 1, hi + 1, (int)in->schema);
-    if (custom && check_custom(d, si, hi, in) < 0)
-        return d->code;
+    if (custom && check_custom(d, si, hi, in) < 0) return d->code;
     if (!custom && in->n_custom_values)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: histogram with exponential schema must not have "
-                    "custom bounds", si + 1, hi + 1);
+                    "custom bounds",
+                    si + 1, hi + 1);
 
     size_t npos = h->is_float ? in->n_positive_counts : in->n_positive_deltas;
     size_t nneg = h->is_float ? in->n_negative_counts : in->n_negative_deltas;
@@ -743,8 +717,7 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
             return d->code;
         if (h->zero_count < 0 || h->count < 0)
             return fail(d, -EPROTO, line, 0,
-                        "series %zu histogram %zu: histogram has a negative count", si + 1,
-                        hi + 1);
+                        "series %zu histogram %zu: histogram has a negative count", si + 1, hi + 1);
         double total = ps + ns + h->zero_count;
         /* FloatHistogram.Validate only checks "count >= observations in buckets" (when the
          * sum is not NaN); allow for rounding in the sender's float additions. */
@@ -757,9 +730,9 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
         return 0;
     }
     h->count_int = in->count_case == PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT ? in->count_int : 0;
-    h->zero_count_int =
-        in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT ? in->zero_count_int
-                                                                                : 0;
+    h->zero_count_int = in->zero_count_case == PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT
+                            ? in->zero_count_int
+                            : 0;
     h->count = (double)h->count_int;
     h->zero_count = (double)h->zero_count_int;
     uint64_t ps, ns;
@@ -769,28 +742,23 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
     uint64_t total;
     if (__builtin_add_overflow(ps, ns, &total) ||
         __builtin_add_overflow(total, h->zero_count_int, &total))
-        return fail(d, -EPROTO, line, 0, "series %zu histogram %zu: bucket counts overflow",
-                    si + 1, hi + 1);
+        return fail(d, -EPROTO, line, 0, "series %zu histogram %zu: bucket counts overflow", si + 1,
+                    hi + 1);
     if (isnan(h->sum) ? total > h->count_int : total != h->count_int)
         return fail(d, -EPROTO, line, 0,
                     "series %zu histogram %zu: %llu observations found in buckets, but the Count "
                     "field is %llu",
-                    si + 1, hi + 1, (unsigned long long)total,
-                    (unsigned long long)h->count_int);
+                    si + 1, hi + 1, (unsigned long long)total, (unsigned long long)h->count_int);
     return 0;
 }
 
 static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
-                       struct rw_series *out)
-{
-    if (!ts->n_histograms)
-        return 0;
+                       struct rw_series *out) {
+    if (!ts->n_histograms) return 0;
     struct proto_hist *hs = arena_array(d->arena, ts->n_histograms, sizeof *hs);
-    if (!hs)
-        return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
+    if (!hs) return fail(d, -ENOMEM, (int)si + 1, 0, "out of memory");
     for (size_t i = 0; i < ts->n_histograms; i++) {
-        if (conv_hist(d, si, i, ts->histograms[i], &hs[i]) < 0)
-            return d->code;
+        if (conv_hist(d, si, i, ts->histograms[i], &hs[i]) < 0) return d->code;
         if (i > 0 && ts->histograms[i]->timestamp < ts->histograms[i - 1]->timestamp)
             return fail(d, -EPROTO, (int)si + 1, (int)i + 1,
                         "series %zu: out of order histogram sample (timestamp %lld after %lld)",
@@ -807,13 +775,11 @@ static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSerie
 #define RW_UNPACK_FACTOR 10
 #define RW_UNPACK_SLACK ((size_t)1 << 20)
 
-static const char *proto_unpack_reason(void)
-{
+static const char *proto_unpack_reason(void) {
     return "proto: cannot unpack WriteRequest (invalid wire data)";
 }
 
-static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t len)
-{
+static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t len) {
     struct rw_request *r = calloc(1, sizeof *r);
     uint8_t *raw = NULL;
     if (!r) {
@@ -844,21 +810,22 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         goto fail;
     }
     size_t cost = 0;
-    if (prescan(d, raw, n, &cost) < 0)
-        goto fail;
+    if (prescan(d, raw, n, &cost) < 0) goto fail;
 
     /* protobuf-c allocates a struct per message: requests of float samples unpack to 4.7-6.1
      * times their decoded size (measured: 1 or 100 samples per series of 10 labels, 2M
      * samples in one series, an exemplar per sample), native histograms with few buckets to
-     * about 9 times (a 208-byte struct for ~45 wire bytes). Refuse what the pre-scan says would need more than RW_UNPACK_FACTOR times (plus
-     * a MiB), and cap the arena there too, so that no input can make it grow further. */
+     * about 9 times (a 208-byte struct for ~45 wire bytes). Refuse what the pre-scan says would
+     * need more than RW_UNPACK_FACTOR times (plus a MiB), and cap the arena there too, so that no
+     * input can make it grow further. */
     size_t cap = n > (SIZE_MAX / 2 - RW_UNPACK_SLACK) / RW_UNPACK_FACTOR
                      ? SIZE_MAX / 2
                      : RW_UNPACK_FACTOR * n + RW_UNPACK_SLACK;
     if (sat_add(cost, cost / 16) > cap) {
         fail(d, -E2BIG, 0, 0,
              "request would take %zu bytes to unpack, more than %d times its decoded size of "
-             "%zu bytes", cost, RW_UNPACK_FACTOR, n);
+             "%zu bytes",
+             cost, RW_UNPACK_FACTOR, n);
         goto fail;
     }
     r->arena.cap = cap;
@@ -921,47 +888,33 @@ fail:
 }
 
 struct rw_request *rw_decode(const uint8_t *body, size_t len, const struct rw_limits *lim,
-                             int *code, struct perr *err)
-{
+                             int *code, struct perr *err) {
     struct decoder d = {.err = err};
-    if (lim)
-        d.lim = *lim;
-    if (!d.lim.max_decoded_bytes)
-        d.lim.max_decoded_bytes = RW_DEFAULT_MAX_DECODED_BYTES;
-    if (!d.lim.max_labels)
-        d.lim.max_labels = RW_DEFAULT_MAX_LABELS;
-    if (!d.lim.max_name_len)
-        d.lim.max_name_len = RW_DEFAULT_MAX_NAME_LEN;
-    if (!d.lim.max_value_len)
-        d.lim.max_value_len = RW_DEFAULT_MAX_VALUE_LEN;
-    if (!d.lim.max_series)
-        d.lim.max_series = RW_DEFAULT_MAX_SERIES;
-    if (!d.lim.max_samples)
-        d.lim.max_samples = RW_DEFAULT_MAX_SAMPLES;
-    if (err)
-        *err = (struct perr){0};
+    if (lim) d.lim = *lim;
+    if (!d.lim.max_decoded_bytes) d.lim.max_decoded_bytes = RW_DEFAULT_MAX_DECODED_BYTES;
+    if (!d.lim.max_labels) d.lim.max_labels = RW_DEFAULT_MAX_LABELS;
+    if (!d.lim.max_name_len) d.lim.max_name_len = RW_DEFAULT_MAX_NAME_LEN;
+    if (!d.lim.max_value_len) d.lim.max_value_len = RW_DEFAULT_MAX_VALUE_LEN;
+    if (!d.lim.max_series) d.lim.max_series = RW_DEFAULT_MAX_SERIES;
+    if (!d.lim.max_samples) d.lim.max_samples = RW_DEFAULT_MAX_SAMPLES;
+    if (err) *err = (struct perr){0};
     if (!body && len) {
         fail(&d, -EINVAL, 0, 0, "no body");
-        if (code)
-            *code = d.code;
+        if (code) *code = d.code;
         return NULL;
     }
     static const uint8_t empty = 0;
     struct rw_request *r = decode(&d, body ? body : &empty, len);
-    if (code)
-        *code = r ? 0 : d.code;
+    if (code) *code = r ? 0 : d.code;
     return r;
 }
 
-int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink)
-{
-    if (!r || !sink)
-        return 0;
+int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink) {
+    if (!r || !sink) return 0;
     int rc;
     for (size_t i = 0; i < r->n_series; i++) {
         const struct rw_series *s = &r->series[i];
-        if (sink->series && (rc = sink->series(sink->arg, s->labels, s->n_labels)) != 0)
-            return rc;
+        if (sink->series && (rc = sink->series(sink->arg, s->labels, s->n_labels)) != 0) return rc;
         if (sink->sample)
             for (size_t k = 0; k < s->ts->n_samples; k++)
                 if ((rc = sink->sample(sink->arg, s->ts->samples[k]->timestamp,
@@ -988,30 +941,24 @@ int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink)
     return 0;
 }
 
-size_t rw_request_series(const struct rw_request *r)
-{
+size_t rw_request_series(const struct rw_request *r) {
     return r ? r->n_series : 0;
 }
 
-size_t rw_request_samples(const struct rw_request *r)
-{
+size_t rw_request_samples(const struct rw_request *r) {
     return r ? r->n_samples : 0;
 }
 
-size_t rw_request_histograms(const struct rw_request *r)
-{
+size_t rw_request_histograms(const struct rw_request *r) {
     return r ? r->n_hists : 0;
 }
 
-size_t rw_request_metadata(const struct rw_request *r)
-{
+size_t rw_request_metadata(const struct rw_request *r) {
     return r ? r->n_meta : 0;
 }
 
-void rw_request_free(struct rw_request *r)
-{
-    if (!r)
-        return;
+void rw_request_free(struct rw_request *r) {
+    if (!r) return;
     /* Everything protobuf-c and the validator allocated lives in the arena. */
     arena_fini(&r->arena);
     free(r);

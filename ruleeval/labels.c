@@ -11,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int perr_set(struct perr *err, int line, int col, const char *fmt, ...)
-{
-    if (!err)
-        return -EINVAL;
+int perr_set(struct perr *err, int line, int col, const char *fmt, ...) {
+    if (!err) return -EINVAL;
     err->line = line;
     err->col = col;
     va_list ap;
@@ -24,52 +22,40 @@ int perr_set(struct perr *err, int line, int col, const char *fmt, ...)
     return -EINVAL;
 }
 
-bool re_is_stale(double v)
-{
+bool re_is_stale(double v) {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
     return bits == RE_STALE_NAN_BITS;
 }
 
-double re_stale_nan(void)
-{
+double re_stale_nan(void) {
     uint64_t bits = RE_STALE_NAN_BITS;
     double v;
     memcpy(&v, &bits, sizeof(v));
     return v;
 }
 
-static bool name_char(char c, bool first, bool colon)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
-        return true;
-    if (colon && c == ':')
-        return true;
+static bool name_char(char c, bool first, bool colon) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return true;
+    if (colon && c == ':') return true;
     return !first && c >= '0' && c <= '9';
 }
 
-bool re_valid_metric_name(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
+bool re_valid_metric_name(const char *s, size_t len) {
+    if (len == 0) return false;
     for (size_t i = 0; i < len; i++)
-        if (!name_char(s[i], i == 0, true))
-            return false;
+        if (!name_char(s[i], i == 0, true)) return false;
     return true;
 }
 
-bool re_valid_label_name(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
+bool re_valid_label_name(const char *s, size_t len) {
+    if (len == 0) return false;
     for (size_t i = 0; i < len; i++)
-        if (!name_char(s[i], i == 0, false))
-            return false;
+        if (!name_char(s[i], i == 0, false)) return false;
     return true;
 }
 
-bool re_valid_utf8(const char *s, size_t len)
-{
+bool re_valid_utf8(const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         unsigned c = *p;
@@ -87,30 +73,25 @@ bool re_valid_utf8(const char *s, size_t len)
         } else {
             return false;
         }
-        if ((size_t)(end - p) <= n)
-            return false;
+        if ((size_t)(end - p) <= n) return false;
         for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
+            if ((p[i] & 0xc0) != 0x80) return false;
             cp = (cp << 6) | (p[i] & 0x3f);
         }
         /* Overlong forms, surrogates and values past U+10FFFF are invalid, as in Go. */
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
         p += n + 1;
     }
     return true;
 }
 
 int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *name,
-                    const char *value, struct perr *err)
-{
+                    const char *value, struct perr *err) {
     memset(m, 0, sizeof(*m));
     m->type = type;
     m->name = strdup(name);
     m->value = strdup(value);
-    if (!m->name || !m->value)
-        goto nomem;
+    if (!m->name || !m->value) goto nomem;
     if (type == RE_MATCH_RE || type == RE_MATCH_NRE) {
         int ec;
         PCRE2_SIZE off;
@@ -138,30 +119,24 @@ nomem:
     return -ENOMEM;
 }
 
-void re_matcher_fini(struct re_matcher *m)
-{
-    if (!m)
-        return;
+void re_matcher_fini(struct re_matcher *m) {
+    if (!m) return;
     free(m->name);
     free(m->value);
-    if (m->re)
-        pcre2_code_free(m->re);
+    if (m->re) pcre2_code_free(m->re);
     memset(m, 0, sizeof(*m));
 }
 
-static bool re_full_match(const struct re_matcher *m, const char *v)
-{
+static bool re_full_match(const struct re_matcher *m, const char *v) {
     /* Match data is per call so that readers on several threads can share one matcher. */
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md)
-        return false;
+    if (!md) return false;
     int rc = pcre2_match(m->re, (PCRE2_SPTR)v, strlen(v), 0, 0, md, NULL);
     pcre2_match_data_free(md);
     return rc >= 0;
 }
 
-bool re_matcher_matches(const struct re_matcher *m, const char *value)
-{
+bool re_matcher_matches(const struct re_matcher *m, const char *value) {
     const char *v = value ? value : "";
     switch (m->type) {
     case RE_MATCH_EQ:
@@ -176,7 +151,6 @@ bool re_matcher_matches(const struct re_matcher *m, const char *value)
     return false;
 }
 
-bool re_matcher_matches_empty(const struct re_matcher *m)
-{
+bool re_matcher_matches_empty(const struct re_matcher *m) {
     return re_matcher_matches(m, "");
 }

@@ -18,13 +18,12 @@ struct ms_series {
 struct re_memstore {
     struct ms_series *s;
     size_t n, cap;
-    size_t *idx; /* open-addressing hash of label sets -> series index + 1 */
+    size_t *idx;      /* open-addressing hash of label sets -> series index + 1 */
     uint64_t *hashes; /* per series */
     size_t idxcap;
 };
 
-static uint64_t lhash(const struct re_label *l, size_t n)
-{
+static uint64_t lhash(const struct re_label *l, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
         for (const char *p = l[i].name; *p; p++)
@@ -37,12 +36,10 @@ static uint64_t lhash(const struct re_label *l, size_t n)
     return h;
 }
 
-static int index_grow(struct re_memstore *s)
-{
+static int index_grow(struct re_memstore *s) {
     size_t nc = s->idxcap ? s->idxcap * 2 : 64;
     size_t *ni = calloc(nc, sizeof(*ni));
-    if (!ni)
-        return -ENOMEM;
+    if (!ni) return -ENOMEM;
     for (size_t i = 0; i < s->n; i++) {
         size_t j = s->hashes[i] & (nc - 1);
         while (ni[j])
@@ -55,10 +52,8 @@ static int index_grow(struct re_memstore *s)
     return 0;
 }
 
-void re_labels_free(struct re_label *labels, size_t n)
-{
-    if (!labels)
-        return;
+void re_labels_free(struct re_label *labels, size_t n) {
+    if (!labels) return;
     for (size_t i = 0; i < n; i++) {
         free((char *)labels[i].name);
         free((char *)labels[i].value);
@@ -66,10 +61,11 @@ void re_labels_free(struct re_label *labels, size_t n)
     free(labels);
 }
 
-struct re_memstore *re_memstore_new(void) { return calloc(1, sizeof(struct re_memstore)); }
+struct re_memstore *re_memstore_new(void) {
+    return calloc(1, sizeof(struct re_memstore));
+}
 
-static void series_fini(struct ms_series *s)
-{
+static void series_fini(struct ms_series *s) {
     re_labels_free(s->labels, s->nlabels);
     if (s->hists)
         for (size_t i = 0; i < s->n; i++)
@@ -79,19 +75,15 @@ static void series_fini(struct ms_series *s)
     free(s->vals);
 }
 
-void re_memstore_clear(struct re_memstore *s)
-{
+void re_memstore_clear(struct re_memstore *s) {
     for (size_t i = 0; i < s->n; i++)
         series_fini(&s->s[i]);
     s->n = 0;
-    if (s->idx)
-        memset(s->idx, 0, s->idxcap * sizeof(*s->idx));
+    if (s->idx) memset(s->idx, 0, s->idxcap * sizeof(*s->idx));
 }
 
-void re_memstore_free(struct re_memstore *s)
-{
-    if (!s)
-        return;
+void re_memstore_free(struct re_memstore *s) {
+    if (!s) return;
     re_memstore_clear(s);
     free(s->s);
     free(s->idx);
@@ -99,15 +91,12 @@ void re_memstore_free(struct re_memstore *s)
     free(s);
 }
 
-static int lcmp(const void *a, const void *b)
-{
+static int lcmp(const void *a, const void *b) {
     return strcmp(((const struct re_label *)a)->name, ((const struct re_label *)b)->name);
 }
 
-static bool same_labels(const struct ms_series *s, const struct re_label *l, size_t n)
-{
-    if (s->nlabels != n)
-        return false;
+static bool same_labels(const struct ms_series *s, const struct re_label *l, size_t n) {
+    if (s->nlabels != n) return false;
     for (size_t i = 0; i < n; i++)
         if (strcmp(s->labels[i].name, l[i].name) || strcmp(s->labels[i].value, l[i].value))
             return false;
@@ -115,17 +104,13 @@ static bool same_labels(const struct ms_series *s, const struct re_label *l, siz
 }
 
 int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t n, int64_t t,
-                    double v, const struct re_hist *h)
-{
+                    double v, const struct re_hist *h) {
     struct re_label *sorted = malloc((n ? n : 1) * sizeof(*sorted));
-    if (!sorted)
-        return -ENOMEM;
+    if (!sorted) return -ENOMEM;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (labels[i].value && labels[i].value[0])
-            sorted[m++] = labels[i];
-    if (m > 1)
-        qsort(sorted, m, sizeof(*sorted), lcmp);
+        if (labels[i].value && labels[i].value[0]) sorted[m++] = labels[i];
+    if (m > 1) qsort(sorted, m, sizeof(*sorted), lcmp);
     struct ms_series *se = NULL;
     uint64_t lh = lhash(sorted, m);
     if ((s->n + 1) * 2 > s->idxcap && index_grow(s) < 0) {
@@ -183,8 +168,7 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
     struct re_hist *hc = NULL;
     if (h) {
         struct pq_hist *ph = pq_hist_from_re(h);
-        if (!ph)
-            return -ENOMEM;
+        if (!ph) return -ENOMEM;
         /* As Prometheus's TSDB reads hints back: a counter histogram that continues a chunk
          * is "not_reset"; one that starts a chunk (first sample, after a float, a counter
          * reset or a layout change) is "unknown". Gauge histograms stay gauge. */
@@ -208,8 +192,7 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
         }
         hc = pq_hist_to_re(ph);
         pq_hist_free(ph);
-        if (!hc)
-            return -ENOMEM;
+        if (!hc) return -ENOMEM;
     }
     /* position: append fast path, else binary search */
     size_t pos = se->n;
@@ -242,16 +225,13 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
     if (se->n == se->cap) {
         size_t nc = se->cap ? se->cap * 2 : 16;
         int64_t *nt = realloc(se->ts, nc * sizeof(*nt));
-        if (nt)
-            se->ts = nt;
+        if (nt) se->ts = nt;
         double *nv = nt ? realloc(se->vals, nc * sizeof(*nv)) : NULL;
-        if (nv)
-            se->vals = nv;
+        if (nv) se->vals = nv;
         bool hok = true;
         if (nv && se->hists) {
             struct re_hist **nh = realloc(se->hists, nc * sizeof(*nh));
-            if (nh)
-                se->hists = nh;
+            if (nh) se->hists = nh;
             hok = nh != NULL;
         }
         if (!nt || !nv || !hok) {
@@ -273,31 +253,26 @@ int re_memstore_add(struct re_memstore *s, const struct re_label *labels, size_t
         memmove(se->hists + pos + 1, se->hists + pos, (se->n - pos) * sizeof(*se->hists));
     se->ts[pos] = t;
     se->vals[pos] = v;
-    if (se->hists)
-        se->hists[pos] = hc;
+    if (se->hists) se->hists[pos] = hc;
     se->n++;
     return 0;
 }
 
-static const char *lookup(const struct ms_series *s, const char *name)
-{
+static const char *lookup(const struct ms_series *s, const char *name) {
     for (size_t i = 0; i < s->nlabels; i++)
-        if (!strcmp(s->labels[i].name, name))
-            return s->labels[i].value;
+        if (!strcmp(s->labels[i].name, name)) return s->labels[i].value;
     return NULL;
 }
 
 static int ms_select(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
-                     re_visit_fn *fn, void *arg)
-{
+                     re_visit_fn *fn, void *arg) {
     struct re_memstore *s = ctx;
     for (size_t i = 0; i < s->n; i++) {
         struct ms_series *se = &s->s[i];
         bool ok = true;
         for (size_t j = 0; j < nm && ok; j++)
             ok = re_matcher_matches(&m[j], lookup(se, m[j].name));
-        if (!ok)
-            continue;
+        if (!ok) continue;
         size_t lo = 0, hi = se->n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
@@ -315,18 +290,15 @@ static int ms_select(void *ctx, const struct re_matcher *m, size_t nm, int64_t m
             else
                 hi = mid;
         }
-        if (lo == a)
-            continue;
+        if (lo == a) continue;
         int rc = fn(arg, se->labels, se->nlabels, se->ts + a, se->vals + a,
                     se->hists ? (const struct re_hist *const *)se->hists + a : NULL, lo - a);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-void re_memstore_source(struct re_memstore *s, struct re_source *out)
-{
+void re_memstore_source(struct re_memstore *s, struct re_source *out) {
     out->select = ms_select;
     out->ctx = s;
 }

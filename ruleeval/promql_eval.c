@@ -95,9 +95,9 @@ struct ev {
     size_t nos, capos;
 };
 
-static void fail(struct ev *ev, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
 static void fail(struct ev *ev, int err, const char *fmt, ...)
-{
+    __attribute__((format(printf, 3, 4), noreturn));
+static void fail(struct ev *ev, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ev->msg, sizeof(ev->msg), fmt, ap);
@@ -108,22 +108,19 @@ static void fail(struct ev *ev, int err, const char *fmt, ...)
 
 static void *ar_alloc_nz(struct ev *ev, size_t n);
 
-static void *ar_alloc(struct ev *ev, size_t n)
-{
+static void *ar_alloc(struct ev *ev, size_t n) {
     void *p = ar_alloc_nz(ev, n);
     memset(p, 0, n);
     return p;
 }
 
 /* Arena allocation without zeroing, for memory the caller overwrites at once. */
-static void *ar_alloc_nz(struct ev *ev, size_t n)
-{
+static void *ar_alloc_nz(struct ev *ev, size_t n) {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (!ev->arena || ev->arena->cap - ev->arena->used < n) {
         size_t cap = n > 98304 ? n : 98304; /* below glibc's mmap threshold: chunks are reused */
         struct achunk *c = malloc(sizeof(*c) + cap);
-        if (!c)
-            fail(ev, -ENOMEM, "out of memory");
+        if (!c) fail(ev, -ENOMEM, "out of memory");
         c->next = ev->arena;
         c->used = 0;
         c->cap = cap;
@@ -134,18 +131,15 @@ static void *ar_alloc_nz(struct ev *ev, size_t n)
     return p;
 }
 
-static char *ar_strdup(struct ev *ev, const char *s)
-{
+static char *ar_strdup(struct ev *ev, const char *s) {
     size_t l = strlen(s);
     char *p = ar_alloc_nz(ev, l + 1);
     memcpy(p, s, l + 1);
     return p;
 }
 
-static struct pq_hist *track(struct ev *ev, struct pq_hist *h)
-{
-    if (!h)
-        fail(ev, -ENOMEM, "out of memory");
+static struct pq_hist *track(struct ev *ev, struct pq_hist *h) {
+    if (!h) fail(ev, -ENOMEM, "out of memory");
     if (ev->nowned == ev->capowned) {
         size_t nc = ev->capowned ? ev->capowned * 2 : 64;
         struct pq_hist **n = realloc(ev->owned, nc * sizeof(*n));
@@ -160,33 +154,27 @@ static struct pq_hist *track(struct ev *ev, struct pq_hist *h)
     return h;
 }
 
-static struct pq_hist *hdup(struct ev *ev, const struct pq_hist *h)
-{
+static struct pq_hist *hdup(struct ev *ev, const struct pq_hist *h) {
     return track(ev, pq_hist_dup(h));
 }
 
-static void *grow(struct ev *ev, void *p, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return p;
+static void *grow(struct ev *ev, void *p, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) return p;
     size_t nc = *cap ? *cap * 2 : 8;
     while (nc <= n)
         nc *= 2;
     void *np = ar_alloc(ev, nc * elem);
-    if (p && *cap)
-        memcpy(np, p, *cap * elem);
+    if (p && *cap) memcpy(np, p, *cap * elem);
     *cap = nc;
     return np;
 }
 
-static void vec_push(struct ev *ev, struct vec *v, struct smp s)
-{
+static void vec_push(struct ev *ev, struct vec *v, struct smp s) {
     v->s = grow(ev, v->s, &v->cap, v->n, sizeof(*v->s));
     v->s[v->n++] = s;
 }
 
-static void mser_push(struct ev *ev, struct mser *m, int64_t t, double f, struct pq_hist *h)
-{
+static void mser_push(struct ev *ev, struct mser *m, int64_t t, double f, struct pq_hist *h) {
     if (m->n >= m->cap) {
         size_t c1 = m->cap, c2 = m->cap, c3 = m->cap;
         m->t = grow(ev, m->t, &c1, m->n, sizeof(*m->t));
@@ -201,45 +189,38 @@ static void mser_push(struct ev *ev, struct mser *m, int64_t t, double f, struct
 }
 
 static void warn(struct ev *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(struct ev *ev, const char *fmt, ...)
-{
+static void warn(struct ev *ev, const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     for (size_t i = 0; i < ev->nwarn; i++)
-        if (!strcmp(ev->warn[i], buf))
-            return;
+        if (!strcmp(ev->warn[i], buf)) return;
     char **nw = realloc(ev->warn, (ev->nwarn + 1) * sizeof(char *));
-    if (!nw)
-        fail(ev, -ENOMEM, "out of memory");
+    if (!nw) fail(ev, -ENOMEM, "out of memory");
     ev->warn = nw;
     nw[ev->nwarn] = strdup(buf);
-    if (!nw[ev->nwarn])
-        fail(ev, -ENOMEM, "out of memory");
+    if (!nw[ev->nwarn]) fail(ev, -ENOMEM, "out of memory");
     ev->nwarn++;
 }
 
-static void add_samples(struct ev *ev, size_t n)
-{
+static void add_samples(struct ev *ev, size_t n) {
     ev->samples += n;
     if (ev->o->max_samples && ev->samples > ev->o->max_samples)
-        fail(ev, -E2BIG, "query processing would load too many samples into memory in query execution");
+        fail(ev, -E2BIG,
+             "query processing would load too many samples into memory in query execution");
 }
 
 /* ---- label sets ------------------------------------------------------------------------- */
 
-static const char *ls_get(const struct lset *ls, const char *name)
-{
+static const char *ls_get(const struct lset *ls, const char *name) {
     for (size_t i = 0; i < ls->n; i++)
-        if (!strcmp(ls->l[i].name, name))
-            return ls->l[i].value;
+        if (!strcmp(ls->l[i].name, name)) return ls->l[i].value;
     return NULL;
 }
 
-static struct lset *ls_new(struct ev *ev, size_t n)
-{
+static struct lset *ls_new(struct ev *ev, size_t n) {
     struct lset *l = ar_alloc(ev, sizeof(*l) + n * sizeof(struct re_label));
     l->n = 0;
     return l;
@@ -247,80 +228,65 @@ static struct lset *ls_new(struct ev *ev, size_t n)
 
 /* Returns a copy of ls with name set to value (value NULL or "" deletes). */
 static const struct lset *ls_set(struct ev *ev, const struct lset *ls, const char *name,
-                                 const char *value)
-{
+                                 const char *value) {
     struct lset *o = ls_new(ev, ls->n + 1);
     bool done = false;
     for (size_t i = 0; i < ls->n; i++) {
         int c = strcmp(ls->l[i].name, name);
         if (c == 0) {
             done = true;
-            if (value && value[0])
-                o->l[o->n++] = (struct re_label){ls->l[i].name, value};
+            if (value && value[0]) o->l[o->n++] = (struct re_label){ls->l[i].name, value};
             continue;
         }
         if (c > 0 && !done) {
             done = true;
-            if (value && value[0])
-                o->l[o->n++] = (struct re_label){name, value};
+            if (value && value[0]) o->l[o->n++] = (struct re_label){name, value};
         }
         o->l[o->n++] = ls->l[i];
     }
-    if (!done && value && value[0])
-        o->l[o->n++] = (struct re_label){name, value};
+    if (!done && value && value[0]) o->l[o->n++] = (struct re_label){name, value};
     return o;
 }
 
-static const struct lset *ls_del(struct ev *ev, const struct lset *ls, const char *name)
-{
-    if (!ls_get(ls, name))
-        return ls;
+static const struct lset *ls_del(struct ev *ev, const struct lset *ls, const char *name) {
+    if (!ls_get(ls, name)) return ls;
     return ls_set(ev, ls, name, NULL);
 }
 
-static bool in_list(char **l, size_t n, const char *s)
-{
+static bool in_list(char **l, size_t n, const char *s) {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(l[i], s))
-            return true;
+        if (!strcmp(l[i], s)) return true;
     return false;
 }
 
 /* Keep only (keep=true) or drop the listed names. */
 static const struct lset *ls_filter(struct ev *ev, const struct lset *ls, char **names, size_t n,
-                                    bool keep)
-{
+                                    bool keep) {
     struct lset *o = ls_new(ev, ls->n);
     for (size_t i = 0; i < ls->n; i++)
-        if (in_list(names, n, ls->l[i].name) == keep)
-            o->l[o->n++] = ls->l[i];
+        if (in_list(names, n, ls->l[i].name) == keep) o->l[o->n++] = ls->l[i];
     return o;
 }
 
-static int ls_cmp(const struct lset *a, const struct lset *b)
-{
+static int ls_cmp(const struct lset *a, const struct lset *b) {
     size_t n = a->n < b->n ? a->n : b->n;
     for (size_t i = 0; i < n; i++) {
         int c = strcmp(a->l[i].name, b->l[i].name);
-        if (c)
-            return c;
+        if (c) return c;
         c = strcmp(a->l[i].value, b->l[i].value);
-        if (c)
-            return c;
+        if (c) return c;
     }
     return a->n < b->n ? -1 : a->n > b->n ? 1 : 0;
 }
 
 /* Renders a label set as Prometheus's Labels.String(): {a="b", c="d"}. */
-static void ls_str(const struct lset *ls, char *buf, size_t len)
-{
+static void ls_str(const struct lset *ls, char *buf, size_t len) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, len - o, "{");
     for (size_t i = 0; i < ls->n && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%s=\"%s\"", i ? ", " : "", ls->l[i].name,
                               ls->l[i].value);
-    if (o < len)
-        snprintf(buf + o, len - o, "}");
+    if (o < len) snprintf(buf + o, len - o, "}");
 }
 
 /* ---- hash map (string key -> index) -------------------------------------------------------- */
@@ -331,12 +297,11 @@ struct hmap {
         size_t kl;
         uint64_t h;
         size_t v;
-    } *e;
+    } * e;
     size_t cap, n;
 };
 
-static uint64_t fnv(const char *s, size_t n)
-{
+static uint64_t fnv(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
@@ -346,8 +311,7 @@ static uint64_t fnv(const char *s, size_t n)
 }
 
 /* Looks up key; if absent inserts with value *v (and returns false), else sets *v. */
-static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t kl, size_t *v)
-{
+static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t kl, size_t *v) {
     if ((m->n + 1) * 2 > m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 64;
         struct hent *ne = ar_alloc(ev, nc * sizeof(*ne));
@@ -383,12 +347,11 @@ struct lmap {
         const struct lset *ls;
         uint64_t h;
         size_t v;
-    } *e;
+    } * e;
     size_t cap, n;
 };
 
-static uint64_t ls_hash(const struct lset *ls)
-{
+static uint64_t ls_hash(const struct lset *ls) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < ls->n; i++) {
         for (const char *p = ls->l[i].name; *p; p++)
@@ -403,8 +366,7 @@ static uint64_t ls_hash(const struct lset *ls)
 
 static int ls_cmp(const struct lset *a, const struct lset *b);
 
-static bool lm_get_or_put(struct ev *ev, struct lmap *m, const struct lset *ls, size_t *v)
-{
+static bool lm_get_or_put(struct ev *ev, struct lmap *m, const struct lset *ls, size_t *v) {
     if ((m->n + 1) * 2 > m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 64;
         struct lent *ne = ar_alloc(ev, nc * sizeof(*ne));
@@ -437,14 +399,12 @@ struct kbuf {
     size_t n, cap;
 };
 
-static void kb_add(struct ev *ev, struct kbuf *b, const char *s)
-{
+static void kb_add(struct ev *ev, struct kbuf *b, const char *s) {
     size_t l = strlen(s) + 1;
     if (b->n + l > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 256) + l;
         char *np = ar_alloc(ev, nc);
-        if (b->n)
-            memcpy(np, b->p, b->n);
+        if (b->n) memcpy(np, b->p, b->n);
         b->p = np;
         b->cap = nc;
     }
@@ -455,41 +415,37 @@ static void kb_add(struct ev *ev, struct kbuf *b, const char *s)
 /* Key of a label set restricted to names (on=true) or without names (+__name__ if
  * drop_name). */
 static void sig_key(struct ev *ev, struct kbuf *b, const struct lset *ls, char **names, size_t n,
-                    bool on, bool drop_name)
-{
+                    bool on, bool drop_name) {
     b->n = 0;
     for (size_t i = 0; i < ls->n; i++) {
         bool listed = in_list(names, n, ls->l[i].name);
-        if (on ? !listed : (listed || (drop_name && !strcmp(ls->l[i].name, "__name__"))))
-            continue;
+        if (on ? !listed : (listed || (drop_name && !strcmp(ls->l[i].name, "__name__")))) continue;
         kb_add(ev, b, ls->l[i].name);
         kb_add(ev, b, ls->l[i].value);
     }
-    if (b->n == 0)
-        kb_add(ev, b, "");
+    if (b->n == 0) kb_add(ev, b, "");
 }
 
 /* ---- selection ---------------------------------------------------------------------------- */
 
-static int64_t at_of(struct ev *ev, const struct promql_expr *e)
-{
+static int64_t at_of(struct ev *ev, const struct promql_expr *e) {
     switch (e->at_kind) {
-    case PQ_AT_START: return ev->start;
-    case PQ_AT_END: return ev->end;
-    default: return e->at;
+    case PQ_AT_START:
+        return ev->start;
+    case PQ_AT_END:
+        return ev->end;
+    default:
+        return e->at;
     }
 }
 
-static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
-{
+static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n) {
     for (size_t i = 0; i < ev->nsc; i++)
-        if (ev->sc[i].node == n)
-            return &ev->sc[i];
+        if (ev->sc[i].node == n) return &ev->sc[i];
     if (ev->nsc == ev->capsc) {
         size_t nc = ev->capsc ? ev->capsc * 2 : 8;
         struct selcache *s = realloc(ev->sc, nc * sizeof(*s));
-        if (!s)
-            fail(ev, -ENOMEM, "out of memory");
+        if (!s) fail(ev, -ENOMEM, "out of memory");
         ev->sc = s;
         ev->capsc = nc;
     }
@@ -503,8 +459,7 @@ static struct selcache *cache_for(struct ev *ev, const struct promql_expr *n)
 
 /* Records that selector n needs data for evaluation times [s,e] and lookback/range r. */
 static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t e, int64_t r,
-                 bool instant_sel)
-{
+                 bool instant_sel) {
     if (n->at_kind) {
         s = e = at_of(ev, n);
     }
@@ -513,29 +468,22 @@ static void need(struct ev *ev, const struct promql_expr *n, int64_t s, int64_t 
     e -= n->offset;
     struct selcache *c = cache_for(ev, n);
     c->single = c->nneeds++ == 0 ? single : (c->single && single && e == c->maxt);
-    if (!instant_sel)
-        c->single = false;
-    if (s < c->mint)
-        c->mint = s;
-    if (e > c->maxt)
-        c->maxt = e;
+    if (!instant_sel) c->single = false;
+    if (s < c->mint) c->mint = s;
+    if (e > c->maxt) c->maxt = e;
 }
 
 /* Subquery step times for evaluation time ts: returns first step and count. */
 static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, int64_t *first,
-                       int64_t *last, int64_t *step)
-{
+                       int64_t *last, int64_t *step) {
     int64_t st = e->step ? e->step : 60000;
-    if (e->at_kind)
-        ts = at_of(ev, e);
+    if (e->at_kind) ts = at_of(ev, e);
     int64_t end = ts - e->offset;
     int64_t start = end - e->range;
     /* align to absolute multiples of step; window is left-open */
     int64_t s = start - (((start % st) + st) % st);
-    if (s <= start)
-        s += st;
-    if (ev->o->compat_v2 && start % st == 0)
-        s = start;
+    if (s <= start) s += st;
+    if (ev->o->compat_v2 && start % st == 0) s = start;
     *first = s;
     *last = end;
     *step = st;
@@ -543,20 +491,16 @@ static void subq_times(struct ev *ev, const struct promql_expr *e, int64_t ts, i
 
 /* stats: inside histogram_count/sum/avg (not through a subquery or a quantile/fraction), where
  * Prometheus decodes histograms with its stats iterator that derives reset hints on the fly. */
-static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t, bool stats)
-{
-    if (!e)
-        return;
+static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t, bool stats) {
+    if (!e) return;
     switch (e->kind) {
     case PQ_VSEL:
         need(ev, e, s, t, ev->o->lookback_ms, !stats);
-        if (stats)
-            cache_for(ev, e)->stats = true;
+        if (stats) cache_for(ev, e)->stats = true;
         return;
     case PQ_MSEL:
         need(ev, e->a, s, t, e->range, false);
-        if (stats)
-            cache_for(ev, e->a)->stats = true;
+        if (stats) cache_for(ev, e->a)->stats = true;
         return;
     case PQ_SUBQ: {
         int64_t f1, l1, st, f2, l2;
@@ -566,10 +510,8 @@ static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64
         return;
     }
     case PQ_CALL:
-        if (e->fn->id == F_HCOUNT || e->fn->id == F_HSUM || e->fn->id == F_HAVG)
-            stats = true;
-        if (e->fn->id == F_HQUANTILE || e->fn->id == F_HFRACTION)
-            stats = false;
+        if (e->fn->id == F_HCOUNT || e->fn->id == F_HSUM || e->fn->id == F_HAVG) stats = true;
+        if (e->fn->id == F_HQUANTILE || e->fn->id == F_HFRACTION) stats = false;
         break;
     default:
         break;
@@ -581,18 +523,15 @@ static void prep_ex(struct ev *ev, const struct promql_expr *e, int64_t s, int64
         prep_ex(ev, e->args[i], s, t, stats);
 }
 
-static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t)
-{
+static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t t) {
     prep_ex(ev, e, s, t, false);
 }
 
 /* The stats iterator's hint for sample j of s: unknown hints become reset/not_reset by
  * comparison with the previous histogram sample (from index lo on). */
-static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo)
-{
+static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo) {
     struct pq_hist *h = s->h[j];
-    if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1])
-        return h;
+    if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1]) return h;
     struct pq_hist *c = hdup(ev, h);
     c->hint = pq_hist_detect_reset(h, s->h[j - 1]) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
     return c;
@@ -605,16 +544,14 @@ struct load_ctx {
 };
 
 static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
-                      const double *vals, const struct re_hist *const *hists, size_t n)
-{
+                      const double *vals, const struct re_hist *const *hists, size_t n) {
     struct load_ctx *c = arg;
     struct ev *ev = c->ev;
     struct mat *m = c->m;
     if (c->last_only && n > 1) {
         ts += n - 1;
         vals += n - 1;
-        if (hists)
-            hists += n - 1;
+        if (hists) hists += n - 1;
         n = 1;
     }
     m->s = grow(ev, m->s, &m->cap, m->n, sizeof(*m->s));
@@ -657,8 +594,7 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
     return 0;
 }
 
-static struct mat *selected(struct ev *ev, const struct promql_expr *n)
-{
+static struct mat *selected(struct ev *ev, const struct promql_expr *n) {
     struct selcache *c = cache_for(ev, n);
     if (!c->loaded) {
         c->loaded = true;
@@ -667,18 +603,15 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n)
         }
         struct load_ctx lc = {ev, &c->data, c->single};
         int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
-        if (rc < 0 && rc != -ENOMEM)
-            fail(ev, rc, "storage select failed");
-        if (rc == -ENOMEM)
-            fail(ev, rc, "out of memory");
+        if (rc < 0 && rc != -ENOMEM) fail(ev, rc, "storage select failed");
+        if (rc == -ENOMEM) fail(ev, rc, "out of memory");
         c = cache_for(ev, n);
     }
     return &c->data;
 }
 
 /* Index of first sample with t > x (strict) or t >= x. */
-static size_t lower(const int64_t *t, size_t n, int64_t x, bool strict)
-{
+static size_t lower(const int64_t *t, size_t n, int64_t x, bool strict) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -694,16 +627,14 @@ static size_t lower(const int64_t *t, size_t n, int64_t x, bool strict)
 
 static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts);
 
-static struct val vval(void)
-{
+static struct val vval(void) {
     struct val v;
     memset(&v, 0, sizeof(v));
     v.type = PROMQL_VECTOR;
     return v;
 }
 
-static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     struct mat *m = selected(ev, e);
     bool stats = cache_for(ev, e)->stats;
     struct val r = vval();
@@ -712,13 +643,10 @@ static struct val eval_vsel(struct ev *ev, const struct promql_expr *e, int64_t 
     for (size_t i = 0; i < m->n; i++) {
         struct mser *s = &m->s[i];
         size_t j = lower(s->t, s->n, ref, true); /* first > ref */
-        if (j == 0)
-            continue;
+        if (j == 0) continue;
         j--;
-        if (ev->o->compat_v2 ? s->t[j] < from : s->t[j] <= from)
-            continue;
-        if (!s->h[j] && re_is_stale(s->f[j]))
-            continue;
+        if (ev->o->compat_v2 ? s->t[j] < from : s->t[j] <= from) continue;
+        if (!s->h[j] && re_is_stale(s->f[j])) continue;
         struct pq_hist *h = stats ? stats_hint(ev, s, j, 0) : s->h[j];
         vec_push(ev, &r.v, (struct smp){s->ls, s->f[j], h, s->t[j], false});
     }
@@ -738,12 +666,10 @@ struct win {
 };
 
 /* Filters stale markers out of s[a..b) into arena copies. */
-static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t a, size_t b)
-{
+static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t a, size_t b) {
     bool stale = false;
     for (size_t i = a; i < b; i++)
-        if (!s->h[i] && re_is_stale(s->f[i]))
-            stale = true;
+        if (!s->h[i] && re_is_stale(s->f[i])) stale = true;
     w->ls = s->ls;
     w->drop = s->drop;
     if (!stale) {
@@ -758,8 +684,7 @@ static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t 
     struct pq_hist **h = ar_alloc(ev, (b - a + 1) * sizeof(*h));
     size_t k = 0;
     for (size_t i = a; i < b; i++) {
-        if (!s->h[i] && re_is_stale(s->f[i]))
-            continue;
+        if (!s->h[i] && re_is_stale(s->f[i])) continue;
         t[k] = s->t[i];
         f[k] = s->f[i];
         h[k] = s->h[i];
@@ -772,9 +697,8 @@ static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t 
 }
 
 /* Evaluates a range-vector expression at ts into windows; *range_out = range ms. */
-static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int64_t ts,
-                                size_t *nw, int64_t *range_out, int64_t *rend_out)
-{
+static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int64_t ts, size_t *nw,
+                                int64_t *range_out, int64_t *rend_out) {
     while (e->kind == PQ_PAREN)
         e = e->a;
     struct mat *m;
@@ -833,26 +757,21 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
         struct mser *s = &m->s[i];
         size_t a = lower(s->t, s->n, from, !ev->o->compat_v2);
         size_t b = lower(s->t, s->n, ref, true);
-        if (a >= b)
-            continue;
+        if (a >= b) continue;
         make_win(ev, &w[k], s, a, b);
         if (stats_sel && w[k].n) {
             bool any = false;
             for (size_t j = a + 1; j < b; j++)
-                if (s->h[j] && s->h[j]->hint == RE_HINT_UNKNOWN)
-                    any = true;
+                if (s->h[j] && s->h[j]->hint == RE_HINT_UNKNOWN) any = true;
             if (any) {
                 struct pq_hist **hh = ar_alloc(ev, (b - a) * sizeof(*hh));
                 size_t q = 0;
                 for (size_t j = a; j < b; j++)
-                    if (s->h[j] || !re_is_stale(s->f[j]))
-                        hh[q++] = stats_hint(ev, s, j, a);
-                if (q == w[k].n)
-                    w[k].h = hh;
+                    if (s->h[j] || !re_is_stale(s->f[j])) hh[q++] = stats_hint(ev, s, j, a);
+                if (q == w[k].n) w[k].h = hh;
             }
         }
-        if (w[k].n == 0)
-            continue;
+        if (w[k].n == 0) continue;
         total += w[k].n;
         k++;
     }
@@ -864,12 +783,10 @@ static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int6
 }
 
 /* Go's %q for a string: quotes, escapes, \xNN for invalid UTF-8. */
-static void go_quote(const char *s, char *out, size_t len)
-{
+static void go_quote(const char *s, char *out, size_t len) {
     size_t o = 0;
     const unsigned char *p = (const unsigned char *)s;
-    if (len < 8)
-        return;
+    if (len < 8) return;
     out[o++] = '"';
     while (*p && o + 6 < len) {
         if (*p == '"' || *p == '\\') {
@@ -888,7 +805,10 @@ static void go_quote(const char *s, char *out, size_t len)
         } else if (*p < 0x80) {
             out[o++] = (char)*p++;
         } else {
-            size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            size_t n = (*p & 0xe0) == 0xc0   ? 2
+                       : (*p & 0xf0) == 0xe0 ? 3
+                       : (*p & 0xf8) == 0xf0 ? 4
+                                             : 0;
             if (n && re_valid_utf8((const char *)p, n) && o + n + 1 < len) {
                 memcpy(out + o, p, n);
                 o += n;
@@ -907,8 +827,7 @@ struct gbuf {
 };
 
 /* Go's %g for a float64 (NaN, +Inf, -Inf spelled as Go does). */
-static struct gbuf gfmt(double v)
-{
+static struct gbuf gfmt(double v) {
     struct gbuf b;
     if (isnan(v))
         snprintf(b.s, sizeof(b.s), "NaN");
@@ -918,8 +837,7 @@ static struct gbuf gfmt(double v)
         int p = 1;
         for (; p <= 17; p++) {
             snprintf(b.s, sizeof(b.s), "%.*e", p - 1, v);
-            if (strtod(b.s, NULL) == v)
-                break;
+            if (strtod(b.s, NULL) == v) break;
         }
         int x = atoi(strchr(b.s, 'e') + 1);
         if (!(x < -4 || x >= 6)) /* Go's shortest %g: exponent form only outside [-4, 6) */
@@ -928,8 +846,7 @@ static struct gbuf gfmt(double v)
     return b;
 }
 
-static double kahan_inc(double inc, double sum, double *c)
-{
+static double kahan_inc(double inc, double sum, double *c) {
     double t = sum + inc;
     if (isinf(t))
         *c = 0;
@@ -940,14 +857,12 @@ static double kahan_inc(double inc, double sum, double *c)
     return t;
 }
 
-static const char *metric_name(const struct lset *ls)
-{
+static const char *metric_name(const struct lset *ls) {
     const char *n = ls_get(ls, "__name__");
     return n ? n : "";
 }
 
-static void pos_of(struct ev *ev, const struct promql_expr *e, int *l, int *c)
-{
+static void pos_of(struct ev *ev, const struct promql_expr *e, int *l, int *c) {
     int line = 1, col = 1;
     for (int i = 0; i < e->pos && ev->qsrc[i]; i++) {
         if (ev->qsrc[i] == '\n') {
@@ -963,27 +878,22 @@ static void pos_of(struct ev *ev, const struct promql_expr *e, int *l, int *c)
 
 /* ---- range functions ------------------------------------------------------------------------ */
 
-static bool has_hist(const struct win *w)
-{
+static bool has_hist(const struct win *w) {
     for (size_t i = 0; i < w->n; i++)
-        if (w->h[i])
-            return true;
+        if (w->h[i]) return true;
     return false;
 }
 
-static bool has_float(const struct win *w)
-{
+static bool has_float(const struct win *w) {
     for (size_t i = 0; i < w->n; i++)
-        if (!w->h[i])
-            return true;
+        if (!w->h[i]) return true;
     return false;
 }
 
 /* Histogram rate/increase/delta over a window of only histograms (Prometheus
  * histogramRate). Returns NULL (with a warning) when no result. */
 static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counter,
-                                 const struct promql_expr *arg)
-{
+                                 const struct promql_expr *arg) {
     int l, c;
     pos_of(ev, arg, &l, &c);
     const char *mn = metric_name(w->ls);
@@ -992,7 +902,8 @@ static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counte
     struct pq_bkt dummy;
     bool custom = prev->schema == PQ_SCHEMA_CUSTOM;
     if (counter && (prev->hint == RE_HINT_GAUGE || last->hint == RE_HINT_GAUGE))
-        warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
+        warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
+             mn, l, c);
     if (counter && w->n > 1 && pq_hist_detect_reset(w->h[1], prev)) {
         empty.schema = w->h[1]->schema;
         empty.pb = empty.nb = &dummy;
@@ -1002,19 +913,25 @@ static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counte
         custom = w->h[1]->schema == PQ_SCHEMA_CUSTOM;
     }
     if ((last->schema == PQ_SCHEMA_CUSTOM) != custom) {
-        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+        warn(ev,
+             "PromQL warning: vector contains a mix of histograms with exponential and custom "
+             "buckets schemas for metric name \"%s\" (%d:%d)",
+             mn, l, c);
         return NULL;
     }
     int32_t minschema = last->schema < prev->schema ? last->schema : prev->schema;
     for (size_t i = 1; i + 1 < w->n; i++) {
-        if (!counter)
-            continue;
+        if (!counter) continue;
         if (w->h[i]->hint == RE_HINT_GAUGE)
-            warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)", mn, l, c);
-        if (w->h[i]->schema < minschema)
-            minschema = w->h[i]->schema;
+            warn(ev,
+                 "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
+                 mn, l, c);
+        if (w->h[i]->schema < minschema) minschema = w->h[i]->schema;
         if ((w->h[i]->schema == PQ_SCHEMA_CUSTOM) != custom) {
-            warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+            warn(ev,
+                 "PromQL warning: vector contains a mix of histograms with exponential and custom "
+                 "buckets schemas for metric name \"%s\" (%d:%d)",
+                 mn, l, c);
             return NULL;
         }
     }
@@ -1027,13 +944,17 @@ static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counte
     bool rec = false;
     int rc = pq_hist_add_ex(r, NULL, prev, -1, NULL, &rec);
     if (rc == -EINVAL) {
-        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+        warn(ev,
+             "PromQL warning: vector contains a mix of histograms with exponential and custom "
+             "buckets schemas for metric name \"%s\" (%d:%d)",
+             mn, l, c);
         return NULL;
     }
-    if (rc)
-        fail(ev, rc, "out of memory");
+    if (rc) fail(ev, rc, "out of memory");
     if (rec)
-        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)", l, c);
+        warn(ev,
+             "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)", l,
+             c);
     if (counter) {
         for (size_t i = 1; i < w->n; i++) {
             struct pq_hist *cur = w->h[i];
@@ -1041,16 +962,23 @@ static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counte
                 rec = false;
                 rc = pq_hist_add_ex(r, NULL, prev, 1, NULL, &rec);
                 if (rc == -EINVAL) {
-                    warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)", mn, l, c);
+                    warn(ev,
+                         "PromQL warning: vector contains a mix of histograms with exponential and "
+                         "custom buckets schemas for metric name \"%s\" (%d:%d)",
+                         mn, l, c);
                     return NULL;
                 }
                 if (rec)
-                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during addition (%d:%d)", l, c);
+                    warn(ev,
+                         "PromQL info: mismatched custom buckets were reconciled during addition "
+                         "(%d:%d)",
+                         l, c);
             }
             prev = cur;
         }
     } else if (w->h[0]->hint != RE_HINT_GAUGE || last->hint != RE_HINT_GAUGE) {
-        warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)", mn, l, c);
+        warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)", mn,
+             l, c);
     }
     r->hint = RE_HINT_GAUGE;
     pq_hist_compact(r);
@@ -1059,54 +987,48 @@ static struct pq_hist *hist_rate(struct ev *ev, const struct win *w, bool counte
 
 static bool extrapolated_rate(struct ev *ev, const struct win *w, int64_t rstart, int64_t rend,
                               int64_t range, bool counter, bool is_rate, double *out,
-                              struct pq_hist **hout, const struct promql_expr *arg)
-{
+                              struct pq_hist **hout, const struct promql_expr *arg) {
     *hout = NULL;
     bool hh = has_hist(w), hf = has_float(w);
     if (hh && hf) {
         int l, c;
         pos_of(ev, arg, &l, &c);
-        warn(ev, "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" (%d:%d)",
+        warn(ev,
+             "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" "
+             "(%d:%d)",
              metric_name(w->ls), l, c);
         return false;
     }
     size_t n = w->n;
-    if (n < 2)
-        return false;
+    if (n < 2) return false;
     double result = 0;
     struct pq_hist *rh = NULL;
     if (hh) {
         rh = hist_rate(ev, w, counter, arg);
-        if (!rh)
-            return false;
+        if (!rh) return false;
     } else {
         result = w->f[n - 1] - w->f[0];
         if (counter)
             for (size_t i = 1; i < n; i++)
-                if (w->f[i] < w->f[i - 1])
-                    result += w->f[i - 1];
+                if (w->f[i] < w->f[i - 1]) result += w->f[i - 1];
     }
     int64_t firstT = w->t[0], lastT = w->t[n - 1];
     double dstart = (double)(firstT - rstart) / 1000, dend = (double)(rend - lastT) / 1000;
     double sampled = (double)(lastT - firstT) / 1000;
     double avg = sampled / (double)(n - 1);
     double thr = avg * 1.1;
-    if (dstart >= thr)
-        dstart = avg / 2;
+    if (dstart >= thr) dstart = avg / 2;
     if (counter) {
         double dzero = dstart;
         if (!hh && result > 0 && w->f[0] >= 0)
             dzero = sampled * (w->f[0] / result);
         else if (hh && rh->count > 0 && w->h[0]->count >= 0)
             dzero = sampled * (w->h[0]->count / rh->count);
-        if (dzero < dstart)
-            dstart = dzero;
+        if (dzero < dstart) dstart = dzero;
     }
-    if (dend >= thr)
-        dend = avg / 2;
+    if (dend >= thr) dend = avg / 2;
     double factor = (sampled + dstart + dend) / sampled;
-    if (is_rate)
-        factor /= (double)range / 1000;
+    if (is_rate) factor /= (double)range / 1000;
     if (rh) {
         pq_hist_scale(rh, factor);
         *hout = rh;
@@ -1116,14 +1038,12 @@ static bool extrapolated_rate(struct ev *ev, const struct win *w, int64_t rstart
     return true;
 }
 
-static void linreg(const struct win *w, int64_t icept, double *slope, double *intercept)
-{
+static void linreg(const struct win *w, int64_t icept, double *slope, double *intercept) {
     double n = 0, sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
     double inity = 0;
     bool consty = true, first = true;
     for (size_t i = 0; i < w->n; i++) {
-        if (w->h[i])
-            continue;
+        if (w->h[i]) continue;
         if (first) {
             inity = w->f[i];
             first = false;
@@ -1155,26 +1075,18 @@ static void linreg(const struct win *w, int64_t icept, double *slope, double *in
     *intercept = sy / n - *slope * sx / n;
 }
 
-static int dcmp(const void *a, const void *b)
-{
+static int dcmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
-    if (isnan(x))
-        return isnan(y) ? 0 : -1;
-    if (isnan(y))
-        return 1;
+    if (isnan(x)) return isnan(y) ? 0 : -1;
+    if (isnan(y)) return 1;
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
-static double quantile_of(double q, double *v, size_t n)
-{
-    if (n == 0 || isnan(q))
-        return NAN;
-    if (q < 0)
-        return -INFINITY;
-    if (q > 1)
-        return INFINITY;
-    if (n > 1)
-        qsort(v, n, sizeof(double), dcmp);
+static double quantile_of(double q, double *v, size_t n) {
+    if (n == 0 || isnan(q)) return NAN;
+    if (q < 0) return -INFINITY;
+    if (q > 1) return INFINITY;
+    if (n > 1) qsort(v, n, sizeof(double), dcmp);
     double rank = q * (double)(n - 1);
     double lo = fmax(0, floor(rank));
     double hi = fmin((double)n - 1, lo + 1);
@@ -1182,33 +1094,32 @@ static double quantile_of(double q, double *v, size_t n)
     return v[(size_t)lo] * (1 - wgt) + v[(size_t)hi] * wgt;
 }
 
-static size_t nfloats(const struct win *w)
-{
+static size_t nfloats(const struct win *w) {
     size_t k = 0;
     for (size_t i = 0; i < w->n; i++)
-        if (!w->h[i])
-            k++;
+        if (!w->h[i]) k++;
     return k;
 }
 
-static void info_hist_ignored(struct ev *ev, const struct win *w, const struct promql_expr *arg)
-{
+static void info_hist_ignored(struct ev *ev, const struct win *w, const struct promql_expr *arg) {
     int l, c;
     pos_of(ev, arg, &l, &c);
-    warn(ev, "PromQL info: ignored histograms in a range containing both floats and histograms for metric name \"%s\" (%d:%d)",
+    warn(ev,
+         "PromQL info: ignored histograms in a range containing both floats and histograms for "
+         "metric name \"%s\" (%d:%d)",
          metric_name(w->ls), l, c);
 }
 
-static void warn_mixed(struct ev *ev, const struct win *w, const struct promql_expr *arg)
-{
+static void warn_mixed(struct ev *ev, const struct win *w, const struct promql_expr *arg) {
     int l, c;
     pos_of(ev, arg, &l, &c);
-    warn(ev, "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" (%d:%d)",
-         metric_name(w->ls), l, c);
+    warn(
+        ev,
+        "PromQL warning: encountered a mix of histograms and floats for metric name \"%s\" (%d:%d)",
+        metric_name(w->ls), l, c);
 }
 
-static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     int id = e->fn->id;
     const struct promql_expr *marg = e->args[id == F_QUANTILE_OT ? 1 : 0];
     double param = 0, param2 = 0;
@@ -1230,8 +1141,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
     struct win *w = eval_windows(ev, marg, ts, &nw, &range, &rend);
     struct val r = vval();
     if (id == F_ABSENT_OT) {
-        if (nw > 0)
-            return r;
+        if (nw > 0) return r;
         /* labels from equality matchers of the selector */
         const struct promql_expr *a = marg;
         while (a->kind == PQ_PAREN)
@@ -1243,8 +1153,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             bool dup[64] = {0};
             for (size_t i = 0; i < vs->nm && i < 64; i++)
                 for (size_t j = 0; j < vs->nm; j++)
-                    if (j != i && !strcmp(vs->m[i].name, vs->m[j].name))
-                        dup[i] = true;
+                    if (j != i && !strcmp(vs->m[i].name, vs->m[j].name)) dup[i] = true;
             for (size_t i = 0; i < vs->nm; i++)
                 if (vs->m[i].type == RE_MATCH_EQ && strcmp(vs->m[i].name, "__name__") &&
                     (i >= 64 || !dup[i]))
@@ -1263,7 +1172,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
         size_t nf = nfloats(wi);
         bool hh = nf < wi->n;
         switch (id) {
-        case F_RATE: case F_INCREASE: case F_DELTA:
+        case F_RATE:
+        case F_INCREASE:
+        case F_DELTA:
             ok = extrapolated_rate(ev, wi, rstart, rend, range, id != F_DELTA, id == F_RATE, &out,
                                    &hout, marg);
             if (ok && !hout && id != F_DELTA) {
@@ -1274,19 +1185,21 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     static const char *suf[] = {"_total", "_sum", "_count", "_bucket"};
                     for (int k = 0; k < 4; k++) {
                         size_t sl = strlen(suf[k]);
-                        if (ml >= sl && !strcmp(mn + ml - sl, suf[k]))
-                            good = true;
+                        if (ml >= sl && !strcmp(mn + ml - sl, suf[k])) good = true;
                     }
                     if (!good) {
                         int l, c;
                         pos_of(ev, marg, &l, &c);
-                        warn(ev, "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"%s\" (%d:%d)",
+                        warn(ev,
+                             "PromQL info: metric might not be a counter, name does not end in "
+                             "_total/_sum/_count/_bucket: \"%s\" (%d:%d)",
                              mn, l, c);
                     }
                 }
             }
             break;
-        case F_IRATE: case F_IDELTA: {
+        case F_IRATE:
+        case F_IDELTA: {
             if (wi->n < 2) {
                 ok = false;
                 break;
@@ -1299,28 +1212,36 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             }
             if (!wi->h[a] && !wi->h[b]) {
                 out = wi->f[b] - wi->f[a];
-                if (id == F_IRATE && wi->f[b] < wi->f[a])
-                    out = wi->f[b];
-                if (id == F_IRATE)
-                    out /= (double)dt / 1000;
+                if (id == F_IRATE && wi->f[b] < wi->f[a]) out = wi->f[b];
+                if (id == F_IRATE) out /= (double)dt / 1000;
             } else if (wi->h[a] && wi->h[b]) {
                 hout = hdup(ev, wi->h[b]);
                 int l, c;
                 pos_of(ev, marg, &l, &c);
-                if (id == F_IRATE && (wi->h[a]->hint == RE_HINT_GAUGE || wi->h[b]->hint == RE_HINT_GAUGE))
-                    warn(ev, "PromQL warning: this native histogram metric is not a counter: \"%s\" (%d:%d)",
+                if (id == F_IRATE &&
+                    (wi->h[a]->hint == RE_HINT_GAUGE || wi->h[b]->hint == RE_HINT_GAUGE))
+                    warn(ev,
+                         "PromQL warning: this native histogram metric is not a counter: \"%s\" "
+                         "(%d:%d)",
                          metric_name(wi->ls), l, c);
-                if (id == F_IDELTA && (wi->h[a]->hint != RE_HINT_GAUGE || wi->h[b]->hint != RE_HINT_GAUGE))
-                    warn(ev, "PromQL warning: this native histogram metric is not a gauge: \"%s\" (%d:%d)",
+                if (id == F_IDELTA &&
+                    (wi->h[a]->hint != RE_HINT_GAUGE || wi->h[b]->hint != RE_HINT_GAUGE))
+                    warn(ev,
+                         "PromQL warning: this native histogram metric is not a gauge: \"%s\" "
+                         "(%d:%d)",
                          metric_name(wi->ls), l, c);
                 if (id == F_IDELTA || !pq_hist_detect_reset(wi->h[b], wi->h[a])) {
                     bool rec = false;
                     int rc = pq_hist_add_ex(hout, NULL, wi->h[a], -1, NULL, &rec);
                     if (rec)
-                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during subtraction (%d:%d)",
+                        warn(ev,
+                             "PromQL info: mismatched custom buckets were reconciled during "
+                             "subtraction (%d:%d)",
                              l, c);
                     if (rc == -EINVAL) {
-                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                        warn(ev,
+                             "PromQL warning: vector contains a mix of histograms with exponential "
+                             "and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(wi->ls), l, c);
                         ok = false;
                         break;
@@ -1328,18 +1249,17 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 }
                 hout->hint = RE_HINT_GAUGE;
                 pq_hist_compact(hout);
-                if (id == F_IRATE)
-                    pq_hist_div(hout, (double)dt / 1000);
+                if (id == F_IRATE) pq_hist_div(hout, (double)dt / 1000);
             } else {
                 warn_mixed(ev, wi, marg);
                 ok = false;
             }
             break;
         }
-        case F_DERIV: case F_PREDICT_LINEAR: {
+        case F_DERIV:
+        case F_PREDICT_LINEAR: {
             if (nf < 2) {
-                if (nf == 1 && hh)
-                    info_hist_ignored(ev, wi, marg);
+                if (nf == 1 && hh) info_hist_ignored(ev, wi, marg);
                 ok = false;
                 break;
             }
@@ -1352,11 +1272,11 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 }
             linreg(wi, id == F_DERIV ? first : ts, &slope, &icpt);
             out = id == F_DERIV ? slope : slope * param + icpt;
-            if (hh)
-                info_hist_ignored(ev, wi, marg);
+            if (hh) info_hist_ignored(ev, wi, marg);
             break;
         }
-        case F_RESETS: case F_CHANGES: {
+        case F_RESETS:
+        case F_CHANGES: {
             int cnt = 0;
             for (size_t k = 1; k < wi->n; k++) {
                 struct pq_hist *ph = wi->h[k - 1], *ch = wi->h[k];
@@ -1369,8 +1289,8 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         cnt += pq_hist_detect_reset(ch, ph);
                 } else {
                     if (!ph && !ch)
-                        cnt += !(wi->f[k] == wi->f[k - 1] ||
-                                 (isnan(wi->f[k]) && isnan(wi->f[k - 1])));
+                        cnt +=
+                            !(wi->f[k] == wi->f[k - 1] || (isnan(wi->f[k]) && isnan(wi->f[k - 1])));
                     else if (!ph || !ch)
                         cnt++;
                     else
@@ -1380,7 +1300,8 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             out = cnt;
             break;
         }
-        case F_AVG_OT: case F_SUM_OT: {
+        case F_AVG_OT:
+        case F_SUM_OT: {
             if (hh && nf) {
                 warn_mixed(ev, wi, marg);
                 ok = false;
@@ -1389,7 +1310,8 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             if (hh) {
                 struct pq_hist *sum = hdup(ev, wi->h[0]), *comp = NULL, *mean = NULL;
                 bool bad = false, incr = false, rec = false;
-                bool rs = wi->h[0]->hint == RE_HINT_RESET, nrs = wi->h[0]->hint == RE_HINT_NOT_RESET;
+                bool rs = wi->h[0]->hint == RE_HINT_RESET,
+                     nrs = wi->h[0]->hint == RE_HINT_NOT_RESET;
                 for (size_t k = 1; k < wi->n && !bad; k++) {
                     struct pq_hist *hk = wi->h[k];
                     rs = rs || hk->hint == RE_HINT_RESET;
@@ -1410,8 +1332,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                             incr = true;
                             mean = hdup(ev, sum);
                             pq_hist_div(mean, cnt - 1);
-                            if (comp)
-                                pq_hist_div(comp, cnt - 1);
+                            if (comp) pq_hist_div(comp, cnt - 1);
                         }
                     }
                     if (rc == 0 && incr) {
@@ -1425,12 +1346,13 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                         pq_hist_scale(mean, q);
                         rc = pq_hist_add_ex(mean, comp, ta, 1, NULL, &rec);
                     }
-                    if (rc == -ENOMEM)
-                        fail(ev, rc, "out of memory");
+                    if (rc == -ENOMEM) fail(ev, rc, "out of memory");
                     if (rc) {
                         int l, c;
                         pos_of(ev, marg, &l, &c);
-                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                        warn(ev,
+                             "PromQL warning: vector contains a mix of histograms with exponential "
+                             "and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(wi->ls), l, c);
                         bad = true;
                     }
@@ -1442,12 +1364,17 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 int l, c;
                 pos_of(ev, marg, &l, &c);
                 if (rec)
-                    warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                    warn(ev,
+                         "PromQL info: mismatched custom buckets were reconciled during "
+                         "aggregation (%d:%d)",
+                         l, c);
                 if (rs && nrs)
-                    warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)", l, c);
+                    warn(ev,
+                         "PromQL warning: conflicting counter resets during histogram aggregation "
+                         "(%d:%d)",
+                         l, c);
                 if (incr) {
-                    if (comp)
-                        pq_hist_add(mean, comp, 1);
+                    if (comp) pq_hist_add(mean, comp, 1);
                     sum = mean;
                 } else if (id == F_AVG_OT) {
                     pq_hist_div(sum, (double)wi->n);
@@ -1493,7 +1420,10 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             }
             break;
         }
-        case F_MIN_OT: case F_MAX_OT: case F_TS_MIN_OT: case F_TS_MAX_OT: {
+        case F_MIN_OT:
+        case F_MAX_OT:
+        case F_TS_MIN_OT:
+        case F_TS_MAX_OT: {
             if (!nf) {
                 ok = false;
                 break;
@@ -1503,8 +1433,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             int64_t bt = 0;
             bool first = true;
             for (size_t k = 0; k < wi->n; k++) {
-                if (wi->h[k])
-                    continue;
+                if (wi->h[k]) continue;
                 double v = wi->f[k];
                 if (first || (ismax ? (v > best || isnan(best)) : (v < best || isnan(best))) ||
                     (id >= F_TS_MIN_OT && !isnan(v) && v == best)) {
@@ -1516,13 +1445,19 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 }
             }
             out = id == F_TS_MIN_OT || id == F_TS_MAX_OT ? (double)bt / 1000 : best;
-            if (hh)
-                info_hist_ignored(ev, wi, marg);
+            if (hh) info_hist_ignored(ev, wi, marg);
             break;
         }
-        case F_COUNT_OT: out = (double)wi->n; break;
-        case F_PRESENT_OT: out = 1; break;
-        case F_LAST_OT: case F_FIRST_OT: case F_TS_LAST_OT: case F_TS_FIRST_OT: {
+        case F_COUNT_OT:
+            out = (double)wi->n;
+            break;
+        case F_PRESENT_OT:
+            out = 1;
+            break;
+        case F_LAST_OT:
+        case F_FIRST_OT:
+        case F_TS_LAST_OT:
+        case F_TS_FIRST_OT: {
             size_t k = (id == F_LAST_OT || id == F_TS_LAST_OT) ? wi->n - 1 : 0;
             if (id == F_LAST_OT || id == F_FIRST_OT) {
                 out = wi->f[k];
@@ -1533,7 +1468,8 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             }
             break;
         }
-        case F_QUANTILE_OT: case F_MAD_OT: {
+        case F_QUANTILE_OT:
+        case F_MAD_OT: {
             if (!nf) {
                 ok = false;
                 break;
@@ -1547,8 +1483,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             double *vals = ar_alloc(ev, nf * sizeof(double));
             size_t k = 0;
             for (size_t j = 0; j < wi->n; j++)
-                if (!wi->h[j])
-                    vals[k++] = wi->f[j];
+                if (!wi->h[j]) vals[k++] = wi->f[j];
             bool hasnan = false;
             for (size_t j = 0; j < nf; j++)
                 hasnan = hasnan || isnan(vals[j]);
@@ -1562,19 +1497,18 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                     vals[j] = fabs(vals[j] - med);
                 out = quantile_of(0.5, vals, nf);
             }
-            if (hh)
-                info_hist_ignored(ev, wi, marg);
+            if (hh) info_hist_ignored(ev, wi, marg);
             break;
         }
-        case F_STDDEV_OT: case F_STDVAR_OT: {
+        case F_STDDEV_OT:
+        case F_STDVAR_OT: {
             if (!nf) {
                 ok = false;
                 break;
             }
             double cnt = 0, mean = 0, cm = 0, aux = 0, ca = 0;
             for (size_t k = 0; k < wi->n; k++) {
-                if (wi->h[k])
-                    continue;
+                if (wi->h[k]) continue;
                 double f = wi->f[k];
                 cnt++;
                 double delta = f - (mean + cm);
@@ -1582,10 +1516,8 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
                 aux = kahan_inc(delta * (f - (mean + cm)), aux, &ca);
             }
             out = (aux + ca) / cnt;
-            if (id == F_STDDEV_OT)
-                out = sqrt(out);
-            if (hh)
-                info_hist_ignored(ev, wi, marg);
+            if (id == F_STDDEV_OT) out = sqrt(out);
+            if (hh) info_hist_ignored(ev, wi, marg);
             break;
         }
         case F_DES: {
@@ -1596,27 +1528,23 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
             double *v = ar_alloc(ev, nf * sizeof(double));
             size_t k = 0;
             for (size_t j = 0; j < wi->n; j++)
-                if (!wi->h[j])
-                    v[k++] = wi->f[j];
+                if (!wi->h[j]) v[k++] = wi->f[j];
             double s0 = 0, s1 = v[0], b = v[1] - v[0];
             for (size_t j = 1; j < nf; j++) {
                 double x = param * v[j];
-                if (j > 1)
-                    b = param2 * (s1 - s0) + (1 - param2) * b;
+                if (j > 1) b = param2 * (s1 - s0) + (1 - param2) * b;
                 double y = (1 - param) * (s1 + b);
                 s0 = s1;
                 s1 = x + y;
             }
             out = s1;
-            if (hh)
-                info_hist_ignored(ev, wi, marg);
+            if (hh) info_hist_ignored(ev, wi, marg);
             break;
         }
         default:
             ok = false;
         }
-        if (!ok)
-            continue;
+        if (!ok) continue;
         vec_push(ev, &r.v, (struct smp){wi->ls, out, hout, ts, keep_name ? wi->drop : true});
     }
     return r;
@@ -1628,36 +1556,26 @@ struct bucket {
     double ub, c;
 };
 
-static int bcmp_ub(const void *a, const void *b)
-{
+static int bcmp_ub(const void *a, const void *b) {
     double x = ((const struct bucket *)a)->ub, y = ((const struct bucket *)b)->ub;
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
-static bool almost_eq(double a, double b, double eps)
-{
-    if (a == b)
-        return true;
+static bool almost_eq(double a, double b, double eps) {
+    if (a == b) return true;
     double abssum = fabs(a) + fabs(b), diff = fabs(a - b);
     const double minnormal = 2.2250738585072014e-308;
-    if (a == 0 || b == 0 || abssum < minnormal)
-        return diff < eps * minnormal;
+    if (a == 0 || b == 0 || abssum < minnormal) return diff < eps * minnormal;
     return diff / fmin(abssum, 1.7976931348623157e308) < eps;
 }
 
-static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced)
-{
+static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced) {
     *forced = false;
-    if (isnan(q))
-        return NAN;
-    if (q < 0)
-        return -INFINITY;
-    if (q > 1)
-        return INFINITY;
-    if (n > 1)
-        qsort(b, n, sizeof(*b), bcmp_ub);
-    if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0)
-        return NAN;
+    if (isnan(q)) return NAN;
+    if (q < 0) return -INFINITY;
+    if (q > 1) return INFINITY;
+    if (n > 1) qsort(b, n, sizeof(*b), bcmp_ub);
+    if (!isinf(b[n - 1].ub) || b[n - 1].ub < 0) return NAN;
     /* coalesce */
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
@@ -1670,8 +1588,7 @@ static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced
     double prev = b[0].c;
     for (size_t i = 1; i < n; i++) {
         double cur = b[i].c;
-        if (cur == prev)
-            continue;
+        if (cur == prev) continue;
         if (almost_eq(prev, cur, 1e-12)) {
             b[i].c = prev;
             continue;
@@ -1683,19 +1600,15 @@ static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced
         }
         prev = cur;
     }
-    if (n < 2)
-        return NAN;
+    if (n < 2) return NAN;
     double obs = b[n - 1].c;
-    if (obs == 0)
-        return NAN;
+    if (obs == 0) return NAN;
     double rank = q * obs;
     size_t i = 0;
     while (i < n - 1 && !(b[i].c >= rank))
         i++;
-    if (i == n - 1)
-        return b[n - 2].ub;
-    if (i == 0 && b[0].ub <= 0)
-        return b[0].ub;
+    if (i == n - 1) return b[n - 2].ub;
+    if (i == 0 && b[0].ub <= 0) return b[0].ub;
     double start = 0, end = b[i].ub, cnt = b[i].c;
     if (i > 0) {
         start = b[i - 1].ub;
@@ -1711,17 +1624,14 @@ struct hb {
     bool zero;
 };
 
-static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **out)
-{
+static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **out) {
     size_t n = h->npb + h->nnb + 1;
     struct hb *b = ar_alloc(ev, n * sizeof(*b));
     size_t k = 0;
     for (size_t i = h->nnb; i-- > 0;) {
-        if (h->nb[i].c == 0)
-            continue;
+        if (h->nb[i].c == 0) continue;
         pq_hist_bounds(h, true, h->nb[i].i, &b[k].lo, &b[k].hi);
-        if (b[k].hi < 0 && b[k].hi > -h->zt)
-            b[k].hi = -h->zt;
+        if (b[k].hi < 0 && b[k].hi > -h->zt) b[k].hi = -h->zt;
         b[k].c = h->nb[i].c;
         k++;
     }
@@ -1733,11 +1643,9 @@ static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **o
         k++;
     }
     for (size_t i = 0; i < h->npb; i++) {
-        if (h->pb[i].c == 0)
-            continue;
+        if (h->pb[i].c == 0) continue;
         pq_hist_bounds(h, false, h->pb[i].i, &b[k].lo, &b[k].hi);
-        if (b[k].lo > 0 && b[k].lo < h->zt)
-            b[k].lo = h->zt;
+        if (b[k].lo > 0 && b[k].lo < h->zt) b[k].lo = h->zt;
         b[k].c = h->pb[i].c;
         k++;
     }
@@ -1745,27 +1653,20 @@ static size_t hist_buckets(struct ev *ev, const struct pq_hist *h, struct hb **o
     return k;
 }
 
-static double frac_below(const struct hb *b, double v, bool linear)
-{
-    if (linear)
-        return (v - b->lo) / (b->hi - b->lo);
+static double frac_below(const struct hb *b, double v, bool linear) {
+    if (linear) return (v - b->lo) / (b->hi - b->lo);
     double ll = log2(fabs(b->lo)), lu = log2(fabs(b->hi)), lv = log2(fabs(v));
-    if (v > 0)
-        return (lv - ll) / (lu - ll);
+    if (v > 0) return (lv - ll) / (lu - ll);
     return 1 - ((lv - lu) / (ll - lu));
 }
 
 /* Prometheus HistogramQuantile; nan_info set to 1 (NaN result) or 2 (skewed) for the
  * NaN-observation annotations. */
-static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, int *nan_info)
-{
+static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, int *nan_info) {
     *nan_info = 0;
-    if (q < 0)
-        return -INFINITY;
-    if (q > 1)
-        return INFINITY;
-    if (h->count == 0 || isnan(q))
-        return NAN;
+    if (q < 0) return -INFINITY;
+    if (q > 1) return INFINITY;
+    if (h->count == 0 || isnan(q)) return NAN;
     struct hb *b;
     size_t n = hist_buckets(ev, h, &b);
     bool custom = h->schema == PQ_SCHEMA_CUSTOM;
@@ -1779,11 +1680,9 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
         any = true;
         consumed = i + 1;
         count += bk.c;
-        if (count >= rank)
-            break;
+        if (count >= rank) break;
     }
-    if (!any)
-        memset(&bk, 0, sizeof(bk));
+    if (!any) memset(&bk, 0, sizeof(bk));
     if (!custom && bk.lo < 0 && bk.hi > 0) {
         if (h->nnb == 0 && h->npb > 0)
             bk.lo = 0;
@@ -1791,15 +1690,13 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
             bk.hi = 0;
     } else if (custom) {
         if (isinf(bk.lo) && bk.lo < 0) {
-            if (bk.hi <= 0)
-                return bk.hi;
+            if (bk.hi <= 0) return bk.hi;
             bk.lo = 0;
         } else if (isinf(bk.hi) && bk.hi > 0) {
             return bk.lo;
         }
     }
-    if (count > h->count)
-        count = h->count;
+    if (count > h->count) count = h->count;
     if (count < rank) {
         if (isnan(h->sum)) {
             *nan_info = 1;
@@ -1814,26 +1711,21 @@ static double hist_quantile(struct ev *ev, double q, const struct pq_hist *h, in
     if (isnan(h->sum)) {
         for (size_t k = consumed; k < n; k++)
             count += b[fwd ? k : n - 1 - k].c;
-        if (count < h->count)
-            *nan_info = 2;
+        if (count < h->count) *nan_info = 2;
     }
     double fraction = rank / bk.c;
     if (ev->o->compat_v2 || custom || (bk.lo <= 0 && bk.hi >= 0))
         return bk.lo + (bk.hi - bk.lo) * fraction;
     double ll = log2(fabs(bk.lo)), lu = log2(fabs(bk.hi));
-    if (bk.lo > 0)
-        return exp2(ll + (lu - ll) * fraction);
+    if (bk.lo > 0) return exp2(ll + (lu - ll) * fraction);
     return -exp2(lu + (ll - lu) * (1 - fraction));
 }
 
 static double hist_fraction(struct ev *ev, double lower, double upper, const struct pq_hist *h,
-                            bool *nan_info)
-{
+                            bool *nan_info) {
     *nan_info = false;
-    if (h->count == 0 || isnan(lower) || isnan(upper))
-        return NAN;
-    if (lower >= upper)
-        return 0;
+    if (h->count == 0 || isnan(lower) || isnan(upper)) return NAN;
+    if (lower >= upper) return 0;
     struct hb *b;
     size_t n = hist_buckets(ev, h, &b);
     bool custom = h->schema == PQ_SCHEMA_CUSTOM;
@@ -1860,41 +1752,35 @@ static double hist_fraction(struct ev *ev, double lower, double upper, const str
             ur = rank;
             us = true;
         }
-        if (ls && us)
-            break;
+        if (ls && us) break;
         if (!ls && bk.lo < lower && bk.hi > lower) {
-            lr = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, lower, lin);
+            lr = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c
+                                                    : rank + bk.c * frac_below(&bk, lower, lin);
             ls = true;
         }
         if (!us && bk.lo < upper && bk.hi > upper) {
-            ur = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c : rank + bk.c * frac_below(&bk, upper, lin);
+            ur = (lin && isinf(bk.lo) && bk.lo < 0) ? bk.c
+                                                    : rank + bk.c * frac_below(&bk, upper, lin);
             us = true;
         }
-        if (ls && us)
-            break;
+        if (ls && us) break;
         rank += bk.c;
     }
     if (isnan(h->sum)) {
         for (size_t k = i + 1; k < n; k++)
             count += b[k].c;
-        if (count < h->count)
-            *nan_info = true;
+        if (count < h->count) *nan_info = true;
     } else {
         count = h->count;
     }
-    if (!ls || lr > count)
-        lr = count;
-    if (!us || ur > count)
-        ur = count;
+    if (!ls || lr > count) lr = count;
+    if (!us || ur > count) ur = count;
     return (ur - lr) / h->count;
 }
 
-static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
-{
-    if (n > 1)
-        qsort(b, n, sizeof(*b), bcmp_ub);
-    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
-        return NAN;
+static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n) {
+    if (n > 1) qsort(b, n, sizeof(*b), bcmp_ub);
+    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0)) return NAN;
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
         if (b[i].ub == b[k].ub)
@@ -1904,18 +1790,15 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
     }
     n = k + 1;
     double count = b[n - 1].c;
-    if (count == 0 || isnan(lower) || isnan(upper))
-        return NAN;
-    if (lower >= upper)
-        return 0;
+    if (count == 0 || isnan(lower) || isnan(upper)) return NAN;
+    if (lower >= upper) return 0;
     double rank = 0, lr = 0, ur = 0;
     bool ls = false, us = false;
     double lb = b[0].ub <= 0 ? -INFINITY : 0;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            lb = b[i - 1].ub;
+        if (i > 0) lb = b[i - 1].ub;
         double ub = b[i].ub;
-#define INTERP(v) (isinf(lb) && lb < 0 ? b[i].c : rank + (b[i].c - rank) * ((v) - lb) / (ub - lb))
+#define INTERP(v) (isinf(lb) && lb < 0 ? b[i].c : rank + (b[i].c - rank) * ((v)-lb) / (ub - lb))
         if (!ls && lb >= lower) {
             lr = rank;
             ls = true;
@@ -1924,8 +1807,7 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
             ur = rank;
             us = true;
         }
-        if (ls && us)
-            break;
+        if (ls && us) break;
         if (!ls && lb < lower && ub > lower) {
             lr = INTERP(lower);
             ls = true;
@@ -1935,20 +1817,16 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
             us = true;
         }
 #undef INTERP
-        if (ls && us)
-            break;
+        if (ls && us) break;
         rank = b[i].c;
     }
-    if (!ls || lr > count)
-        lr = count;
-    if (!us || ur > count)
-        ur = count;
+    if (!ls || lr > count) lr = count;
+    if (!us || ur > count) ur = count;
     return (ur - lr) / count;
 }
 
 /* FloatHistogram.String() as Go prints it, e.g. {count:20, sum:10, [-2,-1):2, (0.5,1]:1}. */
-static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, size_t len)
-{
+static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, size_t len) {
     size_t o = (size_t)snprintf(buf, len, "{count:%s, sum:%s", gfmt(h->count).s, gfmt(h->sum).s);
     struct hb *b;
     size_t n = hist_buckets(ev, h, &b);
@@ -1956,11 +1834,10 @@ static void hist_go_string(struct ev *ev, const struct pq_hist *h, char *buf, si
         bool neg = b[i].hi <= 0 && !b[i].zero && h->schema != PQ_SCHEMA_CUSTOM;
         const char *l = b[i].zero || neg ? "[" : "(";
         const char *r = b[i].zero || !neg ? "]" : ")";
-        o += (size_t)snprintf(buf + o, len - o, ", %s%s,%s%s:%s", l, gfmt(b[i].lo).s, gfmt(b[i].hi).s,
-                              r, gfmt(b[i].c).s);
+        o += (size_t)snprintf(buf + o, len - o, ", %s%s,%s%s:%s", l, gfmt(b[i].lo).s,
+                              gfmt(b[i].hi).s, r, gfmt(b[i].c).s);
     }
-    if (o < len)
-        snprintf(buf + o, len - o, "}");
+    if (o < len) snprintf(buf + o, len - o, "}");
 }
 
 /* ---- aggregation ---------------------------------------------------------------------------- */
@@ -1977,8 +1854,7 @@ struct group {
 };
 
 static const struct lset *group_labels(struct ev *ev, const struct lset *ls,
-                                       const struct promql_expr *e)
-{
+                                       const struct promql_expr *e) {
     if (e->without) {
         struct lset *o = ls_new(ev, ls->n);
         for (size_t i = 0; i < ls->n; i++)
@@ -1990,18 +1866,14 @@ static const struct lset *group_labels(struct ev *ev, const struct lset *ls,
     return ls_filter(ev, ls, e->grouping, e->ngrouping, true);
 }
 
-static bool topk_better(const struct smp *a, const struct smp *b, bool top)
-{
+static bool topk_better(const struct smp *a, const struct smp *b, bool top) {
     /* true if a should rank before b */
-    if (isnan(a->f))
-        return false;
-    if (isnan(b->f))
-        return true;
+    if (isnan(a->f)) return false;
+    if (isnan(b->f)) return true;
     return top ? a->f > b->f : a->f < b->f;
 }
 
-static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     double param = 0;
     const char *sparam = NULL;
     if (e->param) {
@@ -2020,16 +1892,15 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
         fail(ev, -EINVAL, "invalid label name %s", q);
     }
     if ((op == PQ_TOPK || op == PQ_BOTTOMK)) {
-        if (isnan(param))
-            fail(ev, -EINVAL, "Parameter value is NaN");
+        if (isnan(param)) fail(ev, -EINVAL, "Parameter value is NaN");
         if (param > 9.2e18 || param < -9.2e18)
             fail(ev, -EINVAL, "Scalar value %g overflows int64", param);
     }
     if (op == PQ_QUANTILE && (isnan(param) || param < 0 || param > 1)) {
         int l, c;
         pos_of(ev, e->param, &l, &c);
-        warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)", gfmt(param).s,
-             l, c);
+        warn(ev, "PromQL warning: quantile value should be between 0 and 1, got %s (%d:%d)",
+             gfmt(param).s, l, c);
     }
     struct hmap idx = {0};
     struct kbuf kb = {0};
@@ -2065,8 +1936,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     int64_t kk = 0;
     if (op == PQ_TOPK || op == PQ_BOTTOMK) {
         kk = (int64_t)param;
-        if (kk < 1)
-            return r;
+        if (kk < 1) return r;
     }
     for (size_t i = 0; i < in.v.n; i++) {
         struct smp *s = &in.v.s[i];
@@ -2080,7 +1950,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             gr->cnt = 1;
             gr->drop = s->drop;
             switch (op) {
-            case PQ_SUM: case PQ_AVG:
+            case PQ_SUM:
+            case PQ_AVG:
                 if (!h) {
                     gr->hasf = true;
                 } else {
@@ -2090,7 +1961,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                     gr->notreset = h->hint == RE_HINT_NOT_RESET;
                 }
                 break;
-            case PQ_STDDEV: case PQ_STDVAR:
+            case PQ_STDDEV:
+            case PQ_STDVAR:
                 if (h) {
                     gr->seen = false;
                     int l, c;
@@ -2106,14 +1978,18 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                     gr->seen = false;
                     int l, c;
                     pos_of(ev, e->a, &l, &c);
-                    warn(ev, "PromQL info: ignored histogram in quantile aggregation (%d:%d)", l, c);
+                    warn(ev, "PromQL info: ignored histogram in quantile aggregation (%d:%d)", l,
+                         c);
                     break;
                 }
                 gr->vals = grow(ev, gr->vals, &gr->capvals, gr->nvals, sizeof(double));
                 gr->vals[gr->nvals++] = f;
                 break;
-            case PQ_GROUP: gr->f = 1; break;
-            case PQ_MIN: case PQ_MAX:
+            case PQ_GROUP:
+                gr->f = 1;
+                break;
+            case PQ_MIN:
+            case PQ_MAX:
                 if (h) {
                     gr->seen = false;
                     int l, c;
@@ -2122,7 +1998,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                          pq_agg_str(op), l, c);
                 }
                 break;
-            case PQ_TOPK: case PQ_BOTTOMK:
+            case PQ_TOPK:
+            case PQ_BOTTOMK:
                 if (h) {
                     gr->seen = false;
                     int l, c;
@@ -2131,7 +2008,9 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                          pq_agg_str(op), l, c);
                     break;
                 }
-                gr->top = ar_alloc(ev, (size_t)(kk < (int64_t)in.v.n ? kk : (int64_t)in.v.n) * sizeof(struct smp) + sizeof(struct smp));
+                gr->top = ar_alloc(ev, (size_t)(kk < (int64_t)in.v.n ? kk : (int64_t)in.v.n) *
+                                               sizeof(struct smp) +
+                                           sizeof(struct smp));
                 gr->top[0] = *s;
                 gr->ntop = 1;
                 break;
@@ -2140,36 +2019,35 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             }
             continue;
         }
-        if (gr->incompat)
-            continue;
-        if (s->drop)
-            gr->drop = true;
+        if (gr->incompat) continue;
+        if (s->drop) gr->drop = true;
         switch (op) {
         case PQ_SUM:
             if (h) {
                 gr->hash = true;
                 if (gr->h) {
-                    if (h->hint == RE_HINT_RESET)
-                        gr->reset = true;
-                    if (h->hint == RE_HINT_NOT_RESET)
-                        gr->notreset = true;
-                    if (!gr->hc)
-                        gr->hc = track(ev, pq_hist_new_comp(gr->h));
+                    if (h->hint == RE_HINT_RESET) gr->reset = true;
+                    if (h->hint == RE_HINT_NOT_RESET) gr->notreset = true;
+                    if (!gr->hc) gr->hc = track(ev, pq_hist_new_comp(gr->h));
                     bool rec = false;
                     int rc = pq_hist_add_ex(gr->h, gr->hc, h, 1, NULL, &rec);
-                    if (rc == -ENOMEM)
-                        fail(ev, rc, "out of memory");
+                    if (rc == -ENOMEM) fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
-                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                        warn(ev,
+                             "PromQL warning: vector contains a mix of histograms with exponential "
+                             "and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
                     }
                     if (rec) {
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
-                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                        warn(ev,
+                             "PromQL info: mismatched custom buckets were reconciled during "
+                             "aggregation (%d:%d)",
+                             l, c);
                     }
                 }
             } else {
@@ -2182,15 +2060,14 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (h) {
                 gr->hash = true;
                 if (gr->h) {
-                    if (h->hint == RE_HINT_RESET)
-                        gr->reset = true;
-                    if (h->hint == RE_HINT_NOT_RESET)
-                        gr->notreset = true;
+                    if (h->hint == RE_HINT_RESET) gr->reset = true;
+                    if (h->hint == RE_HINT_NOT_RESET) gr->notreset = true;
                     bool rec = false;
                     int rc = 0;
                     if (!gr->hincr) {
                         struct pq_hist *v = hdup(ev, gr->h);
-                        struct pq_hist *cc = gr->hc ? hdup(ev, gr->hc) : track(ev, pq_hist_new_comp(gr->h));
+                        struct pq_hist *cc =
+                            gr->hc ? hdup(ev, gr->hc) : track(ev, pq_hist_new_comp(gr->h));
                         rc = pq_hist_add_ex(v, cc, h, 1, NULL, &rec);
                         if (rc == 0 && !pq_hist_overflow(v)) {
                             gr->h = v;
@@ -2199,8 +2076,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                             gr->hincr = true;
                             gr->hmean = hdup(ev, gr->h);
                             pq_hist_div(gr->hmean, gr->cnt - 1);
-                            if (gr->hc)
-                                pq_hist_div(gr->hc, gr->cnt - 1);
+                            if (gr->hc) pq_hist_div(gr->hc, gr->cnt - 1);
                         }
                     }
                     if (rc == 0 && gr->hincr) {
@@ -2214,19 +2090,23 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                         pq_hist_scale(gr->hmean, q);
                         rc = pq_hist_add_ex(gr->hmean, gr->hc, ta, 1, NULL, &rec);
                     }
-                    if (rc == -ENOMEM)
-                        fail(ev, rc, "out of memory");
+                    if (rc == -ENOMEM) fail(ev, rc, "out of memory");
                     if (rc) {
                         gr->incompat = true;
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
-                        warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"%s\" (%d:%d)",
+                        warn(ev,
+                             "PromQL warning: vector contains a mix of histograms with exponential "
+                             "and custom buckets schemas for metric name \"%s\" (%d:%d)",
                              metric_name(s->ls), l, c);
                     }
                     if (rec) {
                         int l, c;
                         pos_of(ev, e->a, &l, &c);
-                        warn(ev, "PromQL info: mismatched custom buckets were reconciled during aggregation (%d:%d)", l, c);
+                        warn(ev,
+                             "PromQL info: mismatched custom buckets were reconciled during "
+                             "aggregation (%d:%d)",
+                             l, c);
                     }
                 }
             } else {
@@ -2249,7 +2129,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                 gr->c = qc;
             }
             break;
-        case PQ_GROUP: break;
+        case PQ_GROUP:
+            break;
         case PQ_MAX:
             if (h) {
                 int l, c;
@@ -2257,8 +2138,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                 warn(ev, "PromQL info: ignored histogram in max aggregation (%d:%d)", l, c);
                 break;
             }
-            if (gr->f < f || isnan(gr->f))
-                gr->f = f;
+            if (gr->f < f || isnan(gr->f)) gr->f = f;
             break;
         case PQ_MIN:
             if (h) {
@@ -2267,11 +2147,14 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                 warn(ev, "PromQL info: ignored histogram in min aggregation (%d:%d)", l, c);
                 break;
             }
-            if (gr->f > f || isnan(gr->f))
-                gr->f = f;
+            if (gr->f > f || isnan(gr->f)) gr->f = f;
             break;
-        case PQ_COUNT: case PQ_COUNT_VALUES: gr->cnt++; break;
-        case PQ_STDDEV: case PQ_STDVAR:
+        case PQ_COUNT:
+        case PQ_COUNT_VALUES:
+            gr->cnt++;
+            break;
+        case PQ_STDDEV:
+        case PQ_STDVAR:
             if (!h) {
                 gr->cnt++;
                 double d = f - gr->mean;
@@ -2294,7 +2177,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             gr->vals = grow(ev, gr->vals, &gr->capvals, gr->nvals, sizeof(double));
             gr->vals[gr->nvals++] = f;
             break;
-        case PQ_TOPK: case PQ_BOTTOMK: {
+        case PQ_TOPK:
+        case PQ_BOTTOMK: {
             if (h) {
                 int l, c;
                 pos_of(ev, e->a, &l, &c);
@@ -2310,10 +2194,8 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
                 /* replace the worst if s is better */
                 size_t worst = 0;
                 for (size_t j = 1; j < gr->ntop; j++)
-                    if (topk_better(&gr->top[worst], &gr->top[j], top))
-                        worst = j;
-                if (topk_better(s, &gr->top[worst], top))
-                    gr->top[worst] = *s;
+                    if (topk_better(&gr->top[worst], &gr->top[j], top)) worst = j;
+                if (topk_better(s, &gr->top[worst], top)) gr->top[worst] = *s;
             }
             break;
         }
@@ -2321,8 +2203,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     }
     for (size_t i = 0; i < ng; i++) {
         struct group *gr = &g[i];
-        if (!gr->seen)
-            continue;
+        if (!gr->seen) continue;
         struct pq_hist *hout = NULL;
         double out = gr->f;
         switch (op) {
@@ -2331,16 +2212,16 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (gr->hasf && gr->hash) {
                 int l, c;
                 pos_of(ev, e->a, &l, &c);
-                warn(ev, "PromQL warning: encountered a mix of histograms and floats for aggregation (%d:%d)",
+                warn(ev,
+                     "PromQL warning: encountered a mix of histograms and floats for aggregation "
+                     "(%d:%d)",
                      l, c);
                 continue;
             }
-            if (gr->incompat)
-                continue;
+            if (gr->incompat) continue;
             if (gr->hash) {
                 if (op == PQ_AVG && gr->hincr) {
-                    if (gr->hc)
-                        pq_hist_add(gr->hmean, gr->hc, 1);
+                    if (gr->hc) pq_hist_add(gr->hmean, gr->hc, 1);
                     gr->h = gr->hmean;
                 } else if (op == PQ_AVG) {
                     pq_hist_div(gr->h, gr->cnt);
@@ -2363,15 +2244,27 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
             if (gr->reset && gr->notreset) {
                 int l, c;
                 pos_of(ev, e->a, &l, &c);
-                warn(ev, "PromQL warning: conflicting counter resets during histogram aggregation (%d:%d)",
+                warn(ev,
+                     "PromQL warning: conflicting counter resets during histogram aggregation "
+                     "(%d:%d)",
                      l, c);
             }
             break;
-        case PQ_COUNT: case PQ_COUNT_VALUES: out = gr->cnt; break;
-        case PQ_STDVAR: out = gr->f / gr->cnt; break;
-        case PQ_STDDEV: out = sqrt(gr->f / gr->cnt); break;
-        case PQ_QUANTILE: out = quantile_of(param, gr->vals, gr->nvals); break;
-        case PQ_TOPK: case PQ_BOTTOMK: {
+        case PQ_COUNT:
+        case PQ_COUNT_VALUES:
+            out = gr->cnt;
+            break;
+        case PQ_STDVAR:
+            out = gr->f / gr->cnt;
+            break;
+        case PQ_STDDEV:
+            out = sqrt(gr->f / gr->cnt);
+            break;
+        case PQ_QUANTILE:
+            out = quantile_of(param, gr->vals, gr->nvals);
+            break;
+        case PQ_TOPK:
+        case PQ_BOTTOMK: {
             /* emit sorted best-first */
             bool top = op == PQ_TOPK;
             for (size_t a = 1; a < gr->ntop; a++)
@@ -2396,54 +2289,83 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
 
 /* ---- binary operators ------------------------------------------------------------------------ */
 
-static double scalar_binop(enum pq_op op, double l, double r)
-{
+static double scalar_binop(enum pq_op op, double l, double r) {
     switch (op) {
-    case PQ_ADD: return l + r;
-    case PQ_SUB: return l - r;
-    case PQ_MUL: return l * r;
-    case PQ_DIV: return l / r;
-    case PQ_POW: return pow(l, r);
-    case PQ_MOD: return fmod(l, r);
-    case PQ_EQLC: return l == r;
-    case PQ_NEQ: return l != r;
-    case PQ_GTR: return l > r;
-    case PQ_LSS: return l < r;
-    case PQ_GTE: return l >= r;
-    case PQ_LTE: return l <= r;
-    case PQ_ATAN2: return atan2(l, r);
-    default: return NAN;
+    case PQ_ADD:
+        return l + r;
+    case PQ_SUB:
+        return l - r;
+    case PQ_MUL:
+        return l * r;
+    case PQ_DIV:
+        return l / r;
+    case PQ_POW:
+        return pow(l, r);
+    case PQ_MOD:
+        return fmod(l, r);
+    case PQ_EQLC:
+        return l == r;
+    case PQ_NEQ:
+        return l != r;
+    case PQ_GTR:
+        return l > r;
+    case PQ_LSS:
+        return l < r;
+    case PQ_GTE:
+        return l >= r;
+    case PQ_LTE:
+        return l <= r;
+    case PQ_ATAN2:
+        return atan2(l, r);
+    default:
+        return NAN;
     }
 }
 
-static bool is_cmp_op(enum pq_op op) { return op >= PQ_EQLC && op <= PQ_LTE; }
-static bool changes_schema(enum pq_op op) { return op >= PQ_ADD && op <= PQ_ATAN2; }
+static bool is_cmp_op(enum pq_op op) {
+    return op >= PQ_EQLC && op <= PQ_LTE;
+}
+static bool changes_schema(enum pq_op op) {
+    return op >= PQ_ADD && op <= PQ_ATAN2;
+}
 
-static const char *op_word(enum pq_op op)
-{
+static const char *op_word(enum pq_op op) {
     switch (op) {
-    case PQ_ADD: return "+";
-    case PQ_SUB: return "-";
-    case PQ_MUL: return "*";
-    case PQ_DIV: return "/";
-    case PQ_POW: return "^";
-    case PQ_MOD: return "%";
-    case PQ_ATAN2: return "atan2";
-    case PQ_EQLC: return "==";
-    case PQ_NEQ: return "!=";
-    case PQ_GTR: return ">";
-    case PQ_LSS: return "<";
-    case PQ_GTE: return ">=";
-    case PQ_LTE: return "<=";
-    default: return "?";
+    case PQ_ADD:
+        return "+";
+    case PQ_SUB:
+        return "-";
+    case PQ_MUL:
+        return "*";
+    case PQ_DIV:
+        return "/";
+    case PQ_POW:
+        return "^";
+    case PQ_MOD:
+        return "%";
+    case PQ_ATAN2:
+        return "atan2";
+    case PQ_EQLC:
+        return "==";
+    case PQ_NEQ:
+        return "!=";
+    case PQ_GTR:
+        return ">";
+    case PQ_LSS:
+        return "<";
+    case PQ_GTE:
+        return ">=";
+    case PQ_LTE:
+        return "<=";
+    default:
+        return "?";
     }
 }
 
 /* Element binop; returns keep. *info set to a message when types are incompatible. */
 static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
-                       struct pq_hist *hr, double *res, struct pq_hist **hres,
-                       const struct promql_expr *e)
-{
+                      struct pq_hist *hr, double *res, struct pq_hist **hres,
+                      const struct promql_expr *e) {
     *hres = NULL;
     if (!hl && !hr) {
         if (is_cmp_op(op)) {
@@ -2482,15 +2404,15 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
             int rc = pq_hist_add_ex(*hres, NULL, hr, op == PQ_ADD ? 1 : -1, &coll, &rec);
             int ln, c;
             pos_of(ev, e, &ln, &c);
-            if (rc == -ENOMEM)
-                fail(ev, rc, "out of memory");
+            if (rc == -ENOMEM) fail(ev, rc, "out of memory");
             if (rc) {
-                warn(ev, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\" (%d:%d)",
+                warn(ev,
+                     "PromQL warning: vector contains a mix of histograms with exponential and "
+                     "custom buckets schemas for metric name \"\" (%d:%d)",
                      ln, c);
                 return -1;
             }
-            if (op == PQ_SUB)
-                (*hres)->hint = RE_HINT_GAUGE;
+            if (op == PQ_SUB) (*hres)->hint = RE_HINT_GAUGE;
             if (coll)
                 warn(ev, "PromQL warning: conflicting counter resets during histogram %s (%d:%d)",
                      op == PQ_ADD ? "addition" : "subtraction", ln, c);
@@ -2508,13 +2430,14 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
     }
     int ln, c;
     pos_of(ev, e, &ln, &c);
-    warn(ev, "PromQL info: incompatible sample types encountered for binary operator \"%s\": %s %s %s (%d:%d)",
+    warn(ev,
+         "PromQL info: incompatible sample types encountered for binary operator \"%s\": %s %s %s "
+         "(%d:%d)",
          op_word(op), lt, op_word(op), rt, ln, c);
     return -1;
 }
 
-static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     struct val l = eval(ev, e->a, ts);
     struct val r = eval(ev, e->b, ts);
     enum pq_op op = e->op;
@@ -2541,11 +2464,9 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             double res;
             struct pq_hist *hres;
             int kr = elem_binop(ev, op, lf, rf, lh, rh, &res, &hres, e);
-            if (kr < 0)
-                continue;
+            if (kr < 0) continue;
             bool keep = kr > 0;
-            if (!keep && !is_cmp_op(op))
-                continue;
+            if (!keep && !is_cmp_op(op)) continue;
             if (is_cmp_op(op) && swap) {
                 res = rf;
                 hres = rh;
@@ -2557,12 +2478,10 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
                 hres = NULL;
                 keep = true;
             }
-            if (!keep)
-                continue;
+            if (!keep) continue;
             s.f = res;
             s.h = hres;
-            if (changes_schema(op) || e->bool_mod)
-                s.drop = true;
+            if (changes_schema(op) || e->bool_mod) s.drop = true;
             vec_push(ev, &out.v, s);
         }
         return out;
@@ -2577,13 +2496,10 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             if (l.v.n == 0) {
                 return r;
             }
-            if (r.v.n == 0)
-                return l;
+            if (r.v.n == 0) return l;
         }
-        if (op == PQ_LAND && (l.v.n == 0 || r.v.n == 0))
-            return out;
-        if (op == PQ_LUNLESS && (l.v.n == 0 || r.v.n == 0))
-            return l;
+        if (op == PQ_LAND && (l.v.n == 0 || r.v.n == 0)) return out;
+        if (op == PQ_LUNLESS && (l.v.n == 0 || r.v.n == 0)) return l;
         struct hmap hm = {0};
         size_t one = 1;
         struct vec *probe = op == PQ_LOR ? &l.v : &r.v;
@@ -2610,8 +2526,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
                     j = (j + 1) & (hm.cap - 1);
                 }
                 (void)x;
-                if (!found)
-                    vec_push(ev, &out.v, r.v.s[i]);
+                if (!found) vec_push(ev, &out.v, r.v.s[i]);
             }
             return out;
         }
@@ -2627,13 +2542,11 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
                 }
                 j = (j + 1) & (hm.cap - 1);
             }
-            if (found == (op == PQ_LAND))
-                vec_push(ev, &out.v, l.v.s[i]);
+            if (found == (op == PQ_LAND)) vec_push(ev, &out.v, l.v.s[i]);
         }
         return out;
     }
-    if (l.v.n == 0 || r.v.n == 0)
-        return out;
+    if (l.v.n == 0 || r.v.n == 0) return out;
     enum pq_card card = e->card;
     struct vec *lhs = &l.v, *rhs = &r.v;
     if (card == PQ_ONE_MANY) {
@@ -2649,8 +2562,9 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             char a[256], b[256], mlb[256];
             ls_str(rhs->s[i].ls, a, sizeof(a));
             ls_str(rhs->s[k].ls, b, sizeof(b));
-            const struct lset *mls = on ? ls_filter(ev, rhs->s[i].ls, ml, nml, true)
-                                        : ls_del(ev, ls_filter(ev, rhs->s[i].ls, ml, nml, false), "__name__");
+            const struct lset *mls =
+                on ? ls_filter(ev, rhs->s[i].ls, ml, nml, true)
+                   : ls_del(ev, ls_filter(ev, rhs->s[i].ls, ml, nml, false), "__name__");
             ls_str(mls, mlb, sizeof(mlb));
             if (strcmp(a, b) > 0) {
                 char t[256];
@@ -2659,7 +2573,9 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
                 memcpy(b, t, sizeof(b));
             }
             fail(ev, -EINVAL,
-                 "found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+                 "found duplicate series for the match group %s on the %s hand-side of the "
+                 "operation: [%s, %s];many-to-many matching not allowed: matching labels must be "
+                 "unique on one side",
                  mlb, card == PQ_ONE_MANY ? "left" : "right", a, b);
         }
         rsig[i] = k;
@@ -2686,8 +2602,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
                 j = (j + 1) & (rm.cap - 1);
             }
         }
-        if (!found)
-            continue;
+        if (!found) continue;
         struct smp *rs = &rhs->s[k];
         double fl = ls->f, fr = rs->f;
         struct pq_hist *hl = ls->h, *hr = rs->h;
@@ -2702,16 +2617,14 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         int kr = elem_binop(ev, op, fl, fr, hl, hr, &res, &hres, e);
         bool keep = kr > 0;
         bool inc_ok = kr >= 0;
-        if (!keep && !is_cmp_op(op))
-            inc_ok = false;
+        if (!keep && !is_cmp_op(op)) inc_ok = false;
         if (e->bool_mod) {
             res = keep ? 1 : 0;
             hres = NULL;
         }
         /* result metric */
         const struct lset *m = ls->ls;
-        if (changes_schema(op))
-            m = ls_del(ev, m, "__name__");
+        if (changes_schema(op)) m = ls_del(ev, m, "__name__");
         if (card == PQ_ONE_ONE) {
             if (on)
                 m = ls_filter(ev, m, ml, nml, true);
@@ -2726,7 +2639,8 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             size_t one = 1;
             if (hm_get_or_put(ev, &matched, kb.p, kb.n, &one))
                 fail(ev, -EINVAL,
-                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+                     "multiple matches for labels: many-to-one matching must be explicit "
+                     "(group_left/group_right)");
         } else {
             /* signature + output labels must be unique */
             kb2.n = 0;
@@ -2739,15 +2653,15 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             memcpy(key + kb.n + 1, kb3.p, kb3.n);
             size_t one = 1;
             if (hm_get_or_put(ev, &outsig, key, kb.n + kb3.n + 1, &one))
-                fail(ev, -EINVAL, "multiple matches for labels: grouping labels must ensure unique matches");
+                fail(ev, -EINVAL,
+                     "multiple matches for labels: grouping labels must ensure unique matches");
         }
-        if (!inc_ok)
-            continue;
-        if (!keep && !e->bool_mod)
-            continue;
-        if (is_cmp_op(op) && !e->bool_mod && !hres)
-            hres = hl;
-        vec_push(ev, &out.v, (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !changes_schema(op))});
+        if (!inc_ok) continue;
+        if (!keep && !e->bool_mod) continue;
+        if (is_cmp_op(op) && !e->bool_mod && !hres) hres = hl;
+        vec_push(
+            ev, &out.v,
+            (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !changes_schema(op))});
     }
     return out;
 }
@@ -2759,18 +2673,15 @@ struct rx {
     pcre2_match_data *md;
 };
 
-static void rx_free(struct rx *r)
-{
-    if (!r)
-        return;
+static void rx_free(struct rx *r) {
+    if (!r) return;
     pcre2_match_data_free(r->md);
     pcre2_code_free(r->code);
     free(r);
 }
 
 /* Compiles "^(?s:re)$" as Go's label_replace does. Returns new or NULL. */
-static struct rx *rx_compile(const char *re)
-{
+static struct rx *rx_compile(const char *re) {
     size_t l = strlen(re);
     char *pat = malloc(l + 16);
     struct rx *r = calloc(1, sizeof(*r));
@@ -2782,8 +2693,8 @@ static struct rx *rx_compile(const char *re)
     snprintf(pat, l + 16, "^(?s:%s)$", re);
     int ec;
     PCRE2_SIZE eo;
-    r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
-                            &ec, &eo, NULL);
+    r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                            PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
     free(pat);
     if (!r->code) {
         free(r);
@@ -2798,21 +2709,17 @@ static struct rx *rx_compile(const char *re)
 }
 
 /* Go Regexp.ExpandString semantics. Returns 1 and *out (new) on match, 0 if no match. */
-static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **out)
-{
+static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **out) {
     size_t sl = strlen(subj);
     int rc = pcre2_match(r->code, (PCRE2_SPTR)subj, sl, 0, 0, r->md, NULL);
-    if (rc < 0)
-        return 0;
+    if (rc < 0) return 0;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
     uint32_t ng = pcre2_get_ovector_count(r->md);
     size_t cap = strlen(tmpl) + 1, n = 0;
     for (const char *p = tmpl; *p; p++)
-        if (*p == '$')
-            cap += sl;
+        if (*p == '$') cap += sl;
     char *o = malloc(cap + 1);
-    if (!o)
-        return -ENOMEM;
+    if (!o) return -ENOMEM;
     for (const char *p = tmpl; *p;) {
         if (*p != '$') {
             o[n++] = *p++;
@@ -2825,8 +2732,7 @@ static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **ou
         }
         const char *nm = p + 1, *ne;
         bool brace = *nm == '{';
-        if (brace)
-            nm++;
+        if (brace) nm++;
         ne = nm;
         while ((*ne >= 'a' && *ne <= 'z') || (*ne >= 'A' && *ne <= 'Z') ||
                (*ne >= '0' && *ne <= '9') || *ne == '_')
@@ -2841,19 +2747,16 @@ static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **ou
         long gi = -1;
         bool num = true;
         for (size_t k = 0; k < nl; k++)
-            if (nm[k] < '0' || nm[k] > '9')
-                num = false;
+            if (nm[k] < '0' || nm[k] > '9') num = false;
         char name[128];
-        if (nl >= sizeof(name))
-            continue;
+        if (nl >= sizeof(name)) continue;
         memcpy(name, nm, nl);
         name[nl] = 0;
         if (num)
             gi = strtol(name, NULL, 10);
         else
             gi = pcre2_substring_number_from_name(r->code, (PCRE2_SPTR)name);
-        if (gi < 0 || (uint32_t)gi >= ng || gi >= rc || ov[2 * gi] == PCRE2_UNSET)
-            continue;
+        if (gi < 0 || (uint32_t)gi >= ng || gi >= rc || ov[2 * gi] == PCRE2_UNSET) continue;
         size_t a = ov[2 * gi], b = ov[2 * gi + 1];
         memcpy(o + n, subj + a, b - a);
         n += b - a;
@@ -2863,84 +2766,108 @@ static int rx_expand(struct rx *r, const char *subj, const char *tmpl, char **ou
     return 1;
 }
 
-static double round_go(double x)
-{
+static double round_go(double x) {
     /* Go math.Round: half away from zero */
     return round(x);
 }
 
-static double days_in_month(int y, int m)
-{
+static double days_in_month(int y, int m) {
     static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
     return d[m - 1];
 }
 
-static double date_fn(int id, double v)
-{
-    if (isnan(v) || isinf(v) || fabs(v) > 9.2e15)
-        return NAN;
+static double date_fn(int id, double v) {
+    if (isnan(v) || isinf(v) || fabs(v) > 9.2e15) return NAN;
     time_t t = (time_t)floor(v);
     struct tm tm;
     gmtime_r(&t, &tm);
     switch (id) {
-    case F_DAYS_IN_MONTH: return days_in_month(tm.tm_year + 1900, tm.tm_mon + 1);
-    case F_DAY_OF_MONTH: return tm.tm_mday;
-    case F_DAY_OF_WEEK: return tm.tm_wday;
-    case F_DAY_OF_YEAR: return tm.tm_yday + 1;
-    case F_HOUR: return tm.tm_hour;
-    case F_MINUTE: return tm.tm_min;
-    case F_MONTH: return tm.tm_mon + 1;
-    case F_YEAR: return tm.tm_year + 1900;
+    case F_DAYS_IN_MONTH:
+        return days_in_month(tm.tm_year + 1900, tm.tm_mon + 1);
+    case F_DAY_OF_MONTH:
+        return tm.tm_mday;
+    case F_DAY_OF_WEEK:
+        return tm.tm_wday;
+    case F_DAY_OF_YEAR:
+        return tm.tm_yday + 1;
+    case F_HOUR:
+        return tm.tm_hour;
+    case F_MINUTE:
+        return tm.tm_min;
+    case F_MONTH:
+        return tm.tm_mon + 1;
+    case F_YEAR:
+        return tm.tm_year + 1900;
     }
     return NAN;
 }
 
 /* Go's math.Max/Min: NaN wins. */
-static double go_max(double a, double b)
-{
-    if (isnan(a) || isnan(b))
-        return NAN;
+static double go_max(double a, double b) {
+    if (isnan(a) || isnan(b)) return NAN;
     return a > b ? a : b;
 }
 
-static double go_min(double a, double b)
-{
-    if (isnan(a) || isnan(b))
-        return NAN;
+static double go_min(double a, double b) {
+    if (isnan(a) || isnan(b)) return NAN;
     return a < b ? a : b;
 }
 
-static double math_fn(int id, double x, double a, double b)
-{
+static double math_fn(int id, double x, double a, double b) {
     switch (id) {
-    case F_ABS: return fabs(x);
-    case F_CEIL: return ceil(x);
-    case F_FLOOR: return floor(x);
-    case F_EXP: return exp(x);
-    case F_LN: return log(x);
-    case F_LOG2: return log2(x);
-    case F_LOG10: return log10(x);
-    case F_SQRT: return sqrt(x);
-    case F_SGN: return x > 0 ? 1 : x < 0 ? -1 : x;
-    case F_ACOS: return acos(x);
-    case F_ACOSH: return acosh(x);
-    case F_ASIN: return asin(x);
-    case F_ASINH: return asinh(x);
-    case F_ATAN: return atan(x);
-    case F_ATANH: return atanh(x);
-    case F_COS: return cos(x);
-    case F_COSH: return cosh(x);
-    case F_SIN: return sin(x);
-    case F_SINH: return sinh(x);
-    case F_TAN: return tan(x);
-    case F_TANH: return tanh(x);
-    case F_DEG: return x * 180 / M_PI;
-    case F_RAD: return x * M_PI / 180;
-    case F_CLAMP: return go_max(a, go_min(b, x));
-    case F_CLAMP_MIN: return go_max(a, x);
-    case F_CLAMP_MAX: return go_min(a, x);
+    case F_ABS:
+        return fabs(x);
+    case F_CEIL:
+        return ceil(x);
+    case F_FLOOR:
+        return floor(x);
+    case F_EXP:
+        return exp(x);
+    case F_LN:
+        return log(x);
+    case F_LOG2:
+        return log2(x);
+    case F_LOG10:
+        return log10(x);
+    case F_SQRT:
+        return sqrt(x);
+    case F_SGN:
+        return x > 0 ? 1 : x < 0 ? -1 : x;
+    case F_ACOS:
+        return acos(x);
+    case F_ACOSH:
+        return acosh(x);
+    case F_ASIN:
+        return asin(x);
+    case F_ASINH:
+        return asinh(x);
+    case F_ATAN:
+        return atan(x);
+    case F_ATANH:
+        return atanh(x);
+    case F_COS:
+        return cos(x);
+    case F_COSH:
+        return cosh(x);
+    case F_SIN:
+        return sin(x);
+    case F_SINH:
+        return sinh(x);
+    case F_TAN:
+        return tan(x);
+    case F_TANH:
+        return tanh(x);
+    case F_DEG:
+        return x * 180 / M_PI;
+    case F_RAD:
+        return x * M_PI / 180;
+    case F_CLAMP:
+        return go_max(a, go_min(b, x));
+    case F_CLAMP_MIN:
+        return go_max(a, x);
+    case F_CLAMP_MAX:
+        return go_min(a, x);
     case F_ROUND: {
         double inv = 1 / a;
         return floor(x * inv + 0.5) / inv;
@@ -2956,23 +2883,17 @@ struct sortent {
     bool desc;
 };
 
-static int sort_asc(const void *a, const void *b)
-{
+static int sort_asc(const void *a, const void *b) {
     const struct smp *x = a, *y = b;
-    if (isnan(x->f))
-        return isnan(y->f) ? 0 : 1;
-    if (isnan(y->f))
-        return -1;
+    if (isnan(x->f)) return isnan(y->f) ? 0 : 1;
+    if (isnan(y->f)) return -1;
     return x->f < y->f ? -1 : x->f > y->f ? 1 : 0;
 }
 
-static int sort_desc(const void *a, const void *b)
-{
+static int sort_desc(const void *a, const void *b) {
     const struct smp *x = a, *y = b;
-    if (isnan(x->f))
-        return isnan(y->f) ? 0 : 1;
-    if (isnan(y->f))
-        return -1;
+    if (isnan(x->f)) return isnan(y->f) ? 0 : 1;
+    if (isnan(y->f)) return -1;
     return x->f > y->f ? -1 : x->f < y->f ? 1 : 0;
 }
 
@@ -2982,8 +2903,7 @@ struct sbl {
     bool desc;
 };
 
-static int natcmp(const char *a, const char *b)
-{
+static int natcmp(const char *a, const char *b) {
     /* natural sort as Go's natsort used by sort_by_label */
     while (*a && *b) {
         if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
@@ -2997,32 +2917,27 @@ static int natcmp(const char *a, const char *b)
                 da++;
             while (*db >= '0' && *db <= '9')
                 db++;
-            if (da - ea != db - eb)
-                return (da - ea) < (db - eb) ? -1 : 1;
+            if (da - ea != db - eb) return (da - ea) < (db - eb) ? -1 : 1;
             int c = strncmp(ea, eb, (size_t)(da - ea));
-            if (c)
-                return c;
+            if (c) return c;
             a = da;
             b = db;
             continue;
         }
-        if (*a != *b)
-            return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+        if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
         a++;
         b++;
     }
     return *a ? 1 : *b ? -1 : 0;
 }
 
-static int sort_by_label_cmp(const void *a, const void *b, void *arg)
-{
+static int sort_by_label_cmp(const void *a, const void *b, void *arg) {
     const struct smp *x = a, *y = b;
     const struct sbl *o = arg;
     for (size_t i = 0; i < o->n; i++) {
         const char *va = ls_get(x->ls, o->names[i]), *vb = ls_get(y->ls, o->names[i]);
         int c = natcmp(va ? va : "", vb ? vb : "");
-        if (c)
-            return o->desc ? -c : c;
+        if (c) return o->desc ? -c : c;
     }
     int c = ls_cmp(x->ls, y->ls);
     return o->desc ? -c : c;
@@ -3036,8 +2951,7 @@ struct qlab {
  * results go to out (labelled with ql when not NULL, for histogram_quantiles). */
 static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, const struct val *a,
                     const struct promql_expr *varg, int64_t ts, const struct qlab *ql,
-                    struct vec *out)
-{
+                    struct vec *out) {
     int l, c;
     pos_of(ev, varg, &l, &c);
     struct hmap idx = {0};
@@ -3051,20 +2965,18 @@ static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, co
     size_t ng = 0, capg = 0;
     for (size_t i = 0; i < a->v.n; i++) {
         struct smp *s = &a->v.s[i];
-        if (s->h)
-            continue;
+        if (s->h) continue;
         const char *le = ls_get(s->ls, "le");
         char *endp = NULL;
         double ub = le ? strtod(le, &endp) : 0;
         bool badle = !le || !*le || *endp != 0;
-        if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf")))
-            ub = INFINITY, badle = false;
-        if (le && !strcasecmp(le, "-inf"))
-            ub = -INFINITY, badle = false;
-        if (le && !strcasecmp(le, "nan"))
-            ub = NAN, badle = false;
+        if (le && (!strcasecmp(le, "+inf") || !strcasecmp(le, "inf"))) ub = INFINITY, badle = false;
+        if (le && !strcasecmp(le, "-inf")) ub = -INFINITY, badle = false;
+        if (le && !strcasecmp(le, "nan")) ub = NAN, badle = false;
         if (badle) {
-            warn(ev, "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\" (%d:%d)",
+            warn(ev,
+                 "PromQL warning: bucket label \"le\" is missing or has a malformed value of "
+                 "\"%s\" for metric name \"%s\" (%d:%d)",
                  le ? le : "", metric_name(s->ls), l, c);
             continue;
         }
@@ -3083,8 +2995,7 @@ static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, co
     }
     for (size_t i = 0; i < a->v.n; i++) {
         struct smp *s = &a->v.s[i];
-        if (!s->h)
-            continue;
+        if (!s->h) continue;
         sig_key(ev, &kb, s->ls, NULL, 0, false, false);
         size_t k = SIZE_MAX;
         bool found = false;
@@ -3101,7 +3012,9 @@ static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, co
             }
         }
         if (found && groups[k].n > 0) {
-            warn(ev, "PromQL warning: vector contains a mix of classic and native histograms for metric name \"%s\" (%d:%d)",
+            warn(ev,
+                 "PromQL warning: vector contains a mix of classic and native histograms for "
+                 "metric name \"%s\" (%d:%d)",
                  metric_name(s->ls), l, c);
             groups[k].n = 0;
             continue;
@@ -3111,27 +3024,31 @@ static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, co
             bool ni;
             o.f = hist_fraction(ev, lo, hi, s->h, &ni);
             if (ni)
-                warn(ev, "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name \"%s\" (%d:%d)",
+                warn(ev,
+                     "PromQL info: input to histogram_fraction has NaN observations, which are "
+                     "excluded from all fractions for metric name \"%s\" (%d:%d)",
                      metric_name(s->ls), l, c);
         } else {
             int ni;
             o.f = hist_quantile(ev, q, s->h, &ni);
             if (ni == 1)
-                warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is NaN for metric name \"%s\" (%d:%d)",
+                warn(ev,
+                     "PromQL info: input to histogram_quantile has NaN observations, result is NaN "
+                     "for metric name \"%s\" (%d:%d)",
                      metric_name(s->ls), l, c);
             else if (ni == 2)
-                warn(ev, "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher for metric name \"%s\" (%d:%d)",
+                warn(ev,
+                     "PromQL info: input to histogram_quantile has NaN observations, result is "
+                     "skewed higher for metric name \"%s\" (%d:%d)",
                      metric_name(s->ls), l, c);
         }
         o.h = NULL;
         o.drop = true;
-        if (ql)
-            o.ls = ls_set(ev, o.ls, ql->name, ql->value);
+        if (ql) o.ls = ls_set(ev, o.ls, ql->name, ql->value);
         vec_push(ev, out, o);
     }
     for (size_t i = 0; i < ng; i++) {
-        if (groups[i].n == 0)
-            continue;
+        if (groups[i].n == 0) continue;
         double v;
         if (frac) {
             v = bucket_fraction(lo, hi, groups[i].b, groups[i].n);
@@ -3139,38 +3056,67 @@ static void hist_fn(struct ev *ev, bool frac, double q, double lo, double hi, co
             bool forced;
             v = bucket_quantile(q, groups[i].b, groups[i].n, &forced);
             if (forced)
-                warn(ev, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"%s\" (%d:%d)",
+                warn(ev,
+                     "PromQL info: input to histogram_quantile needed to be fixed for monotonicity "
+                     "(see "
+                     "https://prometheus.io/docs/prometheus/latest/querying/functions/"
+                     "#histogram_quantile) for metric name \"%s\" (%d:%d)",
                      groups[i].name, l, c);
         }
-        vec_push(ev, out, (struct smp){ql ? ls_set(ev, groups[i].ls, ql->name, ql->value) : groups[i].ls, v, NULL, ts, true});
+        vec_push(ev, out,
+                 (struct smp){ql ? ls_set(ev, groups[i].ls, ql->name, ql->value) : groups[i].ls, v,
+                              NULL, ts, true});
     }
 }
 
-static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     int id = e->fn->id;
     struct val r = vval();
     switch (id) {
-    case F_RATE: case F_IRATE: case F_INCREASE: case F_DELTA: case F_IDELTA: case F_DERIV:
-    case F_PREDICT_LINEAR: case F_RESETS: case F_CHANGES: case F_AVG_OT: case F_MIN_OT:
-    case F_MAX_OT: case F_SUM_OT: case F_COUNT_OT: case F_LAST_OT: case F_FIRST_OT:
-    case F_PRESENT_OT: case F_QUANTILE_OT: case F_STDDEV_OT: case F_STDVAR_OT: case F_MAD_OT:
-    case F_ABSENT_OT: case F_TS_MIN_OT: case F_TS_MAX_OT: case F_TS_LAST_OT: case F_TS_FIRST_OT:
+    case F_RATE:
+    case F_IRATE:
+    case F_INCREASE:
+    case F_DELTA:
+    case F_IDELTA:
+    case F_DERIV:
+    case F_PREDICT_LINEAR:
+    case F_RESETS:
+    case F_CHANGES:
+    case F_AVG_OT:
+    case F_MIN_OT:
+    case F_MAX_OT:
+    case F_SUM_OT:
+    case F_COUNT_OT:
+    case F_LAST_OT:
+    case F_FIRST_OT:
+    case F_PRESENT_OT:
+    case F_QUANTILE_OT:
+    case F_STDDEV_OT:
+    case F_STDVAR_OT:
+    case F_MAD_OT:
+    case F_ABSENT_OT:
+    case F_TS_MIN_OT:
+    case F_TS_MAX_OT:
+    case F_TS_LAST_OT:
+    case F_TS_FIRST_OT:
     case F_DES:
         return eval_range_func(ev, e, ts);
     case F_TIME:
         r.type = PROMQL_SCALAR;
         r.scalar = (double)ts / 1000;
         return r;
-    case F_STEP: case F_RANGE:
+    case F_STEP:
+    case F_RANGE:
         r.type = PROMQL_SCALAR;
         r.scalar = (double)(id == F_STEP ? ev->interval : ev->end - ev->start) / 1000;
         return r;
-    case F_START: case F_END:
+    case F_START:
+    case F_END:
         r.type = PROMQL_SCALAR;
         r.scalar = (double)(id == F_START ? ev->start : ev->end) / 1000;
         return r;
-    case F_MIN_OF: case F_MAX_OF: {
+    case F_MIN_OF:
+    case F_MAX_OF: {
         double x = eval(ev, e->args[0], ts).scalar, y = eval(ev, e->args[1], ts).scalar;
         r.type = PROMQL_SCALAR;
         if (isnan(x) || isnan(y))
@@ -3200,28 +3146,23 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 nf++;
                 r.scalar = a.v.s[i].f;
             }
-        if (nf != 1)
-            r.scalar = NAN;
+        if (nf != 1) r.scalar = NAN;
         return r;
     }
     case F_ABSENT: {
         struct val a = eval(ev, e->args[0], ts);
-        if (a.v.n > 0)
-            return r;
+        if (a.v.n > 0) return r;
         const struct lset *cur = ls_new(ev, 0);
         const struct promql_expr *x = e->args[0];
         while (x->kind == PQ_PAREN)
             x = x->a;
         if (x->kind == PQ_VSEL) {
             for (size_t i = 0; i < x->nm; i++) {
-                if (x->m[i].type != RE_MATCH_EQ || !strcmp(x->m[i].name, "__name__"))
-                    continue;
+                if (x->m[i].type != RE_MATCH_EQ || !strcmp(x->m[i].name, "__name__")) continue;
                 bool dup = false;
                 for (size_t j = 0; j < x->nm; j++)
-                    if (j != i && !strcmp(x->m[j].name, x->m[i].name))
-                        dup = true;
-                if (!dup)
-                    cur = ls_set(ev, cur, x->m[i].name, x->m[i].value);
+                    if (j != i && !strcmp(x->m[j].name, x->m[i].name)) dup = true;
+                if (!dup) cur = ls_set(ev, cur, x->m[i].name, x->m[i].value);
             }
         }
         vec_push(ev, &r.v, (struct smp){cur, 1, NULL, ts, false});
@@ -3248,8 +3189,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         if (!re_valid_label_name(dst, strlen(dst)))
             fail(ev, -EINVAL, "invalid destination label name in label_replace(): %s", dst);
         struct rx *rx = rx_compile(regex);
-        if (!rx)
-            fail(ev, -EINVAL, "invalid regular expression in label_replace(): %s", regex);
+        if (!rx) fail(ev, -EINVAL, "invalid regular expression in label_replace(): %s", regex);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
             const char *sv = ls_get(s.ls, srcl);
@@ -3261,8 +3201,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             }
             if (rc > 0) {
                 s.ls = ls_set(ev, s.ls, dst, ar_strdup(ev, res));
-                if (!strcmp(dst, "__name__"))
-                    s.drop = false;
+                if (!strcmp(dst, "__name__")) s.drop = false;
             }
             free(res);
             vec_push(ev, &r.v, s);
@@ -3285,50 +3224,53 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
             char *buf = ar_alloc(ev, len);
             for (size_t j = 3; j < e->nargs; j++) {
                 const char *v = ls_get(s.ls, eval(ev, e->args[j], ts).str);
-                if (j > 3)
-                    strcat(buf, sep);
+                if (j > 3) strcat(buf, sep);
                 strcat(buf, v ? v : "");
             }
             s.ls = ls_set(ev, s.ls, dst, buf);
-            if (!strcmp(dst, "__name__"))
-                s.drop = false;
+            if (!strcmp(dst, "__name__")) s.drop = false;
             vec_push(ev, &r.v, s);
         }
         return r;
     }
-    case F_SORT: case F_SORT_DESC: case F_SORT_BY_LABEL: case F_SORT_BY_LABEL_DESC: {
+    case F_SORT:
+    case F_SORT_DESC:
+    case F_SORT_BY_LABEL:
+    case F_SORT_BY_LABEL_DESC: {
         struct val a = eval(ev, e->args[0], ts);
         if (ev->is_range) {
             int l, c;
             pos_of(ev, e, &l, &c);
-            warn(ev, "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (%d:%d)",
+            warn(ev,
+                 "PromQL warning: sort is ineffective for range queries since results are always "
+                 "ordered by labels (%d:%d)",
                  l, c);
         }
         struct vec out = {0};
         for (size_t i = 0; i < a.v.n; i++)
-            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL)
-                vec_push(ev, &out, a.v.s[i]);
+            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL) vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
-            if (out.n > 1)
-                qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
+            if (out.n > 1) qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
         } else {
             char **names = ar_alloc(ev, (e->nargs ? e->nargs : 1) * sizeof(char *));
             for (size_t j = 1; j < e->nargs; j++)
                 names[j - 1] = (char *)eval(ev, e->args[j], ts).str;
             struct sbl o = {names, e->nargs - 1, id == F_SORT_BY_LABEL_DESC};
-            if (out.n > 1)
-                qsort_r(out.s, out.n, sizeof(*out.s), sort_by_label_cmp, &o);
+            if (out.n > 1) qsort_r(out.s, out.n, sizeof(*out.s), sort_by_label_cmp, &o);
         }
         r.v = out;
         return r;
     }
-    case F_HCOUNT: case F_HSUM: case F_HAVG: case F_HSTDDEV: case F_HSTDVAR: {
+    case F_HCOUNT:
+    case F_HSUM:
+    case F_HAVG:
+    case F_HSTDDEV:
+    case F_HSTDVAR: {
         struct val a = eval(ev, e->args[0], ts);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
-            if (!s.h)
-                continue;
+            if (!s.h) continue;
             struct pq_hist *h = s.h;
             double v = 0;
             if (id == F_HCOUNT)
@@ -3353,10 +3295,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                     else
                         val = -sqrt(b[k].lo * b[k].hi);
                     if (h->schema == PQ_SCHEMA_CUSTOM) {
-                        if (isinf(b[k].hi))
-                            val = b[k].lo;
-                        if (isinf(b[k].lo))
-                            val = b[k].hi;
+                        if (isinf(b[k].hi)) val = b[k].lo;
+                        if (isinf(b[k].lo)) val = b[k].hi;
                     }
                     double d = val - mean;
                     var = kahan_inc(b[k].c * d * d, var, &cv);
@@ -3371,7 +3311,8 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
         }
         return r;
     }
-    case F_HFRACTION: case F_HQUANTILE: {
+    case F_HFRACTION:
+    case F_HQUANTILE: {
         bool frac = id == F_HFRACTION;
         double q = 0, lo = 0, hi = 0;
         const struct promql_expr *varg = e->args[frac ? 2 : 1];
@@ -3407,25 +3348,30 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                 snprintf(qs, sizeof(qs), "%.1f", q);
             else {
                 snprintf(qs, sizeof(qs), "%s", gfmt(q).s);
-                if (!isnan(q) && !isinf(q) && !strpbrk(qs, "e."))
-                    strcat(qs, ".0");
+                if (!isnan(q) && !isinf(q) && !strpbrk(qs, "e.")) strcat(qs, ".0");
             }
             struct qlab ql = {qlabel, ar_strdup(ev, qs)};
             hist_fn(ev, false, q, 0, 0, &a, e->args[0], ts, &ql, &r.v);
         }
         return r;
     }
-    case F_DAYS_IN_MONTH: case F_DAY_OF_MONTH: case F_DAY_OF_WEEK: case F_DAY_OF_YEAR:
-    case F_HOUR: case F_MINUTE: case F_MONTH: case F_YEAR: {
+    case F_DAYS_IN_MONTH:
+    case F_DAY_OF_MONTH:
+    case F_DAY_OF_WEEK:
+    case F_DAY_OF_YEAR:
+    case F_HOUR:
+    case F_MINUTE:
+    case F_MONTH:
+    case F_YEAR: {
         if (e->nargs == 0) {
-            vec_push(ev, &r.v, (struct smp){ls_new(ev, 0), date_fn(id, (double)ts / 1000), NULL, ts, false});
+            vec_push(ev, &r.v,
+                     (struct smp){ls_new(ev, 0), date_fn(id, (double)ts / 1000), NULL, ts, false});
             return r;
         }
         struct val a = eval(ev, e->args[0], ts);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
-            if (s.h)
-                continue;
+            if (s.h) continue;
             s.f = date_fn(id, s.f);
             s.drop = true;
             vec_push(ev, &r.v, s);
@@ -3435,15 +3381,11 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     default: {
         /* simple math over a vector */
         double pa = 0, pb = 0;
-        if (id == F_ROUND)
-            pa = 1;
-        if (e->nargs > 1)
-            pa = eval(ev, e->args[1], ts).scalar;
-        if (e->nargs > 2)
-            pb = eval(ev, e->args[2], ts).scalar;
+        if (id == F_ROUND) pa = 1;
+        if (e->nargs > 1) pa = eval(ev, e->args[1], ts).scalar;
+        if (e->nargs > 2) pb = eval(ev, e->args[2], ts).scalar;
         struct val a = eval(ev, e->args[0], ts);
-        if (id == F_CLAMP && pa > pb)
-            return r;
+        if (id == F_CLAMP && pa > pb) return r;
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
             if (s.h) {
@@ -3466,8 +3408,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
 
 /* ---- dispatcher ---------------------------------------------------------------------------- */
 
-static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
-{
+static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     if (ev->o->cancelled && ev->o->cancelled(ev->o->cancel_arg))
         fail(ev, -ECANCELED, "query cancelled");
     struct val r;
@@ -3506,7 +3447,8 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
         return r;
     case PQ_VSEL:
         return eval_vsel(ev, e, ts);
-    case PQ_MSEL: case PQ_SUBQ: {
+    case PQ_MSEL:
+    case PQ_SUBQ: {
         size_t nw;
         int64_t range, rend;
         struct win *w = eval_windows(ev, e, ts, &nw, &range, &rend);
@@ -3534,17 +3476,14 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
-void promql_opts_default(struct promql_opts *o)
-{
+void promql_opts_default(struct promql_opts *o) {
     memset(o, 0, sizeof(*o));
     o->lookback_ms = 5 * 60 * 1000;
     o->max_samples = 50000000;
 }
 
-void promql_result_free(struct promql_result *r)
-{
-    if (!r)
-        return;
+void promql_result_free(struct promql_result *r) {
+    if (!r) return;
     free(r->str);
     for (size_t i = 0; i < r->nseries; i++) {
         struct promql_series *s = &r->series[i];
@@ -3560,8 +3499,7 @@ void promql_result_free(struct promql_result *r)
     free(r);
 }
 
-static void ev_fini(struct ev *ev)
-{
+static void ev_fini(struct ev *ev) {
     while (ev->arena) {
         struct achunk *n = ev->arena->next;
         free(ev->arena);
@@ -3581,15 +3519,13 @@ struct oser {
     bool drop;
 };
 
-static int oser_cmp(const void *a, const void *b)
-{
+static int oser_cmp(const void *a, const void *b) {
     return ls_cmp(((const struct oser *)a)->ls, ((const struct oser *)b)->ls);
 }
 
 static int run(const struct promql_expr *e, const struct re_source *src, int64_t start, int64_t end,
-               int64_t step, bool instant, const struct promql_opts *o,
-               struct promql_result **out, struct perr *err)
-{
+               int64_t step, bool instant, const struct promql_opts *o, struct promql_result **out,
+               struct perr *err) {
     struct promql_opts def;
     if (!o) {
         promql_opts_default(&def);
@@ -3643,8 +3579,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         res->t = start;
         if (t == PROMQL_STRING) {
             res->str = strdup(v.str);
-            if (!res->str)
-                fail(ev, -ENOMEM, "out of memory");
+            if (!res->str) fail(ev, -ENOMEM, "out of memory");
         }
     } else if (instant && t == PROMQL_MATRIX) {
         struct val v = eval(ev, e, start);
@@ -3657,11 +3592,11 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
             os[nos].drop = v.m.s[i].drop;
             struct mser *ms = &v.m.s[i];
             os[nos].p = calloc(ms->n ? ms->n : 1, sizeof(struct promql_point));
-            if (!os[nos].p)
-                fail(ev, -ENOMEM, "out of memory");
+            if (!os[nos].p) fail(ev, -ENOMEM, "out of memory");
             nos++;
             for (size_t k = 0; k < ms->n; k++)
-                os[nos - 1].p[k] = (struct promql_point){ms->t[k], ms->f[k], (struct re_hist *)ms->h[k]};
+                os[nos - 1].p[k] =
+                    (struct promql_point){ms->t[k], ms->f[k], (struct re_hist *)ms->h[k]};
             os[nos - 1].n = ms->n;
         }
     } else {
@@ -3694,8 +3629,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                 if (se->n == se->cap) {
                     size_t nc = se->cap ? se->cap * 2 : 4;
                     struct promql_point *np = realloc(se->p, nc * sizeof(*np));
-                    if (!np)
-                        fail(ev, -ENOMEM, "out of memory");
+                    if (!np) fail(ev, -ENOMEM, "out of memory");
                     se->p = np;
                     se->cap = nc;
                 }
@@ -3706,12 +3640,10 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         }
     }
     if (res->type == PROMQL_MATRIX)
-        if (nos > 1)
-            qsort(os, nos, sizeof(*os), oser_cmp);
+        if (nos > 1) qsort(os, nos, sizeof(*os), oser_cmp);
     /* convert to the public result */
     res->series = calloc(nos ? nos : 1, sizeof(*res->series));
-    if (!res->series)
-        fail(ev, -ENOMEM, "out of memory");
+    if (!res->series) fail(ev, -ENOMEM, "out of memory");
     for (size_t i = 0; i < nos; i++) {
         struct promql_series *ps = &res->series[i];
         const struct lset *ls = os[i].drop ? ls_del(ev, os[i].ls, "__name__") : os[i].ls;
@@ -3720,8 +3652,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
         for (size_t k = 0; k < ls->n; k++)
             bytes += strlen(ls->l[k].name) + strlen(ls->l[k].value) + 2;
         ps->labels = malloc(bytes);
-        if (!ps->labels)
-            fail(ev, -ENOMEM, "out of memory");
+        if (!ps->labels) fail(ev, -ENOMEM, "out of memory");
         res->nseries = i + 1;
         char *sp = (char *)(ps->labels + (ls->n ? ls->n : 1));
         for (size_t k = 0; k < ls->n; k++) {
@@ -3741,8 +3672,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
             if (ps->points[k].h) {
                 struct re_hist *h = pq_hist_to_re((struct pq_hist *)ps->points[k].h);
                 ps->points[k].h = h;
-                if (!h)
-                    fail(ev, -ENOMEM, "out of memory");
+                if (!h) fail(ev, -ENOMEM, "out of memory");
             }
         }
     }
@@ -3762,15 +3692,13 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
 }
 
 int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,
-                        const struct promql_opts *o, struct promql_result **out, struct perr *err)
-{
+                        const struct promql_opts *o, struct promql_result **out, struct perr *err) {
     return run(e, src, t_ms, t_ms, 1, true, o, out, err);
 }
 
 int promql_eval_range(const struct promql_expr *e, const struct re_source *src, int64_t start_ms,
                       int64_t end_ms, int64_t step_ms, const struct promql_opts *o,
-                      struct promql_result **out, struct perr *err)
-{
+                      struct promql_result **out, struct perr *err) {
     if (step_ms <= 0 || end_ms < start_ms) {
         *out = NULL;
         return perr_set(err, 0, 0, "invalid range query: end before start or step <= 0");
@@ -3778,9 +3706,10 @@ int promql_eval_range(const struct promql_expr *e, const struct re_source *src, 
     enum promql_vtype t = pq_type(e);
     if (t != PROMQL_SCALAR && t != PROMQL_VECTOR) {
         *out = NULL;
-        return perr_set(err, 0, 0,
-                        "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
-                        t == PROMQL_MATRIX ? "range vector" : "string");
+        return perr_set(
+            err, 0, 0,
+            "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
+            t == PROMQL_MATRIX ? "range vector" : "string");
     }
     return run(e, src, start_ms, end_ms, step_ms, false, o, out, err);
 }

@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pq_hist_free(struct pq_hist *h)
-{
-    if (!h)
-        return;
+void pq_hist_free(struct pq_hist *h) {
+    if (!h) return;
     free(h->pb);
     free(h->nb);
     free(h->cv);
@@ -18,11 +16,9 @@ void pq_hist_free(struct pq_hist *h)
 }
 
 static struct pq_bkt *spans_to_bkts(const struct re_span *sp, size_t nsp, const double *b,
-                                    size_t nb, size_t *out_n)
-{
+                                    size_t nb, size_t *out_n) {
     struct pq_bkt *o = malloc((nb ? nb : 1) * sizeof(*o));
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     size_t k = 0;
     int32_t idx = 0;
     for (size_t i = 0; i < nsp; i++) {
@@ -37,11 +33,9 @@ static struct pq_bkt *spans_to_bkts(const struct re_span *sp, size_t nsp, const 
     return o;
 }
 
-struct pq_hist *pq_hist_from_re(const struct re_hist *h)
-{
+struct pq_hist *pq_hist_from_re(const struct re_hist *h) {
     struct pq_hist *o = calloc(1, sizeof(*o));
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     o->schema = h->schema;
     o->hint = h->reset_hint;
     o->zt = h->zero_threshold;
@@ -55,17 +49,14 @@ struct pq_hist *pq_hist_from_re(const struct re_hist *h)
         pq_hist_free(o);
         return NULL;
     }
-    if (h->ncustom)
-        memcpy(o->cv, h->custom_values, h->ncustom * sizeof(double));
+    if (h->ncustom) memcpy(o->cv, h->custom_values, h->ncustom * sizeof(double));
     o->ncv = h->ncustom;
     return o;
 }
 
-struct pq_hist *pq_hist_dup(const struct pq_hist *h)
-{
+struct pq_hist *pq_hist_dup(const struct pq_hist *h) {
     struct pq_hist *o = malloc(sizeof(*o));
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     *o = *h;
     o->pb = malloc((h->npb ? h->npb : 1) * sizeof(*o->pb));
     o->nb = malloc((h->nnb ? h->nnb : 1) * sizeof(*o->nb));
@@ -74,26 +65,20 @@ struct pq_hist *pq_hist_dup(const struct pq_hist *h)
         pq_hist_free(o);
         return NULL;
     }
-    if (h->npb)
-        memcpy(o->pb, h->pb, h->npb * sizeof(*o->pb));
-    if (h->nnb)
-        memcpy(o->nb, h->nb, h->nnb * sizeof(*o->nb));
-    if (h->ncv)
-        memcpy(o->cv, h->cv, h->ncv * sizeof(double));
+    if (h->npb) memcpy(o->pb, h->pb, h->npb * sizeof(*o->pb));
+    if (h->nnb) memcpy(o->nb, h->nb, h->nnb * sizeof(*o->nb));
+    if (h->ncv) memcpy(o->cv, h->cv, h->ncv * sizeof(double));
     return o;
 }
 
-static size_t count_spans(const struct pq_bkt *b, size_t n)
-{
+static size_t count_spans(const struct pq_bkt *b, size_t n) {
     size_t s = 0;
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || b[i].i != b[i - 1].i + 1)
-            s++;
+        if (i == 0 || b[i].i != b[i - 1].i + 1) s++;
     return s;
 }
 
-static void fill_spans(const struct pq_bkt *b, size_t n, struct re_span *sp, double *vals)
-{
+static void fill_spans(const struct pq_bkt *b, size_t n, struct re_span *sp, double *vals) {
     size_t s = 0;
     int32_t prev_end = 0;
     for (size_t i = 0; i < n; i++) {
@@ -108,14 +93,12 @@ static void fill_spans(const struct pq_bkt *b, size_t n, struct re_span *sp, dou
     }
 }
 
-struct re_hist *pq_hist_to_re(const struct pq_hist *h)
-{
+struct re_hist *pq_hist_to_re(const struct pq_hist *h) {
     size_t nps = count_spans(h->pb, h->npb), nns = count_spans(h->nb, h->nnb);
     size_t sz = sizeof(struct re_hist) + (nps + nns) * sizeof(struct re_span) +
                 (h->npb + h->nnb + h->ncv) * sizeof(double);
     struct re_hist *o = calloc(1, sz);
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     double *d = (double *)(o + 1);
     double *pb = d, *nb = pb + h->npb, *cv = nb + h->nnb;
     struct re_span *ps = (struct re_span *)(cv + h->ncv), *ns = ps + nps;
@@ -127,8 +110,7 @@ struct re_hist *pq_hist_to_re(const struct pq_hist *h)
     o->sum = h->sum;
     fill_spans(h->pb, h->npb, ps, pb);
     fill_spans(h->nb, h->nnb, ns, nb);
-    if (h->ncv)
-        memcpy(cv, h->cv, h->ncv * sizeof(double));
+    if (h->ncv) memcpy(cv, h->cv, h->ncv * sizeof(double));
     o->pspans = ps;
     o->npspans = nps;
     o->pbuckets = pb;
@@ -142,17 +124,14 @@ struct re_hist *pq_hist_to_re(const struct pq_hist *h)
     return o;
 }
 
-static int32_t reduce_idx(int32_t i, int delta)
-{
+static int32_t reduce_idx(int32_t i, int delta) {
     /* bucket i at schema s maps to ((i-1) >> delta) + 1 at schema s-delta */
     return ((i - 1) >> delta) + 1;
 }
 
 /* Reduces resolution of b[] in place by delta (merging). */
-static void reduce(struct pq_bkt *b, size_t *n, int delta)
-{
-    if (delta <= 0)
-        return;
+static void reduce(struct pq_bkt *b, size_t *n, int delta) {
+    if (delta <= 0) return;
     size_t k = 0;
     for (size_t i = 0; i < *n; i++) {
         int32_t ni = reduce_idx(b[i].i, delta);
@@ -168,10 +147,8 @@ static void reduce(struct pq_bkt *b, size_t *n, int delta)
 }
 
 /* Merges buckets whose upper bound <= zt into the zero bucket. */
-static void widen_zero(struct pq_hist *h, double zt)
-{
-    if (zt <= h->zt)
-        return;
+static void widen_zero(struct pq_hist *h, double zt) {
+    if (zt <= h->zt) return;
     for (int neg = 0; neg < 2; neg++) {
         struct pq_bkt *b = neg ? h->nb : h->pb;
         size_t *n = neg ? &h->nnb : &h->npb, k = 0;
@@ -189,8 +166,7 @@ static void widen_zero(struct pq_hist *h, double zt)
     h->zt = zt;
 }
 
-static double kinc(double inc, double sum, double *c)
-{
+static double kinc(double inc, double sum, double *c) {
     double t = sum + inc;
     if (isinf(t))
         *c = 0;
@@ -202,16 +178,13 @@ static double kinc(double inc, double sum, double *c)
 }
 
 /* Prometheus adjustCounterReset: returns true on a reset/not_reset collision. */
-static bool adjust_hint(struct pq_hist *h, const struct pq_hist *o)
-{
-    if (o->hint == h->hint || h->hint == RE_HINT_GAUGE)
-        return false;
+static bool adjust_hint(struct pq_hist *h, const struct pq_hist *o) {
+    if (o->hint == h->hint || h->hint == RE_HINT_GAUGE) return false;
     if (o->hint == RE_HINT_GAUGE) {
         h->hint = RE_HINT_GAUGE;
         return false;
     }
-    if (h->hint == RE_HINT_UNKNOWN)
-        return false;
+    if (h->hint == RE_HINT_UNKNOWN) return false;
     if (o->hint == RE_HINT_UNKNOWN) {
         h->hint = RE_HINT_UNKNOWN;
         return false;
@@ -221,8 +194,7 @@ static bool adjust_hint(struct pq_hist *h, const struct pq_hist *o)
 }
 
 /* Re-buckets a custom-bucket histogram onto bounds nb (a subset of its own bounds). */
-static void rebucket_custom(struct pq_hist *h, const double *nb, size_t nnb)
-{
+static void rebucket_custom(struct pq_hist *h, const double *nb, size_t nnb) {
     size_t k = 0;
     for (size_t i = 0; i < h->npb; i++) {
         double ub = h->pb[i].i < (int32_t)h->ncv ? h->cv[h->pb[i].i] : INFINITY;
@@ -247,16 +219,14 @@ static void rebucket_custom(struct pq_hist *h, const double *nb, size_t nnb)
 
 /* Brings a and b (and comp c, may be NULL) to a common layout. Returns 0, -EINVAL (custom vs
  * exponential) or -ENOMEM; sets *reconciled when custom bounds had to be intersected. */
-static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b, bool *reconciled)
-{
+static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b,
+                         bool *reconciled) {
     bool ac = a->schema == PQ_SCHEMA_CUSTOM, bc = b->schema == PQ_SCHEMA_CUSTOM;
-    if (ac != bc)
-        return -EINVAL;
+    if (ac != bc) return -EINVAL;
     if (ac) {
         if (a->ncv != b->ncv || (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double)))) {
             double *nb = malloc((a->ncv + 1) * sizeof(double));
-            if (!nb)
-                return -ENOMEM;
+            if (!nb) return -ENOMEM;
             size_t n = 0, i = 0, j = 0;
             while (i < a->ncv && j < b->ncv) {
                 if (a->cv[i] == b->cv[j]) {
@@ -270,12 +240,10 @@ static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b
                 }
             }
             rebucket_custom(a, nb, n);
-            if (c)
-                rebucket_custom(c, nb, n);
+            if (c) rebucket_custom(c, nb, n);
             rebucket_custom(b, nb, n);
             free(nb);
-            if (reconciled)
-                *reconciled = true;
+            if (reconciled) *reconciled = true;
         }
         return 0;
     }
@@ -296,8 +264,7 @@ static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b
     }
     if (a->zt < b->zt) {
         widen_zero(a, b->zt);
-        if (c)
-            widen_zero(c, b->zt);
+        if (c) widen_zero(c, b->zt);
     } else if (b->zt < a->zt) {
         widen_zero(b, a->zt);
     }
@@ -306,8 +273,7 @@ static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b
 
 /* Bucket-wise s (+comp c) += sign*b over the union of indices. */
 static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t *nc,
-                       const struct pq_bkt *b, size_t nb, double sign)
-{
+                       const struct pq_bkt *b, size_t nb, double sign) {
     size_t cap = *ns + nb + (c ? *nc : 0) + 1;
     struct pq_bkt *os = malloc(cap * sizeof(*os)), *oc = c ? malloc(cap * sizeof(*oc)) : NULL;
     if (!os || (c && !oc)) {
@@ -318,21 +284,14 @@ static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t 
     size_t i = 0, j = 0, k = 0, n = 0;
     for (;;) {
         int64_t idx = INT64_MAX;
-        if (i < *ns && (*s)[i].i < idx)
-            idx = (*s)[i].i;
-        if (j < nb && b[j].i < idx)
-            idx = b[j].i;
-        if (c && k < *nc && (*c)[k].i < idx)
-            idx = (*c)[k].i;
-        if (idx == INT64_MAX)
-            break;
+        if (i < *ns && (*s)[i].i < idx) idx = (*s)[i].i;
+        if (j < nb && b[j].i < idx) idx = b[j].i;
+        if (c && k < *nc && (*c)[k].i < idx) idx = (*c)[k].i;
+        if (idx == INT64_MAX) break;
         double sv = 0, cv = 0, bv = 0;
-        if (i < *ns && (*s)[i].i == idx)
-            sv = (*s)[i++].c;
-        if (j < nb && b[j].i == idx)
-            bv = b[j++].c;
-        if (c && k < *nc && (*c)[k].i == idx)
-            cv = (*c)[k++].c;
+        if (i < *ns && (*s)[i].i == idx) sv = (*s)[i++].c;
+        if (j < nb && b[j].i == idx) bv = b[j++].c;
+        if (c && k < *nc && (*c)[k].i == idx) cv = (*c)[k++].c;
         if (c)
             sv = kinc(sign * bv, sv, &cv);
         else
@@ -357,16 +316,12 @@ static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t 
 }
 
 int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist *b, double sign,
-                   bool *collision, bool *reconciled)
-{
-    if ((a->schema == PQ_SCHEMA_CUSTOM) != (b->schema == PQ_SCHEMA_CUSTOM))
-        return -EINVAL;
+                   bool *collision, bool *reconciled) {
+    if ((a->schema == PQ_SCHEMA_CUSTOM) != (b->schema == PQ_SCHEMA_CUSTOM)) return -EINVAL;
     struct pq_hist *bb = pq_hist_dup(b);
-    if (!bb)
-        return -ENOMEM;
+    if (!bb) return -ENOMEM;
     bool coll = adjust_hint(a, bb);
-    if (collision)
-        *collision = *collision || coll;
+    if (collision) *collision = *collision || coll;
     int rc = common_layout(a, comp, bb, reconciled);
     if (rc) {
         pq_hist_free(bb);
@@ -384,22 +339,19 @@ int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist
     rc = kahan_merge(&a->pb, &a->npb, comp ? &comp->pb : NULL, comp ? &comp->npb : NULL, bb->pb,
                      bb->npb, sign);
     if (rc == 0)
-        rc = kahan_merge(&a->nb, &a->nnb, comp ? &comp->nb : NULL, comp ? &comp->nnb : NULL,
-                         bb->nb, bb->nnb, sign);
+        rc = kahan_merge(&a->nb, &a->nnb, comp ? &comp->nb : NULL, comp ? &comp->nnb : NULL, bb->nb,
+                         bb->nnb, sign);
     pq_hist_free(bb);
     return rc;
 }
 
-int pq_hist_add(struct pq_hist *a, const struct pq_hist *b, double sign)
-{
+int pq_hist_add(struct pq_hist *a, const struct pq_hist *b, double sign) {
     return pq_hist_add_ex(a, NULL, b, sign, NULL, NULL);
 }
 
-struct pq_hist *pq_hist_new_comp(const struct pq_hist *h)
-{
+struct pq_hist *pq_hist_new_comp(const struct pq_hist *h) {
     struct pq_hist *c = pq_hist_dup(h);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->zc = c->count = c->sum = 0;
     for (size_t i = 0; i < c->npb; i++)
         c->pb[i].c = 0;
@@ -408,21 +360,16 @@ struct pq_hist *pq_hist_new_comp(const struct pq_hist *h)
     return c;
 }
 
-bool pq_hist_overflow(const struct pq_hist *h)
-{
-    if (isinf(h->zc) || isinf(h->count) || isinf(h->sum))
-        return true;
+bool pq_hist_overflow(const struct pq_hist *h) {
+    if (isinf(h->zc) || isinf(h->count) || isinf(h->sum)) return true;
     for (size_t i = 0; i < h->npb; i++)
-        if (isinf(h->pb[i].c))
-            return true;
+        if (isinf(h->pb[i].c)) return true;
     for (size_t i = 0; i < h->nnb; i++)
-        if (isinf(h->nb[i].c))
-            return true;
+        if (isinf(h->nb[i].c)) return true;
     return false;
 }
 
-void pq_hist_scale(struct pq_hist *h, double f)
-{
+void pq_hist_scale(struct pq_hist *h, double f) {
     h->zc *= f;
     h->count *= f;
     h->sum *= f;
@@ -432,8 +379,7 @@ void pq_hist_scale(struct pq_hist *h, double f)
         h->nb[i].c *= f;
 }
 
-void pq_hist_div(struct pq_hist *h, double d)
-{
+void pq_hist_div(struct pq_hist *h, double d) {
     h->zc /= d;
     h->count /= d;
     h->sum /= d;
@@ -443,64 +389,49 @@ void pq_hist_div(struct pq_hist *h, double d)
         h->nb[i].c /= d;
 }
 
-void pq_hist_compact(struct pq_hist *h)
-{
+void pq_hist_compact(struct pq_hist *h) {
     size_t k = 0;
     for (size_t i = 0; i < h->npb; i++)
-        if (h->pb[i].c != 0)
-            h->pb[k++] = h->pb[i];
+        if (h->pb[i].c != 0) h->pb[k++] = h->pb[i];
     h->npb = k;
     k = 0;
     for (size_t i = 0; i < h->nnb; i++)
-        if (h->nb[i].c != 0)
-            h->nb[k++] = h->nb[i];
+        if (h->nb[i].c != 0) h->nb[k++] = h->nb[i];
     h->nnb = k;
 }
 
-static bool feq(double a, double b, double tol)
-{
-    if (a == b || (isnan(a) && isnan(b)))
-        return true;
-    if (tol == 0)
-        return false;
-    if (a == 0 || b == 0)
-        return fabs(a - b) < 1e-100;
+static bool feq(double a, double b, double tol) {
+    if (a == b || (isnan(a) && isnan(b))) return true;
+    if (tol == 0) return false;
+    if (a == 0 || b == 0) return fabs(a - b) < 1e-100;
     return fabs(a - b) / (fabs(a) + fabs(b)) < tol;
 }
 
 static bool bkts_equal(const struct pq_bkt *a, size_t na, const struct pq_bkt *b, size_t nb,
-                       double tol)
-{
+                       double tol) {
     size_t i = 0, j = 0;
     for (;;) {
         while (i < na && a[i].c == 0)
             i++;
         while (j < nb && b[j].c == 0)
             j++;
-        if (i >= na || j >= nb)
-            return i >= na && j >= nb;
-        if (a[i].i != b[j].i || !feq(a[i].c, b[j].c, tol))
-            return false;
+        if (i >= na || j >= nb) return i >= na && j >= nb;
+        if (a[i].i != b[j].i || !feq(a[i].c, b[j].c, tol)) return false;
         i++;
         j++;
     }
 }
 
-bool pq_hist_equal(const struct pq_hist *a, const struct pq_hist *b, double tol, bool cmp_hint)
-{
-    if (a->schema != b->schema || a->zt != b->zt || a->ncv != b->ncv)
-        return false;
-    if (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double)))
-        return false;
-    if (cmp_hint && a->hint != b->hint)
-        return false;
+bool pq_hist_equal(const struct pq_hist *a, const struct pq_hist *b, double tol, bool cmp_hint) {
+    if (a->schema != b->schema || a->zt != b->zt || a->ncv != b->ncv) return false;
+    if (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double))) return false;
+    if (cmp_hint && a->hint != b->hint) return false;
     return feq(a->count, b->count, tol) && feq(a->sum, b->sum, tol) && feq(a->zc, b->zc, tol) &&
            bkts_equal(a->pb, a->npb, b->pb, b->npb, tol) &&
            bkts_equal(a->nb, a->nnb, b->nb, b->nnb, tol);
 }
 
-void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, double *hi)
-{
+void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, double *hi) {
     if (h->schema == PQ_SCHEMA_CUSTOM) {
         *lo = i == 0 ? -INFINITY : (i - 1 < (int32_t)h->ncv ? h->cv[i - 1] : INFINITY);
         *hi = i < (int32_t)h->ncv ? h->cv[i] : INFINITY;
@@ -513,10 +444,8 @@ void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, do
         l = pow(base, i - 1);
         /* exact powers of two where possible */
         int32_t per = 1 << h->schema;
-        if (i % per == 0)
-            u = ldexp(1.0, i / per);
-        if ((i - 1) % per == 0)
-            l = ldexp(1.0, (i - 1) / per);
+        if (i % per == 0) u = ldexp(1.0, i / per);
+        if ((i - 1) % per == 0) l = ldexp(1.0, (i - 1) / per);
     } else {
         int sh = -h->schema;
         u = ldexp(1.0, i * (1 << sh));
@@ -531,16 +460,11 @@ void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, do
     }
 }
 
-bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
-{
-    if (cur->hint == RE_HINT_RESET)
-        return true;
-    if (cur->hint == RE_HINT_NOT_RESET)
-        return false;
-    if (cur->count < prev->count)
-        return true;
-    if ((cur->schema == PQ_SCHEMA_CUSTOM) != (prev->schema == PQ_SCHEMA_CUSTOM))
-        return true;
+bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev) {
+    if (cur->hint == RE_HINT_RESET) return true;
+    if (cur->hint == RE_HINT_NOT_RESET) return false;
+    if (cur->count < prev->count) return true;
+    if ((cur->schema == PQ_SCHEMA_CUSTOM) != (prev->schema == PQ_SCHEMA_CUSTOM)) return true;
     if (cur->schema == PQ_SCHEMA_CUSTOM) {
         if (cur->ncv != prev->ncv ||
             (cur->ncv && memcmp(cur->cv, prev->cv, cur->ncv * sizeof(double)))) {
@@ -553,8 +477,7 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
                     while (i < a->npb && a->pb[i].i < b->pb[j].i)
                         i++;
                     double c = (i < a->npb && a->pb[i].i == b->pb[j].i) ? a->pb[i].c : 0;
-                    if (c < b->pb[j].c)
-                        reset = true;
+                    if (c < b->pb[j].c) reset = true;
                 }
             }
             pq_hist_free(a);
@@ -564,14 +487,11 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
     } else if (cur->schema > prev->schema) {
         return true;
     }
-    if (cur->zt < prev->zt)
-        return true;
-    if (cur->zc < prev->zc)
-        return true;
+    if (cur->zt < prev->zt) return true;
+    if (cur->zc < prev->zc) return true;
     /* compare buckets after bringing prev to cur's schema */
     struct pq_hist *p = pq_hist_dup(prev);
-    if (!p)
-        return false;
+    if (!p) return false;
     if (cur->schema != PQ_SCHEMA_CUSTOM && p->schema > cur->schema) {
         reduce(p->pb, &p->npb, p->schema - cur->schema);
         reduce(p->nb, &p->nnb, p->schema - cur->schema);
@@ -585,8 +505,7 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
             while (i < na && a[i].i < b[j].i)
                 i++;
             double c = (i < na && a[i].i == b[j].i) ? a[i].c : 0;
-            if (c < b[j].c)
-                reset = true;
+            if (c < b[j].c) reset = true;
         }
     }
     pq_hist_free(p);

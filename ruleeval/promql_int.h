@@ -5,18 +5,53 @@
 
 #include "ruleeval.h"
 
-enum pq_kind { PQ_NUM, PQ_STR, PQ_VSEL, PQ_MSEL, PQ_SUBQ, PQ_PAREN, PQ_UNARY, PQ_BIN, PQ_AGG,
-               PQ_CALL };
+enum pq_kind {
+    PQ_NUM,
+    PQ_STR,
+    PQ_VSEL,
+    PQ_MSEL,
+    PQ_SUBQ,
+    PQ_PAREN,
+    PQ_UNARY,
+    PQ_BIN,
+    PQ_AGG,
+    PQ_CALL
+};
 
 enum pq_op {
     PQ_OP_NONE,
-    PQ_ADD, PQ_SUB, PQ_MUL, PQ_DIV, PQ_MOD, PQ_POW, PQ_ATAN2,
-    PQ_EQLC, PQ_NEQ, PQ_GTR, PQ_LSS, PQ_GTE, PQ_LTE,
-    PQ_LAND, PQ_LOR, PQ_LUNLESS,
+    PQ_ADD,
+    PQ_SUB,
+    PQ_MUL,
+    PQ_DIV,
+    PQ_MOD,
+    PQ_POW,
+    PQ_ATAN2,
+    PQ_EQLC,
+    PQ_NEQ,
+    PQ_GTR,
+    PQ_LSS,
+    PQ_GTE,
+    PQ_LTE,
+    PQ_LAND,
+    PQ_LOR,
+    PQ_LUNLESS,
 };
 
-enum pq_agg { PQ_SUM, PQ_AVG, PQ_MIN, PQ_MAX, PQ_COUNT, PQ_GROUP, PQ_STDDEV, PQ_STDVAR,
-              PQ_TOPK, PQ_BOTTOMK, PQ_QUANTILE, PQ_COUNT_VALUES };
+enum pq_agg {
+    PQ_SUM,
+    PQ_AVG,
+    PQ_MIN,
+    PQ_MAX,
+    PQ_COUNT,
+    PQ_GROUP,
+    PQ_STDDEV,
+    PQ_STDVAR,
+    PQ_TOPK,
+    PQ_BOTTOMK,
+    PQ_QUANTILE,
+    PQ_COUNT_VALUES
+};
 
 enum pq_card { PQ_ONE_ONE, PQ_MANY_ONE, PQ_ONE_MANY, PQ_MANY_MANY };
 
@@ -60,14 +95,14 @@ struct promql_expr {
     /* evaluation-time range of data needed by a selector (set per query) */
     int64_t need_min, need_max;
     bool need_set;
-    char *src; /* root only: the source text, for annotation positions */
+    char *src;  /* root only: the source text, for annotation positions */
     int height; /* tree height, bounded by the parser so that recursion stays shallow */
 };
 
 struct pq_func {
     const char *name;
-    int nargs;          /* required */
-    int nopt;           /* optional extra; -1 = variadic */
+    int nargs; /* required */
+    int nopt;  /* optional extra; -1 = variadic */
     enum promql_vtype ret;
     enum promql_vtype argt[4]; /* type of each argument; last repeats for variadic */
     int id;
@@ -85,18 +120,94 @@ void pq_fmt_float(double v, char *buf, size_t len);
 #endif
 
 enum pq_fn {
-    F_RATE, F_IRATE, F_INCREASE, F_DELTA, F_IDELTA, F_DERIV, F_PREDICT_LINEAR, F_RESETS,
-    F_CHANGES, F_AVG_OT, F_MIN_OT, F_MAX_OT, F_SUM_OT, F_COUNT_OT, F_LAST_OT, F_FIRST_OT,
-    F_PRESENT_OT, F_QUANTILE_OT, F_STDDEV_OT, F_STDVAR_OT, F_MAD_OT, F_ABSENT_OT,
-    F_TS_MIN_OT, F_TS_MAX_OT, F_TS_LAST_OT, F_TS_FIRST_OT, F_DES,
-    F_ABS, F_CEIL, F_FLOOR, F_ROUND, F_CLAMP, F_CLAMP_MIN, F_CLAMP_MAX, F_EXP, F_LN, F_LOG2,
-    F_LOG10, F_SQRT, F_SGN, F_ACOS, F_ACOSH, F_ASIN, F_ASINH, F_ATAN, F_ATANH, F_COS, F_COSH,
-    F_SIN, F_SINH, F_TAN, F_TANH, F_DEG, F_RAD, F_PI,
-    F_TIMESTAMP, F_TIME, F_VECTOR, F_SCALAR, F_ABSENT, F_LABEL_REPLACE, F_LABEL_JOIN, F_SORT,
-    F_SORT_DESC, F_SORT_BY_LABEL, F_SORT_BY_LABEL_DESC,
-    F_HQUANTILE, F_HCOUNT, F_HSUM, F_HAVG, F_HSTDDEV, F_HSTDVAR, F_HFRACTION,
-    F_DAYS_IN_MONTH, F_DAY_OF_MONTH, F_DAY_OF_WEEK, F_DAY_OF_YEAR, F_HOUR, F_MINUTE, F_MONTH,
-    F_YEAR, F_START, F_END, F_HQUANTILES, F_MIN_OF, F_MAX_OF, F_STEP, F_RANGE,
+    F_RATE,
+    F_IRATE,
+    F_INCREASE,
+    F_DELTA,
+    F_IDELTA,
+    F_DERIV,
+    F_PREDICT_LINEAR,
+    F_RESETS,
+    F_CHANGES,
+    F_AVG_OT,
+    F_MIN_OT,
+    F_MAX_OT,
+    F_SUM_OT,
+    F_COUNT_OT,
+    F_LAST_OT,
+    F_FIRST_OT,
+    F_PRESENT_OT,
+    F_QUANTILE_OT,
+    F_STDDEV_OT,
+    F_STDVAR_OT,
+    F_MAD_OT,
+    F_ABSENT_OT,
+    F_TS_MIN_OT,
+    F_TS_MAX_OT,
+    F_TS_LAST_OT,
+    F_TS_FIRST_OT,
+    F_DES,
+    F_ABS,
+    F_CEIL,
+    F_FLOOR,
+    F_ROUND,
+    F_CLAMP,
+    F_CLAMP_MIN,
+    F_CLAMP_MAX,
+    F_EXP,
+    F_LN,
+    F_LOG2,
+    F_LOG10,
+    F_SQRT,
+    F_SGN,
+    F_ACOS,
+    F_ACOSH,
+    F_ASIN,
+    F_ASINH,
+    F_ATAN,
+    F_ATANH,
+    F_COS,
+    F_COSH,
+    F_SIN,
+    F_SINH,
+    F_TAN,
+    F_TANH,
+    F_DEG,
+    F_RAD,
+    F_PI,
+    F_TIMESTAMP,
+    F_TIME,
+    F_VECTOR,
+    F_SCALAR,
+    F_ABSENT,
+    F_LABEL_REPLACE,
+    F_LABEL_JOIN,
+    F_SORT,
+    F_SORT_DESC,
+    F_SORT_BY_LABEL,
+    F_SORT_BY_LABEL_DESC,
+    F_HQUANTILE,
+    F_HCOUNT,
+    F_HSUM,
+    F_HAVG,
+    F_HSTDDEV,
+    F_HSTDVAR,
+    F_HFRACTION,
+    F_DAYS_IN_MONTH,
+    F_DAY_OF_MONTH,
+    F_DAY_OF_WEEK,
+    F_DAY_OF_YEAR,
+    F_HOUR,
+    F_MINUTE,
+    F_MONTH,
+    F_YEAR,
+    F_START,
+    F_END,
+    F_HQUANTILES,
+    F_MIN_OF,
+    F_MAX_OF,
+    F_STEP,
+    F_RANGE,
 };
 
 /* ---- native histograms (internal, sparse form) ---- */

@@ -115,51 +115,73 @@ static const struct pq_func funcs[] = {
 #undef S
 #undef T
 
-const struct pq_func *pq_func_lookup(const char *name)
-{
+const struct pq_func *pq_func_lookup(const char *name) {
     for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++)
-        if (strcmp(funcs[i].name, name) == 0)
-            return &funcs[i];
+        if (strcmp(funcs[i].name, name) == 0) return &funcs[i];
     return NULL;
 }
 
-static const char *agg_names[] = {"sum",    "avg",  "min",     "max",      "count",
-                                  "group",  "stddev", "stdvar", "topk",    "bottomk",
-                                  "quantile", "count_values"};
+static const char *agg_names[] = {"sum",   "avg",     "min",      "max",
+                                  "count", "group",   "stddev",   "stdvar",
+                                  "topk",  "bottomk", "quantile", "count_values"};
 
-const char *pq_agg_str(enum pq_agg a) { return agg_names[a]; }
+const char *pq_agg_str(enum pq_agg a) {
+    return agg_names[a];
+}
 
-const char *pq_op_str(enum pq_op op)
-{
+const char *pq_op_str(enum pq_op op) {
     switch (op) {
-    case PQ_ADD: return "+";
-    case PQ_SUB: return "-";
-    case PQ_MUL: return "*";
-    case PQ_DIV: return "/";
-    case PQ_MOD: return "%";
-    case PQ_POW: return "^";
-    case PQ_ATAN2: return "atan2";
-    case PQ_EQLC: return "==";
-    case PQ_NEQ: return "!=";
-    case PQ_GTR: return ">";
-    case PQ_LSS: return "<";
-    case PQ_GTE: return ">=";
-    case PQ_LTE: return "<=";
-    case PQ_LAND: return "and";
-    case PQ_LOR: return "or";
-    case PQ_LUNLESS: return "unless";
-    default: return "?";
+    case PQ_ADD:
+        return "+";
+    case PQ_SUB:
+        return "-";
+    case PQ_MUL:
+        return "*";
+    case PQ_DIV:
+        return "/";
+    case PQ_MOD:
+        return "%";
+    case PQ_POW:
+        return "^";
+    case PQ_ATAN2:
+        return "atan2";
+    case PQ_EQLC:
+        return "==";
+    case PQ_NEQ:
+        return "!=";
+    case PQ_GTR:
+        return ">";
+    case PQ_LSS:
+        return "<";
+    case PQ_GTE:
+        return ">=";
+    case PQ_LTE:
+        return "<=";
+    case PQ_LAND:
+        return "and";
+    case PQ_LOR:
+        return "or";
+    case PQ_LUNLESS:
+        return "unless";
+    default:
+        return "?";
     }
 }
 
 /* ---- durations -------------------------------------------------------------------------- */
 
 /* Parses a duration at s; sets *end past it. Returns 0 or -EINVAL. */
-static int parse_dur_prefix(const char *s, const char **end, int64_t *ms)
-{
-    static const struct { const char *u; int64_t ms; } units[] = {
-        {"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000}, {"h", 3600000},
-        {"m", 60000}, {"s", 1000}, {"ms", 1}};
+static int parse_dur_prefix(const char *s, const char **end, int64_t *ms) {
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {{"y", 365LL * 86400000},
+                 {"w", 7LL * 86400000},
+                 {"d", 86400000},
+                 {"h", 3600000},
+                 {"m", 60000},
+                 {"s", 1000},
+                 {"ms", 1}};
     const char *p = s;
     int last = -1;
     int64_t total = 0;
@@ -171,8 +193,7 @@ static int parse_dur_prefix(const char *s, const char **end, int64_t *ms)
     while (isdigit((unsigned char)*p)) {
         int64_t n = 0;
         while (isdigit((unsigned char)*p)) {
-            if (n > INT64_MAX / 10 - 10)
-                return -EINVAL;
+            if (n > INT64_MAX / 10 - 10) return -EINVAL;
             n = n * 10 + (*p++ - '0');
         }
         int u = -1;
@@ -180,38 +201,37 @@ static int parse_dur_prefix(const char *s, const char **end, int64_t *ms)
             u = 6;
         else
             for (int i = 0; i < 6; i++)
-                if (*p == units[i].u[0])
-                    u = i;
-        if (u < 0 || u <= last)
-            return -EINVAL;
+                if (*p == units[i].u[0]) u = i;
+        if (u < 0 || u <= last) return -EINVAL;
         p += strlen(units[u].u);
         last = u;
-        if (n != 0 && units[u].ms > INT64_MAX / n)
-            return -EINVAL;
+        if (n != 0 && units[u].ms > INT64_MAX / n) return -EINVAL;
         total += n * units[u].ms;
-        if (total < 0)
-            return -EINVAL;
+        if (total < 0) return -EINVAL;
     }
-    if (last < 0)
-        return -EINVAL;
+    if (last < 0) return -EINVAL;
     *end = p;
     *ms = total;
     return 0;
 }
 
-int promql_parse_duration(const char *s, int64_t *ms)
-{
+int promql_parse_duration(const char *s, int64_t *ms) {
     const char *end;
-    if (!s || parse_dur_prefix(s, &end, ms) < 0 || *end)
-        return -EINVAL;
+    if (!s || parse_dur_prefix(s, &end, ms) < 0 || *end) return -EINVAL;
     return 0;
 }
 
-void pq_fmt_duration(int64_t ms, char *buf, size_t len)
-{
-    static const struct { char u[3]; int64_t ms; } units[] = {
-        {"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000}, {"h", 3600000},
-        {"m", 60000}, {"s", 1000}, {"ms", 1}};
+void pq_fmt_duration(int64_t ms, char *buf, size_t len) {
+    static const struct {
+        char u[3];
+        int64_t ms;
+    } units[] = {{"y", 365LL * 86400000},
+                 {"w", 7LL * 86400000},
+                 {"d", 86400000},
+                 {"h", 3600000},
+                 {"m", 60000},
+                 {"s", 1000},
+                 {"ms", 1}};
     size_t o = 0;
     buf[0] = 0;
     if (ms == 0) {
@@ -231,8 +251,7 @@ void pq_fmt_duration(int64_t ms, char *buf, size_t len)
     }
 }
 
-void pq_fmt_float(double v, char *buf, size_t len)
-{
+void pq_fmt_float(double v, char *buf, size_t len) {
     if (isnan(v)) {
         snprintf(buf, len, "NaN");
         return;
@@ -243,8 +262,7 @@ void pq_fmt_float(double v, char *buf, size_t len)
     }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
+        if (strtod(buf, NULL) == v) break;
     }
     /* Go's 'f' format for literals: expand exponents */
     if (strchr(buf, 'e')) {
@@ -252,11 +270,9 @@ void pq_fmt_float(double v, char *buf, size_t len)
         int exp10 = atoi(strchr(buf, 'e') + 1);
         int digits = 0;
         for (const char *q = buf; *q && *q != 'e'; q++)
-            if (isdigit((unsigned char)*q))
-                digits++;
+            if (isdigit((unsigned char)*q)) digits++;
         int dec = digits - 1 - exp10;
-        if (dec < 0)
-            dec = 0;
+        if (dec < 0) dec = 0;
         snprintf(tmp, sizeof(tmp), "%.*f", dec, v);
         snprintf(buf, len, "%s", tmp);
     }
@@ -265,8 +281,25 @@ void pq_fmt_float(double v, char *buf, size_t len)
 /* ---- lexer ------------------------------------------------------------------------------ */
 
 enum tok {
-    T_EOF, T_ERR, T_NUM, T_DUR, T_STR, T_IDENT, T_LP, T_RP, T_LB, T_RB, T_LBK, T_RBK, T_COMMA,
-    T_COLON, T_AT, T_ASSIGN, T_EQLRE, T_NEQRE, T_OP,
+    T_EOF,
+    T_ERR,
+    T_NUM,
+    T_DUR,
+    T_STR,
+    T_IDENT,
+    T_LP,
+    T_RP,
+    T_LB,
+    T_RB,
+    T_LBK,
+    T_RBK,
+    T_COMMA,
+    T_COLON,
+    T_AT,
+    T_ASSIGN,
+    T_EQLRE,
+    T_NEQRE,
+    T_OP,
 };
 
 struct tokv {
@@ -293,8 +326,7 @@ struct parser {
 static void perrf(struct parser *ps, int pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void pos_to_lc(const char *src, int pos, int *line, int *col)
-{
+static void pos_to_lc(const char *src, int pos, int *line, int *col) {
     int l = 1, c = 1;
     for (int i = 0; i < pos && src[i]; i++) {
         if (src[i] == '\n') {
@@ -308,13 +340,10 @@ static void pos_to_lc(const char *src, int pos, int *line, int *col)
     *col = c;
 }
 
-static void perrf(struct parser *ps, int pos, const char *fmt, ...)
-{
-    if (ps->failed)
-        return;
+static void perrf(struct parser *ps, int pos, const char *fmt, ...) {
+    if (ps->failed) return;
     ps->failed = true;
-    if (!ps->err)
-        return;
+    if (!ps->err) return;
     char msg[160];
     va_list ap;
     va_start(ap, fmt);
@@ -325,19 +354,14 @@ static void perrf(struct parser *ps, int pos, const char *fmt, ...)
     perr_set(ps->err, l, c, "parse error: %s", msg);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
+static size_t put_utf8(char *o, uint32_t cp) {
     if (cp < 0x80) {
         o[0] = (char)cp;
         return 1;
@@ -361,8 +385,7 @@ static size_t put_utf8(char *o, uint32_t cp)
 }
 
 /* Lexes a quoted string starting at src[p] (the quote). Returns new string or NULL. */
-static char *lex_string(struct parser *ps, int *pp)
-{
+static char *lex_string(struct parser *ps, int *pp) {
     const char *s = ps->src;
     int p = *pp;
     char q = s[p++];
@@ -381,20 +404,36 @@ static char *lex_string(struct parser *ps, int *pp)
             return NULL;
         }
         p++;
-        if (c == q)
-            break;
+        if (c == q) break;
         if (c == '\\' && q != '`') {
             char e = s[p++];
             switch (e) {
-            case 'a': o[n++] = '\a'; break;
-            case 'b': o[n++] = '\b'; break;
-            case 'f': o[n++] = '\f'; break;
-            case 'n': o[n++] = '\n'; break;
-            case 'r': o[n++] = '\r'; break;
-            case 't': o[n++] = '\t'; break;
-            case 'v': o[n++] = '\v'; break;
-            case '\\': o[n++] = '\\'; break;
-            case '\'': case '"':
+            case 'a':
+                o[n++] = '\a';
+                break;
+            case 'b':
+                o[n++] = '\b';
+                break;
+            case 'f':
+                o[n++] = '\f';
+                break;
+            case 'n':
+                o[n++] = '\n';
+                break;
+            case 'r':
+                o[n++] = '\r';
+                break;
+            case 't':
+                o[n++] = '\t';
+                break;
+            case 'v':
+                o[n++] = '\v';
+                break;
+            case '\\':
+                o[n++] = '\\';
+                break;
+            case '\'':
+            case '"':
                 if (e != q) {
                     perrf(ps, p - 2, "unknown escape sequence");
                     free(o);
@@ -402,7 +441,9 @@ static char *lex_string(struct parser *ps, int *pp)
                 }
                 o[n++] = e;
                 break;
-            case 'x': case 'u': case 'U': {
+            case 'x':
+            case 'u':
+            case 'U': {
                 int nd = e == 'x' ? 2 : e == 'u' ? 4 : 8;
                 uint32_t v = 0;
                 for (int i = 0; i < nd; i++) {
@@ -453,11 +494,14 @@ static char *lex_string(struct parser *ps, int *pp)
     return o;
 }
 
-static bool is_ident_start(int c) { return isalpha(c) || c == '_' || c == ':'; }
-static bool is_ident_char(int c) { return isalnum(c) || c == '_' || c == ':'; }
+static bool is_ident_start(int c) {
+    return isalpha(c) || c == '_' || c == ':';
+}
+static bool is_ident_char(int c) {
+    return isalnum(c) || c == '_' || c == ':';
+}
 
-static void lex(struct parser *ps, struct tokv *t)
-{
+static void lex(struct parser *ps, struct tokv *t) {
     const char *s = ps->src;
     int p = ps->p;
     memset(t, 0, sizeof(*t));
@@ -484,8 +528,8 @@ static void lex(struct parser *ps, struct tokv *t)
         const char *dend;
         int64_t d;
         if (isdigit((unsigned char)c) && parse_dur_prefix(s + p, &dend, &d) == 0 &&
-            !(dend == s + p + 1 && c == '0') && !isalnum((unsigned char)*dend) &&
-            *dend != '_' && *dend != '.') {
+            !(dend == s + p + 1 && c == '0') && !isalnum((unsigned char)*dend) && *dend != '_' &&
+            *dend != '.') {
             t->t = T_DUR;
             t->dur = d;
             p = (int)(dend - s);
@@ -561,21 +605,51 @@ static void lex(struct parser *ps, struct tokv *t)
     int n = 1;
     t->t = T_OP;
     switch (c) {
-    case '(': t->t = T_LP; break;
-    case ')': t->t = T_RP; break;
-    case '{': t->t = T_LB; break;
-    case '}': t->t = T_RB; break;
-    case '[': t->t = T_LBK; break;
-    case ']': t->t = T_RBK; break;
-    case ',': t->t = T_COMMA; break;
-    case ':': t->t = T_COLON; break;
-    case '@': t->t = T_AT; break;
-    case '+': t->op = PQ_ADD; break;
-    case '-': t->op = PQ_SUB; break;
-    case '*': t->op = PQ_MUL; break;
-    case '/': t->op = PQ_DIV; break;
-    case '%': t->op = PQ_MOD; break;
-    case '^': t->op = PQ_POW; break;
+    case '(':
+        t->t = T_LP;
+        break;
+    case ')':
+        t->t = T_RP;
+        break;
+    case '{':
+        t->t = T_LB;
+        break;
+    case '}':
+        t->t = T_RB;
+        break;
+    case '[':
+        t->t = T_LBK;
+        break;
+    case ']':
+        t->t = T_RBK;
+        break;
+    case ',':
+        t->t = T_COMMA;
+        break;
+    case ':':
+        t->t = T_COLON;
+        break;
+    case '@':
+        t->t = T_AT;
+        break;
+    case '+':
+        t->op = PQ_ADD;
+        break;
+    case '-':
+        t->op = PQ_SUB;
+        break;
+    case '*':
+        t->op = PQ_MUL;
+        break;
+    case '/':
+        t->op = PQ_DIV;
+        break;
+    case '%':
+        t->op = PQ_MOD;
+        break;
+    case '^':
+        t->op = PQ_POW;
+        break;
     case '=':
         if (s[p + 1] == '=') {
             t->op = PQ_EQLC;
@@ -626,8 +700,7 @@ static void lex(struct parser *ps, struct tokv *t)
     ps->p = p + n;
 }
 
-static struct tokv *peek(struct parser *ps)
-{
+static struct tokv *peek(struct parser *ps) {
     if (!ps->have) {
         lex(ps, &ps->cur);
         ps->have = true;
@@ -635,60 +708,72 @@ static struct tokv *peek(struct parser *ps)
     return &ps->cur;
 }
 
-static void next(struct parser *ps)
-{
+static void next(struct parser *ps) {
     peek(ps);
     free(ps->cur.s);
     ps->cur.s = NULL;
     ps->have = false;
 }
 
-static bool peek_ident(struct parser *ps, const char *w)
-{
+static bool peek_ident(struct parser *ps, const char *w) {
     struct tokv *t = peek(ps);
     return t->t == T_IDENT && strcasecmp(t->s, w) == 0;
 }
 
-static const char *tok_desc(struct parser *ps, struct tokv *t)
-{
+static const char *tok_desc(struct parser *ps, struct tokv *t) {
     switch (t->t) {
-    case T_EOF: return "end of input";
-    case T_NUM: return "number";
-    case T_DUR: return "duration";
-    case T_STR: return "string";
-    case T_IDENT: return "identifier";
-    case T_LP: return "\"(\"";
-    case T_RP: return "\")\"";
-    case T_LB: return "\"{\"";
-    case T_RB: return "\"}\"";
-    case T_LBK: return "\"[\"";
-    case T_RBK: return "\"]\"";
-    case T_COMMA: return "\",\"";
-    case T_COLON: return "\":\"";
-    case T_AT: return "\"@\"";
-    case T_ASSIGN: return "\"=\"";
-    case T_EQLRE: return "\"=~\"";
-    case T_NEQRE: return "\"!~\"";
+    case T_EOF:
+        return "end of input";
+    case T_NUM:
+        return "number";
+    case T_DUR:
+        return "duration";
+    case T_STR:
+        return "string";
+    case T_IDENT:
+        return "identifier";
+    case T_LP:
+        return "\"(\"";
+    case T_RP:
+        return "\")\"";
+    case T_LB:
+        return "\"{\"";
+    case T_RB:
+        return "\"}\"";
+    case T_LBK:
+        return "\"[\"";
+    case T_RBK:
+        return "\"]\"";
+    case T_COMMA:
+        return "\",\"";
+    case T_COLON:
+        return "\":\"";
+    case T_AT:
+        return "\"@\"";
+    case T_ASSIGN:
+        return "\"=\"";
+    case T_EQLRE:
+        return "\"=~\"";
+    case T_NEQRE:
+        return "\"!~\"";
     case T_OP:
         snprintf(ps->sbuf, sizeof(ps->sbuf), "%s", pq_op_str(t->op));
         return ps->sbuf;
-    default: return "error";
+    default:
+        return "error";
     }
 }
 
 /* ---- AST helpers ------------------------------------------------------------------------ */
 
-static void free_strv(char **v, size_t n)
-{
+static void free_strv(char **v, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
 }
 
-void promql_free(struct promql_expr *e)
-{
-    if (!e)
-        return;
+void promql_free(struct promql_expr *e) {
+    if (!e) return;
     free(e->str);
     free(e->src);
     free(e->name);
@@ -707,8 +792,7 @@ void promql_free(struct promql_expr *e)
     free(e);
 }
 
-static struct promql_expr *node(struct parser *ps, enum pq_kind k, int pos)
-{
+static struct promql_expr *node(struct parser *ps, enum pq_kind k, int pos) {
     struct promql_expr *e = calloc(1, sizeof(*e));
     if (!e) {
         perrf(ps, pos, "out of memory");
@@ -720,32 +804,45 @@ static struct promql_expr *node(struct parser *ps, enum pq_kind k, int pos)
     return e;
 }
 
-enum promql_vtype pq_type(const struct promql_expr *e)
-{
+enum promql_vtype pq_type(const struct promql_expr *e) {
     switch (e->kind) {
-    case PQ_NUM: return PROMQL_SCALAR;
-    case PQ_STR: return PROMQL_STRING;
-    case PQ_VSEL: return PROMQL_VECTOR;
-    case PQ_MSEL: case PQ_SUBQ: return PROMQL_MATRIX;
-    case PQ_PAREN: case PQ_UNARY: return pq_type(e->a);
+    case PQ_NUM:
+        return PROMQL_SCALAR;
+    case PQ_STR:
+        return PROMQL_STRING;
+    case PQ_VSEL:
+        return PROMQL_VECTOR;
+    case PQ_MSEL:
+    case PQ_SUBQ:
+        return PROMQL_MATRIX;
+    case PQ_PAREN:
+    case PQ_UNARY:
+        return pq_type(e->a);
     case PQ_BIN:
         return pq_type(e->a) == PROMQL_SCALAR && pq_type(e->b) == PROMQL_SCALAR ? PROMQL_SCALAR
-                                                                               : PROMQL_VECTOR;
-    case PQ_AGG: return PROMQL_VECTOR;
-    case PQ_CALL: return e->fn->ret;
+                                                                                : PROMQL_VECTOR;
+    case PQ_AGG:
+        return PROMQL_VECTOR;
+    case PQ_CALL:
+        return e->fn->ret;
     }
     return PROMQL_VECTOR;
 }
 
-enum promql_vtype promql_expr_type(const struct promql_expr *e) { return pq_type(e); }
+enum promql_vtype promql_expr_type(const struct promql_expr *e) {
+    return pq_type(e);
+}
 
-static const char *type_name(enum promql_vtype t)
-{
+static const char *type_name(enum promql_vtype t) {
     switch (t) {
-    case PROMQL_SCALAR: return "scalar";
-    case PROMQL_VECTOR: return "instant vector";
-    case PROMQL_MATRIX: return "range vector";
-    default: return "string";
+    case PROMQL_SCALAR:
+        return "scalar";
+    case PROMQL_VECTOR:
+        return "instant vector";
+    case PROMQL_MATRIX:
+        return "range vector";
+    default:
+        return "string";
     }
 }
 
@@ -753,18 +850,16 @@ static const char *type_name(enum promql_vtype t)
 
 static struct promql_expr *parse_expr(struct parser *ps, int minprec);
 
-static int max_i(int a, int b) { return a > b ? a : b; }
+static int max_i(int a, int b) {
+    return a > b ? a : b;
+}
 
 /* Sets e->height from its children; false (and a parse error) when the tree is too tall. */
-static bool set_height(struct parser *ps, struct promql_expr *e)
-{
+static bool set_height(struct parser *ps, struct promql_expr *e) {
     int h = 0;
-    if (e->a)
-        h = max_i(h, e->a->height);
-    if (e->b)
-        h = max_i(h, e->b->height);
-    if (e->param)
-        h = max_i(h, e->param->height);
+    if (e->a) h = max_i(h, e->a->height);
+    if (e->b) h = max_i(h, e->b->height);
+    if (e->param) h = max_i(h, e->param->height);
     for (size_t i = 0; i < e->nargs; i++)
         h = max_i(h, e->args[i]->height);
     e->height = h + 1;
@@ -775,44 +870,57 @@ static bool set_height(struct parser *ps, struct promql_expr *e)
     return true;
 }
 
-static int prec_of(enum pq_op op)
-{
+static int prec_of(enum pq_op op) {
     switch (op) {
-    case PQ_LOR: return 1;
-    case PQ_LAND: case PQ_LUNLESS: return 2;
-    case PQ_EQLC: case PQ_NEQ: case PQ_GTR: case PQ_LSS: case PQ_GTE: case PQ_LTE: return 3;
-    case PQ_ADD: case PQ_SUB: return 4;
-    case PQ_MUL: case PQ_DIV: case PQ_MOD: case PQ_ATAN2: return 5;
-    case PQ_POW: return 6;
-    default: return 0;
+    case PQ_LOR:
+        return 1;
+    case PQ_LAND:
+    case PQ_LUNLESS:
+        return 2;
+    case PQ_EQLC:
+    case PQ_NEQ:
+    case PQ_GTR:
+    case PQ_LSS:
+    case PQ_GTE:
+    case PQ_LTE:
+        return 3;
+    case PQ_ADD:
+    case PQ_SUB:
+        return 4;
+    case PQ_MUL:
+    case PQ_DIV:
+    case PQ_MOD:
+    case PQ_ATAN2:
+        return 5;
+    case PQ_POW:
+        return 6;
+    default:
+        return 0;
     }
 }
 
-static bool is_cmp(enum pq_op op) { return op >= PQ_EQLC && op <= PQ_LTE; }
-static bool is_set(enum pq_op op) { return op >= PQ_LAND && op <= PQ_LUNLESS; }
+static bool is_cmp(enum pq_op op) {
+    return op >= PQ_EQLC && op <= PQ_LTE;
+}
+static bool is_set(enum pq_op op) {
+    return op >= PQ_LAND && op <= PQ_LUNLESS;
+}
 
 /* Current token as a binary operator, or PQ_OP_NONE. */
-static enum pq_op peek_binop(struct parser *ps)
-{
+static enum pq_op peek_binop(struct parser *ps) {
     struct tokv *t = peek(ps);
-    if (t->t == T_OP)
-        return t->op;
+    if (t->t == T_OP) return t->op;
     if (t->t == T_IDENT) {
-        if (!strcasecmp(t->s, "and"))
-            return PQ_LAND;
-        if (!strcasecmp(t->s, "or"))
-            return PQ_LOR;
-        if (!strcasecmp(t->s, "unless"))
-            return PQ_LUNLESS;
-        if (!strcasecmp(t->s, "atan2"))
-            return PQ_ATAN2;
+        if (!strcasecmp(t->s, "and")) return PQ_LAND;
+        if (!strcasecmp(t->s, "or")) return PQ_LOR;
+        if (!strcasecmp(t->s, "unless")) return PQ_LUNLESS;
+        if (!strcasecmp(t->s, "atan2")) return PQ_ATAN2;
     }
     return PQ_OP_NONE;
 }
 
 /* Parses "( a, b, ... )" label list. */
-static int parse_label_list(struct parser *ps, char ***out, size_t *n)
-{
+static int parse_label_list(struct parser *ps, char ***out, size_t *n) {
     struct tokv *t = peek(ps);
     if (t->t != T_LP) {
         perrf(ps, t->pos, "unexpected %s in grouping opts, expected \"(\"", tok_desc(ps, t));
@@ -859,8 +967,7 @@ static int parse_label_list(struct parser *ps, char ***out, size_t *n)
 }
 
 static int add_matcher(struct parser *ps, struct promql_expr *e, enum re_match_type ty,
-                       const char *name, const char *val, int pos)
-{
+                       const char *name, const char *val, int pos) {
     struct re_matcher *nm = realloc(e->m, (e->nm + 1) * sizeof(*nm));
     if (!nm) {
         perrf(ps, pos, "out of memory");
@@ -882,8 +989,7 @@ static int add_matcher(struct parser *ps, struct promql_expr *e, enum re_match_t
 }
 
 /* Parses "{...}" for a selector e; name (may be NULL) already set. */
-static int parse_matchers(struct parser *ps, struct promql_expr *e)
-{
+static int parse_matchers(struct parser *ps, struct promql_expr *e) {
     next(ps); /* { */
     for (;;) {
         struct tokv *t = peek(ps);
@@ -915,8 +1021,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
                 return -1;
             }
             e->name = lname;
-            if (add_matcher(ps, e, RE_MATCH_EQ, "__name__", lname, lpos) < 0)
-                return -1;
+            if (add_matcher(ps, e, RE_MATCH_EQ, "__name__", lname, lpos) < 0) return -1;
         } else {
             enum re_match_type ty;
             if (t->t == T_ASSIGN)
@@ -928,7 +1033,8 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
             else if (t->t == T_NEQRE)
                 ty = RE_MATCH_NRE;
             else {
-                perrf(ps, t->pos, "unexpected %s in label matching, expected label matching operator",
+                perrf(ps, t->pos,
+                      "unexpected %s in label matching, expected label matching operator",
                       tok_desc(ps, t));
                 free(lname);
                 return -1;
@@ -949,8 +1055,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
             }
             int rc = add_matcher(ps, e, ty, lname, t->s, t->pos);
             free(lname);
-            if (rc < 0)
-                return -1;
+            if (rc < 0) return -1;
             next(ps);
         }
         t = peek(ps);
@@ -966,8 +1071,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
     }
     bool nonempty = false;
     for (size_t i = 0; i < e->nm; i++)
-        if (!re_matcher_matches_empty(&e->m[i]))
-            nonempty = true;
+        if (!re_matcher_matches_empty(&e->m[i])) nonempty = true;
     if (!nonempty) {
         perrf(ps, e->pos, "vector selector must contain at least one non-empty matcher");
         return -1;
@@ -975,8 +1079,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e)
     return 0;
 }
 
-static bool parse_duration_tok(struct parser *ps, int64_t *ms, bool allow_neg, const char *what)
-{
+static bool parse_duration_tok(struct parser *ps, int64_t *ms, bool allow_neg, const char *what) {
     struct tokv *t = peek(ps);
     bool neg = false;
     if (allow_neg && t->t == T_OP && (t->op == PQ_SUB || t->op == PQ_ADD)) {
@@ -997,22 +1100,18 @@ static bool parse_duration_tok(struct parser *ps, int64_t *ms, bool allow_neg, c
         perrf(ps, t->pos, "unexpected %s in %s, expected duration", tok_desc(ps, t), what);
         return false;
     }
-    if (neg)
-        *ms = -*ms;
+    if (neg) *ms = -*ms;
     next(ps);
     return true;
 }
 
-static struct promql_expr *sel_target(struct promql_expr *e)
-{
-    if (e->kind == PQ_MSEL)
-        return e->a;
+static struct promql_expr *sel_target(struct promql_expr *e) {
+    if (e->kind == PQ_MSEL) return e->a;
     return e;
 }
 
 /* offset, @, [range], [range:step] postfixes. */
-static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *e)
-{
+static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *e) {
     for (;;) {
         struct tokv *t = peek(ps);
         if (t->t == T_LBK) {
@@ -1020,18 +1119,15 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
             ps->brack++;
             next(ps);
             int64_t r, st = 0;
-            if (!parse_duration_tok(ps, &r, false, "subquery or range"))
-                goto fail;
+            if (!parse_duration_tok(ps, &r, false, "subquery or range")) goto fail;
             t = peek(ps);
             if (t->t == T_COLON) {
                 next(ps);
                 t = peek(ps);
-                if (t->t != T_RBK && !parse_duration_tok(ps, &st, false, "subquery"))
-                    goto fail;
+                if (t->t != T_RBK && !parse_duration_tok(ps, &st, false, "subquery")) goto fail;
                 t = peek(ps);
                 if (t->t != T_RBK) {
-                    perrf(ps, t->pos, "unexpected %s in subquery, expected \"]\"",
-                          tok_desc(ps, t));
+                    perrf(ps, t->pos, "unexpected %s in subquery, expected \"]\"", tok_desc(ps, t));
                     goto fail;
                 }
                 if (pq_type(e) != PROMQL_VECTOR) {
@@ -1040,8 +1136,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                     goto fail;
                 }
                 struct promql_expr *s = node(ps, PQ_SUBQ, e->pos);
-                if (!s)
-                    goto fail;
+                if (!s) goto fail;
                 s->a = e;
                 s->range = r;
                 s->step = st;
@@ -1058,8 +1153,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 e = s;
             } else if (t->t == T_RBK) {
                 if (e->kind != PQ_VSEL) {
-                    perrf(ps, e->pos,
-                          "ranges only allowed for vector selectors");
+                    perrf(ps, e->pos, "ranges only allowed for vector selectors");
                     goto fail;
                 }
                 if (e->offset || e->at_kind) {
@@ -1067,14 +1161,12 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                     goto fail;
                 }
                 struct promql_expr *s = node(ps, PQ_MSEL, e->pos);
-                if (!s)
-                    goto fail;
+                if (!s) goto fail;
                 s->a = e;
                 s->range = r;
                 s->epos = t->end;
                 e = s;
-                if (!set_height(ps, s))
-                    goto fail;
+                if (!set_height(ps, s)) goto fail;
                 if (r <= 0) {
                     perrf(ps, bpos, "duration must be greater than 0");
                     goto fail;
@@ -1092,8 +1184,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
             int opos = t->pos;
             next(ps);
             int64_t off;
-            if (!parse_duration_tok(ps, &off, true, "offset"))
-                goto fail;
+            if (!parse_duration_tok(ps, &off, true, "offset")) goto fail;
             if (e->kind != PQ_VSEL && e->kind != PQ_MSEL && e->kind != PQ_SUBQ) {
                 perrf(ps, opos,
                       "offset modifier must be preceded by an instant vector selector or range "
@@ -1146,8 +1237,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                     perrf(ps, t->pos, "unexpected %s in @, expected timestamp", tok_desc(ps, t));
                     goto fail;
                 }
-                if (neg)
-                    v = -v;
+                if (neg) v = -v;
                 if (!isfinite(v) || fabs(v * 1000) > 9.2e18) {
                     perrf(ps, t->pos, "timestamp out of bounds for @ modifier: %g", v);
                     goto fail;
@@ -1177,8 +1267,7 @@ fail:
     return NULL;
 }
 
-static bool agg_lookup(const char *s, enum pq_agg *a)
-{
+static bool agg_lookup(const char *s, enum pq_agg *a) {
     for (size_t i = 0; i < sizeof(agg_names) / sizeof(agg_names[0]); i++)
         if (!strcasecmp(s, agg_names[i])) {
             *a = (enum pq_agg)i;
@@ -1188,20 +1277,17 @@ static bool agg_lookup(const char *s, enum pq_agg *a)
 }
 
 static bool check_arg_type(struct parser *ps, struct promql_expr *arg, enum promql_vtype want,
-                           const char *ctx)
-{
+                           const char *ctx) {
     enum promql_vtype got = pq_type(arg);
     if (got != want) {
-        perrf(ps, arg->pos, "expected type %s in %s, got %s", type_name(want), ctx,
-              type_name(got));
+        perrf(ps, arg->pos, "expected type %s in %s, got %s", type_name(want), ctx, type_name(got));
         return false;
     }
     return true;
 }
 
 /* Parses "(" args ")" into a list. */
-static int parse_args(struct parser *ps, struct promql_expr ***args, size_t *n, int *endpos)
-{
+static int parse_args(struct parser *ps, struct promql_expr ***args, size_t *n, int *endpos) {
     next(ps); /* ( */
     *args = NULL;
     *n = 0;
@@ -1213,8 +1299,7 @@ static int parse_args(struct parser *ps, struct promql_expr ***args, size_t *n, 
     }
     for (;;) {
         struct promql_expr *a = parse_expr(ps, 0);
-        if (!a)
-            return -1;
+        if (!a) return -1;
         struct promql_expr **nv = realloc(*args, (*n + 1) * sizeof(*nv));
         if (!nv) {
             promql_free(a);
@@ -1245,19 +1330,16 @@ static int parse_args(struct parser *ps, struct promql_expr ***args, size_t *n, 
     }
 }
 
-static struct promql_expr *parse_agg(struct parser *ps, enum pq_agg ag, int pos)
-{
+static struct promql_expr *parse_agg(struct parser *ps, enum pq_agg ag, int pos) {
     struct promql_expr *e = node(ps, PQ_AGG, pos);
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     e->agg = ag;
     struct tokv *t = peek(ps);
     if (t->t == T_IDENT && (!strcasecmp(t->s, "by") || !strcasecmp(t->s, "without"))) {
         e->without = !strcasecmp(t->s, "without");
         e->has_grouping = true;
         next(ps);
-        if (parse_label_list(ps, &e->grouping, &e->ngrouping) < 0)
-            goto fail;
+        if (parse_label_list(ps, &e->grouping, &e->ngrouping) < 0) goto fail;
     }
     t = peek(ps);
     if (t->t != T_LP) {
@@ -1274,14 +1356,16 @@ static struct promql_expr *parse_agg(struct parser *ps, enum pq_agg ag, int pos)
         goto fail;
     }
     e->epos = endpos;
-    bool wants_param = ag == PQ_TOPK || ag == PQ_BOTTOMK || ag == PQ_QUANTILE ||
-                       ag == PQ_COUNT_VALUES;
+    bool wants_param =
+        ag == PQ_TOPK || ag == PQ_BOTTOMK || ag == PQ_QUANTILE || ag == PQ_COUNT_VALUES;
     size_t want = wants_param ? 2 : 1;
     if (nargs != want) {
         if (nargs == 0)
             perrf(ps, endpos - 1, "no arguments for aggregate expression provided");
         else
-            perrf(ps, pos, "wrong number of arguments for aggregate expression provided, expected %zu, got %zu",
+            perrf(ps, pos,
+                  "wrong number of arguments for aggregate expression provided, expected %zu, got "
+                  "%zu",
                   want, nargs);
         for (size_t i = 0; i < nargs; i++)
             promql_free(args[i]);
@@ -1304,18 +1388,15 @@ static struct promql_expr *parse_agg(struct parser *ps, enum pq_agg ag, int pos)
         e->without = !strcasecmp(t->s, "without");
         e->has_grouping = true;
         next(ps);
-        if (parse_label_list(ps, &e->grouping, &e->ngrouping) < 0)
-            goto fail;
+        if (parse_label_list(ps, &e->grouping, &e->ngrouping) < 0) goto fail;
         e->epos = ps->cur.pos;
     }
     char ctx[64];
     snprintf(ctx, sizeof(ctx), "aggregation expression");
-    if (!check_arg_type(ps, e->a, PROMQL_VECTOR, ctx))
-        goto fail;
+    if (!check_arg_type(ps, e->a, PROMQL_VECTOR, ctx)) goto fail;
     if (e->param) {
         enum promql_vtype pt = ag == PQ_COUNT_VALUES ? PROMQL_STRING : PROMQL_SCALAR;
-        if (!check_arg_type(ps, e->param, pt, ctx))
-            goto fail;
+        if (!check_arg_type(ps, e->param, pt, ctx)) goto fail;
     }
     return e;
 fail:
@@ -1323,24 +1404,21 @@ fail:
     return NULL;
 }
 
-static struct promql_expr *parse_call(struct parser *ps, const struct pq_func *fn, int pos)
-{
+static struct promql_expr *parse_call(struct parser *ps, const struct pq_func *fn, int pos) {
     struct promql_expr *e = node(ps, PQ_CALL, pos);
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     e->fn = fn;
     int endpos = 0;
-    if (parse_args(ps, &e->args, &e->nargs, &endpos) < 0)
-        goto fail;
+    if (parse_args(ps, &e->args, &e->nargs, &endpos) < 0) goto fail;
     e->epos = endpos;
     int n = (int)e->nargs;
     if (n < fn->nargs || (fn->nopt >= 0 && n > fn->nargs + fn->nopt)) {
         if (fn->nopt == 0)
-            perrf(ps, pos, "expected %d argument(s) in call to \"%s\", got %d", fn->nargs,
-                  fn->name, n);
+            perrf(ps, pos, "expected %d argument(s) in call to \"%s\", got %d", fn->nargs, fn->name,
+                  n);
         else if (n < fn->nargs)
-            perrf(ps, pos, "expected at least %d argument(s) in call to \"%s\", got %d",
-                  fn->nargs, fn->name, n);
+            perrf(ps, pos, "expected at least %d argument(s) in call to \"%s\", got %d", fn->nargs,
+                  fn->name, n);
         else
             perrf(ps, pos, "expected at most %d argument(s) in call to \"%s\", got %d",
                   fn->nargs + fn->nopt, fn->name, n);
@@ -1348,17 +1426,14 @@ static struct promql_expr *parse_call(struct parser *ps, const struct pq_func *f
     }
     for (int i = 0; i < n; i++) {
         int ti = i < 4 ? i : 3;
-        if (fn->id == F_LABEL_REPLACE || fn->id == F_LABEL_JOIN)
-            ti = i == 0 ? 0 : 1;
-        if (fn->id == F_SORT_BY_LABEL || fn->id == F_SORT_BY_LABEL_DESC)
-            ti = i == 0 ? 0 : 1;
+        if (fn->id == F_LABEL_REPLACE || fn->id == F_LABEL_JOIN) ti = i == 0 ? 0 : 1;
+        if (fn->id == F_SORT_BY_LABEL || fn->id == F_SORT_BY_LABEL_DESC) ti = i == 0 ? 0 : 1;
         char ctx[96];
         snprintf(ctx, sizeof(ctx), "call to function \"%s\"", fn->name);
         enum promql_vtype want = fn->argt[ti];
         if (fn->id == F_LABEL_REPLACE || fn->id == F_LABEL_JOIN)
             want = i == 0 ? PROMQL_VECTOR : PROMQL_STRING;
-        if (!check_arg_type(ps, e->args[i], want, ctx))
-            goto fail;
+        if (!check_arg_type(ps, e->args[i], want, ctx)) goto fail;
     }
     return e;
 fail:
@@ -1366,32 +1441,28 @@ fail:
     return NULL;
 }
 
-static struct promql_expr *parse_primary(struct parser *ps)
-{
+static struct promql_expr *parse_primary(struct parser *ps) {
     struct tokv *t = peek(ps);
     struct promql_expr *e = NULL;
     int pos = t->pos;
     switch (t->t) {
     case T_NUM:
         e = node(ps, PQ_NUM, pos);
-        if (!e)
-            return NULL;
+        if (!e) return NULL;
         e->num = t->num;
         e->epos = t->end;
         next(ps);
         return parse_postfix(ps, e);
     case T_DUR:
         e = node(ps, PQ_NUM, pos);
-        if (!e)
-            return NULL;
+        if (!e) return NULL;
         e->num = (double)t->dur / 1000.0;
         e->epos = t->end;
         next(ps);
         return parse_postfix(ps, e);
     case T_STR:
         e = node(ps, PQ_STR, pos);
-        if (!e)
-            return NULL;
+        if (!e) return NULL;
         e->str = t->s;
         t->s = NULL;
         e->epos = t->end;
@@ -1400,8 +1471,7 @@ static struct promql_expr *parse_primary(struct parser *ps)
     case T_LP: {
         next(ps);
         struct promql_expr *in = parse_expr(ps, 0);
-        if (!in)
-            return NULL;
+        if (!in) return NULL;
         t = peek(ps);
         if (t->t != T_RP) {
             perrf(ps, t->pos, "unexpected %s, expected \")\"", tok_desc(ps, t));
@@ -1424,8 +1494,7 @@ static struct promql_expr *parse_primary(struct parser *ps)
     }
     case T_LB:
         e = node(ps, PQ_VSEL, pos);
-        if (!e)
-            return NULL;
+        if (!e) return NULL;
         if (parse_matchers(ps, e) < 0) {
             promql_free(e);
             return NULL;
@@ -1475,9 +1544,9 @@ static struct promql_expr *parse_primary(struct parser *ps)
             free(id);
             return parse_postfix(ps, e);
         }
-        static const char *const kw[] = {"by", "without", "on", "ignoring", "group_left",
-                                         "group_right", "bool", "offset", "and", "or",
-                                         "unless", "atan2"};
+        static const char *const kw[] = {"by",         "without",     "on",     "ignoring",
+                                         "group_left", "group_right", "bool",   "offset",
+                                         "and",        "or",          "unless", "atan2"};
         for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
             if (!strcasecmp(id, kw[i])) {
                 perrf(ps, pos, "unexpected <%s>", id);
@@ -1517,8 +1586,7 @@ static struct promql_expr *parse_primary(struct parser *ps)
     }
 }
 
-static struct promql_expr *parse_unary(struct parser *ps)
-{
+static struct promql_expr *parse_unary(struct parser *ps) {
     struct tokv *t = peek(ps);
     if (t->t == T_OP && (t->op == PQ_ADD || t->op == PQ_SUB)) {
         int pos = t->pos;
@@ -1531,23 +1599,22 @@ static struct promql_expr *parse_unary(struct parser *ps)
         /* unary binds tighter than * but looser than ^ */
         struct promql_expr *in = parse_expr(ps, 6);
         ps->depth--;
-        if (!in)
-            return NULL;
+        if (!in) return NULL;
         enum promql_vtype ty = pq_type(in);
         if (ty != PROMQL_SCALAR && ty != PROMQL_VECTOR) {
-            perrf(ps, in->pos, "unary expression only allowed on expressions of type scalar or instant vector, got %s",
+            perrf(ps, in->pos,
+                  "unary expression only allowed on expressions of type scalar or instant vector, "
+                  "got %s",
                   type_name(ty));
             promql_free(in);
             return NULL;
         }
         if (in->kind == PQ_NUM) {
-            if (neg)
-                in->num = -in->num;
+            if (neg) in->num = -in->num;
             in->pos = pos;
             return in;
         }
-        if (!neg)
-            return in;
+        if (!neg) return in;
         struct promql_expr *e = node(ps, PQ_UNARY, pos);
         if (!e) {
             promql_free(in);
@@ -1565,8 +1632,7 @@ static struct promql_expr *parse_unary(struct parser *ps)
     return parse_primary(ps);
 }
 
-static struct promql_expr *parse_expr(struct parser *ps, int minprec)
-{
+static struct promql_expr *parse_expr(struct parser *ps, int minprec) {
     if (++ps->depth > MAX_DEPTH) {
         perrf(ps, peek(ps)->pos, "expression nesting too deep (more than %d levels)", MAX_DEPTH);
         return NULL;
@@ -1576,8 +1642,7 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
     while (lhs) {
         enum pq_op op = peek_binop(ps);
         int pr = prec_of(op);
-        if (op == PQ_OP_NONE || pr < minprec)
-            break;
+        if (op == PQ_OP_NONE || pr < minprec) break;
         if (++chain > 4 * MAX_DEPTH) {
             perrf(ps, peek(ps)->pos, "expression too long (more than %d operators in a chain)",
                   4 * MAX_DEPTH);
@@ -1608,13 +1673,11 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
             e->has_matching = true;
             e->on = peek_ident(ps, "on");
             next(ps);
-            if (parse_label_list(ps, &e->mlabels, &e->nmlabels) < 0)
-                goto fail;
+            if (parse_label_list(ps, &e->mlabels, &e->nmlabels) < 0) goto fail;
             if (peek_ident(ps, "group_left") || peek_ident(ps, "group_right")) {
                 e->card = peek_ident(ps, "group_left") ? PQ_MANY_ONE : PQ_ONE_MANY;
                 next(ps);
-                if (peek(ps)->t == T_LP &&
-                    parse_label_list(ps, &e->include, &e->ninclude) < 0)
+                if (peek(ps)->t == T_LP && parse_label_list(ps, &e->include, &e->ninclude) < 0)
                     goto fail;
             }
         } else if (peek_ident(ps, "group_left") || peek_ident(ps, "group_right")) {
@@ -1623,16 +1686,15 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
         }
         /* left-assoc: parse rhs with higher precedence; ^ is right-assoc */
         e->b = parse_expr(ps, op == PQ_POW ? pr : pr + 1);
-        if (!e->b)
-            goto fail;
+        if (!e->b) goto fail;
         e->epos = e->b->epos;
-        if (!set_height(ps, e))
-            goto fail;
+        if (!set_height(ps, e)) goto fail;
         enum promql_vtype lt = pq_type(e->a), rt = pq_type(e->b);
         if ((lt != PROMQL_SCALAR && lt != PROMQL_VECTOR) ||
             (rt != PROMQL_SCALAR && rt != PROMQL_VECTOR)) {
             struct promql_expr *bad = (lt != PROMQL_SCALAR && lt != PROMQL_VECTOR) ? e->a : e->b;
-            perrf(ps, bad->pos, "binary expression must contain only scalar and instant vector types");
+            perrf(ps, bad->pos,
+                  "binary expression must contain only scalar and instant vector types");
             goto fail;
         }
         if (is_cmp(op) && lt == PROMQL_SCALAR && rt == PROMQL_SCALAR && !e->bool_mod) {
@@ -1659,7 +1721,8 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
             for (size_t i = 0; i < e->ninclude; i++)
                 for (size_t j = 0; j < e->nmlabels; j++)
                     if (!strcmp(e->include[i], e->mlabels[j])) {
-                        perrf(ps, oppos, "label \"%s\" must not occur in ON and GROUP clause at once",
+                        perrf(ps, oppos,
+                              "label \"%s\" must not occur in ON and GROUP clause at once",
                               e->include[i]);
                         goto fail;
                     }
@@ -1673,23 +1736,19 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec)
     return lhs;
 }
 
-struct promql_expr *promql_parse(const char *src, struct perr *err)
-{
+struct promql_expr *promql_parse(const char *src, struct perr *err) {
     struct parser ps = {.src = src, .err = err};
-    if (err)
-        memset(err, 0, sizeof(*err));
+    if (err) memset(err, 0, sizeof(*err));
     struct promql_expr *e = parse_expr(&ps, 0);
     if (e) {
         struct tokv *t = peek(&ps);
         if (t->t != T_EOF) {
-            if (t->t != T_ERR)
-                perrf(&ps, t->pos, "unexpected %s", tok_desc(&ps, t));
+            if (t->t != T_ERR) perrf(&ps, t->pos, "unexpected %s", tok_desc(&ps, t));
             promql_free(e);
             e = NULL;
         }
     }
-    if (ps.have)
-        free(ps.cur.s);
+    if (ps.have) free(ps.cur.s);
     if (e) {
         e->src = strdup(src);
         if (!e->src) {
@@ -1699,29 +1758,22 @@ struct promql_expr *promql_parse(const char *src, struct perr *err)
             return NULL;
         }
     }
-    if (!e && !ps.failed)
-        perr_set(err, 1, 1, "parse error: out of memory");
+    if (!e && !ps.failed) perr_set(err, 1, 1, "parse error: out of memory");
     return e;
 }
 
 /* ---- walking ------------------------------------------------------------------------------ */
 
 int promql_foreach_selector(const struct promql_expr *e,
-                            int (*fn)(void *arg, const struct re_matcher *m, size_t nm), void *arg)
-{
-    if (!e)
-        return 0;
+                            int (*fn)(void *arg, const struct re_matcher *m, size_t nm),
+                            void *arg) {
+    if (!e) return 0;
     int rc = 0;
-    if (e->kind == PQ_VSEL)
-        return fn(arg, e->m, e->nm);
-    if ((rc = promql_foreach_selector(e->a, fn, arg)) != 0)
-        return rc;
-    if ((rc = promql_foreach_selector(e->b, fn, arg)) != 0)
-        return rc;
-    if ((rc = promql_foreach_selector(e->param, fn, arg)) != 0)
-        return rc;
+    if (e->kind == PQ_VSEL) return fn(arg, e->m, e->nm);
+    if ((rc = promql_foreach_selector(e->a, fn, arg)) != 0) return rc;
+    if ((rc = promql_foreach_selector(e->b, fn, arg)) != 0) return rc;
+    if ((rc = promql_foreach_selector(e->param, fn, arg)) != 0) return rc;
     for (size_t i = 0; i < e->nargs; i++)
-        if ((rc = promql_foreach_selector(e->args[i], fn, arg)) != 0)
-            return rc;
+        if ((rc = promql_foreach_selector(e->args[i], fn, arg)) != 0) return rc;
     return 0;
 }

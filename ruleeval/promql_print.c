@@ -15,10 +15,8 @@ struct sb {
     bool oom;
 };
 
-static void sb_add(struct sb *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
+static void sb_add(struct sb *b, const char *s, size_t n) {
+    if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 64) + n;
         char *np = realloc(b->p, nc);
@@ -34,11 +32,12 @@ static void sb_add(struct sb *b, const char *s, size_t n)
     b->p[b->n] = 0;
 }
 
-static void sb_puts(struct sb *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_puts(struct sb *b, const char *s) {
+    sb_add(b, s, strlen(s));
+}
 
 static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
+static void sb_printf(struct sb *b, const char *fmt, ...) {
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
@@ -48,27 +47,47 @@ static void sb_printf(struct sb *b, const char *fmt, ...)
 }
 
 /* Go strconv.Quote for ASCII/UTF-8 text. */
-static void sb_quote(struct sb *b, const char *s)
-{
+static void sb_quote(struct sb *b, const char *s) {
     sb_add(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': sb_puts(b, "\\\""); break;
-        case '\\': sb_puts(b, "\\\\"); break;
-        case '\n': sb_puts(b, "\\n"); break;
-        case '\t': sb_puts(b, "\\t"); break;
-        case '\r': sb_puts(b, "\\r"); break;
-        case '\a': sb_puts(b, "\\a"); break;
-        case '\b': sb_puts(b, "\\b"); break;
-        case '\f': sb_puts(b, "\\f"); break;
-        case '\v': sb_puts(b, "\\v"); break;
+        case '"':
+            sb_puts(b, "\\\"");
+            break;
+        case '\\':
+            sb_puts(b, "\\\\");
+            break;
+        case '\n':
+            sb_puts(b, "\\n");
+            break;
+        case '\t':
+            sb_puts(b, "\\t");
+            break;
+        case '\r':
+            sb_puts(b, "\\r");
+            break;
+        case '\a':
+            sb_puts(b, "\\a");
+            break;
+        case '\b':
+            sb_puts(b, "\\b");
+            break;
+        case '\f':
+            sb_puts(b, "\\f");
+            break;
+        case '\v':
+            sb_puts(b, "\\v");
+            break;
         default:
             if (*p < 0x20 || *p == 0x7f) {
                 sb_printf(b, "\\x%02x", *p);
             } else if (*p < 0x80) {
                 sb_add(b, (const char *)p, 1);
             } else {
-                size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+                size_t n = (*p & 0xe0) == 0xc0   ? 2
+                           : (*p & 0xf0) == 0xe0 ? 3
+                           : (*p & 0xf8) == 0xf0 ? 4
+                                                 : 0;
                 size_t avail = strnlen((const char *)p, 4);
                 if (n && n <= avail && re_valid_utf8((const char *)p, n)) {
                     sb_add(b, (const char *)p, n);
@@ -83,8 +102,7 @@ static void sb_quote(struct sb *b, const char *s)
 }
 
 /* Go's fmt %v for float64: shortest round-trip digits, exponent form when exp < -4 || >= 6. */
-static void fmt_go_float(double v, char *buf, size_t len)
-{
+static void fmt_go_float(double v, char *buf, size_t len) {
     if (isnan(v)) {
         snprintf(buf, len, "NaN");
         return;
@@ -97,8 +115,7 @@ static void fmt_go_float(double v, char *buf, size_t len)
     int prec = 1;
     for (; prec <= 17; prec++) {
         snprintf(e, sizeof(e), "%.*e", prec - 1, v);
-        if (strtod(e, NULL) == v)
-            break;
+        if (strtod(e, NULL) == v) break;
     }
     int exp10 = atoi(strchr(e, 'e') + 1);
     if (exp10 < -4 || exp10 >= 6) {
@@ -112,27 +129,23 @@ static void fmt_go_float(double v, char *buf, size_t len)
     snprintf(buf, len, "%.*f", dec > 0 ? dec : 0, v);
 }
 
-static void print_lname(struct sb *b, const char *n)
-{
+static void print_lname(struct sb *b, const char *n) {
     if (re_valid_label_name(n, strlen(n)))
         sb_puts(b, n);
     else
         sb_quote(b, n);
 }
 
-static void print_labels(struct sb *b, char **l, size_t n)
-{
+static void print_labels(struct sb *b, char **l, size_t n) {
     sb_puts(b, "(");
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            sb_puts(b, ", ");
+        if (i) sb_puts(b, ", ");
         print_lname(b, l[i]);
     }
     sb_puts(b, ")");
 }
 
-static void print_mods(struct sb *b, const struct promql_expr *e)
-{
+static void print_mods(struct sb *b, const struct promql_expr *e) {
     char d[40];
     if (e->offset) {
         pq_fmt_duration(e->offset, d, sizeof(d));
@@ -147,21 +160,18 @@ static void print_mods(struct sb *b, const struct promql_expr *e)
 }
 
 /* Names the lexer would not read back as a metric name. */
-static bool is_keyword(const char *n)
-{
-    static const char *const kw[] = {"by", "without", "on", "ignoring", "group_left",
-                                     "group_right", "bool", "offset", "and", "or", "unless",
-                                     "atan2", "inf", "nan", "sum", "avg", "min", "max", "count",
-                                     "group", "stddev", "stdvar", "topk", "bottomk", "quantile",
-                                     "count_values"};
+static bool is_keyword(const char *n) {
+    static const char *const kw[] = {
+        "by",     "without", "on",      "ignoring", "group_left",  "group_right", "bool",
+        "offset", "and",     "or",      "unless",   "atan2",       "inf",         "nan",
+        "sum",    "avg",     "min",     "max",      "count",       "group",       "stddev",
+        "stdvar", "topk",    "bottomk", "quantile", "count_values"};
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
-        if (!strcasecmp(n, kw[i]))
-            return true;
+        if (!strcasecmp(n, kw[i])) return true;
     return false;
 }
 
-static void print_sel(struct sb *b, const struct promql_expr *e)
-{
+static void print_sel(struct sb *b, const struct promql_expr *e) {
     size_t shown = 0;
     bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name)) && !is_keyword(e->name);
     if (legacy) {
@@ -188,8 +198,7 @@ static void print_sel(struct sb *b, const struct promql_expr *e)
         sb_puts(b, "{}");
 }
 
-static void print(struct sb *b, const struct promql_expr *e)
-{
+static void print(struct sb *b, const struct promql_expr *e) {
     char d[40], d2[40];
     switch (e->kind) {
     case PQ_NUM:
@@ -231,8 +240,7 @@ static void print(struct sb *b, const struct promql_expr *e)
     case PQ_BIN:
         print(b, e->a);
         sb_printf(b, " %s", pq_op_str(e->op));
-        if (e->bool_mod)
-            sb_puts(b, " bool");
+        if (e->bool_mod) sb_puts(b, " bool");
         if (e->has_matching) {
             sb_puts(b, e->on ? " on " : " ignoring ");
             print_labels(b, e->mlabels, e->nmlabels);
@@ -267,8 +275,7 @@ static void print(struct sb *b, const struct promql_expr *e)
         sb_puts(b, e->fn->name);
         sb_puts(b, "(");
         for (size_t i = 0; i < e->nargs; i++) {
-            if (i)
-                sb_puts(b, ", ");
+            if (i) sb_puts(b, ", ");
             print(b, e->args[i]);
         }
         sb_puts(b, ")");
@@ -276,15 +283,13 @@ static void print(struct sb *b, const struct promql_expr *e)
     }
 }
 
-char *promql_expr_string(const struct promql_expr *e)
-{
+char *promql_expr_string(const struct promql_expr *e) {
     struct sb b = {0};
     print(&b, e);
     if (b.oom) {
         free(b.p);
         return NULL;
     }
-    if (!b.p)
-        return strdup("");
+    if (!b.p) return strdup("");
     return b.p;
 }

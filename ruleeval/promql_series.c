@@ -9,8 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int add_label(struct re_label **l, size_t *n, char *name, char *val)
-{
+static int add_label(struct re_label **l, size_t *n, char *name, char *val) {
     struct re_label *nl = realloc(*l, (*n + 1) * sizeof(*nl));
     if (!nl) {
         free(name);
@@ -25,23 +24,28 @@ static int add_label(struct re_label **l, size_t *n, char *name, char *val)
 }
 
 /* Reads a quoted string at *p (Go-style escapes for \" \\ \n \t); returns new. */
-static char *read_quoted(const char **pp)
-{
+static char *read_quoted(const char **pp) {
     const char *p = *pp;
     char q = *p++;
     size_t cap = strlen(p) + 1;
     char *o = malloc(cap);
     size_t n = 0;
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     while (*p && *p != q) {
         if (*p == '\\' && p[1] && q != '`') {
             p++;
             switch (*p) {
-            case 'n': o[n++] = '\n'; break;
-            case 't': o[n++] = '\t'; break;
-            case 'r': o[n++] = '\r'; break;
-            default: o[n++] = *p;
+            case 'n':
+                o[n++] = '\n';
+                break;
+            case 't':
+                o[n++] = '\t';
+                break;
+            case 'r':
+                o[n++] = '\r';
+                break;
+            default:
+                o[n++] = *p;
             }
             p++;
             continue;
@@ -57,14 +61,12 @@ static char *read_quoted(const char **pp)
     return o;
 }
 
-static int lcmp(const void *a, const void *b)
-{
+static int lcmp(const void *a, const void *b) {
     return strcmp(((const struct re_label *)a)->name, ((const struct re_label *)b)->name);
 }
 
 int promql_parse_series_desc(const char *text, struct re_label **labels, size_t *nlabels,
-                             struct perr *err)
-{
+                             struct perr *err) {
     const char *p = text;
     struct re_label *l = NULL;
     size_t n = 0;
@@ -75,8 +77,7 @@ int promql_parse_series_desc(const char *text, struct re_label **labels, size_t 
         p++;
     if (p > s) {
         char *nm = strdup("__name__"), *v = strndup(s, (size_t)(p - s));
-        if (!nm || !v || add_label(&l, &n, nm, v) < 0)
-            goto oom;
+        if (!nm || !v || add_label(&l, &n, nm, v) < 0) goto oom;
     }
     bool braces = *p == '{';
     if (braces) {
@@ -105,8 +106,7 @@ int promql_parse_series_desc(const char *text, struct re_label **labels, size_t 
                 p++;
             if (*p == ',' || *p == '}') {
                 /* {"metric"} form */
-                if (add_label(&l, &n, strdup("__name__"), name) < 0)
-                    goto oom;
+                if (add_label(&l, &n, strdup("__name__"), name) < 0) goto oom;
             } else {
                 if (*p != '=') {
                     free(name);
@@ -122,13 +122,11 @@ int promql_parse_series_desc(const char *text, struct re_label **labels, size_t 
                     perr_set(err, 1, (int)(p - text) + 1, "parse error: expected label value");
                     goto fail;
                 }
-                if (add_label(&l, &n, name, v) < 0)
-                    goto oom;
+                if (add_label(&l, &n, name, v) < 0) goto oom;
             }
             while (isspace((unsigned char)*p))
                 p++;
-            if (*p == ',')
-                p++;
+            if (*p == ',') p++;
         }
     }
     while (isspace((unsigned char)*p))
@@ -137,8 +135,7 @@ int promql_parse_series_desc(const char *text, struct re_label **labels, size_t 
         perr_set(err, 1, (int)(p - text) + 1, "parse error: bad series description");
         goto fail;
     }
-    if (n > 1)
-        qsort(l, n, sizeof(*l), lcmp);
+    if (n > 1) qsort(l, n, sizeof(*l), lcmp);
     for (size_t i = 1; i < n; i++)
         if (!strcmp(l[i].name, l[i - 1].name)) {
             perr_set(err, 1, 1, "parse error: duplicate label name \"%s\"", l[i].name);
@@ -168,8 +165,7 @@ fail:
 
 /* ---- values ---------------------------------------------------------------------------- */
 
-static bool parse_float(const char **pp, double *v)
-{
+static bool parse_float(const char **pp, double *v) {
     const char *p = *pp;
     int sign = 1;
     if (*p == '+' || *p == '-') {
@@ -210,10 +206,10 @@ static bool parse_float(const char **pp, double *v)
     if (*q == '.')
         for (q++; isdigit((unsigned char)*q); q++)
             ;
-    if (q == p || (q == p + 1 && *p == '.'))
-        return false;
+    if (q == p || (q == p + 1 && *p == '.')) return false;
     if ((*q == 'e' || *q == 'E') &&
-        (isdigit((unsigned char)q[1]) || ((q[1] == '+' || q[1] == '-') && isdigit((unsigned char)q[2])))) {
+        (isdigit((unsigned char)q[1]) ||
+         ((q[1] == '+' || q[1] == '-') && isdigit((unsigned char)q[2])))) {
         q += 2;
         while (isdigit((unsigned char)*q))
             q++;
@@ -227,20 +223,16 @@ static bool parse_float(const char **pp, double *v)
     return true;
 }
 
-static bool parse_uint(const char **pp, uint64_t *n)
-{
+static bool parse_uint(const char **pp, uint64_t *n) {
     const char *p = *pp;
-    if (!isdigit((unsigned char)*p))
-        return false;
+    if (!isdigit((unsigned char)*p)) return false;
     *n = strtoull(p, (char **)pp, 10);
     return true;
 }
 
-static int parse_bucket_list(const char **pp, double **out, size_t *n)
-{
+static int parse_bucket_list(const char **pp, double **out, size_t *n) {
     const char *p = *pp;
-    if (*p != '[')
-        return -EINVAL;
+    if (*p != '[') return -EINVAL;
     p++;
     *out = NULL;
     *n = 0;
@@ -269,8 +261,7 @@ static int parse_bucket_list(const char **pp, double **out, size_t *n)
 }
 
 /* Parses "{{...}}" at *pp into a new pq_hist. */
-static struct pq_hist *parse_hist(const char **pp, int *rc)
-{
+static struct pq_hist *parse_hist(const char **pp, int *rc) {
     const char *p = *pp + 2;
     struct pq_hist *h = calloc(1, sizeof(*h));
     double *pb = NULL, *nb = NULL;
@@ -292,15 +283,13 @@ static struct pq_hist *parse_hist(const char **pp, int *rc)
         while (isalnum((unsigned char)*p) || *p == '_')
             p++;
         size_t kl = (size_t)(p - k);
-        if (*p != ':')
-            goto fail;
+        if (*p != ':') goto fail;
         p++;
 #define KEY(s) (kl == strlen(s) && !strncmp(k, s, kl))
         double v;
         if (KEY("schema") || KEY("offset") || KEY("n_offset")) {
             double d;
-            if (!parse_float(&p, &d))
-                goto fail;
+            if (!parse_float(&p, &d)) goto fail;
             if (KEY("schema"))
                 h->schema = (int32_t)d;
             else if (KEY("offset"))
@@ -308,8 +297,7 @@ static struct pq_hist *parse_hist(const char **pp, int *rc)
             else
                 noff = (int64_t)d;
         } else if (KEY("sum") || KEY("count") || KEY("z_bucket") || KEY("z_bucket_w")) {
-            if (!parse_float(&p, &v))
-                goto fail;
+            if (!parse_float(&p, &v)) goto fail;
             if (KEY("sum"))
                 h->sum = v;
             else if (KEY("count"))
@@ -321,18 +309,15 @@ static struct pq_hist *parse_hist(const char **pp, int *rc)
         } else if (KEY("buckets")) {
             free(pb);
             pb = NULL;
-            if (parse_bucket_list(&p, &pb, &npb) < 0)
-                goto fail;
+            if (parse_bucket_list(&p, &pb, &npb) < 0) goto fail;
         } else if (KEY("n_buckets")) {
             free(nb);
             nb = NULL;
-            if (parse_bucket_list(&p, &nb, &nnb) < 0)
-                goto fail;
+            if (parse_bucket_list(&p, &nb, &nnb) < 0) goto fail;
         } else if (KEY("custom_values")) {
             free(h->cv);
             h->cv = NULL;
-            if (parse_bucket_list(&p, &h->cv, &h->ncv) < 0)
-                goto fail;
+            if (parse_bucket_list(&p, &h->cv, &h->ncv) < 0) goto fail;
         } else if (KEY("counter_reset_hint")) {
             const char *w = p;
             while (isalpha((unsigned char)*p) || *p == '_')
@@ -355,8 +340,7 @@ static struct pq_hist *parse_hist(const char **pp, int *rc)
     }
     h->pb = malloc((npb ? npb : 1) * sizeof(*h->pb));
     h->nb = malloc((nnb ? nnb : 1) * sizeof(*h->nb));
-    if (!h->cv)
-        h->cv = malloc(sizeof(double));
+    if (!h->cv) h->cv = malloc(sizeof(double));
     if (!h->pb || !h->nb || !h->cv) {
         *rc = -ENOMEM;
         goto fail;
@@ -389,11 +373,9 @@ struct emit_ctx {
     size_t idx;
 };
 
-static int emit_hist(struct emit_ctx *c, const struct pq_hist *h)
-{
+static int emit_hist(struct emit_ctx *c, const struct pq_hist *h) {
     struct re_hist *r = pq_hist_to_re(h);
-    if (!r)
-        return -ENOMEM;
+    if (!r) return -ENOMEM;
     int rc = c->fn(c->arg, c->idx++, false, 0, r);
     free(r);
     return rc;
@@ -402,32 +384,27 @@ static int emit_hist(struct emit_ctx *c, const struct pq_hist *h)
 int promql_expand_values(const char *text,
                          int (*fn)(void *arg, size_t idx, bool missing, double v,
                                    const struct re_hist *h),
-                         void *arg, struct perr *err)
-{
+                         void *arg, struct perr *err) {
     struct emit_ctx c = {fn, arg, 0};
     const char *p = text;
     int rc;
     for (;;) {
         while (*p == ' ' || *p == '\t')
             p++;
-        if (!*p)
-            return 0;
+        if (!*p) return 0;
         int col = (int)(p - text) + 1;
         if (*p == '_') {
             p++;
             uint64_t n = 1;
             if (*p == 'x') {
                 p++;
-                if (!parse_uint(&p, &n))
-                    return perr_set(err, 1, col, "bad repetition in \"_x\"");
+                if (!parse_uint(&p, &n)) return perr_set(err, 1, col, "bad repetition in \"_x\"");
             }
             for (uint64_t i = 0; i < n; i++)
-                if ((rc = fn(arg, c.idx++, true, 0, NULL)) != 0)
-                    return rc;
+                if ((rc = fn(arg, c.idx++, true, 0, NULL)) != 0) return rc;
         } else if (!strncmp(p, "stale", 5) && !isalnum((unsigned char)p[5])) {
             p += 5;
-            if ((rc = fn(arg, c.idx++, false, re_stale_nan(), NULL)) != 0)
-                return rc;
+            if ((rc = fn(arg, c.idx++, false, re_stale_nan(), NULL)) != 0) return rc;
         } else if (p[0] == '{' && p[1] == '{') {
             struct pq_hist *h = parse_hist(&p, &rc);
             if (!h)
@@ -441,8 +418,9 @@ int promql_expand_values(const char *text,
                     d = parse_hist(&p, &rc);
                     if (!d) {
                         pq_hist_free(h);
-                        return rc == -ENOMEM ? rc
-                                             : perr_set(err, 1, col, "bad native histogram literal");
+                        return rc == -ENOMEM
+                                   ? rc
+                                   : perr_set(err, 1, col, "bad native histogram literal");
                     }
                 }
                 uint64_t n;
@@ -453,24 +431,22 @@ int promql_expand_values(const char *text,
                 }
                 rc = emit_hist(&c, h);
                 for (uint64_t i = 0; i < n && rc == 0; i++) {
-                    if (d && (rc = pq_hist_add(h, d, sign)) != 0)
-                        break;
+                    if (d && (rc = pq_hist_add(h, d, sign)) != 0) break;
                     rc = emit_hist(&c, h);
                 }
                 pq_hist_free(d);
                 pq_hist_free(h);
                 if (rc)
-                    return rc < 0 && rc != -ENOMEM ? perr_set(err, 1, col, "bad histogram series") : rc;
+                    return rc < 0 && rc != -ENOMEM ? perr_set(err, 1, col, "bad histogram series")
+                                                   : rc;
             } else {
                 rc = emit_hist(&c, h);
                 pq_hist_free(h);
-                if (rc)
-                    return rc;
+                if (rc) return rc;
             }
         } else {
             double a;
-            if (!parse_float(&p, &a))
-                return perr_set(err, 1, col, "bad value \"%.20s\"", p);
+            if (!parse_float(&p, &a)) return perr_set(err, 1, col, "bad value \"%.20s\"", p);
             if (*p == 'x' || *p == '+' || *p == '-') {
                 double b = 0;
                 if (*p != 'x') {
@@ -482,15 +458,12 @@ int promql_expand_values(const char *text,
                 }
                 p++;
                 uint64_t n;
-                if (!parse_uint(&p, &n))
-                    return perr_set(err, 1, col, "bad expanding series");
+                if (!parse_uint(&p, &n)) return perr_set(err, 1, col, "bad expanding series");
                 double v = a;
-                if ((rc = fn(arg, c.idx++, false, v, NULL)) != 0)
-                    return rc;
+                if ((rc = fn(arg, c.idx++, false, v, NULL)) != 0) return rc;
                 for (uint64_t i = 0; i < n; i++) {
                     v += b;
-                    if ((rc = fn(arg, c.idx++, false, v, NULL)) != 0)
-                        return rc;
+                    if ((rc = fn(arg, c.idx++, false, v, NULL)) != 0) return rc;
                 }
             } else if (*p && *p != ' ' && *p != '\t') {
                 return perr_set(err, 1, col, "bad value \"%.20s\"", p);

@@ -97,11 +97,11 @@ struct re_hist {
 enum { RE_HINT_UNKNOWN, RE_HINT_RESET, RE_HINT_NOT_RESET, RE_HINT_GAUGE };
 
 /* The store visits each matching series once, samples in time order within [mint,maxt];
- * hists[i] is NULL for float samples (hists itself may be NULL when all are floats). Labels sorted by name, include __name__. All pointers
- * are borrowed for the duration of the call. Return nonzero to stop (it is passed back). */
-typedef int re_visit_fn(void *arg, const struct re_label *labels, size_t nlabels,
-                        const int64_t *ts, const double *vals,
-                        const struct re_hist *const *hists, size_t n);
+ * hists[i] is NULL for float samples (hists itself may be NULL when all are floats). Labels sorted
+ * by name, include __name__. All pointers are borrowed for the duration of the call. Return nonzero
+ * to stop (it is passed back). */
+typedef int re_visit_fn(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
+                        const double *vals, const struct re_hist *const *hists, size_t n);
 /* A narrow read interface; select borrows the matchers (all must match). */
 struct re_source {
     int (*select)(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
@@ -128,8 +128,7 @@ char *promql_expr_string(const struct promql_expr *e);
 /* Calls fn for each vector selector with its matchers (borrowed). Stops at and returns
  * the first nonzero return of fn; 0 otherwise. */
 int promql_foreach_selector(const struct promql_expr *e,
-                            int (*fn)(void *arg, const struct re_matcher *m, size_t nm),
-                            void *arg);
+                            int (*fn)(void *arg, const struct re_matcher *m, size_t nm), void *arg);
 
 struct promql_opts {
     int64_t lookback_ms; /* default 5m; 0 also means 5m, as in Prometheus */
@@ -165,13 +164,11 @@ struct promql_result {
 /* Evaluate e (borrows e, src, o) at t_ms. On success *out is returns new (free with
  * promql_result_free). Returns 0, or -EINVAL/-ENOMEM/-E2BIG/-ECANCELED with err->msg. */
 int promql_eval_instant(const struct promql_expr *e, const struct re_source *src, int64_t t_ms,
-                        const struct promql_opts *o, struct promql_result **out,
-                        struct perr *err);
+                        const struct promql_opts *o, struct promql_result **out, struct perr *err);
 /* Range evaluation: result is a matrix (or a scalar-valued matrix {}), sorted by labels. */
-int promql_eval_range(const struct promql_expr *e, const struct re_source *src,
-                      int64_t start_ms, int64_t end_ms, int64_t step_ms,
-                      const struct promql_opts *o, struct promql_result **out,
-                      struct perr *err);
+int promql_eval_range(const struct promql_expr *e, const struct re_source *src, int64_t start_ms,
+                      int64_t end_ms, int64_t step_ms, const struct promql_opts *o,
+                      struct promql_result **out, struct perr *err);
 void promql_result_free(struct promql_result *r);
 
 /* Prometheus duration ("1m30s", "5m", "1y", "0") to ms; -EINVAL on bad input. */
@@ -218,9 +215,8 @@ typedef int template_emit_fn(void *emit_arg, const struct re_label *labels, size
 /* Evaluates expr as an instant query at ts_ms and emits every element of the resulting
  * vector (a scalar as one sample with no labels). Returns 0, or a negative errno with a
  * one-line reason in errbuf. expr borrowed. */
-typedef int template_query_fn(void *arg, const char *expr, int64_t ts_ms,
-                              template_emit_fn *emit, void *emit_arg, char *errbuf,
-                              size_t errlen);
+typedef int template_query_fn(void *arg, const char *expr, int64_t ts_ms, template_emit_fn *emit,
+                              void *emit_arg, char *errbuf, size_t errlen);
 
 /* What a template sees: .Labels/$labels, .ExternalLabels/$externalLabels,
  * .ExternalURL/$externalURL, .Value/$value. All borrowed. */
@@ -279,8 +275,8 @@ struct rulefile_kv {
 /* One rule as loaded. Positions are 1-based line:col of the YAML nodes (0 if absent). */
 struct rulefile_rule {
     enum rulefile_kind kind;
-    char *name;             /* record: metric name; alert: alert name */
-    char *expr;             /* as written */
+    char *name;              /* record: metric name; alert: alert name */
+    char *expr;              /* as written */
     struct promql_expr *ast; /* parsed expr (owned) */
     int64_t for_ms, keep_firing_for_ms;
     struct rulefile_kv *labels; /* file order */
@@ -293,9 +289,9 @@ struct rulefile_rule {
 
 struct rulefile_group {
     char *name;
-    int64_t interval_ms;     /* 0 = not set (use the global evaluation interval) */
-    int64_t query_offset_ms; /* 0 = not set */
-    int64_t limit;           /* 0 = unlimited */
+    int64_t interval_ms;        /* 0 = not set (use the global evaluation interval) */
+    int64_t query_offset_ms;    /* 0 = not set */
+    int64_t limit;              /* 0 = unlimited */
     struct rulefile_kv *labels; /* group labels (added to every rule's output) */
     size_t nlabels;
     struct rulefile_rule *rules;
@@ -330,8 +326,8 @@ void rulefile_free(struct rulefile *f);
  * *failed is set to true when the file is invalid. A valid file with duplicate rules (same
  * name and labels) gets promtool's non-fatal "lint error N duplicate rule(s) found." report
  * instead of the SUCCESS line, with *failed false. NULL only on OOM. */
-char *rulefile_check(const char *name, const char *buf, size_t len,
-                     const struct rulefile_opts *o, bool *failed);
+char *rulefile_check(const char *name, const char *buf, size_t len, const struct rulefile_opts *o,
+                     bool *failed);
 
 /* ---- alert state (alert.c) -------------------------------------------------------------- */
 
@@ -385,8 +381,8 @@ void alert_rule_free(struct alert_rule *r);
  * limit (> 0; exceeding it drops every alert and errors, as Prometheus). Returns 0, -EINVAL
  * with err set (duplicate label sets after applying alert labels, limit exceeded) -- the
  * rule's health becomes err and, for duplicates, its state is unchanged -- or -ENOMEM. */
-int alert_rule_eval(struct alert_rule *r, int64_t ts_ms, const struct alert_sample *res,
-                    size_t n, int64_t limit, const struct alert_env *env, struct perr *err);
+int alert_rule_eval(struct alert_rule *r, int64_t ts_ms, const struct alert_sample *res, size_t n,
+                    int64_t limit, const struct alert_env *env, struct perr *err);
 /* Records a query failure at ts_ms as the rule's health (err, lastError = msg). */
 void alert_rule_set_error(struct alert_rule *r, int64_t ts_ms, const char *msg);
 
@@ -423,8 +419,8 @@ int alert_rule_copy_state(struct alert_rule *dst, const struct alert_rule *src);
 /* Restores `for` state after a restart from ALERTS_FOR_STATE: for every pending alert with
  * labels equal to the given set, sets ActiveAt = active_at_ms (Prometheus' RestoreForState,
  * without its outage adjustment). Returns how many alerts were updated. */
-size_t alert_rule_restore_for_state(struct alert_rule *r, const struct re_label *labels,
-                                    size_t n, int64_t active_at_ms);
+size_t alert_rule_restore_for_state(struct alert_rule *r, const struct re_label *labels, size_t n,
+                                    int64_t active_at_ms);
 
 /* A notification for Alertmanager/webhooks (notifier.Alert); pointers borrowed from the
  * alert and valid until the next alert_rule_eval. */
@@ -433,8 +429,8 @@ struct alert_notice {
     size_t nlabels;
     const struct re_label *annotations;
     size_t nannotations;
-    int64_t starts_at;  /* FiredAt */
-    int64_t ends_at;    /* ResolvedAt when resolved, else ValidUntil */
+    int64_t starts_at; /* FiredAt */
+    int64_t ends_at;   /* ResolvedAt when resolved, else ValidUntil */
     bool resolved;
     double value;
     const char *generator_url; /* <external_url>/graph?g0.expr=<expr>&g0.tab=1 */
@@ -459,11 +455,11 @@ char *payload_generator_url(const char *external_url, const char *expr);
 
 /* The group an Alertmanager webhook notification is about. */
 struct payload_webhook_group {
-    const char *receiver;            /* e.g. "webhook" */
-    const char *external_url;        /* Alertmanager's (or promlet's) external URL */
+    const char *receiver;                /* e.g. "webhook" */
+    const char *external_url;            /* Alertmanager's (or promlet's) external URL */
     const struct re_label *group_labels; /* borrowed */
     size_t ngroup_labels;
-    const char *group_key;           /* NULL: "{}:{<group labels>}" as the root route builds */
+    const char *group_key; /* NULL: "{}:{<group labels>}" as the root route builds */
     size_t truncated_alerts;
 };
 /* Returns new: Alertmanager webhook payload version "4" for alerts a[0..n) (fields and order
@@ -485,14 +481,14 @@ char *payload_api_alerts(const struct alert_rule *const *rules, size_t n);
 
 /* One rule for GET /api/v1/rules: alerting (alert != NULL) or recording. */
 struct payload_rule {
-    const struct alert_rule *alert;     /* alerting rule state, or NULL */
-    const char *name, *query;           /* recording rules (alerting: taken from alert) */
-    const struct rulefile_kv *labels;   /* recording rules */
+    const struct alert_rule *alert;   /* alerting rule state, or NULL */
+    const char *name, *query;         /* recording rules (alerting: taken from alert) */
+    const struct rulefile_kv *labels; /* recording rules */
     size_t nlabels;
-    enum alert_health health;           /* recording rules */
-    const char *last_error;             /* recording rules; NULL = "" */
+    enum alert_health health; /* recording rules */
+    const char *last_error;   /* recording rules; NULL = "" */
     double eval_seconds;
-    int64_t last_eval_ms;               /* ALERT_TS_NONE: zero time */
+    int64_t last_eval_ms; /* ALERT_TS_NONE: zero time */
 };
 struct payload_rule_group {
     const char *name, *file;
@@ -525,7 +521,7 @@ struct rulegroup_env {
     void *append_arg;
     const struct re_label *ext_labels; /* for $externalLabels */
     size_t next_labels;
-    const char *external_url;          /* for $externalURL */
+    const char *external_url; /* for $externalURL */
 };
 
 /* Creates the runtime of group g. Borrows g (and its rules' parsed expressions): the
@@ -566,7 +562,7 @@ struct ruletest_opts {
     bool ignore_unknown_fields; /* --ignore-unknown-fields (rule files only) */
     const char *const *run;     /* --run regexes (any matches); NULL/0 = all groups */
     size_t nrun;
-    ruletest_glob_fn *glob;     /* NULL: rule_files entries are used literally */
+    ruletest_glob_fn *glob; /* NULL: rule_files entries are used literally */
 };
 
 /* Runs one unit-test file as `promtool test rules` does (Prometheus 3 format): loads its
@@ -576,7 +572,7 @@ struct ruletest_opts {
  * ("Unit Testing:  FILE\n  SUCCESS\n\n" or "  FAILED:" and the errors). Returns 0 when
  * every selected test group passes, 1 on any failure (including unreadable or invalid files,
  * as promtool exits 1), -ENOMEM on OOM. */
-int ruletest_run(const char *test_file, const struct ruletest_opts *o,
-                 ruletest_read_fn *read_file, void *arg, char **report);
+int ruletest_run(const char *test_file, const struct ruletest_opts *o, ruletest_read_fn *read_file,
+                 void *arg, char **report);
 
 #endif

@@ -514,12 +514,10 @@ struct dupkey {
     size_t n;
 };
 
-static int dupkey_cmp(const void *a, const void *b)
-{
+static int dupkey_cmp(const void *a, const void *b) {
     const struct dupkey *x = a, *y = b;
     int c = strcmp(x->metric, y->metric);
-    if (c)
-        return c;
+    if (c) return c;
     size_t n = x->n < y->n ? x->n : y->n;
     for (size_t i = 0; i < n; i++) {
         if ((c = strcmp(x->l[i].name, y->l[i].name)) || (c = strcmp(x->l[i].value, y->l[i].value)))
@@ -530,10 +528,8 @@ static int dupkey_cmp(const void *a, const void *b)
 
 /* promtool's default lint (checkDuplicates): rules with the same name and labels. Appends its
  * report to out; returns the number of duplicates (0: nothing appended). */
-static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
-{
-    if (f->nrules < 2)
-        return 0;
+static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out) {
+    if (f->nrules < 2) return 0;
     struct dupkey *k = calloc(f->nrules, sizeof(*k));
     if (!k) {
         out->oom = true;
@@ -551,14 +547,11 @@ static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
                 for (size_t i = 0; i < ns[s]; i++) {
                     size_t q;
                     for (q = 0; q < d->n; q++)
-                        if (strcmp(d->l[q].name, sets[s][i].name) == 0)
-                            break;
-                    if (q == d->n && d->n == 64)
-                        continue;
+                        if (strcmp(d->l[q].name, sets[s][i].name) == 0) break;
+                    if (q == d->n && d->n == 64) continue;
                     d->l[q].name = sets[s][i].name;
                     d->l[q].value = sets[s][i].value;
-                    if (q == d->n)
-                        d->n++;
+                    if (q == d->n) d->n++;
                 }
             for (size_t i = 1; i < d->n; i++)
                 for (size_t j = i; j > 0 && strcmp(d->l[j - 1].name, d->l[j].name) > 0; j--) {
@@ -567,8 +560,7 @@ static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
                     d->l[j - 1] = t;
                 }
         }
-    if (n > 1)
-        qsort(k, n, sizeof(*k), dupkey_cmp);
+    if (n > 1) qsort(k, n, sizeof(*k), dupkey_cmp);
     size_t dups = 0;
     struct rbuf body;
     rbuf_init(&body);
@@ -585,12 +577,10 @@ static size_t lint_duplicates(const struct rulefile *f, struct rbuf *out)
     }
     if (dups) {
         rbuf_printf(out, "  FAILED:\nlint error %zu duplicate rule(s) found.\n", dups);
-        if (body.p)
-            rbuf_put(out, body.p, body.len);
+        if (body.p) rbuf_put(out, body.p, body.len);
         rbuf_puts(out, "Might cause inconsistency while recording expressions\n");
     }
-    if (body.oom)
-        out->oom = true;
+    if (body.oom) out->oom = true;
     rbuf_fini(&body);
     free(k);
     return dups;

@@ -28,8 +28,7 @@ static int tap_n, tap_fail;
     do {                                                                                           \
         long long g_ = (long long)(got), w_ = (long long)(want);                                   \
         TAP_OK(g_ == w_, "%s == %s", #got, #want);                                                 \
-        if (g_ != w_)                                                                              \
-            printf("#   got %lld, want %lld\n", g_, w_);                                           \
+        if (g_ != w_) printf("#   got %lld, want %lld\n", g_, w_);                                 \
     } while (0)
 
 #define CHECK_EQ_STR(got, want)                                                                    \
@@ -37,8 +36,7 @@ static int tap_n, tap_fail;
         const char *g_ = (got), *w_ = (want);                                                      \
         int eq_ = (g_ && w_) ? strcmp(g_, w_) == 0 : g_ == w_;                                     \
         TAP_OK(eq_, "%s == \"%s\"", #got, w_ ? w_ : "(null)");                                     \
-        if (!eq_)                                                                                  \
-            printf("#   got \"%s\"\n", g_ ? g_ : "(null)");                                        \
+        if (!eq_) printf("#   got \"%s\"\n", g_ ? g_ : "(null)");                                  \
     } while (0)
 
 #define CHECK_EQ_DBL(got, want)                                                                    \
@@ -46,13 +44,11 @@ static int tap_n, tap_fail;
         double g_ = (got), w_ = (want);                                                            \
         int eq_ = (isnan(g_) && isnan(w_)) || g_ == w_;                                            \
         TAP_OK(eq_, "%s == %s", #got, #want);                                                      \
-        if (!eq_)                                                                                  \
-            printf("#   got %.17g, want %.17g\n", g_, w_);                                         \
+        if (!eq_) printf("#   got %.17g, want %.17g\n", g_, w_);                                   \
     } while (0)
 
 /* Prints the plan and returns the process exit status. */
-static inline int tap_done(void)
-{
+static inline int tap_done(void) {
     printf("1..%d\n", tap_n);
     return tap_fail ? 1 : 0;
 }

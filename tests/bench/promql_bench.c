@@ -10,15 +10,13 @@
 #define NSERIES 10000
 #define NSAMPLES 60 /* one per second */
 
-static double now_us(void)
-{
+static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void bench(const struct re_source *src, const char *q, int64_t t, int iters)
-{
+static void bench(const struct re_source *src, const char *q, int64_t t, int iters) {
     struct perr err;
     struct promql_expr *e = promql_parse(q, &err);
     if (!e) {
@@ -38,16 +36,14 @@ static void bench(const struct re_source *src, const char *q, int64_t t, int ite
         nres = r->nseries;
         promql_result_free(r);
         total += dt;
-        if (dt < best)
-            best = dt;
+        if (dt < best) best = dt;
     }
-    printf("%-70s %9.1f us/eval (mean of %d, best %.1f), %zu series in result\n", q,
-           total / iters, iters, best, nres);
+    printf("%-70s %9.1f us/eval (mean of %d, best %.1f), %zu series in result\n", q, total / iters,
+           iters, best, nres);
     promql_free(e);
 }
 
-int main(void)
-{
+int main(void) {
     struct re_memstore *s = re_memstore_new();
     char inst[32];
     struct re_label l[] = {
@@ -73,8 +69,7 @@ int main(void)
     printf("promql_bench: memstore with %d series x %d samples (1 s apart), evaluated at t=%llds\n",
            NSERIES, NSAMPLES, (long long)(t / 1000));
     int iters = getenv("PROMQL_BENCH_ITERS") ? atoi(getenv("PROMQL_BENCH_ITERS")) : 50;
-    if (iters < 1)
-        iters = 1;
+    if (iters < 1) iters = 1;
     bench(&src, "system_runtime_threadpool_queue_length > 40", t, iters);
     bench(&src, "increase(system_runtime_threadpool_queue_length[5s]) > 20", t, iters);
     re_memstore_free(s);

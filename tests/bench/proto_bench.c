@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* proto_bench: remote-write decode samples/s (500-series batch) and text-format parse lines/s (CPU time). */
+/* proto_bench: remote-write decode samples/s (500-series batch) and text-format parse lines/s (CPU
+ * time). */
 #include "proto.h"
 
 #include "push_body.h"
@@ -17,48 +18,41 @@ struct enc {
     size_t len, cap;
 };
 
-static void put(struct enc *e, const void *b, size_t n)
-{
+static void put(struct enc *e, const void *b, size_t n) {
     if (e->len + n > e->cap) {
         e->cap = (e->len + n) * 2;
         e->p = realloc(e->p, e->cap);
-        if (!e->p)
-            abort();
+        if (!e->p) abort();
     }
     memcpy(e->p + e->len, b, n);
     e->len += n;
 }
 
-static void varint(struct enc *e, uint64_t v)
-{
+static void varint(struct enc *e, uint64_t v) {
     uint8_t b[10];
     size_t n = 0;
     do {
         b[n] = (uint8_t)(v & 0x7f);
         v >>= 7;
-        if (v)
-            b[n] |= 0x80;
+        if (v) b[n] |= 0x80;
         n++;
     } while (v);
     put(e, b, n);
 }
 
-static void ld(struct enc *e, unsigned field, const struct enc *sub)
-{
+static void ld(struct enc *e, unsigned field, const struct enc *sub) {
     varint(e, field << 3 | 2);
     varint(e, sub->len);
     put(e, sub->p, sub->len);
 }
 
-static void str(struct enc *e, unsigned field, const char *s)
-{
+static void str(struct enc *e, unsigned field, const char *s) {
     varint(e, field << 3 | 2);
     varint(e, strlen(s));
     put(e, s, strlen(s));
 }
 
-static void label(struct enc *ts, const char *n, const char *v)
-{
+static void label(struct enc *ts, const char *n, const char *v) {
     struct enc l = {0};
     str(&l, 1, n);
     str(&l, 2, v);
@@ -70,8 +64,7 @@ static void label(struct enc *ts, const char *n, const char *v)
 #define N_SERIES 500
 #define N_SAMPLES 4
 
-static uint8_t *build_batch(size_t *len, size_t *raw_len)
-{
+static uint8_t *build_batch(size_t *len, size_t *raw_len) {
     struct enc req = {0};
     for (int i = 0; i < N_SERIES; i++) {
         struct enc ts = {0};
@@ -110,29 +103,25 @@ static uint8_t *build_batch(size_t *len, size_t *raw_len)
 
 /* Rates are computed on this process's CPU time: the machines that run the benchmarks are
  * shared, and wall time would mostly measure the neighbours. */
-static double now(void)
-{
+static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static int cnt_sample(void *arg, int64_t ts, double v)
-{
+static int cnt_sample(void *arg, int64_t ts, double v) {
     (*(size_t *)arg)++;
     return 0;
 }
 
 static int cnt_expfmt(void *arg, const char *f, const char *n, const struct proto_label *l,
-                      size_t nl, double v, bool has_ts, int64_t ts)
-{
+                      size_t nl, double v, bool has_ts, int64_t ts) {
     (*(size_t *)arg)++;
     return 0;
 }
 
 /* Parses buf repeatedly for about `secs`; prints lines/s and samples/s. */
-static int bench_expfmt(const char *what, const uint8_t *buf, size_t len, double secs)
-{
+static int bench_expfmt(const char *what, const uint8_t *buf, size_t len, double secs) {
     size_t lines = 0;
     for (size_t i = 0; i < len; i++)
         lines += buf[i] == '\n';
@@ -155,11 +144,9 @@ static int bench_expfmt(const char *what, const uint8_t *buf, size_t len, double
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 1.0;
-    if (secs <= 0)
-        secs = 1.0;
+    if (secs <= 0) secs = 1.0;
 
     size_t len, raw_len;
     uint8_t *body = build_batch(&len, &raw_len);
@@ -186,23 +173,22 @@ int main(int argc, char **argv)
            t / (double)iters * 1e6);
     free(body);
 
-    if (bench_expfmt("push body (seed/README.md)", (const uint8_t *)push_body,
-                     sizeof push_body - 1, secs))
+    if (bench_expfmt("push body (seed/README.md)", (const uint8_t *)push_body, sizeof push_body - 1,
+                     secs))
         return 1;
 
     /* A large exposition for throughput, when the shared corpus is around. */
     const char *conf = getenv("CONFORMANCE");
     if (conf) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/exposition/corpus/prometheus_textparse/alltypes.237mfs.prom.txt",
-                 conf);
+        snprintf(path, sizeof path,
+                 "%s/exposition/corpus/prometheus_textparse/alltypes.237mfs.prom.txt", conf);
         FILE *f = fopen(path, "rb");
         if (f) {
             static uint8_t big[1 << 20];
             size_t n = fread(big, 1, sizeof big, f);
             fclose(f);
-            if (bench_expfmt("alltypes.237mfs.prom.txt", big, n, secs))
-                return 1;
+            if (bench_expfmt("alltypes.237mfs.prom.txt", big, n, secs)) return 1;
         }
     }
     return 0;

@@ -22,15 +22,13 @@ struct job {
 
 static const char *body;
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int dial(const struct job *j)
-{
+static int dial(const struct job *j) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)j->port)};
     inet_pton(AF_INET, j->host, &a.sin_addr);
@@ -44,36 +42,30 @@ static int dial(const struct job *j)
 }
 
 /* Reads one response (headers + Content-Length body); returns the status or -1. */
-static int read_resp(int fd)
-{
+static int read_resp(int fd) {
     char buf[4096];
     size_t have = 0;
     char *end;
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         have += (size_t)r;
         buf[have] = 0;
-        if ((end = strstr(buf, "\r\n\r\n")))
-            break;
-        if (have == sizeof(buf) - 1)
-            return -1;
+        if ((end = strstr(buf, "\r\n\r\n"))) break;
+        if (have == sizeof(buf) - 1) return -1;
     }
     const char *cl = strcasestr(buf, "Content-Length:");
     size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
     size_t got = have - (size_t)(end + 4 - buf);
     while (got < len) {
         ssize_t r = read(fd, buf, sizeof(buf));
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         got += (size_t)r;
     }
     return atoi(buf + 9);
 }
 
-static void *run(void *arg)
-{
+static void *run(void *arg) {
     struct job *j = arg;
     char req[8192];
     int n = snprintf(req, sizeof(req),
@@ -98,13 +90,11 @@ static void *run(void *arg)
             fd = dial(j);
         }
     }
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: push_load HOST PORT THREADS SECONDS\n");
         return 2;

@@ -13,31 +13,26 @@ static unsigned long long nallocs;
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
 void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n)
-{
+void *__wrap_malloc(size_t n) {
     nallocs++;
     return __real_malloc(n);
 }
-void *__wrap_calloc(size_t n, size_t m)
-{
+void *__wrap_calloc(size_t n, size_t m) {
     nallocs++;
     return __real_calloc(n, m);
 }
-void *__wrap_realloc(void *p, size_t n)
-{
+void *__wrap_realloc(void *p, size_t n) {
     nallocs++;
     return __real_realloc(p, n);
 }
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void bench(const struct re_source *src, const char *q, int64_t t, int iters)
-{
+static void bench(const struct re_source *src, const char *q, int64_t t, int iters) {
     struct perr err = {0};
     struct promql_expr *e = promql_parse(q, &err);
     if (!e) {
@@ -58,8 +53,7 @@ static void bench(const struct re_source *src, const char *q, int64_t t, int ite
     double t0 = now_s();
     for (int i = 0; i < iters; i++) {
         r = NULL;
-        if (promql_eval_instant(e, src, t, &o, &r, &err) == 0)
-            promql_result_free(r);
+        if (promql_eval_instant(e, src, t, &o, &r, &err) == 0) promql_result_free(r);
     }
     double us = (now_s() - t0) / iters * 1e6;
     printf("%-70s %9.2f us/eval %7.1f allocs/eval %5zu series\n", q, us,
@@ -67,16 +61,15 @@ static void bench(const struct re_source *src, const char *q, int64_t t, int ite
     promql_free(e);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int iters = argc > 1 ? atoi(argv[1]) : 2000;
     struct store_opts so = {.retention_ms = 15 * 60 * 1000, .max_series = 200000};
     struct store *s = store_new(&so);
     const int64_t t_end = 900 * 1000; /* 15 minutes of 1 s samples */
     size_t nseries = 0;
     char cpu[8], val[16];
-    static const char *modes[] = {"user", "system", "idle", "iowait", "irq", "softirq", "steal",
-                                  "nice"};
+    static const char *modes[] = {"user", "system",  "idle",  "iowait",
+                                  "irq",  "softirq", "steal", "nice"};
     /* 9,900 node-like series: node_cpu_seconds_total for 1,200 cpus x 8 modes ... */
     for (int c = 0; c < 1200; c++)
         for (int m = 0; m < 8; m++, nseries++) {

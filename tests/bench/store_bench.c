@@ -8,27 +8,24 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t heap_used(void)
-{
+static size_t heap_used(void) {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     size_t nseries = argc > 1 ? (size_t)atol(argv[1]) : 10000;
     size_t rounds = argc > 2 ? (size_t)atol(argv[2]) : 300;
     const size_t batch = 500;
     /* Series shaped like node metrics: __name__, cpu, instance, job, mode. */
     struct re_label *labels = calloc(nseries * 5, sizeof(*labels));
-    char (*vals)[24] = calloc(nseries * 2, sizeof(*vals));
+    char(*vals)[24] = calloc(nseries * 2, sizeof(*vals));
     static const char *modes[] = {"user", "system", "idle", "iowait", "irq", "softirq", "steal"};
     for (size_t i = 0; i < nseries; i++) {
         snprintf(vals[2 * i], 24, "%zu", i / 7);
@@ -100,8 +97,7 @@ int main(int argc, char **argv)
                 tsv[k] = (int64_t)r * 1000;
                 vv[k] = (double)r;
             }
-            if (store_append_refs(s, refs + off, tsv, vv, n) == 0)
-                rtotal += n;
+            if (store_append_refs(s, refs + off, tsv, vv, n) == 0) rtotal += n;
         }
     double rdt = now_s() - t2;
     free(refs);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Conformance runner: expfmt_parse over $CONFORMANCE/exposition/corpus, per corpus/INDEX.md, in TAP. */
+/* Conformance runner: expfmt_parse over $CONFORMANCE/exposition/corpus, per corpus/INDEX.md, in
+ * TAP. */
 #include "proto.h"
 
 #include "tap.h"
@@ -67,24 +68,20 @@ struct counts {
     size_t families, samples;
 };
 
-static int c_family(void *arg, const char *name, const char *help, enum expfmt_type t)
-{
+static int c_family(void *arg, const char *name, const char *help, enum expfmt_type t) {
     ((struct counts *)arg)->families++;
     return 0;
 }
 
 static int c_sample(void *arg, const char *fam, const char *name, const struct proto_label *l,
-                    size_t n, double v, bool has_ts, int64_t ts)
-{
+                    size_t n, double v, bool has_ts, int64_t ts) {
     ((struct counts *)arg)->samples++;
     return 0;
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
+static uint8_t *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     size_t cap = 65536, n = 0;
     uint8_t *b = malloc(cap);
     size_t r;
@@ -104,38 +101,32 @@ static uint8_t *slurp(const char *path, size_t *len)
     return b;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
+static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Sorted entries of a directory (regular files or directories, no dot files). */
-static size_t list_dir(const char *dir, char ***out)
-{
+static size_t list_dir(const char *dir, char ***out) {
     DIR *d = opendir(dir);
     size_t n = 0, cap = 64;
     char **v = malloc(cap * sizeof *v);
     struct dirent *e;
     while (d && v && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         if (n == cap) {
             char **nv = realloc(v, (cap *= 2) * sizeof *v);
-            if (!nv)
-                break; /* report what we have; the count checks will notice */
+            if (!nv) break; /* report what we have; the count checks will notice */
             v = nv;
         }
         v[n++] = strdup(e->d_name);
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     qsort(v, n, sizeof *v, cmp_str);
     *out = v;
     return n;
 }
 
-static void free_list(char **v, size_t n)
-{
+static void free_list(char **v, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
@@ -145,15 +136,13 @@ struct tally {
     int pass, fail, skip;
 };
 
-static void skip(struct tally *t, const char *what, const char *why)
-{
+static void skip(struct tally *t, const char *what, const char *why) {
     printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
     t->skip++;
 }
 
 /* Parses one file and checks the verdict (and the error phrase for invalid files). */
-static void run_file(struct tally *t, const char *dir, const char *name, bool valid)
-{
+static void run_file(struct tally *t, const char *dir, const char *name, bool valid) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t len;
@@ -176,12 +165,10 @@ static void run_file(struct tally *t, const char *dir, const char *name, bool va
     } else {
         const char *phrase = NULL;
         for (size_t i = 0; i < sizeof want_err / sizeof want_err[0]; i++)
-            if (strcmp(want_err[i].file, name) == 0)
-                phrase = want_err[i].phrase;
+            if (strcmp(want_err[i].file, name) == 0) phrase = want_err[i].phrase;
         good = rc == -EPROTO && (!phrase || strstr(e.msg, phrase));
         TAP_OK(good, "%s: invalid, rejected: %s", name, rc ? e.msg : "(accepted)");
-        if (!good && phrase)
-            printf("#   wanted an error containing \"%s\"\n", phrase);
+        if (!good && phrase) printf("#   wanted an error containing \"%s\"\n", phrase);
     }
     if (good)
         t->pass++;
@@ -189,13 +176,11 @@ static void run_file(struct tally *t, const char *dir, const char *name, bool va
         t->fail++;
 }
 
-static void report(const char *what, const struct tally *t)
-{
+static void report(const char *what, const struct tally *t) {
     printf("# %s: %d passed, %d failed, %d skipped\n", what, t->pass, t->fail, t->skip);
 }
 
-int main(void)
-{
+int main(void) {
     const char *conf = getenv("CONFORMANCE");
     if (!conf) {
         printf("1..0 # SKIP CONFORMANCE not set\n");
@@ -245,8 +230,9 @@ int main(void)
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(v[i]);
         if (l > 7 && strcmp(v[i] + l - 7, ".om.txt") == 0)
-            skip(&t, v[i], "OpenMetrics-only input (exemplars, _created, # EOF semantics); "
-                           "promlet parses text format 0.0.4 only");
+            skip(&t, v[i],
+                 "OpenMetrics-only input (exemplars, _created, # EOF semantics); "
+                 "promlet parses text format 0.0.4 only");
         else
             run_file(&t, dir, v[i], true);
     }
@@ -256,8 +242,8 @@ int main(void)
 
     /* promtool's metrics-test.prom: Prometheus expects 27 series in it */
     {
-        snprintf(dir, sizeof dir, "%s/exposition/corpus/prometheus_textparse/promtool-metrics-test.prom",
-                 conf);
+        snprintf(dir, sizeof dir,
+                 "%s/exposition/corpus/prometheus_textparse/promtool-metrics-test.prom", conf);
         size_t len;
         uint8_t *buf = slurp(dir, &len);
         struct counts c = {0};

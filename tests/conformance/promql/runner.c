@@ -19,8 +19,7 @@ static int npass, nfail, nskip, ncase;
 static char **lines;
 static size_t nlines;
 
-static char *trim(char *s)
-{
+static char *trim(char *s) {
     while (isspace((unsigned char)*s))
         s++;
     size_t l = strlen(s);
@@ -29,8 +28,7 @@ static char *trim(char *s)
     return s;
 }
 
-static void read_file(const char *path)
-{
+static void read_file(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) {
         printf("Bail out! cannot open %s\n", path);
@@ -47,16 +45,14 @@ static void read_file(const char *path)
     fclose(f);
 }
 
-static bool blank(const char *l)
-{
+static bool blank(const char *l) {
     while (isspace((unsigned char)*l))
         l++;
     return !*l || *l == '#';
 }
 
 /* Splits "desc values" at the first blank outside braces/quotes. */
-static char *split_series(char *l)
-{
+static char *split_series(char *l) {
     int depth = 0;
     char q = 0;
     for (char *p = l; *p; p++) {
@@ -92,8 +88,7 @@ struct vals {
     struct re_hist **h;
 };
 
-static int collect(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
-{
+static int collect(void *arg, size_t idx, bool missing, double v, const struct re_hist *h) {
     struct vals *vs = arg;
     (void)idx;
     vs->missing = realloc(vs->missing, (vs->n + 1) * sizeof(bool));
@@ -111,8 +106,7 @@ static int collect(void *arg, size_t idx, bool missing, double v, const struct r
     return 0;
 }
 
-static void vals_free(struct vals *v)
-{
+static void vals_free(struct vals *v) {
     for (size_t i = 0; i < v->n; i++)
         free(v->h[i]);
     free(v->h);
@@ -145,20 +139,17 @@ static struct nh_family *nh_fam;
 static size_t nh_nfam;
 
 static struct nh_point *nh_point_for(const struct re_label *lb, size_t nl, const char *base,
-                                     int64_t t)
-{
+                                     int64_t t) {
     char key[2048] = "";
     strncat(key, base, sizeof(key) - 1);
     for (size_t k = 0; k < nl; k++) {
-        if (!strcmp(lb[k].name, "__name__") || !strcmp(lb[k].name, "le"))
-            continue;
+        if (!strcmp(lb[k].name, "__name__") || !strcmp(lb[k].name, "le")) continue;
         size_t o = strlen(key);
         snprintf(key + o, sizeof(key) - o, "\x01%s\x02%s", lb[k].name, lb[k].value);
     }
     struct nh_family *f = NULL;
     for (size_t i = 0; i < nh_nfam; i++)
-        if (!strcmp(nh_fam[i].key, key))
-            f = &nh_fam[i];
+        if (!strcmp(nh_fam[i].key, key)) f = &nh_fam[i];
     if (!f) {
         nh_fam = realloc(nh_fam, (nh_nfam + 1) * sizeof(*nh_fam));
         f = &nh_fam[nh_nfam++];
@@ -166,16 +157,14 @@ static struct nh_point *nh_point_for(const struct re_label *lb, size_t nl, const
         snprintf(f->key, sizeof(f->key), "%s", key);
         f->lb = calloc(nl + 1, sizeof(*f->lb));
         for (size_t k = 0; k < nl; k++) {
-            if (!strcmp(lb[k].name, "le"))
-                continue;
+            if (!strcmp(lb[k].name, "le")) continue;
             f->lb[f->nl].name = strdup(lb[k].name);
             f->lb[f->nl].value = strdup(!strcmp(lb[k].name, "__name__") ? base : lb[k].value);
             f->nl++;
         }
     }
     for (size_t i = 0; i < f->np; i++)
-        if (f->p[i].t == t)
-            return &f->p[i];
+        if (f->p[i].t == t) return &f->p[i];
     f->p = realloc(f->p, (f->np + 1) * sizeof(*f->p));
     struct nh_point *pt = &f->p[f->np++];
     memset(pt, 0, sizeof(*pt));
@@ -183,17 +172,14 @@ static struct nh_point *nh_point_for(const struct re_label *lb, size_t nl, const
     return pt;
 }
 
-static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *v, int64_t interval)
-{
+static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *v,
+                       int64_t interval) {
     const char *name = NULL, *le = NULL;
     for (size_t k = 0; k < nl; k++) {
-        if (!strcmp(lb[k].name, "__name__"))
-            name = lb[k].value;
-        if (!strcmp(lb[k].name, "le"))
-            le = lb[k].value;
+        if (!strcmp(lb[k].name, "__name__")) name = lb[k].value;
+        if (!strcmp(lb[k].name, "le")) le = lb[k].value;
     }
-    if (!name)
-        return;
+    if (!name) return;
     size_t ln = strlen(name);
     int kind = -1;
     static const char *suf[] = {"_bucket", "_count", "_sum"};
@@ -205,12 +191,10 @@ static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *
             break;
         }
     }
-    if (kind < 0)
-        return;
+    if (kind < 0) return;
     double lev = 0;
     if (kind == 0) {
-        if (!le)
-            return;
+        if (!le) return;
         char *end;
         lev = strtod(le, &end);
         if (!strcasecmp(le, "+Inf") || !strcasecmp(le, "Inf"))
@@ -221,8 +205,7 @@ static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *
     char base[512];
     snprintf(base, sizeof(base), "%.*s", (int)ln, name);
     for (size_t k = 0; k < v->n; k++) {
-        if (v->missing[k] || v->h[k])
-            continue;
+        if (v->missing[k] || v->h[k]) continue;
         struct nh_point *pt = nh_point_for(lb, nl, base, (int64_t)k * interval);
         if (kind == 0) {
             pt->le = realloc(pt->le, (pt->nb + 1) * sizeof(double));
@@ -239,8 +222,7 @@ static void nh_collect(const struct re_label *lb, size_t nl, const struct vals *
     }
 }
 
-static void nh_flush(void)
-{
+static void nh_flush(void) {
     for (size_t i = 0; i < nh_nfam; i++) {
         struct nh_family *f = &nh_fam[i];
         for (size_t j = 0; j < f->np; j++) {
@@ -254,8 +236,7 @@ static void nh_flush(void)
                     pt->le[b - 1] = t1;
                     pt->cnt[b - 1] = t2;
                 }
-            if (!pt->has_count && pt->nb)
-                pt->count = pt->cnt[pt->nb - 1];
+            if (!pt->has_count && pt->nb) pt->count = pt->cnt[pt->nb - 1];
             size_t nb = pt->nb;
             bool inf = nb && isinf(pt->le[nb - 1]);
             size_t total = inf ? nb : nb + 1;
@@ -265,13 +246,18 @@ static void nh_flush(void)
                 double c = b < nb ? pt->cnt[b] : pt->count;
                 bk[b] = c - prev;
                 prev = c;
-                if (b + 1 < total)
-                    cv[b] = pt->le[b];
+                if (b + 1 < total) cv[b] = pt->le[b];
             }
             struct re_span sp = {0, (uint32_t)total};
-            struct re_hist h = {.schema = -53, .count = pt->count, .sum = pt->sum, .pspans = &sp,
-                                .npspans = 1, .pbuckets = bk, .npbuckets = total,
-                                .custom_values = cv, .ncustom = total - 1};
+            struct re_hist h = {.schema = -53,
+                                .count = pt->count,
+                                .sum = pt->sum,
+                                .pspans = &sp,
+                                .npspans = 1,
+                                .pbuckets = bk,
+                                .npbuckets = total,
+                                .custom_values = cv,
+                                .ncustom = total - 1};
             re_memstore_add(store, f->lb, f->nl, pt->t, 0, &h);
             free(cv);
             free(bk);
@@ -286,8 +272,7 @@ static void nh_flush(void)
     nh_nfam = 0;
 }
 
-static int do_load(size_t *li, int64_t interval, bool nhcb)
-{
+static int do_load(size_t *li, int64_t interval, bool nhcb) {
     /* later definitions of the same series in one block replace earlier ones: load in
      * reverse order, skipping series already seen */
     size_t start = *li + 1, end = start;
@@ -322,8 +307,7 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
         }
         bool dup = false;
         for (size_t k = 0; k < nseen; k++)
-            if (!strcmp(seen[k], key))
-                dup = true;
+            if (!strcmp(seen[k], key)) dup = true;
         if (dup) {
             re_labels_free(lb, nl);
             free(l);
@@ -343,12 +327,10 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
             return -1;
         }
         for (size_t k = 0; k < v.n; k++) {
-            if (v.missing[k])
-                continue;
+            if (v.missing[k]) continue;
             re_memstore_add(store, lb, nl, (int64_t)k * interval, v.v[k], v.h[k]);
         }
-        if (nhcb)
-            nh_collect(lb, nl, &v, interval);
+        if (nhcb) nh_collect(lb, nl, &v, interval);
         vals_free(&v);
         re_labels_free(lb, nl);
         free(l);
@@ -356,8 +338,7 @@ static int do_load(size_t *li, int64_t interval, bool nhcb)
     for (size_t k = 0; k < nseen; k++)
         free(seen[k]);
     free(seen);
-    if (nhcb)
-        nh_flush();
+    if (nhcb) nh_flush();
     return 0;
 }
 
@@ -402,47 +383,36 @@ struct evalcase {
 static char failbuf[2048];
 
 static void mismatch(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void mismatch(const char *fmt, ...)
-{
-    if (failbuf[0])
-        return;
+static void mismatch(const char *fmt, ...) {
+    if (failbuf[0]) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(failbuf, sizeof(failbuf), fmt, ap);
     va_end(ap);
 }
 
-static void prefix_fail(const char *pfx)
-{
+static void prefix_fail(const char *pfx) {
     char tmp[sizeof(failbuf)];
     memcpy(tmp, failbuf, sizeof(tmp));
     size_t l = strlen(pfx);
-    if (l >= sizeof(failbuf) - 1)
-        l = sizeof(failbuf) - 2;
+    if (l >= sizeof(failbuf) - 1) l = sizeof(failbuf) - 2;
     memcpy(failbuf, pfx, l);
     snprintf(failbuf + l, sizeof(failbuf) - l, "%.*s", (int)(sizeof(failbuf) - l - 1), tmp);
 }
 
-static bool feq(double a, double b)
-{
-    if (re_is_stale(a) || re_is_stale(b))
-        return re_is_stale(a) && re_is_stale(b);
-    if (isnan(a) && isnan(b))
-        return true;
-    if (a == b)
-        return true;
-    if (a == 0 || b == 0)
-        return fabs(a - b) < 1e-100;
+static bool feq(double a, double b) {
+    if (re_is_stale(a) || re_is_stale(b)) return re_is_stale(a) && re_is_stale(b);
+    if (isnan(a) && isnan(b)) return true;
+    if (a == b) return true;
+    if (a == 0 || b == 0) return fabs(a - b) < 1e-100;
     return fabs(a - b) / (fabs(a) + fabs(b)) < 1e-6;
 }
 
-static bool re_search(const char *re, const char *s)
-{
+static bool re_search(const char *re, const char *s) {
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
-    if (!c)
-        return false;
+    if (!c) return false;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(c, NULL);
     int rc = pcre2_match(c, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL);
     pcre2_match_data_free(md);
@@ -450,8 +420,7 @@ static bool re_search(const char *re, const char *s)
     return rc >= 0;
 }
 
-static char *go_unquote(const char *s)
-{
+static char *go_unquote(const char *s) {
     size_t l = strlen(s);
     char *o = malloc(l + 1);
     size_t n = 0;
@@ -464,9 +433,14 @@ static char *go_unquote(const char *s)
         if (s[i] == '\\' && q != '`' && i + 2 < l) {
             i++;
             switch (s[i]) {
-            case 'n': o[n++] = '\n'; break;
-            case 't': o[n++] = '\t'; break;
-            default: o[n++] = s[i];
+            case 'n':
+                o[n++] = '\n';
+                break;
+            case 't':
+                o[n++] = '\t';
+                break;
+            default:
+                o[n++] = s[i];
             }
             continue;
         }
@@ -476,27 +450,21 @@ static char *go_unquote(const char *s)
     return o;
 }
 
-static bool labels_eq(const struct re_label *a, size_t na, const struct re_label *b, size_t nb)
-{
-    if (na != nb)
-        return false;
+static bool labels_eq(const struct re_label *a, size_t na, const struct re_label *b, size_t nb) {
+    if (na != nb) return false;
     for (size_t i = 0; i < na; i++)
-        if (strcmp(a[i].name, b[i].name) || strcmp(a[i].value, b[i].value))
-            return false;
+        if (strcmp(a[i].name, b[i].name) || strcmp(a[i].value, b[i].value)) return false;
     return true;
 }
 
-static void lstr(const struct re_label *l, size_t n, char *buf, size_t len)
-{
+static void lstr(const struct re_label *l, size_t n, char *buf, size_t len) {
     size_t o = (size_t)snprintf(buf, len, "{");
     for (size_t i = 0; i < n && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%s=\"%s\"", i ? "," : "", l[i].name, l[i].value);
-    if (o < len)
-        snprintf(buf + o, len - o, "}");
+    if (o < len) snprintf(buf + o, len - o, "}");
 }
 
-static void hist_str(const struct re_hist *h, char *buf, size_t len)
-{
+static void hist_str(const struct re_hist *h, char *buf, size_t len) {
     if (!h) {
         snprintf(buf, len, "(float)");
         return;
@@ -510,17 +478,14 @@ static void hist_str(const struct re_hist *h, char *buf, size_t len)
         o += (size_t)snprintf(buf + o, len - o, " n%d=%g", p->nb[i].i, p->nb[i].c);
     for (size_t i = 0; i < p->ncv && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, " cv=%g", p->cv[i]);
-    if (o < len)
-        snprintf(buf + o, len - o, "}}");
+    if (o < len) snprintf(buf + o, len - o, "}}");
     pq_hist_free(p);
 }
 
-static bool point_eq(const struct promql_point *p, double ev, const struct re_hist *eh, bool cmp_hint)
-{
-    if ((p->h != NULL) != (eh != NULL))
-        return false;
-    if (!eh)
-        return feq(p->v, ev);
+static bool point_eq(const struct promql_point *p, double ev, const struct re_hist *eh,
+                     bool cmp_hint) {
+    if ((p->h != NULL) != (eh != NULL)) return false;
+    if (!eh) return feq(p->v, ev);
     struct pq_hist *a = pq_hist_from_re(p->h), *b = pq_hist_from_re(eh);
     bool ok = pq_hist_equal(a, b, 1e-6, cmp_hint);
     pq_hist_free(a);
@@ -529,22 +494,19 @@ static bool point_eq(const struct promql_point *p, double ev, const struct re_hi
 }
 
 /* Compares an instant-style vector result (series with one point each, or the point at t). */
-static bool compare_vector(struct evalcase *c, struct promql_result *r, int64_t t, bool check_order)
-{
+static bool compare_vector(struct evalcase *c, struct promql_result *r, int64_t t,
+                           bool check_order) {
     size_t got = 0;
     for (size_t i = 0; i < r->nseries; i++) {
         struct promql_series *s = &r->series[i];
         const struct promql_point *p = NULL;
         for (size_t k = 0; k < s->npoints; k++)
-            if (s->points[k].t == t || r->type == PROMQL_VECTOR)
-                p = &s->points[k];
-        if (!p)
-            continue;
+            if (s->points[k].t == t || r->type == PROMQL_VECTOR) p = &s->points[k];
+        if (!p) continue;
         bool found = false;
         for (size_t j = 0; j < c->nes; j++) {
             struct expser *e = &c->es[j];
-            if (!labels_eq(s->labels, s->nlabels, e->lb, e->nl))
-                continue;
+            if (!labels_eq(s->labels, s->nlabels, e->lb, e->nl)) continue;
             found = true;
             if (check_order && c->ordered && j != got) {
                 mismatch("expected series at position %zu, got position %zu", j, got);
@@ -562,8 +524,7 @@ static bool compare_vector(struct evalcase *c, struct promql_result *r, int64_t 
                     hist_str(p->h, g, sizeof(g));
                     hist_str(e->v.h[0], w, sizeof(w));
                     mismatch("value mismatch for %s: got %s want %s", b, g, w);
-                }
-                else
+                } else
                     mismatch("value mismatch for %s: got %.17g want %.17g", b, p->v, e->v.v[0]);
                 return false;
             }
@@ -583,27 +544,23 @@ static bool compare_vector(struct evalcase *c, struct promql_result *r, int64_t 
     return true;
 }
 
-static bool sorted_ok(struct promql_result *r)
-{
+static bool sorted_ok(struct promql_result *r) {
     for (size_t i = 1; i < r->nseries; i++) {
         struct promql_series *a = &r->series[i - 1], *b = &r->series[i];
         size_t n = a->nlabels < b->nlabels ? a->nlabels : b->nlabels;
         int cmp = 0;
         for (size_t k = 0; k < n && !cmp; k++) {
             cmp = strcmp(a->labels[k].name, b->labels[k].name);
-            if (!cmp)
-                cmp = strcmp(a->labels[k].value, b->labels[k].value);
+            if (!cmp) cmp = strcmp(a->labels[k].value, b->labels[k].value);
         }
-        if (!cmp)
-            cmp = a->nlabels < b->nlabels ? -1 : 1;
-        if (cmp > 0)
-            return false;
+        if (!cmp) cmp = a->nlabels < b->nlabels ? -1 : 1;
+        if (cmp > 0) return false;
     }
     return true;
 }
 
-static bool compare_matrix(struct evalcase *c, struct promql_result *r, int64_t start, int64_t step)
-{
+static bool compare_matrix(struct evalcase *c, struct promql_result *r, int64_t start,
+                           int64_t step) {
     if (!sorted_ok(r)) {
         mismatch("matrix not sorted");
         return false;
@@ -613,8 +570,7 @@ static bool compare_matrix(struct evalcase *c, struct promql_result *r, int64_t 
         struct promql_series *s = &r->series[i];
         struct expser *e = NULL;
         for (size_t j = 0; j < c->nes; j++)
-            if (labels_eq(s->labels, s->nlabels, c->es[j].lb, c->es[j].nl))
-                e = &c->es[j];
+            if (labels_eq(s->labels, s->nlabels, c->es[j].lb, c->es[j].nl)) e = &c->es[j];
         char b[512];
         lstr(s->labels, s->nlabels, b, sizeof(b));
         if (!e) {
@@ -655,16 +611,14 @@ static bool compare_matrix(struct evalcase *c, struct promql_result *r, int64_t 
     return true;
 }
 
-static bool check_annotations(struct evalcase *c, struct promql_result *r)
-{
+static bool check_annotations(struct evalcase *c, struct promql_result *r) {
     for (int k = 0; k < 2; k++) {
         const char *pfx = k == A_WARN ? "PromQL warning" : "PromQL info";
         bool want_any = k == A_WARN ? c->has_warn : c->has_info;
         bool want_none = k == A_WARN ? c->no_warn : c->no_info;
         size_t n = 0;
         for (size_t i = 0; i < r->nwarnings; i++) {
-            if (strncmp(r->warnings[i], pfx, strlen(pfx)))
-                continue;
+            if (strncmp(r->warnings[i], pfx, strlen(pfx))) continue;
             n++;
             if (want_none) {
                 mismatch("unexpected annotation: %s", r->warnings[i]);
@@ -673,8 +627,7 @@ static bool check_annotations(struct evalcase *c, struct promql_result *r)
             if (want_any) {
                 bool matched = false;
                 for (int j = 0; j < c->nann; j++) {
-                    if ((int)c->ann[j].k != k)
-                        continue;
+                    if ((int)c->ann[j].k != k) continue;
                     if (c->ann[j].mode == 0 ||
                         (c->ann[j].mode == 1 && !strcmp(c->ann[j].text, r->warnings[i])) ||
                         (c->ann[j].mode == 2 && re_search(c->ann[j].text, r->warnings[i])))
@@ -692,8 +645,7 @@ static bool check_annotations(struct evalcase *c, struct promql_result *r)
         }
         if (want_any) {
             for (int j = 0; j < c->nann; j++) {
-                if ((int)c->ann[j].k != k || c->ann[j].mode == 0)
-                    continue;
+                if ((int)c->ann[j].k != k || c->ann[j].mode == 0) continue;
                 bool any = false;
                 for (size_t i = 0; i < r->nwarnings; i++)
                     if ((c->ann[j].mode == 1 && !strcmp(c->ann[j].text, r->warnings[i])) ||
@@ -709,8 +661,7 @@ static bool check_annotations(struct evalcase *c, struct promql_result *r)
     return true;
 }
 
-static bool check_fail(struct evalcase *c, int rc, struct perr *err, struct promql_result *r)
-{
+static bool check_fail(struct evalcase *c, int rc, struct perr *err, struct promql_result *r) {
     if (c->fail) {
         if (rc == 0) {
             mismatch("expected failure, got success");
@@ -738,8 +689,7 @@ static bool check_fail(struct evalcase *c, int rc, struct perr *err, struct prom
     return true;
 }
 
-static bool compare_instant(struct evalcase *c, struct promql_result *r, int64_t t)
-{
+static bool compare_instant(struct evalcase *c, struct promql_result *r, int64_t t) {
     if (c->is_string) {
         if (r->type != PROMQL_STRING || strcmp(r->str, c->str)) {
             mismatch("string mismatch");
@@ -776,31 +726,26 @@ static bool compare_instant(struct evalcase *c, struct promql_result *r, int64_t
     return compare_vector(c, r, t, true);
 }
 
-static bool uses_nonstep_invariant(const struct promql_expr *e)
-{
-    if (!e)
-        return false;
+static bool uses_nonstep_invariant(const struct promql_expr *e) {
+    if (!e) return false;
     if (e->kind == PQ_CALL) {
-        static const char *fns[] = {"time", "timestamp", "start", "end", "step", "range", "predict_linear", "day_of_month",
-                                    "day_of_week", "day_of_year", "days_in_month", "hour",
-                                    "minute", "month", "year"};
+        static const char *fns[] = {
+            "time",          "timestamp",      "start",        "end",         "step",
+            "range",         "predict_linear", "day_of_month", "day_of_week", "day_of_year",
+            "days_in_month", "hour",           "minute",       "month",       "year"};
         for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
-            if (!strcmp(e->fn->name, fns[i]))
-                return true;
+            if (!strcmp(e->fn->name, fns[i])) return true;
     }
     if (uses_nonstep_invariant(e->a) || uses_nonstep_invariant(e->b) ||
         uses_nonstep_invariant(e->param))
         return true;
     for (size_t i = 0; i < e->nargs; i++)
-        if (uses_nonstep_invariant(e->args[i]))
-            return true;
+        if (uses_nonstep_invariant(e->args[i])) return true;
     return false;
 }
 
-static void set_at(struct promql_expr *e, int64_t t)
-{
-    if (!e)
-        return;
+static void set_at(struct promql_expr *e, int64_t t) {
+    if (!e) return;
     switch (e->kind) {
     case PQ_VSEL:
         if (!e->at_kind) {
@@ -831,8 +776,7 @@ static struct re_source source;
 static struct promql_opts opts;
 
 /* Runs one instant query variant and all checks. */
-static bool run_instant_variant(struct evalcase *c, const struct promql_expr *e, int64_t t)
-{
+static bool run_instant_variant(struct evalcase *c, const struct promql_expr *e, int64_t t) {
     struct promql_result *r = NULL;
     struct perr err = {0};
     int rc = promql_eval_instant(e, &source, t, &opts, &r, &err);
@@ -844,8 +788,7 @@ static bool run_instant_variant(struct evalcase *c, const struct promql_expr *e,
     ok = check_annotations(c, r) && compare_instant(c, r, t);
     enum promql_vtype rtype = r->type;
     promql_result_free(r);
-    if (!ok)
-        return false;
+    if (!ok) return false;
     if (c->rv || c->is_string || strstr(c->expr, "start()") || strstr(c->expr, "end()") ||
         strstr(c->expr, "range()") || strstr(c->expr, "step()"))
         return true;
@@ -867,22 +810,18 @@ static bool run_instant_variant(struct evalcase *c, const struct promql_expr *e,
         double v = NAN;
         for (size_t i = 0; i < r->nseries; i++)
             for (size_t k = 0; k < r->series[i].npoints; k++)
-                if (r->series[i].points[k].t == t)
-                    v = r->series[i].points[k].v;
+                if (r->series[i].points[k].t == t) v = r->series[i].points[k].v;
         ok = feq(v, c->scalar);
-        if (!ok)
-            mismatch("range mode scalar: got %.17g want %.17g", v, c->scalar);
+        if (!ok) mismatch("range mode scalar: got %.17g want %.17g", v, c->scalar);
     } else {
         ok = compare_vector(c, r, t, false);
-        if (!ok)
-            prefix_fail("range mode: ");
+        if (!ok) prefix_fail("range mode: ");
     }
     promql_result_free(r);
     return ok;
 }
 
-static bool run_case(struct evalcase *c)
-{
+static bool run_case(struct evalcase *c) {
     struct perr err;
     struct promql_expr *e = promql_parse(c->expr, &err);
     if (!e) {
@@ -894,8 +833,7 @@ static bool run_case(struct evalcase *c)
         struct promql_result *r = NULL;
         int rc = promql_eval_range(e, &source, c->start, c->end, c->step, &opts, &r, &err);
         ok = check_fail(c, rc, &err, r);
-        if (ok && !c->fail)
-            ok = check_annotations(c, r) && compare_matrix(c, r, c->start, c->step);
+        if (ok && !c->fail) ok = check_annotations(c, r) && compare_matrix(c, r, c->start, c->step);
         promql_result_free(r);
         promql_free(e);
         return ok;
@@ -930,9 +868,10 @@ static bool run_case(struct evalcase *c)
 
 /* ---- skip detection ------------------------------------------------------------------------ */
 
-static const char *skip_reason(const char *expr, const char *body)
-{
-    static const struct { const char *pat, *why; } pats[] = {
+static const char *skip_reason(const char *expr, const char *body) {
+    static const struct {
+        const char *pat, *why;
+    } pats[] = {
         {"info(", "info()"},
         {"fill(", "fill modifiers"},
         {"fill_left", "fill modifiers"},
@@ -950,13 +889,11 @@ static const char *skip_reason(const char *expr, const char *body)
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
         if (strcasestr(expr, pats[i].pat) || (body && strstr(body, pats[i].pat)))
             return pats[i].why;
-    if (loaded_type_unit)
-        return "type-and-unit labels";
+    if (loaded_type_unit) return "type-and-unit labels";
     /* duration expressions: arithmetic inside [..] or after offset/@ with parentheses */
     for (const char *p = strchr(expr, '['); p; p = strchr(p + 1, '[')) {
         const char *q = strchr(p, ']');
-        if (!q)
-            break;
+        if (!q) break;
         for (const char *x = p; x < q; x++)
             if (*x == '+' || *x == '*' || *x == '(' || *x == '-' || *x == '/' || *x == '%' ||
                 *x == '^')
@@ -967,10 +904,8 @@ static const char *skip_reason(const char *expr, const char *body)
         const char *x = o + 6;
         while (*x == ' ')
             x++;
-        if (*x == '-' || *x == '+')
-            x++;
-        if (*x == '(' || isalpha((unsigned char)*x))
-            return "duration expressions";
+        if (*x == '-' || *x == '+') x++;
+        if (*x == '(' || isalpha((unsigned char)*x)) return "duration expressions";
         o = strstr(o + 1, "offset");
     }
     const char *a = strchr(expr, '@');
@@ -978,8 +913,8 @@ static const char *skip_reason(const char *expr, const char *body)
         const char *x = a + 1;
         while (*x == ' ')
             x++;
-        if (*x == '(' || (isalpha((unsigned char)*x) && strncmp(x, "start()", 7) &&
-                          strncmp(x, "end()", 5)))
+        if (*x == '(' ||
+            (isalpha((unsigned char)*x) && strncmp(x, "start()", 7) && strncmp(x, "end()", 5)))
             return "duration expressions";
         a = strchr(a + 1, '@');
     }
@@ -988,8 +923,7 @@ static const char *skip_reason(const char *expr, const char *body)
 
 /* ---- main loop --------------------------------------------------------------------------- */
 
-static int64_t dur(const char *s, bool *ok)
-{
+static int64_t dur(const char *s, bool *ok) {
     int64_t ms;
     *ok = promql_parse_duration(s, &ms) == 0;
     return ms;
@@ -1001,43 +935,35 @@ static char known_file[4096];
 static char *known_text;
 static int ntodo;
 
-static const char *known_reason(size_t line)
-{
-    if (!known_text)
-        return NULL;
+static const char *known_reason(size_t line) {
+    if (!known_text) return NULL;
     char key[4200];
     snprintf(key, sizeof(key), "%s:%zu ", known_file, line);
     const char *p = known_text;
     size_t kl = strlen(key);
     while (p && *p) {
-        if (!strncmp(p, key, kl))
-            return p + kl;
+        if (!strncmp(p, key, kl)) return p + kl;
         p = strchr(p, '\n');
-        if (p)
-            p++;
+        if (p) p++;
     }
     return NULL;
 }
 
-static void load_known(const char *base)
-{
+static void load_known(const char *base) {
     snprintf(known_file, sizeof(known_file), "%s", base);
     const char *root = getenv("SOURCE_ROOT");
-    if (!root)
-        return;
+    if (!root) return;
     char path[4096];
     snprintf(path, sizeof(path), "%s/tests/conformance/promql/known_failures.txt", root);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return;
+    if (!f) return;
     known_text = calloc(1, 1 << 20);
     size_t n = fread(known_text, 1, (1 << 20) - 1, f);
     known_text[n] = 0;
     fclose(f);
 }
 
-static void report(struct evalcase *c, const char *skip, bool ok)
-{
+static void report(struct evalcase *c, const char *skip, bool ok) {
     ncase++;
     if (skip) {
         nskip++;
@@ -1061,8 +987,7 @@ static void report(struct evalcase *c, const char *skip, bool ok)
     }
 }
 
-static void free_case(struct evalcase *c)
-{
+static void free_case(struct evalcase *c) {
     for (size_t i = 0; i < c->nes; i++) {
         re_labels_free(c->es[i].lb, c->es[i].nl);
         vals_free(&c->es[i].v);
@@ -1074,26 +999,20 @@ static void free_case(struct evalcase *c)
     free(c->str);
 }
 
-static bool parse_eval(size_t *li, struct evalcase *c, const char **file_err)
-{
+static bool parse_eval(size_t *li, struct evalcase *c, const char **file_err) {
     char *l = strdup(trim(lines[*li]));
     c->line = *li + 1;
     char *cmd = strtok(l, " \t");
     char *rest = cmd + strlen(cmd) + 1;
-    if (!strcasecmp(cmd, "eval_fail"))
-        c->fail = true;
-    if (!strcasecmp(cmd, "eval_warn"))
-        c->has_warn = true;
-    if (!strcasecmp(cmd, "eval_info"))
-        c->has_info = true;
-    if (!strcasecmp(cmd, "eval_ordered"))
-        c->ordered = true;
+    if (!strcasecmp(cmd, "eval_fail")) c->fail = true;
+    if (!strcasecmp(cmd, "eval_warn")) c->has_warn = true;
+    if (!strcasecmp(cmd, "eval_info")) c->has_info = true;
+    if (!strcasecmp(cmd, "eval_ordered")) c->ordered = true;
     rest = trim(rest);
     bool ok;
     if (!strncmp(rest, "instant", 7)) {
         rest = trim(rest + 7);
-        if (!strncmp(rest, "at ", 3))
-            rest = trim(rest + 3);
+        if (!strncmp(rest, "at ", 3)) rest = trim(rest + 3);
         char *sp = rest;
         while (*sp && !isspace((unsigned char)*sp))
             sp++;
@@ -1209,8 +1128,7 @@ static bool parse_eval(size_t *li, struct evalcase *c, const char **file_err)
             !strcasecmp(b, "Inf")) {
             scalar = true;
         }
-        if (scalar && (b[0] == '{' || b[0] == '_'))
-            scalar = false;
+        if (scalar && (b[0] == '{' || b[0] == '_')) scalar = false;
         if (scalar) {
             c->is_scalar = true;
             c->scalar = v;
@@ -1246,8 +1164,7 @@ static bool parse_eval(size_t *li, struct evalcase *c, const char **file_err)
     return true;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FILE.test\n", argv[0]);
         return 2;
@@ -1312,8 +1229,7 @@ int main(int argc, char **argv)
             for (size_t k = start + 1; k < i && k < nlines; k++)
                 strncat(body, lines[k], sizeof(body) - strlen(body) - 1);
             const char *skip = skip_reason(c->expr, body);
-            if (!skip && file_has_st)
-                skip = "start timestamps";
+            if (!skip && file_has_st) skip = "start timestamps";
             failbuf[0] = 0;
             bool ok = skip ? true : run_case(c);
             report(c, skip, ok);

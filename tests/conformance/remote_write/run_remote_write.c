@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Conformance runner: rw_decode over $CONFORMANCE/remote_write/examples with the README's statuses. */
+/* Conformance runner: rw_decode over $CONFORMANCE/remote_write/examples with the README's statuses.
+ */
 #include "proto.h"
 
 #include "tap.h"
@@ -9,14 +10,17 @@
 #include <stdint.h>
 
 /* The HTTP status the daemon answers for a decoder result (see proto.h, rw_decode). */
-static int status_of(int code)
-{
+static int status_of(int code) {
     switch (code) {
-    case 0: return 204;
+    case 0:
+        return 204;
     case -EPROTO:
-    case -E2BIG: return 400;
-    case -ENOMEM: return 503;
-    default: return 500;
+    case -E2BIG:
+        return 400;
+    case -ENOMEM:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -27,8 +31,7 @@ struct seen {
     int64_t ts[8];
 };
 
-static int s_series(void *arg, const struct proto_label *l, size_t n)
-{
+static int s_series(void *arg, const struct proto_label *l, size_t n) {
     struct seen *s = arg;
     if (s->series < 4) {
         char *o = s->labels[s->series];
@@ -43,8 +46,7 @@ static int s_series(void *arg, const struct proto_label *l, size_t n)
     return 0;
 }
 
-static int s_sample(void *arg, int64_t ts, double v)
-{
+static int s_sample(void *arg, int64_t ts, double v) {
     struct seen *s = arg;
     if (s->samples < 8) {
         memcpy(&s->bits[s->samples], &v, 8);
@@ -82,11 +84,9 @@ static const struct row rows[] = {
     {"bad_protobuf", 400, "400", 0, 0},
 };
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
+static uint8_t *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     size_t cap = 65536, n = 0, r;
     uint8_t *b = malloc(cap);
     while (b && (r = fread(b + n, 1, cap - n, f)) > 0)
@@ -97,8 +97,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 }
 
 static struct rw_request *decode_file(const char *dir, const char *name,
-                                      const struct rw_limits *lim, int *code, struct perr *e)
-{
+                                      const struct rw_limits *lim, int *code, struct perr *e) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.snappy", dir, name);
     size_t len;
@@ -113,43 +112,37 @@ static struct rw_request *decode_file(const char *dir, const char *name,
     return r;
 }
 
-static uint64_t bits_of(double d)
-{
+static uint64_t bits_of(double d) {
     uint64_t b;
     memcpy(&b, &d, 8);
     return b;
 }
 
 /* Content checks for the accepted examples. Returns true when all hold. */
-static bool check_content(const char *name, const struct seen *s)
-{
+static bool check_content(const char *name, const struct seen *s) {
     if (!strcmp(name, "rw1_single_sample"))
         return !strcmp(s->labels[0], "__name__=up,instance=localhost:9100,job=node,") &&
                s->ts[0] == T0 && s->bits[0] == bits_of(1.0);
     if (!strcmp(name, "rw1_stale_marker"))
         return s->bits[0] == bits_of(1.0) && s->ts[1] == T0 + 15000 &&
                s->bits[1] == PROTO_STALE_NAN_BITS && proto_is_stale_nan(0) == false;
-    if (!strcmp(name, "rw1_plain_nan"))
-        return s->bits[0] == UINT64_C(0x7ff8000000000001);
+    if (!strcmp(name, "rw1_plain_nan")) return s->bits[0] == UINT64_C(0x7ff8000000000001);
     if (!strcmp(name, "rw1_special_values")) {
         /* series order as sent: pinf, ninf, negzero, tiny */
-        static const uint64_t want[] = {UINT64_C(0x7ff0000000000000),
-                                        UINT64_C(0xfff0000000000000),
+        static const uint64_t want[] = {UINT64_C(0x7ff0000000000000), UINT64_C(0xfff0000000000000),
                                         UINT64_C(0x8000000000000000), UINT64_C(1)};
         for (int i = 0; i < 4; i++) {
             char lv[32];
             static const char *const v[] = {"pinf", "ninf", "negzero", "tiny"};
             snprintf(lv, sizeof lv, "v=%s,", v[i]);
-            if (s->bits[i] != want[i] || !strstr(s->labels[i], lv))
-                return false;
+            if (s->bits[i] != want[i] || !strstr(s->labels[i], lv)) return false;
         }
         return true;
     }
     if (!strcmp(name, "rw1_multi_series_multi_samples"))
         return strstr(s->labels[0], "__name__=alert_generator_test_suite,") &&
-               strstr(s->labels[1], "__name__=http_requests_total,") &&
-               s->bits[2] == bits_of(11) && s->ts[2] == T0 + 30000 &&
-               s->bits[4] == bits_of(1030.5);
+               strstr(s->labels[1], "__name__=http_requests_total,") && s->bits[2] == bits_of(11) &&
+               s->ts[2] == T0 + 30000 && s->bits[4] == bits_of(1030.5);
     if (!strcmp(name, "rw1_label_escaping"))
         return strstr(s->labels[0], "path=C:\\DIR\\FILE.TXT,") &&
                strstr(s->labels[0], "quote=say \"hi\"\nnext line,") &&
@@ -157,8 +150,7 @@ static bool check_content(const char *name, const struct seen *s)
     return true;
 }
 
-int main(void)
-{
+int main(void) {
     const char *conf = getenv("CONFORMANCE");
     if (!conf) {
         printf("1..0 # SKIP CONFORMANCE not set\n");
@@ -215,8 +207,7 @@ int main(void)
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
-        if (l < 8 || strcmp(de->d_name + l - 7, ".snappy") != 0)
-            continue;
+        if (l < 8 || strcmp(de->d_name + l - 7, ".snappy") != 0) continue;
         bool known = false;
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
             if (strlen(rows[i].name) == l - 7 && !strncmp(rows[i].name, de->d_name, l - 7))
@@ -227,8 +218,7 @@ int main(void)
             skipped++;
         }
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
 
     printf("# remote_write/examples: %d passed, %d failed, %d skipped\n", pass, fail, skipped);
     return tap_done();

@@ -8,13 +8,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    if (size > 4096)
-        return 0;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size > 4096) return 0;
     char *src = malloc(size + 1);
-    if (!src)
-        return 0;
+    if (!src) return 0;
     memcpy(src, data, size);
     src[size] = 0;
     struct perr err;
@@ -25,11 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (s) {
             /* The canonical text must parse again and print identically. */
             struct promql_expr *e2 = promql_parse(s, &err);
-            if (!e2)
-                abort();
+            if (!e2) abort();
             char *s2 = promql_expr_string(e2);
-            if (!s2 || strcmp(s, s2) != 0)
-                abort();
+            if (!s2 || strcmp(s, s2) != 0) abort();
             free(s2);
             promql_free(e2);
             free(s);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* replay: runs a fuzz target's entry function over files and directories (no libFuzzer needed), in TAP. */
+/* replay: runs a fuzz target's entry function over files and directories (no libFuzzer needed), in
+ * TAP. */
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,8 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int n_run;
 
-static void run_file(const char *path)
-{
+static void run_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         printf("not ok %d - cannot open %s\n", ++n_run, path);
@@ -25,8 +25,7 @@ static void run_file(const char *path)
         n += r;
         if (n == cap) {
             uint8_t *nb = realloc(b, cap *= 2);
-            if (!nb)
-                free(b);
+            if (!nb) free(b);
             b = nb;
         }
     }
@@ -44,13 +43,11 @@ static void run_file(const char *path)
     printf("ok %d - %s (%zu bytes)\n", ++n_run, path, n);
 }
 
-static int cmp(const void *a, const void *b)
-{
+static int cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void run_path(const char *path)
-{
+static void run_path(const char *path) {
     struct stat st;
     if (stat(path, &st) < 0) {
         printf("not ok %d - cannot stat %s\n", ++n_run, path);
@@ -61,17 +58,14 @@ static void run_path(const char *path)
         return;
     }
     DIR *d = opendir(path);
-    if (!d)
-        return;
+    if (!d) return;
     char **names = NULL;
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char **nn = realloc(names, (n + 1) * sizeof *names);
-        if (!nn)
-            break;
+        if (!nn) break;
         names = nn;
         names[n++] = strdup(e->d_name);
     }
@@ -86,8 +80,7 @@ static void run_path(const char *path)
     free(names);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         run_path(argv[i]);
     printf("1..%d\n", n_run);

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* expfmt_verdict: prints "path<TAB>rc<TAB>error" for each file, for differential runs against expfmt. */
+/* expfmt_verdict: prints "path<TAB>rc<TAB>error" for each file, for differential runs against
+ * expfmt. */
 #include "proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static unsigned char buf[1 << 20];
     for (int i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");

@@ -17,18 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-static int f_family(void *arg, const char *name, const char *help, enum expfmt_type t)
-{
+static int f_family(void *arg, const char *name, const char *help, enum expfmt_type t) {
     REQUIRE(name && name[0]);
     REQUIRE(t >= EXPFMT_UNTYPED && t <= EXPFMT_HISTOGRAM);
-    if (help)
-        (void)strlen(help);
+    if (help) (void)strlen(help);
     return 0;
 }
 
 static int f_sample(void *arg, const char *fam, const char *name, const struct proto_label *l,
-                    size_t n, double v, bool has_ts, int64_t ts)
-{
+                    size_t n, double v, bool has_ts, int64_t ts) {
     size_t *count = arg;
     REQUIRE(fam && fam[0] && name && name[0]);
     /* the family is the name or the name minus a _sum/_count/_bucket suffix */
@@ -43,8 +40,7 @@ static int f_sample(void *arg, const char *fam, const char *name, const struct p
     return (*count == 1000) ? 5 : 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t count = 0;
     struct expfmt_sink sink = {&count, f_family, f_sample};
     struct perr e;

@@ -24,8 +24,7 @@ struct st {
     bool in_series;
 };
 
-static int f_series(void *arg, const struct proto_label *l, size_t n)
-{
+static int f_series(void *arg, const struct proto_label *l, size_t n) {
     struct st *s = arg;
     s->series++;
     s->in_series = true;
@@ -39,23 +38,20 @@ static int f_series(void *arg, const struct proto_label *l, size_t n)
             int c = memcmp(l[i - 1].name, l[i].name, m);
             REQUIRE(c < 0 || (c == 0 && l[i - 1].name_len < l[i].name_len));
         }
-        if (l[i].name_len == 8 && !memcmp(l[i].name, "__name__", 8))
-            has_name = true;
+        if (l[i].name_len == 8 && !memcmp(l[i].name, "__name__", 8)) has_name = true;
     }
     REQUIRE(has_name);
     return 0;
 }
 
-static int f_sample(void *arg, int64_t ts, double v)
-{
+static int f_sample(void *arg, int64_t ts, double v) {
     struct st *s = arg;
     REQUIRE(s->in_series);
     s->samples++;
     return 0;
 }
 
-static int f_hist(void *arg, int64_t ts, const struct proto_hist *h)
-{
+static int f_hist(void *arg, int64_t ts, const struct proto_hist *h) {
     struct st *s = arg;
     REQUIRE(s->in_series);
     s->hists++;
@@ -90,8 +86,7 @@ static int f_hist(void *arg, int64_t ts, const struct proto_hist *h)
 }
 
 static int f_meta(void *arg, const char *fam, enum rw_metric_type t, const char *help,
-                  const char *unit)
-{
+                  const char *unit) {
     struct st *s = arg;
     s->meta++;
     REQUIRE(t >= RW_TYPE_UNKNOWN && t <= RW_TYPE_STATESET);
@@ -99,8 +94,7 @@ static int f_meta(void *arg, const char *fam, enum rw_metric_type t, const char 
     return 0;
 }
 
-static void check(const uint8_t *body, size_t len, const struct rw_limits *lim)
-{
+static void check(const uint8_t *body, size_t len, const struct rw_limits *lim) {
     int code = 1;
     struct perr e;
     struct rw_request *r = rw_decode(body, len, lim, &code, &e);
@@ -126,22 +120,17 @@ static void check(const uint8_t *body, size_t len, const struct rw_limits *lim)
  * rest is a raw protobuf WriteRequest that we compress first, so that the fuzzer can reach
  * the protobuf and validation code without having to learn snappy. Bit 1 turns on
  * sort_labels and utf8_names. */
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    if (size < 1)
-        return 0;
-    struct rw_limits lim = {.max_decoded_bytes = 1 << 20, .max_series = 1000,
-                            .max_samples = 10000};
-    if (data[0] & 2)
-        lim.sort_labels = lim.utf8_names = true;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    struct rw_limits lim = {.max_decoded_bytes = 1 << 20, .max_series = 1000, .max_samples = 10000};
+    if (data[0] & 2) lim.sort_labels = lim.utf8_names = true;
     if (!(data[0] & 1)) {
         check(data + 1, size - 1, &lim);
         return 0;
     }
     size_t cap = snappy_max_compressed_length(size - 1), len = cap;
     char *body = malloc(cap ? cap : 1);
-    if (!body)
-        return 0;
+    if (!body) return 0;
     if (snappy_compress((const char *)data + 1, size - 1, body, &len) == SNAPPY_OK)
         check((const uint8_t *)body, len, &lim);
     free(body);

@@ -15,8 +15,7 @@ struct rec {
     int fdreads;
 };
 
-static int64_t t_a(struct loop *l, int64_t id, void *arg)
-{
+static int64_t t_a(struct loop *l, int64_t id, void *arg) {
     (void)l;
     (void)id;
     struct rec *r = arg;
@@ -24,8 +23,7 @@ static int64_t t_a(struct loop *l, int64_t id, void *arg)
     return LOOP_NOMORE;
 }
 
-static int64_t t_b(struct loop *l, int64_t id, void *arg)
-{
+static int64_t t_b(struct loop *l, int64_t id, void *arg) {
     (void)l;
     (void)id;
     struct rec *r = arg;
@@ -33,8 +31,7 @@ static int64_t t_b(struct loop *l, int64_t id, void *arg)
     return LOOP_NOMORE;
 }
 
-static int64_t t_rep(struct loop *l, int64_t id, void *arg)
-{
+static int64_t t_rep(struct loop *l, int64_t id, void *arg) {
     (void)id;
     struct rec *r = arg;
     if (++r->repeats == 3) {
@@ -44,31 +41,26 @@ static int64_t t_rep(struct loop *l, int64_t id, void *arg)
     return 1;
 }
 
-static void on_wake(struct loop *l, void *arg)
-{
+static void on_wake(struct loop *l, void *arg) {
     struct rec *r = arg;
     (void)l;
     r->woke++;
 }
 
-static void on_fd(struct loop *l, int fd, unsigned mask, void *arg)
-{
+static void on_fd(struct loop *l, int fd, unsigned mask, void *arg) {
     struct rec *r = arg;
     char buf[8];
-    if (mask & LOOP_READ && read(fd, buf, sizeof(buf)) > 0)
-        r->fdreads++;
+    if (mask & LOOP_READ && read(fd, buf, sizeof(buf)) > 0) r->fdreads++;
     loop_del_fd(l, fd);
 }
 
-static void *waker(void *arg)
-{
+static void *waker(void *arg) {
     usleep(20000);
     loop_wake(arg);
     return NULL;
 }
 
-int main(void)
-{
+int main(void) {
     struct rec r = {0};
     struct loop *l = loop_new(on_wake, &r);
     CHECK(l != NULL);

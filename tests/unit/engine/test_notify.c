@@ -26,15 +26,13 @@ struct server {
     volatile bool stop;
 };
 
-static int read_request(int c, char *body, size_t cap)
-{
+static int read_request(int c, char *body, size_t cap) {
     char buf[8192];
     size_t have = 0;
     char *end = NULL;
     while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
         ssize_t r = read(c, buf + have, sizeof(buf) - have - 1);
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         have += (size_t)r;
     }
     buf[have] = 0;
@@ -43,8 +41,7 @@ static int read_request(int c, char *body, size_t cap)
     size_t hdr = (size_t)(end + 4 - buf);
     while (have < hdr + len) {
         ssize_t r = read(c, buf + have, sizeof(buf) - have - 1);
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         have += (size_t)r;
     }
     size_t n = len < cap - 1 ? len : cap - 1;
@@ -53,13 +50,11 @@ static int read_request(int c, char *body, size_t cap)
     return 0;
 }
 
-static void *serve(void *arg)
-{
+static void *serve(void *arg) {
     struct server *s = arg;
     while (!s->stop) {
         int c = accept(s->fd, NULL, NULL);
-        if (c < 0)
-            continue;
+        if (c < 0) continue;
         char body[32];
         while (!s->stop && read_request(c, body, sizeof(body)) == 0) {
             pthread_mutex_lock(&s->mu);
@@ -79,20 +74,17 @@ static void *serve(void *arg)
                                           : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
             if (act == 'o') {
                 pthread_mutex_lock(&s->mu);
-                if (s->nbodies < 64)
-                    snprintf(s->bodies[s->nbodies++], 32, "%s", body);
+                if (s->nbodies < 64) snprintf(s->bodies[s->nbodies++], 32, "%s", body);
                 pthread_mutex_unlock(&s->mu);
             }
-            if (write(c, resp, strlen(resp)) < 0)
-                break;
+            if (write(c, resp, strlen(resp)) < 0) break;
         }
         close(c);
     }
     return NULL;
 }
 
-static int server_start(struct server *s, const char *script, pthread_t *th)
-{
+static int server_start(struct server *s, const char *script, pthread_t *th) {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     s->script = script;
@@ -108,22 +100,19 @@ static int server_start(struct server *s, const char *script, pthread_t *th)
     return pthread_create(th, NULL, serve, s);
 }
 
-static void sleep_ms(int ms)
-{
+static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
 
-static int delivered(struct server *s)
-{
+static int delivered(struct server *s) {
     pthread_mutex_lock(&s->mu);
     int n = s->nbodies;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
 
-static bool metrics_has(struct notifier *n, const char *line)
-{
+static bool metrics_has(struct notifier *n, const char *line) {
     struct mset *m = mset_new();
     struct sbuf b;
     sbuf_init(&b);
@@ -140,8 +129,7 @@ static bool metrics_has(struct notifier *n, const char *line)
     return found;
 }
 
-int main(void)
-{
+int main(void) {
     /* 1: two 500s, then a hang past the timeout, then recovery; every body arrives in order. */
     struct server s;
     pthread_t th;

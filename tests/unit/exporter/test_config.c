@@ -8,26 +8,22 @@
 
 static struct perr err;
 
-static struct config *parse(const char *text)
-{
+static struct config *parse(const char *text) {
     struct config *c = NULL;
     memset(&err, 0, sizeof(err));
     config_parse("t.yml", text, strlen(text), &c, &err);
     return c;
 }
 
-static bool fails_at(const char *text, int line, int col, const char *needle)
-{
+static bool fails_at(const char *text, int line, int col, const char *needle) {
     struct config *c = parse(text);
     bool ok = !c && err.line == line && err.col == col && strstr(err.msg, needle);
-    if (!ok)
-        printf("# got %d:%d: %s\n", err.line, err.col, err.msg);
+    if (!ok) printf("# got %d:%d: %s\n", err.line, err.col, err.msg);
     config_free(c);
     return ok;
 }
 
-int main(void)
-{
+int main(void) {
     int64_t ms;
     CHECK(config_parse_duration("1s", &ms) == 0 && ms == 1000);
     CHECK(config_parse_duration("1m30s", &ms) == 0 && ms == 90000);
@@ -103,11 +99,10 @@ int main(void)
     CHECK(fails_at("storage:\n  max_series: 1\n  max_series: 2\n", 3, 3, "already set"));
     CHECK(fails_at("storage:\n  max_series: -1\n", 2, 15, "max_series"));
     CHECK(fails_at("global:\n  external_labels: {0bad: x}\n", 2, 21, "not a valid label name"));
-    CHECK(fails_at("alerting:\n  webhook_configs:\n    - send_resolved: true\n", 3, 7,
-                   "url"));
+    CHECK(fails_at("alerting:\n  webhook_configs:\n    - send_resolved: true\n", 3, 7, "url"));
     CHECK(fails_at("alerting:\n  webhook_configs:\n    - url: ftp://x/\n", 3, 12, "scheme"));
-    CHECK(fails_at("alerting:\n  alertmanagers:\n    - static_configs: [{targetz: []}]\n", 3,
-                   25, "targetz"));
+    CHECK(fails_at("alerting:\n  alertmanagers:\n    - static_configs: [{targetz: []}]\n", 3, 25,
+                   "targetz"));
     CHECK(fails_at("- a\n- b\n", 1, 1, "mapping"));
     CHECK(fails_at("a: 1\n---\nb: 2\n", 1, 1, "field a not found"));
     CHECK(fails_at("global: {}\n---\nglobal: {}\n", 3, 1, "one YAML document"));

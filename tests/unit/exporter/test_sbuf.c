@@ -3,16 +3,14 @@
 #include "sbuf.h"
 #include "tap.h"
 
-static const char *fmt(double v)
-{
+static const char *fmt(double v) {
     static struct sbuf b;
     sbuf_reset(&b);
     sbuf_add_double(&b, v);
     return b.data;
 }
 
-int main(void)
-{
+int main(void) {
     CHECK_EQ_STR(fmt(1), "1");
     CHECK_EQ_STR(fmt(-1.5), "-1.5");
     CHECK_EQ_STR(fmt(0), "0");

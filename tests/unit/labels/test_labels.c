@@ -5,19 +5,16 @@
 
 #include <errno.h>
 
-static bool m(enum re_match_type t, const char *pat, const char *v)
-{
+static bool m(enum re_match_type t, const char *pat, const char *v) {
     struct re_matcher mt;
     struct perr err;
-    if (re_matcher_init(&mt, t, "l", pat, &err) != 0)
-        return false;
+    if (re_matcher_init(&mt, t, "l", pat, &err) != 0) return false;
     bool r = re_matcher_matches(&mt, v);
     re_matcher_fini(&mt);
     return r;
 }
 
-int main(void)
-{
+int main(void) {
     CHECK(re_valid_metric_name("a:b_c9", 6));
     CHECK(!re_valid_metric_name("9a", 2));
     CHECK(!re_valid_metric_name("", 0));
@@ -25,9 +22,9 @@ int main(void)
     CHECK(!re_valid_label_name("a:b", 3));
     CHECK(re_valid_utf8("h\xc3\xa9llo", 6));
     CHECK(!re_valid_utf8("\xff", 1));
-    CHECK(!re_valid_utf8("\xc0\x80", 2)); /* overlong NUL */
+    CHECK(!re_valid_utf8("\xc0\x80", 2));     /* overlong NUL */
     CHECK(!re_valid_utf8("\xed\xa0\x80", 3)); /* surrogate */
-    CHECK(!re_valid_utf8("\xe2\x82", 2)); /* truncated */
+    CHECK(!re_valid_utf8("\xe2\x82", 2));     /* truncated */
 
     double s = re_stale_nan();
     CHECK(isnan(s) && re_is_stale(s));
@@ -38,14 +35,14 @@ int main(void)
     CHECK(!m(RE_MATCH_EQ, "x", "xy"));
     CHECK(m(RE_MATCH_NEQ, "x", "y"));
     CHECK(m(RE_MATCH_RE, "a.*", "abc"));
-    CHECK(!m(RE_MATCH_RE, "b", "abc"));     /* anchored at start */
-    CHECK(!m(RE_MATCH_RE, "a", "ab"));      /* anchored at end */
-    CHECK(!m(RE_MATCH_RE, "a|b", "ab"));    /* alternation stays anchored */
-    CHECK(!m(RE_MATCH_RE, "a$", "a\n"));    /* no match before a trailing newline */
-    CHECK(m(RE_MATCH_RE, "a.b", "a\nb"));   /* (?s): dot matches newline */
+    CHECK(!m(RE_MATCH_RE, "b", "abc"));   /* anchored at start */
+    CHECK(!m(RE_MATCH_RE, "a", "ab"));    /* anchored at end */
+    CHECK(!m(RE_MATCH_RE, "a|b", "ab"));  /* alternation stays anchored */
+    CHECK(!m(RE_MATCH_RE, "a$", "a\n"));  /* no match before a trailing newline */
+    CHECK(m(RE_MATCH_RE, "a.b", "a\nb")); /* (?s): dot matches newline */
     CHECK(m(RE_MATCH_RE, "sd[a-z]\\d*", "sda1"));
     CHECK(m(RE_MATCH_NRE, "foo", "foobar"));
-    CHECK(m(RE_MATCH_RE, ".*", "")); 
+    CHECK(m(RE_MATCH_RE, ".*", ""));
     CHECK(m(RE_MATCH_RE, "", ""));
     CHECK(!m(RE_MATCH_RE, "", "x"));
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for the PromQL parser (errors, positions, nesting), printer, durations and evaluator. */
+/* Unit tests for the PromQL parser (errors, positions, nesting), printer, durations and evaluator.
+ */
 #include "ruleeval.h"
 #include "tap.h"
 
@@ -8,15 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void parse_err(const char *src, int line, int col, const char *msg_part)
-{
+static void parse_err(const char *src, int line, int col, const char *msg_part) {
     struct perr err;
     struct promql_expr *e = promql_parse(src, &err);
     char shown[48];
     snprintf(shown, sizeof(shown), "%s", src);
     for (char *p = shown; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+        if (*p == '\n') *p = ' ';
     src = shown;
     TAP_OK(e == NULL, "parse error for \"%.40s\"", src);
     if (e) {
@@ -29,21 +28,18 @@ static void parse_err(const char *src, int line, int col, const char *msg_part)
            "message \"%s\" contains \"%s\"", err.msg, msg_part);
 }
 
-static void roundtrip(const char *src, const char *want)
-{
+static void roundtrip(const char *src, const char *want) {
     struct perr err;
     struct promql_expr *e = promql_parse(src, &err);
     TAP_OK(e != NULL, "parses: %s%s%s", src, e ? "" : " -> ", e ? "" : err.msg);
-    if (!e)
-        return;
+    if (!e) return;
     char *s = promql_expr_string(e);
     CHECK_EQ_STR(s, want);
     free(s);
     promql_free(e);
 }
 
-static void test_parse_errors(void)
-{
+static void test_parse_errors(void) {
     parse_err("foo{", 1, 5, "unexpected end of input");
     parse_err("1 +", 1, 4, "unexpected end of input");
     parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
@@ -63,8 +59,7 @@ static void test_parse_errors(void)
     parse_err("1 + $", 1, 5, "unexpected character");
 }
 
-static void test_deep_nesting(void)
-{
+static void test_deep_nesting(void) {
     size_t depth = 10000;
     char *s = malloc(2 * depth + 2);
     memset(s, '(', depth);
@@ -117,8 +112,7 @@ static void test_deep_nesting(void)
     promql_free(e);
 }
 
-static void test_printer(void)
-{
+static void test_printer(void) {
     roundtrip("sum by(job)(rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5",
               "sum by (job) (rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5");
     roundtrip("a + on(x) group_left(y) b", "a + on (x) group_left (y) b");
@@ -143,8 +137,7 @@ static void test_printer(void)
     promql_free(e);
 }
 
-static void test_durations(void)
-{
+static void test_durations(void) {
     int64_t ms = 0;
     CHECK_EQ_INT(promql_parse_duration("1m30s", &ms), 0);
     CHECK_EQ_INT(ms, 90000);
@@ -162,8 +155,7 @@ static void test_durations(void)
     CHECK_EQ_INT(promql_parse_duration("5x", &ms), -EINVAL);
 }
 
-static int count_sel(void *arg, const struct re_matcher *m, size_t nm)
-{
+static int count_sel(void *arg, const struct re_matcher *m, size_t nm) {
     (void)m;
     *(size_t *)arg += nm;
     return 0;
@@ -175,8 +167,7 @@ struct collected {
     size_t n;
 };
 
-static int collect(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
-{
+static int collect(void *arg, size_t idx, bool missing, double v, const struct re_hist *h) {
     struct collected *c = arg;
     (void)h;
     if (idx < 32) {
@@ -188,8 +179,7 @@ static int collect(void *arg, size_t idx, bool missing, double v, const struct r
 }
 
 static double eval1(struct re_memstore *s, const char *q, int64_t t, size_t *nseries,
-                    const struct promql_opts *o)
-{
+                    const struct promql_opts *o) {
     struct perr err;
     struct promql_expr *e = promql_parse(q, &err);
     if (!e) {
@@ -215,8 +205,7 @@ static double eval1(struct re_memstore *s, const char *q, int64_t t, size_t *nse
     return v;
 }
 
-static void test_eval(void)
-{
+static void test_eval(void) {
     struct re_memstore *s = re_memstore_new();
     struct re_label l1[] = {{"__name__", "q_len"}, {"job", "web"}};
     struct re_label l2[] = {{"job", "db"}, {"__name__", "q_len"}};
@@ -290,8 +279,7 @@ static void test_eval(void)
     re_memstore_free(s);
 }
 
-static void test_series_notation(void)
-{
+static void test_series_notation(void) {
     struct re_label *l;
     size_t n;
     struct perr err;
@@ -320,16 +308,14 @@ struct hcollect {
     size_t n;
 };
 
-static int store_hist(void *arg, size_t idx, bool missing, double v, const struct re_hist *h)
-{
+static int store_hist(void *arg, size_t idx, bool missing, double v, const struct re_hist *h) {
     struct hcollect *c = arg;
     struct re_label l[] = {{"__name__", "lat"}};
     c->n++;
     return missing ? 0 : re_memstore_add(c->s, l, 1, (int64_t)idx * 60000, v, h);
 }
 
-static void test_native_histograms(void)
-{
+static void test_native_histograms(void) {
     struct re_memstore *s = re_memstore_new();
     struct hcollect hc = {s, 0};
     struct perr err;
@@ -358,8 +344,7 @@ static void test_native_histograms(void)
     re_memstore_free(s);
 }
 
-int main(void)
-{
+int main(void) {
     test_parse_errors();
     test_deep_nesting();
     test_printer();

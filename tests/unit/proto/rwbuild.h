@@ -21,16 +21,14 @@ struct rwb {
     Prometheus__MetricMetadata md[4], *mdp[4];
 };
 
-static inline void rwb_init(struct rwb *b)
-{
+static inline void rwb_init(struct rwb *b) {
     memset(b, 0, sizeof *b);
     prometheus__write_request__init(&b->req);
     b->req.timeseries = b->tsp;
     b->req.metadata = b->mdp;
 }
 
-static inline ProtobufCBinaryData rwb_bytes(const char *s)
-{
+static inline ProtobufCBinaryData rwb_bytes(const char *s) {
     ProtobufCBinaryData d = {strlen(s), (uint8_t *)(uintptr_t)s};
     return d;
 }
@@ -39,8 +37,7 @@ static inline ProtobufCBinaryData rwb_bytes(const char *s)
 #define RWB_END ((const char *)NULL)
 
 /* Adds a series with labels given as "name", "value", ..., RWB_END. Returns its index. */
-static inline size_t rwb_series(struct rwb *b, ...)
-{
+static inline size_t rwb_series(struct rwb *b, ...) {
     size_t i = b->req.n_timeseries++;
     Prometheus__TimeSeries *ts = &b->ts[i];
     prometheus__time_series__init(ts);
@@ -63,8 +60,7 @@ static inline size_t rwb_series(struct rwb *b, ...)
     return i;
 }
 
-static inline void rwb_sample(struct rwb *b, size_t si, int64_t ts, double v)
-{
+static inline void rwb_sample(struct rwb *b, size_t si, int64_t ts, double v) {
     Prometheus__TimeSeries *t = &b->ts[si];
     size_t k = t->n_samples++;
     prometheus__sample__init(&b->smp[si][k]);
@@ -73,8 +69,7 @@ static inline void rwb_sample(struct rwb *b, size_t si, int64_t ts, double v)
     b->smpp[si][k] = &b->smp[si][k];
 }
 
-static inline Prometheus__Histogram *rwb_hist(struct rwb *b, size_t si, int64_t ts)
-{
+static inline Prometheus__Histogram *rwb_hist(struct rwb *b, size_t si, int64_t ts) {
     Prometheus__TimeSeries *t = &b->ts[si];
     size_t k = t->n_histograms++;
     Prometheus__Histogram *h = &b->hist[si][k];
@@ -85,8 +80,7 @@ static inline Prometheus__Histogram *rwb_hist(struct rwb *b, size_t si, int64_t 
 }
 
 static inline void rwb_meta(struct rwb *b, int type, const char *fam, const char *help,
-                            const char *unit)
-{
+                            const char *unit) {
     size_t k = b->req.n_metadata++;
     prometheus__metric_metadata__init(&b->md[k]);
     b->md[k].type = (Prometheus__MetricMetadata__MetricType)type;
@@ -97,8 +91,7 @@ static inline void rwb_meta(struct rwb *b, int type, const char *fam, const char
 }
 
 /* Packs the request and compresses it; returns new buffer (free()) and its length. */
-static inline uint8_t *rwb_body(const struct rwb *b, size_t *len)
-{
+static inline uint8_t *rwb_body(const struct rwb *b, size_t *len) {
     size_t n = prometheus__write_request__get_packed_size(&b->req);
     uint8_t *raw = malloc(n ? n : 1);
     prometheus__write_request__pack(&b->req, raw);
@@ -111,8 +104,7 @@ static inline uint8_t *rwb_body(const struct rwb *b, size_t *len)
 }
 
 /* Compresses raw bytes into a new snappy block. */
-static inline uint8_t *rwb_snappy(const uint8_t *raw, size_t n, size_t *len)
-{
+static inline uint8_t *rwb_snappy(const uint8_t *raw, size_t n, size_t *len) {
     size_t cap = snappy_max_compressed_length(n);
     uint8_t *out = malloc(cap);
     *len = cap;

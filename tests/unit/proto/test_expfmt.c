@@ -17,8 +17,7 @@ struct tr {
 };
 
 static void tr_add(struct tr *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tr_add(struct tr *t, const char *fmt, ...)
-{
+static void tr_add(struct tr *t, const char *fmt, ...) {
     size_t o = strlen(t->s);
     va_list ap;
     va_start(ap, fmt);
@@ -26,15 +25,13 @@ static void tr_add(struct tr *t, const char *fmt, ...)
     va_end(ap);
 }
 
-static int tr_family(void *arg, const char *name, const char *help, enum expfmt_type type)
-{
+static int tr_family(void *arg, const char *name, const char *help, enum expfmt_type type) {
     tr_add(arg, "F %s|%s|%s;", name, help ? help : "(nil)", expfmt_type_name(type));
     return 0;
 }
 
 static int tr_sample(void *arg, const char *fam, const char *name, const struct proto_label *l,
-                     size_t n, double v, bool has_ts, int64_t ts)
-{
+                     size_t n, double v, bool has_ts, int64_t ts) {
     struct tr *t = arg;
     tr_add(t, "S %s|%s{", fam, name);
     for (size_t i = 0; i < n; i++) {
@@ -43,23 +40,19 @@ static int tr_sample(void *arg, const char *fam, const char *name, const struct 
         tr_add(t, "%s=%s,", l[i].name, l[i].value);
     }
     tr_add(t, "}%.17g", v);
-    if (has_ts)
-        tr_add(t, "@%lld", (long long)ts);
+    if (has_ts) tr_add(t, "@%lld", (long long)ts);
     tr_add(t, ";");
-    if (t->stop_at && ++t->n == t->stop_at)
-        return 7;
+    if (t->stop_at && ++t->n == t->stop_at) return 7;
     return 0;
 }
 
-static int parse(const char *in, struct tr *t, struct perr *e)
-{
+static int parse(const char *in, struct tr *t, struct perr *e) {
     memset(t->s, 0, sizeof t->s);
     struct expfmt_sink s = {t, tr_family, tr_sample};
     return expfmt_parse((const uint8_t *)in, strlen(in), &s, e);
 }
 
-static void ok(const char *in, const char *want, const char *what)
-{
+static void ok(const char *in, const char *want, const char *what) {
     struct tr t = {0};
     struct perr e;
     int rc = parse(in, &t, &e);
@@ -70,8 +63,7 @@ static void ok(const char *in, const char *want, const char *what)
         printf("#   got  %s\n#   want %s\n", t.s, want);
 }
 
-static void bad(const char *in, const char *want_msg, const char *what)
-{
+static void bad(const char *in, const char *want_msg, const char *what) {
     struct tr t = {0};
     struct perr e;
     int rc = parse(in, &t, &e);
@@ -80,8 +72,7 @@ static void bad(const char *in, const char *want_msg, const char *what)
         printf("#   rc %d\n#   got  %s\n#   want %s\n", rc, e.msg, want_msg);
 }
 
-static void test_push_body(void)
-{
+static void test_push_body(void) {
     struct tr t = {0};
     struct perr e;
     CHECK_EQ_INT(parse(push_body, &t, &e), 0);
@@ -93,8 +84,7 @@ static void test_push_body(void)
     CHECK(strstr(t.s, "system_runtime_cpu_usage{}12.5;") != NULL);
 }
 
-static void test_basic(void)
-{
+static void test_basic(void) {
     ok("a 1\n", "F a|(nil)|untyped;S a|a{}1;", "untyped sample");
     ok("  a{x=\"1\"} -3e3 103948\n", "F a|(nil)|untyped;S a|a{x=1,}-3000@103948;",
        "labels, exponent, timestamp, leading blanks");
@@ -122,8 +112,7 @@ static void test_basic(void)
     ok("# TYPE m COUNTER\nm 1\n", "F m|(nil)|counter;S m|m{}1;", "type is case-insensitive");
 }
 
-static void test_families(void)
-{
+static void test_families(void) {
     ok("# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\ns{a=\"b\"} 9\n"
        "s_bucket{le=\"1\"} 1\n",
        "F s|(nil)|summary;S s|s{quantile=0.5,}1;S s|s_sum{}2;S s|s_count{}3;"
@@ -141,13 +130,13 @@ static void test_families(void)
     ok("# TYPE s summary\ns{quantile=\"NaN\"} 1\ns{quantile=\"0.9\",quantile=\"0.5\"} 2\n",
        "F s|(nil)|summary;S s|s{quantile=0.5,}2;",
        "NaN quantile dropped; a repeated quantile is not a duplicate, the last one wins");
-    ok("# HELP only_meta x\n# TYPE only_meta gauge\n", "", "families without samples are not "
+    ok("# HELP only_meta x\n# TYPE only_meta gauge\n", "",
+       "families without samples are not "
        "reported");
     ok("# TYPE g gauge_histogram\n", "", "gauge_histogram TYPE alone is accepted");
 }
 
-static void test_errors(void)
-{
+static void test_errors(void) {
     bad("bla 3.14", "text format parsing error in line 1: unexpected end of input stream",
         "no final newline");
     bad("metric{label=\"\\t\"} 3.14\n",
@@ -180,8 +169,7 @@ static void test_errors(void)
         "text format parsing error in line 1: spurious string after timestamp: \" 3\"",
         "junk after timestamp");
     bad("metric{label=\"bla\"} blubb\n",
-        "text format parsing error in line 1: expected float as value, got \"blubb\"",
-        "bad value");
+        "text format parsing error in line 1: expected float as value, got \"blubb\"", "bad value");
     bad("\n# HELP metric one\n# HELP metric two\n",
         "text format parsing error in line 3: second HELP line for metric name \"metric\"",
         "second HELP");
@@ -208,20 +196,28 @@ static void test_errors(void)
         "duplicate label");
     bad("metric{l=\"\xbd\"} 3.14\n",
         "text format parsing error in line 1: invalid label value \"\\xbd\"", "invalid UTF-8");
-    bad("foo 0x1p-3\n", "text format parsing error in line 1: expected float as value, got "
-        "\"0x1p-3\"", "hex float");
+    bad("foo 0x1p-3\n",
+        "text format parsing error in line 1: expected float as value, got "
+        "\"0x1p-3\"",
+        "hex float");
     bad("foo 1_2\n", "text format parsing error in line 1: expected float as value, got \"1_2\"",
         "digit separator");
-    bad("foo 1e400\n", "text format parsing error in line 1: expected float as value, got "
-        "\"1e400\"", "overflow");
-    bad("foo +nan\n", "text format parsing error in line 1: expected float as value, got "
-        "\"+nan\"", "signed NaN");
+    bad("foo 1e400\n",
+        "text format parsing error in line 1: expected float as value, got "
+        "\"1e400\"",
+        "overflow");
+    bad("foo +nan\n",
+        "text format parsing error in line 1: expected float as value, got "
+        "\"+nan\"",
+        "signed NaN");
     bad("foo 1 \n", "text format parsing error in line 1: expected integer as timestamp, got \"\"",
         "blank after value needs a timestamp");
     bad("foo\n", "text format parsing error in line 1: expected float as value, got \"\"",
         "missing value");
-    bad("foo 1 99999999999999999999\n", "text format parsing error in line 1: expected integer "
-        "as timestamp, got \"99999999999999999999\"", "timestamp overflow");
+    bad("foo 1 99999999999999999999\n",
+        "text format parsing error in line 1: expected integer "
+        "as timestamp, got \"99999999999999999999\"",
+        "timestamp overflow");
     bad("# TYPE h histogram\nh_count -1\n",
         "text format parsing error in line 2: negative count for histogram \"h\"",
         "negative histogram count");
@@ -241,8 +237,7 @@ static void test_errors(void)
     CHECK_EQ_INT(e.col, 9);
 }
 
-static void test_sink_stop(void)
-{
+static void test_sink_stop(void) {
     struct tr t = {.stop_at = 2};
     struct perr e;
     struct expfmt_sink s = {&t, tr_family, tr_sample};
@@ -256,8 +251,7 @@ static void test_sink_stop(void)
 }
 
 /* The buffer need not be NUL-terminated: parse a prefix of a larger string. */
-static void test_no_nul(void)
-{
+static void test_no_nul(void) {
     const char *in = "a 1\nb 2\nGARBAGE";
     struct tr t = {0};
     struct expfmt_sink s = {&t, tr_family, tr_sample};
@@ -266,8 +260,7 @@ static void test_no_nul(void)
 }
 
 /* Many labels on one line exercise the duplicate-name hash set growth. */
-static void test_many_labels(void)
-{
+static void test_many_labels(void) {
     static char in[40000];
     size_t o = (size_t)snprintf(in, sizeof in, "m{");
     for (int i = 0; i < 2000; i++)
@@ -285,8 +278,7 @@ static void test_many_labels(void)
  * expfmt keeps it (measured on Pushgateway 1.5.1: h_bucket{le="1",le="2"} 3 is stored as
  * le="2", s{quantile="0.5",quantile="0.9"} as quantile="0.9"; g{a="x",a="y"} is a 400
  * "duplicate label names for metric \"g\""). */
-static void test_issue_4(void)
-{
+static void test_issue_4(void) {
     static const char nul[] = "n{a=\"x\0y\"} 3\n";
     struct tr t = {0};
     struct expfmt_sink s = {&t, tr_family, tr_sample};
@@ -299,8 +291,7 @@ static void test_issue_4(void)
        "F h|(nil)|histogram;S h|h_bucket{le=2,}3;S h|h_bucket{le=+Inf,}3;",
        "repeated le: the last one wins, passed once");
     ok("# TYPE h histogram\nh_bucket{le=\"1\",x=\"a\",le=\"2\"} 3\n",
-       "F h|(nil)|histogram;S h|h_bucket{le=2,x=a,}3;",
-       "repeated le around another label");
+       "F h|(nil)|histogram;S h|h_bucket{le=2,x=a,}3;", "repeated le around another label");
     ok("# TYPE s summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 3\n",
        "F s|(nil)|summary;S s|s{quantile=0.9,}3;", "repeated quantile: the last one wins");
     bad("g{a=\"x\",a=\"y\"} 3\n",
@@ -312,8 +303,7 @@ static void test_issue_4(void)
         "repeated le on an untyped metric is a duplicate");
 }
 
-int main(void)
-{
+int main(void) {
     test_push_body();
     test_basic();
     test_families();

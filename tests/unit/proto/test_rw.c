@@ -11,15 +11,13 @@
 
 #define STALE_BITS UINT64_C(0x7ff0000000000002)
 
-static double from_bits(uint64_t b)
-{
+static double from_bits(uint64_t b) {
     double d;
     memcpy(&d, &b, sizeof d);
     return d;
 }
 
-static uint64_t to_bits(double d)
-{
+static uint64_t to_bits(double d) {
     uint64_t b;
     memcpy(&b, &d, sizeof b);
     return b;
@@ -38,14 +36,12 @@ struct rec {
     int bad_nul;    /* labels whose name/value are not NUL-terminated */
 };
 
-static int rec_series(void *arg, const struct proto_label *l, size_t n)
-{
+static int rec_series(void *arg, const struct proto_label *l, size_t n) {
     struct rec *r = arg;
     r->series++;
     r->labels[0] = 0;
     for (size_t i = 0; i < n; i++) {
-        if (l[i].name[l[i].name_len] || l[i].value[l[i].value_len])
-            r->bad_nul++;
+        if (l[i].name[l[i].name_len] || l[i].value[l[i].value_len]) r->bad_nul++;
         size_t o = strlen(r->labels);
         snprintf(r->labels + o, sizeof r->labels - o, "%.*s=%.*s,", (int)l[i].name_len, l[i].name,
                  (int)l[i].value_len, l[i].value);
@@ -53,19 +49,16 @@ static int rec_series(void *arg, const struct proto_label *l, size_t n)
     return 0;
 }
 
-static int rec_sample(void *arg, int64_t ts, double v)
-{
+static int rec_sample(void *arg, int64_t ts, double v) {
     struct rec *r = arg;
     r->samples++;
     r->last_ts = ts;
     r->last_bits = to_bits(v);
-    if (r->stop_after && (int)r->samples >= r->stop_after)
-        return 42;
+    if (r->stop_after && (int)r->samples >= r->stop_after) return 42;
     return 0;
 }
 
-static int rec_hist(void *arg, int64_t ts, const struct proto_hist *h)
-{
+static int rec_hist(void *arg, int64_t ts, const struct proto_hist *h) {
     struct rec *r = arg;
     r->hists++;
     r->last_ts = ts;
@@ -78,23 +71,20 @@ static int rec_hist(void *arg, int64_t ts, const struct proto_hist *h)
 }
 
 static int rec_meta(void *arg, const char *fam, enum rw_metric_type t, const char *help,
-                    const char *unit)
-{
+                    const char *unit) {
     struct rec *r = arg;
     r->meta++;
     snprintf(r->meta_s, sizeof r->meta_s, "%s|%d|%s|%s", fam, (int)t, help, unit);
     return 0;
 }
 
-static struct rw_sink rec_sink(struct rec *r)
-{
+static struct rw_sink rec_sink(struct rec *r) {
     struct rw_sink s = {r, rec_series, rec_sample, rec_hist, rec_meta};
     return s;
 }
 
 /* Decodes b with lim; returns the code, fills err, and (on success) runs the sink. */
-static int run(const struct rwb *b, const struct rw_limits *lim, struct rec *r, struct perr *err)
-{
+static int run(const struct rwb *b, const struct rw_limits *lim, struct rec *r, struct perr *err) {
     size_t len;
     uint8_t *body = rwb_body(b, &len);
     int code = 1;
@@ -108,11 +98,11 @@ static int run(const struct rwb *b, const struct rw_limits *lim, struct rec *r, 
     return code;
 }
 
-static void test_single(void)
-{
+static void test_single(void) {
     struct rwb b;
     rwb_init(&b);
-    size_t s = rwb_series(&b, "__name__", "up", "instance", "localhost:9100", "job", "node", RWB_END);
+    size_t s =
+        rwb_series(&b, "__name__", "up", "instance", "localhost:9100", "job", "node", RWB_END);
     rwb_sample(&b, s, 1700000000000, 1);
     rwb_sample(&b, s, 1700000015000, from_bits(STALE_BITS));
     struct rec r = {0};
@@ -128,8 +118,7 @@ static void test_single(void)
     CHECK_EQ_INT(r.bad_nul, 0);
 }
 
-static void test_counts_and_repeat(void)
-{
+static void test_counts_and_repeat(void) {
     struct rwb b;
     rwb_init(&b);
     size_t s0 = rwb_series(&b, "__name__", "a", RWB_END);
@@ -167,18 +156,15 @@ static void test_counts_and_repeat(void)
 
 /* Expects rejection with the given code and a message containing want. */
 static void expect_err(const struct rwb *b, const struct rw_limits *lim, int want_code,
-                       const char *want, const char *what)
-{
+                       const char *want, const char *what) {
     struct rec r = {0};
     struct perr e;
     int code = run(b, lim, &r, &e);
     TAP_OK(code == want_code && strstr(e.msg, want) != NULL, "%s: rejected (%s)", what, e.msg);
-    if (code != want_code)
-        printf("#   code %d, want %d\n", code, want_code);
+    if (code != want_code) printf("#   code %d, want %d\n", code, want_code);
 }
 
-static void test_labels(void)
-{
+static void test_labels(void) {
     struct rwb b;
     struct rw_limits sorted = {.sort_labels = true};
 
@@ -237,7 +223,8 @@ static void test_labels(void)
 
     /* Raw bytes that need escaping in the text format are fine in remote write. */
     rwb_init(&b);
-    rwb_sample(&b, rwb_series(&b, "__name__", "w", "p", "C:\\DIR \"q\"\nx", "u", "Προμηθεύς", RWB_END),
+    rwb_sample(&b,
+               rwb_series(&b, "__name__", "w", "p", "C:\\DIR \"q\"\nx", "u", "Προμηθεύς", RWB_END),
                1, 42);
     memset(&r, 0, sizeof r);
     CHECK_EQ_INT(run(&b, NULL, &r, &e), 0);
@@ -254,8 +241,7 @@ static void test_labels(void)
     CHECK_EQ_INT(r.series, 0);
 }
 
-static void test_limits(void)
-{
+static void test_limits(void) {
     struct rwb b;
     rwb_init(&b);
     rwb_sample(&b, rwb_series(&b, "__name__", "up", "a", "1", "b", "2", RWB_END), 1, 1);
@@ -282,8 +268,7 @@ static void test_limits(void)
 }
 
 /* Writes v as a varint at p (room for 10 bytes); returns its length. */
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
+static size_t put_varint(uint8_t *p, uint64_t v) {
     size_t k = 0;
     do {
         p[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
@@ -295,14 +280,12 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 /* A WriteRequest whose one series (__name__="x") is followed by n copies of the 2-byte
  * element {key, 0} (an empty message or a zero varint); or, with top, n such elements at
  * the top level and no series. Returns a snappy body (free it). */
-static uint8_t *bomb_body(uint8_t key, bool top, size_t n, size_t *len)
-{
-    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
-                                   '_', '_', 0x12, 0x01, 'x'};
+static uint8_t *bomb_body(uint8_t key, bool top, size_t n, size_t *len) {
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_',  '_',  'n', 'a',
+                                   'm',  'e',  '_',  '_',  0x12, 0x01, 'x'};
     size_t inner = top ? 2 * n : sizeof name + 2 * n;
     uint8_t *raw = malloc(inner + 16), *p = raw;
-    if (!raw)
-        return NULL;
+    if (!raw) return NULL;
     if (!top) {
         *p++ = 0x0a;
         p += put_varint(p, inner);
@@ -321,8 +304,7 @@ static uint8_t *bomb_body(uint8_t key, bool top, size_t n, size_t *len)
 /* Review issue 4: a small body decoding into millions of empty exemplars, samples, metadata
  * or unknown fields made protobuf-c allocate 36-70 times the decoded size (1.2-2.1 GB for
  * 32 MiB); now the pre-scan counts them and computes the unpacked size first. */
-static void test_unpack_bombs(void)
-{
+static void test_unpack_bombs(void) {
     static const struct {
         uint8_t key;
         bool top;
@@ -348,8 +330,8 @@ static void test_unpack_bombs(void)
                bombs[i].what, len, e.msg);
         rw_request_free(r);
         r = rw_decode(body, len, NULL, &code, &e);
-        TAP_OK(r == NULL && code == -E2BIG, "%s: refused with default limits (%s)",
-               bombs[i].what, e.msg);
+        TAP_OK(r == NULL && code == -E2BIG, "%s: refused with default limits (%s)", bombs[i].what,
+               e.msg);
         rw_request_free(r);
         free(body);
     }
@@ -357,12 +339,12 @@ static void test_unpack_bombs(void)
     /* Legal exemplar-heavy requests pass: a sample and an exemplar with a trace_id label. */
     enum { N = 20000 };
     uint8_t *raw = malloc((size_t)N * 64 + 64), *p = raw;
-    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e',
-                                   '_', '_', 0x12, 0x01, 'x'};
+    static const uint8_t name[] = {0x0a, 0x0d, 0x0a, 0x08, '_',  '_',  'n', 'a',
+                                   'm',  'e',  '_',  '_',  0x12, 0x01, 'x'};
     static const uint8_t smp[] = {0x12, 0x0b, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01};
-    static const uint8_t exm[] = {0x1a, 0x1b, 0x0a, 0x0e, 0x0a, 0x08, 't', 'r', 'a', 'c', 'e',
-                                  '_', 'i', 'd', 0x12, 0x02, 'a', 'b', 0x11, 0, 0, 0, 0,
-                                  0, 0, 0xf0, 0x3f, 0x18, 0x01};
+    static const uint8_t exm[] = {0x1a, 0x1b, 0x0a, 0x0e, 0x0a, 0x08, 't',  'r',  'a',  'c',
+                                  'e',  '_',  'i',  'd',  0x12, 0x02, 'a',  'b',  0x11, 0,
+                                  0,    0,    0,    0,    0,    0xf0, 0x3f, 0x18, 0x01};
     size_t inner = sizeof name + N * (sizeof smp + sizeof exm);
     *p++ = 0x0a;
     p += put_varint(p, inner);
@@ -380,8 +362,8 @@ static void test_unpack_bombs(void)
     int code = 0;
     struct perr e = {0};
     struct rw_request *r = rw_decode(body, len, NULL, &code, &e);
-    TAP_OK(r != NULL && rw_request_samples(r) == N, "%d samples with %d exemplars accepted (%s)",
-           N, N, r ? "ok" : e.msg);
+    TAP_OK(r != NULL && rw_request_samples(r) == N, "%d samples with %d exemplars accepted (%s)", N,
+           N, r ? "ok" : e.msg);
     rw_request_free(r);
     free(body);
 
@@ -395,8 +377,7 @@ static void test_unpack_bombs(void)
     free(body);
 }
 
-static void test_bad_bodies(void)
-{
+static void test_bad_bodies(void) {
     int code;
     struct perr e;
     CHECK(rw_decode((const uint8_t *)"", 0, NULL, &code, &e) == NULL);
@@ -427,8 +408,8 @@ static void test_bad_bodies(void)
     free(body);
 
     /* Unknown fields of every wire type are skipped. */
-    const uint8_t unknown[] = {0x28, 0x01, 0x31, 1, 2, 3, 4, 5, 6, 7, 8, 0x3a, 0x01, 0x00,
-                               0x45, 1, 2, 3, 4};
+    const uint8_t unknown[] = {0x28, 0x01, 0x31, 1,    2,    3, 4, 5, 6, 7,
+                               8,    0x3a, 0x01, 0x00, 0x45, 1, 2, 3, 4};
     body = rwb_snappy(unknown, sizeof unknown, &len);
     r = rw_decode(body, len, NULL, &code, &e);
     TAP_OK(r != NULL && code == 0, "unknown fields skipped (%s)", r ? "" : e.msg);
@@ -439,8 +420,7 @@ static void test_bad_bodies(void)
     CHECK(rw_decode(junk, sizeof junk, NULL, NULL, NULL) == NULL);
 }
 
-static void test_order(void)
-{
+static void test_order(void) {
     struct rwb b;
     rwb_init(&b);
     size_t s = rwb_series(&b, "__name__", "m", RWB_END);
@@ -463,8 +443,7 @@ static void test_order(void)
     CHECK_EQ_INT(run(&b, NULL, &r, &e), 0); /* identical retry is fine */
 }
 
-static void test_histograms(void)
-{
+static void test_histograms(void) {
     struct rwb b;
     struct rec r;
     struct perr e;
@@ -592,8 +571,7 @@ static void test_histograms(void)
 /* Review issue 4, finding 2: schema -53 was not validated as checkHistogramCustomBounds does;
  * offset -1000000 with bounds {1, +Inf} and zero_threshold 0.5 was accepted and made
  * ruleeval read out of bounds. */
-static void test_custom_buckets(void)
-{
+static void test_custom_buckets(void) {
     int64_t deltas[] = {2, -1};
     double bounds[] = {1, 2};
     Prometheus__BucketSpan sp0 = PROMETHEUS__BUCKET_SPAN__INIT, sp1 = PROMETHEUS__BUCKET_SPAN__INIT;
@@ -635,8 +613,10 @@ static void test_custom_buckets(void)
                "negative first span offset");
     RESET_CUSTOM();
     sp1.offset = 2; /* buckets 0 and 3, but only bounds 1, 2 and +Inf exist */
-    expect_err(&b, NULL, -EPROTO, "only 2 custom bounds defined which is insufficient to cover "
-               "total span length of 4", "spans beyond the bounds");
+    expect_err(&b, NULL, -EPROTO,
+               "only 2 custom bounds defined which is insufficient to cover "
+               "total span length of 4",
+               "spans beyond the bounds");
     RESET_CUSTOM();
     h->n_custom_values = 0;
     expect_err(&b, NULL, -EPROTO, "only 0 custom bounds", "no bounds, two buckets");
@@ -677,8 +657,7 @@ static void test_custom_buckets(void)
 
 /* Review issue 4, finding 3: NUL bytes in label names or values (and metadata) are refused;
  * the store keeps NUL-terminated strings, so {a="x\0y"} would collide with {a="x"}. */
-static void test_nul_bytes(void)
-{
+static void test_nul_bytes(void) {
     static const uint8_t xnuly[] = {'x', 0, 'y'};
     static const uint8_t anulb[] = {'a', 0, 'b'};
     struct rwb b;
@@ -707,8 +686,7 @@ static void test_nul_bytes(void)
     TAP_OK(run(&b, NULL, &r, &e) == 0, "same request without NULs accepted (%s)", e.msg);
 }
 
-int main(void)
-{
+int main(void) {
     test_single();
     test_counts_and_repeat();
     test_labels();

@@ -10,32 +10,28 @@
 #include <stdbool.h>
 #include <string.h>
 
-static char *fmt_value(double v)
-{
+static char *fmt_value(double v) {
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_value(&b, v);
     return b.data;
 }
 
-static char *fmt_ts(int64_t ms)
-{
+static char *fmt_ts(int64_t ms) {
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_ts(&b, ms);
     return b.data;
 }
 
-static char *fmt_str(const char *s, size_t n)
-{
+static char *fmt_str(const char *s, size_t n) {
     static struct sbuf b;
     sbuf_reset(&b);
     jsonw_strn(&b, s, n);
     return b.data;
 }
 
-static void test_encodings(void)
-{
+static void test_encodings(void) {
     CHECK_EQ_STR(fmt_value(1), "\"1\"");
     CHECK_EQ_STR(fmt_value(0.1), "\"0.1\"");
     CHECK_EQ_STR(fmt_value(-2.5), "\"-2.5\"");
@@ -114,14 +110,12 @@ static void test_encodings(void)
 
 /* Reference: the first precision whose %.*e reads back (the nearest shortest form), in Go's
  * 'e' layout. Slow but plainly right. */
-static void ref_e(double v, char *out, size_t len)
-{
+static void ref_e(double v, char *out, size_t len) {
     char tmp[64];
     int prec = 1;
     for (; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+        if (strtod(tmp, NULL) == v) break;
     }
     char *e = strchr(tmp, 'e');
     int ex = atoi(e + 1);
@@ -129,8 +123,7 @@ static void ref_e(double v, char *out, size_t len)
     snprintf(out, len, "%se%c%02d", tmp, ex < 0 ? '-' : '+', ex < 0 ? -ex : ex);
 }
 
-static void test_shortest_random(void)
-{
+static void test_shortest_random(void) {
     /* xorshift64: deterministic bit patterns over the whole finite range, plus values with
      * few digits (the 15-digit path) and ties of the 17-digit form. */
     uint64_t x = 88172645463325252ULL;
@@ -145,16 +138,13 @@ static void test_shortest_random(void)
         if (i % 3 == 0) {
             uint64_t bits = x;
             memcpy(&v, &bits, sizeof(v));
-            if (!isfinite(v) || v == 0)
-                continue;
+            if (!isfinite(v) || v == 0) continue;
         } else if (i % 3 == 1) {
             v = (double)(x % 100000000) / 1000.0 * ((x >> 40) % 2 ? 1 : -1);
-            if (v == 0)
-                continue;
+            if (v == 0) continue;
         } else {
             v = (double)(x % 1000000007) / (double)((x >> 33) % 997 + 1);
-            if (v == 0)
-                continue;
+            if (v == 0) continue;
         }
         sbuf_reset(&b);
         jsonw_gofloat(&b, v, 'e');
@@ -166,8 +156,7 @@ static void test_shortest_random(void)
     sbuf_fini(&b);
 }
 
-static void test_params(void)
-{
+static void test_params(void) {
     int64_t ms = 0;
     CHECK(query_parse_time("1700000000", &ms) == 0 && ms == 1700000000000);
     CHECK(query_parse_time("1700000000.1234", &ms) == 0 && ms == 1700000000123);
@@ -231,23 +220,20 @@ struct kv {
     const char *const *pairs;
 };
 
-static const char *kv_get(void *ctx, const char *name)
-{
+static const char *kv_get(void *ctx, const char *name) {
     const struct kv *k = ctx;
     for (size_t i = 0; k->pairs[i]; i += 2)
-        if (!strcmp(k->pairs[i], name))
-            return k->pairs[i + 1];
+        if (!strcmp(k->pairs[i], name)) return k->pairs[i + 1];
     return NULL;
 }
 
-static int kv_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value), void *arg)
-{
+static int kv_each(void *ctx, const char *name, int (*fn)(void *arg, const char *value),
+                   void *arg) {
     const struct kv *k = ctx;
     for (size_t i = 0; k->pairs[i]; i += 2)
         if (!strcmp(k->pairs[i], name)) {
             int rc = fn(arg, k->pairs[i + 1]);
-            if (rc)
-                return rc;
+            if (rc) return rc;
         }
     return 0;
 }
@@ -256,22 +242,19 @@ typedef int endpoint_fn(const struct query_env *env, const struct query_params *
                         struct sbuf *out);
 
 static int call(const struct query_env *env, endpoint_fn *fn, struct sbuf *out,
-                const char *const *pairs)
-{
+                const char *const *pairs) {
     struct kv k = {pairs};
     struct query_params p = {kv_get, kv_each, &k, 1000000};
     sbuf_reset(out);
     return fn(env, &p, out);
 }
 
-static void add(struct store *s, const char *name, const char *job, int64_t t, double v)
-{
+static void add(struct store *s, const char *name, const char *job, int64_t t, double v) {
     struct re_label l[] = {{"__name__", name}, {"job", job}};
     store_append(s, l, 2, t, v);
 }
 
-static void test_endpoints(void)
-{
+static void test_endpoints(void) {
     struct store_opts so = {.retention_ms = 0, .max_series = 1000};
     struct store *s = store_new(&so);
     for (int64_t t = 0; t <= 600000; t += 15000) {
@@ -400,8 +383,7 @@ static void test_endpoints(void)
 static int fake_walk(void *ctx, const char *family,
                      int (*fn)(void *arg, const char *family, int type, const char *help,
                                const char *unit),
-                     void *arg)
-{
+                     void *arg) {
     (void)ctx;
     static const struct {
         const char *f, *h, *u;
@@ -410,17 +392,14 @@ static int fake_walk(void *ctx, const char *family,
                {"busy_worker_threads", "", "", 2},
                {"k6_http_req_duration_seconds", "Durations <b>", "seconds", 3}};
     for (size_t i = 0; i < 3; i++) {
-        if (family && strcmp(family, tab[i].f))
-            continue;
+        if (family && strcmp(family, tab[i].f)) continue;
         int rc = fn(arg, tab[i].f, tab[i].t, tab[i].h, tab[i].u);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
 
-static void test_metadata(void)
-{
+static void test_metadata(void) {
     struct sbuf out = {0};
     struct kv k = {(const char *[]){NULL}};
     struct query_params p = {kv_get, kv_each, &k, 0};
@@ -451,8 +430,7 @@ static void test_metadata(void)
     sbuf_fini(&out);
 }
 
-int main(void)
-{
+int main(void) {
     test_encodings();
     test_shortest_random();
     test_params();

@@ -18,8 +18,7 @@ struct got {
 };
 
 static int collect(void *arg, const struct re_label *labels, size_t nl, const int64_t *ts,
-                   const double *v, const struct re_hist *const *h, size_t n)
-{
+                   const double *v, const struct re_hist *const *h, size_t n) {
     struct got *g = arg;
     g->series++;
     for (size_t i = 0; i < nl; i++)
@@ -28,23 +27,20 @@ static int collect(void *arg, const struct re_label *labels, size_t nl, const in
     for (size_t i = 0; i < n && g->samples < 64; i++) {
         g->ts[g->samples] = ts[i];
         g->v[g->samples] = v[i];
-        if (h[i])
-            g->hist_seen = true;
+        if (h[i]) g->hist_seen = true;
         g->samples++;
     }
     return 0;
 }
 
-static int count_str(void *arg, const char *str)
-{
+static int count_str(void *arg, const char *str) {
     (void)str;
     (*(int *)arg)++;
     return 0;
 }
 
 static struct got sel(struct store *s, enum re_match_type t, const char *name, const char *val,
-                      int64_t mint, int64_t maxt)
-{
+                      int64_t mint, int64_t maxt) {
     struct re_matcher m;
     struct got g = {0};
     if (re_matcher_init(&m, t, name, val, NULL) == 0) {
@@ -54,8 +50,7 @@ static struct got sel(struct store *s, enum re_match_type t, const char *name, c
     return g;
 }
 
-int main(void)
-{
+int main(void) {
     struct store_opts o = {.retention_ms = 10000, .max_series = 4};
     struct store *s = store_new(&o);
     CHECK(s != NULL);
@@ -157,8 +152,13 @@ int main(void)
     /* native histogram sample round-trips */
     double pb[] = {1, 2};
     struct re_span sp[] = {{0, 2}};
-    struct re_hist h = {.schema = 0, .count = 3, .sum = 4, .pspans = sp, .npspans = 1,
-                        .pbuckets = pb, .npbuckets = 2};
+    struct re_hist h = {.schema = 0,
+                        .count = 3,
+                        .sum = 4,
+                        .pspans = sp,
+                        .npspans = 1,
+                        .pbuckets = pb,
+                        .npbuckets = 2};
     struct store_sample hs = {d, 1, 2000, 0, &h};
     CHECK_EQ_INT(store_append_batch(s, &hs, 1, STORE_ATOMIC, NULL), 0);
     g = sel(s, RE_MATCH_EQ, "__name__", "d", 0, 10000);
