@@ -1005,9 +1005,10 @@ static int append_to_store(struct push *p, const struct pgroup *g, struct pfam *
         li += k;
     }
     struct store_result res;
-    rc = store_append_batch(p->a->store, b, bi, STORE_ATOMIC, &res);
-    if (rc == -ERANGE) /* same millisecond as the previous push, or a clock step back */
-        rc = store_append_batch(p->a->store, b, bi, 0, &res);
+    /* Pushes land at arrival time in milliseconds: of two pushes in one millisecond the
+     * last wins (STORE_LAST_WINS), as in Pushgateway; a clock step back drops samples. */
+    rc = store_append_batch(p->a->store, b, bi, STORE_ATOMIC | STORE_LAST_WINS, &res);
+    if (rc == -ERANGE) rc = store_append_batch(p->a->store, b, bi, STORE_LAST_WINS, &res);
 out:
     free(b);
     free(labs);

@@ -526,6 +526,12 @@ static struct chunk *chunk_new(struct store *s, uint8_t step, bool hist) {
 static int series_push(struct store *s, struct series *se, int64_t ts, double v,
                        const struct re_hist *h) {
     struct chunk *t = se->tail;
+    if (!h && t && t->n && t->ts[t->n - 1] == ts && !(t->h && t->h[t->n - 1])) {
+        /* Same timestamp as the newest float sample: only STORE_LAST_WINS gets here. */
+        t->v[t->n - 1] = v;
+        s->appended_total++;
+        return 0;
+    }
     if (!t || t->n == t->cap || (h && !t->h)) {
         uint8_t step = 0;
         if (t) step = t->step + (t->n == t->cap && t->step + 1 < (int)(sizeof(chunk_caps) / 2));
@@ -553,6 +559,11 @@ static int series_push(struct store *s, struct series *se, int64_t ts, double v,
 }
 
 enum order { ORDER_OK, ORDER_SAME, ORDER_OOO, ORDER_DUP };
+
+/* With STORE_LAST_WINS a float at the newest timestamp replaces the newest float. */
+static bool last_wins(unsigned flags, enum order o, bool last_hist, const struct re_hist *h) {
+    return (flags & STORE_LAST_WINS) && o == ORDER_DUP && !last_hist && !h;
+}
 
 /* The newest timestamp accepted now (INT64_MAX without a limit). */
 static int64_t max_ts(const struct store *s) {
@@ -586,7 +597,7 @@ static int touch_names(struct store *s, const struct store_sample *b, size_t n) 
 /* Atomic batches: check every sample against its series' newest sample and the batch's
  * earlier samples, and the series limit, before anything is stored. The lookups are kept
  * (pt/slot in the store's scratch) so the commit pass neither hashes nor searches again. */
-static int check_batch(struct store *s, const struct store_sample *b, size_t n,
+static int check_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
                        struct store_result *res) {
     size_t cap = 16;
     while (cap < n * 2)
@@ -645,6 +656,7 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n,
         struct pend *p = &pt[j];
         if (p->ts != INT64_MIN) {
             enum order o = check_order(p->ts, p->v, p->hist, b[i].ts, b[i].v, b[i].h);
+            if (last_wins(flags, o, p->hist, b[i].h)) o = ORDER_OK;
             if (o == ORDER_SAME) {
                 slot[i] = SIZE_MAX; /* accepted, nothing to store */
                 continue;
@@ -694,7 +706,7 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
     if (flags & STORE_ATOMIC) {
-        rc = check_batch(s, b, n, res);
+        rc = check_batch(s, b, n, flags, res);
         if (rc) {
             res->rejected = true;
             s->ooo_total += res->out_of_order;
@@ -731,6 +743,7 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
         bool lh;
         if (newest(se, &lts, &lv, &lh)) {
             enum order o = check_order(lts, lv, lh, b[i].ts, b[i].v, b[i].h);
+            if (last_wins(flags, o, lh, b[i].h)) o = ORDER_OK;
             if (o == ORDER_SAME) continue;
             if (o != ORDER_OK) {
                 if (o == ORDER_OOO)

@@ -42,6 +42,10 @@ struct store_result {
 
 /* Batch flags. */
 #define STORE_ATOMIC 1u /* any out-of-order/duplicate sample or the series limit refuses all */
+/* A float sample at its series' newest timestamp replaces that sample instead of being a
+ * duplicate: pushes are stored at arrival in milliseconds, and of two pushes in one
+ * millisecond the last must win, as in Pushgateway. */
+#define STORE_LAST_WINS 2u
 
 /* Called after each committed batch with every distinct metric name it touched (borrowed,
  * valid during the call). Runs on the appending thread under the store's write lock: it must

@@ -469,4 +469,15 @@ while time.time() < deadline and "ttl_metric{" in metrics(t.addr):
     time.sleep(0.5)
 ok("ttl_metric{" not in metrics(t.addr), "push.group_ttl drops a group not pushed for that long")
 t.stop()
+# --- back-to-back pushes: the last one wins in the store too ---------------------------------
+# (regression: two pushes within one millisecond used to collide at one timestamp, and the
+# store kept the first value)
+u = Promlet("")
+for i in range(50):
+    req(u.addr, "PUT", "/metrics/job/burst", f"burst_metric {i}\n".encode())
+st, _, body = http("GET", f"http://{u.addr}/api/v1/query?query=burst_metric")
+res = json.loads(body)["data"]["result"] if st == 200 else []
+ok(len(res) == 1 and res[0]["value"][1] == "49",
+   "50 pushes back to back: the store (and so the rules) see the last value", res)
+u.stop()
 done()

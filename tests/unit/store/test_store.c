@@ -178,6 +178,16 @@ int main(void) {
     CHECK_EQ_INT(store_append(s, a, 2, 2000000, 1), 0);
     g = sel(s, RE_MATCH_EQ, "__name__", "up", 0, INT64_MAX);
     CHECK_EQ_INT(g.series, 1);
+    /* STORE_LAST_WINS: a float at the newest timestamp replaces it (pushes in one ms) */
+    struct re_label lw[] = {{"__name__", "lastwins"}};
+    struct store_sample lw1[] = {{lw, 1, 5000, 1, NULL}, {lw, 1, 5000, 2, NULL}};
+    CHECK_EQ_INT(store_append_batch(s, lw1, 2, STORE_ATOMIC, &res), -ERANGE);
+    CHECK_EQ_INT(store_append_batch(s, lw1, 2, STORE_ATOMIC | STORE_LAST_WINS, &res), 0);
+    struct store_sample lw2 = {lw, 1, 5000, 3, NULL};
+    CHECK_EQ_INT(store_append_batch(s, &lw2, 1, STORE_LAST_WINS, &res), 0);
+    g = sel(s, RE_MATCH_EQ, "__name__", "lastwins", 0, 10000);
+    CHECK(g.samples == 1 && g.v[0] == 3);
+
     /* samples far in the future are refused (they would outlive retention) */
     struct store_opts fut = {.retention_ms = 10000, .max_series = 100, .future_ms = 60000};
     store_set_opts(s, &fut);
