@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -591,4 +592,31 @@ int config_load(const char *path, struct config **out, struct perr *err) {
     int rc = config_parse(path, buf, len, out, err);
     free(buf);
     return rc;
+}
+
+/* Expands the config's rule_files globs (relative to the config's folder, as Prometheus)
+ * and calls fn for each file. A pattern that matches nothing is not an error (Prometheus
+ * ignores it); a bad pattern is. */
+int config_rule_files(const struct config *c, int (*fn)(void *arg, const char *path), void *arg,
+                      struct perr *err) {
+    for (size_t i = 0; i < c->nrule_files; i++) {
+        char pat[4096];
+        const char *p = c->rule_files[i];
+        if (p[0] == '/' || !strcmp(c->dir, "."))
+            snprintf(pat, sizeof(pat), "%s", p);
+        else
+            snprintf(pat, sizeof(pat), "%s/%s", c->dir, p);
+        glob_t g;
+        int rc = glob(pat, 0, NULL, &g);
+        if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+            globfree(&g);
+            continue;
+        }
+        if (rc) return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
+        for (size_t k = 0; k < g.gl_pathc && !rc; k++)
+            rc = fn(arg, g.gl_pathv[k]);
+        globfree(&g);
+        if (rc) return rc;
+    }
+    return 0;
 }

@@ -82,6 +82,13 @@ void config_free(struct config *c);
 /* A config with every default and no file (used when none is given). Returns new. */
 struct config *config_default(void);
 
+/* Expands c's rule_files globs (relative to the config's folder, as Prometheus) and calls
+ * fn for each file (path borrowed for the call). A pattern that matches nothing is not an
+ * error (Prometheus ignores it); a bad pattern is (-EINVAL, err set). fn's non-zero return
+ * stops the walk and is returned. */
+int config_rule_files(const struct config *c, int (*fn)(void *arg, const char *path), void *arg,
+                      struct perr *err);
+
 /* Prometheus durations: "1s", "1m30s", "100ms", "1h", "1d", "1w", "1y"; "0" alone.
  * Returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, int64_t *ms);

@@ -13,7 +13,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -375,28 +374,21 @@ static int load_file(struct ruleset *rs, const char *path, bool legacy, struct p
     return 0;
 }
 
-/* Expands rule_files globs relative to the config's folder, as Prometheus does. */
+struct load_ctx {
+    struct ruleset *rs;
+    bool legacy;
+    struct perr *err;
+};
+
+static int load_one(void *arg, const char *path) {
+    struct load_ctx *lc = arg;
+    return load_file(lc->rs, path, lc->legacy, lc->err);
+}
+
+/* Loads every file the config's rule_files globs name. */
 static int load_files(struct ruleset *rs, const struct config *c, bool legacy, struct perr *err) {
-    for (size_t i = 0; i < c->nrule_files; i++) {
-        char pat[4096];
-        const char *p = c->rule_files[i];
-        if (p[0] == '/' || !c->dir || !strcmp(c->dir, "."))
-            snprintf(pat, sizeof(pat), "%s", p);
-        else
-            snprintf(pat, sizeof(pat), "%s/%s", c->dir, p);
-        glob_t g;
-        int rc = glob(pat, 0, NULL, &g);
-        if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
-            globfree(&g);
-            continue;
-        }
-        if (rc) return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
-        for (size_t k = 0; k < g.gl_pathc && !rc; k++)
-            rc = load_file(rs, g.gl_pathv[k], legacy, err);
-        globfree(&g);
-        if (rc) return rc;
-    }
-    return 0;
+    struct load_ctx lc = {rs, legacy, err};
+    return config_rule_files(c, load_one, &lc, err);
 }
 
 static char *xstrdup(const char *s, int *rc) {

@@ -57,33 +57,6 @@ static int modules_load(struct agent *a, const struct config *nc, struct perr *e
 /* ---- rule files named by a config -------------------------------------------------------------
  */
 
-/* Expands the config's rule_files globs (relative to the config's folder, as Prometheus)
- * and calls fn for each file. A pattern that matches nothing is not an error (Prometheus
- * ignores it); a bad pattern is. */
-static int each_rule_file(const struct config *c, int (*fn)(void *arg, const char *path), void *arg,
-                          struct perr *err) {
-    for (size_t i = 0; i < c->nrule_files; i++) {
-        char pat[4096];
-        const char *p = c->rule_files[i];
-        if (p[0] == '/' || !strcmp(c->dir, "."))
-            snprintf(pat, sizeof(pat), "%s", p);
-        else
-            snprintf(pat, sizeof(pat), "%s/%s", c->dir, p);
-        glob_t g;
-        int rc = glob(pat, 0, NULL, &g);
-        if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
-            globfree(&g);
-            continue;
-        }
-        if (rc) return perr_set(err, 0, 0, "rule_files: cannot expand \"%s\"", p);
-        for (size_t k = 0; k < g.gl_pathc && !rc; k++)
-            rc = fn(arg, g.gl_pathv[k]);
-        globfree(&g);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
 static int count_file(void *arg, const char *path) {
     (void)path;
     (*(size_t *)arg)++;
@@ -111,7 +84,7 @@ int agent_reload(struct agent *a, struct perr *err, char *where, size_t wherelen
     int rc = config_load(a->flags->config_file, &nc, err);
     if (!rc) {
         size_t n = 0;
-        rc = each_rule_file(nc, count_file, &n, err);
+        rc = config_rule_files(nc, count_file, &n, err);
     }
     /* Modules prepare outside the lock (rule files are read and parsed here). */
     void *staged[NMODULES] = {0};
@@ -228,7 +201,7 @@ static int cmd_check_config(const struct flags *f) {
         struct perr err = {0};
         int rc = config_load(file, &c, &err);
         size_t n = 0;
-        if (!rc) rc = each_rule_file(c, count_file, &n, &err);
+        if (!rc) rc = config_rule_files(c, count_file, &n, &err);
         if (!rc) rc = modules_load(NULL, c, &err);
         if (rc) {
             char where[512];
@@ -364,7 +337,7 @@ static int run(const struct flags *f) {
     int rc = config_load(f->config_file, &a.cfg, &err);
     if (!rc) {
         size_t n = 0;
-        rc = each_rule_file(a.cfg, count_file, &n, &err);
+        rc = config_rule_files(a.cfg, count_file, &n, &err);
     }
     if (rc) {
         char where[512];

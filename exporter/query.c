@@ -178,48 +178,9 @@ int query_parse_time(const char *s, int64_t *ms) {
     return -EINVAL;
 }
 
-/* Prometheus's model.ParseDuration: units y w d h m s ms, each at most once and in that
- * order, integers only; "0" alone is zero. */
+/* Prometheus's model.ParseDuration (the PromQL duration grammar). */
 static int parse_prom_duration(const char *s, int64_t *ms) {
-    if (!strcmp(s, "0")) {
-        *ms = 0;
-        return 0;
-    }
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    const char *p = s;
-    size_t next = 0;
-    int64_t total = 0;
-    if (!*p) return -EINVAL;
-    while (*p) {
-        if (*p < '0' || *p > '9') return -EINVAL;
-        int64_t n = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (n > (INT64_MAX - 9) / 10) return -EINVAL;
-            n = n * 10 + (*p++ - '0');
-        }
-        size_t u = next;
-        for (; u < sizeof(units) / sizeof(units[0]); u++) {
-            size_t ul = strlen(units[u].unit);
-            /* "m" must not swallow the "m" of "ms". */
-            if (!strncmp(p, units[u].unit, ul) && !(ul == 1 && p[0] == 'm' && p[1] == 's')) break;
-        }
-        if (u == sizeof(units) / sizeof(units[0])) return -EINVAL;
-        if (n > INT64_MAX / units[u].ms || total > INT64_MAX - n * units[u].ms) return -EINVAL;
-        total += n * units[u].ms;
-        p += strlen(units[u].unit);
-        next = u + 1;
-    }
-    *ms = total;
-    return 0;
+    return promql_parse_duration(s, ms);
 }
 
 int query_parse_duration(const char *s, int64_t *ns) {

@@ -2984,46 +2984,8 @@ int template_format_float(char *buf, size_t size, double v) {
 }
 
 int template_parse_duration(const char *s, int64_t *ms) {
-    /* model.ParseDuration: ordered units y w d h m s ms, each at most once; "0" alone ok. */
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000},
-                 {"w", 7LL * 86400000},
-                 {"d", 86400000},
-                 {"h", 3600000},
-                 {"m", 60000},
-                 {"s", 1000},
-                 {"ms", 1}};
-    if (!s || !*s) return -EINVAL;
-    if (strcmp(s, "0") == 0) {
-        *ms = 0;
-        return 0;
-    }
-    int64_t total = 0;
-    size_t next_unit = 0;
-    const char *p = s;
-    while (*p) {
-        if (!isdigit((unsigned char)*p)) return -EINVAL;
-        int64_t v = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (v > (INT64_MAX - 9) / 10) return -EINVAL;
-            v = v * 10 + (*p++ - '0');
-        }
-        size_t ul = 0;
-        while (p[ul] && !isdigit((unsigned char)p[ul]))
-            ul++;
-        size_t k;
-        for (k = next_unit; k < sizeof(units) / sizeof(units[0]); k++)
-            if (strlen(units[k].u) == ul && memcmp(units[k].u, p, ul) == 0) break;
-        if (k == sizeof(units) / sizeof(units[0])) return -EINVAL;
-        if (v > INT64_MAX / units[k].ms || total > INT64_MAX - v * units[k].ms) return -EINVAL;
-        total += v * units[k].ms;
-        next_unit = k + 1;
-        p += ul;
-    }
-    *ms = total;
-    return 0;
+    /* model.ParseDuration, the same grammar as PromQL durations. */
+    return s && *s ? promql_parse_duration(s, ms) : -EINVAL;
 }
 
 int template_format_duration(char *buf, size_t size, int64_t ms) {
