@@ -375,29 +375,36 @@ static int tok_until_ws(struct px *p) {
 }
 
 /* Token from the current byte up to '\n'; with esc, \\ \n \" are unescaped (HELP text). */
+/* The character after a backslash in HELP text or a label value: \\, \n and \" are the only
+ * escapes expfmt knows; it appends the unescaped byte to the token. */
+static int put_escaped(struct px *p) {
+    char ch;
+    switch (p->c) {
+    case '\\':
+        ch = '\\';
+        break;
+    case 'n':
+        ch = '\n';
+        break;
+    case '"':
+        ch = '"';
+        break;
+    default: {
+        char cc[4];
+        go_char(cc, sizeof cc, p->c);
+        return perror_at(p, "invalid escape sequence '\\%s'", cc);
+    }
+    }
+    return buf_putc(&p->tok, ch) < 0 ? oom(p) : 0;
+}
+
 static int tok_until_nl(struct px *p, bool esc) {
     p->tok.len = 0;
     bool escaped = false;
     while (p->c != EOFC) {
         if (esc && escaped) {
-            char ch;
-            switch (p->c) {
-            case '\\':
-                ch = '\\';
-                break;
-            case 'n':
-                ch = '\n';
-                break;
-            case '"':
-                ch = '"';
-                break;
-            default: {
-                char cc[4];
-                go_char(cc, sizeof cc, p->c);
-                return perror_at(p, "invalid escape sequence '\\%s'", cc);
-            }
-            }
-            if (buf_putc(&p->tok, ch) < 0) return oom(p);
+            int rc = put_escaped(p);
+            if (rc) return rc;
             escaped = false;
         } else if (p->c == '\n') {
             return 0;
@@ -443,24 +450,8 @@ static int tok_label_value(struct px *p) {
         rd(p);
         if (p->c == EOFC) return unexpected_eof(p);
         if (escaped) {
-            char ch;
-            switch (p->c) {
-            case '"':
-                ch = '"';
-                break;
-            case '\\':
-                ch = '\\';
-                break;
-            case 'n':
-                ch = '\n';
-                break;
-            default: {
-                char cc[4];
-                go_char(cc, sizeof cc, p->c);
-                return perror_at(p, "invalid escape sequence '\\%s'", cc);
-            }
-            }
-            if (buf_putc(&p->tok, ch) < 0) return oom(p);
+            int rc = put_escaped(p);
+            if (rc) return rc;
             escaped = false;
             continue;
         }

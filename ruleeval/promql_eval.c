@@ -2329,39 +2329,6 @@ static bool changes_schema(enum pq_op op) {
     return op >= PQ_ADD && op <= PQ_ATAN2;
 }
 
-static const char *op_word(enum pq_op op) {
-    switch (op) {
-    case PQ_ADD:
-        return "+";
-    case PQ_SUB:
-        return "-";
-    case PQ_MUL:
-        return "*";
-    case PQ_DIV:
-        return "/";
-    case PQ_POW:
-        return "^";
-    case PQ_MOD:
-        return "%";
-    case PQ_ATAN2:
-        return "atan2";
-    case PQ_EQLC:
-        return "==";
-    case PQ_NEQ:
-        return "!=";
-    case PQ_GTR:
-        return ">";
-    case PQ_LSS:
-        return "<";
-    case PQ_GTE:
-        return ">=";
-    case PQ_LTE:
-        return "<=";
-    default:
-        return "?";
-    }
-}
-
 /* Element binop; returns keep. *info set to a message when types are incompatible. */
 static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
                       struct pq_hist *hr, double *res, struct pq_hist **hres,
@@ -2433,7 +2400,7 @@ static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct p
     warn(ev,
          "PromQL info: incompatible sample types encountered for binary operator \"%s\": %s %s %s "
          "(%d:%d)",
-         op_word(op), lt, op_word(op), rt, ln, c);
+         pq_op_str(op), lt, pq_op_str(op), rt, ln, c);
     return -1;
 }
 
