@@ -922,8 +922,39 @@ static int visit_series(const struct series *se, int64_t mint, int64_t maxt, re_
     return fn(arg, se->labels, se->nlabels, sc->ts, sc->v, sc->h, k);
 }
 
-int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
-                 re_visit_fn *fn, void *arg) {
+/* Visits the newest sample of se in [mint, maxt]. Samples are appended in time order, so
+ * the tail chunk holds it unless maxt lies before the tail begins (a query in the past). */
+static int visit_last(const struct series *se, int64_t mint, int64_t maxt, re_visit_fn *fn,
+                      void *arg) {
+    const struct chunk *c = se->tail;
+    if (!c || !c->n || c->ts[0] > maxt) {
+        const struct chunk *best = NULL;
+        for (const struct chunk *k = se->head; k && k->n && k->ts[0] <= maxt; k = k->next)
+            best = k;
+        c = best;
+    }
+    if (!c) return 0;
+    size_t lo = 0, hi = c->n; /* first index with ts > maxt */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->ts[mid] <= maxt)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || c->ts[lo - 1] < mint) return 0;
+    size_t i = lo - 1;
+    const struct re_hist *const *h = c->h ? (const struct re_hist *const *)c->h + i : null_hists;
+    return fn(arg, se->labels, se->nlabels, c->ts + i, c->v + i, h, 1);
+}
+
+static int visit_one(const struct series *se, int64_t mint, int64_t maxt, bool last,
+                     re_visit_fn *fn, void *arg, struct scratch *sc) {
+    return last ? visit_last(se, mint, maxt, fn, arg) : visit_series(se, mint, maxt, fn, arg, sc);
+}
+
+static int select_ex(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint,
+                     int64_t maxt, bool last, re_visit_fn *fn, void *arg) {
     struct scratch sc = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&s->lock);
@@ -934,11 +965,11 @@ int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t
         const char *iname = lookup_str(s, byname->value);
         struct postings *p = iname ? find_postings(s, iname) : NULL;
         for (struct series *se = p ? p->first : NULL; se && !rc; se = se->pnext)
-            if (series_matches(se, m, nm)) rc = visit_series(se, mint, maxt, fn, arg, &sc);
+            if (series_matches(se, m, nm)) rc = visit_one(se, mint, maxt, last, fn, arg, &sc);
     } else {
         for (size_t i = 0; i <= s->tab_mask && !rc; i++)
             for (struct series *se = s->tab[i]; se && !rc; se = se->hnext)
-                if (series_matches(se, m, nm)) rc = visit_series(se, mint, maxt, fn, arg, &sc);
+                if (series_matches(se, m, nm)) rc = visit_one(se, mint, maxt, last, fn, arg, &sc);
     }
     pthread_rwlock_unlock(&s->lock);
     free(sc.ts);
@@ -947,13 +978,29 @@ int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t
     return rc;
 }
 
+int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
+                 re_visit_fn *fn, void *arg) {
+    return select_ex(s, m, nm, mint, maxt, false, fn, arg);
+}
+
+int store_select_last(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint,
+                      int64_t maxt, re_visit_fn *fn, void *arg) {
+    return select_ex(s, m, nm, mint, maxt, true, fn, arg);
+}
+
 static int source_select(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint,
                          int64_t maxt, re_visit_fn *fn, void *arg) {
     return store_select(ctx, m, nm, mint, maxt, fn, arg);
 }
 
+static int source_select_last(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint,
+                              int64_t maxt, re_visit_fn *fn, void *arg) {
+    return store_select_last(ctx, m, nm, mint, maxt, fn, arg);
+}
+
 void store_source(struct store *s, struct re_source *out) {
     out->select = source_select;
+    out->select_last = source_select_last;
     out->ctx = s;
 }
 

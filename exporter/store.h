@@ -100,6 +100,10 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
  * Returns 0, fn's non-zero return, or -ENOMEM. */
 int store_select(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
                  re_visit_fn *fn, void *arg);
+/* As store_select, but visits only each series' newest sample in [mint, maxt] (n == 1),
+ * found from the series' tail without reading the rest of the window. */
+int store_select_last(struct store *s, const struct re_matcher *m, size_t nm, int64_t mint,
+                      int64_t maxt, re_visit_fn *fn, void *arg);
 /* Fills a re_source that reads this store. */
 void store_source(struct store *s, struct re_source *out);
 

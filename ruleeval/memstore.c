@@ -300,5 +300,6 @@ static int ms_select(void *ctx, const struct re_matcher *m, size_t nm, int64_t m
 
 void re_memstore_source(struct re_memstore *s, struct re_source *out) {
     out->select = ms_select;
+    out->select_last = NULL; /* arrays: the caller's trim of the window is as cheap */
     out->ctx = s;
 }

@@ -24,6 +24,7 @@ struct achunk {
 
 struct lset {
     size_t n;
+    uint64_t hash; /* ls_hash's memo, 0 until computed (a set is not changed once hashed) */
     struct re_label l[];
 };
 
@@ -223,6 +224,7 @@ static const char *ls_get(const struct lset *ls, const char *name) {
 static struct lset *ls_new(struct ev *ev, size_t n) {
     struct lset *l = ar_alloc(ev, sizeof(*l) + n * sizeof(struct re_label));
     l->n = 0;
+    l->hash = 0;
     return l;
 }
 
@@ -313,7 +315,7 @@ static uint64_t fnv(const char *s, size_t n) {
 /* Looks up key; if absent inserts with value *v (and returns false), else sets *v. */
 static bool hm_get_or_put(struct ev *ev, struct hmap *m, const char *k, size_t kl, size_t *v) {
     if ((m->n + 1) * 2 > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 64;
+        size_t nc = m->cap ? m->cap * 2 : 8; /* most groupings have few keys */
         struct hent *ne = ar_alloc(ev, nc * sizeof(*ne));
         for (size_t i = 0; i < m->cap; i++)
             if (m->e[i].k) {
@@ -352,6 +354,7 @@ struct lmap {
 };
 
 static uint64_t ls_hash(const struct lset *ls) {
+    if (ls->hash) return ls->hash;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < ls->n; i++) {
         for (const char *p = ls->l[i].name; *p; p++)
@@ -361,6 +364,8 @@ static uint64_t ls_hash(const struct lset *ls) {
             h = (h ^ (unsigned char)*p) * 1099511628211ULL;
         h = (h ^ 0xfe) * 1099511628211ULL;
     }
+    h |= 1; /* never 0, the memo's empty value */
+    ((struct lset *)ls)->hash = h;
     return h;
 }
 
@@ -581,6 +586,7 @@ static int load_visit(void *arg, const struct re_label *labels, size_t nlabels, 
         sp += vl;
     }
     ls->n = nlabels;
+    ls->hash = 0;
     se->ls = ls;
     se->t = ar_alloc_nz(ev, (n ? n : 1) * sizeof(int64_t));
     se->f = ar_alloc_nz(ev, (n ? n : 1) * sizeof(double));
@@ -602,7 +608,10 @@ static struct mat *selected(struct ev *ev, const struct promql_expr *n) {
             c->mint = c->maxt = 0;
         }
         struct load_ctx lc = {ev, &c->data, c->single};
-        int rc = ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
+        int rc =
+            c->single && ev->src->select_last
+                ? ev->src->select_last(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc)
+                : ev->src->select(ev->src->ctx, n->m, n->nm, c->mint, c->maxt, load_visit, &lc);
         if (rc < 0 && rc != -ENOMEM) fail(ev, rc, "storage select failed");
         if (rc == -ENOMEM) fail(ev, rc, "out of memory");
         c = cache_for(ev, n);
@@ -3577,14 +3586,11 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                 v.v.cap = 0;
                 vec_push(ev, &v.v, (struct smp){ls_new(ev, 0), v.scalar, NULL, ts, false});
             }
-            /* delayed name removal */
-            struct lmap seen = {0};
+            /* delayed name removal; two samples of one step with the same labels (the
+             * second finds its series already holding a point at ts) are an error */
             for (size_t i = 0; i < v.v.n; i++) {
                 struct smp *s = &v.v.s[i];
                 const struct lset *ls = s->drop ? ls_del(ev, s->ls, "__name__") : s->ls;
-                size_t one = 1;
-                if (!instant && lm_get_or_put(ev, &seen, ls, &one))
-                    fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
                 size_t k = nos;
                 if (!lm_get_or_put(ev, &idx, ls, &k)) {
                     os = grow(ev, os, &capos, nos, sizeof(*os));
@@ -3600,7 +3606,7 @@ static int run(const struct promql_expr *e, const struct re_source *src, int64_t
                     se->p = np;
                     se->cap = nc;
                 }
-                if (instant && se->n)
+                if (se->n && (instant || se->p[se->n - 1].t == ts))
                     fail(ev, -EINVAL, "vector cannot contain metrics with the same labelset");
                 se->p[se->n++] = (struct promql_point){ts, s->f, (struct re_hist *)s->h};
             }

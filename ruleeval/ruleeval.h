@@ -106,6 +106,11 @@ typedef int re_visit_fn(void *arg, const struct re_label *labels, size_t nlabels
 struct re_source {
     int (*select)(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
                   re_visit_fn *fn, void *arg);
+    /* Optional (NULL: select is used and the caller keeps the last sample): as select, but
+     * visits only the newest sample in [mint, maxt] of each series (n == 1). An instant
+     * selector needs nothing more, and a store can find it without reading the window. */
+    int (*select_last)(void *ctx, const struct re_matcher *m, size_t nm, int64_t mint, int64_t maxt,
+                       re_visit_fn *fn, void *arg);
     void *ctx;
 };
 

@@ -50,6 +50,64 @@ static struct got sel(struct store *s, enum re_match_type t, const char *name, c
     return g;
 }
 
+/* The newest sample a full select returns per window, against store_select_last. */
+struct lastv {
+    int series;
+    int64_t ts;
+    double v;
+};
+
+static int keep_last(void *arg, const struct re_label *labels, size_t nl, const int64_t *ts,
+                     const double *v, const struct re_hist *const *h, size_t n) {
+    struct lastv *l = arg;
+    (void)labels, (void)nl, (void)h;
+    l->series++;
+    if (n) {
+        l->ts = ts[n - 1];
+        l->v = v[n - 1];
+    }
+    return 0;
+}
+
+static int only_one(void *arg, const struct re_label *labels, size_t nl, const int64_t *ts,
+                    const double *v, const struct re_hist *const *h, size_t n) {
+    if (n != 1) return -EINVAL;
+    return keep_last(arg, labels, nl, ts, v, h, n);
+}
+
+/* A series spanning many chunks (with gaps), every window [mint, maxt] against the full
+ * select: the same newest sample, or none. */
+static void test_select_last(void) {
+    struct store_opts o = {.retention_ms = INT64_MAX / 4, .max_series = 4};
+    struct store *s = store_new(&o);
+    struct re_label l[] = {{"__name__", "m"}, {"job", "a"}};
+    for (int64_t i = 0; i < 1000; i++)
+        if (i % 7 != 3) store_append(s, l, 2, 1000 + i * 10, (double)i);
+    struct re_matcher m;
+    re_matcher_init(&m, RE_MATCH_EQ, "__name__", "m", NULL);
+    int bad = 0, checked = 0;
+    for (int64_t maxt = 900; maxt <= 11100 && bad < 5; maxt += 37)
+        for (int64_t w = 0; w <= 400 && bad < 5; w += 45) {
+            struct lastv full = {0}, last = {0};
+            store_select(s, &m, 1, maxt - w, maxt, keep_last, &full);
+            int rc = store_select_last(s, &m, 1, maxt - w, maxt, only_one, &last);
+            checked++;
+            if (rc || full.series != last.series || full.ts != last.ts || full.v != last.v) {
+                bad++;
+                printf("# window [%lld, %lld]: full %d/%lld, last %d/%lld (rc %d)\n",
+                       (long long)(maxt - w), (long long)maxt, full.series, (long long)full.ts,
+                       last.series, (long long)last.ts, rc);
+            }
+        }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(checked > 2000);
+    struct lastv none = {0};
+    CHECK_EQ_INT(store_select_last(s, &m, 1, 0, 999, only_one, &none), 0);
+    CHECK_EQ_INT(none.series, 0);
+    re_matcher_fini(&m);
+    store_free(s);
+}
+
 int main(void) {
     struct store_opts o = {.retention_ms = 10000, .max_series = 4};
     struct store *s = store_new(&o);
@@ -233,5 +291,6 @@ int main(void) {
     CHECK_EQ_INT(store_ref_get(s, c, 2, &ref), -ENOSPC);
     store_free(s);
     (void)N(a);
+    test_select_last();
     return tap_done();
 }
