@@ -276,7 +276,7 @@ int http_listen(struct http_server *s, const char *const *addrs, size_t n, struc
             MHD_OPTION_ARRAY, tls ? tls_opts : no_opts, MHD_OPTION_LISTEN_SOCKET, fds[i],
             MHD_OPTION_THREAD_POOL_SIZE, s->opts.threads, MHD_OPTION_CONNECTION_LIMIT,
             s->opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, s->opts.connection_timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
             on_completed, s, MHD_OPTION_END);
         if (!d) {
             for (size_t k = i; k < n; k++)
