@@ -1387,6 +1387,7 @@ static void engine_commit(struct agent *a, void *staged) {
     notify_opts_default(&no);
     no.queue_capacity = rs->queue_capacity;
     notifier_set_opts(a->notifier, &no);
+    if (rs->nwh || rs->nam) notifier_prepare(a->notifier);
     pthread_mutex_lock(&e->mu);
     ruleset_free(e->pending); /* a newer reload wins over one not applied yet */
     e->pending = rs;

@@ -51,7 +51,8 @@ struct notifier {
     struct notify_opts o;
     struct receiver *rcv;
     struct loop *loop;
-    CURLM *multi;
+    CURLM *multi;   /* NULL until start_curl */
+    bool want_curl; /* notifier_prepare asked for libcurl before the first item */
     struct curl_slist *headers;
     int64_t curl_timer;  /* loop timer id for curl's timeout, 0 when none */
     int64_t retry_timer; /* loop timer id for the earliest backoff, 0 when none */
@@ -162,11 +163,32 @@ static void on_wake(struct loop *l, void *arg) {
     kick(arg);
 }
 
+/* Initialises libcurl and its TLS library, then the multi handle. Deferred until there is a
+ * receiver (OpenSSL's start-up alone is ~3 MB of resident pages a daemon without alerting
+ * does not need). Loop thread, mu held. Returns 0 / -ENOMEM. */
+static int start_curl(struct notifier *n) {
+    pthread_once(&curl_once, curl_init_once);
+    n->multi = curl_multi_init();
+    if (!n->multi) return -ENOMEM;
+    curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n);
+    curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n);
+    return 0;
+}
+
 /* Starts the head request of every idle receiver whose backoff has passed, and arms the retry
  * timer for the earliest one still backing off. Loop thread. */
 static void kick(struct notifier *n) {
     int64_t now = loop_now_ms(), earliest = INT64_MAX;
     pthread_mutex_lock(&n->mu);
+    bool work = n->want_curl;
+    for (struct receiver *r = n->rcv; r && !work; r = r->next)
+        work = r->head != NULL;
+    if (work && !n->multi && start_curl(n)) {
+        pthread_mutex_unlock(&n->mu);
+        return; /* out of memory: the items wait in their queues for the next wake-up */
+    }
     for (struct receiver *r = n->rcv; r; r = r->next) {
         if (r->busy || !r->head) continue;
         if (r->next_attempt > now) {
@@ -279,14 +301,12 @@ static void *thread_main(void *arg) {
 /* ---- public -------------------------------------------------------------------------------- */
 
 struct notifier *notifier_new(const struct notify_opts *o) {
-    pthread_once(&curl_once, curl_init_once);
     struct notifier *n = calloc(1, sizeof(*n));
     if (!n) return NULL;
     pthread_mutex_init(&n->mu, NULL);
     n->o = *o;
     n->loop = loop_new(on_wake, n);
-    n->multi = curl_multi_init();
-    if (!n->loop || !n->multi) goto fail;
+    if (!n->loop) goto fail;
     char ua[96];
     snprintf(ua, sizeof(ua), "User-Agent: promlet/%s", version_string());
     /* An empty Expect: stops curl from waiting for 100-continue on larger bodies. */
@@ -296,10 +316,6 @@ struct notifier *notifier_new(const struct notify_opts *o) {
         if (!h) goto fail;
         n->headers = h;
     }
-    curl_multi_setopt(n->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(n->multi, CURLMOPT_SOCKETDATA, n);
-    curl_multi_setopt(n->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(n->multi, CURLMOPT_TIMERDATA, n);
     if (pthread_create(&n->thread, NULL, thread_main, n)) goto fail;
     n->thread_started = true;
     return n;
@@ -333,6 +349,14 @@ void notifier_free(struct notifier *n) {
     loop_free(n->loop);
     pthread_mutex_destroy(&n->mu);
     free(n);
+}
+
+void notifier_prepare(struct notifier *n) {
+    pthread_mutex_lock(&n->mu);
+    bool wake = !n->want_curl;
+    n->want_curl = true;
+    pthread_mutex_unlock(&n->mu);
+    if (wake) loop_wake(n->loop);
 }
 
 void notifier_set_opts(struct notifier *n, const struct notify_opts *o) {

@@ -26,6 +26,9 @@ struct notifier *notifier_new(const struct notify_opts *o);
 void notifier_free(struct notifier *n);
 /* Changes the queue capacity and retry age for later posts (on reload). Thread-safe. */
 void notifier_set_opts(struct notifier *n, const struct notify_opts *o);
+/* Has the notifier thread initialise libcurl now (it otherwise waits for the first item), so
+ * that the first notification does not pay for TLS start-up. Call once receivers exist. */
+void notifier_prepare(struct notifier *n);
 
 /* Queues a JSON POST of body[0..len) to url (borrowed; receivers are keyed by url) with a
  * per-attempt timeout. Takes body (malloc'ed; freed by the notifier, also on error).
