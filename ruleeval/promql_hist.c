@@ -274,6 +274,18 @@ static int common_layout(struct pq_hist *a, struct pq_hist *c, struct pq_hist *b
 /* Bucket-wise s (+comp c) += sign*b over the union of indices. */
 static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t *nc,
                        const struct pq_bkt *b, size_t nb, double sign) {
+    /* The same buckets on both sides (a counter's samples usually have them): in place. */
+    bool same = *ns == nb && (!c || *nc == nb);
+    for (size_t i = 0; same && i < nb; i++)
+        same = (*s)[i].i == b[i].i && (!c || (*c)[i].i == b[i].i);
+    if (same) {
+        for (size_t i = 0; i < nb; i++)
+            if (c)
+                (*s)[i].c = kinc(sign * b[i].c, (*s)[i].c, &(*c)[i].c);
+            else
+                (*s)[i].c += sign * b[i].c;
+        return 0;
+    }
     size_t cap = *ns + nb + (c ? *nc : 0) + 1;
     struct pq_bkt *os = malloc(cap * sizeof(*os)), *oc = c ? malloc(cap * sizeof(*oc)) : NULL;
     if (!os || (c && !oc)) {
@@ -318,13 +330,20 @@ static int kahan_merge(struct pq_bkt **s, size_t *ns, struct pq_bkt **c, size_t 
 int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist *b, double sign,
                    bool *collision, bool *reconciled) {
     if ((a->schema == PQ_SCHEMA_CUSTOM) != (b->schema == PQ_SCHEMA_CUSTOM)) return -EINVAL;
-    struct pq_hist *bb = pq_hist_dup(b);
-    if (!bb) return -ENOMEM;
+    /* b is copied only when common_layout must change it (coarser schema, wider zero bucket,
+     * other custom bounds); otherwise common_layout does not write to it. */
+    bool b_changes =
+        a->schema == PQ_SCHEMA_CUSTOM
+            ? a->ncv != b->ncv || (a->ncv && memcmp(a->cv, b->cv, a->ncv * sizeof(double)))
+            : b->schema > a->schema || b->zt < a->zt;
+    struct pq_hist *copy = NULL;
+    if (b_changes && !(copy = pq_hist_dup(b))) return -ENOMEM;
+    struct pq_hist *bb = copy ? copy : (struct pq_hist *)b;
     bool coll = adjust_hint(a, bb);
     if (collision) *collision = *collision || coll;
     int rc = common_layout(a, comp, bb, reconciled);
     if (rc) {
-        pq_hist_free(bb);
+        pq_hist_free(copy);
         return rc;
     }
     if (comp) {
@@ -341,7 +360,7 @@ int pq_hist_add_ex(struct pq_hist *a, struct pq_hist *comp, const struct pq_hist
     if (rc == 0)
         rc = kahan_merge(&a->nb, &a->nnb, comp ? &comp->nb : NULL, comp ? &comp->nnb : NULL, bb->nb,
                          bb->nnb, sign);
-    pq_hist_free(bb);
+    pq_hist_free(copy);
     return rc;
 }
 
@@ -489,14 +508,15 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
     }
     if (cur->zt < prev->zt) return true;
     if (cur->zc < prev->zc) return true;
-    /* compare buckets after bringing prev to cur's schema */
-    struct pq_hist *p = pq_hist_dup(prev);
-    if (!p) return false;
-    if (cur->schema != PQ_SCHEMA_CUSTOM && p->schema > cur->schema) {
-        reduce(p->pb, &p->npb, p->schema - cur->schema);
-        reduce(p->nb, &p->nnb, p->schema - cur->schema);
-        p->schema = cur->schema;
+    /* compare buckets after bringing prev to cur's schema (a copy only if it differs) */
+    struct pq_hist *copy = NULL;
+    if (cur->schema != PQ_SCHEMA_CUSTOM && prev->schema > cur->schema) {
+        if (!(copy = pq_hist_dup(prev))) return false;
+        reduce(copy->pb, &copy->npb, copy->schema - cur->schema);
+        reduce(copy->nb, &copy->nnb, copy->schema - cur->schema);
+        copy->schema = cur->schema;
     }
+    const struct pq_hist *p = copy ? copy : prev;
     bool reset = false;
     for (int neg = 0; neg < 2 && !reset; neg++) {
         const struct pq_bkt *a = neg ? cur->nb : cur->pb, *b = neg ? p->nb : p->pb;
@@ -508,6 +528,6 @@ bool pq_hist_detect_reset(const struct pq_hist *cur, const struct pq_hist *prev)
             if (c < b[j].c) reset = true;
         }
     }
-    pq_hist_free(p);
+    pq_hist_free(copy);
     return reset;
 }
