@@ -73,6 +73,7 @@ struct selcache {
     bool stats;  /* decoded as by Prometheus's histogram stats iterator */
     bool loaded;
     struct mat data;
+    struct gmemo *gm; /* aggregation nodes: grouping memo across steps (eval_agg) */
 };
 
 struct ev {
@@ -537,7 +538,10 @@ static void prep(struct ev *ev, const struct promql_expr *e, int64_t s, int64_t 
 static struct pq_hist *stats_hint(struct ev *ev, const struct mser *s, size_t j, size_t lo) {
     struct pq_hist *h = s->h[j];
     if (!h || h->hint != RE_HINT_UNKNOWN || j <= lo || !s->h[j - 1]) return h;
-    struct pq_hist *c = hdup(ev, h);
+    /* A shallow copy with its own hint, in the arena: the buckets stay h's (owned and freed
+     * with it). Histograms are copied before any change, so none is written through it. */
+    struct pq_hist *c = ar_alloc_nz(ev, sizeof(*c));
+    *c = *h;
     c->hint = pq_hist_detect_reset(h, s->h[j - 1]) ? RE_HINT_RESET : RE_HINT_NOT_RESET;
     return c;
 }
@@ -1882,6 +1886,72 @@ static bool topk_better(const struct smp *a, const struct smp *b, bool top) {
     return top ? a->f > b->f : a->f < b->f;
 }
 
+/* An aggregation's grouping, remembered across the steps of a range query: each input label
+ * set (by pointer: the arena never reuses one within an evaluation, and selector and function
+ * outputs keep theirs from step to step) maps to a group id whose label set is built once, so
+ * a step costs a pointer lookup per sample, and the groups keep their label set pointers
+ * (whose hashes are memoised) from step to step. */
+struct gmemo {
+    struct gment {
+        const struct lset *in;
+        size_t gid;
+    } * p;
+    size_t pcap, pn;
+    struct hmap keys; /* grouping key -> gid */
+    struct kbuf kb;
+    const struct lset **gl; /* by gid */
+    size_t *stamp, *slot;   /* per gid: the step that last used it and its group index there */
+    size_t ng, capg, step;
+};
+
+static size_t gmemo_gid(struct ev *ev, struct gmemo *m, const struct lset *ls,
+                        const struct promql_expr *e) {
+    if ((m->pn + 1) * 2 > m->pcap) {
+        size_t nc = m->pcap ? m->pcap * 2 : 16;
+        struct gment *np = ar_alloc(ev, nc * sizeof(*np));
+        for (size_t i = 0; i < m->pcap; i++)
+            if (m->p[i].in) {
+                size_t j = ((uintptr_t)m->p[i].in >> 4) * 0x9E3779B97F4A7C15ULL >> 32 & (nc - 1);
+                while (np[j].in)
+                    j = (j + 1) & (nc - 1);
+                np[j] = m->p[i];
+            }
+        m->p = np;
+        m->pcap = nc;
+    }
+    size_t j = ((uintptr_t)ls >> 4) * 0x9E3779B97F4A7C15ULL >> 32 & (m->pcap - 1);
+    while (m->p[j].in) {
+        if (m->p[j].in == ls) return m->p[j].gid;
+        j = (j + 1) & (m->pcap - 1);
+    }
+    const struct lset *gl = group_labels(ev, ls, e);
+    sig_key(ev, &m->kb, gl, NULL, 0, false, false);
+    size_t gid = m->ng;
+    if (!hm_get_or_put(ev, &m->keys, m->kb.p, m->kb.n, &gid)) {
+        if (m->ng == m->capg) {
+            size_t nc = m->capg ? m->capg * 2 : 8;
+            const struct lset **ngl = ar_alloc_nz(ev, nc * sizeof(*ngl));
+            size_t *nst = ar_alloc(ev, nc * sizeof(*nst));
+            size_t *nsl = ar_alloc_nz(ev, nc * sizeof(*nsl));
+            if (m->ng) {
+                memcpy(ngl, m->gl, m->ng * sizeof(*ngl));
+                memcpy(nst, m->stamp, m->ng * sizeof(*nst));
+                memcpy(nsl, m->slot, m->ng * sizeof(*nsl));
+            }
+            m->gl = ngl;
+            m->stamp = nst;
+            m->slot = nsl;
+            m->capg = nc;
+        }
+        m->gl[m->ng] = gl;
+        m->stamp[m->ng] = 0;
+        m->ng++;
+    }
+    m->p[j] = (struct gment){ls, gid};
+    m->pn++;
+    return gid;
+}
+
 static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     double param = 0;
     const char *sparam = NULL;
@@ -1916,22 +1986,35 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     struct group *g = NULL;
     size_t ng = 0, capg = 0;
     size_t *gi = ar_alloc(ev, (in.v.n ? in.v.n : 1) * sizeof(size_t));
-    for (size_t i = 0; i < in.v.n; i++) {
-        struct smp *s = &in.v.s[i];
-        const struct lset *gl;
-        if (op == PQ_COUNT_VALUES) {
-            char vb[2048];
-            if (s->h)
-                hist_go_string(ev, s->h, vb, sizeof(vb));
-            else
-                pq_fmt_float(s->f, vb, sizeof(vb));
-            const struct lset *base = group_labels(ev, s->ls, e);
-            gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
-        } else if (op == PQ_TOPK || op == PQ_BOTTOMK) {
-            gl = group_labels(ev, s->ls, e);
-        } else {
-            gl = group_labels(ev, s->ls, e);
+    struct gmemo *gm = NULL;
+    if (op != PQ_COUNT_VALUES) {
+        struct selcache *c = cache_for(ev, e);
+        if (!c->gm) c->gm = ar_alloc(ev, sizeof(*c->gm));
+        gm = c->gm;
+        gm->step++;
+    }
+    for (size_t i = 0; gm && i < in.v.n; i++) {
+        size_t gid = gmemo_gid(ev, gm, in.v.s[i].ls, e);
+        if (gm->stamp[gid] != gm->step) {
+            gm->stamp[gid] = gm->step;
+            gm->slot[gid] = ng;
+            g = grow(ev, g, &capg, ng, sizeof(*g));
+            memset(&g[ng], 0, sizeof(g[0]));
+            g[ng].ls = gm->gl[gid];
+            ng++;
         }
+        gi[i] = gm->slot[gid];
+    }
+    for (size_t i = 0; !gm && i < in.v.n; i++) {
+        struct smp *s = &in.v.s[i];
+        /* count_values: the value is part of the group's labels */
+        char vb[2048];
+        if (s->h)
+            hist_go_string(ev, s->h, vb, sizeof(vb));
+        else
+            pq_fmt_float(s->f, vb, sizeof(vb));
+        const struct lset *base = group_labels(ev, s->ls, e);
+        const struct lset *gl = ls_set(ev, base, sparam, ar_strdup(ev, vb));
         sig_key(ev, &kb, gl, NULL, 0, false, false);
         size_t k = ng;
         if (!hm_get_or_put(ev, &idx, kb.p, kb.n, &k)) {
