@@ -232,6 +232,28 @@ def main():
               "memory only %.3f; at the end %.3f" %
               (a["rss1000"] / max(b["rss1000"], 1), a["anon1000"] / max(b["anon1000"], 1),
                a["rss"] / max(b["rss"], 1)))
+        floor = library_floor(build)
+        if floor:
+            print("# library floor: an empty program linked against promlet's shared libraries "
+                  "holds %.1f MiB (tests/bench/rss_floor.c)" % (floor / 2**20))
+            print("ratio rss above the library floor after 1000 series promlet/prometheus %.3f "
+                  "(%.1f MiB)" % ((a["rss1000"] - floor) / max(b["rss1000"], 1),
+                                  (a["rss1000"] - floor) / 2**20))
+
+
+def library_floor(build):
+    """VmRSS of tests/bench/rss_floor (promlet's libraries, nothing else), or 0."""
+    exe = os.path.join(build, "tests", "bench", "rss_floor")
+    if not os.path.exists(exe):
+        return 0
+    p = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        time.sleep(0.3)
+        return rss_bytes(pid)
+    finally:
+        p.kill()
+        p.wait()
 
 
 if __name__ == "__main__":
