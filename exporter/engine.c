@@ -144,6 +144,9 @@ struct erule {
     size_t nnames;
     const struct re_matcher **wild;
     size_t nwild;
+    bool reads_alerts; /* selects ALERTS or ALERTS_FOR_STATE */
+    size_t *readers;   /* recording rule: later rules of the group selecting its name */
+    size_t nreaders;
     bool dirty;       /* guarded by engine.mu */
     bool claimed;     /* state taken over by the next rule set */
     struct oset prev; /* output series of the last successful evaluation */
@@ -162,6 +165,8 @@ struct egroup {
     int64_t interval_ms;
     struct erule *rules;
     size_t nrules;
+    size_t *alert_readers; /* indices of the rules with reads_alerts, ascending */
+    size_t nalert_readers;
     struct payload_rule *prules;
     struct payload_rule_group pg;
     int64_t timer;
@@ -246,7 +251,7 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 
 /* A group's event evaluations use at most 1/EVENT_DUTY of a CPU over time, with bursts of up
  * to EVENT_BURST_S of CPU (see run_dirty). */
-#define EVENT_DUTY 20.0
+#define EVENT_DUTY 50.0
 #define EVENT_BURST_S 0.05
 
 static void ruleset_free(struct ruleset *rs) {
@@ -258,6 +263,7 @@ static void ruleset_free(struct ruleset *rs) {
             alert_rule_free(er->alert);
             free(er->names);
             free(er->wild);
+            free(er->readers);
             oset_free(&er->prev);
             if (er->wh)
                 for (size_t w = 0; w < rs->nwh; w++)
@@ -266,6 +272,7 @@ static void ruleset_free(struct ruleset *rs) {
             free(er->genurl);
         }
         free(eg->rules);
+        free(eg->alert_readers);
         free(eg->prules);
         free(eg->key);
     }
@@ -324,6 +331,33 @@ static bool rule_selects(const struct erule *r, const char *name) {
     for (size_t i = 0; i < r->nwild; i++)
         if (!r->wild[i] || re_matcher_matches(r->wild[i], name)) return true;
     return false;
+}
+
+/* Which later rules of the group read what each rule writes, worked out once per rule set so
+ * that an event evaluation does not compare selectors: readers of a recording rule's name per
+ * rule, and the rules reading ALERTS / ALERTS_FOR_STATE. Returns 0 / -ENOMEM. */
+static int link_readers(struct egroup *g) {
+    for (size_t i = 0; i < g->nrules; i++) {
+        struct erule *r = &g->rules[i];
+        r->reads_alerts = rule_selects(r, "ALERTS") || rule_selects(r, "ALERTS_FOR_STATE");
+        if (r->reads_alerts) g->nalert_readers++;
+    }
+    if (g->nalert_readers && !(g->alert_readers = calloc(g->nalert_readers, sizeof(size_t))))
+        return -ENOMEM;
+    for (size_t i = 0, k = 0; i < g->nrules; i++)
+        if (g->rules[i].reads_alerts) g->alert_readers[k++] = i;
+    for (size_t i = 0; i < g->nrules; i++) {
+        struct erule *r = &g->rules[i];
+        if (r->alert) continue;
+        for (size_t j = i + 1; j < g->nrules; j++) {
+            if (!rule_selects(&g->rules[j], r->def->name)) continue;
+            size_t *nr = realloc(r->readers, (r->nreaders + 1) * sizeof(*nr));
+            if (!nr) return -ENOMEM;
+            r->readers = nr;
+            r->readers[r->nreaders++] = j;
+        }
+    }
+    return 0;
 }
 
 static char *read_file(const char *path, size_t *len, struct perr *err) {
@@ -517,6 +551,7 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                                             .health = ALERT_HEALTH_UNKNOWN,
                                             .last_eval_ms = ALERT_TS_NONE};
             }
+            if (link_readers(eg)) goto oom;
             eg->pg = (struct payload_rule_group){.name = rg->name,
                                                  .file = eg->file,
                                                  .interval_ms = eg->interval_ms,
@@ -982,17 +1017,19 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
     int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
     g->last_ts = ts;
     if (mask) e->event_evals_total++;
+    bool alerts_marked = false; /* the readers of ALERTS after the first alert rule are marked */
     for (size_t i = 0; i < g->nrules; i++) {
         if (mask && !mask[i]) continue;
         bool wrote = eval_rule(e, rs, g, i, ts, now);
         if (!mask || !wrote) continue;
         const struct erule *r = &g->rules[i];
-        for (size_t j = i + 1; j < g->nrules; j++) {
-            const struct erule *q = &g->rules[j];
-            if (r->alert ? rule_selects(q, "ALERTS") || rule_selects(q, "ALERTS_FOR_STATE")
-                         : rule_selects(q, r->def->name))
-                mask[j] = true;
+        if (r->alert && !alerts_marked) {
+            for (size_t k = 0; k < g->nalert_readers; k++)
+                if (g->alert_readers[k] > i) mask[g->alert_readers[k]] = true;
+            alerts_marked = true; /* a later alert rule's readers are a subset */
         }
+        for (size_t k = 0; !r->alert && k < r->nreaders; k++)
+            mask[r->readers[k]] = true;
     }
     g->pg.eval_seconds = mono_s() - t0;
     g->pg.last_eval_ms = now;
