@@ -21,7 +21,7 @@ import query_data as qd  # noqa: E402
 
 def cpu_seconds(pid):
     """utime + stime of the whole process, in seconds: it includes threads that have exited
-    (promlet runs each query on a thread of its own), at clock-tick resolution, hence the
+    (promlet offloads heavy queries to worker threads), at clock-tick resolution, hence the
     many iterations."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
