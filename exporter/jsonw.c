@@ -134,6 +134,20 @@ static bool round_digits(const char *d17, int p, char *out, int *exp10) {
 
 /* True if the decimal digits[0..nd) x 10^exp10, with v's sign, reads back as v. */
 static bool reads_back(double v, const char *digits, int nd, int exp10) {
+    /* Clinger's fast path: an integer d < 2^53 and a power of ten up to 1e22 are exact
+     * doubles, so one multiplication or division is the correctly rounded reading of
+     * d x 10^e, as strtod's. */
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint64_t d = 0;
+    for (int i = 0; i < nd; i++)
+        d = d * 10 + (uint64_t)(digits[i] - '0');
+    int e = exp10 - (nd - 1); /* v = d x 10^e */
+    if (d < (1ULL << 53) && e >= -22 && e <= 22) {
+        double r = e >= 0 ? (double)d * pow10[e] : (double)d / pow10[-e];
+        return (signbit(v) ? -r : r) == v;
+    }
     char tmp[48];
     int n = 0;
     if (signbit(v)) tmp[n++] = '-';
