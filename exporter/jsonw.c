@@ -319,24 +319,6 @@ void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n) {
 
 /* ---- native histograms ------------------------------------------------------------------ */
 
-double jsonw_bucket_bound(int32_t idx, int32_t schema) {
-    /* Prometheus's getBound: the bucket just below the ±Inf overflow bucket ends at
-     * math.MaxFloat64 instead of 2^1024 (which is +Inf). */
-    if (schema < 0) {
-        int64_t e = (int64_t)idx << -schema;
-        if (e == 1024) return DBL_MAX;
-        return ldexp(1, (int)e);
-    }
-    int32_t n = (int32_t)1 << schema;
-    int32_t frac_idx = idx & (n - 1);
-    int32_t e = (idx >> schema) + 1;
-    if (frac_idx == 0 && e == 1025) return DBL_MAX;
-    /* frac in [0.5, 1): 2^(frac_idx/2^schema) / 2. Prometheus keeps a precomputed table of
-     * these; exp2 of the exact ratio agrees with it to within one unit in the last place. */
-    double frac = frac_idx ? exp2((double)frac_idx / (double)n) / 2 : 0.5;
-    return ldexp(frac, e);
-}
-
 /* Bounds of custom-bucket histograms (schema -53): bucket i spans (cv[i-1], cv[i]]. */
 #define SCHEMA_CUSTOM (-53)
 
@@ -372,7 +354,7 @@ static double bound(const struct re_hist *h, int32_t idx) {
         if (idx < 0) return -INFINITY;
         return (size_t)idx < h->ncustom ? h->custom_values[idx] : INFINITY;
     }
-    return jsonw_bucket_bound(idx, h->schema);
+    return re_hist_bound(idx, h->schema);
 }
 
 void jsonw_hist(struct sbuf *b, const struct re_hist *h) {

@@ -39,8 +39,4 @@ void jsonw_labels(struct sbuf *b, const struct re_label *l, size_t n);
  * 1 = [lower, upper), 2 = (lower, upper), 3 = [lower, upper]. */
 void jsonw_hist(struct sbuf *b, const struct re_hist *h);
 
-/* The upper bound of bucket idx of an exponential schema (-4..8) as Prometheus's getBound:
- * 2^((idx) / 2^schema); math.MaxFloat64 for the last finite bucket. */
-double jsonw_bucket_bound(int32_t idx, int32_t schema);
-
 #endif

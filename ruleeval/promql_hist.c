@@ -3,6 +3,7 @@
 #include "promql_int.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,26 +451,31 @@ bool pq_hist_equal(const struct pq_hist *a, const struct pq_hist *b, double tol,
            bkts_equal(a->nb, a->nnb, b->nb, b->nnb, tol);
 }
 
+double re_hist_bound(int32_t idx, int32_t schema) {
+    /* Prometheus's getBound: the bucket just below the ±Inf overflow bucket ends at
+     * math.MaxFloat64 instead of 2^1024 (which is +Inf). */
+    if (schema < 0) {
+        int64_t e = (int64_t)idx * ((int64_t)1 << -schema);
+        if (e == 1024) return DBL_MAX;
+        return ldexp(1, (int)e);
+    }
+    int32_t n = (int32_t)1 << schema;
+    int32_t frac_idx = idx & (n - 1);
+    int32_t e = (idx >> schema) + 1;
+    if (frac_idx == 0 && e == 1025) return DBL_MAX;
+    /* frac in [0.5, 1): 2^(frac_idx/2^schema) / 2. Prometheus keeps a precomputed table of
+     * these; exp2 of the exact ratio agrees with it to within one unit in the last place. */
+    double frac = frac_idx ? exp2((double)frac_idx / (double)n) / 2 : 0.5;
+    return ldexp(frac, e);
+}
+
 void pq_hist_bounds(const struct pq_hist *h, bool neg, int32_t i, double *lo, double *hi) {
     if (h->schema == PQ_SCHEMA_CUSTOM) {
         *lo = i == 0 ? -INFINITY : (i - 1 < (int32_t)h->ncv ? h->cv[i - 1] : INFINITY);
         *hi = i < (int32_t)h->ncv ? h->cv[i] : INFINITY;
         return;
     }
-    double u = ldexp(1.0, 0), l;
-    if (h->schema > 0) {
-        double base = pow(2.0, pow(2.0, -h->schema));
-        u = pow(base, i);
-        l = pow(base, i - 1);
-        /* exact powers of two where possible */
-        int32_t per = 1 << h->schema;
-        if (i % per == 0) u = ldexp(1.0, i / per);
-        if ((i - 1) % per == 0) l = ldexp(1.0, (i - 1) / per);
-    } else {
-        int sh = -h->schema;
-        u = ldexp(1.0, i * (1 << sh));
-        l = ldexp(1.0, (i - 1) * (1 << sh));
-    }
+    double u = re_hist_bound(i, h->schema), l = re_hist_bound(i - 1, h->schema);
     if (neg) {
         *lo = -u;
         *hi = -l;

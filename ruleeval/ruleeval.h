@@ -94,6 +94,10 @@ struct re_hist {
     const double *custom_values;
     size_t ncustom;
 };
+
+/* Upper bound of bucket idx of an exponential schema (-4..8), as Prometheus's getBound: the
+ * bucket just below the +Inf overflow ends at DBL_MAX (lower bound: idx - 1). */
+double re_hist_bound(int32_t idx, int32_t schema);
 enum { RE_HINT_UNKNOWN, RE_HINT_RESET, RE_HINT_NOT_RESET, RE_HINT_GAUGE };
 
 /* The store visits each matching series once, samples in time order within [mint,maxt];

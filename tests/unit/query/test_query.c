@@ -100,12 +100,12 @@ static void test_encodings(void) {
     CHECK_EQ_STR(b.data, "{\"count\":\"0\",\"sum\":\"0\"}");
     sbuf_fini(&b);
 
-    CHECK_EQ_DBL(jsonw_bucket_bound(0, 3), 1);
-    CHECK_EQ_DBL(jsonw_bucket_bound(8, 3), 2);
-    CHECK_EQ_DBL(jsonw_bucket_bound(-8, 3), 0.5);
-    CHECK_EQ_DBL(jsonw_bucket_bound(2, -1), 16);
-    CHECK_EQ_DBL(jsonw_bucket_bound(1024, 0), 1.7976931348623157e308);
-    CHECK(fabs(jsonw_bucket_bound(1, 1) - 1.4142135623730951) < 1e-15);
+    CHECK_EQ_DBL(re_hist_bound(0, 3), 1);
+    CHECK_EQ_DBL(re_hist_bound(8, 3), 2);
+    CHECK_EQ_DBL(re_hist_bound(-8, 3), 0.5);
+    CHECK_EQ_DBL(re_hist_bound(2, -1), 16);
+    CHECK_EQ_DBL(re_hist_bound(1024, 0), 1.7976931348623157e308);
+    CHECK(fabs(re_hist_bound(1, 1) - 1.4142135623730951) < 1e-15);
 }
 
 /* Reference: the first precision whose %.*e reads back (the nearest shortest form), in Go's
