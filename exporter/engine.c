@@ -1084,11 +1084,13 @@ static bool name_selected(const struct ruleset *rs, const char *name) {
 
 /* store_touch_fn: runs on the ingesting thread under the store's write lock, so it only marks
  * and wakes; evaluation happens on the engine thread. */
-static void on_touch(void *arg, const char *name) {
+static void on_touch(void *arg, const char *const *names, size_t n) {
     struct engine *e = arg;
     if (on_engine_thread) return;
+    bool any = false;
     pthread_mutex_lock(&e->mu);
-    bool any = e->rs && mark_name(e->rs, name);
+    for (size_t i = 0; e->rs && i < n; i++)
+        any |= mark_name(e->rs, names[i]);
     pthread_mutex_unlock(&e->mu);
     if (any) loop_wake(e->loop);
 }

@@ -582,15 +582,35 @@ static enum order check_order(int64_t last_ts, double last_v, bool last_hist, in
     return ORDER_DUP;
 }
 
+/* Names for the touch hook, handed over in batches of TOUCH_BATCH. */
+#define TOUCH_BATCH 64
+struct touched {
+    const char *v[TOUCH_BATCH];
+    size_t n;
+};
+
+/* Adds name unless it repeats the previous one (batches list a family's samples together). */
+static void touched_add(struct store *s, struct touched *t, const char *name) {
+    if (t->n && (t->v[t->n - 1] == name || strcmp(t->v[t->n - 1], name) == 0)) return;
+    if (t->n == TOUCH_BATCH) {
+        s->touch(s->touch_arg, t->v, t->n);
+        t->n = 0;
+    }
+    t->v[t->n++] = name;
+}
+
+static void touched_flush(struct store *s, struct touched *t) {
+    if (t->n) s->touch(s->touch_arg, t->v, t->n);
+    t->n = 0;
+}
+
 static int touch_names(struct store *s, const struct store_sample *b, size_t n) {
     if (!s->touch) return 0;
-    const char *last = NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = metric_name(b[i].labels, b[i].nlabels);
-        if (last && strcmp(last, name) == 0) continue;
-        s->touch(s->touch_arg, name);
-        last = name;
-    }
+    struct touched t;
+    t.n = 0;
+    for (size_t i = 0; i < n; i++)
+        touched_add(s, &t, metric_name(b[i].labels, b[i].nlabels));
+    touched_flush(s, &t);
     return 0;
 }
 
@@ -831,14 +851,14 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
     }
     if (s->touch && n) {
         /* Refs carry no names; report each distinct name once per call. */
-        const char *last = NULL;
+        struct touched t;
+        t.n = 0;
         for (size_t i = 0; i < n; i++) {
             uint32_t slot = (uint32_t)refs[i];
             if (slot >= s->nslots || !s->slots[slot]) continue;
-            const char *name = series_name(s->slots[slot]);
-            if (name != last) s->touch(s->touch_arg, name);
-            last = name;
+            touched_add(s, &t, series_name(s->slots[slot]));
         }
+        touched_flush(s, &t);
     }
     pthread_rwlock_unlock(&s->lock);
     return rc;

@@ -47,10 +47,11 @@ struct store_result {
  * millisecond the last must win, as in Pushgateway. */
 #define STORE_LAST_WINS 2u
 
-/* Called after each committed batch with every distinct metric name it touched (borrowed,
- * valid during the call). Runs on the appending thread under the store's write lock: it must
- * be quick (mark and signal) and must not call the store. */
-typedef void store_touch_fn(void *arg, const char *metric_name);
+/* Called after each committed batch with the distinct metric names it touched, names[0..n)
+ * (borrowed, valid during the call; a long batch may come in several calls). Runs on the
+ * appending thread under the store's write lock: it must be quick (mark and signal) and
+ * must not call the store. */
+typedef void store_touch_fn(void *arg, const char *const *names, size_t n);
 
 struct store_stats {
     size_t series, samples, hist_samples;

@@ -108,6 +108,46 @@ static void test_select_last(void) {
     store_free(s);
 }
 
+/* The touch hook: each distinct name of a committed batch once (runs of one name folded),
+ * in batches of at most 64. */
+struct touch_log {
+    int calls;
+    size_t names;
+    char first[16], last[16];
+};
+
+static void touch_rec(void *arg, const char *const *names, size_t n) {
+    struct touch_log *t = arg;
+    if (!t->names && n) snprintf(t->first, sizeof(t->first), "%s", names[0]);
+    if (n) snprintf(t->last, sizeof(t->last), "%s", names[n - 1]);
+    t->calls++;
+    t->names += n;
+}
+
+static void test_touch(void) {
+    struct store_opts o = {.retention_ms = INT64_MAX / 4, .max_series = 1000};
+    struct store *s = store_new(&o);
+    struct touch_log t = {0};
+    store_set_touch_hook(s, touch_rec, &t);
+    char names[100][16];
+    struct re_label lab[100][2];
+    struct store_sample b[200];
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(names[i], sizeof(names[i]), "m%03d", i);
+        lab[i][0] = (struct re_label){"__name__", names[i]};
+        lab[i][1] = (struct re_label){"job", "a"};
+        for (int k = 0; k < 2; k++) /* two samples per name, together */
+            b[n++] = (struct store_sample){.labels = lab[i], .nlabels = 2, .ts = 1000 + k, .v = k};
+    }
+    CHECK_EQ_INT(store_append_batch(s, b, n, 0, NULL), 0);
+    CHECK_EQ_INT(t.calls, 2);
+    CHECK_EQ_INT(t.names, 100);
+    CHECK_EQ_STR(t.first, "m000");
+    CHECK_EQ_STR(t.last, "m099");
+    store_free(s);
+}
+
 int main(void) {
     struct store_opts o = {.retention_ms = 10000, .max_series = 4};
     struct store *s = store_new(&o);
@@ -292,5 +332,6 @@ int main(void) {
     store_free(s);
     (void)N(a);
     test_select_last();
+    test_touch();
     return tap_done();
 }
