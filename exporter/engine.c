@@ -170,9 +170,8 @@ struct egroup {
     struct payload_rule *prules;
     struct payload_rule_group pg;
     int64_t timer;
-    int64_t last_ts;         /* evaluation timestamp of the last evaluation (monotone per group) */
-    bool dirty;              /* guarded by engine.mu */
-    double budget, budget_t; /* event-evaluation CPU budget (s) and when it was refilled */
+    int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
+    bool dirty;      /* guarded by engine.mu */
 };
 
 struct ewebhook {
@@ -234,8 +233,10 @@ struct engine {
     pthread_t thread;
     bool thread_started;
     int64_t sample_timer;
-    int64_t event_timer;  /* pending re-run of run_dirty for groups over their duty cycle */
-    bool collectors_idle; /* the last sampling found no selected family */
+    int64_t event_timer;     /* pending re-run of run_dirty for groups left over budget */
+    double budget, budget_t; /* event-evaluation CPU budget (s) and when it was refilled */
+    size_t turn;             /* the group run_dirty looks at first */
+    bool collectors_idle;    /* the last sampling found no selected family */
     char *external_url;
     bool compat_v2;
     /* self metrics, under lock */
@@ -249,8 +250,8 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
                                     0.01,   0.025,   0.05,   0.1,   1};
 #define NDUR (sizeof(dur_bounds) / sizeof(dur_bounds[0]))
 
-/* A group's event evaluations use at most 1/EVENT_DUTY of a CPU over time, with bursts of up
- * to EVENT_BURST_S of CPU (see run_dirty). */
+/* Event evaluations use at most 1/EVENT_DUTY of a CPU over time, with bursts of up to
+ * EVENT_BURST_S of CPU (see run_dirty). */
 #define EVENT_DUTY 50.0
 #define EVENT_BURST_S 0.05
 
@@ -523,8 +524,6 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->file = rs->files[f]->name;
             eg->interval_ms = rg->interval_ms > 0 ? rg->interval_ms : def_iv;
             eg->last_ts = INT64_MIN;
-            eg->budget = EVENT_BURST_S;
-            eg->budget_t = mono_s();
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
             if (!(eg->key = malloc(kl))) goto oom;
             snprintf(eg->key, kl, "%s;%s", eg->file, rg->name);
@@ -1104,27 +1103,29 @@ static double thread_cpu_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Event evaluations of a group draw on a CPU-time budget refilled at 1/EVENT_DUTY of wall
- * time, up to EVENT_BURST_S: sporadic pushes are evaluated at once, while a flood of pushes
- * gets a group evaluated only as often as its share allows, so ingestion keeps the CPU. The
- * marks of a group over budget stay and a timer comes back for them. */
+/* Event evaluations draw on one CPU-time budget for all groups, refilled at 1/EVENT_DUTY of
+ * wall time up to EVENT_BURST_S: sporadic pushes are evaluated at once, while a flood of
+ * pushes gets rules evaluated only as often as the budget allows, so ingestion keeps the CPU
+ * however many groups select what is pushed. Groups take turns first (round robin); the
+ * marks of groups left over budget stay and a timer comes back for them. */
 static void run_dirty(struct engine *e) {
     struct ruleset *rs = e->rs;
-    if (!rs) return;
-    double later = 0;
-    for (size_t g = 0; g < rs->ngroups; g++) {
-        struct egroup *eg = &rs->groups[g];
+    if (!rs || !rs->ngroups) return;
+    double now = mono_s();
+    e->budget += (now - e->budget_t) / EVENT_DUTY;
+    if (e->budget > EVENT_BURST_S) e->budget = EVENT_BURST_S;
+    e->budget_t = now;
+    bool over = false;
+    size_t n = rs->ngroups, start = e->turn % n;
+    e->turn = start + 1;
+    for (size_t k = 0; k < n; k++) {
+        struct egroup *eg = &rs->groups[(start + k) % n];
         pthread_mutex_lock(&e->mu);
         bool dirty = eg->dirty;
         pthread_mutex_unlock(&e->mu);
         if (!dirty) continue;
-        double now = mono_s();
-        eg->budget += (now - eg->budget_t) / EVENT_DUTY;
-        if (eg->budget > EVENT_BURST_S) eg->budget = EVENT_BURST_S;
-        eg->budget_t = now;
-        if (eg->budget < 0) {
-            double at = now - eg->budget * EVENT_DUTY;
-            if (!later || at < later) later = at;
+        if (e->budget < 0) {
+            over = true;
             continue;
         }
         bool *mask = calloc(eg->nrules, sizeof(bool));
@@ -1139,10 +1140,10 @@ static void run_dirty(struct engine *e) {
         double c0 = thread_cpu_s();
         eval_group(e, rs, eg, mask);
         free(mask);
-        eg->budget -= thread_cpu_s() - c0;
+        e->budget -= thread_cpu_s() - c0;
     }
-    if (later && !e->event_timer) {
-        int64_t ms = (int64_t)ceil((later - mono_s()) * 1000);
+    if (over && !e->event_timer) {
+        int64_t ms = (int64_t)ceil(-e->budget * EVENT_DUTY * 1000);
         int64_t id = loop_add_timer(e->loop, ms > 0 ? ms : 0, on_event_timer, e);
         e->event_timer = id > 0 ? id : 0;
     }
@@ -1367,6 +1368,8 @@ static int engine_start(struct agent *a, struct perr *err) {
         no.queue_capacity = a->cfg->notification_queue_capacity;
     a->notifier = notifier_new(&no);
     e->loop = loop_new(on_wake, e);
+    e->budget = EVENT_BURST_S;
+    e->budget_t = mono_s();
     if (!a->notifier || !e->loop)
         return perr_set(err, 0, 0, "cannot start the rule engine: %s", strerror(errno)), -EIO;
     int64_t st = loop_add_timer(e->loop, DEF_COLLECTORS_SAMPLE_INTERVAL_MS, on_sample_timer, e);
