@@ -288,6 +288,19 @@ static size_t sat_add(size_t a, size_t b) {
     return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
 }
 
+/* The arrays, unknown-field records and scanned-member slabs protobuf-c allocates for a
+ * message of n_fields wire fields (rep: elements per repeated field number), added to c. */
+static size_t finish_cost(size_t c, const size_t rep[17], size_t n_unknown, size_t n_fields) {
+    for (unsigned f = 1; f <= 16; f++)
+        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    if (n_unknown) c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
+    /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
+     * members of 32 bytes each. */
+    for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
+        c = sat_add(c, arena_cost(slab * 32));
+    return c;
+}
+
 /* The canonical encodings of the two leaf messages every request is made of, costed without
  * the general walk (they are most of the prescan's work). Each returns 1 and sets *cost to
  * exactly what wire_cost's general path computes for that encoding, or 0 when the bytes are
@@ -362,61 +375,106 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost) {
             break;
         }
     }
-    for (unsigned f = 1; f <= 16; f++)
-        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
-    if (n_unknown) c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
-    /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
-     * members of 32 bytes each. */
-    for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
-        c = sat_add(c, arena_cost(slab * 32));
-    *cost = c;
+    *cost = finish_cost(c, rep, n_unknown, n_fields);
     return 0;
 }
 
-static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost) {
-    const uint8_t *p = buf, *end = buf + len;
-    size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
-    /* The WriteRequest itself: wire_cost() of the whole buffer walks everything, but we also
-     * want precise reasons for the count limits, so walk the top level here first. */
-    while (p < end) {
+/* One TimeSeries of the pre-scan: counts its labels, samples and exemplars against the
+ * limits (precise reasons, returned at once) and adds what wire_cost(WM_SERIES) would compute
+ * to *cost, in the same walk. A malformed nested message only sets *bad: the count limits of
+ * the whole request are checked first, as when counting and costing were two walks. */
+static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, size_t n_series,
+                          size_t *n_points, size_t *n_exemplars, size_t *cost, bool *bad) {
+    const struct wire_msg *w = &wire_msgs[WM_SERIES];
+    const uint8_t *q = buf, *qend = buf + len;
+    size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0, n_labels = 0;
+    size_t rep[17] = {0};
+    while (q < qend) {
         uint32_t f;
         unsigned wt;
-        const uint8_t *sub = NULL;
+        const uint8_t *sub = NULL, *start = q;
         size_t sublen = 0;
-        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
-            return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
-                        (size_t)(p - buf));
-        if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
-            return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
-                        d->lim.max_series);
-        if (f != 1 || wt != 2) continue;
-        n_series++;
-        if (n_series > d->lim.max_series)
-            return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
-                        d->lim.max_series);
-        const uint8_t *q = sub, *qend = sub + sublen;
-        size_t n_labels = 0;
-        while (q < qend) {
-            const uint8_t *s2 = NULL;
-            size_t l2 = 0;
-            if (wire_field(&q, qend, &f, &wt, &s2, &l2) < 0)
-                return fail(d, -EPROTO, (int)n_series, 0,
-                            "proto: TimeSeries %zu: bad or truncated field", n_series);
-            if (wt != 2) continue;
+        if (wire_field(&q, qend, &f, &wt, &sub, &sublen) < 0)
+            return fail(d, -EPROTO, (int)n_series, 0,
+                        "proto: TimeSeries %zu: bad or truncated field", n_series);
+        n_fields++;
+        if (wt == 2) {
             if (f == 1 && ++n_labels > d->lim.max_labels)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "series %zu has too many labels (limit %zu)", n_series,
                             d->lim.max_labels);
-            if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
+            if ((f == 2 || f == 4) && ++*n_points > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0, "too many samples in request (limit %zu)",
                             d->lim.max_samples);
-            if (f == 3 && ++n_exemplars > d->lim.max_samples)
+            if (f == 3 && ++*n_exemplars > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many exemplars in request (limit %zu)", d->lim.max_samples);
         }
+        if (f > 16 || w->kind[f] == WK_UNKNOWN) {
+            n_unknown++;
+            c = sat_add(c, arena_cost((size_t)(q - start)));
+            continue;
+        }
+        /* Fields 1-4 of a TimeSeries are all messages. */
+        if (wt == 2 && !*bad) {
+            size_t sc;
+            if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
+                *bad = true;
+            else
+                c = sat_add(c, sc);
+        }
+        rep[f]++;
     }
-    if (wire_cost(buf, len, WM_WRITE, cost) < 0)
-        return fail(d, -EPROTO, 0, 0, "%s", "proto: WriteRequest: bad or truncated field");
+    *cost = sat_add(*cost, finish_cost(c, rep, n_unknown, n_fields));
+    return 0;
+}
+
+/* Pre-scan of the WriteRequest: one walk that checks the count limits with precise reasons
+ * and computes what wire_cost(WM_WRITE) would (the unpack memory bound). */
+static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost) {
+    const struct wire_msg *w = &wire_msgs[WM_WRITE];
+    const uint8_t *p = buf, *end = buf + len;
+    size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
+    size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0;
+    size_t rep[17] = {0};
+    bool bad = false;
+    while (p < end) {
+        uint32_t f;
+        unsigned wt;
+        const uint8_t *sub = NULL, *start = p;
+        size_t sublen = 0;
+        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
+            return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
+                        (size_t)(p - buf));
+        n_fields++;
+        if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
+                        d->lim.max_series);
+        if (f > 16 || w->kind[f] == WK_UNKNOWN) {
+            n_unknown++;
+            c = sat_add(c, arena_cost((size_t)(p - start)));
+            continue;
+        }
+        /* Fields 1 and 3 of a WriteRequest are messages. */
+        rep[f]++;
+        if (wt != 2) continue;
+        if (f == 3) {
+            size_t mc;
+            if (!bad && wire_cost(sub, sublen, WM_META, &mc) < 0)
+                bad = true;
+            else if (!bad)
+                c = sat_add(c, mc);
+            continue;
+        }
+        n_series++;
+        if (n_series > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
+                        d->lim.max_series);
+        if (prescan_series(d, sub, sublen, n_series, &n_points, &n_exemplars, &c, &bad) < 0)
+            return d->code;
+    }
+    if (bad) return fail(d, -EPROTO, 0, 0, "%s", "proto: WriteRequest: bad or truncated field");
+    *cost = finish_cost(c, rep, n_unknown, n_fields);
     return 0;
 }
 
