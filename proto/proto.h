@@ -54,6 +54,23 @@ bool proto_is_stale_nan(double v);
 #define RW_DEFAULT_MAX_SERIES 100000                    /* series per request */
 #define RW_DEFAULT_MAX_SAMPLES 1000000                  /* samples + histograms per request */
 
+/* The wire bytes of one series' labels (its Label fields, tags included, as one contiguous
+ * run), which decode to exactly one label set: the key of a cache of label sets that passed
+ * validation (see rw_known_fn, rwcache). hash is a hash of the bytes. */
+struct rw_key {
+    const uint8_t *bytes;
+    size_t len;
+    uint64_t hash;
+};
+
+/* Asked once per request, after unpacking and before validation, with the keys of all n
+ * series (len 0: the series has no key, e.g. its labels are not contiguous on the wire). The
+ * callee sets tags[i] (zeroed before the call) to non-zero for a key whose label set passed
+ * rw_decode's label validation before UNDER THE SAME LIMITS; those series skip the label
+ * checks (the labels are still converted, sorted and filtered as usual). The tag is the
+ * callee's (e.g. a store ref + 1) and comes back with rw_request_key(). */
+typedef void rw_known_fn(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags);
+
 struct rw_limits {
     size_t max_decoded_bytes; /* refuse a body whose snappy header announces more (E2BIG) */
     size_t max_labels;        /* labels per series as sent (empty-valued ones included) */
@@ -67,6 +84,8 @@ struct rw_limits {
                                  does); false = reject them (the spec's MUST) */
     bool utf8_names;          /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
                                  UTF-8 mode); false = legacy [a-zA-Z_:][a-zA-Z0-9_:]* */
+    rw_known_fn *known;       /* optional: label sets known to be valid (NULL: none) */
+    void *known_arg;
 };
 
 /* Metric types of MetricMetadata (same numbers as the wire enum). */
@@ -166,8 +185,34 @@ size_t rw_request_samples(const struct rw_request *r);
 size_t rw_request_histograms(const struct rw_request *r);
 size_t rw_request_metadata(const struct rw_request *r);
 
+/* Series i's key and the tag rw_limits.known gave it (0: unknown, validated here). Returns
+ * 0, or -ENOENT when the request was decoded without rw_limits.known or series i has no key.
+ * key->bytes is borrowed from the request, valid until rw_request_free(). */
+int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uint64_t *tag);
+
 /* Frees a request from rw_decode(); takes r (NULL is allowed). */
 void rw_request_free(struct rw_request *r);
+
+/* rwcache: label sets that passed rw_decode's validation, keyed by their exact wire bytes
+ * (struct rw_key), each with a non-zero tag of the caller's. Bounded: at max_entries it is
+ * emptied and starts over. Not thread-safe: the caller serialises all calls on one cache,
+ * and keeps the rw_limits it validates with unchanged (or resets the cache). */
+struct rwcache;
+
+/* Returns new (free with rwcache_free), or NULL on OOM. */
+struct rwcache *rwcache_new(size_t max_entries);
+/* Frees the cache; accepts NULL. */
+void rwcache_free(struct rwcache *c);
+/* Forgets every entry. */
+void rwcache_reset(struct rwcache *c);
+/* An rw_known_fn (arg: the cache): sets tags[i] to the tag of each key found. */
+void rwcache_known(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags);
+/* Records key with tag (non-zero; replaces the tag of the same bytes). Only for keys of
+ * label sets that passed validation. Copies the bytes. Returns 0, -EINVAL (no bytes, tag 0)
+ * or -ENOMEM (the key is not recorded). */
+int rwcache_put(struct rwcache *c, const struct rw_key *key, uint64_t tag);
+/* Number of entries. */
+size_t rwcache_count(const struct rwcache *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Text exposition format 0.0.4 (as prometheus/common expfmt.TextParser, legacy names)        */

@@ -133,12 +133,15 @@ static void *arena_array(struct arena *a, size_t n, size_t sz) {
 struct rw_series {
     struct proto_label *labels;
     size_t n_labels;
+    uint64_t tag; /* from rw_limits.known, 0: unknown */
     const Prometheus__TimeSeries *ts;
     struct proto_hist *hists;
 };
 
 struct rw_request {
     struct arena arena;
+    uint8_t *raw;        /* the decoded body, kept while keys point into it */
+    struct rw_key *keys; /* one per series when rw_limits.known was given, else NULL */
     Prometheus__WriteRequest *msg;
     struct rw_series *series;
     size_t n_series, n_samples, n_hists, n_meta;
@@ -149,7 +152,48 @@ struct decoder {
     struct perr *err;
     int code;
     struct arena *arena;
+    /* Series keys, collected by the pre-scan when lim.known is set (keys_off: not wanted, or
+     * out of memory for them: then no series is looked up). */
+    struct rw_key *keys;
+    size_t nkeys, capkeys;
+    bool keys_off;
 };
+
+/* Hash of a key's bytes, 8 bytes per multiply. */
+static uint64_t key_hash(const uint8_t *p, size_t len) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ (w * 0x9fb21c651e98df25ULL));
+        h = ((h << 29) | (h >> 35)) * 0xd6e8feb86659fd93ULL;
+    }
+    uint64_t w = 0;
+    for (size_t k = 0; i + k < len; k++)
+        w |= (uint64_t)p[i + k] << (8 * k);
+    h = (h ^ (w * 0x9fb21c651e98df25ULL));
+    h = ((h << 29) | (h >> 35)) * 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    return h ^ (h >> 32);
+}
+
+/* Appends one series' key (len 0: none); on OOM stops collecting keys. */
+static void key_add(struct decoder *d, const uint8_t *bytes, size_t len) {
+    if (d->keys_off) return;
+    if (d->nkeys == d->capkeys) {
+        size_t cap = d->capkeys ? d->capkeys * 2 : 256;
+        struct rw_key *k = realloc(d->keys, cap * sizeof *k);
+        if (!k) {
+            d->keys_off = true;
+            return;
+        }
+        d->keys = k;
+        d->capkeys = cap;
+    }
+    d->keys[d->nkeys++] = (struct rw_key){bytes, len, 0};
+}
 
 /* Records an error: code and a printf-style one-liner; line/col locate series and item. */
 static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
@@ -389,6 +433,9 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
     const uint8_t *q = buf, *qend = buf + len;
     size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0, n_labels = 0;
     size_t rep[17] = {0};
+    /* The key: the run of Label fields, if they are contiguous. */
+    const uint8_t *kstart = NULL, *kend = NULL;
+    bool kok = true, in_labels = false;
     while (q < qend) {
         uint32_t f;
         unsigned wt;
@@ -398,6 +445,16 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
             return fail(d, -EPROTO, (int)n_series, 0,
                         "proto: TimeSeries %zu: bad or truncated field", n_series);
         n_fields++;
+        if (f == 1) {
+            if (!kstart)
+                kstart = start;
+            else if (!in_labels)
+                kok = false;
+            kend = q;
+            in_labels = true;
+        } else {
+            in_labels = false;
+        }
         if (wt == 2) {
             if (f == 1 && ++n_labels > d->lim.max_labels)
                 return fail(d, -E2BIG, (int)n_series, 0,
@@ -426,6 +483,7 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
         rep[f]++;
     }
     *cost = sat_add(*cost, finish_cost(c, rep, n_unknown, n_fields));
+    if (!d->keys_off) key_add(d, kstart, kok && kstart ? (size_t)(kend - kstart) : 0);
     return 0;
 }
 
@@ -495,8 +553,10 @@ static int cmp_label(const void *a, const void *b) {
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
+/* Converts one series' labels; unless known (these exact wire bytes passed the checks
+ * before, under the same limits), validates them. */
 static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
-                        struct rw_series *out) {
+                        struct rw_series *out, bool known) {
     char q[64];
     int line = (int)si + 1;
     struct proto_label *ls = arena_array(d->arena, ts->n_labels, sizeof *ls);
@@ -505,6 +565,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
         const Prometheus__Label *l = ts->labels[i];
         ls[i] =
             (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value), l->value.len};
+        if (known) continue;
         int col = (int)i + 1;
         if (l->name.len == 0)
             return fail(d, -EPROTO, line, col, "series %zu: empty label name", si + 1);
@@ -538,7 +599,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
             sorted = cmp_label(&ls[i - 1], &ls[i]) < 0;
         if (!sorted) qsort(ls, n, sizeof *ls, cmp_label);
     }
-    for (size_t i = 1; i < n; i++) {
+    for (size_t i = 1; i < n && !known; i++) {
         int c = cmp_label(&ls[i - 1], &ls[i]);
         if (c == 0)
             return fail(d, -EPROTO, line, (int)i + 1, "series %zu: duplicate label name %s", si + 1,
@@ -560,7 +621,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
     if (!name)
         return fail(d, -EPROTO, line, 0, "series %zu: missing metric name (__name__ label)",
                     si + 1);
-    bool ok = d->lim.utf8_names ? true : names_metric_ok(name->value, name->value_len);
+    bool ok = known || d->lim.utf8_names || names_metric_ok(name->value, name->value_len);
     if (!ok)
         return fail(d, -EPROTO, line, 0, "series %zu: invalid metric name %s", si + 1,
                     names_quote(q, sizeof q, name->value, name->value_len));
@@ -845,6 +906,7 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         return NULL;
     }
     d->arena = &r->arena;
+    d->keys_off = !d->lim.known;
 
     /* Decompression-bomb guard: the snappy block starts with the uncompressed length. */
     size_t n = 0;
@@ -889,7 +951,15 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
     r->arena.cap = cap;
     ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &r->arena};
     r->msg = prometheus__write_request__unpack(&alloc, n, raw);
-    free(raw);
+    if (d->keys_off || !d->keys) {
+        free(raw);
+        free(d->keys); /* keys_off after an OOM while collecting them */
+        d->keys = NULL;
+    } else {
+        r->raw = raw; /* the keys point into it */
+        r->keys = d->keys;
+        d->keys = NULL;
+    }
     raw = NULL;
     if (!r->msg) {
         if (r->arena.capped)
@@ -910,11 +980,28 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         fail(d, -ENOMEM, 0, 0, "out of memory");
         goto fail;
     }
+    /* The pre-scan saw the series in wire order, as protobuf-c unpacked them. */
+    uint64_t *tags = NULL;
+    if (r->keys && d->nkeys == m->n_timeseries && m->n_timeseries) {
+        tags = arena_array(&r->arena, m->n_timeseries, sizeof *tags);
+        if (!tags) {
+            fail(d, -ENOMEM, 0, 0, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < m->n_timeseries; i++) {
+            tags[i] = 0;
+            r->keys[i].hash = key_hash(r->keys[i].bytes, r->keys[i].len);
+        }
+        d->lim.known(d->lim.known_arg, m->n_timeseries, r->keys, tags);
+    } else if (r->keys) {
+        free(r->keys); /* cannot happen for a request protobuf-c accepted; be safe */
+        r->keys = NULL;
+    }
     for (size_t i = 0; i < m->n_timeseries; i++) {
         const Prometheus__TimeSeries *ts = m->timeseries[i];
         struct rw_series *s = &r->series[i];
-        *s = (struct rw_series){.ts = ts};
-        if (check_labels(d, i, ts, s) < 0 || check_samples(d, i, ts) < 0 ||
+        *s = (struct rw_series){.ts = ts, .tag = tags && r->keys[i].len ? tags[i] : 0};
+        if (check_labels(d, i, ts, s, s->tag != 0) < 0 || check_samples(d, i, ts) < 0 ||
             check_hists(d, i, ts, s) < 0)
             goto fail;
         r->n_samples += ts->n_samples;
@@ -941,6 +1028,8 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
 
 fail:
     free(raw);
+    free(d->keys);
+    d->keys = NULL;
     rw_request_free(r);
     return NULL;
 }
@@ -1015,8 +1104,17 @@ size_t rw_request_metadata(const struct rw_request *r) {
     return r ? r->n_meta : 0;
 }
 
+int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uint64_t *tag) {
+    if (!r || !r->keys || i >= r->n_series || !r->keys[i].len) return -ENOENT;
+    *key = r->keys[i];
+    if (tag) *tag = r->series[i].tag;
+    return 0;
+}
+
 void rw_request_free(struct rw_request *r) {
     if (!r) return;
+    free(r->keys);
+    free(r->raw);
     /* Everything protobuf-c and the validator allocated lives in the arena. */
     arena_fini(&r->arena);
     free(r);
