@@ -44,13 +44,6 @@ struct rwrecv {
     struct rwcache *cache;
 };
 
-static void known_locked(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags) {
-    struct rwrecv *r = arg;
-    pthread_mutex_lock(&r->cache_lock);
-    rwcache_known(r->cache, n, keys, tags);
-    pthread_mutex_unlock(&r->cache_lock);
-}
-
 /* ---- metadata ------------------------------------------------------------------------- */
 
 static uint64_t str_hash(const char *s) {
@@ -257,7 +250,7 @@ static void remember(struct rwrecv *r, const struct conv *c) {
         size_t f = c->first[i];
         if (f >= c->bi || (i + 1 < c->series_idx && c->first[i + 1] == f)) continue; /* none */
         if (rw_request_key(c->rq, i, &k, &tag) || !c->refs[f] || tag == c->refs[f] + 1) continue;
-        (void)rwcache_put(r->cache, &k, c->refs[f] + 1); /* on OOM it is just not cached */
+        (void)rw_request_remember(c->rq, i, r->cache, c->refs[f] + 1); /* OOM: not cached */
     }
     pthread_mutex_unlock(&r->cache_lock);
 }
@@ -405,8 +398,8 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
                             .max_labels = DEF_MAX_LABELS_PER_SERIES,
                             .max_name_len = DEF_MAX_LABEL_NAME_BYTES,
                             .max_value_len = DEF_MAX_LABEL_VALUE_BYTES,
-                            .known = r->cache ? known_locked : NULL,
-                            .known_arg = r};
+                            .cache = r->cache,
+                            .cache_lock = &r->cache_lock};
     int code = 0;
     struct perr e = {0};
     struct rw_request *rq = rw_decode((const uint8_t *)body, len, &lim, &code, &e);

@@ -11,6 +11,7 @@ struct perr {
 #ifndef PROMLET_PROTO_PROTO_H
 #define PROMLET_PROTO_PROTO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,21 +56,15 @@ bool proto_is_stale_nan(double v);
 #define RW_DEFAULT_MAX_SAMPLES 1000000                  /* samples + histograms per request */
 
 /* The wire bytes of one series' labels (its Label fields, tags included, as one contiguous
- * run), which decode to exactly one label set: the key of a cache of label sets that passed
- * validation (see rw_known_fn, rwcache). hash is a hash of the bytes. */
+ * run), which decode to exactly one label set: the key of the cache of label sets that passed
+ * validation (rwcache). hash is a hash of the bytes. */
 struct rw_key {
     const uint8_t *bytes;
     size_t len;
     uint64_t hash;
 };
 
-/* Asked once per request, after unpacking and before validation, with the keys of all n
- * series (len 0: the series has no key, e.g. its labels are not contiguous on the wire). The
- * callee sets tags[i] (zeroed before the call) to non-zero for a key whose label set passed
- * rw_decode's label validation before UNDER THE SAME LIMITS; those series skip the label
- * checks (the labels are still converted, sorted and filtered as usual). The tag is the
- * callee's (e.g. a store ref + 1) and comes back with rw_request_key(). */
-typedef void rw_known_fn(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags);
+struct rwcache;
 
 struct rw_limits {
     size_t max_decoded_bytes; /* refuse a body whose snappy header announces more (E2BIG) */
@@ -84,8 +79,12 @@ struct rw_limits {
                                  does); false = reject them (the spec's MUST) */
     bool utf8_names;          /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
                                  UTF-8 mode); false = legacy [a-zA-Z_:][a-zA-Z0-9_:]* */
-    rw_known_fn *known;       /* optional: label sets known to be valid (NULL: none) */
-    void *known_arg;
+    /* Optional: label sets that passed validation before UNDER THE SAME LIMITS, by wire
+     * bytes (filled by rw_request_remember()). A series whose label bytes are found there is
+     * neither unpacked nor checked again: it gets the remembered label set and tag. The lock,
+     * if not NULL, is held while the cache is read. */
+    struct rwcache *cache;
+    pthread_mutex_t *cache_lock;
 };
 
 /* Metric types of MetricMetadata (same numbers as the wire enum). */
@@ -185,19 +184,24 @@ size_t rw_request_samples(const struct rw_request *r);
 size_t rw_request_histograms(const struct rw_request *r);
 size_t rw_request_metadata(const struct rw_request *r);
 
-/* Series i's key and the tag rw_limits.known gave it (0: unknown, validated here). Returns
- * 0, or -ENOENT when the request was decoded without rw_limits.known or series i has no key.
- * key->bytes is borrowed from the request, valid until rw_request_free(). */
+/* Series i's key and the tag its label set had in rw_limits.cache (0: not found there, it was
+ * unpacked and validated). Returns 0, or -ENOENT when the request was decoded without a cache
+ * or series i has no key. key->bytes is borrowed from the request (valid until
+ * rw_request_free()). */
 int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uint64_t *tag);
+/* Records series i's label set (validated, as every series of a decoded request) in c under
+ * its key with tag (non-zero); the caller holds c's lock. Returns 0, -ENOENT (no key),
+ * -EINVAL (tag 0) or -ENOMEM (not recorded). */
+int rw_request_remember(const struct rw_request *r, size_t i, struct rwcache *c, uint64_t tag);
 
 /* Frees a request from rw_decode(); takes r (NULL is allowed). */
 void rw_request_free(struct rw_request *r);
 
 /* rwcache: label sets that passed rw_decode's validation, keyed by their exact wire bytes
- * (struct rw_key), each with a non-zero tag of the caller's. Bounded: at max_entries it is
- * emptied and starts over. Not thread-safe: the caller serialises all calls on one cache,
- * and keeps the rw_limits it validates with unchanged (or resets the cache). */
-struct rwcache;
+ * (struct rw_key), each with a non-zero tag of the caller's (e.g. a store ref + 1). Bounded:
+ * at max_entries it is emptied and starts over. Not thread-safe: one lock (rw_limits.
+ * cache_lock) serialises its use; the rw_limits it is used with must not change (or reset
+ * it). */
 
 /* Returns new (free with rwcache_free), or NULL on OOM. */
 struct rwcache *rwcache_new(size_t max_entries);
@@ -205,12 +209,6 @@ struct rwcache *rwcache_new(size_t max_entries);
 void rwcache_free(struct rwcache *c);
 /* Forgets every entry. */
 void rwcache_reset(struct rwcache *c);
-/* An rw_known_fn (arg: the cache): sets tags[i] to the tag of each key found. */
-void rwcache_known(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags);
-/* Records key with tag (non-zero; replaces the tag of the same bytes). Only for keys of
- * label sets that passed validation. Copies the bytes. Returns 0, -EINVAL (no bytes, tag 0)
- * or -ENOMEM (the key is not recorded). */
-int rwcache_put(struct rwcache *c, const struct rw_key *key, uint64_t tag);
 /* Number of entries. */
 size_t rwcache_count(const struct rwcache *c);
 

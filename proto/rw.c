@@ -4,6 +4,7 @@
 #include "proto.h"
 
 #include "names.h"
+#include "rwcache.h"
 #include "remote.pb-c.h"
 
 #include <errno.h>
@@ -133,8 +134,8 @@ static void *arena_array(struct arena *a, size_t n, size_t sz) {
 struct rw_series {
     struct proto_label *labels;
     size_t n_labels;
-    uint64_t tag; /* from rw_limits.known, 0: unknown */
-    const Prometheus__TimeSeries *ts;
+    uint64_t tag; /* from rw_limits.cache, 0: not found there */
+    const Prometheus__TimeSeriesLazy *ts;
     struct proto_hist *hists;
 };
 
@@ -142,7 +143,7 @@ struct rw_request {
     struct arena arena;
     uint8_t *raw;        /* the decoded body, kept while keys point into it */
     struct rw_key *keys; /* one per series when rw_limits.known was given, else NULL */
-    Prometheus__WriteRequest *msg;
+    Prometheus__WriteRequestLazy *msg;
     struct rw_series *series;
     size_t n_series, n_samples, n_hists, n_meta;
 };
@@ -288,10 +289,10 @@ struct wire_msg {
 };
 
 static const struct wire_msg wire_msgs[] = {
-    [WM_WRITE] = {sizeof(Prometheus__WriteRequest),
+    [WM_WRITE] = {sizeof(Prometheus__WriteRequestLazy),
                   {[1] = WK_MSG, [3] = WK_MSG},
                   {[1] = WM_SERIES, [3] = WM_META}},
-    [WM_SERIES] = {sizeof(Prometheus__TimeSeries),
+    [WM_SERIES] = {sizeof(Prometheus__TimeSeriesLazy),
                    {[1] = WK_MSG, [2] = WK_MSG, [3] = WK_MSG, [4] = WK_MSG},
                    {[1] = WM_LABEL, [2] = WM_SAMPLE, [3] = WM_EXEMPLAR, [4] = WM_HIST}},
     [WM_LABEL] = {sizeof(Prometheus__Label), {[1] = WK_BYTES, [2] = WK_BYTES}, {0}},
@@ -472,16 +473,25 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
             c = sat_add(c, arena_cost((size_t)(q - start)));
             continue;
         }
-        /* Fields 1-4 of a TimeSeries are all messages. */
+        /* Fields 2-4 of a TimeSeries are messages. Labels (1) are unpacked as bytes (a copy in
+         * the request), then, unless the cache knows them, each one as a Label message in a
+         * scratch arena whose name and value are copied into the request: an upper bound of
+         * those copies is the Label's own cost without its struct. */
         if (wt == 2 && !*bad) {
             size_t sc;
             if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
                 *bad = true;
+            else if (f == 1)
+                c = sat_add(c,
+                            sat_add(arena_cost(sublen), sc - arena_cost(wire_msgs[WM_LABEL].size)));
             else
                 c = sat_add(c, sc);
         }
         rep[f]++;
     }
+    /* The labels are an array of ProtobufCBinaryData, not of pointers. */
+    if (rep[1]) c = sat_add(c, arena_cost(rep[1] * sizeof(ProtobufCBinaryData)));
+    rep[1] = 0;
     *cost = sat_add(*cost, finish_cost(c, rep, n_unknown, n_fields));
     if (!d->keys_off) key_add(d, kstart, kok && kstart ? (size_t)(kend - kstart) : 0);
     return 0;
@@ -553,26 +563,21 @@ static int cmp_label(const void *a, const void *b) {
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-/* Converts one series' labels; unless known (these exact wire bytes passed the checks
- * before, under the same limits), validates them. */
-static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
-                        struct rw_series *out, bool known) {
+/* Converts and validates one series' unpacked labels. */
+/* Validates one series' labels as unpacked (out->labels, n_labs of them, in wire order),
+ * sorts them if allowed, drops empty values. */
+static int check_labels(struct decoder *d, size_t si, size_t n_labs, struct rw_series *out) {
     char q[64];
     int line = (int)si + 1;
-    struct proto_label *ls = arena_array(d->arena, ts->n_labels, sizeof *ls);
-    if (!ls && ts->n_labels) return fail(d, -ENOMEM, line, 0, "out of memory");
-    for (size_t i = 0; i < ts->n_labels; i++) {
-        const Prometheus__Label *l = ts->labels[i];
-        ls[i] =
-            (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value), l->value.len};
-        if (known) continue;
+    struct proto_label *ls = out->labels;
+    for (size_t i = 0; i < n_labs; i++) {
         int col = (int)i + 1;
-        if (l->name.len == 0)
+        if (ls[i].name_len == 0)
             return fail(d, -EPROTO, line, col, "series %zu: empty label name", si + 1);
-        if (l->name.len > d->lim.max_name_len)
+        if (ls[i].name_len > d->lim.max_name_len)
             return fail(d, -E2BIG, line, col, "series %zu: label name longer than %zu bytes",
                         si + 1, d->lim.max_name_len);
-        if (l->value.len > d->lim.max_value_len)
+        if (ls[i].value_len > d->lim.max_value_len)
             return fail(d, -E2BIG, line, col, "series %zu: value of label %s longer than %zu bytes",
                         si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len),
                         d->lim.max_value_len);
@@ -592,14 +597,14 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
             return fail(d, -EPROTO, line, col, "series %zu: value of label %s is not valid UTF-8",
                         si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
     }
-    size_t n = ts->n_labels;
+    size_t n = n_labs;
     if (d->lim.sort_labels && n > 1) {
         bool sorted = true;
         for (size_t i = 1; i < n && sorted; i++)
             sorted = cmp_label(&ls[i - 1], &ls[i]) < 0;
         if (!sorted) qsort(ls, n, sizeof *ls, cmp_label);
     }
-    for (size_t i = 1; i < n && !known; i++) {
+    for (size_t i = 1; i < n; i++) {
         int c = cmp_label(&ls[i - 1], &ls[i]);
         if (c == 0)
             return fail(d, -EPROTO, line, (int)i + 1, "series %zu: duplicate label name %s", si + 1,
@@ -621,7 +626,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
     if (!name)
         return fail(d, -EPROTO, line, 0, "series %zu: missing metric name (__name__ label)",
                     si + 1);
-    bool ok = known || d->lim.utf8_names || names_metric_ok(name->value, name->value_len);
+    bool ok = d->lim.utf8_names || names_metric_ok(name->value, name->value_len);
     if (!ok)
         return fail(d, -EPROTO, line, 0, "series %zu: invalid metric name %s", si + 1,
                     names_quote(q, sizeof q, name->value, name->value_len));
@@ -632,7 +637,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
 
 /* Samples of one series must not go back in time; a second sample at the same timestamp
  * must carry the same bits (an identical retry is fine). */
-static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts) {
+static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeriesLazy *ts) {
     for (size_t i = 1; i < ts->n_samples; i++) {
         const Prometheus__Sample *a = ts->samples[i - 1], *b = ts->samples[i];
         if (b->timestamp < a->timestamp)
@@ -871,7 +876,7 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
     return 0;
 }
 
-static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
+static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeriesLazy *ts,
                        struct rw_series *out) {
     if (!ts->n_histograms) return 0;
     struct proto_hist *hs = arena_array(d->arena, ts->n_histograms, sizeof *hs);
@@ -898,6 +903,54 @@ static const char *proto_unpack_reason(void) {
     return "proto: cannot unpack WriteRequest (invalid wire data)";
 }
 
+/* Copies n bytes (NULL when n is 0) into the arena, NUL-terminated; NULL on OOM. */
+static const char *arena_str(struct arena *a, const uint8_t *p, size_t n) {
+    if (!n) return "";
+    char *s = arena_alloc(a, n); /* followed by a zero byte */
+    if (s) memcpy(s, p, n);
+    return s;
+}
+
+static void unpack_failed(struct decoder *d, const struct arena *a, size_t cap);
+
+/* Unpacks the Label messages of one series (protobuf-c, into a scratch arena) and copies
+ * their names and values into the request as s->labels (unchecked). */
+static int unpack_labels(struct decoder *d, struct rw_request *r, struct rw_series *s) {
+    const Prometheus__TimeSeriesLazy *ts = s->ts;
+    struct proto_label *ls = arena_array(&r->arena, ts->n_labels, sizeof *ls);
+    if (!ls && ts->n_labels) return fail(d, -ENOMEM, 0, 0, "out of memory");
+    struct arena scratch = {0};
+    ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &scratch};
+    int rc = 0;
+    for (size_t k = 0; k < ts->n_labels && !rc; k++) {
+        Prometheus__Label *l =
+            prometheus__label__unpack(&alloc, ts->labels[k].len, ts->labels[k].data);
+        if (!l) {
+            unpack_failed(d, &scratch, 0);
+            rc = d->code;
+            break;
+        }
+        ls[k] =
+            (struct proto_label){arena_str(&r->arena, l->name.data, l->name.len), l->name.len,
+                                 arena_str(&r->arena, l->value.data, l->value.len), l->value.len};
+        if (!ls[k].name || !ls[k].value) rc = fail(d, -ENOMEM, 0, 0, "out of memory");
+    }
+    arena_fini(&scratch);
+    s->labels = ls;
+    s->n_labels = ts->n_labels;
+    return rc;
+}
+
+/* Reports a failed unpack: over the budget (-E2BIG), out of memory, or bad wire data. */
+static void unpack_failed(struct decoder *d, const struct arena *a, size_t cap) {
+    if (a->capped)
+        fail(d, -E2BIG, 0, 0, "request takes more than %zu bytes to unpack", cap);
+    else if (a->failed)
+        fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
+    else
+        fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());
+}
+
 static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t len) {
     struct rw_request *r = calloc(1, sizeof *r);
     uint8_t *raw = NULL;
@@ -906,7 +959,7 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         return NULL;
     }
     d->arena = &r->arena;
-    d->keys_off = !d->lim.known;
+    d->keys_off = !d->lim.cache;
 
     /* Decompression-bomb guard: the snappy block starts with the uncompressed length. */
     size_t n = 0;
@@ -950,7 +1003,7 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
     }
     r->arena.cap = cap;
     ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &r->arena};
-    r->msg = prometheus__write_request__unpack(&alloc, n, raw);
+    r->msg = prometheus__write_request_lazy__unpack(&alloc, n, raw);
     if (d->keys_off || !d->keys) {
         free(raw);
         free(d->keys); /* keys_off after an OOM while collecting them */
@@ -962,46 +1015,58 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
     }
     raw = NULL;
     if (!r->msg) {
-        if (r->arena.capped)
-            fail(d, -E2BIG, 0, 0, "request takes more than %zu bytes to unpack", cap);
-        else if (r->arena.failed)
-            fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
-        else
-            fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());
+        unpack_failed(d, &r->arena, cap);
         goto fail;
     }
-    /* Validation allocates from the same arena but without the unpack cap. */
     r->arena.cap = 0;
 
-    const Prometheus__WriteRequest *m = r->msg;
+    const Prometheus__WriteRequestLazy *m = r->msg;
     r->n_series = m->n_timeseries;
     r->series = arena_array(&r->arena, m->n_timeseries, sizeof *r->series);
     if (!r->series && m->n_timeseries) {
         fail(d, -ENOMEM, 0, 0, "out of memory");
         goto fail;
     }
+    for (size_t i = 0; i < m->n_timeseries; i++)
+        r->series[i] = (struct rw_series){.ts = m->timeseries[i]};
     /* The pre-scan saw the series in wire order, as protobuf-c unpacked them. */
-    uint64_t *tags = NULL;
-    if (r->keys && d->nkeys == m->n_timeseries && m->n_timeseries) {
-        tags = arena_array(&r->arena, m->n_timeseries, sizeof *tags);
-        if (!tags) {
-            fail(d, -ENOMEM, 0, 0, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < m->n_timeseries; i++) {
-            tags[i] = 0;
-            r->keys[i].hash = key_hash(r->keys[i].bytes, r->keys[i].len);
-        }
-        d->lim.known(d->lim.known_arg, m->n_timeseries, r->keys, tags);
-    } else if (r->keys) {
+    if (r->keys && d->nkeys != m->n_timeseries) {
         free(r->keys); /* cannot happen for a request protobuf-c accepted; be safe */
         r->keys = NULL;
     }
+    if (r->keys) {
+        for (size_t i = 0; i < m->n_timeseries; i++)
+            r->keys[i].hash = key_hash(r->keys[i].bytes, r->keys[i].len);
+        int hit = 0;
+        if (d->lim.cache_lock) pthread_mutex_lock(d->lim.cache_lock);
+        for (size_t i = 0; i < m->n_timeseries && hit >= 0; i++) {
+            struct rw_series *s = &r->series[i];
+            const struct proto_label *ls;
+            hit = rwcache_get(d->lim.cache, &r->keys[i], arena_alloc, &r->arena, &s->tag, &ls,
+                              &s->n_labels);
+            if (hit > 0) s->labels = (struct proto_label *)ls;
+        }
+        if (d->lim.cache_lock) pthread_mutex_unlock(d->lim.cache_lock);
+        if (hit < 0) {
+            fail(d, -ENOMEM, 0, 0, "out of memory");
+            goto fail;
+        }
+    }
+    /* Unpack the labels the cache did not know, all before any validation (as when they
+     * were unpacked with the request). protobuf-c unpacks each Label into a scratch arena,
+     * freed after each series; only the strings are copied into the request. */
+    r->arena.cap = 0;
     for (size_t i = 0; i < m->n_timeseries; i++) {
-        const Prometheus__TimeSeries *ts = m->timeseries[i];
         struct rw_series *s = &r->series[i];
-        *s = (struct rw_series){.ts = ts, .tag = tags && r->keys[i].len ? tags[i] : 0};
-        if (check_labels(d, i, ts, s, s->tag != 0) < 0 || check_samples(d, i, ts) < 0 ||
+        if (s->tag) continue;
+        if (unpack_labels(d, r, s) < 0) goto fail;
+    }
+    /* Validation allocates from the same arena but without the unpack cap. */
+    r->arena.cap = 0;
+    for (size_t i = 0; i < m->n_timeseries; i++) {
+        struct rw_series *s = &r->series[i];
+        const Prometheus__TimeSeriesLazy *ts = s->ts;
+        if ((!s->tag && check_labels(d, i, ts->n_labels, s) < 0) || check_samples(d, i, ts) < 0 ||
             check_hists(d, i, ts, s) < 0)
             goto fail;
         r->n_samples += ts->n_samples;
@@ -1074,7 +1139,7 @@ int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink) {
                     return rc;
     }
     if (sink->metadata) {
-        const Prometheus__WriteRequest *m = r->msg;
+        const Prometheus__WriteRequestLazy *m = r->msg;
         for (size_t i = 0; i < m->n_metadata; i++) {
             const Prometheus__MetricMetadata *md = m->metadata[i];
             enum rw_metric_type t = (unsigned)md->type <= RW_TYPE_STATESET
@@ -1109,6 +1174,12 @@ int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uin
     *key = r->keys[i];
     if (tag) *tag = r->series[i].tag;
     return 0;
+}
+
+int rw_request_remember(const struct rw_request *r, size_t i, struct rwcache *c, uint64_t tag) {
+    if (!r || !r->keys || i >= r->n_series || !r->keys[i].len) return -ENOENT;
+    const struct rw_series *s = &r->series[i];
+    return rwcache_put(c, &r->keys[i], s->labels, s->n_labels, tag);
 }
 
 void rw_request_free(struct rw_request *r) {

@@ -1,22 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* rwcache: remote-write label sets that passed validation, by their exact wire bytes. */
-#include "proto.h"
+#include "rwcache.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* One entry, one allocation: the header, the label array, the key bytes, then the label
+ * strings (each NUL-terminated), which the label array points into. */
 struct rwc_ent {
     uint64_t hash, tag;
-    size_t len;
-    uint8_t bytes[];
+    size_t key_len, n_labels, str_len;
+    struct proto_label labels[];
 };
+
+static const uint8_t *ent_key(const struct rwc_ent *e) {
+    return (const uint8_t *)(e->labels + e->n_labels);
+}
 
 /* Open addressing with linear probing, at most half full; nothing is ever deleted one by
  * one, so no tombstones. */
 struct rwcache {
     struct rwc_ent **tab;
-    size_t mask; /* table size - 1, 0 before the first put */
+    size_t mask; /* table size - 1 (valid when tab) */
     size_t count, max;
 };
 
@@ -51,18 +57,30 @@ size_t rwcache_count(const struct rwcache *c) {
 static size_t find_slot(const struct rwcache *c, const struct rw_key *k) {
     size_t i = k->hash & c->mask;
     for (struct rwc_ent *e; (e = c->tab[i]); i = (i + 1) & c->mask)
-        if (e->hash == k->hash && e->len == k->len && !memcmp(e->bytes, k->bytes, k->len)) break;
+        if (e->hash == k->hash && e->key_len == k->len && !memcmp(ent_key(e), k->bytes, k->len))
+            break;
     return i;
 }
 
-void rwcache_known(void *arg, size_t n, const struct rw_key *keys, uint64_t *tags) {
-    struct rwcache *c = arg;
-    if (!c || !c->count) return;
-    for (size_t i = 0; i < n; i++) {
-        if (!keys[i].len) continue;
-        struct rwc_ent *e = c->tab[find_slot(c, &keys[i])];
-        if (e) tags[i] = e->tag;
+int rwcache_get(const struct rwcache *c, const struct rw_key *key, rwcache_alloc_fn *alloc,
+                void *actx, uint64_t *tag, const struct proto_label **labels, size_t *n) {
+    if (!c || !c->count || !key->len) return 0;
+    const struct rwc_ent *e = c->tab[find_slot(c, key)];
+    if (!e) return 0;
+    struct proto_label *ls = alloc(actx, e->n_labels * sizeof *ls + e->str_len);
+    if (!ls) return -ENOMEM;
+    char *str = (char *)(ls + e->n_labels);
+    const char *from = (const char *)ent_key(e) + e->key_len;
+    memcpy(str, from, e->str_len);
+    for (size_t i = 0; i < e->n_labels; i++) {
+        ls[i] = e->labels[i];
+        ls[i].name = str + (e->labels[i].name - from);
+        ls[i].value = str + (e->labels[i].value - from);
     }
+    *tag = e->tag;
+    *labels = ls;
+    *n = e->n_labels;
+    return 1;
 }
 
 static int grow(struct rwcache *c) {
@@ -84,23 +102,41 @@ static int grow(struct rwcache *c) {
     return 0;
 }
 
-int rwcache_put(struct rwcache *c, const struct rw_key *key, uint64_t tag) {
+int rwcache_put(struct rwcache *c, const struct rw_key *key, const struct proto_label *labels,
+                size_t n, uint64_t tag) {
     if (!c || !key->len || !tag) return -EINVAL;
     if (c->tab) {
         struct rwc_ent *e = c->tab[find_slot(c, key)];
-        if (e) {
+        if (e) { /* same bytes, so the same labels */
             e->tag = tag;
             return 0;
         }
     }
+    size_t str_len = 0;
+    for (size_t i = 0; i < n; i++)
+        str_len += labels[i].name_len + labels[i].value_len + 2;
     if (c->count >= c->max) rwcache_reset(c); /* full: start over (the simplest bound) */
     if ((c->count + 1) * 2 > (c->tab ? c->mask + 1 : 0) && grow(c)) return -ENOMEM;
-    struct rwc_ent *e = malloc(sizeof *e + key->len);
+    struct rwc_ent *e = malloc(sizeof *e + n * sizeof(struct proto_label) + key->len + str_len);
     if (!e) return -ENOMEM;
     e->hash = key->hash;
     e->tag = tag;
-    e->len = key->len;
-    memcpy(e->bytes, key->bytes, key->len);
+    e->key_len = key->len;
+    e->n_labels = n;
+    e->str_len = str_len;
+    memcpy((uint8_t *)ent_key(e), key->bytes, key->len);
+    char *str = (char *)ent_key(e) + key->len;
+    for (size_t i = 0; i < n; i++) {
+        e->labels[i] = labels[i];
+        memcpy(str, labels[i].name, labels[i].name_len);
+        str[labels[i].name_len] = 0;
+        e->labels[i].name = str;
+        str += labels[i].name_len + 1;
+        memcpy(str, labels[i].value, labels[i].value_len);
+        str[labels[i].value_len] = 0;
+        e->labels[i].value = str;
+        str += labels[i].value_len + 1;
+    }
     c->tab[find_slot(c, key)] = e;
     c->count++;
     return 0;
