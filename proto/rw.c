@@ -64,8 +64,24 @@ struct arena {
  * large array never strands the free tail of a small block. */
 #define ARENA_BIG ((size_t)64 << 10)
 
+static void *arena_alloc_slow(struct arena *a, size_t size);
+
 static void *arena_alloc(void *data, size_t size) {
     struct arena *a = data;
+    struct arena_blk *b = a->head;
+    if (b && size <= ARENA_BIG) { /* the common case: room in the current block */
+        size_t need = (size + 1 + 15) & ~(size_t)15;
+        if (b->cap - b->used >= need) {
+            unsigned char *p = b->data + b->used;
+            b->used += need;
+            p[size] = 0;
+            return p;
+        }
+    }
+    return arena_alloc_slow(a, size);
+}
+
+static void *arena_alloc_slow(struct arena *a, size_t size) {
     if (size > SIZE_MAX / 2) {
         a->failed = true;
         return NULL;
@@ -433,7 +449,7 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
     const struct wire_msg *w = &wire_msgs[WM_SERIES];
     const uint8_t *q = buf, *qend = buf + len;
     size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0, n_labels = 0;
-    size_t rep[17] = {0};
+    size_t rep[5] = {0}; /* fields 1-4; the others are unknown */
     /* The key: the run of Label fields, if they are contiguous. */
     const uint8_t *kstart = NULL, *kend = NULL;
     bool kok = true, in_labels = false;
@@ -442,9 +458,18 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
         unsigned wt;
         const uint8_t *sub = NULL, *start = q;
         size_t sublen = 0;
-        if (wire_field(&q, qend, &f, &wt, &sub, &sublen) < 0)
+        /* Fast path: a one-byte LEN key with a one-byte length (every label and sample). */
+        if (qend - q >= 2 && (q[0] & 0x87) == 2 && q[0] > 7 && !(q[1] & 0x80) &&
+            q[1] <= qend - q - 2) {
+            f = q[0] >> 3;
+            wt = 2;
+            sub = q + 2;
+            sublen = q[1];
+            q = sub + sublen;
+        } else if (wire_field(&q, qend, &f, &wt, &sub, &sublen) < 0) {
             return fail(d, -EPROTO, (int)n_series, 0,
                         "proto: TimeSeries %zu: bad or truncated field", n_series);
+        }
         n_fields++;
         if (f == 1) {
             if (!kstart)
@@ -479,7 +504,9 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
          * those copies is the Label's own cost without its struct. */
         if (wt == 2 && !*bad) {
             size_t sc;
-            if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
+            if (leaf_cost(sub, sublen, (enum wm)w->sub[f], &sc))
+                ;
+            else if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
                 *bad = true;
             else if (f == 1)
                 c = sat_add(c,
@@ -489,10 +516,14 @@ static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, siz
         }
         rep[f]++;
     }
-    /* The labels are an array of ProtobufCBinaryData, not of pointers. */
+    /* The labels are an array of ProtobufCBinaryData, not of pointers; fields 2-4 are arrays
+     * of pointers (finish_cost's general rule, for the only fields a TimeSeries has). */
     if (rep[1]) c = sat_add(c, arena_cost(rep[1] * sizeof(ProtobufCBinaryData)));
-    rep[1] = 0;
-    *cost = sat_add(*cost, finish_cost(c, rep, n_unknown, n_fields));
+    for (unsigned f = 2; f <= 4; f++)
+        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    static const size_t none[17];
+    *cost =
+        sat_add(*cost, n_unknown || n_fields > 16 ? finish_cost(c, none, n_unknown, n_fields) : c);
     if (!d->keys_off) key_add(d, kstart, kok && kstart ? (size_t)(kend - kstart) : 0);
     return 0;
 }
