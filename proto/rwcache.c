@@ -6,16 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One entry, one allocation: the header, the label array, the key bytes, then the label
- * strings (each NUL-terminated), which the label array points into. */
+/* One entry, one allocation: the header, the name and value lengths of each label, the key
+ * bytes, then each label's name and value, NUL-terminated. */
 struct rwc_ent {
     uint64_t hash, tag;
-    size_t key_len, n_labels, str_len;
-    struct proto_label labels[];
+    uint32_t key_len, n_labels, str_len;
+    uint32_t lens[]; /* name, value, name, value, ... */
 };
 
 static const uint8_t *ent_key(const struct rwc_ent *e) {
-    return (const uint8_t *)(e->labels + e->n_labels);
+    return (const uint8_t *)(e->lens + 2 * e->n_labels);
 }
 
 /* Open addressing with linear probing, at most half full; nothing is ever deleted one by
@@ -70,12 +70,11 @@ int rwcache_get(const struct rwcache *c, const struct rw_key *key, rwcache_alloc
     struct proto_label *ls = alloc(actx, e->n_labels * sizeof *ls + e->str_len);
     if (!ls) return -ENOMEM;
     char *str = (char *)(ls + e->n_labels);
-    const char *from = (const char *)ent_key(e) + e->key_len;
-    memcpy(str, from, e->str_len);
+    memcpy(str, ent_key(e) + e->key_len, e->str_len);
     for (size_t i = 0; i < e->n_labels; i++) {
-        ls[i] = e->labels[i];
-        ls[i].name = str + (e->labels[i].name - from);
-        ls[i].value = str + (e->labels[i].value - from);
+        size_t nl = e->lens[2 * i], vl = e->lens[2 * i + 1];
+        ls[i] = (struct proto_label){str, nl, str + nl + 1, vl};
+        str += nl + vl + 2;
     }
     *tag = e->tag;
     *labels = ls;
@@ -115,26 +114,26 @@ int rwcache_put(struct rwcache *c, const struct rw_key *key, const struct proto_
     size_t str_len = 0;
     for (size_t i = 0; i < n; i++)
         str_len += labels[i].name_len + labels[i].value_len + 2;
+    if (key->len > UINT32_MAX || n > UINT32_MAX / 2 || str_len > UINT32_MAX) return -EINVAL;
     if (c->count >= c->max) rwcache_reset(c); /* full: start over (the simplest bound) */
     if ((c->count + 1) * 2 > (c->tab ? c->mask + 1 : 0) && grow(c)) return -ENOMEM;
-    struct rwc_ent *e = malloc(sizeof *e + n * sizeof(struct proto_label) + key->len + str_len);
+    struct rwc_ent *e = malloc(sizeof *e + 2 * n * sizeof(uint32_t) + key->len + str_len);
     if (!e) return -ENOMEM;
     e->hash = key->hash;
     e->tag = tag;
-    e->key_len = key->len;
-    e->n_labels = n;
-    e->str_len = str_len;
+    e->key_len = (uint32_t)key->len;
+    e->n_labels = (uint32_t)n;
+    e->str_len = (uint32_t)str_len;
     memcpy((uint8_t *)ent_key(e), key->bytes, key->len);
     char *str = (char *)ent_key(e) + key->len;
     for (size_t i = 0; i < n; i++) {
-        e->labels[i] = labels[i];
+        e->lens[2 * i] = (uint32_t)labels[i].name_len;
+        e->lens[2 * i + 1] = (uint32_t)labels[i].value_len;
         memcpy(str, labels[i].name, labels[i].name_len);
         str[labels[i].name_len] = 0;
-        e->labels[i].name = str;
         str += labels[i].name_len + 1;
         memcpy(str, labels[i].value, labels[i].value_len);
         str[labels[i].value_len] = 0;
-        e->labels[i].value = str;
         str += labels[i].value_len + 1;
     }
     c->tab[find_slot(c, key)] = e;
