@@ -19,8 +19,9 @@
 #define RW_MAX_AHEAD_MS (10 * 60 * 1000)
 /* Metadata entries kept; beyond it new families are not recorded (counted). */
 #define RW_MAX_METADATA 100000
-/* Label sets remembered as validated, with their store refs (rwcache; ~100 bytes each plus
- * the wire bytes of the labels); the cache starts over when full. */
+/* Label sets remembered as validated, with their store refs (rwcache: ~60 bytes each, 8 per
+ * label, plus the labels' wire bytes and strings; ~224 bytes for 4 short labels); the cache
+ * starts over when full. */
 #define RW_CACHE_MAX 65536
 
 struct meta {
