@@ -19,6 +19,10 @@
 #define RW_MAX_AHEAD_MS (10 * 60 * 1000)
 /* Metadata entries kept; beyond it new families are not recorded (counted). */
 #define RW_MAX_METADATA 100000
+/* Label sets remembered as validated, with their store refs (rwcache: ~60 bytes each, 8 per
+ * label, plus the labels' wire bytes and strings; ~224 bytes for 4 short labels); the cache
+ * starts over when full. */
+#define RW_CACHE_MAX 65536
 
 struct meta {
     struct meta *next;
@@ -35,6 +39,10 @@ struct rwrecv {
     uint64_t samples_total, histograms_total, metadata_total, metadata_dropped_total;
     uint64_t series_limit_hits_total, invalid_total, out_of_order_total;
     size_t max_body;
+    /* Label sets seen in stored requests, by wire bytes: they skip validation, and their tag
+     * (store ref + 1) skips the store's lookup. The decoder limits below never change. */
+    pthread_mutex_t cache_lock;
+    struct rwcache *cache;
 };
 
 /* ---- metadata ------------------------------------------------------------------------- */
@@ -127,6 +135,10 @@ int rwrecv_metadata(struct rwrecv *r, const char *family, rwrecv_meta_fn *fn, vo
 
 struct conv {
     int64_t max_ts;
+    const struct rw_request *rq;
+    uint64_t *refs; /* per sample: the store ref hint, then the ref (NULL: no cache) */
+    size_t *first;  /* per series: index of its first sample in b */
+    uint64_t cur_ref;
     /* pass 1 counts */
     size_t nlabels, nspans, nsamples;
     /* pass 2 fills */
@@ -167,6 +179,12 @@ static int fill_series(void *arg, const struct proto_label *l, size_t n) {
     c->cur = out;
     c->ncur = n;
     c->li += n;
+    if (c->refs) {
+        struct rw_key k;
+        uint64_t tag = 0;
+        c->cur_ref = rw_request_key(c->rq, c->series_idx, &k, &tag) == 0 && tag ? tag - 1 : 0;
+        c->first[c->series_idx] = c->bi;
+    }
     c->series_idx++;
     return 0;
 }
@@ -183,6 +201,7 @@ static int check_ts(struct conv *c, int64_t ts) {
 static int fill_sample(void *arg, int64_t ts, double v) {
     struct conv *c = arg;
     if (check_ts(c, ts)) return 1;
+    if (c->refs) c->refs[c->bi] = c->cur_ref;
     c->b[c->bi++] = (struct store_sample){.labels = c->cur, .nlabels = c->ncur, .ts = ts, .v = v};
     return 0;
 }
@@ -216,9 +235,25 @@ static int fill_hist(void *arg, int64_t ts, const struct proto_hist *ph) {
                           .nnbuckets = ph->n_neg_buckets,
                           .custom_values = ph->custom_values,
                           .ncustom = ph->n_custom_values};
+    if (c->refs) c->refs[c->bi] = c->cur_ref;
     c->b[c->bi++] =
         (struct store_sample){.labels = c->cur, .nlabels = c->ncur, .ts = ts, .v = ph->sum, .h = h};
     return 0;
+}
+
+/* After a stored request: remembers each keyed series' label bytes as valid, with the ref of
+ * its series (tag = ref + 1), where that is new. */
+static void remember(struct rwrecv *r, const struct conv *c) {
+    pthread_mutex_lock(&r->cache_lock);
+    for (size_t i = 0; i < c->series_idx; i++) {
+        struct rw_key k;
+        uint64_t tag;
+        size_t f = c->first[i];
+        if (f >= c->bi || (i + 1 < c->series_idx && c->first[i + 1] == f)) continue; /* none */
+        if (rw_request_key(c->rq, i, &k, &tag) || !c->refs[f] || tag == c->refs[f] + 1) continue;
+        (void)rw_request_remember(c->rq, i, r->cache, c->refs[f] + 1); /* OOM: not cached */
+    }
+    pthread_mutex_unlock(&r->cache_lock);
 }
 
 static int put_meta(void *arg, const char *family, enum rw_metric_type type, const char *help,
@@ -363,7 +398,9 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
     struct rw_limits lim = {.max_decoded_bytes = DEF_RW_MAX_DECODED_BYTES,
                             .max_labels = DEF_MAX_LABELS_PER_SERIES,
                             .max_name_len = DEF_MAX_LABEL_NAME_BYTES,
-                            .max_value_len = DEF_MAX_LABEL_VALUE_BYTES};
+                            .max_value_len = DEF_MAX_LABEL_VALUE_BYTES,
+                            .cache = r->cache,
+                            .cache_lock = &r->cache_lock};
     int code = 0;
     struct perr e = {0};
     struct rw_request *rq = rw_decode((const uint8_t *)body, len, &lim, &code, &e);
@@ -378,7 +415,7 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
         http_error(resp, 400, "%s", e.msg[0] ? e.msg : "invalid remote-write request");
         return;
     }
-    struct conv c = {.max_ts = agent_now_ms() + RW_MAX_AHEAD_MS};
+    struct conv c = {.max_ts = agent_now_ms() + RW_MAX_AHEAD_MS, .rq = rq};
     struct rw_sink count = {.arg = &c, .series = count_series, .histogram = count_hist};
     rw_request_foreach(rq, &count);
     size_t ns = rw_request_samples(rq), nh = rw_request_histograms(rq);
@@ -386,8 +423,13 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
     c.b = malloc((ns + nh ? ns + nh : 1) * sizeof(*c.b));
     c.hists = malloc((nh ? nh : 1) * sizeof(*c.hists));
     c.spans = malloc((c.nspans ? c.nspans : 1) * sizeof(*c.spans));
+    size_t nser = rw_request_series(rq);
+    if (r->cache) {
+        c.refs = malloc((ns + nh ? ns + nh : 1) * sizeof(*c.refs));
+        c.first = malloc((nser ? nser : 1) * sizeof(*c.first));
+    }
     int rc = -ENOMEM;
-    if (!c.labs || !c.b || !c.hists || !c.spans) {
+    if (!c.labs || !c.b || !c.hists || !c.spans || (r->cache && (!c.refs || !c.first))) {
         http_error(resp, 503, "out of memory converting the request");
         goto out;
     }
@@ -404,7 +446,8 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
         goto out;
     }
     struct store_result res = {0};
-    rc = store_append_batch(r->a->store, c.b, c.bi, STORE_ATOMIC, &res);
+    rc = store_append_batch_refs(r->a->store, c.b, c.bi, STORE_ATOMIC, &res, c.refs);
+    if (rc == 0 && c.refs) remember(r, &c);
     if (rc == -ERANGE) {
         size_t kept = drop_stored(r->a->store, c.b, c.bi, c.series_idx);
         if (kept < c.bi) {
@@ -448,6 +491,8 @@ static void handle_write(void *arg, const struct http_req *req, struct http_resp
         http_error(resp, 503, "out of memory storing the request");
     }
 out:
+    free(c.refs);
+    free(c.first);
     free(c.labs);
     free(c.b);
     free(c.hists);
@@ -504,6 +549,8 @@ static void rw_stop(struct agent *a) {
         }
     free(r->tab);
     pthread_mutex_destroy(&r->lock);
+    rwcache_free(r->cache);
+    pthread_mutex_destroy(&r->cache_lock);
     free(r);
     a->rwrecv = NULL;
 }
@@ -512,6 +559,8 @@ static int rw_start(struct agent *a, struct perr *err) {
     struct rwrecv *r = calloc(1, sizeof(*r));
     if (!r) return perr_set(err, 0, 0, "out of memory");
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->cache_lock, NULL);
+    r->cache = rwcache_new(RW_CACHE_MAX); /* NULL (OOM): validate everything, no refs */
     r->a = a;
     a->rwrecv = r;
     /* The route's body limit is fixed when routes are registered: a reload that changes

@@ -373,7 +373,7 @@ static int take_slot(struct store *s, struct series *se) {
             s->slots_cap = cap;
         }
         se->slot = (uint32_t)s->nslots;
-        s->slot_gen[s->nslots++] = 0;
+        s->slot_gen[s->nslots++] = 1; /* generation 1 up: no ref is 0 (until 2^32 reuses) */
     }
     s->slots[se->slot] = se;
     return 0;
@@ -437,6 +437,16 @@ fail:
     release_slot(s, se);
     series_destroy(s, se);
     return NULL;
+}
+
+static uint64_t series_ref(const struct store *s, const struct series *se) {
+    return (uint64_t)s->slot_gen[se->slot] << 32 | se->slot;
+}
+
+/* The live series a ref names, or NULL (0, stale, or never handed out). */
+static struct series *ref_series(const struct store *s, uint64_t ref) {
+    uint32_t slot = (uint32_t)ref, gen = (uint32_t)(ref >> 32);
+    return ref && slot < s->nslots && s->slot_gen[slot] == gen ? s->slots[slot] : NULL;
 }
 
 static const char *series_name(const struct series *se) {
@@ -618,7 +628,7 @@ static int touch_names(struct store *s, const struct store_sample *b, size_t n) 
  * earlier samples, and the series limit, before anything is stored. The lookups are kept
  * (pt/slot in the store's scratch) so the commit pass neither hashes nor searches again. */
 static int check_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
-                       struct store_result *res) {
+                       struct store_result *res, const uint64_t *refs) {
     size_t cap = 16;
     while (cap < n * 2)
         cap *= 2;
@@ -645,7 +655,8 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n, 
             res->first_bad = i;
             return -ERANGE;
         }
-        uint64_t h = labels_hash(b[i].labels, b[i].nlabels);
+        struct series *known = refs ? ref_series(s, refs[i]) : NULL;
+        uint64_t h = known ? known->hash : labels_hash(b[i].labels, b[i].nlabels);
         size_t j = h & (cap - 1);
         for (;; j = (j + 1) & (cap - 1)) {
             struct pend *p = &pt[j];
@@ -653,7 +664,7 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n, 
                 p->has = true;
                 p->hash = h;
                 p->first = i;
-                p->se = find_series(s, b[i].labels, b[i].nlabels, h);
+                p->se = known ? known : find_series(s, b[i].labels, b[i].nlabels, h);
                 p->ts = INT64_MIN;
                 if (p->se)
                     (void)newest(p->se, &p->ts, &p->v, &p->hist);
@@ -661,7 +672,10 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n, 
                     created++;
                 break;
             }
-            if (p->hash == h) {
+            if (p->hash == h && known) {
+                /* An existing series: the entry is it iff it was found (by ref or labels). */
+                if (p->se == known) break;
+            } else if (p->hash == h) {
                 const struct store_sample *f = &b[p->first];
                 size_t k = 0;
                 if (f->nlabels == b[i].nlabels)
@@ -703,9 +717,12 @@ static int check_batch(struct store *s, const struct store_sample *b, size_t n, 
 
 /* Commit pass of an atomic batch: everything was checked, only memory can fail. */
 static int commit_checked(struct store *s, const struct store_sample *b, size_t n,
-                          struct store_result *res) {
+                          struct store_result *res, uint64_t *refs) {
     for (size_t i = 0; i < n; i++) {
-        if (s->slot[i] == SIZE_MAX) continue;
+        if (s->slot[i] == SIZE_MAX) {
+            if (refs) refs[i] = 0;
+            continue;
+        }
         struct pend *p = &s->pt[s->slot[i]];
         if (!p->se) {
             p->se = create_series(s, b[i].labels, b[i].nlabels, p->hash);
@@ -713,6 +730,7 @@ static int commit_checked(struct store *s, const struct store_sample *b, size_t 
             res->new_series++;
         }
         if (series_push(s, p->se, b[i].ts, b[i].v, b[i].h)) return -ENOMEM;
+        if (refs) refs[i] = series_ref(s, p->se);
         res->appended++;
     }
     return 0;
@@ -720,13 +738,18 @@ static int commit_checked(struct store *s, const struct store_sample *b, size_t 
 
 int store_append_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
                        struct store_result *res) {
+    return store_append_batch_refs(s, b, n, flags, res, NULL);
+}
+
+int store_append_batch_refs(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
+                            struct store_result *res, uint64_t *refs) {
     struct store_result dummy;
     if (!res) res = &dummy;
     memset(res, 0, sizeof(*res));
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
     if (flags & STORE_ATOMIC) {
-        rc = check_batch(s, b, n, flags, res);
+        rc = check_batch(s, b, n, flags, res, refs);
         if (rc) {
             res->rejected = true;
             s->ooo_total += res->out_of_order;
@@ -734,17 +757,19 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
             s->too_new_total += res->too_new;
             goto out;
         }
-        rc = commit_checked(s, b, n, res);
+        rc = commit_checked(s, b, n, res, refs);
         goto touched;
     }
     int64_t limit = max_ts(s);
     for (size_t i = 0; i < n; i++) {
+        struct series *se = refs ? ref_series(s, refs[i]) : NULL;
+        if (refs) refs[i] = 0;
         if (b[i].ts > limit) {
             res->too_new++, s->too_new_total++;
             continue;
         }
-        uint64_t h = labels_hash(b[i].labels, b[i].nlabels);
-        struct series *se = find_series(s, b[i].labels, b[i].nlabels, h);
+        uint64_t h = se ? se->hash : labels_hash(b[i].labels, b[i].nlabels);
+        if (!se) se = find_series(s, b[i].labels, b[i].nlabels, h);
         if (!se) {
             if (s->nseries >= s->opts.max_series) {
                 s->limit_hits_total++;
@@ -777,6 +802,7 @@ int store_append_batch(struct store *s, const struct store_sample *b, size_t n, 
             rc = -ENOMEM;
             break;
         }
+        if (refs) refs[i] = series_ref(s, se);
         res->appended++;
     }
 touched:
@@ -807,7 +833,7 @@ int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels
             rc = -ENOMEM;
         }
     }
-    if (se) *ref = (uint64_t)s->slot_gen[se->slot] << 32 | se->slot;
+    if (se) *ref = series_ref(s, se);
     pthread_rwlock_unlock(&s->lock);
     return rc;
 }
@@ -823,8 +849,7 @@ int store_append_refs(struct store *s, const uint64_t *refs, const int64_t *ts, 
             rc = rc ? rc : -ERANGE;
             continue;
         }
-        uint32_t slot = (uint32_t)refs[i], gen = (uint32_t)(refs[i] >> 32);
-        struct series *se = slot < s->nslots && s->slot_gen[slot] == gen ? s->slots[slot] : NULL;
+        struct series *se = ref_series(s, refs[i]);
         if (!se) {
             rc = rc ? rc : -ENOENT;
             continue;

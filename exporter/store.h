@@ -80,14 +80,22 @@ void store_set_touch_hook(struct store *s, store_touch_fn *fn, void *arg);
  * may have been stored). res may be NULL. Thread-safe. */
 int store_append_batch(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
                        struct store_result *res);
+/* As store_append_batch, with refs (may be NULL) in and out. In: refs[i] is 0 or a ref
+ * (store_ref_get, an earlier call) believed to name sample i's label set, which saves the
+ * lookup by labels; a stale ref is ignored (the labels are looked up), but a live ref of
+ * another series stores there, so callers must key their refs by the exact label set. Out,
+ * when it returns 0: refs[i] is the ref of sample i's series, or 0 (the sample was not
+ * stored: a repeat of its series' newest sample, or dropped in non-atomic mode). */
+int store_append_batch_refs(struct store *s, const struct store_sample *b, size_t n, unsigned flags,
+                            struct store_result *res, uint64_t *refs);
 /* One float sample; same rules as a batch of one in atomic mode. */
 int store_append(struct store *s, const struct re_label *labels, size_t nlabels, int64_t ts,
                  double v);
 
 /* Series references, the fast path for appending to known series (collectors sampled into
  * the store, repeated pushes): ref_get finds or creates the series (-ENOSPC at the series
- * limit); a ref stays valid until retention removes its series, after which appends to it
- * fail with -ENOENT and the caller gets a new ref. Thread-safe. */
+ * limit); refs are never 0; a ref stays valid until retention removes its series, after which
+ * appends to it fail with -ENOENT and the caller gets a new ref. Thread-safe. */
 int store_ref_get(struct store *s, const struct re_label *labels, size_t nlabels, uint64_t *ref);
 /* Appends float sample i to series refs[i], under one lock. Out-of-order and duplicate
  * samples are dropped and counted. Returns 0 or the first error (-ENOENT, -ERANGE,

@@ -11,6 +11,7 @@ struct perr {
 #ifndef PROMLET_PROTO_PROTO_H
 #define PROMLET_PROTO_PROTO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,17 @@ bool proto_is_stale_nan(double v);
 #define RW_DEFAULT_MAX_SERIES 100000                    /* series per request */
 #define RW_DEFAULT_MAX_SAMPLES 1000000                  /* samples + histograms per request */
 
+/* The wire bytes of one series' labels (its Label fields, tags included, as one contiguous
+ * run), which decode to exactly one label set: the key of the cache of label sets that passed
+ * validation (rwcache). hash is a hash of the bytes. */
+struct rw_key {
+    const uint8_t *bytes;
+    size_t len;
+    uint64_t hash;
+};
+
+struct rwcache;
+
 struct rw_limits {
     size_t max_decoded_bytes; /* refuse a body whose snappy header announces more (E2BIG) */
     size_t max_labels;        /* labels per series as sent (empty-valued ones included) */
@@ -67,6 +79,12 @@ struct rw_limits {
                                  does); false = reject them (the spec's MUST) */
     bool utf8_names;          /* accept any UTF-8 metric/label names (RW 2.0 / Prometheus 3
                                  UTF-8 mode); false = legacy [a-zA-Z_:][a-zA-Z0-9_:]* */
+    /* Optional: label sets that passed validation before UNDER THE SAME LIMITS, by wire
+     * bytes (filled by rw_request_remember()). A series whose label bytes are found there is
+     * neither unpacked nor checked again: it gets the remembered label set and tag. The lock,
+     * if not NULL, is held while the cache is read. */
+    struct rwcache *cache;
+    pthread_mutex_t *cache_lock;
 };
 
 /* Metric types of MetricMetadata (same numbers as the wire enum). */
@@ -166,8 +184,33 @@ size_t rw_request_samples(const struct rw_request *r);
 size_t rw_request_histograms(const struct rw_request *r);
 size_t rw_request_metadata(const struct rw_request *r);
 
+/* Series i's key and the tag its label set had in rw_limits.cache (0: not found there, it was
+ * unpacked and validated). Returns 0, or -ENOENT when the request was decoded without a cache
+ * or series i has no key. key->bytes is borrowed from the request (valid until
+ * rw_request_free()). */
+int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uint64_t *tag);
+/* Records series i's label set (validated, as every series of a decoded request) in c under
+ * its key with tag (non-zero); the caller holds c's lock. Returns 0, -ENOENT (no key),
+ * -EINVAL (tag 0) or -ENOMEM (not recorded). */
+int rw_request_remember(const struct rw_request *r, size_t i, struct rwcache *c, uint64_t tag);
+
 /* Frees a request from rw_decode(); takes r (NULL is allowed). */
 void rw_request_free(struct rw_request *r);
+
+/* rwcache: label sets that passed rw_decode's validation, keyed by their exact wire bytes
+ * (struct rw_key), each with a non-zero tag of the caller's (e.g. a store ref + 1). Bounded:
+ * at max_entries it is emptied and starts over. Not thread-safe: one lock (rw_limits.
+ * cache_lock) serialises its use; the rw_limits it is used with must not change (or reset
+ * it). */
+
+/* Returns new (free with rwcache_free), or NULL on OOM. */
+struct rwcache *rwcache_new(size_t max_entries);
+/* Frees the cache; accepts NULL. */
+void rwcache_free(struct rwcache *c);
+/* Forgets every entry. */
+void rwcache_reset(struct rwcache *c);
+/* Number of entries. */
+size_t rwcache_count(const struct rwcache *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Text exposition format 0.0.4 (as prometheus/common expfmt.TextParser, legacy names)        */

@@ -4,6 +4,7 @@
 #include "proto.h"
 
 #include "names.h"
+#include "rwcache.h"
 #include "remote.pb-c.h"
 
 #include <errno.h>
@@ -63,8 +64,24 @@ struct arena {
  * large array never strands the free tail of a small block. */
 #define ARENA_BIG ((size_t)64 << 10)
 
+static void *arena_alloc_slow(struct arena *a, size_t size);
+
 static void *arena_alloc(void *data, size_t size) {
     struct arena *a = data;
+    struct arena_blk *b = a->head;
+    if (b && size <= ARENA_BIG) { /* the common case: room in the current block */
+        size_t need = (size + 1 + 15) & ~(size_t)15;
+        if (b->cap - b->used >= need) {
+            unsigned char *p = b->data + b->used;
+            b->used += need;
+            p[size] = 0;
+            return p;
+        }
+    }
+    return arena_alloc_slow(a, size);
+}
+
+static void *arena_alloc_slow(struct arena *a, size_t size) {
     if (size > SIZE_MAX / 2) {
         a->failed = true;
         return NULL;
@@ -133,13 +150,16 @@ static void *arena_array(struct arena *a, size_t n, size_t sz) {
 struct rw_series {
     struct proto_label *labels;
     size_t n_labels;
-    const Prometheus__TimeSeries *ts;
+    uint64_t tag; /* from rw_limits.cache, 0: not found there */
+    const Prometheus__TimeSeriesLazy *ts;
     struct proto_hist *hists;
 };
 
 struct rw_request {
     struct arena arena;
-    Prometheus__WriteRequest *msg;
+    uint8_t *raw;        /* the decoded body, kept while keys point into it */
+    struct rw_key *keys; /* one per series when rw_limits.known was given, else NULL */
+    Prometheus__WriteRequestLazy *msg;
     struct rw_series *series;
     size_t n_series, n_samples, n_hists, n_meta;
 };
@@ -149,7 +169,48 @@ struct decoder {
     struct perr *err;
     int code;
     struct arena *arena;
+    /* Series keys, collected by the pre-scan when lim.known is set (keys_off: not wanted, or
+     * out of memory for them: then no series is looked up). */
+    struct rw_key *keys;
+    size_t nkeys, capkeys;
+    bool keys_off;
 };
+
+/* Hash of a key's bytes, 8 bytes per multiply. */
+static uint64_t key_hash(const uint8_t *p, size_t len) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ (w * 0x9fb21c651e98df25ULL));
+        h = ((h << 29) | (h >> 35)) * 0xd6e8feb86659fd93ULL;
+    }
+    uint64_t w = 0;
+    for (size_t k = 0; i + k < len; k++)
+        w |= (uint64_t)p[i + k] << (8 * k);
+    h = (h ^ (w * 0x9fb21c651e98df25ULL));
+    h = ((h << 29) | (h >> 35)) * 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    return h ^ (h >> 32);
+}
+
+/* Appends one series' key (len 0: none); on OOM stops collecting keys. */
+static void key_add(struct decoder *d, const uint8_t *bytes, size_t len) {
+    if (d->keys_off) return;
+    if (d->nkeys == d->capkeys) {
+        size_t cap = d->capkeys ? d->capkeys * 2 : 256;
+        struct rw_key *k = realloc(d->keys, cap * sizeof *k);
+        if (!k) {
+            d->keys_off = true;
+            return;
+        }
+        d->keys = k;
+        d->capkeys = cap;
+    }
+    d->keys[d->nkeys++] = (struct rw_key){bytes, len, 0};
+}
 
 /* Records an error: code and a printf-style one-liner; line/col locate series and item. */
 static int fail(struct decoder *d, int code, int line, int col, const char *fmt, ...)
@@ -244,10 +305,10 @@ struct wire_msg {
 };
 
 static const struct wire_msg wire_msgs[] = {
-    [WM_WRITE] = {sizeof(Prometheus__WriteRequest),
+    [WM_WRITE] = {sizeof(Prometheus__WriteRequestLazy),
                   {[1] = WK_MSG, [3] = WK_MSG},
                   {[1] = WM_SERIES, [3] = WM_META}},
-    [WM_SERIES] = {sizeof(Prometheus__TimeSeries),
+    [WM_SERIES] = {sizeof(Prometheus__TimeSeriesLazy),
                    {[1] = WK_MSG, [2] = WK_MSG, [3] = WK_MSG, [4] = WK_MSG},
                    {[1] = WM_LABEL, [2] = WM_SAMPLE, [3] = WM_EXEMPLAR, [4] = WM_HIST}},
     [WM_LABEL] = {sizeof(Prometheus__Label), {[1] = WK_BYTES, [2] = WK_BYTES}, {0}},
@@ -286,6 +347,19 @@ static size_t arena_cost(size_t n) {
 
 static size_t sat_add(size_t a, size_t b) {
     return a > SIZE_MAX / 2 - b ? SIZE_MAX / 2 : a + b;
+}
+
+/* The arrays, unknown-field records and scanned-member slabs protobuf-c allocates for a
+ * message of n_fields wire fields (rep: elements per repeated field number), added to c. */
+static size_t finish_cost(size_t c, const size_t rep[17], size_t n_unknown, size_t n_fields) {
+    for (unsigned f = 1; f <= 16; f++)
+        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    if (n_unknown) c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
+    /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
+     * members of 32 bytes each. */
+    for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
+        c = sat_add(c, arena_cost(slab * 32));
+    return c;
 }
 
 /* The canonical encodings of the two leaf messages every request is made of, costed without
@@ -362,61 +436,144 @@ static int wire_cost(const uint8_t *buf, size_t len, enum wm m, size_t *cost) {
             break;
         }
     }
-    for (unsigned f = 1; f <= 16; f++)
-        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
-    if (n_unknown) c = sat_add(c, arena_cost(n_unknown * sizeof(ProtobufCMessageUnknownField)));
-    /* Scanned-member slabs: 16 members on protobuf-c's stack, then slabs of 32, 64, ...
-     * members of 32 bytes each. */
-    for (size_t have = 16, slab = 32; have < n_fields && slab; have += slab, slab *= 2)
-        c = sat_add(c, arena_cost(slab * 32));
-    *cost = c;
+    *cost = finish_cost(c, rep, n_unknown, n_fields);
     return 0;
 }
 
-static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost) {
-    const uint8_t *p = buf, *end = buf + len;
-    size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
-    /* The WriteRequest itself: wire_cost() of the whole buffer walks everything, but we also
-     * want precise reasons for the count limits, so walk the top level here first. */
-    while (p < end) {
+/* One TimeSeries of the pre-scan: counts its labels, samples and exemplars against the
+ * limits (precise reasons, returned at once) and adds what wire_cost(WM_SERIES) would compute
+ * to *cost, in the same walk. A malformed nested message only sets *bad: the count limits of
+ * the whole request are checked first, as when counting and costing were two walks. */
+static int prescan_series(struct decoder *d, const uint8_t *buf, size_t len, size_t n_series,
+                          size_t *n_points, size_t *n_exemplars, size_t *cost, bool *bad) {
+    const struct wire_msg *w = &wire_msgs[WM_SERIES];
+    const uint8_t *q = buf, *qend = buf + len;
+    size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0, n_labels = 0;
+    size_t rep[5] = {0}; /* fields 1-4; the others are unknown */
+    /* The key: the run of Label fields, if they are contiguous. */
+    const uint8_t *kstart = NULL, *kend = NULL;
+    bool kok = true, in_labels = false;
+    while (q < qend) {
         uint32_t f;
         unsigned wt;
-        const uint8_t *sub = NULL;
+        const uint8_t *sub = NULL, *start = q;
         size_t sublen = 0;
-        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
-            return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
-                        (size_t)(p - buf));
-        if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
-            return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
-                        d->lim.max_series);
-        if (f != 1 || wt != 2) continue;
-        n_series++;
-        if (n_series > d->lim.max_series)
-            return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
-                        d->lim.max_series);
-        const uint8_t *q = sub, *qend = sub + sublen;
-        size_t n_labels = 0;
-        while (q < qend) {
-            const uint8_t *s2 = NULL;
-            size_t l2 = 0;
-            if (wire_field(&q, qend, &f, &wt, &s2, &l2) < 0)
-                return fail(d, -EPROTO, (int)n_series, 0,
-                            "proto: TimeSeries %zu: bad or truncated field", n_series);
-            if (wt != 2) continue;
+        /* Fast path: a one-byte LEN key with a one-byte length (every label and sample). */
+        if (qend - q >= 2 && (q[0] & 0x87) == 2 && q[0] > 7 && !(q[1] & 0x80) &&
+            q[1] <= qend - q - 2) {
+            f = q[0] >> 3;
+            wt = 2;
+            sub = q + 2;
+            sublen = q[1];
+            q = sub + sublen;
+        } else if (wire_field(&q, qend, &f, &wt, &sub, &sublen) < 0) {
+            return fail(d, -EPROTO, (int)n_series, 0,
+                        "proto: TimeSeries %zu: bad or truncated field", n_series);
+        }
+        n_fields++;
+        if (f == 1) {
+            if (!kstart)
+                kstart = start;
+            else if (!in_labels)
+                kok = false;
+            kend = q;
+            in_labels = true;
+        } else {
+            in_labels = false;
+        }
+        if (wt == 2) {
             if (f == 1 && ++n_labels > d->lim.max_labels)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "series %zu has too many labels (limit %zu)", n_series,
                             d->lim.max_labels);
-            if ((f == 2 || f == 4) && ++n_points > d->lim.max_samples)
+            if ((f == 2 || f == 4) && ++*n_points > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0, "too many samples in request (limit %zu)",
                             d->lim.max_samples);
-            if (f == 3 && ++n_exemplars > d->lim.max_samples)
+            if (f == 3 && ++*n_exemplars > d->lim.max_samples)
                 return fail(d, -E2BIG, (int)n_series, 0,
                             "too many exemplars in request (limit %zu)", d->lim.max_samples);
         }
+        if (f > 16 || w->kind[f] == WK_UNKNOWN) {
+            n_unknown++;
+            c = sat_add(c, arena_cost((size_t)(q - start)));
+            continue;
+        }
+        /* Fields 2-4 of a TimeSeries are messages. Labels (1) are unpacked as bytes (a copy in
+         * the request), then, unless the cache knows them, each one as a Label message in a
+         * scratch arena whose name and value are copied into the request: an upper bound of
+         * those copies is the Label's own cost without its struct. */
+        if (wt == 2 && !*bad) {
+            size_t sc;
+            if (leaf_cost(sub, sublen, (enum wm)w->sub[f], &sc))
+                ;
+            else if (wire_cost(sub, sublen, (enum wm)w->sub[f], &sc) < 0)
+                *bad = true;
+            else if (f == 1)
+                c = sat_add(c,
+                            sat_add(arena_cost(sublen), sc - arena_cost(wire_msgs[WM_LABEL].size)));
+            else
+                c = sat_add(c, sc);
+        }
+        rep[f]++;
     }
-    if (wire_cost(buf, len, WM_WRITE, cost) < 0)
-        return fail(d, -EPROTO, 0, 0, "%s", "proto: WriteRequest: bad or truncated field");
+    /* The labels are an array of ProtobufCBinaryData, not of pointers; fields 2-4 are arrays
+     * of pointers (finish_cost's general rule, for the only fields a TimeSeries has). */
+    if (rep[1]) c = sat_add(c, arena_cost(rep[1] * sizeof(ProtobufCBinaryData)));
+    for (unsigned f = 2; f <= 4; f++)
+        if (rep[f]) c = sat_add(c, arena_cost(rep[f] * sizeof(void *)));
+    static const size_t none[17];
+    *cost =
+        sat_add(*cost, n_unknown || n_fields > 16 ? finish_cost(c, none, n_unknown, n_fields) : c);
+    if (!d->keys_off) key_add(d, kstart, kok && kstart ? (size_t)(kend - kstart) : 0);
+    return 0;
+}
+
+/* Pre-scan of the WriteRequest: one walk that checks the count limits with precise reasons
+ * and computes what wire_cost(WM_WRITE) would (the unpack memory bound). */
+static int prescan(struct decoder *d, const uint8_t *buf, size_t len, size_t *cost) {
+    const struct wire_msg *w = &wire_msgs[WM_WRITE];
+    const uint8_t *p = buf, *end = buf + len;
+    size_t n_series = 0, n_points = 0, n_exemplars = 0, n_meta = 0;
+    size_t c = arena_cost(w->size), n_fields = 0, n_unknown = 0;
+    size_t rep[17] = {0};
+    bool bad = false;
+    while (p < end) {
+        uint32_t f;
+        unsigned wt;
+        const uint8_t *sub = NULL, *start = p;
+        size_t sublen = 0;
+        if (wire_field(&p, end, &f, &wt, &sub, &sublen) < 0)
+            return fail(d, -EPROTO, 0, 0, "proto: WriteRequest: bad or truncated field at byte %zu",
+                        (size_t)(p - buf));
+        n_fields++;
+        if (f == 3 && wt == 2 && ++n_meta > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many metadata entries in request (limit %zu)",
+                        d->lim.max_series);
+        if (f > 16 || w->kind[f] == WK_UNKNOWN) {
+            n_unknown++;
+            c = sat_add(c, arena_cost((size_t)(p - start)));
+            continue;
+        }
+        /* Fields 1 and 3 of a WriteRequest are messages. */
+        rep[f]++;
+        if (wt != 2) continue;
+        if (f == 3) {
+            size_t mc;
+            if (!bad && wire_cost(sub, sublen, WM_META, &mc) < 0)
+                bad = true;
+            else if (!bad)
+                c = sat_add(c, mc);
+            continue;
+        }
+        n_series++;
+        if (n_series > d->lim.max_series)
+            return fail(d, -E2BIG, 0, 0, "too many series in request (limit %zu)",
+                        d->lim.max_series);
+        if (prescan_series(d, sub, sublen, n_series, &n_points, &n_exemplars, &c, &bad) < 0)
+            return d->code;
+    }
+    if (bad) return fail(d, -EPROTO, 0, 0, "%s", "proto: WriteRequest: bad or truncated field");
+    *cost = finish_cost(c, rep, n_unknown, n_fields);
     return 0;
 }
 
@@ -437,23 +594,21 @@ static int cmp_label(const void *a, const void *b) {
     return (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
-                        struct rw_series *out) {
+/* Converts and validates one series' unpacked labels. */
+/* Validates one series' labels as unpacked (out->labels, n_labs of them, in wire order),
+ * sorts them if allowed, drops empty values. */
+static int check_labels(struct decoder *d, size_t si, size_t n_labs, struct rw_series *out) {
     char q[64];
     int line = (int)si + 1;
-    struct proto_label *ls = arena_array(d->arena, ts->n_labels, sizeof *ls);
-    if (!ls && ts->n_labels) return fail(d, -ENOMEM, line, 0, "out of memory");
-    for (size_t i = 0; i < ts->n_labels; i++) {
-        const Prometheus__Label *l = ts->labels[i];
-        ls[i] =
-            (struct proto_label){bd_str(&l->name), l->name.len, bd_str(&l->value), l->value.len};
+    struct proto_label *ls = out->labels;
+    for (size_t i = 0; i < n_labs; i++) {
         int col = (int)i + 1;
-        if (l->name.len == 0)
+        if (ls[i].name_len == 0)
             return fail(d, -EPROTO, line, col, "series %zu: empty label name", si + 1);
-        if (l->name.len > d->lim.max_name_len)
+        if (ls[i].name_len > d->lim.max_name_len)
             return fail(d, -E2BIG, line, col, "series %zu: label name longer than %zu bytes",
                         si + 1, d->lim.max_name_len);
-        if (l->value.len > d->lim.max_value_len)
+        if (ls[i].value_len > d->lim.max_value_len)
             return fail(d, -E2BIG, line, col, "series %zu: value of label %s longer than %zu bytes",
                         si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len),
                         d->lim.max_value_len);
@@ -473,7 +628,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
             return fail(d, -EPROTO, line, col, "series %zu: value of label %s is not valid UTF-8",
                         si + 1, names_quote(q, sizeof q, ls[i].name, ls[i].name_len));
     }
-    size_t n = ts->n_labels;
+    size_t n = n_labs;
     if (d->lim.sort_labels && n > 1) {
         bool sorted = true;
         for (size_t i = 1; i < n && sorted; i++)
@@ -502,7 +657,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
     if (!name)
         return fail(d, -EPROTO, line, 0, "series %zu: missing metric name (__name__ label)",
                     si + 1);
-    bool ok = d->lim.utf8_names ? true : names_metric_ok(name->value, name->value_len);
+    bool ok = d->lim.utf8_names || names_metric_ok(name->value, name->value_len);
     if (!ok)
         return fail(d, -EPROTO, line, 0, "series %zu: invalid metric name %s", si + 1,
                     names_quote(q, sizeof q, name->value, name->value_len));
@@ -513,7 +668,7 @@ static int check_labels(struct decoder *d, size_t si, const Prometheus__TimeSeri
 
 /* Samples of one series must not go back in time; a second sample at the same timestamp
  * must carry the same bits (an identical retry is fine). */
-static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts) {
+static int check_samples(struct decoder *d, size_t si, const Prometheus__TimeSeriesLazy *ts) {
     for (size_t i = 1; i < ts->n_samples; i++) {
         const Prometheus__Sample *a = ts->samples[i - 1], *b = ts->samples[i];
         if (b->timestamp < a->timestamp)
@@ -752,7 +907,7 @@ static int conv_hist(struct decoder *d, size_t si, size_t hi, const Prometheus__
     return 0;
 }
 
-static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeries *ts,
+static int check_hists(struct decoder *d, size_t si, const Prometheus__TimeSeriesLazy *ts,
                        struct rw_series *out) {
     if (!ts->n_histograms) return 0;
     struct proto_hist *hs = arena_array(d->arena, ts->n_histograms, sizeof *hs);
@@ -779,6 +934,54 @@ static const char *proto_unpack_reason(void) {
     return "proto: cannot unpack WriteRequest (invalid wire data)";
 }
 
+/* Copies n bytes (NULL when n is 0) into the arena, NUL-terminated; NULL on OOM. */
+static const char *arena_str(struct arena *a, const uint8_t *p, size_t n) {
+    if (!n) return "";
+    char *s = arena_alloc(a, n); /* followed by a zero byte */
+    if (s) memcpy(s, p, n);
+    return s;
+}
+
+static void unpack_failed(struct decoder *d, const struct arena *a, size_t cap);
+
+/* Unpacks the Label messages of one series (protobuf-c, into a scratch arena) and copies
+ * their names and values into the request as s->labels (unchecked). */
+static int unpack_labels(struct decoder *d, struct rw_request *r, struct rw_series *s) {
+    const Prometheus__TimeSeriesLazy *ts = s->ts;
+    struct proto_label *ls = arena_array(&r->arena, ts->n_labels, sizeof *ls);
+    if (!ls && ts->n_labels) return fail(d, -ENOMEM, 0, 0, "out of memory");
+    struct arena scratch = {0};
+    ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &scratch};
+    int rc = 0;
+    for (size_t k = 0; k < ts->n_labels && !rc; k++) {
+        Prometheus__Label *l =
+            prometheus__label__unpack(&alloc, ts->labels[k].len, ts->labels[k].data);
+        if (!l) {
+            unpack_failed(d, &scratch, 0);
+            rc = d->code;
+            break;
+        }
+        ls[k] =
+            (struct proto_label){arena_str(&r->arena, l->name.data, l->name.len), l->name.len,
+                                 arena_str(&r->arena, l->value.data, l->value.len), l->value.len};
+        if (!ls[k].name || !ls[k].value) rc = fail(d, -ENOMEM, 0, 0, "out of memory");
+    }
+    arena_fini(&scratch);
+    s->labels = ls;
+    s->n_labels = ts->n_labels;
+    return rc;
+}
+
+/* Reports a failed unpack: over the budget (-E2BIG), out of memory, or bad wire data. */
+static void unpack_failed(struct decoder *d, const struct arena *a, size_t cap) {
+    if (a->capped)
+        fail(d, -E2BIG, 0, 0, "request takes more than %zu bytes to unpack", cap);
+    else if (a->failed)
+        fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
+    else
+        fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());
+}
+
 static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t len) {
     struct rw_request *r = calloc(1, sizeof *r);
     uint8_t *raw = NULL;
@@ -787,6 +990,7 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
         return NULL;
     }
     d->arena = &r->arena;
+    d->keys_off = !d->lim.cache;
 
     /* Decompression-bomb guard: the snappy block starts with the uncompressed length. */
     size_t n = 0;
@@ -830,33 +1034,70 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
     }
     r->arena.cap = cap;
     ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &r->arena};
-    r->msg = prometheus__write_request__unpack(&alloc, n, raw);
-    free(raw);
+    r->msg = prometheus__write_request_lazy__unpack(&alloc, n, raw);
+    if (d->keys_off || !d->keys) {
+        free(raw);
+        free(d->keys); /* keys_off after an OOM while collecting them */
+        d->keys = NULL;
+    } else {
+        r->raw = raw; /* the keys point into it */
+        r->keys = d->keys;
+        d->keys = NULL;
+    }
     raw = NULL;
     if (!r->msg) {
-        if (r->arena.capped)
-            fail(d, -E2BIG, 0, 0, "request takes more than %zu bytes to unpack", cap);
-        else if (r->arena.failed)
-            fail(d, -ENOMEM, 0, 0, "out of memory while unpacking the request");
-        else
-            fail(d, -EPROTO, 0, 0, "%s", proto_unpack_reason());
+        unpack_failed(d, &r->arena, cap);
         goto fail;
     }
-    /* Validation allocates from the same arena but without the unpack cap. */
     r->arena.cap = 0;
 
-    const Prometheus__WriteRequest *m = r->msg;
+    const Prometheus__WriteRequestLazy *m = r->msg;
     r->n_series = m->n_timeseries;
     r->series = arena_array(&r->arena, m->n_timeseries, sizeof *r->series);
     if (!r->series && m->n_timeseries) {
         fail(d, -ENOMEM, 0, 0, "out of memory");
         goto fail;
     }
+    for (size_t i = 0; i < m->n_timeseries; i++)
+        r->series[i] = (struct rw_series){.ts = m->timeseries[i]};
+    /* The pre-scan saw the series in wire order, as protobuf-c unpacked them. */
+    if (r->keys && d->nkeys != m->n_timeseries) {
+        free(r->keys); /* cannot happen for a request protobuf-c accepted; be safe */
+        r->keys = NULL;
+    }
+    if (r->keys) {
+        for (size_t i = 0; i < m->n_timeseries; i++)
+            r->keys[i].hash = key_hash(r->keys[i].bytes, r->keys[i].len);
+        int hit = 0;
+        if (d->lim.cache_lock) pthread_mutex_lock(d->lim.cache_lock);
+        for (size_t i = 0; i < m->n_timeseries && hit >= 0; i++) {
+            struct rw_series *s = &r->series[i];
+            const struct proto_label *ls;
+            hit = rwcache_get(d->lim.cache, &r->keys[i], arena_alloc, &r->arena, &s->tag, &ls,
+                              &s->n_labels);
+            if (hit > 0) s->labels = (struct proto_label *)ls;
+        }
+        if (d->lim.cache_lock) pthread_mutex_unlock(d->lim.cache_lock);
+        if (hit < 0) {
+            fail(d, -ENOMEM, 0, 0, "out of memory");
+            goto fail;
+        }
+    }
+    /* Unpack the labels the cache did not know, all before any validation (as when they
+     * were unpacked with the request). protobuf-c unpacks each Label into a scratch arena,
+     * freed after each series; only the strings are copied into the request. */
+    r->arena.cap = 0;
     for (size_t i = 0; i < m->n_timeseries; i++) {
-        const Prometheus__TimeSeries *ts = m->timeseries[i];
         struct rw_series *s = &r->series[i];
-        *s = (struct rw_series){.ts = ts};
-        if (check_labels(d, i, ts, s) < 0 || check_samples(d, i, ts) < 0 ||
+        if (s->tag) continue;
+        if (unpack_labels(d, r, s) < 0) goto fail;
+    }
+    /* Validation allocates from the same arena but without the unpack cap. */
+    r->arena.cap = 0;
+    for (size_t i = 0; i < m->n_timeseries; i++) {
+        struct rw_series *s = &r->series[i];
+        const Prometheus__TimeSeriesLazy *ts = s->ts;
+        if ((!s->tag && check_labels(d, i, ts->n_labels, s) < 0) || check_samples(d, i, ts) < 0 ||
             check_hists(d, i, ts, s) < 0)
             goto fail;
         r->n_samples += ts->n_samples;
@@ -883,6 +1124,8 @@ static struct rw_request *decode(struct decoder *d, const uint8_t *body, size_t 
 
 fail:
     free(raw);
+    free(d->keys);
+    d->keys = NULL;
     rw_request_free(r);
     return NULL;
 }
@@ -927,7 +1170,7 @@ int rw_request_foreach(const struct rw_request *r, const struct rw_sink *sink) {
                     return rc;
     }
     if (sink->metadata) {
-        const Prometheus__WriteRequest *m = r->msg;
+        const Prometheus__WriteRequestLazy *m = r->msg;
         for (size_t i = 0; i < m->n_metadata; i++) {
             const Prometheus__MetricMetadata *md = m->metadata[i];
             enum rw_metric_type t = (unsigned)md->type <= RW_TYPE_STATESET
@@ -957,8 +1200,23 @@ size_t rw_request_metadata(const struct rw_request *r) {
     return r ? r->n_meta : 0;
 }
 
+int rw_request_key(const struct rw_request *r, size_t i, struct rw_key *key, uint64_t *tag) {
+    if (!r || !r->keys || i >= r->n_series || !r->keys[i].len) return -ENOENT;
+    *key = r->keys[i];
+    if (tag) *tag = r->series[i].tag;
+    return 0;
+}
+
+int rw_request_remember(const struct rw_request *r, size_t i, struct rwcache *c, uint64_t tag) {
+    if (!r || !r->keys || i >= r->n_series || !r->keys[i].len) return -ENOENT;
+    const struct rw_series *s = &r->series[i];
+    return rwcache_put(c, &r->keys[i], s->labels, s->n_labels, tag);
+}
+
 void rw_request_free(struct rw_request *r) {
     if (!r) return;
+    free(r->keys);
+    free(r->raw);
     /* Everything protobuf-c and the validator allocated lives in the arena. */
     arena_fini(&r->arena);
     free(r);

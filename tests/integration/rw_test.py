@@ -421,4 +421,28 @@ for expr in ("k6_http_req_duration_seconds", "k6_float_hist", '{testid="threadlo
     if a != b:
         print(f"# note: {expr}: bucket bounds differ in the last digits from Prometheus'")
 q.stop()
+
+# --- retention removes series the receiver remembered (label cache + store refs) ---------------
+# The receiver remembers label sets it stored with their store refs. After retention removed
+# them, a new series may take a removed one's slot: a re-sent old series must land in its own
+# series again, not in the newcomer.
+g = Promlet("storage: {retention: 2s}\n")
+A = [("__name__", "rw_gc"), ("job", "a")]
+B = [("__name__", "rw_gc"), ("job", "b")]
+t1 = now_ms()
+ok(write(g, body([series(A, [(1, t1)])]))[0] == 204 and
+   write(g, body([series(A, [(2, t1 + 1)])]))[0] == 204, "a series written twice (cached)")
+end = time.time() + 20
+while time.time() < end and federate(g, "rw_gc")[1] != "":
+    time.sleep(0.25)
+ok(federate(g, "rw_gc")[1] == "", "retention removed it", federate(g, "rw_gc"))
+t2 = now_ms()
+ok(write(g, body([series(B, [(3, t2)])]))[0] == 204, "a new series after the removal")
+st, b = write(g, body([series(A, [(4, t2)])]))
+ok(st == 204, "the removed series re-sent: 204", (st, b))
+s = fed_samples(federate(g, "rw_gc")[1])
+got = {k.rsplit("job=", 1)[-1]: v for k, v in s.items()}
+ok(len(s) == 2 and got == {"a": (4.0, t2), "b": (3.0, t2)},
+   "each series holds its own sample", s)
+g.stop()
 done()

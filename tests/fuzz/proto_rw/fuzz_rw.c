@@ -22,14 +22,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct st {
     size_t series, samples, hists, meta;
     bool in_series;
+    uint64_t digest; /* of every series' labels, in order */
 };
+
+static uint64_t fnv(uint64_t h, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return (h ^ 0xff) * 0x100000001b3ULL;
+}
 
 static int f_series(void *arg, const struct proto_label *l, size_t n) {
     struct st *s = arg;
     s->series++;
     s->in_series = true;
     bool has_name = false;
+    s->digest = fnv(s->digest, "", 0);
     for (size_t i = 0; i < n; i++) {
+        s->digest = fnv(fnv(s->digest, l[i].name, l[i].name_len), l[i].value, l[i].value_len);
         REQUIRE(l[i].name_len > 0 && l[i].value_len > 0);
         REQUIRE(l[i].name[l[i].name_len] == 0 && l[i].value[l[i].value_len] == 0);
         REQUIRE(strlen(l[i].name) == l[i].name_len && strlen(l[i].value) == l[i].value_len);
@@ -94,16 +103,18 @@ static int f_meta(void *arg, const char *fam, enum rw_metric_type t, const char 
     return 0;
 }
 
-static void check(const uint8_t *body, size_t len, const struct rw_limits *lim) {
-    int code = 1;
+/* Decodes body with lim; returns the request's digest (0 when refused, *code set). */
+static uint64_t decode_digest(const uint8_t *body, size_t len, const struct rw_limits *lim,
+                              int *code, struct rw_request **keep) {
     struct perr e;
-    struct rw_request *r = rw_decode(body, len, lim, &code, &e);
+    struct rw_request *r = rw_decode(body, len, lim, code, &e);
     if (!r) {
-        REQUIRE(code == -EPROTO || code == -E2BIG || code == -ENOMEM);
+        REQUIRE(*code == -EPROTO || *code == -E2BIG || *code == -ENOMEM);
         REQUIRE(e.msg[0] != 0 && memchr(e.msg, 0, sizeof e.msg) != NULL);
-        return;
+        return 0;
     }
-    REQUIRE(code == 0);
+    REQUIRE(*code == 0);
+    uint64_t digest = 0;
     for (int pass = 0; pass < 2; pass++) { /* foreach is repeatable */
         struct st s = {0};
         struct rw_sink sink = {&s, f_series, f_sample, f_hist, f_meta};
@@ -112,8 +123,41 @@ static void check(const uint8_t *body, size_t len, const struct rw_limits *lim) 
         REQUIRE(s.samples == rw_request_samples(r));
         REQUIRE(s.hists == rw_request_histograms(r));
         REQUIRE(s.meta == rw_request_metadata(r));
+        digest = s.digest | 1;
+    }
+    if (keep)
+        *keep = r;
+    else
+        rw_request_free(r);
+    return digest;
+}
+
+/* Decodes body without and with a label-set cache: the first decode with the cache fills it
+ * (rw_request_remember), the second must hit and give the same labels and result. */
+static void check(const uint8_t *body, size_t len, const struct rw_limits *lim) {
+    int code = 1, code2 = 1;
+    uint64_t plain = decode_digest(body, len, lim, &code, NULL);
+    struct rw_limits cl = *lim;
+    cl.cache = rwcache_new(64);
+    if (!cl.cache) return;
+    struct rw_request *r = NULL;
+    uint64_t first = decode_digest(body, len, &cl, &code2, &r);
+    REQUIRE(first == plain && (code2 == code || code2 == -ENOMEM || code == -ENOMEM));
+    for (size_t i = 0; r && i < rw_request_series(r); i++) {
+        struct rw_key k;
+        uint64_t tag = 1;
+        if (rw_request_key(r, i, &k, &tag) == 0) {
+            REQUIRE(tag == 0);
+            int rc = rw_request_remember(r, i, cl.cache, i + 1);
+            REQUIRE(rc == 0 || rc == -ENOMEM);
+        }
     }
     rw_request_free(r);
+    r = NULL;
+    uint64_t again = decode_digest(body, len, &cl, &code2, &r);
+    REQUIRE(again == plain && (code2 == code || code2 == -ENOMEM || code == -ENOMEM));
+    rw_request_free(r);
+    rwcache_free(cl.cache);
 }
 
 /* First byte selects the mode: even = the rest is a request body as sent (snappy); odd = the
