@@ -252,7 +252,7 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 
 /* Event evaluations use at most 1/EVENT_DUTY of a CPU over time, with bursts of up to
  * EVENT_BURST_S of CPU (see run_dirty). */
-#define EVENT_DUTY 50.0
+#define EVENT_DUTY 100.0
 #define EVENT_BURST_S 0.05
 
 static void ruleset_free(struct ruleset *rs) {
