@@ -233,6 +233,7 @@ struct engine {
     bool collectors_idle; /* the last sampling found no selected family */
     char *external_url;
     bool compat_v2;
+    bool no_events; /* --no-rules.event-evaluation: interval evaluations only */
     /* self metrics, under lock */
     uint64_t evals_total, eval_failures_total, event_evals_total;
     uint64_t dur_counts[12];
@@ -1070,6 +1071,7 @@ static double thread_cpu_s(void) {
  * gets a group evaluated only as often as its share allows, so ingestion keeps the CPU. The
  * marks of a group over budget stay and a timer comes back for them. */
 static void run_dirty(struct engine *e) {
+    if (e->no_events) return; /* marks stay; the next interval evaluation clears them */
     struct ruleset *rs = e->rs;
     if (!rs) return;
     double later = 0;
@@ -1319,6 +1321,7 @@ static int engine_start(struct agent *a, struct perr *err) {
     if (!e) return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     e->a = a;
     e->compat_v2 = a->flags && a->flags->promql_compat_v2;
+    e->no_events = a->flags && !a->flags->rules_event_evaluation;
     pthread_mutex_init(&e->mu, NULL);
     pthread_rwlock_init(&e->lock, NULL);
     a->engine = e;
