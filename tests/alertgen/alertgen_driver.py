@@ -71,6 +71,11 @@ def sample_slice(*values):
     return out
 
 
+def ms(t):
+    """Times are compared in whole milliseconds, as the Go tester's."""
+    return round(t * 1000)
+
+
 def lkey(d):
     return tuple(sorted(d.items()))
 
@@ -199,7 +204,7 @@ def alerts_mismatch(exp, act):
             return str(x)
         if t is None:
             return f"ActiveAt not found for the alert - alert: {a}"
-        if t < e["activeAt"] or e["activeAt"] + GI + 2 * MAX_RTT < t:
+        if ms(t) < ms(e["activeAt"]) or ms(e["activeAt"] + GI + 2 * MAX_RTT) < ms(t):
             return (f"ActiveAt mismatch - alert {a['labels']}: expected range "
                     f"[{fmt_t(e['activeAt'])}, {fmt_t(e['activeAt'] + GI + 2 * MAX_RTT)}], "
                     f"actual {a.get('activeAt')}")
@@ -501,7 +506,7 @@ class Expected:
 
 
 def within(ea_tol, exp, act):
-    return act > exp and act < exp + ea_tol
+    return ms(act) > ms(exp) and ms(act) < ms(exp + ea_tol)
 
 
 def within_rtt(ea, exp, act):
@@ -828,7 +833,7 @@ def main():
 
     stop = threading.Event()
     rw = RemoteWriter(base + "/api/v1/write", cases, stop)
-    zero = time.time()
+    zero = int(time.time() * 1000) / 1000.0  # milliseconds, as the tester's timestamps
     rw.zero = zero
     for c in cases:
         c.init(zero)
