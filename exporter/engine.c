@@ -980,7 +980,13 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
     if (!e->external_url && __atomic_load_n(&e->a->ready, __ATOMIC_ACQUIRE)) ensure_external_url(e);
     /* Evaluation timestamps of a group strictly increase: outputs at one timestamp must not
      * be rewritten with other values. */
-    int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
+    int64_t at = now;
+    /* An interval evaluation is stamped with its slot's time, as Prometheus' EvalTimestamp:
+     * a timer that fires a millisecond late must not make a `for` of whole intervals (6m at
+     * 30s) one interval longer. */
+    if (!mask && g->interval_ms > 0)
+        at = (now + g->interval_ms / 2) / g->interval_ms * g->interval_ms;
+    int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
     if (mask) e->event_evals_total++;
     for (size_t i = 0; i < g->nrules; i++) {

@@ -246,6 +246,10 @@ sfq = wait_for(lambda: [a for a in json.loads(q.get("/api/v1/alerts")[2])["data"
                         if a["labels"]["alertname"] == "ZeroFor_SmallFor_SmallFor" and
                         a["state"] == "firing"])
 plib.ok(bool(sfq), "interval evaluations create and fire the alerts")
+# Interval evaluations are stamped with their slot's time (whole seconds at interval 1s), as
+# Prometheus: a late timer must not shift activeAt and so lengthen `for` by an interval.
+plib.ok(bool(sfq) and re.search(r"T\d\d:\d\d:\d\dZ$", sfq[0]["activeAt"]) is not None,
+        "activeAt of an interval evaluation is its slot time", sfq[:1])
 plib.ok(event_evals(q) == 0, "no event evaluation", event_evals(q))
 q.stop()
 plib.done()
