@@ -239,6 +239,7 @@ struct engine {
     bool collectors_idle;    /* the last sampling found no selected family */
     char *external_url;
     bool compat_v2;
+    bool no_events; /* --no-rules.event-evaluation: interval evaluations only */
     /* self metrics, under lock */
     uint64_t evals_total, eval_failures_total, event_evals_total;
     uint64_t dur_counts[12];
@@ -1013,7 +1014,13 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
     if (!e->external_url && __atomic_load_n(&e->a->ready, __ATOMIC_ACQUIRE)) ensure_external_url(e);
     /* Evaluation timestamps of a group strictly increase: outputs at one timestamp must not
      * be rewritten with other values. */
-    int64_t ts = now > g->last_ts ? now : g->last_ts + 1;
+    int64_t at = now;
+    /* An interval evaluation is stamped with its slot's time, as Prometheus' EvalTimestamp:
+     * a timer that fires a millisecond late must not make a `for` of whole intervals (6m at
+     * 30s) one interval longer. */
+    if (!mask && g->interval_ms > 0)
+        at = (now + g->interval_ms / 2) / g->interval_ms * g->interval_ms;
+    int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
     if (mask) e->event_evals_total++;
     bool alerts_marked = false; /* the readers of ALERTS after the first alert rule are marked */
@@ -1109,6 +1116,7 @@ static double thread_cpu_s(void) {
  * however many groups select what is pushed. Groups take turns first (round robin); the
  * marks of groups left over budget stay and a timer comes back for them. */
 static void run_dirty(struct engine *e) {
+    if (e->no_events) return; /* marks stay; the next interval evaluation clears them */
     struct ruleset *rs = e->rs;
     if (!rs || !rs->ngroups) return;
     double now = mono_s();
@@ -1359,6 +1367,7 @@ static int engine_start(struct agent *a, struct perr *err) {
     if (!e) return perr_set(err, 0, 0, "out of memory"), -ENOMEM;
     e->a = a;
     e->compat_v2 = a->flags && a->flags->promql_compat_v2;
+    e->no_events = a->flags && !a->flags->rules_event_evaluation;
     pthread_mutex_init(&e->mu, NULL);
     pthread_rwlock_init(&e->lock, NULL);
     a->engine = e;

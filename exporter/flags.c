@@ -39,6 +39,11 @@ static const struct fdef defs[] = {
      ""},
     {"web.enable-lifecycle", F_BOOL, OFF(web_enable_lifecycle),
      "Enable reload via HTTP request (POST /-/reload), as Prometheus.", "false"},
+    {"rules.event-evaluation", F_BOOL, OFF(rules_event_evaluation),
+     "Also evaluate a rule group as soon as ingestion touches a metric it selects; with "
+     "--no-rules.event-evaluation groups are evaluated on their interval only, as Prometheus "
+     "(alert timing of the alert-generator compliance tester).",
+     "true"},
     {"web.external-url", F_STRING, OFF(web_external_url),
      "The URL under which promlet is externally reachable (generatorURL of alerts).", ""},
     {"log.level", F_LEVEL, OFF(log_level),
@@ -149,6 +154,7 @@ int flags_parse(struct flags *f, int argc, char **argv) {
     f->log_format = LOG_FORMAT_LOGFMT;
     f->max_request_bytes = DEF_MAX_REQUEST_BYTES;
     f->web_external_url = "";
+    f->rules_event_evaluation = true;
     f->collectors = col_options_new();
     f->args = calloc((size_t)argc + 1, sizeof(char *));
     if (!f->collectors || !f->args) {

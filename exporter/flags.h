@@ -34,6 +34,8 @@ struct flags {
     const char *web_external_url;
     const char *web_config_file;
     bool web_enable_lifecycle;
+    /* evaluate rules on ingestion events too (default); false: on their interval only */
+    bool rules_event_evaluation;
     /* test rules */
     const char *run_pattern;
     bool ignore_unknown_fields;

@@ -220,5 +220,36 @@ plib.ok(sorted(g["name"] for g in groups) == ["NewAlerts_OrderCheck", "PendingAn
 stop.set()
 th.join(timeout=5)
 plib.ok(not errors, "every remote write was accepted", errors[:3])
+
+
+def event_evals(q):
+    for line in q.get("/metrics")[2].decode().splitlines():
+        if line.startswith("promlet_rule_event_evaluations_total"):
+            return float(line.split()[-1])
+    return None
+
+
+plib.ok((event_evals(p) or 0) > 0, "by default remote writes trigger event evaluations")
 p.stop()
+
+# --no-rules.event-evaluation (what the full real-time driver uses, tests/alertgen): groups are
+# evaluated on their interval only, as Prometheus -- writes trigger no evaluation, and the
+# interval evaluations still create and fire the alerts.
+q = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
+                 args=["--collector.disable-defaults", "--no-rules.event-evaluation"])
+plib.ok(q.addr is not None, "promlet starts with --no-rules.event-evaluation", q.logtext())
+now_ms = int(time.time() * 1000)
+ser = [rwlib.series(list(ZF), [(15, now_ms)]), rwlib.series(list(SF), [(15, now_ms)])]
+st, _, _ = q.post("/api/v1/write", rwlib.body(ser), headers=rwlib.HEADERS)
+plib.ok(st == 204, "remote write accepted", st)
+sfq = wait_for(lambda: [a for a in json.loads(q.get("/api/v1/alerts")[2])["data"]["alerts"]
+                        if a["labels"]["alertname"] == "ZeroFor_SmallFor_SmallFor" and
+                        a["state"] == "firing"])
+plib.ok(bool(sfq), "interval evaluations create and fire the alerts")
+# Interval evaluations are stamped with their slot's time (whole seconds at interval 1s), as
+# Prometheus: a late timer must not shift activeAt and so lengthen `for` by an interval.
+plib.ok(bool(sfq) and re.search(r"T\d\d:\d\d:\d\dZ$", sfq[0]["activeAt"]) is not None,
+        "activeAt of an interval evaluation is its slot time", sfq[:1])
+plib.ok(event_evals(q) == 0, "no event evaluation", event_evals(q))
+q.stop()
 plib.done()
