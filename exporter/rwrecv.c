@@ -23,6 +23,7 @@
  * label, plus the labels' wire bytes and strings; ~224 bytes for 4 short labels); the cache
  * starts over when full. */
 #define RW_CACHE_MAX 65536
+#define RW_CACHE_MAX_BYTES (32u << 20) /* however long the label sets */
 
 struct meta {
     struct meta *next;
@@ -560,7 +561,8 @@ static int rw_start(struct agent *a, struct perr *err) {
     if (!r) return perr_set(err, 0, 0, "out of memory");
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->cache_lock, NULL);
-    r->cache = rwcache_new(RW_CACHE_MAX); /* NULL (OOM): validate everything, no refs */
+    r->cache = rwcache_new(RW_CACHE_MAX,
+                           RW_CACHE_MAX_BYTES); /* NULL (OOM): validate everything, no refs */
     r->a = a;
     a->rwrecv = r;
     /* The route's body limit is fixed when routes are registered: a reload that changes

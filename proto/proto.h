@@ -199,12 +199,12 @@ void rw_request_free(struct rw_request *r);
 
 /* rwcache: label sets that passed rw_decode's validation, keyed by their exact wire bytes
  * (struct rw_key), each with a non-zero tag of the caller's (e.g. a store ref + 1). Bounded:
- * at max_entries it is emptied and starts over. Not thread-safe: one lock (rw_limits.
- * cache_lock) serialises its use; the rw_limits it is used with must not change (or reset
- * it). */
+ * at max_entries entries or max_bytes of entries it is emptied and starts over. Not thread-safe:
+ * one lock (rw_limits. cache_lock) serialises its use; the rw_limits it is used with must not
+ * change (or reset it). */
 
 /* Returns new (free with rwcache_free), or NULL on OOM. */
-struct rwcache *rwcache_new(size_t max_entries);
+struct rwcache *rwcache_new(size_t max_entries, size_t max_bytes);
 /* Frees the cache; accepts NULL. */
 void rwcache_free(struct rwcache *c);
 /* Forgets every entry. */

@@ -24,12 +24,14 @@ struct rwcache {
     struct rwc_ent **tab;
     size_t mask; /* table size - 1 (valid when tab) */
     size_t count, max;
+    size_t bytes, max_bytes; /* of the entries */
 };
 
-struct rwcache *rwcache_new(size_t max_entries) {
+struct rwcache *rwcache_new(size_t max_entries, size_t max_bytes) {
     struct rwcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->max = max_entries ? max_entries : 1;
+    c->max_bytes = max_bytes ? max_bytes : 1;
     return c;
 }
 
@@ -40,6 +42,7 @@ void rwcache_reset(struct rwcache *c) {
         c->tab[i] = NULL;
     }
     c->count = 0;
+    c->bytes = 0;
 }
 
 void rwcache_free(struct rwcache *c) {
@@ -115,9 +118,12 @@ int rwcache_put(struct rwcache *c, const struct rw_key *key, const struct proto_
     for (size_t i = 0; i < n; i++)
         str_len += labels[i].name_len + labels[i].value_len + 2;
     if (key->len > UINT32_MAX || n > UINT32_MAX / 2 || str_len > UINT32_MAX) return -EINVAL;
-    if (c->count >= c->max) rwcache_reset(c); /* full: start over (the simplest bound) */
+    size_t size = sizeof(struct rwc_ent) + 2 * n * sizeof(uint32_t) + key->len + str_len;
+    if (size > c->max_bytes) return 0; /* too big to keep: the caller validates it each time */
+    /* full: start over (the simplest bound) */
+    if (c->count >= c->max || c->bytes + size > c->max_bytes) rwcache_reset(c);
     if ((c->count + 1) * 2 > (c->tab ? c->mask + 1 : 0) && grow(c)) return -ENOMEM;
-    struct rwc_ent *e = malloc(sizeof *e + 2 * n * sizeof(uint32_t) + key->len + str_len);
+    struct rwc_ent *e = malloc(size);
     if (!e) return -ENOMEM;
     e->hash = key->hash;
     e->tag = tag;
@@ -138,5 +144,6 @@ int rwcache_put(struct rwcache *c, const struct rw_key *key, const struct proto_
     }
     c->tab[find_slot(c, key)] = e;
     c->count++;
+    c->bytes += size;
     return 0;
 }

@@ -15,8 +15,9 @@ int rwcache_get(const struct rwcache *c, const struct rw_key *key, rwcache_alloc
                 void *actx, uint64_t *tag, const struct proto_label **labels, size_t *n);
 
 /* Records key with its validated label set (copied) and tag (non-zero); for bytes already
- * present only the tag changes. Returns 0, -EINVAL (no key bytes, tag 0) or -ENOMEM (not
- * recorded). At max_entries the cache is emptied first. */
+ * present only the tag changes. Returns 0 (also for an entry larger than max_bytes, which is
+ * not kept), -EINVAL (no key bytes, tag 0) or -ENOMEM (not recorded). At max_entries, or
+ * when the entry would pass max_bytes, the cache is emptied first. */
 int rwcache_put(struct rwcache *c, const struct rw_key *key, const struct proto_label *labels,
                 size_t n, uint64_t tag);
 

@@ -138,7 +138,7 @@ static void check(const uint8_t *body, size_t len, const struct rw_limits *lim) 
     int code = 1, code2 = 1;
     uint64_t plain = decode_digest(body, len, lim, &code, NULL);
     struct rw_limits cl = *lim;
-    cl.cache = rwcache_new(64);
+    cl.cache = rwcache_new(64, 1 << 16);
     if (!cl.cache) return;
     struct rw_request *r = NULL;
     uint64_t first = decode_digest(body, len, &cl, &code2, &r);

@@ -64,7 +64,7 @@ static int decode(const struct rwb *b, struct rwcache *c, bool sort, char *out, 
 }
 
 static void test_cache_struct(void) {
-    struct rwcache *c = rwcache_new(4);
+    struct rwcache *c = rwcache_new(4, 1 << 20);
     const uint8_t a[] = "\x0a\x01x\x12\x01y", b[] = "\x0a\x01x\x12\x01z";
     struct rw_key ka = {a, sizeof a - 1, 7}, kb = {b, sizeof b - 1, 7}; /* same hash */
     struct proto_label la[] = {{"__name__", 8, "up", 2}, {"x", 1, "y", 1}};
@@ -104,10 +104,33 @@ static void test_cache_struct(void) {
     CHECK_EQ_INT(rwcache_get(c, &k5, pool_alloc, NULL, &tag, &got, &n), 0);
     rwcache_free(c);
     rwcache_free(NULL);
+
+    /* Bounded in bytes too: long label sets empty it before the entry count is reached, and
+     * one larger than the whole budget is not kept. */
+    c = rwcache_new(1000, 4096);
+    static char big[1500];
+    memset(big, 'v', sizeof big);
+    struct proto_label lb[] = {{"__name__", 8, big, sizeof big}};
+    size_t most = 0;
+    for (int i = 0; i < 6; i++) {
+        struct rw_key k = {keys[i], 4, (uint64_t)i * 0x9e3779b97f4a7c15ULL};
+        CHECK_EQ_INT(rwcache_put(c, &k, lb, 1, 20 + (uint64_t)i), 0);
+        if (rwcache_count(c) > most) most = rwcache_count(c);
+    }
+    CHECK(most == 2); /* two entries of ~1.5 KB fit in 4 KB, a third starts over */
+    static char huge[8192];
+    memset(huge, 'h', sizeof huge);
+    struct proto_label lh[] = {{"__name__", 8, huge, sizeof huge}};
+    struct rw_key kh = {(const uint8_t *)"huge", 4, 99};
+    size_t before = rwcache_count(c);
+    CHECK_EQ_INT(rwcache_put(c, &kh, lh, 1, 7), 0);
+    CHECK(rwcache_count(c) == before);
+    CHECK_EQ_INT(rwcache_get(c, &kh, pool_alloc, NULL, &tag, &got, &n), 0);
+    rwcache_free(c);
 }
 
 static void test_decode_with_cache(void) {
-    struct rwcache *c = rwcache_new(100);
+    struct rwcache *c = rwcache_new(100, 1 << 20);
     char first[1024], again[1024], plain[1024];
     uint64_t tags[8] = {0};
     struct perr e;
@@ -151,7 +174,7 @@ static void test_decode_with_cache(void) {
     CHECK(strstr(e.msg, "series 3: missing metric name") != NULL);
 
     /* Unsorted labels accepted with sort_labels: a hit is sorted like a miss. */
-    struct rwcache *sorted = rwcache_new(100);
+    struct rwcache *sorted = rwcache_new(100, 1 << 20);
     rwb_init(&b);
     s0 = rwb_series(&b, "job", "x", "__name__", "m", "a", "1", RWB_END);
     rwb_sample(&b, s0, 1000, 1);
