@@ -1017,9 +1017,13 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
     int64_t at = now;
     /* An interval evaluation is stamped with its slot's time, as Prometheus' EvalTimestamp:
      * a timer that fires a millisecond late must not make a `for` of whole intervals (6m at
-     * 30s) one interval longer. */
-    if (!mask && g->interval_ms > 0)
-        at = (now + g->interval_ms / 2) / g->interval_ms * g->interval_ms;
+     * 30s) one interval longer. The slot is the last one begun (however late the evaluation
+     * runs, its time is never in the future), or the next one when the timer fired a few
+     * milliseconds early. */
+    if (!mask && g->interval_ms > 0) {
+        int64_t early = g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
+        at = (now + early) / g->interval_ms * g->interval_ms;
+    }
     int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
     if (mask) e->event_evals_total++;
