@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "jsonw.h"
 #include "ruleeval.h"
 #include "sbuf.h"
 
@@ -17,25 +18,6 @@ struct out {
     struct sbuf *b;
     bool html;
 };
-
-static void json_str(struct sbuf *b, const char *s) {
-    sbuf_addc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            sbuf_addc(b, '\\');
-            sbuf_addc(b, (char)*p);
-        } else if (*p == '\n') {
-            sbuf_adds(b, "\\n");
-        } else if (*p < 0x20) {
-            sbuf_printf(b, "\\u%04x", *p);
-        } else if (*p == '<' || *p == '>' || *p == '&') {
-            sbuf_printf(b, "\\u%04x", *p); /* as Go's encoding/json escapes HTML */
-        } else {
-            sbuf_addc(b, (char)*p);
-        }
-    }
-    sbuf_addc(b, '"');
-}
 
 static void html_str(struct sbuf *b, const char *s) {
     for (; *s; s++) {
@@ -69,17 +51,6 @@ static void rfc3339(char *buf, size_t len, int64_t ms) {
     gmtime_r(&s, &tm);
     size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-}
-
-static void labels_json(struct sbuf *b, const struct re_label *l, size_t n) {
-    sbuf_addc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i) sbuf_addc(b, ',');
-        json_str(b, l[i].name);
-        sbuf_addc(b, ':');
-        json_str(b, l[i].value);
-    }
-    sbuf_addc(b, '}');
 }
 
 static void labels_text(struct sbuf *b, const struct re_label *l, size_t n) {
@@ -157,15 +128,15 @@ static int v_alerts_json(void *arg, const struct engine_view *v) {
             sbuf_adds(b, first ? "\n" : ",\n");
             first = false;
             sbuf_adds(b, "{\"state\":");
-            json_str(b, alert_state_string(al->state));
+            jsonw_str(b, alert_state_string(al->state));
             sbuf_adds(b, ",\"labels\":");
-            labels_json(b, al->labels, al->nlabels);
+            jsonw_labels(b, al->labels, al->nlabels);
             sbuf_adds(b, ",\"annotations\":");
-            labels_json(b, al->annotations, al->nannotations);
+            jsonw_labels(b, al->annotations, al->nannotations);
             sbuf_adds(b, ",\"activeAt\":");
-            json_str(b, ts);
+            jsonw_str(b, ts);
             sbuf_adds(b, ",\"value\":");
-            json_str(b, val);
+            jsonw_str(b, val);
             sbuf_addc(b, '}');
         }
     return sbuf_adds(b, "\n]\n");

@@ -10,6 +10,8 @@ import struct
 
 import snappy
 
+from rwlib import varint, zigzag
+
 # The experiment's own queries, verbatim (exportmetrics.py and the dashboards).
 QUERIES = [
     "sum by(testid) (k6_http_reqs_total{testid=~'threadloadtest'})",
@@ -35,29 +37,12 @@ EXTRA_QUERIES = [
 
 # ---- protobuf by hand ---------------------------------------------------------------------
 
-def _varint(n):
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _zigzag(n):
-    return (n << 1) ^ (n >> 63)
-
-
 def _key(field, wire):
-    return _varint((field << 3) | wire)
+    return varint((field << 3) | wire)
 
 
 def _len(field, payload):
-    return _key(field, 2) + _varint(len(payload)) + payload
+    return _key(field, 2) + varint(len(payload)) + payload
 
 
 def _double(field, v):
@@ -65,7 +50,7 @@ def _double(field, v):
 
 
 def _uvar(field, v):
-    return _key(field, 0) + _varint(v)
+    return _key(field, 0) + varint(v)
 
 
 def _label(name, value):
@@ -76,15 +61,15 @@ def _histogram(ts, h):
     """An integer native histogram: absolute bucket counts become deltas, as clients send."""
     out = _uvar(1, h["count"])
     out += _double(3, h["sum"])
-    out += _uvar(4, _zigzag(h["schema"]) & 0xFFFFFFFF)
+    out += _uvar(4, zigzag(h["schema"]) & 0xFFFFFFFF)
     out += _double(5, h["zero_threshold"])
     out += _uvar(6, h["zero_count"])
     for off, length in h["spans"]:
-        out += _len(11, _uvar(1, _zigzag(off) & 0xFFFFFFFF) + _uvar(2, length))
+        out += _len(11, _uvar(1, zigzag(off) & 0xFFFFFFFF) + _uvar(2, length))
     deltas = b""
     prev = 0
     for c in h["buckets"]:
-        deltas += _varint(_zigzag(c - prev))
+        deltas += varint(zigzag(c - prev))
         prev = c
     if deltas:
         out += _len(12, deltas)
