@@ -8,10 +8,12 @@
 #include "ruleeval.h"
 #include "sbuf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct out {
@@ -76,10 +78,47 @@ static int v_api_alerts(void *arg, const struct engine_view *v) {
     return rc;
 }
 
+/* /api/v1/rules with Prometheus's ?type=alert|record (any case): groups keep their place,
+ * their rules are filtered. */
+struct rules_req {
+    struct sbuf *out;
+    bool alerts, records;
+};
+
 static int v_api_rules(void *arg, const struct engine_view *v) {
-    char *s = payload_api_rules(v->groups, v->ngroups);
+    struct rules_req *rq = arg;
+    struct payload_rule_group *g = NULL;
+    struct payload_rule *r = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < v->ngroups; i++)
+        total += v->groups[i].nrules;
+    if (!(rq->alerts && rq->records)) {
+        g = calloc(v->ngroups ? v->ngroups : 1, sizeof(*g));
+        r = calloc(total ? total : 1, sizeof(*r));
+        if (!g || !r) {
+            free(g);
+            free(r);
+            return -ENOMEM;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < v->ngroups; i++) {
+            g[i] = v->groups[i];
+            g[i].rules = r + k;
+            g[i].nrules = 0;
+            for (size_t j = 0; j < v->groups[i].nrules; j++) {
+                const struct payload_rule *pr = &v->groups[i].rules[j];
+                if (pr->alert ? rq->alerts : rq->records) {
+                    r[k++] = *pr;
+                    g[i].nrules++;
+                }
+            }
+        }
+    }
+    char *s = payload_api_rules(g ? g : v->groups, v->ngroups);
+    free(g);
+    free(r);
     if (!s) return -ENOMEM;
-    int rc = sbuf_adds(arg, s);
+    int rc = sbuf_adds(rq->out, s);
     free(s);
     return rc;
 }
@@ -106,8 +145,34 @@ static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp
 }
 
 static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp) {
-    (void)req;
-    answer(arg, resp, v_api_rules, &resp->body, "application/json");
+    const char *type = http_arg(req, "type");
+    struct rules_req rq = {&resp->body, true, true};
+    if (type && *type) {
+        if (!strcasecmp(type, "alert")) {
+            rq.records = false;
+        } else if (!strcasecmp(type, "record")) {
+            rq.alerts = false;
+        } else {
+            /* Prometheus's invalidParamError, as bad_data JSON; the value is lowercased
+             * and quoted as Go's %q does for plain text. */
+            char msg[400];
+            size_t n = (size_t)snprintf(msg, sizeof(msg),
+                                        "invalid parameter \"type\": not supported value \"");
+            for (const char *c = type; *c && n + 4 < sizeof(msg); c++) {
+                if (*c == '"' || *c == '\\') msg[n++] = '\\';
+                msg[n++] = (char)tolower((unsigned char)*c);
+            }
+            msg[n++] = '"';
+            msg[n] = '\0';
+            sbuf_adds(&resp->body, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
+            jsonw_str(&resp->body, msg);
+            sbuf_addc(&resp->body, '}');
+            resp->status = 400;
+            resp->content_type = "application/json";
+            return;
+        }
+    }
+    answer(arg, resp, v_api_rules, &rq, "application/json");
 }
 
 /* ---- /alerts ------------------------------------------------------------------------------------

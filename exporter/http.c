@@ -415,9 +415,10 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     sbuf_fini(&gz);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type",
-                            resp->content_type ? resp->content_type
-                                               : "text/plain; version=0.0.4; charset=utf-8");
+    if (!resp->content_type || *resp->content_type) /* "": no Content-Type (a 204) */
+        MHD_add_response_header(r, "Content-Type",
+                                resp->content_type ? resp->content_type
+                                                   : "text/plain; version=0.0.4; charset=utf-8");
     if (gzipped) MHD_add_response_header(r, "Content-Encoding", "gzip");
     if (s->opts.web)
         for (size_t i = 0; i < s->opts.web->nheaders; i++) {
@@ -717,7 +718,8 @@ static MHD_RET args_iter(void *cls, enum MHD_ValueKind kind, const char *key, co
 }
 
 /* Form bodies (application/x-www-form-urlencoded) answer http_arg as Prometheus's
- * r.FormValue does: query string first, then body. Values are decoded into a copy. */
+ * r.FormValue does: body values first, then the query string's (Go's ParseForm puts
+ * PostForm before the URL's values). Values are decoded into a copy. */
 static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) {
     const char *ct = http_header(r, "Content-Type");
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 || !r->body.len)
@@ -746,8 +748,6 @@ static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) 
 
 const char *http_arg(const struct http_req *r, const char *name) {
     struct args_ctx c = {.name = name};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
-    if (c.first) return c.first;
     /* A decoded form body stays with the request, so every value handed out remains
      * valid until the request completes. */
     struct http_req *rq = (struct http_req *)r;
@@ -755,18 +755,20 @@ const char *http_arg(const struct http_req *r, const char *name) {
     if (!nk) return NULL;
     rq->keep = nk;
     char *copy = NULL;
-    if (body_args(r, &c, &copy) || !copy) return NULL;
-    rq->keep[rq->nkeep++] = copy;
+    if (body_args(r, &c, &copy)) return NULL;
+    if (copy) rq->keep[rq->nkeep++] = copy;
+    if (c.first) return c.first;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     return c.first;
 }
 
 int http_args(const struct http_req *r, const char *name, int (*fn)(void *arg, const char *value),
               void *arg) {
     struct args_ctx c = {.name = name, .fn = fn, .arg = arg};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     char *keep = NULL;
-    if (!c.rc) body_args(r, &c, &keep);
+    if (body_args(r, &c, &keep)) return -ENOMEM;
     free(keep);
+    if (!c.rc) MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     return c.rc;
 }
 

@@ -13,7 +13,7 @@ struct http_server;
 struct http_req; /* opaque; read through the accessors below */
 
 /* What a handler fills in. body starts empty; status defaults to 200, content_type to
- * text/plain; version=0.0.4; charset=utf-8. */
+ * text/plain; version=0.0.4; charset=utf-8 ("" sends no Content-Type). */
 struct http_resp {
     int status;
     const char *content_type; /* static string */

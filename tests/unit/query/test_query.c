@@ -173,7 +173,17 @@ static void test_params(void) {
     CHECK(query_parse_time(" 1", &ms) == -EINVAL);
     CHECK(query_parse_time("abc", &ms) == -EINVAL);
     CHECK(query_parse_time("", &ms) == -EINVAL);
-    CHECK(query_parse_time("NaN", &ms) == -EINVAL);
+    /* Go's conversions: NaN and Inf saturate to INT64_MIN, then wrap (Prometheus answers
+     * such times too); 1e20 s saturates and wraps to 0, 9.3e15 s wraps below zero. */
+    CHECK(query_parse_time("NaN", &ms) == 0 && ms == -9223372036855);
+    CHECK(query_parse_time("-Inf", &ms) == 0 && ms == -9223372036855);
+    CHECK(query_parse_time("1e20", &ms) == 0 && ms == 0);
+    CHECK(query_parse_time("1e400", &ms) == -EINVAL);
+    CHECK(query_parse_time("1e-400", &ms) == 0 && ms == 0);
+    CHECK(query_parse_time("0x10", &ms) == -EINVAL);
+    CHECK(query_parse_time("0x1p4", &ms) == 0 && ms == 16000);
+    CHECK(query_parse_time("nan(1)", &ms) == -EINVAL);
+    CHECK(query_parse_time("9.3e15", &ms) == 0 && ms == INT64_C(-9146744073709551616));
     CHECK(query_parse_time("292277025-08-18T07:12:54.999999999Z", &ms) == 0 && ms > 0);
 
     int64_t ns = 0;
@@ -185,7 +195,9 @@ static void test_params(void) {
     CHECK(query_parse_duration("5s1m", &ns) == -EINVAL);
     CHECK(query_parse_duration("1.5m", &ns) == -EINVAL);
     CHECK(query_parse_duration("", &ns) == -EINVAL);
-    CHECK(query_parse_duration("1e30", &ns) == -EINVAL);
+    CHECK(query_parse_duration("1e30", &ns) == -EOVERFLOW);
+    CHECK(query_parse_duration("1e400", &ns) == -EINVAL);
+    CHECK(query_parse_duration("NaN", &ns) == 0 && ns == INT64_MIN);
 
     struct re_matcher *m = NULL;
     size_t nm = 0;
