@@ -137,6 +137,8 @@ static void answer(struct agent *a, struct http_resp *resp,
     }
     resp->content_type = ctype;
     resp->gzip_ok = true;
+    /* The JSON APIs compress as Prometheus's do; the /alerts page as before. */
+    resp->api_compress = !strcmp(ctype, "application/json");
 }
 
 static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
@@ -169,6 +171,7 @@ static void h_api_rules(void *arg, const struct http_req *req, struct http_resp 
             sbuf_addc(&resp->body, '}');
             resp->status = 400;
             resp->content_type = "application/json";
+            resp->api_compress = true;
             return;
         }
     }
@@ -286,10 +289,12 @@ static int v_alerts_html(void *arg, const struct engine_view *v) {
 }
 
 static void h_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
-    if (http_accepts(req, "text/html"))
+    if (http_accepts(req, "text/html")) {
         answer(arg, resp, v_alerts_html, &resp->body, "text/html; charset=utf-8");
-    else
+    } else {
         answer(arg, resp, v_alerts_json, &resp->body, "application/json");
+        resp->api_compress = false; /* promlet's own page, not Prometheus's API */
+    }
 }
 
 static int api_start(struct agent *a, struct perr *err) {

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* MHD >= 0.9.71 returns enum MHD_Result; older ones int. Debian 12 has 0.9.75. */
 #if MHD_VERSION >= 0x00097002
@@ -397,6 +399,38 @@ static double since(const struct timespec *t0) {
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Prometheus's CompressionHandler choice: the first comma-separated Accept-Encoding
+ * token that, trimmed, is exactly "gzip" or "deflate" (no q-values); NULL for none. */
+static const char *api_encoding(const struct http_req *rq) {
+    const char *h = http_header(rq, "Accept-Encoding");
+    while (h && *h) {
+        const char *e = strchr(h, ',');
+        size_t n = e ? (size_t)(e - h) : strlen(h);
+        const char *a = h, *b = h + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b - a == 4 && !memcmp(a, "gzip", 4)) return "gzip";
+        if (b - a == 7 && !memcmp(a, "deflate", 7)) return "deflate";
+        h = e ? e + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Compresses in into out in zlib format (HTTP's "deflate"). Returns 0 or -errno. */
+static int zlib_deflate(const char *in, size_t len, struct sbuf *out) {
+    uLongf n = compressBound((uLong)len);
+    if (len > UINT_MAX) return -E2BIG;
+    unsigned char *buf = malloc(n);
+    if (!buf) return -ENOMEM;
+    int rc = compress2(buf, &n, (const Bytef *)in, (uLong)len, Z_DEFAULT_COMPRESSION) == Z_OK
+                 ? sbuf_add(out, buf, n)
+                 : -EIO;
+    free(buf);
+    return rc ? (rc < 0 ? rc : -ENOMEM) : 0;
+}
+
 static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http_resp *resp) {
     if (resp->body.oom) {
         http_error(resp, 503, "out of memory building the response");
@@ -406,7 +440,17 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
     const char *data = resp->body.data ? resp->body.data : "";
     size_t len = resp->body.len;
     bool gzipped = false;
-    if (resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") && expose_gzip(data, len, &gz) == 0) {
+    const char *api_enc = resp->api_compress ? api_encoding(rq) : NULL;
+    if (api_enc) {
+        if (len > 0 && (strcmp(api_enc, "gzip") ? zlib_deflate(data, len, &gz)
+                                                : expose_gzip(data, len, &gz))) {
+            api_enc = NULL; /* could not compress: send it plain */
+        } else if (len > 0) {
+            data = gz.data;
+            len = gz.len;
+        }
+    } else if (!resp->api_compress && resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") &&
+               expose_gzip(data, len, &gz) == 0) {
         data = gz.data;
         len = gz.len;
         gzipped = true;
@@ -420,6 +464,7 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
                                 resp->content_type ? resp->content_type
                                                    : "text/plain; version=0.0.4; charset=utf-8");
     if (gzipped) MHD_add_response_header(r, "Content-Encoding", "gzip");
+    if (api_enc) MHD_add_response_header(r, "Content-Encoding", api_enc);
     if (s->opts.web)
         for (size_t i = 0; i < s->opts.web->nheaders; i++) {
             char hdr[512];

@@ -18,7 +18,11 @@ struct http_resp {
     int status;
     const char *content_type; /* static string */
     struct sbuf body;
-    bool gzip_ok;     /* compress when the client accepts gzip */
+    bool gzip_ok; /* compress when the client accepts gzip */
+    /* Compress as Prometheus's API does (httputil.CompressionHandler): the first
+     * Accept-Encoding token that is exactly "gzip" or "deflate" (zlib) wins, and the
+     * Content-Encoding header is sent even with an empty body. Overrides gzip_ok. */
+    bool api_compress;
     char *headers[8]; /* "Name: value" strings, owned (freed by the server) */
     size_t nheaders;
 };

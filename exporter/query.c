@@ -1297,7 +1297,7 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = fn(&env, &p, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
 }
 
 /* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
@@ -1382,6 +1382,7 @@ static void h_series(void *arg, const struct http_req *req, struct http_resp *re
         /* Prometheus 2.42 registers DELETE /api/v1/series and answers it so. */
         resp->status = fail(&resp->body, 500, E_INTERNAL, "not implemented");
         resp->content_type = "application/json";
+        resp->api_compress = true;
         return;
     }
     serve(arg, req, resp, query_series);
@@ -1414,7 +1415,7 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = query_label_values(&env, &p, name, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
 }
 
 /* Metadata entries copied out of the walk (the walker holds a lock while it calls us). */
@@ -1540,7 +1541,7 @@ static void h_metadata(void *arg, const struct http_req *req, struct http_resp *
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = query_metadata(&p, rw_walk, a->rwrecv, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
 }
 
 static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp) {
@@ -1555,6 +1556,7 @@ static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp 
     jsonw_str(b, version_branch());
     sbuf_adds(b, ",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\"}}");
     resp->content_type = "application/json";
+    resp->api_compress = true;
 }
 
 static int query_start(struct agent *a, struct perr *err) {

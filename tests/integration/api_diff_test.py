@@ -4,12 +4,14 @@ write: one request per TAP line, sent to both, compared by HTTP status, Content-
 key order and types, and values (or shape only where a value legitimately differs, as in
 buildinfo). Endpoints promlet leaves out on purpose must answer a plain 404."""
 import datetime
+import gzip
 import json
 import os
 import shutil
 import sys
 import time
 import urllib.parse
+import zlib
 
 from plib import Promlet, done, free_port, http, ok, skip_all, start_peer, tmpdir
 import query_data as qd
@@ -113,6 +115,16 @@ def diff(rp, rq, mode):
                 d = f"series order differs: {op[:3]} vs {oq[:3]}"
         return d
     raise ValueError(mode)
+
+
+def inflate(body, enc):
+    if not body:
+        return body
+    if enc == "gzip":
+        return gzip.decompress(body)
+    if enc == "deflate":
+        return zlib.decompress(body)
+    return body
 
 
 def rfc3339(t, offset_min=0, frac=None):
@@ -511,6 +523,29 @@ def main():
         if d is None and mode == "errtype" and rp[2] != rq[2]:
             ep, eq = json.loads(rp[2]).get("error"), json.loads(rq[2]).get("error")
             print(f"#   message differs: promlet {ep!r} / prometheus {eq!r}")
+
+    # Grafana's Go client asks for gzip: which answers come compressed, and do they inflate
+    # to the same thing.
+    for path in ("/api/v1/query?query=1&time=%d" % T, "/api/v1/query?query=sum(",
+                 "/api/v1/labels", "/api/v1/status/buildinfo", "/api/v1/rules",
+                 "/api/v1/alerts", "/api/v1/metadata?limit=0",
+                 "/api/v1/query_exemplars?query=" + M, "/api/v1/query_exemplars?query=1",
+                 "/api/v1/series?match[]=" + M, "/api/v1/nothing"):
+        for enc in ("gzip", "deflate", "br, deflate;q=0.5, gzip", "gzip;q=1.0"):
+            rp = http("GET", pl.url(path), None, {"Accept-Encoding": enc})
+            rq = http("GET", prom + path, None, {"Accept-Encoding": enc})
+            hp = {k.lower(): v for k, v in rp[1].items()}
+            hq = {k.lower(): v for k, v in rq[1].items()}
+            d = None
+            if hp.get("content-encoding") != hq.get("content-encoding"):
+                d = f"Content-Encoding {hp.get('content-encoding')!r} vs {hq.get('content-encoding')!r}"
+            else:
+                bp, bq = inflate(rp[2], hp.get("content-encoding")), inflate(rq[2], hq.get("content-encoding"))
+                mode = ("shape" if "buildinfo" in path else "status" if "nothing" in path
+                        else "errtype" if "sum(" in path else "exact")
+                d = diff((rp[0], rp[1], bp), (rq[0], rq[1], bq), mode)
+            ok(d is None, f"GET {path.split('?')[0]} with Accept-Encoding: {enc}",
+               f"{d}\npromlet {rp[0]} {hp}\nprometheus {rq[0]} {hq}")
 
     for path in absent:
         sq = http("GET", prom + path)[0]
