@@ -640,10 +640,11 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         if (rq->route_idx >= 0) {
             char allow[64];
             allow_header(s, url, allow, sizeof(allow));
-            http_error(&resp, 405, "method %s not allowed for %s; allowed: %s", method, url, allow);
+            /* Go's texts (net/http, httprouter), as the peers promlet stands in for. */
+            http_error(&resp, 405, "Method Not Allowed");
             http_add_header(&resp, "Allow", allow);
         } else {
-            http_error(&resp, 404, "no handler for path %s", url);
+            http_error(&resp, 404, "404 page not found");
         }
     } else if (rq->overloaded) {
         http_error(&resp, 503, "too many request bodies in flight; retry later");

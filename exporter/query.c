@@ -756,35 +756,58 @@ int query_series(const struct query_env *env, const struct query_params *p, stru
         msets_fini(&ms);
         return status;
     }
-    struct lsets sets = {0};
+    /* Prometheus lists a series when one of its chunks overlaps [start, end]; a series'
+     * samples here are one chunk: it has a sample at or before end and one at or after
+     * start (so also when the window falls between two samples, or end < start). */
+    struct lsets before = {0}, after = {0};
     int rc = 0;
-    for (size_t i = 0; i < ms.count && !rc; i++)
-        rc = store_select(env->store, ms.m[i], ms.n[i], start, end, lsets_visit, &sets);
+    for (size_t i = 0; i < ms.count && !rc; i++) {
+        rc =
+            store_select_last(env->store, ms.m[i], ms.n[i], MIN_TIME_MS, end, lsets_visit, &before);
+        if (!rc)
+            rc = store_select_last(env->store, ms.m[i], ms.n[i], start, MAX_TIME_MS, lsets_visit,
+                                   &after);
+    }
     msets_fini(&ms);
-    size_t *order = rc || sets.oom ? NULL : malloc((sets.n ? sets.n : 1) * sizeof(*order));
-    if (!order) {
-        lsets_fini(&sets);
+    size_t *ob = NULL, *oa = NULL;
+    if (!rc && !before.oom && !after.oom) {
+        ob = malloc((before.n ? before.n : 1) * sizeof(*ob));
+        oa = malloc((after.n ? after.n : 1) * sizeof(*oa));
+    }
+    if (!ob || !oa) {
+        free(ob);
+        free(oa);
+        lsets_fini(&before);
+        lsets_fini(&after);
         return fail_oom(out);
     }
-    for (size_t i = 0; i < sets.n; i++)
-        order[i] = i;
+    for (size_t i = 0; i < before.n; i++)
+        ob[i] = i;
+    for (size_t i = 0; i < after.n; i++)
+        oa[i] = i;
     /* Series from several match[] are merged and deduplicated, in label order. */
-    if (sets.n) qsort_r(order, sets.n, sizeof(*order), idx_cmp, &sets);
+    if (before.n) qsort_r(ob, before.n, sizeof(*ob), idx_cmp, &before);
+    if (after.n) qsort_r(oa, after.n, sizeof(*oa), idx_cmp, &after);
     success_head(out);
     sbuf_addc(out, '[');
-    size_t k = 0;
-    for (size_t i = 0; i < sets.n; i++) {
-        size_t a = order[i];
-        if (i) {
-            size_t b = order[i - 1];
-            if (!labels_cmp(sets.sets[a], sets.lens[a], sets.sets[b], sets.lens[b])) continue;
-        }
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < before.n; i++) {
+        size_t x = ob[i];
+        const struct re_label *l = before.sets[x];
+        size_t n = before.lens[x];
+        if (i && !labels_cmp(l, n, before.sets[ob[i - 1]], before.lens[ob[i - 1]])) continue;
+        int c = 1;
+        while (j < after.n && (c = labels_cmp(after.sets[oa[j]], after.lens[oa[j]], l, n)) < 0)
+            j++;
+        if (j == after.n || c != 0) continue;
         if (k++) sbuf_addc(out, ',');
-        jsonw_labels(out, sets.sets[a], sets.lens[a]);
+        jsonw_labels(out, l, n);
     }
     sbuf_adds(out, "]}");
-    free(order);
-    lsets_fini(&sets);
+    free(ob);
+    free(oa);
+    lsets_fini(&before);
+    lsets_fini(&after);
     return finish(out);
 }
 
@@ -1402,7 +1425,7 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     const char *sub = http_subpath(req);
     const char *slash = strchr(sub, '/');
     if (!slash || slash == sub || strcmp(slash, "/values") != 0) {
-        http_error(resp, 404, "no handler for path %s", http_path(req));
+        http_error(resp, 404, "404 page not found");
         return;
     }
     char name[1024];
@@ -1469,7 +1492,7 @@ int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void 
         char *end;
         errno = 0;
         limit = strtol(ls, &end, 10);
-        if (*end || errno || end == ls || ls[0] == ' ')
+        if (*end || errno || end == ls || isspace((unsigned char)ls[0]))
             return fail(out, 400, E_BAD_DATA, "limit must be a number");
     }
     const char *metric = p->get(p->ctx, "metric");

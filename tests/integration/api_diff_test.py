@@ -254,7 +254,7 @@ def main():
         ("query, 422 many-to-many matching", "GET", "/api/v1/query",
          {"query": "node_cpu_seconds_total + on(cpu) node_cpu_seconds_total", "time": T}, None,
          "errtype"),
-        ("query, PUT is not allowed", "PUT", "/api/v1/query", {"query": "1"}, None, "status"),
+        ("query, PUT is not allowed", "PUT", "/api/v1/query", {"query": "1"}, None, "bytes"),
         ("query, DELETE is not allowed", "DELETE", "/api/v1/query", {"query": "1"}, None,
          "status"),
         ("query, vector at a ms time", "GET", "/api/v1/query",
@@ -393,6 +393,14 @@ def main():
          "error"),
         ("series, garbage start", "GET", "/api/v1/series", {"match[]": M, "start": "x"}, None,
          "error"),
+        ("series, start after end", "GET", "/api/v1/series",
+         {"match[]": M, "start": T, "end": T - 60}, None, "exact"),
+        ("series, a window between two samples", "GET", "/api/v1/series",
+         {"match[]": M, "start": T - 8, "end": T - 6}, None, "exact"),
+        ("series, start only", "GET", "/api/v1/series", {"match[]": M, "start": T - 30}, None,
+         "exact"),
+        ("series, end only, before the data", "GET", "/api/v1/series",
+         {"match[]": M, "end": T - 400}, None, "exact"),
         ("series, matches nothing", "GET", "/api/v1/series", {"match[]": "nothing_here"}, None,
          "exact"),
         ("series, empty match[]", "GET", "/api/v1/series", {"match[]": ""}, None, "errtype"),
@@ -465,6 +473,10 @@ def main():
         # ---- metadata (Prometheus 2.42 keeps none from remote write: shapes only) ----
         ("metadata", "GET", "/api/v1/metadata", {"limit": 0}, None, "exact"),
         ("metadata, limit garbage", "GET", "/api/v1/metadata", {"limit": "x"}, None, "error"),
+        ("metadata, limit with a tab", "GET", "/api/v1/metadata", {"limit": "\t1"}, None,
+         "error"),
+        ("metadata, limit +0", "GET", "/api/v1/metadata", {"limit": "+0"}, None, "exact"),
+        ("metadata, limit 1.0", "GET", "/api/v1/metadata", {"limit": "1.0"}, None, "error"),
         ("metadata, unknown metric", "GET", "/api/v1/metadata", {"metric": "nothing_here"},
          None, "exact"),
         # ---- what Grafana calls besides ----
@@ -491,7 +503,7 @@ def main():
         ("rules, type=bad", "GET", "/api/v1/rules", {"type": "bad"}, None, "error"),
         ("alerts", "GET", "/api/v1/alerts", {}, None, "exact"),
         # ---- unknown endpoints and methods ----
-        ("unknown endpoint", "GET", "/api/v1/nothing", {}, None, "status"),
+        ("unknown endpoint", "GET", "/api/v1/nothing", {}, None, "bytes"),
         ("unknown endpoint under /api/v1/status", "GET", "/api/v1/status/nothing", {}, None,
          "status"),
     ]
