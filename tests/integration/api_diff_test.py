@@ -159,6 +159,13 @@ def main():
         body = qd.encode_write_request(chunk)
         codes.add(http("POST", pl.url("/api/v1/write"), body, qd.RW_HEADERS)[0])
         codes.add(http("POST", f"{prom}/api/v1/write", body, qd.RW_HEADERS)[0] + 1000)
+    # Label values JSON must escape as Go does: HTML characters, U+2028, control bytes.
+    odd = [({"__name__": "odd_chars", "v": "<a&b> \"q\" \\ \u00e9 \u2028\u2029 \x01\x7f\t"},
+            [(end - 1000, 1.0), (end, 2.0)], []),
+           ({"__name__": "odd_chars", "v": "\U0001F600 \ufffd"}, [(end, 3.0)], [])]
+    body = qd.encode_write_request(odd)
+    codes.add(http("POST", pl.url("/api/v1/write"), body, qd.RW_HEADERS)[0])
+    codes.add(http("POST", f"{prom}/api/v1/write", body, qd.RW_HEADERS)[0] + 1000)
     if not ok(codes == {204, 1204}, "both accept the data set by remote write", codes):
         done()
 
@@ -298,6 +305,12 @@ def main():
          None, "errtype"),
         ("query, trailing slash", "GET", "/api/v1/query/", {"query": "1", "time": T}, None,
          "status"),
+        ("query, odd characters in label values", "GET", "/api/v1/query",
+         {"query": "sort(odd_chars)", "time": T}, None, "bytes"),
+        ("query, odd characters in a string result", "GET", "/api/v1/query",
+         {"query": '"<&> \\u2028 \\x01 \\u00e9"', "time": T}, None, "bytes"),
+        ("query, odd characters in a matrix", "GET", "/api/v1/query",
+         {"query": "odd_chars[1m]", "time": T}, None, "query"),
         # ---- range queries ----
         ("range, matrix bytes", "GET", "/api/v1/query_range",
          {"query": "vector(0.1)", "start": f"{T - 2}.5", "end": T, "step": "0.5"}, None,
@@ -397,6 +410,10 @@ def main():
          {"match[]": M, "start": T, "end": T - 60}, None, "exact"),
         ("series, a window between two samples", "GET", "/api/v1/series",
          {"match[]": M, "start": T - 8, "end": T - 6}, None, "exact"),
+        ("series, odd characters", "GET", "/api/v1/series", {"match[]": "odd_chars"}, None,
+         "bytes"),
+        ("series, __name__ not empty", "GET", "/api/v1/series",
+         {"match[]": '{__name__!="",job="node",mode="idle"}'}, None, "bytes"),
         ("series, start only", "GET", "/api/v1/series", {"match[]": M, "start": T - 30}, None,
          "exact"),
         ("series, end only, before the data", "GET", "/api/v1/series",
@@ -452,6 +469,11 @@ def main():
          "exact"),
         ("label values, end before start", "GET", "/api/v1/label/job/values",
          {"start": T, "end": T - 100}, None, "exact"),
+        ("label values, odd characters", "GET", "/api/v1/label/v/values", {}, None, "bytes"),
+        ("label values, limit is ignored by 2.42", "GET", "/api/v1/label/job/values",
+         {"limit": 1}, None, "bytes"),
+        ("labels, limit is ignored by 2.42", "GET", "/api/v1/labels", {"limit": 1}, None,
+         "bytes"),
         ("label values, a label with no values", "GET", "/api/v1/label/nonexistent/values", {},
          None, "exact"),
         ("label values, none with match[]", "GET", "/api/v1/label/nonexistent/values",
