@@ -142,8 +142,8 @@ static void answer(struct agent *a, struct http_resp *resp,
 }
 
 static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
-    (void)req;
     answer(arg, resp, v_api_alerts, &resp->body, "application/json");
+    http_cors(req, resp);
 }
 
 static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp) {
@@ -172,10 +172,12 @@ static void h_api_rules(void *arg, const struct http_req *req, struct http_resp 
             resp->status = 400;
             resp->content_type = "application/json";
             resp->api_compress = true;
+            http_cors(req, resp);
             return;
         }
     }
     answer(arg, resp, v_api_rules, &rq, "application/json");
+    http_cors(req, resp);
 }
 
 /* ---- /alerts ------------------------------------------------------------------------------------

@@ -331,6 +331,7 @@ static unsigned method_bit(const char *m) {
     if (!strcmp(m, "POST")) return HTTP_POST;
     if (!strcmp(m, "PUT")) return HTTP_PUT;
     if (!strcmp(m, "DELETE")) return HTTP_DELETE;
+    if (!strcmp(m, "OPTIONS")) return HTTP_OPTIONS;
     return 0;
 }
 
@@ -347,9 +348,12 @@ static void allow_header(const struct http_server *s, const char *path, char *ou
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {
-        {HTTP_GET, "GET, HEAD"}, {HTTP_POST, "POST"}, {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}};
-    for (size_t i = 0; i < 4; i++)
+    } names[] = {{HTTP_GET, "GET, HEAD"},
+                 {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"},
+                 {HTTP_DELETE, "DELETE"},
+                 {HTTP_OPTIONS, "OPTIONS"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (m & names[i].bit) {
             if (out[0]) strncat(out, ", ", len - strlen(out) - 1);
             strncat(out, names[i].name, len - strlen(out) - 1);
@@ -369,6 +373,18 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...) {
     for (size_t i = 0; i < resp->body.len; i++)
         if (resp->body.data[i] == '\n' || resp->body.data[i] == '\r') resp->body.data[i] = ' ';
     sbuf_addc(&resp->body, '\n');
+}
+
+int http_cors(const struct http_req *req, struct http_resp *resp) {
+    const char *origin = http_header(req, "Origin");
+    if (!origin || !*origin) return 0;
+    int rc = http_add_header(resp, "Access-Control-Allow-Headers",
+                             "Accept, Authorization, Content-Type, Origin");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Expose-Headers", "Date");
+    if (!rc) rc = http_add_header(resp, "Vary", "Origin");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Allow-Origin", "*");
+    return rc;
 }
 
 int http_add_header(struct http_resp *resp, const char *name, const char *value) {
@@ -586,7 +602,8 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         unsigned mbit = method_bit(method);
         for (size_t i = 0; i < s->nroutes; i++)
             if (path_match(&s->routes[i], url)) {
-                if (rq->route_idx < 0) rq->route_idx = (int)i;
+                if (rq->route_idx < 0 && s->routes[i].methods != HTTP_OPTIONS)
+                    rq->route_idx = (int)i;
                 if (s->routes[i].methods & mbit) {
                     rq->route_idx = (int)i;
                     rq->route = &s->routes[i];

@@ -35,6 +35,9 @@ typedef void http_handler_fn(void *arg, const struct http_req *req, struct http_
 #define HTTP_POST 2u
 #define HTTP_PUT 4u
 #define HTTP_DELETE 8u
+/* A route with only HTTP_OPTIONS never turns another method's 404 into a 405 (as
+ * httprouter's catch-all OPTIONS route in Prometheus). */
+#define HTTP_OPTIONS 16u
 
 struct http_route {
     const char *path; /* exact path, or a prefix when prefix is set */
@@ -99,5 +102,9 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Adds a header (copied). Returns 0 or -ENOMEM/-E2BIG. */
 int http_add_header(struct http_resp *resp, const char *name, const char *value);
+/* Prometheus's httputil.SetCORS with its default --web.cors.origin '.*': when the request
+ * has an Origin header, adds the Access-Control-* and Vary headers, allowing any origin.
+ * Returns 0 or -ENOMEM/-E2BIG. */
+int http_cors(const struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -1321,6 +1321,7 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
     resp->status = fn(&env, &p, &resp->body);
     resp->content_type = "application/json";
     resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 /* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
@@ -1406,6 +1407,7 @@ static void h_series(void *arg, const struct http_req *req, struct http_resp *re
         resp->status = fail(&resp->body, 500, E_INTERNAL, "not implemented");
         resp->content_type = "application/json";
         resp->api_compress = true;
+        http_cors(req, resp);
         return;
     }
     serve(arg, req, resp, query_series);
@@ -1439,6 +1441,7 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     resp->status = query_label_values(&env, &p, name, &resp->body);
     resp->content_type = "application/json";
     resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 /* Metadata entries copied out of the walk (the walker holds a lock while it calls us). */
@@ -1565,11 +1568,11 @@ static void h_metadata(void *arg, const struct http_req *req, struct http_resp *
     resp->status = query_metadata(&p, rw_walk, a->rwrecv, &resp->body);
     resp->content_type = "application/json";
     resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)arg;
-    (void)req;
     struct sbuf *b = &resp->body;
     sbuf_adds(b, "{\"status\":\"success\",\"data\":{\"version\":");
     jsonw_str(b, version_string());
@@ -1580,6 +1583,16 @@ static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp 
     sbuf_adds(b, ",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\"}}");
     resp->content_type = "application/json";
     resp->api_compress = true;
+    http_cors(req, resp);
+}
+
+/* Prometheus answers OPTIONS on every /api/v1 path with 204 (CORS preflight). */
+static void h_options(void *arg, const struct http_req *req, struct http_resp *resp) {
+    (void)arg;
+    resp->status = 204;
+    resp->content_type = "";
+    resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 static int query_start(struct agent *a, struct perr *err) {
@@ -1604,6 +1617,7 @@ static int query_start(struct agent *a, struct perr *err) {
         {"/api/v1/metadata", false, HTTP_GET, "/api/v1/metadata", h_metadata, a, 0},
         {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
          0},
+        {"/api/v1/", true, HTTP_OPTIONS, "/api/v1/*path", h_options, a, 0},
     };
     /* Evaluations and series walks can take long: big ones run on worker threads so that the
      * HTTP threads keep serving pushes and remote writes meanwhile. */

@@ -74,11 +74,21 @@ def ctype(h):
     return None
 
 
+COMPARED_HEADERS = ("content-encoding", "vary", "access-control-allow-origin",
+                    "access-control-allow-methods", "access-control-allow-headers",
+                    "access-control-expose-headers")
+
+
 def diff(rp, rq, mode):
     """None if promlet's (status, headers, body) rp answers like Prometheus's rq."""
     (sp, hp, bp), (sq, hq, bq) = rp, rq
     if sp != sq:
         return f"HTTP {sp} vs {sq}"
+    lp = {k.lower(): v for k, v in hp.items()}
+    lq = {k.lower(): v for k, v in hq.items()}
+    for h in COMPARED_HEADERS:
+        if lp.get(h) != lq.get(h):
+            return f"header {h}: {lp.get(h)!r} vs {lq.get(h)!r}"
     if ctype(hp) != ctype(hq):
         return f"Content-Type {ctype(hp)!r} vs {ctype(hq)!r}"
     if not ctype(hq) or not ctype(hq).startswith("application/json"):
@@ -535,7 +545,36 @@ def main():
               "/api/v1/targets/metadata", "/api/v1/scrape_pools", "/api/v1/alertmanagers",
               "/api/v1/format_query?query=1"]
 
-    for desc, method, path, qparams, form, mode in cases:
+    origin = {"Origin": "http://grafana.example"}
+    cases += [
+        ("OPTIONS on the query API", "OPTIONS", "/api/v1/query", {}, None, "bytes", origin),
+        ("OPTIONS without Origin", "OPTIONS", "/api/v1/labels", {}, None, "bytes", {}),
+        ("OPTIONS on a path with no handler", "OPTIONS", "/api/v1/nothing", {}, None, "bytes",
+         origin),
+        ("OPTIONS on label values", "OPTIONS", "/api/v1/label/job/values", {}, None, "bytes",
+         origin),
+        ("query with an Origin", "GET", "/api/v1/query", {"query": "1", "time": T}, None,
+         "bytes", origin),
+        ("bad query with an Origin", "GET", "/api/v1/query", {"query": "1", "time": "x"},
+         None, "bytes", origin),
+        ("labels with an Origin", "GET", "/api/v1/labels", {}, None, "exact", origin),
+        ("label values with an Origin", "GET", "/api/v1/label/job/values", {}, None, "exact",
+         origin),
+        ("series with an Origin", "GET", "/api/v1/series", {"match[]": M}, None, "exact",
+         origin),
+        ("buildinfo with an Origin", "GET", "/api/v1/status/buildinfo", {}, None, "shape",
+         origin),
+        ("metadata with an Origin", "GET", "/api/v1/metadata", {"limit": 0}, None, "exact",
+         origin),
+        ("rules with an Origin", "GET", "/api/v1/rules", {}, None, "exact", origin),
+        ("alerts with an Origin", "GET", "/api/v1/alerts", {}, None, "exact", origin),
+        ("exemplars with an Origin", "GET", "/api/v1/query_exemplars", {"query": M}, None,
+         "exact", origin),
+        ("unknown endpoint with an Origin", "GET", "/api/v1/nothing", {}, None, "bytes",
+         origin),
+        ("PUT with an Origin", "PUT", "/api/v1/query", {}, None, "bytes", origin),
+    ]
+    for desc, method, path, qparams, form, mode, *extra in cases:
         url = path
         if qparams:
             url += "?" + urllib.parse.urlencode(qparams)
@@ -548,6 +587,8 @@ def main():
             body = urllib.parse.urlencode(form).encode()
         elif method in ("POST", "PUT"):
             body = b""
+        if extra:
+            hdr = {**hdr, **extra[0]}
         rp = http(method, pl.url(url), body, hdr, timeout=30)
         rq = http(method, prom + url, body, hdr, timeout=30)
         d = diff(rp, rq, mode)
