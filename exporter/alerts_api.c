@@ -301,8 +301,8 @@ static void h_alerts(void *arg, const struct http_req *req, struct http_resp *re
 
 static int api_start(struct agent *a, struct perr *err) {
     const struct http_route routes[] = {
-        {"/api/v1/alerts", false, HTTP_GET, "/api/v1/alerts", h_api_alerts, a, 0},
-        {"/api/v1/rules", false, HTTP_GET, "/api/v1/rules", h_api_rules, a, 0},
+        {"/api/v1/alerts", false, HTTP_GET | HTTP_NO_HEAD, "/api/v1/alerts", h_api_alerts, a, 0},
+        {"/api/v1/rules", false, HTTP_GET | HTTP_NO_HEAD, "/api/v1/rules", h_api_rules, a, 0},
         {"/alerts", false, HTTP_GET, "/alerts", h_alerts, a, 0},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -342,19 +342,20 @@ static bool path_match(const struct http_route *r, const char *path) {
 
 static void allow_header(const struct http_server *s, const char *path, char *out, size_t len) {
     unsigned m = 0;
+    bool head = false; /* some GET route here also answers HEAD */
     for (size_t i = 0; i < s->nroutes; i++)
-        if (path_match(&s->routes[i], path)) m |= s->routes[i].methods;
+        if (path_match(&s->routes[i], path)) {
+            m |= s->routes[i].methods;
+            head |= (s->routes[i].methods & (HTTP_GET | HTTP_NO_HEAD)) == HTTP_GET;
+        }
     out[0] = '\0';
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{HTTP_GET, "GET, HEAD"},
-                 {HTTP_POST, "POST"},
-                 {HTTP_PUT, "PUT"},
-                 {HTTP_DELETE, "DELETE"},
-                 {HTTP_OPTIONS, "OPTIONS"}};
+    } names[] = {{HTTP_GET, "GET"}, {HTTP_GET, "HEAD"},      {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (m & names[i].bit) {
+        if ((m & names[i].bit) && (i != 1 || head)) {
             if (out[0]) strncat(out, ", ", len - strlen(out) - 1);
             strncat(out, names[i].name, len - strlen(out) - 1);
         }
@@ -600,11 +601,13 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         rq->path = url;
         rq->route_idx = -1;
         unsigned mbit = method_bit(method);
+        bool head = !strcmp(method, "HEAD");
         for (size_t i = 0; i < s->nroutes; i++)
             if (path_match(&s->routes[i], url)) {
                 if (rq->route_idx < 0 && s->routes[i].methods != HTTP_OPTIONS)
                     rq->route_idx = (int)i;
-                if (s->routes[i].methods & mbit) {
+                if ((s->routes[i].methods & mbit) &&
+                    !(head && (s->routes[i].methods & HTTP_NO_HEAD))) {
                     rq->route_idx = (int)i;
                     rq->route = &s->routes[i];
                     break;

@@ -38,6 +38,8 @@ typedef void http_handler_fn(void *arg, const struct http_req *req, struct http_
 /* A route with only HTTP_OPTIONS never turns another method's 404 into a 405 (as
  * httprouter's catch-all OPTIONS route in Prometheus). */
 #define HTTP_OPTIONS 16u
+/* With HTTP_GET: do not answer HEAD (405), as routes registered with Prometheus's router. */
+#define HTTP_NO_HEAD 32u
 
 struct http_route {
     const char *path; /* exact path, or a prefix when prefix is set */

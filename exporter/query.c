@@ -354,11 +354,12 @@ static int hexdig(char c) {
 static int sel_string(struct selp *p, struct sbuf *v) {
     char q = p->s[p->i];
     if (q != '"' && q != '\'' && q != '`') return sel_err(p, "expected a quoted label value");
+    size_t open = p->i; /* PromQL's lexer reports an unterminated string where it opens */
     p->i++;
     for (;;) {
         char c = p->s[p->i];
         if (!c || (c == '\n' && q != '`'))
-            return perr_set(p->err, 1, (int)p->i + 1, "parse error: unterminated quoted string");
+            return perr_set(p->err, 1, (int)open + 1, "parse error: unterminated quoted string");
         p->i++;
         if (c == q) return 0;
         if (c != '\\' || q == '`') {
@@ -519,7 +520,15 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
                 rc = -ENOMEM;
                 break;
             }
-            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) break;
+            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) {
+                /* A bad regex: PromQL reports it as a parse error at the matcher. */
+                if (rc == -EINVAL) {
+                    char msg[sizeof(err->msg)];
+                    snprintf(msg, sizeof(msg), "%s", err->msg);
+                    perr_set(err, 1, (int)st + 1, "parse error: %s", msg);
+                }
+                break;
+            }
             sel_ws(&p);
             if (s[p.i] == ',') {
                 p.i++;
@@ -1017,9 +1026,10 @@ static struct promql_expr *parse_query(const struct query_params *p, bool wrap, 
 static int eval_failed(int rc, const struct perr *err, bool late_start, struct sbuf *out) {
     switch (rc) {
     case -ECANCELED:
-        /* Prometheus names the stage the deadline hit: before evaluation began, or in it. */
+        /* Prometheus names the stage the deadline hit: a deadline already passed is met in
+         * its query queue (the active query tracker), else during evaluation. */
         return fail(out, 503, E_TIMEOUT, "query timed out in %s",
-                    late_start ? "query execution" : "expression evaluation");
+                    late_start ? "query queue" : "expression evaluation");
     case -E2BIG:
         return fail(out, 422, E_EXEC, "%s",
                     err->msg[0] ? err->msg
@@ -1606,17 +1616,17 @@ static int query_start(struct agent *a, struct perr *err) {
      * setting; it also fixes the mmap threshold, so set that too). */
     mallopt(M_TRIM_THRESHOLD, (int)DEF_QUERY_MALLOC_TRIM_BYTES);
     mallopt(M_MMAP_THRESHOLD, (int)DEF_QUERY_MALLOC_MMAP_BYTES);
-    const unsigned gp = HTTP_GET | HTTP_POST;
+    /* Prometheus's router answers HEAD on none of these (405). */
+    const unsigned gp = HTTP_GET | HTTP_NO_HEAD | HTTP_POST, g = HTTP_GET | HTTP_NO_HEAD;
     const struct http_route routes[] = {
         {"/api/v1/query", false, gp, "/api/v1/query", h_query, a, 0},
         {"/api/v1/query_range", false, gp, "/api/v1/query_range", h_query_range, a, 0},
         {"/api/v1/series", false, gp | HTTP_DELETE, "/api/v1/series", h_series, a, 0},
         {"/api/v1/labels", false, gp, "/api/v1/labels", h_labels, a, 0},
         {"/api/v1/query_exemplars", false, gp, "/api/v1/query_exemplars", h_exemplars, a, 0},
-        {"/api/v1/label/", true, HTTP_GET, "/api/v1/label/:name/values", h_label_values, a, 0},
-        {"/api/v1/metadata", false, HTTP_GET, "/api/v1/metadata", h_metadata, a, 0},
-        {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
-         0},
+        {"/api/v1/label/", true, g, "/api/v1/label/:name/values", h_label_values, a, 0},
+        {"/api/v1/metadata", false, g, "/api/v1/metadata", h_metadata, a, 0},
+        {"/api/v1/status/buildinfo", false, g, "/api/v1/status/buildinfo", h_buildinfo, a, 0},
         {"/api/v1/", true, HTTP_OPTIONS, "/api/v1/*path", h_options, a, 0},
     };
     /* Evaluations and series walks can take long: big ones run on worker threads so that the

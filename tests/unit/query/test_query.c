@@ -353,7 +353,7 @@ static void test_endpoints(void) {
                                        "timeout", "0", NULL}),
                  503);
     CHECK_EQ_STR(out.data, "{\"status\":\"error\",\"errorType\":\"timeout\",\"error\":"
-                           "\"query timed out in query execution\"}");
+                           "\"query timed out in query queue\"}");
     CHECK_EQ_INT(
         call(&env, query_instant, &out, (const char *[]){"query", "m", "timeout", "soon", NULL}),
         400);
