@@ -617,6 +617,21 @@ def main():
               "/api/v1/targets/metadata", "/api/v1/scrape_pools", "/api/v1/alertmanagers",
               "/api/v1/format_query?query=1"]
 
+    # Long queries, as a dashboard's regex of many instances makes them (~13 KB; promlet's
+    # PCRE2 refuses alternations compiling past 64 KB, and its URLs end at 32 KB).
+    alts = "|".join(f"metric_{i:05d}" for i in range(1000)) + "|" + M
+    long_q = '{__name__=~"%s"}' % alts
+    cases += [
+        ("long query by POST form", "POST", "/api/v1/query", None, {"query": long_q, "time": T},
+         "query"),
+        ("long query in the URL", "GET", "/api/v1/query", {"query": long_q, "time": T}, None,
+         "query"),
+        ("long match[] by POST form", "POST", "/api/v1/series", None, {"match[]": long_q},
+         "exact"),
+        ("metadata, POST is not allowed", "POST", "/api/v1/metadata", None, {}, "bytes"),
+        ("buildinfo, POST is not allowed", "POST", "/api/v1/status/buildinfo", None, {},
+         "bytes"),
+    ]
     origin = {"Origin": "http://grafana.example"}
     cases += [
         ("OPTIONS on the query API", "OPTIONS", "/api/v1/query", {}, None, "bytes", origin),
