@@ -814,15 +814,20 @@ static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) 
 
 const char *http_arg(const struct http_req *r, const char *name) {
     struct args_ctx c = {.name = name};
-    /* A decoded form body stays with the request, so every value handed out remains
-     * valid until the request completes. */
-    struct http_req *rq = (struct http_req *)r;
-    char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
-    if (!nk) return NULL;
-    rq->keep = nk;
     char *copy = NULL;
     if (body_args(r, &c, &copy)) return NULL;
-    if (copy) rq->keep[rq->nkeep++] = copy;
+    if (copy) {
+        /* A decoded form body stays with the request, so every value handed out remains
+         * valid until the request completes. */
+        struct http_req *rq = (struct http_req *)r;
+        char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
+        if (!nk) {
+            free(copy);
+            return NULL;
+        }
+        rq->keep = nk;
+        rq->keep[rq->nkeep++] = copy;
+    }
     if (c.first) return c.first;
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     return c.first;
