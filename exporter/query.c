@@ -129,8 +129,8 @@ static int parse_rfc3339(const char *s, struct gotime *t) {
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
-            return -EINVAL;
+        /* Go (1.19, Prometheus 2.42's) takes any two-digit hour and minute here. */
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) return -EINVAL;
         off_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
