@@ -151,10 +151,45 @@ static int64_t go_int64(double d) {
     return (int64_t)d;
 }
 
+/* Go's strconv underscoreOK: underscores only between digits (or after a base prefix). */
+static bool go_underscores_ok(const char *s) {
+    char saw = '^';
+    size_t i = 0;
+    if (*s == '-' || *s == '+') s++;
+    bool hex = false;
+    if (s[0] == '0' && s[1] && strchr("bBoOxX", s[1])) {
+        i = 2;
+        saw = '0';
+        hex = s[1] == 'x' || s[1] == 'X';
+    }
+    for (; s[i]; i++) {
+        if (isdigit((unsigned char)s[i]) || (hex && isxdigit((unsigned char)s[i]))) {
+            saw = '0';
+        } else if (s[i] == '_') {
+            if (saw != '0') return false;
+            saw = '_';
+        } else {
+            if (saw == '_') return false;
+            saw = '!';
+        }
+    }
+    return saw != '_';
+}
+
 /* Go's strconv.ParseFloat: like strtod, but no leading space, no "nan(...)", a hex
- * mantissa needs its p exponent, and only overflow (not underflow) is an error. */
+ * mantissa needs its p exponent, digits may be separated by underscores, and only
+ * overflow (not underflow) is an error. */
 static int go_parse_float(const char *s, double *out) {
     if (!*s || isspace((unsigned char)s[0])) return -EINVAL;
+    if (strchr(s, '_')) {
+        char buf[128];
+        size_t n = 0;
+        if (!go_underscores_ok(s) || strlen(s) >= sizeof(buf)) return -EINVAL;
+        for (const char *c = s; *c; c++)
+            if (*c != '_') buf[n++] = *c;
+        buf[n] = '\0';
+        return strchr(buf, '_') || !n ? -EINVAL : go_parse_float(buf, out);
+    }
     const char *d = s + (s[0] == '+' || s[0] == '-');
     if ((d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) && !strpbrk(d, "pP")) return -EINVAL;
     if (strchr(s, '(')) return -EINVAL;
@@ -1258,14 +1293,6 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
                     "decreasing the query resolution (?step=XX)");
     int64_t start = gotime_engine_ms(&gs), end = gotime_engine_ms(&ge);
     int64_t step_ms = step_ns / 1000000;
-    if (step_ms == 0) {
-        /* Sub-millisecond steps: the engine works in ms; one point is all there is. */
-        if (end != start)
-            return bad_param(out, "step",
-                             "zero or negative query resolution step widths are "
-                             "not accepted. Try a positive integer");
-        step_ms = 1;
-    }
     int status = 0;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
@@ -1279,6 +1306,12 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
                  "Vector",
                  vt == PROMQL_MATRIX ? "range vector" : "string");
         return fail(out, 400, E_BAD_DATA, "%s", reason);
+    }
+    if (step_ms == 0) {
+        /* A sub-millisecond step is 0 ms to Prometheus 2.42's engine, which divides by it;
+         * the recovered panic is its answer. */
+        promql_free(e);
+        return fail(out, 422, E_EXEC, "unexpected error: runtime error: integer divide by zero");
     }
     struct promql_opts o;
     opts_for(env, &d, &o);

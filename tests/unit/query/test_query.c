@@ -198,6 +198,10 @@ static void test_params(void) {
     CHECK(query_parse_duration("1e30", &ns) == -EOVERFLOW);
     CHECK(query_parse_duration("1e400", &ns) == -EINVAL);
     CHECK(query_parse_duration("NaN", &ns) == 0 && ns == INT64_MIN);
+    CHECK(query_parse_duration("1_0", &ns) == 0 && ns == 10000000000);
+    CHECK(query_parse_duration("1__0", &ns) == -EINVAL);
+    CHECK(query_parse_duration("_1", &ns) == -EINVAL);
+    CHECK(query_parse_time("1_700_000_000", &ms) == 0 && ms == 1700000000000);
 
     struct re_matcher *m = NULL;
     size_t nm = 0;
