@@ -825,11 +825,11 @@ static void opts_for(const struct query_env *env, struct deadline *d, struct pro
 /* Parses the query parameter; on error writes Prometheus's bad_data answer. The instant
  * query wraps the reason as an invalid "query" parameter, the range query does not (its
  * error comes straight from NewRangeQuery). */
-static struct promql_expr *parse_query(const struct query_params *p, bool wrap, struct sbuf *out,
-                                       int *status) {
+static struct promql_expr *parse_query(const struct query_env *env, const struct query_params *p,
+                                       bool wrap, struct sbuf *out, int *status) {
     const char *q = p->get(p->ctx, "query");
     struct perr err = {0};
-    struct promql_expr *e = promql_parse(q ? q : "", &err);
+    struct promql_expr *e = promql_parse_compat(q ? q : "", env->compat_v2, &err);
     if (e) return e;
     if (!err.msg[0]) {
         *status = fail_oom(out);
@@ -990,7 +990,7 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
     if (time_param(p, "time", p->now_ms, &t, out, &status)) return status;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, true, out, &status);
+    struct promql_expr *e = parse_query(env, p, true, out, &status);
     if (!e) return status;
     struct promql_opts o;
     opts_for(env, &d, &o);
@@ -1050,7 +1050,7 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
     int status = 0;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, false, out, &status);
+    struct promql_expr *e = parse_query(env, p, false, out, &status);
     if (!e) return status;
     enum promql_vtype vt = promql_expr_type(e);
     if (vt != PROMQL_SCALAR && vt != PROMQL_VECTOR) {

@@ -1145,9 +1145,9 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
         param = eval(ev, e->args[1], ts).scalar;
         param2 = eval(ev, e->args[2], ts).scalar;
         if (param <= 0 || param >= 1)
-            fail(ev, -EINVAL, "invalid smoothing factor. Expected: 0 < sf < 1, got: %g", param);
+            fail(ev, -EINVAL, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", param);
         if (param2 <= 0 || param2 >= 1)
-            fail(ev, -EINVAL, "invalid trend factor. Expected: 0 < tf < 1, got: %g", param2);
+            fail(ev, -EINVAL, "invalid trend factor. Expected: 0 < tf < 1, got: %f", param2);
     }
     size_t nw;
     int64_t range, rend;
@@ -2420,12 +2420,24 @@ static bool is_cmp_op(enum pq_op op) {
 static bool changes_schema(enum pq_op op) {
     return op >= PQ_ADD && op <= PQ_ATAN2;
 }
+/* shouldDropMetricName: 2.42 keeps the name through atan2 (3.x drops it). */
+static bool drops_name(const struct ev *ev, enum pq_op op) {
+    return changes_schema(op) && !(ev->o->compat_v2 && op == PQ_ATAN2);
+}
 
 /* Element binop; returns keep. *info set to a message when types are incompatible. */
 static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
                       struct pq_hist *hr, double *res, struct pq_hist **hres,
                       const struct promql_expr *e) {
     *hres = NULL;
+    if ((hl || hr) && ev->o->compat_v2 && !(hl && hr && op == PQ_ADD)) {
+        /* 2.42's vectorElemBinop between vectors: hist + hist is the only histogram
+         * operation; otherwise the float values (0 for histograms) are used, and a float
+         * paired with a histogram gives no result */
+        if (!hl || !hr) return -1;
+        *res = is_cmp_op(op) ? 0 : scalar_binop(op, 0, 0);
+        return !is_cmp_op(op) || scalar_binop(op, 0, 0) != 0;
+    }
     if (!hl && !hr) {
         if (is_cmp_op(op)) {
             *res = l;
@@ -2512,6 +2524,15 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         double sc = swap ? l.scalar : r.scalar;
         for (size_t i = 0; i < v->n; i++) {
             struct smp s = v->s[i];
+            if (s.h && ev->o->compat_v2) {
+                /* 2.42's VectorscalarBinop works on the float value, 0 for a histogram
+                 * sample, and passes the histogram on unchanged when the element is kept */
+                bool keep = !is_cmp_op(op) || scalar_binop(op, swap ? sc : 0, swap ? 0 : sc);
+                if (!keep && !e->bool_mod) continue;
+                if (drops_name(ev, op) || e->bool_mod) s.drop = true;
+                vec_push(ev, &out.v, s);
+                continue;
+            }
             double lf = s.f, rf = sc;
             struct pq_hist *lh = s.h, *rh = NULL;
             if (swap) {
@@ -2540,7 +2561,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             if (!keep) continue;
             s.f = res;
             s.h = hres;
-            if (changes_schema(op) || e->bool_mod) s.drop = true;
+            if (drops_name(ev, op) || e->bool_mod) s.drop = true;
             vec_push(ev, &out.v, s);
         }
         return out;
@@ -2683,7 +2704,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         }
         /* result metric */
         const struct lset *m = ls->ls;
-        if (changes_schema(op)) m = ls_del(ev, m, "__name__");
+        if (drops_name(ev, op)) m = ls_del(ev, m, "__name__");
         if (card == PQ_ONE_ONE) {
             if (on)
                 m = ls_filter(ev, m, ml, nml, true);
@@ -2717,10 +2738,10 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         }
         if (!inc_ok) continue;
         if (!keep && !e->bool_mod) continue;
-        if (is_cmp_op(op) && !e->bool_mod && !hres) hres = hl;
+        if (is_cmp_op(op) && !e->bool_mod && !hres && !ev->o->compat_v2) hres = hl;
         vec_push(
             ev, &out.v,
-            (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !changes_schema(op))});
+            (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !drops_name(ev, op))});
     }
     return out;
 }

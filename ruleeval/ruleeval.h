@@ -128,6 +128,9 @@ struct promql_expr; /* opaque AST */
 /* Parses src (borrows). Returns new (free with promql_free); NULL with err filled
  * (line/col 1-based, msg "parse error: ...") on a syntax or type error, or on OOM. */
 struct promql_expr *promql_parse(const char *src, struct perr *err);
+/* promql_parse for one language version: v2 true parses Prometheus 2.42's PromQL (its function
+ * set with holt_winters, no quoted label names, no zero durations), false is promql_parse. */
+struct promql_expr *promql_parse_compat(const char *src, bool v2, struct perr *err);
 void promql_free(struct promql_expr *e);
 
 enum promql_vtype { PROMQL_SCALAR, PROMQL_VECTOR, PROMQL_MATRIX, PROMQL_STRING };
@@ -318,6 +321,7 @@ struct rulefile {
 struct rulefile_opts {
     bool ignore_unknown_fields; /* promtool --ignore-unknown-fields */
     bool legacy_names;          /* Prometheus 2.x name validation ([a-zA-Z_][a-zA-Z0-9_]*) */
+    bool compat_v2;             /* expressions in Prometheus 2.42's PromQL (promql_parse_compat) */
 };
 
 /* Loads a Prometheus rule file from buf (borrowed, len bytes; only the first YAML document
