@@ -95,6 +95,7 @@ struct ev {
     bool is_range;
     struct oser *os;
     size_t nos, capos;
+    const struct promql_expr *zcall; /* compat_v2: call whose arguments see histograms as 0 */
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...)
@@ -709,6 +710,63 @@ static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t 
     w->n = k;
 }
 
+/* Prometheus 2.42 stores a native histogram sample with the float value 0 beside it, and all
+ * but a few functions and aggregations (rate, increase, delta, histogram_*, sum, sort, +)
+ * read only that float: in compat_v2 those see each histogram sample as the float 0. */
+static void v2_hist_zero_wins(struct ev *ev, struct win *w, size_t nw) {
+    for (size_t i = 0; i < nw; i++) {
+        bool any = false;
+        for (size_t k = 0; k < w[i].n; k++)
+            any |= w[i].h[k] != NULL;
+        if (!any) continue;
+        double *f = ar_alloc_nz(ev, (w[i].n + 1) * sizeof(*f));
+        struct pq_hist **h = ar_alloc(ev, (w[i].n + 1) * sizeof(*h));
+        for (size_t k = 0; k < w[i].n; k++)
+            f[k] = w[i].h[k] ? 0 : w[i].f[k];
+        w[i].f = f;
+        w[i].h = h;
+    }
+}
+
+static void v2_hist_zero(struct ev *ev, struct vec *v) {
+    for (size_t i = 0; i < v->n; i++)
+        if (v->s[i].h) {
+            struct vec o = {0};
+            for (size_t j = 0; j < v->n; j++) {
+                struct smp x = v->s[j];
+                if (x.h) {
+                    x.h = NULL;
+                    x.f = 0;
+                }
+                vec_push(ev, &o, x);
+            }
+            *v = o;
+            return;
+        }
+}
+
+/* Functions that read histogram samples in 2.42 (see v2_hist_zero_wins). */
+static bool v2_reads_hists(int id) {
+    switch (id) {
+    case F_RATE:
+    case F_INCREASE:
+    case F_DELTA:
+    case F_HQUANTILE:
+    case F_HCOUNT:
+    case F_HSUM:
+    case F_HFRACTION:
+    case F_SORT:
+    case F_SORT_DESC:
+    case F_TIMESTAMP:
+    case F_ABSENT:
+    case F_ABSENT_OT:
+    case F_COUNT_OT:
+    case F_PRESENT_OT:
+        return true;
+    }
+    return false;
+}
+
 /* Evaluates a range-vector expression at ts into windows; *range_out = range ms. */
 static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int64_t ts, size_t *nw,
                                 int64_t *range_out, int64_t *rend_out) {
@@ -1152,6 +1210,7 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
     size_t nw;
     int64_t range, rend;
     struct win *w = eval_windows(ev, marg, ts, &nw, &range, &rend);
+    if (ev->o->compat_v2 && !v2_reads_hists(id)) v2_hist_zero_wins(ev, w, nw);
     struct val r = vval();
     if (id == F_ABSENT_OT) {
         if (nw > 0) return r;
@@ -1965,6 +2024,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     struct val in = eval(ev, e->a, ts);
     struct val r = vval();
     enum pq_agg op = e->agg;
+    if (ev->o->compat_v2 && op != PQ_SUM) v2_hist_zero(ev, &in.v);
     if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam))) {
         char q[128];
         go_quote(sparam, q, sizeof(q));
@@ -3327,8 +3387,10 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                  l, c);
         }
         struct vec out = {0};
+        /* 3.x drops histograms here; 2.42 keeps them (sorted by their float value, 0) */
         for (size_t i = 0; i < a.v.n; i++)
-            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL) vec_push(ev, &out, a.v.s[i]);
+            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL || ev->o->compat_v2)
+                vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
             if (out.n > 1) qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
@@ -3488,7 +3550,18 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
 
 /* ---- dispatcher ---------------------------------------------------------------------------- */
 
+static struct val eval_node(struct ev *ev, const struct promql_expr *e, int64_t ts);
+
 static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
+    bool zero = false;
+    for (size_t i = 0; ev->zcall && i < ev->zcall->nargs; i++)
+        zero |= ev->zcall->args[i] == e;
+    struct val r = eval_node(ev, e, ts);
+    if (zero && r.type == PROMQL_VECTOR) v2_hist_zero(ev, &r.v);
+    return r;
+}
+
+static struct val eval_node(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     if (ev->o->cancelled && ev->o->cancelled(ev->o->cancel_arg))
         fail(ev, -ECANCELED, "query cancelled");
     struct val r;
@@ -3512,7 +3585,9 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
             struct vec o = {0};
             for (size_t i = 0; i < r.v.n; i++) {
                 struct smp s = r.v.s[i];
-                if (s.h) {
+                if (s.h && ev->o->compat_v2) {
+                    /* 2.42 negates the float value only: the histogram is unchanged */
+                } else if (s.h) {
                     s.h = hdup(ev, s.h);
                     pq_hist_scale(s.h, -1);
                     s.h->hint = RE_HINT_GAUGE;
@@ -3548,8 +3623,13 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
         return eval_binop(ev, e, ts);
     case PQ_AGG:
         return eval_agg(ev, e, ts);
-    case PQ_CALL:
-        return eval_call(ev, e, ts);
+    case PQ_CALL: {
+        const struct promql_expr *saved = ev->zcall;
+        ev->zcall = ev->o->compat_v2 && !v2_reads_hists(e->fn->id) ? e : NULL;
+        r = eval_call(ev, e, ts);
+        ev->zcall = saved;
+        return r;
+    }
     }
     return r;
 }

@@ -451,6 +451,22 @@ static void test_compat_v2(void) {
     TAP_OK(r && r->nseries == 1 && !r->series[0].points[0].h && r->series[0].points[0].v == 0,
            "v2: histogram - histogram is the float 0");
     promql_result_free(r);
+    /* most functions and aggregations read a histogram's float value, 0 */
+    const char *zero[] = {"abs(lat)", "avg(lat)", "sum_over_time(lat[1m])", "max(lat)",
+                          "label_replace(lat, \"a\", \"b\", \"\", \"\")"};
+    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+        r = eval_v2(s, zero[i], 0);
+        TAP_OK(r && r->nseries == 1 && !r->series[0].points[0].h && r->series[0].points[0].v == 0,
+               "v2: %s is the float 0", zero[i]);
+        promql_result_free(r);
+    }
+    r = eval_v2(s, "-lat", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].h && r->series[0].points[0].h->count == 4,
+           "v2: -histogram is the histogram unchanged");
+    promql_result_free(r);
+    r = eval_v2(s, "histogram_count(sort(lat))", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].v == 4, "v2: sort keeps histograms");
+    promql_result_free(r);
     r = eval_v2(s, "lat > 0", 0);
     TAP_OK(r && r->nseries == 0, "v2: histogram > 0 drops the sample (its float value is 0)");
     promql_result_free(r);
