@@ -2911,46 +2911,89 @@ static double round_go(double x) {
     return round(x);
 }
 
-static double days_in_month(int y, int m) {
+static double days_in_month(int64_t y, int m) {
     static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
     return d[m - 1];
 }
 
-static double date_fn(int id, double v) {
-    if (isnan(v) || isinf(v) || fabs(v) > 9.2e15) return NAN;
-    time_t t = (time_t)floor(v);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    switch (id) {
-    case F_DAYS_IN_MONTH:
-        return days_in_month(tm.tm_year + 1900, tm.tm_mon + 1);
-    case F_DAY_OF_MONTH:
-        return tm.tm_mday;
-    case F_DAY_OF_WEEK:
-        return tm.tm_wday;
-    case F_DAY_OF_YEAR:
-        return tm.tm_yday + 1;
-    case F_HOUR:
-        return tm.tm_hour;
-    case F_MINUTE:
-        return tm.tm_min;
-    case F_MONTH:
-        return tm.tm_mon + 1;
-    case F_YEAR:
-        return tm.tm_year + 1900;
+/* The date functions as Go computes them for time.Unix(int64(v), 0).UTC(): int64() truncates
+ * toward zero and turns NaN and out-of-range values into INT64_MIN (amd64), and Go's
+ * (pre-1.23) calendar works on seconds since its absolute zero year as a wrapping uint64, so
+ * even those give the numbers 2.42 answers (year(NaN) = 292277026596). */
+static double date_fn(int id, double v, bool v2) {
+    int64_t sec;
+    if (isnan(v) || v >= 9223372036854775808.0 || v < -9223372036854775808.0) {
+        if (!v2) return NAN;
+        sec = INT64_MIN;
+    } else {
+        sec = (int64_t)v;
     }
+    /* unixToInternal + internalToAbsolute of Go's time package */
+    uint64_t abs = (uint64_t)sec + UINT64_C(9223372028715321600);
+    switch (id) {
+    case F_HOUR:
+        return (double)(abs % 86400 / 3600);
+    case F_MINUTE:
+        return (double)(abs % 3600 / 60);
+    case F_DAY_OF_WEEK: /* absolute zero is a Monday */
+        return (double)((abs + 86400) % (7 * 86400) / 86400);
+    }
+    uint64_t d = abs / 86400, n, y;
+    const uint64_t d400 = 365 * 400 + 97, d100 = 365 * 100 + 24, d4 = 365 * 4 + 1;
+    n = d / d400;
+    y = 400 * n;
+    d -= d400 * n;
+    n = d / d100;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= d100 * n;
+    n = d / d4;
+    y += 4 * n;
+    d -= d4 * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    int64_t year = (int64_t)y + INT64_C(-292277022399);
+    int yday = (int)d; /* 0-based */
+    if (id == F_YEAR) return (double)year;
+    if (id == F_DAY_OF_YEAR) return yday + 1;
+    bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    static const int before[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
+    int day = yday, month, mday;
+    if (leap && day == 31 + 29 - 1) {
+        month = 2;
+        mday = 29;
+    } else {
+        if (leap && day > 31 + 29 - 1) day--;
+        month = day / 31;
+        int begin = before[month];
+        if (day >= before[month + 1]) begin = before[++month];
+        month++;
+        mday = day - begin + 1;
+    }
+    if (id == F_MONTH) return month;
+    if (id == F_DAY_OF_MONTH) return mday;
+    if (id == F_DAYS_IN_MONTH) return days_in_month(year, month);
     return NAN;
 }
 
-/* Go's math.Max/Min: NaN wins. */
+/* Go's math.Max/Min: an infinity in the direction wins even over NaN, then NaN wins, and
+ * +0 is larger than -0. */
 static double go_max(double a, double b) {
+    if (isinf(a) && a > 0) return a;
+    if (isinf(b) && b > 0) return b;
     if (isnan(a) || isnan(b)) return NAN;
+    if (a == 0 && a == b) return signbit(a) ? b : a;
     return a > b ? a : b;
 }
 
 static double go_min(double a, double b) {
+    if (isinf(a) && a < 0) return a;
+    if (isinf(b) && b < 0) return b;
     if (isnan(a) || isnan(b)) return NAN;
+    if (a == 0 && a == b) return signbit(a) ? a : b;
     return a < b ? a : b;
 }
 
@@ -3507,14 +3550,15 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     case F_YEAR: {
         if (e->nargs == 0) {
             vec_push(ev, &r.v,
-                     (struct smp){ls_new(ev, 0), date_fn(id, (double)ts / 1000), NULL, ts, false});
+                     (struct smp){ls_new(ev, 0), date_fn(id, (double)(ts / 1000), ev->o->compat_v2),
+                                  NULL, ts, false});
             return r;
         }
         struct val a = eval(ev, e->args[0], ts);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
             if (s.h) continue;
-            s.f = date_fn(id, s.f);
+            s.f = date_fn(id, s.f, ev->o->compat_v2);
             s.drop = true;
             vec_push(ev, &r.v, s);
         }

@@ -1526,6 +1526,11 @@ static struct promql_expr *parse_primary(struct parser *ps) {
         next(ps);
         return parse_postfix(ps, e);
     case T_DUR:
+        if (ps->v2) {
+            /* durations as numbers came with 3.x */
+            perrf(ps, pos, "unexpected duration \"%.*s\"", t->end - pos, ps->src + pos);
+            return NULL;
+        }
         e = node(ps, PQ_NUM, pos);
         if (!e) return NULL;
         e->num = (double)t->dur / 1000.0;

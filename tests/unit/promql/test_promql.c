@@ -405,6 +405,37 @@ static void test_compat_v2(void) {
         promql_free(e);
     }
     parse_err("x[0s]", 1, 3, "duration must be greater than 0");
+    e = promql_parse_compat("time() - 5m", true, &err);
+    TAP_OK(e == NULL && err.col == 10 && strstr(err.msg, "unexpected duration \"5m\""),
+           "v2 refuses a duration as a number: %s", err.msg);
+    promql_free(e);
+
+    /* date functions as Go's time.Unix(int64(v), 0): truncation, and NaN as INT64_MIN */
+    struct promql_opts o2;
+    promql_opts_default(&o2);
+    o2.compat_v2 = true;
+    const struct {
+        const char *q;
+        double want;
+    } dates[] = {
+        {"year(vector(NaN))", 292277026596.0},
+        {"hour(vector(NaN))", 15},
+        {"minute(vector(Inf))", 30},
+        {"hour(vector(-0.5))", 0},
+        {"day_of_week(vector(-86400.5))", 3},
+        {"days_in_month(vector(1709164800))", 29},
+        {"month(vector(1709164800))", 2},
+        {"day_of_year(vector(1735603200))", 366},
+        {"clamp_min(vector(Inf), NaN)", INFINITY},
+        {"clamp_max(vector(-Inf), NaN)", -INFINITY},
+    };
+    struct re_memstore *ms = re_memstore_new();
+    for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+        size_t n = 0;
+        double v = eval1(ms, dates[i].q, 0, &n, &o2);
+        TAP_OK(v == dates[i].want, "v2: %s = %g (got %g)", dates[i].q, dates[i].want, v);
+    }
+    re_memstore_free(ms);
 
     struct re_memstore *s = re_memstore_new();
     struct re_label lx[] = {{"__name__", "x"}};
