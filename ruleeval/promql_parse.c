@@ -1621,20 +1621,16 @@ static struct promql_expr *parse_primary(struct parser *ps) {
             free(id);
             return parse_postfix(ps, e);
         }
-        static const char *const kw[] = {"by",         "without",     "on",     "ignoring",
-                                         "group_left", "group_right", "bool",   "offset",
-                                         "and",        "or",          "unless", "atan2"};
+        /* Prometheus's metric_identifier also takes by, without, offset, and, or, unless and
+         * the aggregation names ("sum" alone is a selector); these keywords it refuses */
+        static const char *const kw[] = {"on",          "ignoring", "group_left",
+                                         "group_right", "bool",     "atan2"};
         for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
             if (!strcasecmp(id, kw[i])) {
-                perrf(ps, pos, "unexpected <%s>", id);
+                perrf(ps, pos, "unexpected <%s%s>", i == 5 ? "op:" : "", id);
                 free(id);
                 return NULL;
             }
-        if (agg_lookup(id, &ag)) {
-            perrf(ps, nt->pos, "unexpected %s in aggregation, expected \"(\"", tok_desc(ps, nt));
-            free(id);
-            return NULL;
-        }
         e = node(ps, PQ_VSEL, pos);
         if (!e) {
             free(id);

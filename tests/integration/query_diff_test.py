@@ -21,7 +21,6 @@ RANGE_S = 600  # range queries cover the last 10 minutes at a 20 s step
 # Known differences from 2.42 that are not fixed yet: query -> reason (TAP TODO).
 H = "k6_http_req_duration_seconds"
 KNOWN = {
-    "offset": "2.42 reads the keyword offset alone as a metric name",
 }
 
 
@@ -83,6 +82,7 @@ def extra_series(end):
     for inst, ver in (("a", "1.0"), ("b", "2.0"), ("c", "2.0")):
         out.append(({"__name__": "qd_info", "inst": inst, "version": ver}, [(t, 1.0) for t in ts],
                     []))
+    out.append(({"__name__": "qd_twin", "inst": "a", "grp": "x"}, [(t, 7.0) for t in ts], []))
     out.append(({"__name__": "qd_path", "path": "/api/v1/query", "code": "200"},
                 [(t, 3.0) for t in ts], []))
     # Unix times (as values) for the date functions: across month, year and leap days.
@@ -330,6 +330,27 @@ QUERIES = [
     ("day_of_week(vector(-86400.5))", IR), ("year(vector(-1e12))", IR), ("month(vector(1e17))", IR),
     ("day_of_month(vector(-9.3e18))", IR), ("days_in_month(vector(NaN))", IR),
     ("day_of_year(vector(NaN))", IR), ("day_of_week(vector(NaN))", IR), ("month(vector(NaN))", IR), ("day_of_year(vector(1735603200))", IR),
+    # keywords as names, same label sets once the name is gone
+    ("sum", IR), ("by", IR), ("without", IR), ("or", IR), ("unless", IR), ("atan2", IR),
+    ("ignoring", IR), ("group_right", IR), ("count_values", IR), ("Sum", IR), ("AND", IR),
+    ('sum{a="b"}', IR), ("sum offset 1m", IR), ("count_over_time(sum[5m])", IR), ("by + 1", IR),
+    ("qd_gauge and and", IR), ("sum by (a)", IR), ("offset offset 1m", IR), ("avg_over_time", IR), ("start", IR), ("bool", IR), ("and", IR),
+    ("on", IR), ("group_left", IR), ("inf", IR), ('qd_gauge{offset="x"}', IR),
+    ("sum by (offset) (qd_gauge)", IR), ('{by="a"}', IR), ("sum by (and) (qd_gauge)", IR),
+    ('{__name__=~"qd_gauge|qd_twin"} * 2', IR), ('abs({__name__=~"qd_gauge|qd_twin"})', IR),
+    ('{__name__=~"qd_gauge|qd_twin"} > 5', IR), ('{__name__=~"qd_gauge|qd_twin"} > bool 5', IR),
+    ('rate({__name__=~"qd_gauge|qd_twin"}[1m])', IR),
+    ('sum_over_time({__name__=~"qd_gauge|qd_twin"}[1m])', IR),
+    ('last_over_time({__name__=~"qd_gauge|qd_twin"}[1m])', IR),
+    ('{__name__=~"qd_gauge|qd_twin"} + on(inst, grp) group_left qd_info', IR),
+    ('sort({__name__=~"qd_gauge|qd_twin"})', IR),
+    ('timestamp({__name__=~"qd_gauge|qd_twin"})', IR),
+    ('label_replace({__name__=~"qd_gauge|qd_twin"}, "__name__", "x", "", "")', IR),
+    ('-{__name__=~"qd_gauge|qd_twin"}', IR),
+    ('{__name__=~"qd_gauge|qd_twin"} and qd_gauge', IR),
+    ('max_over_time(abs({__name__=~"qd_gauge|qd_twin"})[2m:1m])', IR),
+    ("qd_gauge[1m:20s] @ end()", "i"), ("rate(qd_counter[1m] @ end() offset 1m)", IR),
+    ("qd_gauge and on() vector(1) > 2", IR), ("(qd_gauge and on() vector(1)) > 2", IR),
     # errors and edge cases
     ("qd_gauge{}", IR), ("{}", IR), ('{__name__=""}', IR), ("rate(qd_gauge)", IR),
     ("rate(qd_gauge[5m]", IR), ("qd_gauge[5m] + 1", IR), ("sum(qd_gauge[5m])", IR),

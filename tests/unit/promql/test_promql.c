@@ -112,6 +112,22 @@ static void test_deep_nesting(void) {
     promql_free(e);
 }
 
+/* Prometheus's metric_identifier: some keywords are metric names when they stand alone. */
+static void test_keyword_names(void) {
+    const char *names[] = {"sum",          "by",           "without",         "offset",
+                           "and",          "or",           "unless",          "Sum",
+                           "count_values", "sum{a=\"b\"}", "offset offset 1m"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct perr err;
+        struct promql_expr *e = promql_parse(names[i], &err);
+        TAP_OK(e && promql_expr_type(e) == PROMQL_VECTOR, "%s is a selector", names[i]);
+        promql_free(e);
+    }
+    parse_err("bool", 1, 1, "unexpected <bool>");
+    parse_err("atan2", 1, 1, "unexpected <op:atan2>");
+    parse_err("group_left", 1, 1, "unexpected <group_left>");
+}
+
 static void test_printer(void) {
     roundtrip("sum by(job)(rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5",
               "sum by (job) (rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5");
@@ -507,6 +523,7 @@ static void test_compat_v2(void) {
 int main(void) {
     test_parse_errors();
     test_deep_nesting();
+    test_keyword_names();
     test_printer();
     test_durations();
     test_eval();
