@@ -348,10 +348,12 @@ struct parser {
     struct perr *err;
     bool failed;
     int depth;
-    int brack; /* inside [...]: ':' is the subquery separator */
-    bool v2;   /* Prometheus 2.42's language: its function set, no quoted label names */
-    char sbuf[8];
+    int brack;  /* inside [...]: ':' is the subquery separator */
+    bool v2;    /* Prometheus 2.42's language: its function set, no quoted label names */
+    int parens; /* open "(" lexed so far */
+    char sbuf[16];
     char qbuf[64];
+    char dbuf[80];
 };
 
 static void perrf(struct parser *ps, int pos, const char *fmt, ...)
@@ -735,6 +737,13 @@ static struct tokv *peek(struct parser *ps) {
     if (!ps->have) {
         lex(ps, &ps->cur);
         ps->have = true;
+        /* as Prometheus's lexer: the end of input inside parentheses is its own error */
+        if (ps->cur.t == T_LP) ps->parens++;
+        if (ps->cur.t == T_RP) ps->parens--;
+        if (ps->cur.t == T_EOF && ps->parens > 0) {
+            ps->cur.t = T_ERR;
+            perrf(ps, ps->cur.pos, "unclosed left parenthesis");
+        }
     }
     return &ps->cur;
 }
@@ -771,14 +780,18 @@ static const char *tok_desc(struct parser *ps, struct tokv *t) {
     switch (t->t) {
     case T_EOF:
         return "end of input";
+    /* Prometheus's Item.desc(): the kind, then the token text as Go's %q */
     case T_NUM:
-        return "number";
     case T_DUR:
-        return "duration";
     case T_STR:
-        return "string";
     case T_IDENT:
-        return "identifier";
+        snprintf(ps->dbuf, sizeof(ps->dbuf), "%s %s",
+                 t->t == T_NUM   ? "number"
+                 : t->t == T_DUR ? "duration"
+                 : t->t == T_STR ? "string"
+                                 : "identifier",
+                 go_quote(ps, t->pos, t->end));
+        return ps->dbuf;
     case T_LP:
         return "\"(\"";
     case T_RP:
@@ -804,7 +817,7 @@ static const char *tok_desc(struct parser *ps, struct tokv *t) {
     case T_NEQRE:
         return "\"!~\"";
     case T_OP:
-        snprintf(ps->sbuf, sizeof(ps->sbuf), "%s", pq_op_str(t->op));
+        snprintf(ps->sbuf, sizeof(ps->sbuf), "<op:%s>", pq_op_str(t->op));
         return ps->sbuf;
     default:
         return "error";
@@ -1195,12 +1208,13 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 }
                 t = peek(ps);
                 if (t->t != T_RBK) {
-                    perrf(ps, t->pos, "unexpected %s in subquery, expected \"]\"", tok_desc(ps, t));
+                    perrf(ps, t->pos, "unexpected %s in subquery selector, expected \"]\"",
+                          tok_desc(ps, t));
                     goto fail;
                 }
                 if (pq_type(e) != PROMQL_VECTOR) {
                     perrf(ps, e->pos, "subquery is only allowed on instant vector, got %s instead",
-                          type_name(pq_type(e)));
+                          pq_type(e) == PROMQL_MATRIX ? "matrix" : type_name(pq_type(e)));
                     goto fail;
                 }
                 struct promql_expr *s = node(ps, PQ_SUBQ, e->pos);
@@ -1240,7 +1254,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                     goto fail;
                 }
             } else {
-                perrf(ps, t->pos, "unexpected %s in subquery or range, expected \"]\" or \":\"",
+                perrf(ps, t->pos, "unexpected %s in subquery or range, expected \":\" or \"]\"",
                       tok_desc(ps, t));
                 goto fail;
             }

@@ -378,6 +378,9 @@ def params_for(q, mode, end_s):
     q = q.replace("{E}", str(end_s)).replace("{S}", str(end_s - RANGE_S))
     if mode == "i":
         return "/api/v1/query", {"query": q, "time": end_s}
+    if mode == "o":  # unaligned start, fractional step
+        return "/api/v1/query_range", {"query": q, "start": end_s - 333.3, "end": end_s - 0.2,
+                                       "step": "7.7"}
     return "/api/v1/query_range", {"query": q, "start": end_s - RANGE_S, "end": end_s,
                                    "step": "20"}
 
@@ -437,11 +440,12 @@ def main():
 
     end_s = end // 1000
     counts = {"same": 0, "diff": 0, "todo": 0, "msg": 0}
+    names = {"i": "instant", "r": "range", "o": "odd range"}
     for q, modes in QUERIES:
-        for mode in modes:
+        for mode in modes + ("o" if "r" in modes else ""):
             diff, note, n = run_one(pl, prom, q, mode, end_s)
             what = "error" if n < 0 else f"{n} series"
-            desc = f"{'instant' if mode == 'i' else 'range'}: {q} ({what})"
+            desc = f"{names[mode]}: {q} ({what})"
             if q in KNOWN:
                 desc += f" # TODO {KNOWN[q]}"
                 counts["todo"] += 1

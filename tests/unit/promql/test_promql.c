@@ -43,7 +43,7 @@ static void test_parse_errors(void) {
     parse_err("foo{", 1, 5, "unexpected end of input");
     parse_err("1 +", 1, 4, "unexpected end of input");
     parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
-    parse_err("sum(foo) by (a", 1, 15, "grouping opts");
+    parse_err("sum(foo) by (a", 1, 15, "unclosed left parenthesis"); /* as 2.42 answers */
     parse_err("foo{a=~\"(\"}", 1, 8, "error parsing regexp");
     parse_err("rat(foo[5m])", 1, 1, "unknown function with name \"rat\"");
     parse_err("foo +\n  bar baz", 2, 7, "unexpected identifier");
@@ -52,7 +52,7 @@ static void test_parse_errors(void) {
     parse_err("{}", 1, 1, "vector selector must contain at least one non-empty matcher");
     parse_err("foo[5m] offset 1m offset 2m", 1, 1, "offset may not be set multiple times");
     parse_err("(foo + bar)[5m]", 1, 1, "ranges only allowed for vector selectors");
-    parse_err("foo @ bar", 1, 7, "unexpected identifier in @");
+    parse_err("foo @ bar", 1, 7, "unexpected identifier \"bar\" in @");
     parse_err("topk(foo)", 1, 1, "wrong number of arguments");
     parse_err("\"unterminated", 1, 1, "unterminated quoted string");
     parse_err("foo{a=\"b\\q\"}", 1, 9, "unknown escape sequence");
