@@ -1088,8 +1088,18 @@ static bool extrapolated_rate(struct ev *ev, const struct win *w, int64_t rstart
     double sampled = (double)(lastT - firstT) / 1000;
     double avg = sampled / (double)(n - 1);
     double thr = avg * 1.1;
-    if (dstart >= thr) dstart = avg / 2;
-    if (counter) {
+    if (ev->o->compat_v2) {
+        /* 2.42 (extrapolatedRate) moves the start to a float counter's zero point before it
+         * compares with the threshold, and has no zero point for histograms */
+        if (counter && !hh && result > 0 && w->f[0] >= 0) {
+            double dzero = sampled * (w->f[0] / result);
+            if (dzero < dstart) dstart = dzero;
+        }
+        if (dstart >= thr) dstart = avg / 2;
+    } else if (dstart >= thr) {
+        dstart = avg / 2;
+    }
+    if (counter && !ev->o->compat_v2) {
         double dzero = dstart;
         if (!hh && result > 0 && w->f[0] >= 0)
             dzero = sampled * (w->f[0] / result);

@@ -71,6 +71,11 @@ def extra_series(end):
     cut = end - 5 * 60000
     pts = [(t, float(k)) for k, t in enumerate(ts) if t <= cut] + [(cut + STEP_MS, STALE_NAN)]
     out.append(({"__name__": "qd_stale", "job": "s"}, pts, []))
+    # Stale 6 minutes ago, written again from 3 minutes ago.
+    pts = [(t, float(k)) for k, t in enumerate(ts) if t <= end - 7 * 60000]
+    pts += [(end - 6 * 60000, STALE_NAN)]
+    pts += [(t, 100.0 + k) for k, t in enumerate(ts) if t >= end - 3 * 60000]
+    out.append(({"__name__": "qd_resume", "job": "r"}, pts, []))
     out.append(({"__name__": "qd_gap", "job": "g"},
                 [(t, float(k * 2)) for k, t in enumerate(ts) if t <= end - 3 * 60000], []))
     # A sparse series (one sample every 2 minutes) for the lookback delta.
@@ -107,6 +112,10 @@ QUERIES = [
     ('"a string"', "i"), ("'single'", "i"), ("`raw`", "i"), ("(((qd_gauge)))", IR),
     ("-qd_gauge", IR), ("- -1", IR), ("+qd_gauge", IR),
     # staleness and lookback
+    ("qd_resume", IR), ("qd_resume[10m]", "i"), ("rate(qd_resume[5m])", IR),
+    ("count_over_time(qd_resume[5m])", IR), ("last_over_time(qd_resume[5m])", IR),
+    ("timestamp(qd_resume)", IR), ("changes(qd_resume[10m])", IR), ("qd_resume offset 5m", IR),
+    ("max_over_time(qd_resume[6m:30s])", IR), ("absent(qd_resume)", IR),
     ("qd_stale", IR), ("qd_stale offset 4m", IR), ("qd_gap", IR), ("qd_sparse", IR),
     ("count_over_time(qd_stale[10m])", IR), ("last_over_time(qd_stale[10m])", IR),
     ("qd_stale[10m]", "i"), ("timestamp(qd_gap)", IR), ("timestamp(qd_sparse)", IR),
@@ -378,6 +387,8 @@ def params_for(q, mode, end_s):
     q = q.replace("{E}", str(end_s)).replace("{S}", str(end_s - RANGE_S))
     if mode == "i":
         return "/api/v1/query", {"query": q, "time": end_s}
+    if mode == "e":  # early: windows reach back before the first sample
+        return "/api/v1/query", {"query": q, "time": end_s - 14 * 60 - 7.5}
     if mode == "o":  # unaligned start, fractional step
         return "/api/v1/query_range", {"query": q, "start": end_s - 333.3, "end": end_s - 0.2,
                                        "step": "7.7"}
@@ -421,7 +432,8 @@ def main():
                 f"--storage.tsdb.path={data}/tsdb", f"--web.listen-address=127.0.0.1:{port}",
                 "--enable-feature=native-histograms", "--web.enable-remote-write-receiver"],
                f"{prom}/-/ready")
-    pl = Promlet("", ["--promql.compat=v2"])
+    # promlet keeps 15 minutes by default; the data set starts 15 minutes back
+    pl = Promlet("storage:\n  retention: 1h\n", ["--promql.compat=v2"])
     if pl.addr is not None and http("POST", pl.url("/api/v1/write"), b"",
                                      qd.RW_HEADERS)[0] == 404:
         skip_all("this build has no remote-write receiver (/api/v1/write)")
@@ -440,9 +452,9 @@ def main():
 
     end_s = end // 1000
     counts = {"same": 0, "diff": 0, "todo": 0, "msg": 0}
-    names = {"i": "instant", "r": "range", "o": "odd range"}
+    names = {"i": "instant", "e": "early instant", "r": "range", "o": "odd range"}
     for q, modes in QUERIES:
-        for mode in modes + ("o" if "r" in modes else ""):
+        for mode in modes + ("e" if "i" in modes else "") + ("o" if "r" in modes else ""):
             diff, note, n = run_one(pl, prom, q, mode, end_s)
             what = "error" if n < 0 else f"{n} series"
             desc = f"{names[mode]}: {q} ({what})"

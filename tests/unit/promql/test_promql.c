@@ -451,6 +451,14 @@ static void test_compat_v2(void) {
         double v = eval1(ms, dates[i].q, 0, &n, &o2);
         TAP_OK(v == dates[i].want, "v2: %s = %g (got %g)", dates[i].q, dates[i].want, v);
     }
+    /* extrapolatedRate: 2.42 takes the counter's zero point (8s before the first sample)
+     * before the threshold (1.1 x 10s); 3.x halves the interval first, then the zero point */
+    struct re_label lc[] = {{"__name__", "c"}};
+    for (int i = 0; i <= 6; i++)
+        re_memstore_add(ms, lc, 1, 100000 + i * 10000, 8 + i * 10, NULL);
+    size_t nn = 0;
+    CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, &o2), 68);
+    CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, NULL), 65);
     re_memstore_free(ms);
 
     struct re_memstore *s = re_memstore_new();
