@@ -1125,7 +1125,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e) {
                 free(lname);
                 return -1;
             }
-            int rc = add_matcher(ps, e, ty, lname, t->s, t->pos);
+            int rc = add_matcher(ps, e, ty, lname, t->s, lpos); /* as 2.42: the matcher start */
             free(lname);
             if (rc < 0) return -1;
             next(ps);

@@ -63,6 +63,15 @@ def extra_series(end):
             out.append(({"__name__": "qd_req_bucket", "job": job, "le": le}, pts[le], []))
         out.append(({"__name__": "qd_req_count", "job": job}, cnt, []))
         out.append(({"__name__": "qd_req_sum", "job": job}, tot, []))
+    # Buckets with non-monotonic counts, a repeated bound ("1" and "1.0") and no +Inf.
+    for k_le, (le, base) in enumerate((("0.5", 10), ("1", 30), ("1.0", 5), ("2", 25),
+                                       ("+Inf", 50))):
+        out.append(({"__name__": "qd_odd_bucket", "job": "m", "le": le},
+                    [(t, float(base * (k + 1))) for k, t in enumerate(ts)], []))
+    for le, base in (("0.5", 3), ("1", 7)):
+        out.append(({"__name__": "qd_noinf_bucket", "le": le},
+                    [(t, float(base * (k + 1))) for k, t in enumerate(ts)], []))
+    out.append(({"__name__": "qd_badle_bucket", "le": "x"}, [(t, 1.0) for t in ts], []))
     # Special values.
     for kind, v in (("nan", math.nan), ("inf", math.inf), ("neginf", -math.inf), ("zero", 0.0),
                     ("neg", -2.5), ("small", 1e-300), ("big", 1.7e308)):
@@ -259,6 +268,16 @@ QUERIES = [
     ("qd_gauge[1m:1m] offset 0s", "i"), ('sum by ("inst") (qd_gauge)', IR),
     ("qd_gauge @ 100 @ 200", IR), ("qd_gauge offset 1m offset 1m", IR),
     ("histogram_quantile(0.5, sum(rate(k6_http_req_duration_seconds[1m])))", IR),
+    ("histogram_quantile(0.5, qd_odd_bucket)", IR), ("histogram_quantile(0.9, qd_odd_bucket)", IR),
+    ("histogram_quantile(0.99, rate(qd_odd_bucket[2m]))", IR),
+    ("histogram_quantile(0.5, qd_noinf_bucket)", IR), ("histogram_quantile(0.5, qd_badle_bucket)", IR),
+    ("histogram_quantile(0.5, qd_req_bucket offset 1m)", IR),
+    ("histogram_quantile(0.5, sum by (le) (qd_req_bucket))", IR),
+    ('histogram_quantile(0.5, {__name__=~"qd_req_bucket|qd_odd_bucket"})', IR),
+    ("histogram_quantile(0.75, sum without (job) (rate(qd_req_bucket[1m])))", IR),
+    ("absent(sum(nope))", IR), ('absent(nope{a="b"} offset 1m)', IR), ("absent(rate(nope[1m]))", IR),
+    ('absent(nope{a="b",a="c"})', IR), ('absent(nope{a=~"b"})', IR),
+    ('vector(scalar(qd_gauge{inst="a",grp="x"}))', IR), ("count(qd_gauge) by (inst) > 1", IR),
     # binary operators
     ("qd_gauge + 1", IR), ("2 * qd_gauge", IR), ("qd_gauge / 0", IR), ("0 / 0", IR),
     ("qd_gauge % 3", IR), ("-7 % 3", IR), ("qd_gauge ^ 2", IR), ("2 ^ 3 ^ 2", IR), ("-2 ^ 2", IR),

@@ -44,7 +44,7 @@ static void test_parse_errors(void) {
     parse_err("1 +", 1, 4, "unexpected end of input");
     parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
     parse_err("sum(foo) by (a", 1, 15, "unclosed left parenthesis"); /* as 2.42 answers */
-    parse_err("foo{a=~\"(\"}", 1, 8, "error parsing regexp");
+    parse_err("foo{a=~\"(\"}", 1, 5, "error parsing regexp");
     parse_err("rat(foo[5m])", 1, 1, "unknown function with name \"rat\"");
     parse_err("foo +\n  bar baz", 2, 7, "unexpected identifier");
     parse_err("1 > 2", 1, 3, "comparisons between scalars must use BOOL modifier");
