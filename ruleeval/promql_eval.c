@@ -2830,8 +2830,8 @@ static void rx_free(struct rx *r) {
     free(r);
 }
 
-/* Compiles "^(?s:re)$" as Go's label_replace does. Returns new or NULL. */
-static struct rx *rx_compile(const char *re) {
+/* Compiles "^(?s:re)$" (3.x) or "^(?:re)$" (2.x) as Go's label_replace does. Returns new or NULL. */
+static struct rx *rx_compile(const char *re, bool v2) {
     size_t l = strlen(re);
     char *pat = malloc(l + 16);
     struct rx *r = calloc(1, sizeof(*r));
@@ -2840,7 +2840,7 @@ static struct rx *rx_compile(const char *re) {
         free(r);
         return NULL;
     }
-    snprintf(pat, l + 16, "^(?s:%s)$", re);
+    snprintf(pat, l + 16, v2 ? "^(?:%s)$" : "^(?s:%s)$", re); /* 2.x: no (?s) */
     int ec;
     PCRE2_SIZE eo;
     r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
@@ -3381,7 +3381,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                    *srcl = eval(ev, e->args[3], ts).str, *regex = eval(ev, e->args[4], ts).str;
         if (!re_valid_label_name(dst, strlen(dst)))
             fail(ev, -EINVAL, "invalid destination label name in label_replace(): %s", dst);
-        struct rx *rx = rx_compile(regex);
+        struct rx *rx = rx_compile(regex, ev->o->compat_v2);
         if (!rx) fail(ev, -EINVAL, "invalid regular expression in label_replace(): %s", regex);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];

@@ -1040,7 +1040,7 @@ static int add_matcher(struct parser *ps, struct promql_expr *e, enum re_match_t
     }
     e->m = nm;
     struct perr rerr = {0};
-    int rc = re_matcher_init(&nm[e->nm], ty, name, val, &rerr);
+    int rc = re_matcher_init_compat(&nm[e->nm], ty, name, val, ps->v2, &rerr);
     if (rc < 0) {
         memset(&nm[e->nm], 0, sizeof(nm[0]));
         if (rc == -ENOMEM)

@@ -63,6 +63,10 @@ struct re_matcher {
  * compiles the regex. Returns 0, -ENOMEM, or -EINVAL with err filled for a bad regex. */
 int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *name,
                     const char *value, struct perr *err);
+/* re_matcher_init for one PromQL version: with v2 true '.' does not match a newline, as in
+ * Prometheus 2.x (3.x added the (?s) flag). */
+int re_matcher_init_compat(struct re_matcher *m, enum re_match_type type, const char *name,
+                           const char *value, bool v2, struct perr *err);
 /* Releases what re_matcher_init acquired; tolerates a zeroed struct. */
 void re_matcher_fini(struct re_matcher *m);
 /* True if value (NUL-terminated; NULL means the label is absent, i.e. "") matches.

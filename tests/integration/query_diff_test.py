@@ -72,6 +72,8 @@ def extra_series(end):
         out.append(({"__name__": "qd_noinf_bucket", "le": le},
                     [(t, float(base * (k + 1))) for k, t in enumerate(ts)], []))
     out.append(({"__name__": "qd_badle_bucket", "le": "x"}, [(t, 1.0) for t in ts], []))
+    # A label value with a newline (regex "." and newlines differ between 2.x and 3.x).
+    out.append(({"__name__": "qd_nl", "v": "a\nb"}, [(t, 1.0) for t in ts], []))
     # Special values.
     for kind, v in (("nan", math.nan), ("inf", math.inf), ("neginf", -math.inf), ("zero", 0.0),
                     ("neg", -2.5), ("small", 1e-300), ("big", 1.7e308)):
@@ -278,6 +280,9 @@ QUERIES = [
     ("absent(sum(nope))", IR), ('absent(nope{a="b"} offset 1m)', IR), ("absent(rate(nope[1m]))", IR),
     ('absent(nope{a="b",a="c"})', IR), ('absent(nope{a=~"b"})', IR),
     ('vector(scalar(qd_gauge{inst="a",grp="x"}))', IR), ("count(qd_gauge) by (inst) > 1", IR),
+    ('qd_nl{v=~"a.b"}', IR), ('qd_nl{v!~"a.b"}', IR), ('qd_nl{v=~".*"}', IR),
+    ('label_replace(qd_nl, "w", "$1", "v", "(.*)")', IR),
+    ('label_replace(qd_nl, "w", "x", "v", "a.b")', IR),
     # binary operators
     ("qd_gauge + 1", IR), ("2 * qd_gauge", IR), ("qd_gauge / 0", IR), ("0 / 0", IR),
     ("qd_gauge % 3", IR), ("-7 % 3", IR), ("qd_gauge ^ 2", IR), ("2 ^ 3 ^ 2", IR), ("-2 ^ 2", IR),

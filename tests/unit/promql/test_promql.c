@@ -459,6 +459,17 @@ static void test_compat_v2(void) {
     size_t nn = 0;
     CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, &o2), 68);
     CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, NULL), 65);
+    /* 2.x regexes: '.' does not match a newline (3.x compiles them with (?s)) */
+    struct re_label lnl[] = {{"__name__", "nl"}, {"v", "a\nb"}};
+    re_memstore_add(ms, lnl, 2, 0, 1, NULL);
+    eval1(ms, "nl{v=~\"a.b\"}", 0, &nn, &o2);
+    CHECK_EQ_INT(nn, 0);
+    eval1(ms, "nl{v=~\"a.b\"}", 0, &nn, NULL);
+    CHECK_EQ_INT(nn, 1);
+    struct promql_result *lr = eval_v2(ms, "label_replace(nl, \"w\", \"x\", \"v\", \"a.b\")", 0);
+    TAP_OK(lr && lr->nseries == 1 && !has_label(&lr->series[0], "w", NULL),
+           "v2: label_replace's '.' does not match a newline");
+    promql_result_free(lr);
     re_memstore_free(ms);
 
     struct re_memstore *s = re_memstore_new();
