@@ -2830,7 +2830,8 @@ static void rx_free(struct rx *r) {
     free(r);
 }
 
-/* Compiles "^(?s:re)$" (3.x) or "^(?:re)$" (2.x) as Go's label_replace does. Returns new or NULL. */
+/* Compiles "^(?s:re)$" (3.x) or "^(?:re)$" (2.x) as Go's label_replace does. Returns new or NULL.
+ */
 static struct rx *rx_compile(const char *re, bool v2) {
     size_t l = strlen(re);
     char *pat = malloc(l + 16);
