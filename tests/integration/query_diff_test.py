@@ -481,7 +481,7 @@ def main():
         for mode in modes + ("e" if "i" in modes else "") + ("o" if "r" in modes else ""):
             diff, note, n = run_one(pl, prom, q, mode, end_s)
             what = "error" if n < 0 else f"{n} series"
-            desc = f"{names[mode]}: {q} ({what})"
+            desc = f"{names[mode]}: {q} ({what})".replace("\n", "\\n")  # one TAP line
             if q in KNOWN:
                 desc += f" # TODO {KNOWN[q]}"
                 counts["todo"] += 1
