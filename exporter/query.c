@@ -956,7 +956,6 @@ static int count_selector(void *arg, const struct re_matcher *m, size_t nm) {
 }
 
 int query_exemplars(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
-    (void)env;
     int status = 0;
     int64_t start, end;
     if (time_param(p, "start", MIN_TIME_MS, &start, out, &status) ||
@@ -966,7 +965,7 @@ int query_exemplars(const struct query_env *env, const struct query_params *p, s
         return fail(out, 400, E_BAD_DATA, "end timestamp must not be before start timestamp");
     const char *q = p->get(p->ctx, "query");
     struct perr err = {0};
-    struct promql_expr *e = promql_parse(q ? q : "", &err);
+    struct promql_expr *e = promql_parse_compat(q ? q : "", env->compat_v2, &err);
     if (!e) {
         if (!err.msg[0]) return fail_oom(out);
         if (err.line) return fail(out, 400, E_BAD_DATA, "%d:%d: %s", err.line, err.col, err.msg);
@@ -1038,11 +1037,11 @@ static void opts_for(const struct query_env *env, struct deadline *d, struct pro
 /* Parses the query parameter; on error writes Prometheus's bad_data answer. The instant
  * query wraps the reason as an invalid "query" parameter, the range query does not (its
  * error comes straight from NewRangeQuery). */
-static struct promql_expr *parse_query(const struct query_params *p, bool wrap, struct sbuf *out,
-                                       int *status) {
+static struct promql_expr *parse_query(const struct query_env *env, const struct query_params *p,
+                                       bool wrap, struct sbuf *out, int *status) {
     const char *q = p->get(p->ctx, "query");
     struct perr err = {0};
-    struct promql_expr *e = promql_parse(q ? q : "", &err);
+    struct promql_expr *e = promql_parse_compat(q ? q : "", env->compat_v2, &err);
     if (e) return e;
     if (!err.msg[0]) {
         *status = fail_oom(out);
@@ -1228,7 +1227,7 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
     if (time_param_ex(p, "time", p->now_ms, true, &t, out, &status)) return status;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, true, out, &status);
+    struct promql_expr *e = parse_query(env, p, true, out, &status);
     if (!e) return status;
     struct promql_opts o;
     opts_for(env, &d, &o);
@@ -1296,7 +1295,7 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
     int status = 0;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, false, out, &status);
+    struct promql_expr *e = parse_query(env, p, false, out, &status);
     if (!e) return status;
     enum promql_vtype vt = promql_expr_type(e);
     if (vt != PROMQL_SCALAR && vt != PROMQL_VECTOR) {
