@@ -1197,21 +1197,16 @@ static int answer(const struct query_env *env, const struct promql_result *r, st
     return finish(out);
 }
 
-/* Whether an instant vector's order is the query's own: sort(), sort_desc(), topk() and
- * bottomk() at the top. Any other order Prometheus gives is its storage's (series sorted by
- * labels, which selectors and the operators over them keep) or a hash map's (aggregations,
- * no order at all). Returns 1, 0 or -ENOMEM. */
+/* Whether an instant vector's order may be the query's own: sort(), sort_desc(), 3.x's
+ * sort_by_label() and sort_by_label_desc(), topk() or bottomk() anywhere in it (the order
+ * they make survives `or` and other operators). Any other order Prometheus gives is its
+ * storage's (series sorted by labels, which selectors and the operators over them keep) or
+ * a hash map's (aggregations, no order at all). A name only in a string also counts: that
+ * only leaves the evaluator's order. Returns 1, 0 or -ENOMEM. */
 static int order_is_the_querys(const struct promql_expr *e) {
     char *txt = promql_expr_string(e);
     if (!txt) return -ENOMEM;
-    const char *q = txt;
-    while (*q == '(' || *q == ' ')
-        q++;
-    static const char *const fns[] = {"sort(", "sort_desc(", "topk(",
-                                      "topk ", "bottomk(",   "bottomk "};
-    int keep = 0;
-    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
-        keep |= !strncmp(q, fns[i], strlen(fns[i]));
+    int keep = strstr(txt, "sort") || strstr(txt, "topk") || strstr(txt, "bottomk");
     free(txt);
     return keep;
 }

@@ -305,6 +305,24 @@ static void test_endpoints(void) {
     CHECK_EQ_STR(out.data, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\","
                            "\"result\":[{\"metric\":{\"job\":\"b\"},\"values\":[[300,\"2\"],"
                            "[315,\"2\"],[330,\"2\"]]}]}}");
+    /* Instant vectors come in label order, unless the query orders them itself. */
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "m{job=~\"b|a\"}", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"a\"") < strstr(out.data, "\"job\":\"b\""));
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "(sort(m))", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
+    CHECK_EQ_INT(
+        call(&env, query_instant, &out,
+             (const char *[]){"query", "sort_by_label_desc(m, \"job\")", "time", "300", NULL}),
+        200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "bottomk(1, m) or m", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
     /* PromQL annotations: 3.x splits infos from warnings; 2.x has none. */
     CHECK_EQ_INT(call(&env, query_instant, &out,
                       (const char *[]){"query", "rate(m[1m])", "time", "300", NULL}),
