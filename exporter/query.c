@@ -476,7 +476,7 @@ struct mlist {
 };
 
 static int mlist_add(struct mlist *l, enum re_match_type t, const char *name, const char *value,
-                     struct perr *err) {
+                     bool v2, struct perr *err) {
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 4;
         struct re_matcher *nm = realloc(l->m, nc * sizeof(*nm));
@@ -485,7 +485,7 @@ static int mlist_add(struct mlist *l, enum re_match_type t, const char *name, co
         l->cap = nc;
     }
     memset(&l->m[l->n], 0, sizeof(l->m[l->n]));
-    int rc = re_matcher_init(&l->m[l->n], t, name, value, err);
+    int rc = re_matcher_init_compat(&l->m[l->n], t, name, value, v2, err);
     if (rc) return rc;
     l->n++;
     return 0;
@@ -498,6 +498,11 @@ static void mlist_free(struct re_matcher *m, size_t n) {
 }
 
 int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, struct perr *err) {
+    return query_parse_selector_compat(s, false, out, nout, err);
+}
+
+int query_parse_selector_compat(const char *s, bool v2, struct re_matcher **out, size_t *nout,
+                                struct perr *err) {
     struct selp p = {s, 0, err, false};
     struct mlist l = {0};
     struct sbuf name, val;
@@ -510,7 +515,7 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
         while (ident_char(s[p.i], true))
             p.i++;
         sbuf_add(&name, s + st, p.i - st);
-        rc = mlist_add(&l, RE_MATCH_EQ, "__name__", name.data, err);
+        rc = mlist_add(&l, RE_MATCH_EQ, "__name__", name.data, v2, err);
         sel_ws(&p);
     } else if (s[p.i] != '{') {
         rc = sel_err(&p, s[p.i] ? "unexpected character, expected a series selector"
@@ -555,7 +560,7 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
                 rc = -ENOMEM;
                 break;
             }
-            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) {
+            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", v2, err))) {
                 /* A bad regex: PromQL reports it as a parse error at the matcher. */
                 if (rc == -EINVAL) {
                     char msg[sizeof(err->msg)];
@@ -717,6 +722,7 @@ struct msets {
     struct re_matcher **m;
     size_t *n;
     size_t count;
+    bool v2; /* regexes as Prometheus 2.x compiles them */
     int rc;
     struct perr err;
     char bad[256]; /* the selector that failed */
@@ -729,7 +735,8 @@ static int msets_add(void *arg, const char *value) {
     size_t *nn = nm ? realloc(ms->n, (ms->count + 1) * sizeof(*nn)) : NULL;
     if (!nm || !nn) return ms->rc = -ENOMEM;
     ms->n = nn;
-    int rc = query_parse_selector(value, &ms->m[ms->count], &ms->n[ms->count], &ms->err);
+    int rc =
+        query_parse_selector_compat(value, ms->v2, &ms->m[ms->count], &ms->n[ms->count], &ms->err);
     if (rc) {
         snprintf(ms->bad, sizeof(ms->bad), "%s", value);
         return ms->rc = rc;
@@ -788,7 +795,7 @@ static void success_head(struct sbuf *out) {
 
 int query_series(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     int status = 0;
-    struct msets ms = {0};
+    struct msets ms = {.v2 = env->compat_v2};
     if (!p->get(p->ctx, "match[]")) {
         return fail(out, 400, E_BAD_DATA, "no match[] parameter provided");
     }
@@ -905,7 +912,7 @@ static int names_or_values(const struct query_env *env, const struct query_param
     if (time_param(p, "start", MIN_TIME_MS, &start, out, &status) ||
         time_param(p, "end", MAX_TIME_MS, &end, out, &status))
         return status;
-    struct msets ms = {0};
+    struct msets ms = {.v2 = env->compat_v2};
     if (parse_match_params(p, false, &ms, out, &status)) {
         msets_fini(&ms);
         return status;

@@ -79,5 +79,9 @@ int query_parse_duration(const char *s, int64_t *ns);
  * are returns new in *m (free each with re_matcher_fini, then free the array). Returns 0 or
  * -EINVAL with err filled ("1:5: parse error: ..."), -ENOMEM. */
 int query_parse_selector(const char *s, struct re_matcher **m, size_t *nm, struct perr *err);
+/* The same, with regexes compiled as Prometheus 2.x does when v2 ('.' does not match a
+ * newline), for --promql.compat=v2. */
+int query_parse_selector_compat(const char *s, bool v2, struct re_matcher **m, size_t *nm,
+                                struct perr *err);
 
 #endif

@@ -1830,6 +1830,11 @@ struct promql_expr *promql_parse(const char *src, struct perr *err) {
 struct promql_expr *promql_parse_compat(const char *src, bool v2, struct perr *err) {
     struct parser ps = {.src = src, .err = err, .v2 = v2};
     if (err) memset(err, 0, sizeof(*err));
+    if (peek(&ps)->t == T_EOF) { /* blank or only comments, as Prometheus's start rule */
+        perrf(&ps, 0, "no expression found in input");
+        if (ps.have) free(ps.cur.s);
+        return NULL;
+    }
     struct promql_expr *e = parse_expr(&ps, 0);
     if (e) {
         struct tokv *t = peek(&ps);

@@ -42,6 +42,8 @@ static void roundtrip(const char *src, const char *want) {
 static void test_parse_errors(void) {
     parse_err("foo{", 1, 5, "unexpected end of input");
     parse_err("1 +", 1, 4, "unexpected end of input");
+    parse_err("", 1, 1, "no expression found in input");
+    parse_err("  # only a comment", 1, 1, "no expression found in input");
     parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
     parse_err("sum(foo) by (a", 1, 15, "unclosed left parenthesis"); /* as 2.42 answers */
     parse_err("foo{a=~\"(\"}", 1, 5, "error parsing regexp");

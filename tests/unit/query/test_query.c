@@ -229,6 +229,14 @@ static void test_params(void) {
     CHECK(query_parse_selector("x{a=~\"(\"}", &m, &nm, &err) == -EINVAL);
     CHECK(query_parse_selector("x + y", &m, &nm, &err) == -EINVAL);
     CHECK(strstr(err.msg, "parse error") != NULL);
+    /* '.' matches a newline as 3.x compiles a regex, not as 2.x does */
+    for (int v2 = 0; v2 <= 1; v2++) {
+        CHECK(query_parse_selector_compat("{a=~\"x.y\"}", v2, &m, &nm, &err) == 0 && nm == 1);
+        if (nm == 1) CHECK(re_matcher_matches(&m[0], "x\ny") == !v2);
+        for (size_t i = 0; i < nm; i++)
+            re_matcher_fini(&m[i]);
+        free(m);
+    }
 }
 
 /* Parameters from a NULL-terminated list of name/value pairs. */
