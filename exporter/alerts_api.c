@@ -8,10 +8,12 @@
 #include "ruleeval.h"
 #include "sbuf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct out {
@@ -76,10 +78,16 @@ static int v_api_alerts(void *arg, const struct engine_view *v) {
     return rc;
 }
 
+struct rules_req {
+    struct sbuf *b;
+    bool alerting, recording;
+};
+
 static int v_api_rules(void *arg, const struct engine_view *v) {
-    char *s = payload_api_rules(v->groups, v->ngroups);
+    struct rules_req *q = arg;
+    char *s = payload_api_rules_typed(v->groups, v->ngroups, q->alerting, q->recording);
     if (!s) return -ENOMEM;
-    int rc = sbuf_adds(arg, s);
+    int rc = sbuf_adds(q->b, s);
     free(s);
     return rc;
 }
@@ -105,9 +113,31 @@ static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp
     answer(arg, resp, v_api_alerts, &resp->body, "application/json");
 }
 
+/* ?type=alert|record (any case, as Prometheus lowercases it); anything else is its
+ * invalidParamError. */
 static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp) {
-    (void)req;
-    answer(arg, resp, v_api_rules, &resp->body, "application/json");
+    struct rules_req q = {.b = &resp->body, .alerting = true, .recording = true};
+    const char *t = http_arg(req, "type");
+    if (t && *t) {
+        q.alerting = !strcasecmp(t, "alert");
+        q.recording = !strcasecmp(t, "record");
+        if (!q.alerting && !q.recording) {
+            resp->status = 400;
+            resp->content_type = "application/json";
+            char low[101], msg[200];
+            size_t i = 0;
+            for (; t[i] && i < sizeof(low) - 1; i++)
+                low[i] = (char)tolower((unsigned char)t[i]);
+            low[i] = 0;
+            snprintf(msg, sizeof(msg), "invalid parameter \"type\": not supported value \"%s\"",
+                     low);
+            sbuf_adds(&resp->body, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
+            jsonw_str(&resp->body, msg);
+            sbuf_addc(&resp->body, '}');
+            return;
+        }
+    }
+    answer(arg, resp, v_api_rules, &q, "application/json");
 }
 
 /* ---- /alerts ------------------------------------------------------------------------------------

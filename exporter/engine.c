@@ -152,6 +152,7 @@ struct erule {
     struct oset prev; /* output series of the last successful evaluation */
     struct fpset *wh; /* per webhook of the rule set */
     char *genurl;
+    char *query; /* recording rule: the expr as Prometheus prints it (alerting: in alert) */
     /* recording rules' health */
     enum alert_health health;
     char last_error[256];
@@ -272,6 +273,7 @@ static void ruleset_free(struct ruleset *rs) {
                     free(er->wh[w].fp);
             free(er->wh);
             free(er->genurl);
+            free(er->query);
         }
         free(eg->rules);
         free(eg->alert_readers);
@@ -539,13 +541,16 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                 if (er->def->kind == RULEFILE_ALERT) {
                     if (!(er->alert = alert_rule_new(er->def, rg))) goto oom;
                     rs->alerts[rs->nalerts++] = er->alert;
+                } else if (!(er->query = er->def->ast ? promql_expr_string(er->def->ast)
+                                                      : strdup(er->def->expr))) {
+                    goto oom;
                 }
                 if (rs->nwh && !(er->wh = calloc(rs->nwh, sizeof(*er->wh)))) goto oom;
                 struct sel_ctx sc = {.r = er};
                 if (promql_foreach_selector(er->def->ast, collect_selector, &sc)) goto oom;
                 *pr = (struct payload_rule){.alert = er->alert,
                                             .name = er->def->name,
-                                            .query = er->def->expr,
+                                            .query = er->query, /* NULL: alert's */
                                             .labels = er->def->labels,
                                             .nlabels = er->def->nlabels,
                                             .health = ALERT_HEALTH_UNKNOWN,
@@ -618,9 +623,9 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
         for (size_t i = 0; i < res->nseries && !rc; i++)
             if (res->series[i].npoints)
                 rc = emit(emit_arg, res->series[i].labels, res->series[i].nlabels,
-                          res->series[i].points[0].v);
+                          res->series[i].points[0].h ? 0.0 : res->series[i].points[0].v);
     if (res->type != PROMQL_SCALAR && res->type != PROMQL_VECTOR) {
-        snprintf(errbuf, errlen, "query result is not a vector or a scalar");
+        snprintf(errbuf, errlen, "rule result is not a vector or scalar");
         rc = -EINVAL;
     }
     promql_result_free(res);
@@ -731,9 +736,10 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
                             "labels");
         }
     if (g->def->limit > 0 && outs.n > (size_t)g->def->limit) {
-        oset_free(&outs);
+        size_t n = outs.n;
+        oset_free(&outs); /* zeroes outs.n */
         return perr_set(err, 0, 0, "exceeded limit of %lld with %zu series",
-                        (long long)g->def->limit, outs.n);
+                        (long long)g->def->limit, n);
     }
     write_outputs(e, r, &outs, ts);
     return 0;
@@ -920,7 +926,7 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
     bool wrote = false;
     e->evals_total++;
     if (!rc && res->type != PROMQL_VECTOR && res->type != PROMQL_SCALAR)
-        rc = perr_set(&err, 0, 0, "rule result is not a vector or a scalar");
+        rc = perr_set(&err, 0, 0, "rule result is not a vector or scalar");
     if (r->alert) {
         if (rc) {
             alert_rule_set_error(r->alert, ts, err.msg);
@@ -937,9 +943,10 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                 else
                     for (size_t i = 0; i < res->nseries; i++)
                         if (res->series[i].npoints)
-                            smp[k++] =
-                                (struct alert_sample){res->series[i].labels, res->series[i].nlabels,
-                                                      res->series[i].points[0].v};
+                            /* a histogram sample's float value is 0 in Prometheus 2.42 */
+                            smp[k++] = (struct alert_sample){
+                                res->series[i].labels, res->series[i].nlabels,
+                                res->series[i].points[0].h ? 0.0 : res->series[i].points[0].v};
                 struct alert_env env = {.ext_labels = rs->ext,
                                         .next_labels = rs->next,
                                         .external_url = ext_url(e),

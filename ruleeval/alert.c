@@ -401,6 +401,14 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
     return 0;
 }
 
+/* Prometheus builds ALERTS and ALERTS_FOR_STATE from the rule's labels as written (templates
+ * unexpanded, empty values dropped) overridden by the alert's: a label whose template expanded
+ * to "" is missing from the alert but keeps its template text in these series. */
+static void raw_rule_labels(const struct alert_rule *r, struct lset *s) {
+    for (size_t k = 0; k < r->nlabels; k++)
+        if (*r->labels[k].value) lset_set(s, r->labels[k].name, r->labels[k].value);
+}
+
 int alert_rule_series(const struct alert_rule *r,
                       int (*fn)(void *arg, const struct re_label *labels, size_t n, double v),
                       void *arg) {
@@ -408,6 +416,7 @@ int alert_rule_series(const struct alert_rule *r,
         const struct alert *a = &r->alerts[k];
         if (a->state == ALERT_INACTIVE) continue;
         struct lset s = {0};
+        raw_rule_labels(r, &s);
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
         lset_set(&s, "__name__", "ALERTS");
@@ -419,6 +428,7 @@ int alert_rule_series(const struct alert_rule *r,
         int rc = fn(arg, s.l, s.n, 1.0);
         lset_fini(&s);
         if (rc) return rc;
+        raw_rule_labels(r, &s);
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
         lset_set(&s, "__name__", "ALERTS_FOR_STATE");

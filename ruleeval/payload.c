@@ -313,8 +313,10 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
         rbuf_json_str(b, pr->name ? pr->name : "", false);
         rbuf_puts(b, ",\"query\":");
         rbuf_json_str(b, pr->query ? pr->query : "", false);
-        rbuf_puts(b, ",\"labels\":");
-        json_kvs(b, pr->labels, pr->nlabels);
+        if (pr->nlabels) { /* `json:"labels,omitempty"` for recording rules only */
+            rbuf_puts(b, ",\"labels\":");
+            json_kvs(b, pr->labels, pr->nlabels);
+        }
     }
     rbuf_printf(b, ",\"health\":\"%s\"", health_string(h));
     if (*err) {
@@ -329,6 +331,11 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
 }
 
 char *payload_api_rules(const struct payload_rule_group *g, size_t n) {
+    return payload_api_rules_typed(g, n, true, true);
+}
+
+char *payload_api_rules_typed(const struct payload_rule_group *g, size_t n, bool alerting,
+                              bool recording) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_puts(&b, "{\"status\":\"success\",\"data\":{\"groups\":[");
@@ -339,8 +346,11 @@ char *payload_api_rules(const struct payload_rule_group *g, size_t n) {
         rbuf_puts(&b, ",\"file\":");
         rbuf_json_str(&b, g[i].file ? g[i].file : "", false);
         rbuf_puts(&b, ",\"rules\":[");
+        bool first = true;
         for (size_t k = 0; k < g[i].nrules; k++) {
-            if (k) rbuf_putc(&b, ',');
+            if (!(g[i].rules[k].alert ? alerting : recording)) continue;
+            if (!first) rbuf_putc(&b, ',');
+            first = false;
             json_rule(&b, &g[i].rules[k]);
         }
         rbuf_puts(&b, "],\"interval\":");

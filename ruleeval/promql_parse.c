@@ -1614,7 +1614,12 @@ static struct promql_expr *parse_unary(struct parser *ps) {
             in->pos = pos;
             return in;
         }
-        if (!neg) return in;
+        if (!neg) {
+            /* Prometheus keeps `+x` as a UnaryExpr that prints as written */
+            in->plus++;
+            in->pos = pos;
+            return in;
+        }
         struct promql_expr *e = node(ps, PQ_UNARY, pos);
         if (!e) {
             promql_free(in);

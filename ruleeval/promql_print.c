@@ -145,18 +145,19 @@ static void print_labels(struct sb *b, char **l, size_t n) {
     sb_puts(b, ")");
 }
 
+/* `@` before `offset`, whichever order the source wrote them in (printer.go). */
 static void print_mods(struct sb *b, const struct promql_expr *e) {
     char d[40];
-    if (e->offset) {
-        pq_fmt_duration(e->offset, d, sizeof(d));
-        sb_printf(b, " offset %s", d);
-    }
     if (e->at_kind == PQ_AT_TS)
         sb_printf(b, " @ %.3f", (double)e->at / 1000.0);
     else if (e->at_kind == PQ_AT_START)
         sb_puts(b, " @ start()");
     else if (e->at_kind == PQ_AT_END)
         sb_puts(b, " @ end()");
+    if (e->offset) {
+        pq_fmt_duration(e->offset, d, sizeof(d));
+        sb_printf(b, " offset %s", d);
+    }
 }
 
 /* Names the lexer would not read back as a metric name. */
@@ -200,6 +201,8 @@ static void print_sel(struct sb *b, const struct promql_expr *e) {
 
 static void print(struct sb *b, const struct promql_expr *e) {
     char d[40], d2[40];
+    for (unsigned i = 0; i < e->plus; i++)
+        sb_puts(b, "+");
     switch (e->kind) {
     case PQ_NUM:
         fmt_go_float(e->num, d, sizeof(d));

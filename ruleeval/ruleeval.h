@@ -509,6 +509,10 @@ struct payload_rule_group {
 };
 /* Returns new: GET /api/v1/rules body in Prometheus' shape. NULL on OOM. */
 char *payload_api_rules(const struct payload_rule_group *g, size_t n);
+/* Returns new: the same with only alerting and/or recording rules listed (?type=alert|record);
+ * groups stay even when none of their rules is listed, as Prometheus. NULL on OOM. */
+char *payload_api_rules_typed(const struct payload_rule_group *g, size_t n, bool alerting,
+                              bool recording);
 
 /* ---- rule groups (rulegroup.c) ------------------------------------------------------------ */
 

@@ -120,6 +120,7 @@ struct node {
     struct node **kids;
     size_t nkids, capkids;
     const char *tname;
+    const char *src; /* N_TEMPLATE: the node as Go prints it, for error messages */
 };
 
 struct tdef {
@@ -542,6 +543,8 @@ static void unread(struct parser *p) {
 }
 
 /* ---- parser -------------------------------------------------------------------------------- */
+
+static void go_quote(struct rbuf *b, const char *s, size_t n);
 
 static struct node *new_node(struct parser *p, enum nkind k) {
     struct node *n = aalloc(&p->t->a, sizeof(*n));
@@ -1081,14 +1084,34 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                 return NULL;
             }
             n->tname = nm;
+            /* Go's TemplateNode sits at its name and prints as {{template "name" pipe}} */
+            n->line = p->lx.line;
+            n->col = p->lx.col;
+            struct rbuf src;
+            rbuf_init(&src);
+            rbuf_puts(&src, "{{template ");
+            go_quote(&src, nm, nl);
             next_ns(p);
             if (p->lx.t != T_RIGHT) {
+                size_t ps = p->lx.ts;
                 unread(p);
                 int vm = p->nvars;
                 n->pipe = parse_pipe(p, false, T_RIGHT);
                 p->nvars = vm;
-                if (!n->pipe) return NULL;
+                if (!n->pipe) {
+                    free(src.p);
+                    return NULL;
+                }
+                size_t pe = p->lx.ts;
+                while (pe > ps && (p->lx.s[pe - 1] == ' ' || p->lx.s[pe - 1] == '\t' ||
+                                   p->lx.s[pe - 1] == '\n' || p->lx.s[pe - 1] == '\r'))
+                    pe--;
+                rbuf_putc(&src, ' ');
+                rbuf_put(&src, p->lx.s + ps, pe - ps);
             }
+            rbuf_puts(&src, "}}");
+            n->src = src.p ? astrndup(&p->t->a, src.p, src.len) : NULL;
+            free(src.p);
             if (kt == T_KW_BLOCK) {
                 /* block = define + template */
                 enum endkind h2;
@@ -1320,20 +1343,35 @@ static struct tval vbool(bool b) {
     return v;
 }
 
-static void xerr(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xerr(struct exec *x, const char *fmt, ...) {
+static void vxerr_at(struct exec *x, int line, int col, const char *src, const char *fmt,
+                     va_list ap) {
     if (x->failed) return;
     x->failed = true;
     char m[256];
+    vsnprintf(m, sizeof(m), fmt, ap);
+    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
+                x->cur_name, src ? src : "", m);
+}
+
+/* An error at a given node (line, 0-based byte column, Go's String() of the node). */
+static void xerr_at(struct exec *x, int line, int col, const char *src, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void xerr_at(struct exec *x, int line, int col, const char *src, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m, sizeof(m), fmt, ap);
+    vxerr_at(x, line, col, src, fmt, ap);
     va_end(ap);
+}
+
+static void xerr(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xerr(struct exec *x, const char *fmt, ...) {
     /* Go's ErrorContext: the line and 0-based byte column of the node being evaluated */
     int line = x->cur_arg ? x->cur_arg->line : x->cur_node ? x->cur_node->line : 0;
     int col = x->cur_arg ? x->cur_arg->col : x->cur_node ? x->cur_node->col : 0;
-    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
-                x->cur_name, x->cur_arg && x->cur_arg->src ? x->cur_arg->src : "", m);
+    va_list ap;
+    va_start(ap, fmt);
+    vxerr_at(x, line, col, x->cur_arg ? x->cur_arg->src : NULL, fmt, ap);
+    va_end(ap);
 }
 
 static struct tmap *labels_map(struct exec *x, const struct re_label *l, size_t n) {
@@ -1666,7 +1704,9 @@ static struct tval eval_pipe(struct exec *x, struct tval dot, const struct pipe 
 /* ---- built-in and Prometheus functions --------------------------------------------------------
  */
 
-static bool to_float(struct exec *x, const struct tval *v, double *out) {
+/* Prometheus's convertToFloat; its error is the function's, so Go's text/template prefixes
+ * "error calling <fn>: ". */
+static bool to_float(struct exec *x, const char *fn, const struct tval *v, double *out) {
     switch (v->k) {
     case V_FLOAT:
         *out = v->u.f;
@@ -1681,7 +1721,8 @@ static bool to_float(struct exec *x, const struct tval *v, double *out) {
         /* strconv.ParseFloat accepts Inf/NaN spellings, which strtod also does */
         *out = strtod(tmp, &e);
         if (e == tmp || *e) {
-            xerr(x, "strconv.ParseFloat: parsing \"%s\": invalid syntax", tmp);
+            xerr(x, "error calling %s: strconv.ParseFloat: parsing \"%s\": invalid syntax", fn,
+                 tmp);
             return false;
         }
         return true;
@@ -1693,7 +1734,7 @@ static bool to_float(struct exec *x, const struct tval *v, double *out) {
         *out = (double)v->u.i / 1e9;
         return true;
     default:
-        xerr(x, "can't convert %s to float", type_name(v));
+        xerr(x, "error calling %s: can't convert %s to float", fn, type_name(v));
         return false;
     }
 }
@@ -2689,7 +2730,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         strcmp(name, "humanizeTimestamp") == 0 || strcmp(name, "toTime") == 0 ||
         strcmp(name, "toDuration") == 0) {
         if (!want_args(x, name, n, 1)) return none;
-        if (!to_float(x, &av[0], &f)) return none;
+        if (!to_float(x, name, &av[0], &f)) return none;
         if (strcmp(name, "humanize") == 0) return fn_humanize(x, f);
         if (strcmp(name, "humanize1024") == 0) return fn_humanize1024(x, f);
         if (strcmp(name, "humanizeDuration") == 0) return fn_humanize_duration(x, f);
@@ -2860,8 +2901,11 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
     case N_TEMPLATE: {
         const struct node *body = find_def(x->t, n->tname);
         if (!body) {
-            xerr(x, "template: no template \"%s\" associated with template \"%s\"", n->tname,
-                 x->t->name);
+            struct rbuf q;
+            rbuf_init(&q);
+            go_quote(&q, n->tname, strlen(n->tname));
+            xerr_at(x, n->line, n->col, n->src, "template %s not defined", q.p ? q.p : "");
+            free(q.p);
             return F_ERR;
         }
         struct tval nd = {.k = V_NIL};

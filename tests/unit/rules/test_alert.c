@@ -299,11 +299,15 @@ static void test_keep_firing_limit_dups(void) {
     CHECK(js && strstr(js, "\"health\":\"ok\",\"evaluationTime\":0.0005,\"lastEvaluation\":"
                            "\"1970-01-01T00:00:17Z\",\"type\":\"alerting\"}"));
     CHECK(js &&
-          strstr(js, "{\"name\":\"job:x:sum\",\"query\":\"sum(x)\",\"labels\":{},\"health\":"
+          strstr(js, "{\"name\":\"job:x:sum\",\"query\":\"sum(x)\",\"health\":"
                      "\"ok\",\"evaluationTime\":0,\"lastEvaluation\":\"1970-01-01T00:00:17Z\","
                      "\"type\":\"recording\"}],\"interval\":30,\"limit\":0,"
                      "\"evaluationTime\":0.0012,\"lastEvaluation\":"
                      "\"1970-01-01T00:00:17.001Z\"}]}}"));
+    free(js);
+    /* ?type=record: the group stays, its alerting rule goes */
+    js = payload_api_rules_typed(&g, 1, false, true);
+    CHECK(js && strstr(js, "\"rules\":[{\"name\":\"job:x:sum\"") && !strstr(js, "\"K\""));
     free(js);
     alert_rule_free(p);
     alert_rule_free(r3);

@@ -1,0 +1,468 @@
+# SPDX-License-Identifier: Apache-2.0
+"""promlet and a real Prometheus 2.42 load one rule file of unusual cases, get the same
+samples by remote write, evaluate every 1 s, and must answer alike: /api/v1/rules (printed
+exprs, health, errors, filters), /api/v1/alerts (labels, annotations from many template
+functions, state, value strings), the ALERTS and ALERTS_FOR_STATE series, and the
+notifications each sends to its own Alertmanager-API receiver. Times that depend on each
+one's own evaluation clock are checked against the sample times the test controls."""
+import json
+import math
+import os
+import shutil
+import time
+import urllib.parse
+
+import plib
+import rwlib
+from alertlib import Receiver, ts
+
+RULES = r"""groups:
+- name: diff
+  rules:
+  - alert: D_Basic
+    expr: d_load>40
+    labels:
+      severity: page
+      instance: 'override-{{ $labels.instance }}'
+      empty: '{{ if false }}x{{ end }}'
+      job: ''
+    annotations:
+      summary: '{{ $labels.instance }} load {{ $value }} {{ .Value }} {{ .Labels.job }}'
+  - alert: D_For
+    expr: sum(d_load) by (job) > 10
+    for: 2s
+    annotations:
+      printf: '{{ printf "%.3f|%5.1f|%s|%d|%v|%q|%.2e" $value $value $labels.job 42 $value "s" $value }}'
+      case: '{{ $labels.job | toUpper }} {{ "hello wORLD-x" | title }} {{ "ABC" | toLower }}'
+  - alert: D_Pending
+    expr: d_load{instance=~"a|b",job!="x"} > 1
+    for: 1h
+    labels:
+      v: '{{ $value }}'
+  - alert: D_Keep
+    expr: d_keep > 0
+    keep_firing_for: 1h
+    annotations:
+      v: '{{ $value }}'
+  - alert: D_Dup
+    expr: d_dup > 0
+    labels:
+      x: same
+  - alert: D_TmplErr
+    expr: d_load > 40
+    annotations:
+      bad: '{{ $labels.instance | humanize }}'
+      nope: '{{ template "nope" . }}'
+      fine: fine
+  - alert: D_Tmpl
+    expr: d_load > 40
+    annotations:
+      h: '{{ $value | humanize }} {{ 0.000123 | humanize }} {{ 1234567.0 | humanize }} {{ 1234567 | humanize }} {{ 0 | humanize }}'
+      h1024: '{{ 1048576 | humanize1024 }} {{ 1023.5 | humanize1024 }} {{ 0.5 | humanize1024 }}'
+      pct: '{{ with query "d_ratio" }}{{ . | first | value | humanizePercentage }}{{ end }} {{ 0.5 | humanizePercentage }}'
+      dur: '{{ with query "d_dur" }}{{ . | first | value | humanizeDuration }}{{ end }} {{ 0.0015 | humanizeDuration }} {{ -90 | humanizeDuration }} {{ 0 | humanizeDuration }} {{ 90061 | humanizeDuration }}'
+      tsf: '{{ with query "d_dur" }}{{ . | first | value | humanizeTimestamp }}{{ end }}'
+      re: '{{ reReplaceAll "(a)" "X$1" $labels.instance }} {{ match "^a" $labels.instance }} {{ "host:9090" | stripPort }}'
+      rng: '{{ range query "d_load" | sortByLabel "instance" }}{{ .Labels.instance }}={{ .Value }};{{ end }}'
+      iff: '{{ if gt $value 10.0 }}big{{ else }}small{{ end }} {{ with $labels.nojob }}has{{ else }}none{{ end }}'
+      ext: '{{ $externalLabels.site }} {{ $externalURL }}'
+      lbl: '{{ with query "d_load" }}{{ . | sortByLabel "instance" | first | label "instance" }}{{ end }} {{ len $labels }} {{ index $labels "job" }}'
+      args: '{{ with args 1 "x" }}{{ .arg0 }}-{{ .arg1 }}{{ end }}'
+  - alert: D_NaN
+    expr: d_nan
+    annotations:
+      v: '{{ $value }} {{ $value | humanize }} {{ $value | humanizeDuration }} {{ $value | humanizePercentage }}'
+  - alert: D_Inf
+    expr: d_inf
+    annotations:
+      v: '{{ $value }} {{ $value | humanize }} {{ $value | humanizeDuration }}'
+  - alert: D_Small
+    expr: d_small
+    annotations:
+      v: '{{ $value }} {{ $value | humanize }} {{ $value | humanizeDuration }}'
+  - alert: D_Hist
+    expr: d_hist
+    annotations:
+      v: '{{ $value }}'
+  - alert: D_Inner
+    expr: label_replace(d_load, "alertname", "inner", "", "") > 40
+  - record: d:sum
+    expr: sum(d_load) by (job)
+    labels:
+      rec: yes
+  - record: d:dup
+    expr: d_dup
+    labels:
+      x: same
+- name: limited
+  interval: 1s
+  limit: 1
+  rules:
+  - alert: D_Limit
+    expr: d_load > 0
+  - record: d:lim
+    expr: d_load
+- name: printing
+  interval: 2s
+  rules:
+  - record: p:1
+    expr: sum(d_load) without(instance)
+  - record: p:2
+    expr: rate(d_load[300s]) + irate(d_load[90s]) + delta(d_load[1h30m]) + deriv(d_load[7d]) + idelta(d_load[60m])
+  - record: p:3
+    expr: d_load offset 1m + d_load offset -5m + d_load @ 100 + d_load @ 100 offset 1m
+  - record: p:4
+    expr: max_over_time(d_load[5m:30s]) + min_over_time(rate(d_load[5m])[10m:])  + sum_over_time(d_load[5m:1m] offset 2m)
+  - record: p:5
+    expr: d_load > bool 10 == bool(1)
+  - record: p:6
+    expr: d_load * on(instance) group_left(job) d_ratio
+  - record: p:7
+    expr: d_ratio / ignoring(job,x) group_right d_load
+  - record: p:8
+    expr: label_replace(d_load, 'dst', `$1`, "instance", "(.*)\\d")
+  - record: p:9
+    expr: -(d_load) + +d_load - - 1 * (2 + 3) ^ 2 ^ 3 % 4
+  - record: p:10
+    expr: topk(2, d_load) or quantile(0.9, d_load) or count_values("v", d_load) or bottomk by (job) (1, d_load)
+  - record: p:11
+    expr: '{__name__=~"d_lo.*", instance!~"z"} # a comment'
+  - record: p:12
+    expr: d_load unless d_ratio and on() d_ratio or vector(1)
+  - record: p:13
+    expr: time() - 5 + scalar(d_ratio) * 0x10 + 1e3 + .5 + Inf - 1.5e-7
+  - record: p:14
+    expr: absent(nope{a="b"}) or histogram_quantile(0.9, sum by (le) (rate(b_bucket[5m])))
+  - record: p:15
+    expr: label_join(d_load, "x", ",", "instance", "job") and count by () (d_load) > 0
+  - record: p:16
+    expr: avg without() (d_load) + sum by(job,instance)(d_load)
+  - record: p:17
+    expr: 'd_load{instance="a\"b\n\\c", job=''j''}'
+  - record: p:18
+    expr: sum_over_time(d_load[5m] @ start()) + d_load @ end() + rate(d_load[1m] offset 30s)
+  - record: p:19
+    expr: sort_desc(sum(rate(d_load[1m])) by (job, instance)) > on(job) group_left() sum(d_load) by (job)
+  - record: p:20
+    expr: (((d_load)))[5m:] offset 1m
+  - record: p:21
+    expr: d_load == 1 != 2 >= 3 <= 4 < 5 > 6
+  - record: p:22
+    expr: stddev_over_time(d_load[1w]) + predict_linear(d_load[1y], 3600)
+  - record: p:23
+    expr: count(d_load) by (job) atan2 d_ratio
+  - record: p:24
+    expr: d_load[1m1s]
+  - record: p:25
+    expr: +d_load - + (d_load) + -+1 + rate(d_load[5m] offset 1m @ end()) - - d_load
+"""
+
+PROM_ONLY_FLAGS = ["--enable-feature=native-histograms"]
+EXT_URL = "http://ext.example:9999"
+
+
+def main():
+    if not shutil.which("prometheus"):
+        plib.skip_all("prometheus not installed")
+    d = plib.tmpdir()
+    rules_path = os.path.join(d, "diff.rules.yml")
+    with open(rules_path, "w") as f:
+        f.write(RULES)
+    rx_p, rx_q = Receiver(), Receiver()
+
+    def cfg(port):
+        return f"""global:
+  evaluation_interval: 1s
+  external_labels:
+    site: lab
+rule_files: [{rules_path}]
+alerting:
+  alertmanagers:
+  - static_configs:
+    - targets: ['127.0.0.1:{port}']
+"""
+    qd = plib.tmpdir()
+    with open(os.path.join(qd, "prometheus.yml"), "w") as f:
+        f.write(cfg(rx_q.port))
+    qport = plib.free_port()
+    prom = f"http://127.0.0.1:{qport}"
+    plib.start_peer(["prometheus", f"--config.file={qd}/prometheus.yml",
+                     f"--storage.tsdb.path={qd}/tsdb", f"--web.listen-address=127.0.0.1:{qport}",
+                     "--web.enable-remote-write-receiver", f"--web.external-url={EXT_URL}",
+                     "--rules.alert.resend-delay=1m", *PROM_ONLY_FLAGS], f"{prom}/-/ready")
+    with open(os.path.join(d, "promlet.yml"), "w") as f:
+        f.write(cfg(rx_p.port).replace("alerting:\n", "alerting:\n  resend_delay: 1m\n"))
+    p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
+                     args=["--collector.disable-defaults", "--no-rules.event-evaluation",
+                           f"--web.external-url={EXT_URL}"])
+    if not plib.ok(p.addr is not None, "promlet starts with the rule file", p.logtext()):
+        plib.done()
+    # Prometheus's discovery hands the notifier its Alertmanagers only after ~5 s; alerts sent
+    # before that are dropped, so the samples wait for it.
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        st, _, body = plib.http("GET", prom + "/api/v1/alertmanagers")
+        if st == 200 and json.loads(body)["data"]["activeAlertmanagers"]:
+            break
+        time.sleep(0.2)
+
+    def get_p(path):
+        st, _, body = p.get(path)
+        return st, json.loads(body) if body[:1] in (b"{", b"[") else body
+
+    def get_q(path):
+        st, _, body = plib.http("GET", prom + path)
+        return st, json.loads(body) if body[:1] in (b"{", b"[") else body
+
+    def write(series):
+        b = rwlib.body(series)
+        st_p = p.post("/api/v1/write", b, headers=rwlib.HEADERS)[0]
+        st_q = plib.http("POST", prom + "/api/v1/write", b, rwlib.HEADERS)[0]
+        return st_p, st_q
+
+    def settle(t_write, evals=3, timeout=15):
+        """Waits until every group of both has begun an evaluation at least `evals` s after
+        t_write (so both saw the samples and counted the same `for` of 2 s)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            good = True
+            for get in (get_p, get_q):
+                st, r = get("/api/v1/rules")
+                if st != 200:
+                    good = False
+                    break
+                for g in r["data"]["groups"]:
+                    if ts(g["lastEvaluation"]) < t_write + evals + g["interval"] - 1:
+                        good = False
+            if good:
+                return True
+            time.sleep(0.2)
+        return False
+
+    # ---------------- phase 1
+    t0 = time.time()
+    now = int(t0 * 1000)
+    h = rwlib.histogram(now, 0, 6, 12.5, 1, [(0, 2)], [3, 2])
+    s1 = [
+        rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")], [(50, now)]),
+        rwlib.series([("__name__", "d_load"), ("instance", "b"), ("job", "j")], [(5, now)]),
+        rwlib.series([("__name__", "d_ratio"), ("instance", "a")], [(0.256, now)]),
+        rwlib.series([("__name__", "d_dur"), ("instance", "a")], [(3725.5, now)]),
+        rwlib.series([("__name__", "d_keep"), ("k", "1")], [(7, now)]),
+        rwlib.series([("__name__", "d_dup"), ("x", "1"), ("y", "a")], [(1, now)]),
+        rwlib.series([("__name__", "d_dup"), ("x", "2"), ("y", "a")], [(2, now)]),
+        rwlib.series([("__name__", "d_nan")], [(math.nan, now)]),
+        rwlib.series([("__name__", "d_inf"), ("s", "+")], [(math.inf, now)]),
+        rwlib.series([("__name__", "d_inf"), ("s", "-")], [(-math.inf, now)]),
+        rwlib.series([("__name__", "d_small"), ("s", "1")], [(1.5e-7, now)]),
+        rwlib.series([("__name__", "d_small"), ("s", "2")], [(123456789.25, now)]),
+        rwlib.series([("__name__", "d_small"), ("s", "3")], [(-0.0, now)]),
+        rwlib.series([("__name__", "d_hist")], hists=[h]),
+    ]
+    codes = write(s1)
+    plib.ok(codes == (204, 204), "both accept the phase-1 samples", codes)
+    plib.ok(settle(t0), "both evaluated every group 3 s after the samples")
+    time.sleep(0.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t0, "phase 1")
+
+    # ---------------- phase 2: instance a goes stale, d_keep drops (kept firing), d_dup single.
+    t1 = time.time()
+    now = int(t1 * 1000)
+    s2 = [
+        rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")],
+                     [(rwlib.STALE_NAN, now)]),
+        rwlib.series([("__name__", "d_keep"), ("k", "1")], [(0, now)]),
+        rwlib.series([("__name__", "d_dup"), ("x", "2"), ("y", "a")], [(rwlib.STALE_NAN, now)]),
+    ]
+    codes = write(s2)
+    plib.ok(codes == (204, 204), "both accept the phase-2 samples", codes)
+    plib.ok(settle(t1), "both evaluated every group 3 s after the phase-2 samples")
+    time.sleep(1.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t1, "phase 2")
+    p.stop()
+    plib.done()
+
+
+def diff(a, b, path=""):
+    """First difference between two JSON values, as text (None if equal)."""
+    if type(a) != type(b):
+        return f"{path}: promlet {a!r} != prometheus {b!r}"
+    if isinstance(a, dict):
+        if list(a) != list(b) and sorted(a) != sorted(b):
+            return f"{path}: keys promlet {sorted(a)} != prometheus {sorted(b)}"
+        for k in b:
+            r = diff(a[k], b[k], f"{path}.{k}")
+            if r:
+                return r
+        return None
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items != {len(b)}: promlet {a!r} prometheus {b!r}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            r = diff(x, y, f"{path}[{i}]")
+            if r:
+                return r
+        return None
+    return None if a == b else f"{path}: promlet {a!r} != prometheus {b!r}"
+
+
+def lkey(labels):
+    return json.dumps(labels, sort_keys=True)
+
+
+def norm_alert(a, t_write, errs):
+    """Alert JSON with its clock-dependent times checked against the sample time and
+    replaced by markers."""
+    a = dict(a)
+    at = ts(a["activeAt"])
+    # activeAt is the first evaluation that saw the samples (this phase or an earlier one).
+    if not (t_write - 60 <= at <= t_write + 2.5):
+        errs.append(f"activeAt {a['activeAt']} not within the write time {t_write:.3f} + 2.5 s")
+    a["activeAt"] = "T"
+    if "keepFiringSince" in a:
+        k = ts(a["keepFiringSince"])
+        if not (t_write <= k <= t_write + 2.5):
+            errs.append(f"keepFiringSince {a['keepFiringSince']} not within {t_write:.3f} + 2.5 s")
+        a["keepFiringSince"] = "T"
+    return a
+
+
+def norm_rules(r, t_write, errs):
+    out = []
+    for g in r["data"]["groups"]:
+        g = dict(g)
+        g["file"] = os.path.basename(g["file"])
+        g["evaluationTime"] = type(g["evaluationTime"]).__name__
+        if isinstance(g["evaluationTime"], float):
+            g["evaluationTime"] = "float"
+        g["lastEvaluation"] = type(g["lastEvaluation"]).__name__
+        rules = []
+        for x in g["rules"]:
+            x = dict(x)
+            x["evaluationTime"] = "float" if isinstance(x["evaluationTime"], (int, float)) else "?"
+            x["lastEvaluation"] = type(x["lastEvaluation"]).__name__
+            if "alerts" in x:
+                x["alerts"] = sorted((norm_alert(a, t_write, errs) for a in x["alerts"]),
+                                     key=lambda a: lkey(a["labels"]))
+            rules.append(x)
+        g["rules"] = rules
+        out.append(g)
+    return out
+
+
+def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
+    errs_p, errs_q = [], []
+    st_p, rp = get_p("/api/v1/rules")
+    st_q, rq = get_q("/api/v1/rules")
+    if not plib.ok(st_p == st_q == 200, f"{phase}: /api/v1/rules answers", (st_p, st_q)):
+        return
+    gp, gq = norm_rules(rp, t_write, errs_p), norm_rules(rq, t_write, errs_q)
+    plib.ok([g["name"] for g in gp] == [g["name"] for g in gq],
+            f"{phase}: same groups in the same order",
+            ([g["name"] for g in gp], [g["name"] for g in gq]))
+    for a, b in zip(gp, gq):
+        ra, rb = a.pop("rules"), b.pop("rules")
+        plib.ok(diff(a, b) is None, f"{phase}: group {b['name']} fields", diff(a, b))
+        plib.ok([x["name"] for x in ra] == [x["name"] for x in rb],
+                f"{phase}: group {b['name']} rule names",
+                ([x["name"] for x in ra], [x["name"] for x in rb]))
+        for x, y in zip(ra, rb):
+            plib.ok(diff(x, y) is None, f"{phase}: rule {b['name']}/{y['name']}", diff(x, y))
+    plib.ok(not errs_p and not errs_q, f"{phase}: activeAt/keepFiringSince follow the sample time",
+            (errs_p, errs_q))
+    for t in ("alert", "record"):
+        _, fp = get_p(f"/api/v1/rules?type={t}")
+        _, fq = get_q(f"/api/v1/rules?type={t}")
+        np_ = [(g["name"], [x["name"] for x in g["rules"]]) for g in fp["data"]["groups"]]
+        nq = [(g["name"], [x["name"] for x in g["rules"]]) for g in fq["data"]["groups"]]
+        plib.ok(np_ == nq, f"{phase}: /api/v1/rules?type={t}", (np_, nq))
+    stp, fp = get_p("/api/v1/rules?type=bogus")
+    stq, fq = get_q("/api/v1/rules?type=bogus")
+    plib.ok(stp == stq and isinstance(fp, dict) and isinstance(fq, dict) and
+            diff(fp, fq) is None, f"{phase}: /api/v1/rules?type=bogus",
+            (stp, stq, str(fp)[:300], str(fq)[:300]))
+
+    # /api/v1/alerts
+    _, ap = get_p("/api/v1/alerts")
+    _, aq = get_q("/api/v1/alerts")
+    errs_p, errs_q = [], []
+    lp = sorted((norm_alert(a, t_write, errs_p) for a in ap["data"]["alerts"]),
+                key=lambda a: lkey(a["labels"]))
+    lq = sorted((norm_alert(a, t_write, errs_q) for a in aq["data"]["alerts"]),
+                key=lambda a: lkey(a["labels"]))
+    plib.ok(sorted(ap) == sorted(aq) and sorted(ap["data"]) == sorted(aq["data"]),
+            f"{phase}: /api/v1/alerts envelope", (ap.keys(), aq.keys()))
+    plib.ok([lkey(a["labels"]) for a in lp] == [lkey(a["labels"]) for a in lq],
+            f"{phase}: /api/v1/alerts label sets",
+            "\n".join(sorted(set(lkey(a["labels"]) for a in lp) ^ set(lkey(a["labels"]) for a in lq))))
+    byq = {lkey(a["labels"]): a for a in lq}
+    for a in lp:
+        b = byq.get(lkey(a["labels"]))
+        if b is not None:
+            plib.ok(diff(a, b) is None, f"{phase}: alert {a['labels'].get('alertname')} "
+                    f"{lkey(a['labels'])[:60]}", diff(a, b))
+
+    # ALERTS and ALERTS_FOR_STATE
+    for name in ("ALERTS", "ALERTS_FOR_STATE"):
+        q = "/api/v1/query?query=" + urllib.parse.quote(name)
+        _, xp = get_p(q)
+        _, xq = get_q(q)
+        sp = sorted(lkey(s["metric"]) for s in xp["data"]["result"])
+        sq = sorted(lkey(s["metric"]) for s in xq["data"]["result"])
+        plib.ok(sp == sq, f"{phase}: {name} series", "\n".join(sorted(set(sp) ^ set(sq))))
+        for res, alerts, who in ((xp, ap, "promlet"), (xq, aq, "prometheus")):
+            act = {lkey(a["labels"]): ts(a["activeAt"]) for a in alerts["data"]["alerts"]}
+            bad = []
+            for s in res["data"]["result"]:
+                m = dict(s["metric"])
+                del m["__name__"]
+                if name == "ALERTS":
+                    m.pop("alertstate")
+                    if s["value"][1] != "1":
+                        bad.append(s)
+                elif lkey(m) in act and float(s["value"][1]) != math.floor(act[lkey(m)]):
+                    bad.append((s, act[lkey(m)]))
+            plib.ok(not bad, f"{phase}: {who}'s {name} values (1, whole seconds of activeAt)", bad)
+
+    # Notifications: what each one sent to its Alertmanager receiver.
+    def notes(rx):
+        out, bad = {}, []
+        for t_arr, body, hdr in rx.got:
+            if not isinstance(body, list):
+                bad.append(body)
+                continue
+            for a in body:
+                ends = ts(a["endsAt"])
+                if ends > t_arr + 1:
+                    st = "firing"
+                    if not (235 <= ends - t_arr <= 241):
+                        bad.append(("firing endsAt not 4 x 1m ahead", a, t_arr))
+                else:
+                    st = "resolved"
+                    if not (t_write - 0.1 <= ends <= t_write + 2.5):
+                        bad.append(("resolved endsAt not the resolve evaluation", a, t_write))
+                starts = ts(a["startsAt"])
+                if starts > t_arr:
+                    bad.append(("startsAt in the future", a))
+                g = urllib.parse.urlsplit(a.get("generatorURL", ""))
+                qs = urllib.parse.parse_qs(g.query)
+                shape = (g.scheme, g.netloc, g.path, sorted(qs), qs.get("g0.tab"))
+                key = (st, lkey(a["labels"]), lkey(a.get("annotations", {})),
+                       json.dumps(shape), qs.get("g0.expr", [""])[0], json.dumps(sorted(a)))
+                out[key] = out.get(key, 0) + 1
+        return out, bad
+
+    np_, bp = notes(rx_p)
+    nq, bq = notes(rx_q)
+    only_p = sorted(set(np_) - set(nq))
+    only_q = sorted(set(nq) - set(np_))
+    plib.ok(not only_p and not only_q, f"{phase}: the same notifications sent",
+            "only promlet:\n" + "\n".join(map(str, only_p)) + "\nonly prometheus:\n" +
+            "\n".join(map(str, only_q)))
+    counts = sorted((k[:2], np_[k], nq[k]) for k in np_ if k in nq and np_[k] != nq[k])
+    plib.ok(not counts, f"{phase}: each notification sent as many times", counts)
+    plib.ok(not bp and not bq, f"{phase}: notification startsAt/endsAt follow the sample times",
+            (bp, bq))
+
+
+main()
