@@ -603,7 +603,11 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
     struct perr err = {0};
     struct promql_expr *x = promql_parse(expr, &err);
     if (!x) {
-        snprintf(errbuf, errlen, "%s", err.msg);
+        /* ParseErrors.Error(): "line:col: parse error: ..." */
+        if (err.line)
+            snprintf(errbuf, errlen, "%d:%d: %s", err.line, err.col, err.msg);
+        else
+            snprintf(errbuf, errlen, "%s", err.msg);
         return -EINVAL;
     }
     struct re_source src;

@@ -160,7 +160,11 @@ static int template_query(void *arg, const char *expr, int64_t ts, template_emit
     struct perr e = {0};
     struct promql_expr *pe = promql_parse(expr, &e);
     if (!pe) {
-        snprintf(errbuf, errlen, "%s", e.msg);
+        /* ParseErrors.Error(): "line:col: parse error: ..." */
+        if (e.line)
+            snprintf(errbuf, errlen, "%d:%d: %s", e.line, e.col, e.msg);
+        else
+            snprintf(errbuf, errlen, "%s", e.msg);
         return -EINVAL;
     }
     struct promql_result *res = NULL;

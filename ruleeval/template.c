@@ -97,6 +97,7 @@ struct arg {
 struct cmd {
     struct arg **args;
     size_t nargs;
+    const char *src; /* the command's source text: where Go reports a function's error */
 };
 
 struct pipe {
@@ -883,7 +884,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
         unread(p);
         struct cmd *c = aalloc(&p->t->a, sizeof(*c));
         if (!c) return NULL;
-        size_t cap = 0;
+        size_t cap = 0, cstart = 0, cend = 0;
         for (;;) {
             next_ns(p);
             if (p->failed) return NULL;
@@ -898,6 +899,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
                 unread(p);
                 break;
             }
+            if (c->nargs == 0) cstart = p->lx.ts;
             struct arg *a = parse_operand(p);
             if (!a) {
                 if (!p->failed) {
@@ -916,6 +918,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
                 cap = nc;
             }
             c->args[c->nargs++] = a;
+            cend = p->lx.ts + p->lx.tl;
             /* operands must be separated by space */
             lex_next(p);
             if (p->lx.t != T_SPACE && p->lx.t != end && p->lx.t != T_PIPE && p->lx.t != T_RPAREN) {
@@ -929,6 +932,8 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
             perrorf(p, p->lx.line, "missing value for command");
             return NULL;
         }
+        if (cend > cstart && !(c->src = astrndup(&p->t->a, p->lx.s + cstart, cend - cstart)))
+            return NULL;
         struct cmd **nc = aalloc(&p->t->a, (pp->ncmds + 1) * sizeof(*nc));
         if (!nc) return NULL;
         if (pp->ncmds) memcpy(nc, pp->cmds, pp->ncmds * sizeof(*nc));
@@ -1291,6 +1296,7 @@ struct tval {
         struct tmap *m;
         struct tsample *smp;
         struct tsamples *l;
+        const struct exec *root; /* V_ROOT */
     } u;
 };
 
@@ -1314,6 +1320,7 @@ struct exec {
     const char *cur_name;
     const struct node *cur_node;
     const struct arg *cur_arg;
+    const char *call_src; /* the command of the function being called (see call_func) */
 };
 
 enum flow { F_NORMAL, F_BREAK, F_CONTINUE, F_ERR };
@@ -1349,6 +1356,8 @@ static void vxerr_at(struct exec *x, int line, int col, const char *src, const c
     x->failed = true;
     char m[256];
     vsnprintf(m, sizeof(m), fmt, ap);
+    /* Go's evalCall: an error a function returns is "error calling <fn>: ..." at its command */
+    if (!strncmp(m, "error calling ", 14) && x->call_src) src = x->call_src;
     rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
                 x->cur_name, src ? src : "", m);
 }
@@ -1521,9 +1530,22 @@ static void fmt_value(struct rbuf *b, const struct tval *v) {
         }
         rbuf_putc(b, ']');
         break;
-    case V_ROOT:
-        rbuf_puts(b, "{...}");
+    case V_ROOT: { /* %v of the data struct: {Labels ExternalLabels ExternalURL Value} */
+        const struct exec *x = v->u.root;
+        struct tval m = {.k = V_MAP};
+        rbuf_putc(b, '{');
+        m.u.m = x->root_labels;
+        fmt_value(b, &m);
+        rbuf_putc(b, ' ');
+        m.u.m = x->root_ext;
+        fmt_value(b, &m);
+        rbuf_putc(b, ' ');
+        rbuf_puts(b, x->d->external_url ? x->d->external_url : "");
+        rbuf_putc(b, ' ');
+        rbuf_gofloat(b, x->d->value, 'g');
+        rbuf_putc(b, '}');
         break;
+    }
     case V_TIME:
         fmt_time(b, v->u.i);
         break;
@@ -1628,7 +1650,8 @@ static bool var_push(struct exec *x, const char *name, struct tval v) {
 }
 
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
-                             struct arg *const *args, size_t nargs, const struct tval *final);
+                             struct arg *const *args, size_t nargs, const struct tval *final,
+                             const char *csrc);
 
 static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a) {
     struct tval v = {.k = V_INVALID};
@@ -1647,7 +1670,7 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
     case A_DOT:
         return dot;
     case A_IDENT:
-        return call_func(x, dot, a, NULL, 0, NULL);
+        return call_func(x, dot, a, NULL, 0, NULL, a->src);
     case A_STR:
         return vstr(a->s, a->slen);
     case A_NUM:
@@ -1671,7 +1694,8 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
 static struct tval eval_cmd(struct exec *x, struct tval dot, const struct cmd *c,
                             const struct tval *final) {
     const struct arg *first = c->args[0];
-    if (first->k == A_IDENT) return call_func(x, dot, first, c->args + 1, c->nargs - 1, final);
+    if (first->k == A_IDENT)
+        return call_func(x, dot, first, c->args + 1, c->nargs - 1, final, c->src);
     if (c->nargs > 1 || final) {
         x->cur_arg = first;
         if (first->k == A_FIELD || first->k == A_VAR)
@@ -1846,15 +1870,81 @@ static struct tval fn_humanize_duration(struct exec *x, double v) {
     return str_of(x, &b);
 }
 
-static pcre2_code *compile_re(struct exec *x, const char *pat) {
+/* The start of the character class left open at the end of pat (Go reports it from its
+ * `[`), or pat itself when none is found. */
+static const char *open_class(const char *pat) {
+    const char *start = NULL;
+    for (const char *p = pat; *p; p++) {
+        if (*p == '\\') {
+            if (!p[1]) break;
+            p++;
+        } else if (!start && *p == '[') {
+            start = p;
+            if (p[1] == '^') p++;
+            if (p[1] == ']') p++; /* a leading ] is a literal */
+        } else if (start && *p == '[' && p[1] == ':') {
+            const char *e = strstr(p + 2, ":]");
+            if (e) p = e + 1;
+        } else if (start && *p == ']') {
+            start = NULL;
+        }
+    }
+    return start ? start : pat;
+}
+
+/* Compiles pat as Go's regexp does, reporting a syntax error as Go's regexp/syntax words it
+ * for the common cases (PCRE2's text otherwise). reReplaceAll uses regexp.MustCompile, whose
+ * panic text the template engine passes on; match uses regexp.MatchString. */
+static pcre2_code *compile_re(struct exec *x, const char *fn, const char *pat) {
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *re =
         pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
     if (!re) {
         char m[120];
-        pcre2_get_error_message(ec, (PCRE2_UCHAR *)m, sizeof(m));
-        xerr(x, "error parsing regexp: %s: `%s`", m, pat);
+        const char *expr = pat, *code = m;
+        size_t elen = strlen(pat);
+        switch (ec) {
+        case PCRE2_ERROR_MISSING_SQUARE_BRACKET:
+            code = "missing closing ]";
+            expr = open_class(pat);
+            elen = strlen(expr);
+            break;
+        case PCRE2_ERROR_MISSING_CLOSING_PARENTHESIS:
+            code = "missing closing )";
+            break;
+        case PCRE2_ERROR_UNMATCHED_CLOSING_PARENTHESIS:
+            code = "unexpected )";
+            break;
+        case PCRE2_ERROR_END_BACKSLASH:
+            code = "trailing backslash at end of expression";
+            elen = 0;
+            break;
+        case PCRE2_ERROR_QUANTIFIER_INVALID:
+            code = "missing argument to repetition operator";
+            /* Go names the operator (with a non-greedy `?`); PCRE2 points at or after it */
+            {
+                size_t pl = strlen(pat);
+                const char *q = NULL;
+                if (eo < pl && strchr("*+?", pat[eo]))
+                    q = pat + eo;
+                else if (eo > 0 && eo <= pl && strchr("*+?", pat[eo - 1]))
+                    q = pat + eo - 1;
+                if (q) {
+                    expr = q;
+                    elen = q[1] == '?' ? 2 : 1;
+                }
+            }
+            break;
+        default:
+            pcre2_get_error_message(ec, (PCRE2_UCHAR *)m, sizeof(m));
+        }
+        if (!strcmp(fn, "reReplaceAll"))
+            xerr(x, "error calling %s: regexp: Compile(`%s`): error parsing regexp: %s: `%.*s`", fn,
+                 pat, code, (int)elen, expr);
+        else
+            xerr(x, "error calling %s: error parsing regexp: %s: `%.*s`", fn, code, (int)elen,
+                 expr);
     }
     return re;
 }
@@ -1862,7 +1952,7 @@ static pcre2_code *compile_re(struct exec *x, const char *pat) {
 /* regexp.ReplaceAllString with Go's $name / ${name} expansion. */
 static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char *repl,
                                      const char *text) {
-    pcre2_code *re = compile_re(x, pat);
+    pcre2_code *re = compile_re(x, "reReplaceAll", pat);
     if (!re) return vstr("", 0);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     struct rbuf b;
@@ -1928,7 +2018,7 @@ static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char
 }
 
 static struct tval fn_match(struct exec *x, const char *pat, const char *text) {
-    pcre2_code *re = compile_re(x, pat);
+    pcre2_code *re = compile_re(x, "match", pat);
     if (!re) return vbool(false);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) : -1;
@@ -2161,12 +2251,28 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
         case 'o':
         case 'b':
         case 'c':
+        case 'U':
             if (v->k == V_INT) {
                 if (verb == 'o')
                     rbuf_printf(&t, "%" PRIo64, v->u.i);
-                else if (verb == 'c')
-                    rbuf_putc(&t, (char)v->u.i);
-                else {
+                else if (verb == 'U') /* Go: U+0041, at least four hex digits */
+                    rbuf_printf(&t, "U+%04" PRIX64, (uint64_t)v->u.i);
+                else if (verb == 'c') {
+                    /* the code point as UTF-8; invalid ones are U+FFFD */
+                    int64_t c = v->u.i;
+                    if (c < 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;
+                    if (c < 0x80)
+                        rbuf_putc(&t, (char)c);
+                    else if (c < 0x800)
+                        rbuf_printf(&t, "%c%c", (char)(0xC0 | (c >> 6)), (char)(0x80 | (c & 0x3F)));
+                    else if (c < 0x10000)
+                        rbuf_printf(&t, "%c%c%c", (char)(0xE0 | (c >> 12)),
+                                    (char)(0x80 | ((c >> 6) & 0x3F)), (char)(0x80 | (c & 0x3F)));
+                    else
+                        rbuf_printf(&t, "%c%c%c%c", (char)(0xF0 | (c >> 18)),
+                                    (char)(0x80 | ((c >> 12) & 0x3F)),
+                                    (char)(0x80 | ((c >> 6) & 0x3F)), (char)(0x80 | (c & 0x3F)));
+                } else {
                     char bits[70];
                     int n = 0;
                     uint64_t u = (uint64_t)v->u.i;
@@ -2242,25 +2348,25 @@ static int cmp_kind(const struct tval *v) {
 
 /* Go's lt/le/... : basic kinds only, same kind (ints of any size compare). Returns -1, 0, 1 or
  * sets an error; *nan is set when floats are unordered. */
-static int compare(struct exec *x, const struct tval *a, const struct tval *b, bool ordered,
-                   bool *unordered) {
+static int compare(struct exec *x, const char *fn, const struct tval *a, const struct tval *b,
+                   bool ordered, bool *unordered) {
     *unordered = false;
     int ka = cmp_kind(a), kb = cmp_kind(b);
     if (!ka || !kb) {
         if (!ordered && (a->k == V_NIL || a->k == V_INVALID || b->k == V_NIL || b->k == V_INVALID))
             return (a->k == V_NIL || a->k == V_INVALID) && (b->k == V_NIL || b->k == V_INVALID) ? 0
                                                                                                 : 1;
-        xerr(x, "invalid type for comparison");
+        xerr(x, "error calling %s: invalid type for comparison", fn);
         return 0;
     }
     if (ka != kb) {
-        xerr(x, "incompatible types for comparison");
+        xerr(x, "error calling %s: incompatible types for comparison", fn);
         return 0;
     }
     switch (ka) {
     case 1:
         if (ordered) {
-            xerr(x, "invalid type for comparison");
+            xerr(x, "error calling %s: invalid type for comparison", fn);
             return 0;
         }
         return a->u.b != b->u.b;
@@ -2322,7 +2428,8 @@ static bool want_args(struct exec *x, const char *name, size_t got, size_t want)
 }
 
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
-                             struct arg *const *args, size_t nargs, const struct tval *final) {
+                             struct arg *const *args, size_t nargs, const struct tval *final,
+                             const char *csrc) {
     const char *name = fn->name;
     struct tval none = {.k = V_INVALID};
     size_t n = nargs + (final ? 1 : 0);
@@ -2354,6 +2461,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     }
     if (final) av[nargs] = *final;
     x->cur_arg = fn;
+    x->call_src = csrc; /* errors the function returns are reported at its command */
 
     struct rbuf b;
     rbuf_init(&b);
@@ -2522,12 +2630,12 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     }
     if (strcmp(name, "eq") == 0) {
         if (n < 2) {
-            xerr(x, "missing argument for comparison");
+            xerr(x, "error calling eq: missing argument for comparison");
             return none;
         }
         for (size_t i = 1; i < n; i++) {
             bool un;
-            int c = compare(x, &av[0], &av[i], false, &un);
+            int c = compare(x, name, &av[0], &av[i], false, &un);
             if (x->failed) return none;
             if (c == 0 && !un) return vbool(true);
         }
@@ -2538,7 +2646,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         if (!want_args(x, name, n, 2)) return none;
         bool un;
         bool ordered = name[0] != 'n';
-        int c = compare(x, &av[0], &av[1], ordered, &un);
+        int c = compare(x, name, &av[0], &av[1], ordered, &un);
         if (x->failed) return none;
         if (un) return vbool(name[0] == 'n');
         if (name[0] == 'n') return vbool(c != 0);
@@ -2546,6 +2654,32 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         if (strcmp(name, "le") == 0) return vbool(c <= 0);
         if (strcmp(name, "gt") == 0) return vbool(c > 0);
         return vbool(c >= 0);
+    }
+    if (strcmp(name, "slice") == 0 && n >= 1 && av[0].k == V_STR) {
+        /* Go's slice on a string: s[i], s[i:j] in bytes; a third index is an error */
+        int64_t idx[2] = {0, (int64_t)av[0].u.s.n};
+        if (n > 3) {
+            xerr(x, "error calling slice: cannot 3-index slice a string");
+            return none;
+        }
+        for (size_t i = 1; i < n; i++) {
+            if (av[i].k != V_INT) {
+                xerr(x, "error calling slice: cannot index slice/array with type %s",
+                     type_name(&av[i]));
+                return none;
+            }
+            if (av[i].u.i < 0 || av[i].u.i > (int64_t)av[0].u.s.n) {
+                xerr(x, "error calling slice: index out of range: %" PRId64, av[i].u.i);
+                return none;
+            }
+            idx[i - 1] = av[i].u.i;
+        }
+        if (idx[0] > idx[1]) {
+            xerr(x, "error calling slice: invalid slice index: %" PRId64 " > %" PRId64, idx[0],
+                 idx[1]);
+            return none;
+        }
+        return vstr(av[0].u.s.p + idx[0], (size_t)(idx[1] - idx[0]));
     }
     if (strcmp(name, "slice") == 0 || strcmp(name, "call") == 0) {
         xerr(x, "error calling %s: unsupported", name);
@@ -2648,7 +2782,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
                 map_get(l->v[j - 1]->labels, ln, &a);
                 map_get(l->v[j]->labels, ln, &c);
                 bool un;
-                if (compare(x, &c, &a, true, &un) >= 0) break;
+                if (compare(x, name, &c, &a, true, &un) >= 0) break;
                 struct tsample *t = l->v[j];
                 l->v[j] = l->v[j - 1];
                 l->v[j - 1] = t;
@@ -2970,6 +3104,7 @@ int template_expand(const struct template *t, const struct template_data *d, cha
         goto done;
     }
     struct tval root = {.k = V_ROOT};
+    root.u.root = x;
     var_push(x, "$", root);
     exec_list(x, root, t->root);
     if (x->a.oom || x->out.oom || x->err.oom) {

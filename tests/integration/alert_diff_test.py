@@ -68,6 +68,38 @@ RULES = r"""groups:
       ext: '{{ $externalLabels.site }} {{ $externalURL }}'
       lbl: '{{ with query "d_load" }}{{ . | sortByLabel "instance" | first | label "instance" }}{{ end }} {{ len $labels }} {{ index $labels "job" }}'
       args: '{{ with args 1 "x" }}{{ .arg0 }}-{{ .arg1 }}{{ end }}'
+  - alert: D_Tmpl2
+    expr: d_load > 40
+    labels:
+      site: rule
+    annotations:
+      name: '{{ $labels.__name__ }}|{{ $labels.nope }}|{{ index $labels "nope" }}|{{ $labels }}'
+      dot: '{{ . }}'
+      q: '{{ with query "nope" }}x{{ else }}empty{{ end }} {{ query "d_load" | len }} {{ with query "scalar(d_ratio)" }}{{ . | first | value }}{{ end }} {{ range $i, $e := query "d_load" | sortByLabel "instance" }}{{ $i }}:{{ $e.Labels.instance }} {{ end }}'
+      qerr: '{{ query "d_load[5m]" }}'
+      qparse: '{{ query "d_load +" }}'
+      rex: '{{ reReplaceAll "[" "x" "y" }}'
+      rex2: '{{ reReplaceAll "a[b" "x" "y" }}'
+      rex3: '{{ match "a(b" "y" }}'
+      rex4: '{{ match "a)" "y" }}'
+      rex5: '{{ match "*a" "y" }}'
+      rex6: '{{ reReplaceAll "x\\" "x" "y" }}'
+      rex7: '{{ match "[]a" "y" }}'
+      cmp: '{{ lt 1 2.5 }}'
+      logic: '{{ and 1 0 }} {{ or "" "b" }} {{ not true }} {{ eq "a" "b" "a" }} {{ ne 1 2 }} {{ le 1.5 2.0 }}'
+      go: '{{ html "<a&b>" }} {{ js "a''b" }} {{ urlquery "a b&c" }} {{ print 1 2 "a" "b" 3 }} {{ println "x" 1 }}{{ len "héllo" }} {{ slice "abcdef" 1 3 }}'
+      vars: '{{ $x := 1 }}{{ $x = 2 }}{{ $x }} {{ with $y := 5 }}{{ $y }}{{ end }} {{ printf "%s" $value }} {{ printf "%d" $value }}'
+      fmt: '{{ printf "%08.3f|%-5s|%x|%X|%o|%b|%e|%g|%G|%t|%c|%U|%5.2f%%" 3.14159 "ab" 255 255 8 5 1234.5678 0.00001234 1e21 true 65 65 12.345 }}'
+      hum: '{{ humanize 1e-30 }} {{ humanize 1e30 }} {{ humanize "1234.5" }} {{ humanizeDuration 1e10 }} {{ humanizeDuration 0.000000001 }} {{ humanizePercentage 0.123456 }} {{ $value | humanizeTimestamp }} {{ humanize1024 1e30 }}'
+      conv: '{{ toTime 1700000000 }} {{ parseDuration "1h30m" }} {{ title "" }} {{ safeHtml "<b>" }} {{ "a<b" }}'
+  - alert: D_Scalar
+    expr: scalar(d_ratio) * 100
+    annotations:
+      v: '{{ $value }} {{ $labels }}'
+  - alert: D_Flip
+    expr: d_flip * on(k) group_left d_flipr > 0
+    annotations:
+      v: '{{ $value }}'
   - alert: D_NaN
     expr: d_nan
     annotations:
@@ -153,11 +185,34 @@ RULES = r"""groups:
     expr: count(d_load) by (job) atan2 d_ratio
   - record: p:24
     expr: d_load[1m1s]
+  - record: p:26
+    expr: d_dup * on(y) d_dup
+  - record: p:27
+    expr: d_dup + on(y) group_left d_dup
   - record: p:25
     expr: +d_load - + (d_load) + -+1 + rate(d_load[5m] offset 1m @ end()) - - d_load
 """
 
 PROM_ONLY_FLAGS = ["--enable-feature=native-histograms"]
+
+# Mismatches known and left to the PromQL-evaluation work (ruleeval/promql_eval.c): reported
+# as TAP TODO so that they show without failing the suite. rule name -> reason.
+KNOWN = {
+    "p:26": "many-to-many error: series order and the text after 160 bytes (struct perr)",
+    "p:27": "many-to-many error: series order and the text after 160 bytes (struct perr)",
+    "D_Flip": "many-to-many error: series order and the text after 160 bytes (struct perr)",
+}
+
+
+def ok_known(cond, desc, detail, name):
+    """plib.ok, but a failure of a rule listed in KNOWN is a TAP TODO."""
+    if cond or name not in KNOWN:
+        return plib.ok(cond, desc, detail)
+    plib._n += 1
+    print(f"not ok {plib._n} - {desc} # TODO {KNOWN[name]}", flush=True)
+    for line in str(detail).splitlines()[:5]:
+        print(f"#   {line[:400]}", flush=True)
+    return False
 EXT_URL = "http://ext.example:9999"
 
 
@@ -258,6 +313,8 @@ alerting:
         rwlib.series([("__name__", "d_small"), ("s", "2")], [(123456789.25, now)]),
         rwlib.series([("__name__", "d_small"), ("s", "3")], [(-0.0, now)]),
         rwlib.series([("__name__", "d_hist")], hists=[h]),
+        rwlib.series([("__name__", "d_flip"), ("k", "1")], [(3, now)]),
+        rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "1")], [(2, now)]),
     ]
     codes = write(s1)
     plib.ok(codes == (204, 204), "both accept the phase-1 samples", codes)
@@ -273,12 +330,29 @@ alerting:
                      [(rwlib.STALE_NAN, now)]),
         rwlib.series([("__name__", "d_keep"), ("k", "1")], [(0, now)]),
         rwlib.series([("__name__", "d_dup"), ("x", "2"), ("y", "a")], [(rwlib.STALE_NAN, now)]),
+        # a second right-hand series for k=1: D_Flip's expr fails, its firing alert is kept
+        rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "2")], [(4, now)]),
     ]
     codes = write(s2)
     plib.ok(codes == (204, 204), "both accept the phase-2 samples", codes)
     plib.ok(settle(t1), "both evaluated every group 3 s after the phase-2 samples")
     time.sleep(1.5)
     compare_all(get_p, get_q, rx_p, rx_q, t1, "phase 2")
+
+    # ---------------- phase 3: instance a is back (new alerts), d_keep fires again (its
+    # keepFiringSince goes), D_Flip's expr works again.
+    t2 = time.time()
+    now = int(t2 * 1000)
+    s3 = [
+        rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")], [(60, now)]),
+        rwlib.series([("__name__", "d_keep"), ("k", "1")], [(9, now)]),
+        rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "2")], [(rwlib.STALE_NAN, now)]),
+    ]
+    codes = write(s3)
+    plib.ok(codes == (204, 204), "both accept the phase-3 samples", codes)
+    plib.ok(settle(t2), "both evaluated every group 3 s after the phase-3 samples")
+    time.sleep(1.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t2, "phase 3")
     p.stop()
     plib.done()
 
@@ -367,7 +441,8 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
                 f"{phase}: group {b['name']} rule names",
                 ([x["name"] for x in ra], [x["name"] for x in rb]))
         for x, y in zip(ra, rb):
-            plib.ok(diff(x, y) is None, f"{phase}: rule {b['name']}/{y['name']}", diff(x, y))
+            ok_known(diff(x, y) is None, f"{phase}: rule {b['name']}/{y['name']}", diff(x, y),
+                     y["name"])
     plib.ok(not errs_p and not errs_q, f"{phase}: activeAt/keepFiringSince follow the sample time",
             (errs_p, errs_q))
     for t in ("alert", "record"):
@@ -428,6 +503,8 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
     def notes(rx):
         out, bad = {}, []
         for t_arr, body, hdr in rx.got:
+            if t_arr < t_write:
+                continue
             if not isinstance(body, list):
                 bad.append(body)
                 continue
@@ -448,7 +525,7 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
                 qs = urllib.parse.parse_qs(g.query)
                 shape = (g.scheme, g.netloc, g.path, sorted(qs), qs.get("g0.tab"))
                 key = (st, lkey(a["labels"]), lkey(a.get("annotations", {})),
-                       json.dumps(shape), qs.get("g0.expr", [""])[0], json.dumps(sorted(a)))
+                       json.dumps(shape), a.get("generatorURL", ""), json.dumps(sorted(a)))
                 out[key] = out.get(key, 0) + 1
         return out, bad
 
