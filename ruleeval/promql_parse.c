@@ -558,6 +558,10 @@ static void lex(struct parser *ps, struct tokv *t) {
                 memcpy(tmp, s + p, (size_t)n);
                 tmp[n] = 0;
                 v = strtod(tmp, NULL);
+                /* Prometheus tries strconv.ParseInt(val, 0, 64) first: a leading 0 makes
+                 * an all-octal-digit integer octal (017 is 15; 08 falls back to 8) */
+                if (tmp[0] == '0' && n > 1 && n < 23 && strspn(tmp, "01234567") == (size_t)n)
+                    v = (double)strtoull(tmp, NULL, 8);
                 e = (char *)s + q;
             }
             if (isalnum((unsigned char)*e) || *e == '_' || *e == '.') {

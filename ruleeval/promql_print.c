@@ -172,6 +172,10 @@ static bool is_keyword(const char *n) {
     return false;
 }
 
+static int str_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void print_sel(struct sb *b, const struct promql_expr *e) {
     size_t shown = 0;
     bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name)) && !is_keyword(e->name);
@@ -182,17 +186,34 @@ static void print_sel(struct sb *b, const struct promql_expr *e) {
         sb_quote(b, e->name);
         shown++;
     }
-    for (size_t i = 0; i < e->nm; i++) {
+    /* printer.go sorts the matchers' texts (sort.Strings: bytewise) */
+    char **txt = e->nm ? calloc(e->nm, sizeof(*txt)) : NULL;
+    size_t nt = 0;
+    if (e->nm && !txt) b->oom = true;
+    for (size_t i = 0; txt && i < e->nm; i++) {
         const struct re_matcher *m = &e->m[i];
         if (e->name && m->type == RE_MATCH_EQ && !strcmp(m->name, "__name__") &&
             !strcmp(m->value, e->name))
             continue;
-        sb_puts(b, shown++ ? "," : "{");
         static const char *ops[] = {"=", "!=", "=~", "!~"};
-        print_lname(b, m->name);
-        sb_puts(b, ops[m->type]);
-        sb_quote(b, m->value);
+        struct sb one = {0};
+        print_lname(&one, m->name);
+        sb_puts(&one, ops[m->type]);
+        sb_quote(&one, m->value);
+        if (one.oom || !one.p) {
+            free(one.p);
+            b->oom = true;
+            break;
+        }
+        txt[nt++] = one.p;
     }
+    if (nt > 1) qsort(txt, nt, sizeof(*txt), str_cmp);
+    for (size_t i = 0; i < nt; i++) {
+        sb_puts(b, shown++ ? "," : "{");
+        sb_puts(b, txt[i]);
+        free(txt[i]);
+    }
+    free(txt);
     if (shown)
         sb_puts(b, "}");
     else if (!e->name)
@@ -244,7 +265,9 @@ static void print(struct sb *b, const struct promql_expr *e) {
         print(b, e->a);
         sb_printf(b, " %s", pq_op_str(e->op));
         if (e->bool_mod) sb_puts(b, " bool");
-        if (e->has_matching) {
+        /* printer.go prints matching only for on(...) or a non-empty ignoring(...): an
+         * empty ignoring() drops out together with its group_left/group_right */
+        if (e->has_matching && (e->on || e->nmlabels)) {
             sb_puts(b, e->on ? " on " : " ignoring ");
             print_labels(b, e->mlabels, e->nmlabels);
             if (e->card == PQ_MANY_ONE || e->card == PQ_ONE_MANY) {

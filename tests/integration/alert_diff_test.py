@@ -189,6 +189,22 @@ RULES = r"""groups:
     expr: d_dup * on(y) d_dup
   - record: p:27
     expr: d_dup + on(y) group_left d_dup
+  - record: p:28
+    expr: d_load + ignoring() d_load + d_load * ignoring() group_left d_ratio - on() group_right(x) d_load
+  - record: p:29
+    expr: NaN + 1e100 + 0.000001 - -Inf + 1e-7 + 123456789012345678901234567890 + 0.1 + 017
+  - record: p:30
+    expr: rate(d_load[90m]) + rate(d_load[3600s]) + rate(d_load[14d]) + rate(d_load[365d]) + rate(d_load[1500ms]) + rate(d_load[24h]) + rate(d_load[120s])
+  - record: p:31
+    expr: quantile by (job) (0.5, d_load) + on(job) count_values without (instance) ("v", d_load) + on(job) topk(1, d_load) by (job)
+  - record: p:32
+    expr: label_replace(vector(time()), "a", `\d+"x`, "b", "c	é")
+  - record: p:33
+    expr: max_over_time(d_load[5m:1m] @ 100 offset 5m) + absent_over_time(d_load[5m]) + sgn(d_load) + last_over_time(d_load[1m]) + d_load @ 1e9
+  - record: p:34
+    expr: '{__name__="d_load"} + d_load{job=~".*"} + d_load{job="j",job!="k",job=~"j|x",job!~"y"}'
+  - record: p:35
+    expr: sum(d_load) by (job) / ignoring (job) group_left sum(d_load) + sum by () (d_load) + sum without () (d_load) + avg(d_load) without (job)
   - record: p:25
     expr: +d_load - + (d_load) + -+1 + rate(d_load[5m] offset 1m @ end()) - - d_load
 """
@@ -201,6 +217,7 @@ KNOWN = {
     "p:26": "many-to-many error: series order and the text after 160 bytes (struct perr)",
     "p:27": "many-to-many error: series order and the text after 160 bytes (struct perr)",
     "D_Flip": "many-to-many error: series order and the text after 160 bytes (struct perr)",
+    "p:31": "many-to-many error text cut after 160 bytes (struct perr)",
 }
 
 
@@ -451,6 +468,15 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
         np_ = [(g["name"], [x["name"] for x in g["rules"]]) for g in fp["data"]["groups"]]
         nq = [(g["name"], [x["name"] for x in g["rules"]]) for g in fq["data"]["groups"]]
         plib.ok(np_ == nq, f"{phase}: /api/v1/rules?type={t}", (np_, nq))
+    for q in ("rule_name[]=D_Basic", "rule_group[]=limited", "file[]=nope.yml",
+              "type=ALERT&rule_name[]=p:1", "match[]=up", "exclude_alerts=true"):
+        stp, fp = get_p(f"/api/v1/rules?{q}")
+        stq, fq = get_q(f"/api/v1/rules?{q}")
+        np_ = [(g["name"], [x["name"] for x in g["rules"]], sorted(set(k for x in g["rules"] for k in x)))
+               for g in fp["data"]["groups"]] if stp == 200 else fp
+        nq = [(g["name"], [x["name"] for x in g["rules"]], sorted(set(k for x in g["rules"] for k in x)))
+              for g in fq["data"]["groups"]] if stq == 200 else fq
+        plib.ok(stp == stq and np_ == nq, f"{phase}: /api/v1/rules?{q}", (stp, stq, np_, nq))
     stp, fp = get_p("/api/v1/rules?type=bogus")
     stq, fq = get_q("/api/v1/rules?type=bogus")
     plib.ok(stp == stq and isinstance(fp, dict) and isinstance(fq, dict) and
