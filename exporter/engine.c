@@ -1524,6 +1524,12 @@ static int engine_metrics(struct agent *a, struct mset *out) {
     return rc;
 }
 
+static int pg_cmp(const void *a, const void *b) {
+    const struct payload_rule_group *x = a, *y = b;
+    int c = strcmp(x->file ? x->file : "", y->file ? y->file : "");
+    return c ? c : strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
 int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view *v), void *arg) {
     pthread_rwlock_rdlock(&e->lock);
     struct ruleset *rs = e->rs;
@@ -1532,6 +1538,8 @@ int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view 
     if (rs && rs->ngroups && !(gs = calloc(rs->ngroups, sizeof(*gs)))) rc = -ENOMEM;
     for (size_t g = 0; !rc && rs && g < rs->ngroups; g++)
         gs[g] = rs->groups[g].pg;
+    /* Manager.RuleGroups(): sorted by file, then by group name */
+    if (!rc && rs && rs->ngroups > 1) qsort(gs, rs->ngroups, sizeof(*gs), pg_cmp);
     if (!rc) {
         struct engine_view v = {.groups = gs,
                                 .ngroups = rs ? rs->ngroups : 0,
