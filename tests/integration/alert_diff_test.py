@@ -253,8 +253,32 @@ def main():
     with open(rules_path, "w") as f:
         f.write(RULES)
     rx_p, rx_q = Receiver(), Receiver()
+    # A real Alertmanager between Prometheus and a webhook receiver (rx_am), against promlet's
+    # own webhook notifications (rx_w): Alertmanager's webhook payload, grouped by alertname.
+    rx_am, rx_w = Receiver(), Receiver()
+    am = None
+    if shutil.which("prometheus-alertmanager"):
+        am_port = plib.free_port()
+        amd = plib.tmpdir()
+        with open(os.path.join(amd, "am.yml"), "w") as f:
+            f.write(f"""route:
+  receiver: webhook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 4h
+receivers:
+- name: webhook
+  webhook_configs:
+  - url: {rx_am.url}
+""")
+        plib.start_peer(["prometheus-alertmanager", f"--config.file={amd}/am.yml",
+                         f"--storage.path={amd}/data", f"--web.listen-address=127.0.0.1:{am_port}",
+                         "--cluster.listen-address=", f"--web.external-url={EXT_URL}"],
+                        f"http://127.0.0.1:{am_port}/-/ready", log_name="am.log")
+        am = f"127.0.0.1:{am_port}"
 
-    def cfg(port):
+    def cfg(port, extra=""):
         return f"""global:
   evaluation_interval: 1s
   external_labels:
@@ -263,11 +287,11 @@ rule_files: [{rules_path}]
 alerting:
   alertmanagers:
   - static_configs:
-    - targets: ['127.0.0.1:{port}']
+    - targets: ['127.0.0.1:{port}'{extra}]
 """
     qd = plib.tmpdir()
     with open(os.path.join(qd, "prometheus.yml"), "w") as f:
-        f.write(cfg(rx_q.port))
+        f.write(cfg(rx_q.port, f", '{am}'" if am else ""))
     qport = plib.free_port()
     prom = f"http://127.0.0.1:{qport}"
     plib.start_peer(["prometheus", f"--config.file={qd}/prometheus.yml",
@@ -275,7 +299,8 @@ alerting:
                      "--web.enable-remote-write-receiver", f"--web.external-url={EXT_URL}",
                      "--rules.alert.resend-delay=1m", *PROM_ONLY_FLAGS], f"{prom}/-/ready")
     with open(os.path.join(d, "promlet.yml"), "w") as f:
-        f.write(cfg(rx_p.port).replace("alerting:\n", "alerting:\n  resend_delay: 1m\n"))
+        f.write(cfg(rx_p.port).replace("alerting:\n", "alerting:\n  resend_delay: 1m\n") +
+                f"  webhook_configs:\n  - url: {rx_w.url}\n")
     p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
                      args=["--collector.disable-defaults", "--no-rules.event-evaluation",
                            f"--web.external-url={EXT_URL}"])
@@ -286,7 +311,7 @@ alerting:
     deadline = time.time() + 15
     while time.time() < deadline:
         st, _, body = plib.http("GET", prom + "/api/v1/alertmanagers")
-        if st == 200 and json.loads(body)["data"]["activeAlertmanagers"]:
+        if st == 200 and len(json.loads(body)["data"]["activeAlertmanagers"]) == (2 if am else 1):
             break
         time.sleep(0.2)
 
@@ -352,6 +377,7 @@ alerting:
     plib.ok(settle(t0), "both evaluated every group 3 s after the samples")
     time.sleep(0.5)
     compare_all(get_p, get_q, rx_p, rx_q, t0, "phase 1")
+    compare_webhooks(rx_w, rx_am, am, t0, "phase 1")
 
     # ---------------- phase 2: instance a goes stale, d_keep drops (kept firing), d_dup single.
     t1 = time.time()
@@ -369,6 +395,7 @@ alerting:
     plib.ok(settle(t1), "both evaluated every group 3 s after the phase-2 samples")
     time.sleep(1.5)
     compare_all(get_p, get_q, rx_p, rx_q, t1, "phase 2")
+    compare_webhooks(rx_w, rx_am, am, t1, "phase 2")
 
     # ---------------- phase 3: instance a is back (new alerts), d_keep fires again (its
     # keepFiringSince goes), D_Flip's expr works again.
@@ -384,8 +411,63 @@ alerting:
     plib.ok(settle(t2), "both evaluated every group 3 s after the phase-3 samples")
     time.sleep(1.5)
     compare_all(get_p, get_q, rx_p, rx_q, t2, "phase 3")
+    compare_webhooks(rx_w, rx_am, am, t2, "phase 3")
     p.stop()
     plib.done()
+
+
+def compare_webhooks(rx_w, rx_am, am, t_write, phase):
+    """promlet's webhook bodies against those Alertmanager sent for Prometheus's alerts, keyed
+    by group and alert set; times are checked for shape against the sample time."""
+    if am is None:
+        print(f"# {phase}: prometheus-alertmanager not installed: webhook comparison skipped")
+        return
+    deadline = time.time() + 4  # Alertmanager's group_wait / group_interval of 1 s
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if len(set(norm_bodies(rx_am, t_write)[0])) >= len(set(norm_bodies(rx_w, t_write)[0])):
+            break
+    bw, errs_w = norm_bodies(rx_w, t_write)
+    ba, errs_a = norm_bodies(rx_am, t_write)
+    plib.ok(bool(bw) and bool(ba), f"{phase}: both webhook receivers got notifications",
+            (len(bw), len(ba)))
+    only_w = sorted(set(bw) - set(ba))
+    only_a = sorted(set(ba) - set(bw))
+    plib.ok(not only_w and not only_a, f"{phase}: webhook bodies as Alertmanager's",
+            "only promlet:\n" + "\n".join(x[:700] for x in only_w) + "\nonly alertmanager:\n" +
+            "\n".join(x[:700] for x in only_a))
+    plib.ok(not errs_w and not errs_a, f"{phase}: webhook startsAt/endsAt follow the sample times",
+            (errs_w[:3], errs_a[:3]))
+
+
+def norm_bodies(rx, t_write):
+    out, errs = [], []
+    with rx.lock:
+        got = list(rx.got)
+    for t_arr, body, hdr in got:
+        if t_arr < t_write:
+            continue
+        b = dict(body)
+        alerts = []
+        for a in b.get("alerts", []):
+            a = dict(a)
+            if not (t_write - 60 <= ts(a["startsAt"]) <= t_arr):
+                errs.append(("startsAt", a))
+            if a["status"] == "resolved":
+                if not (t_write - 0.1 <= ts(a["endsAt"]) <= t_write + 2.5):
+                    errs.append(("resolved endsAt", a))
+            elif a["endsAt"] != "0001-01-01T00:00:00Z" and not (
+                    235 <= ts(a["endsAt"]) - t_arr <= 241):
+                errs.append(("firing endsAt", a))
+            a["startsAt"] = "T"
+            a["endsAt"] = "T" if a["status"] == "resolved" else (
+                "zero" if a["endsAt"] == "0001-01-01T00:00:00Z" else "4m")
+            alerts.append(a)
+        b["alerts"] = sorted(alerts, key=lambda a: a.get("fingerprint", ""))
+        b["_keys"] = list(body)
+        b["_alert_keys"] = [list(a) for a in body.get("alerts", [])][:1]
+        out.append(json.dumps(b, sort_keys=True))
+    return out, errs
 
 
 def diff(a, b, path=""):
