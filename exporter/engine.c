@@ -172,6 +172,7 @@ struct egroup {
     struct payload_rule_group pg;
     int64_t timer;
     int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
+    int64_t slot_ms; /* the slots' offset in the interval (Prometheus' group hash) */
     bool dirty;      /* guarded by engine.mu */
 };
 
@@ -463,6 +464,91 @@ static int ruleset_index(struct ruleset *rs) {
 }
 
 /* Builds groups, rules, selectors and the copied config of a rule set. */
+
+/* ---- evaluation slots ------------------------------------------------------------------------ */
+
+/* XXH64 with seed 0 (the xxhash that Prometheus' labels.Hash uses). */
+#define XXP1 0x9E3779B185EBCA87ULL
+#define XXP2 0xC2B2AE3D27D4EB4FULL
+#define XXP3 0x165667B19E3779F9ULL
+#define XXP4 0x85EBCA77C2B2AE63ULL
+#define XXP5 0x27D4EB2F165667C5ULL
+
+static uint64_t xx_rotl(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t xx_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t xx_round(uint64_t acc, uint64_t in) {
+    return xx_rotl(acc + in * XXP2, 31) * XXP1;
+}
+
+static uint64_t xx_merge(uint64_t acc, uint64_t v) {
+    return (acc ^ xx_round(0, v)) * XXP1 + XXP4;
+}
+
+static uint64_t xxh64(const unsigned char *p, size_t n) {
+    const unsigned char *end = p + n;
+    uint64_t h;
+    if (n >= 32) {
+        uint64_t v1 = XXP1 + XXP2, v2 = XXP2, v3 = 0, v4 = 0 - XXP1;
+        for (; end - p >= 32; p += 32) {
+            v1 = xx_round(v1, xx_le(p, 8));
+            v2 = xx_round(v2, xx_le(p + 8, 8));
+            v3 = xx_round(v3, xx_le(p + 16, 8));
+            v4 = xx_round(v4, xx_le(p + 24, 8));
+        }
+        h = xx_rotl(v1, 1) + xx_rotl(v2, 7) + xx_rotl(v3, 12) + xx_rotl(v4, 18);
+        h = xx_merge(xx_merge(xx_merge(xx_merge(h, v1), v2), v3), v4);
+    } else {
+        h = XXP5;
+    }
+    h += n;
+    for (; end - p >= 8; p += 8)
+        h = xx_rotl(h ^ xx_round(0, xx_le(p, 8)), 27) * XXP1 + XXP4;
+    if (end - p >= 4) {
+        h = xx_rotl(h ^ xx_le(p, 4) * XXP1, 23) * XXP2 + XXP3;
+        p += 4;
+    }
+    for (; p < end; p++)
+        h = xx_rotl(h ^ *p * XXP5, 11) * XXP1;
+    h ^= h >> 33;
+    h *= XXP2;
+    h ^= h >> 29;
+    h *= XXP3;
+    return h ^ (h >> 32);
+}
+
+/* Group.EvalTimestamp: a group's evaluations fall at hash({file, name}) modulo its interval
+ * (in ns) past each multiple of the interval, so groups spread over the interval and the
+ * same file and group evaluate at the same instants as in Prometheus. Returns that offset in
+ * whole ms (sample timestamps are ms, truncated). */
+static int64_t slot_offset(const char *file, const char *name, int64_t interval_ms) {
+    if (interval_ms <= 0) return 0;
+    size_t fl = strlen(file), nl = strlen(name);
+    unsigned char *b = malloc(fl + nl + 12);
+    if (!b) return 0; /* only the spread is lost */
+    size_t n = 0;
+    memcpy(b + n, "file\xff", 5);
+    n += 5;
+    memcpy(b + n, file, fl);
+    n += fl;
+    memcpy(b + n, "\xffname\xff", 6);
+    n += 6;
+    memcpy(b + n, name, nl);
+    n += nl;
+    b[n++] = 0xff;
+    uint64_t h = xxh64(b, n);
+    free(b);
+    return (int64_t)(h % ((uint64_t)interval_ms * 1000000u) / 1000000u);
+}
+
 static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err) {
     int rc = 0;
     rs->resend_delay_ms = c->resend_delay_ms > 0 ? c->resend_delay_ms : DEF_RESEND_DELAY_MS;
@@ -526,6 +612,7 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->def = rg;
             eg->file = rs->files[f]->name;
             eg->interval_ms = rg->interval_ms > 0 ? rg->interval_ms : def_iv;
+            eg->slot_ms = slot_offset(eg->file, rg->name, eg->interval_ms);
             eg->last_ts = INT64_MIN;
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
             if (!(eg->key = malloc(kl))) goto oom;
@@ -1033,7 +1120,7 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
      * milliseconds early. */
     if (!mask && g->interval_ms > 0) {
         int64_t early = g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
-        at = (now + early) / g->interval_ms * g->interval_ms;
+        at = (now + early - g->slot_ms) / g->interval_ms * g->interval_ms + g->slot_ms;
     }
     int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
@@ -1181,9 +1268,10 @@ static int64_t on_event_timer(struct loop *l, int64_t id, void *arg) {
     return LOOP_NOMORE;
 }
 
-static int64_t next_slot(int64_t interval_ms) {
-    int64_t now = wall_ms();
-    return interval_ms - now % interval_ms;
+/* ms until the group's next slot. */
+static int64_t next_slot(const struct egroup *g) {
+    int64_t now = wall_ms() - g->slot_ms;
+    return g->interval_ms - now % g->interval_ms;
 }
 
 static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
@@ -1197,7 +1285,7 @@ static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
         g->rules[r].dirty = false;
     pthread_mutex_unlock(&g->e->mu);
     eval_group(g->e, g->e->rs, g, NULL);
-    return next_slot(g->interval_ms);
+    return next_slot(g);
 }
 
 /* ---- collectors sampled into the store ------------------------------------------------------ */
@@ -1353,8 +1441,8 @@ static void apply_pending(struct engine *e) {
     e->collectors_idle = false;
     for (size_t g = 0; g < rs->ngroups; g++) {
         rs->groups[g].e = e;
-        int64_t id = loop_add_timer(e->loop, next_slot(rs->groups[g].interval_ms), on_group_timer,
-                                    &rs->groups[g]);
+        int64_t id =
+            loop_add_timer(e->loop, next_slot(&rs->groups[g]), on_group_timer, &rs->groups[g]);
         rs->groups[g].timer = id > 0 ? id : 0;
     }
 }

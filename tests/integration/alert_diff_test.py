@@ -8,6 +8,7 @@ one's own evaluation clock are checked against the sample times the test control
 import json
 import math
 import os
+import re
 import shutil
 import time
 import urllib.parse
@@ -351,8 +352,8 @@ alerting:
         return False
 
     # ---------------- phase 1
-    t0 = time.time()
-    now = int(t0 * 1000)
+    now = future_ms()
+    t0 = now / 1000
     h = rwlib.histogram(now, 0, 6, 12.5, 1, [(0, 2)], [3, 2])
     s1 = [
         rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")], [(50, now)]),
@@ -380,8 +381,8 @@ alerting:
     compare_webhooks(rx_w, rx_am, am, t0, "phase 1")
 
     # ---------------- phase 2: instance a goes stale, d_keep drops (kept firing), d_dup single.
-    t1 = time.time()
-    now = int(t1 * 1000)
+    now = future_ms()
+    t1 = now / 1000
     s2 = [
         rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")],
                      [(rwlib.STALE_NAN, now)]),
@@ -399,8 +400,8 @@ alerting:
 
     # ---------------- phase 3: instance a is back (new alerts), d_keep fires again (its
     # keepFiringSince goes), D_Flip's expr works again.
-    t2 = time.time()
-    now = int(t2 * 1000)
+    now = future_ms()
+    t2 = now / 1000
     s3 = [
         rwlib.series([("__name__", "d_load"), ("instance", "a"), ("job", "j")], [(60, now)]),
         rwlib.series([("__name__", "d_keep"), ("k", "1")], [(9, now)]),
@@ -414,6 +415,22 @@ alerting:
     compare_webhooks(rx_w, rx_am, am, t2, "phase 3")
     p.stop()
     plib.done()
+
+
+def future_ms():
+    """A sample time 1.2 s ahead: both see the samples first at the same evaluation slot (the
+    first at or after it, whoever received the write a few ms earlier), so the times of the
+    alerts (activeAt, startsAt, endsAt, ALERTS_FOR_STATE) must agree to the millisecond."""
+    return int(time.time() * 1000) + 1200
+
+
+def ms_of(x):
+    """RFC 3339 (any fraction length) to whole ms, truncated as Prometheus's timestamps."""
+    m = re.match(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", x)
+    if not m:
+        return x
+    frac = (m.group(2) or "").ljust(3, "0")[:3]
+    return int(ts(m.group(1) + m.group(3))) * 1000 + int(frac)
 
 
 def compare_webhooks(rx_w, rx_am, am, t_write, phase):
@@ -459,9 +476,8 @@ def norm_bodies(rx, t_write):
             elif a["endsAt"] != "0001-01-01T00:00:00Z" and not (
                     235 <= ts(a["endsAt"]) - t_arr <= 241):
                 errs.append(("firing endsAt", a))
-            a["startsAt"] = "T"
-            a["endsAt"] = "T" if a["status"] == "resolved" else (
-                "zero" if a["endsAt"] == "0001-01-01T00:00:00Z" else "4m")
+            a["startsAt"] = ms_of(a["startsAt"])
+            a["endsAt"] = ms_of(a["endsAt"])
             alerts.append(a)
         b["alerts"] = sorted(alerts, key=lambda a: a.get("fingerprint", ""))
         b["_keys"] = list(body)
@@ -498,19 +514,19 @@ def lkey(labels):
 
 
 def norm_alert(a, t_write, errs):
-    """Alert JSON with its clock-dependent times checked against the sample time and
-    replaced by markers."""
+    """Alert JSON with its times checked against the sample time and cut to whole ms (both
+    evaluate at the same slots: Prometheus's group hash offset)."""
     a = dict(a)
     at = ts(a["activeAt"])
     # activeAt is the first evaluation that saw the samples (this phase or an earlier one).
     if not (t_write - 60 <= at <= t_write + 2.5):
         errs.append(f"activeAt {a['activeAt']} not within the write time {t_write:.3f} + 2.5 s")
-    a["activeAt"] = "T"
+    a["activeAt"] = ms_of(a["activeAt"])
     if "keepFiringSince" in a:
         k = ts(a["keepFiringSince"])
         if not (t_write <= k <= t_write + 2.5):
             errs.append(f"keepFiringSince {a['keepFiringSince']} not within {t_write:.3f} + 2.5 s")
-        a["keepFiringSince"] = "T"
+        a["keepFiringSince"] = ms_of(a["keepFiringSince"])
     return a
 
 
@@ -652,7 +668,8 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
                 qs = urllib.parse.parse_qs(g.query)
                 shape = (g.scheme, g.netloc, g.path, sorted(qs), qs.get("g0.tab"))
                 key = (st, lkey(a["labels"]), lkey(a.get("annotations", {})),
-                       json.dumps(shape), a.get("generatorURL", ""), json.dumps(sorted(a)))
+                       json.dumps(shape), a.get("generatorURL", ""), json.dumps(sorted(a)),
+                       ms_of(a["startsAt"]), ms_of(a["endsAt"]))
                 out[key] = out.get(key, 0) + 1
         return out, bad
 
