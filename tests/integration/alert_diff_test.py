@@ -70,7 +70,7 @@ RULES = r"""groups:
       re: '{{ reReplaceAll "(a)" "X$1" $labels.instance }} {{ match "^a" $labels.instance }} {{ "host:9090" | stripPort }}'
       rng: '{{ range query "d_load" | sortByLabel "instance" }}{{ .Labels.instance }}={{ .Value }};{{ end }}'
       iff: '{{ if gt $value 10.0 }}big{{ else }}small{{ end }} {{ with $labels.nojob }}has{{ else }}none{{ end }}'
-      ext: '{{ $externalLabels.site }} {{ $externalURL }}'
+      ext: '{{ $externalLabels.site }} {{ $externalURL }} {{ pathPrefix }} {{ graphLink "a b" }} {{ tableLink "x{y=\"1\"}" }}'
       lbl: '{{ with query "d_load" }}{{ . | sortByLabel "instance" | first | label "instance" }}{{ end }} {{ len $labels }} {{ index $labels "job" }}'
       args: '{{ with args 1 "x" }}{{ .arg0 }}-{{ .arg1 }}{{ end }}'
   - alert: D_Tmpl2
@@ -243,7 +243,10 @@ def ok_known(cond, desc, detail, name):
     for line in str(detail).splitlines()[:5]:
         print(f"#   {line[:400]}", flush=True)
     return False
-EXT_URL = "http://ext.example:9999"
+# A path and a trailing slash: Prometheus serves under /prom and links to
+# http://ext.example:9999/prom/graph?...; promlet serves at / whatever the external URL.
+EXT_URL = "http://ext.example:9999/prom/"
+PREFIX = "/prom"
 
 
 def main():
@@ -276,7 +279,7 @@ receivers:
         plib.start_peer(["prometheus-alertmanager", f"--config.file={amd}/am.yml",
                          f"--storage.path={amd}/data", f"--web.listen-address=127.0.0.1:{am_port}",
                          "--cluster.listen-address=", f"--web.external-url={EXT_URL}"],
-                        f"http://127.0.0.1:{am_port}/-/ready", log_name="am.log")
+                        f"http://127.0.0.1:{am_port}{PREFIX}/-/ready", log_name="am.log")
         am = f"127.0.0.1:{am_port}"
 
     def cfg(port, extra=""):
@@ -288,20 +291,23 @@ rule_files: [{rules_path}]
 alerting:
   alertmanagers:
   - static_configs:
-    - targets: ['127.0.0.1:{port}'{extra}]
-"""
+    - targets: ['127.0.0.1:{port}']
+{extra}"""
     qd = plib.tmpdir()
     with open(os.path.join(qd, "prometheus.yml"), "w") as f:
-        f.write(cfg(rx_q.port, f", '{am}'" if am else ""))
+        f.write(cfg(rx_q.port, f"""  - path_prefix: {PREFIX}
+    static_configs:
+    - targets: ['{am}']
+""" if am else ""))
     qport = plib.free_port()
-    prom = f"http://127.0.0.1:{qport}"
+    prom = f"http://127.0.0.1:{qport}{PREFIX}"
     plib.start_peer(["prometheus", f"--config.file={qd}/prometheus.yml",
                      f"--storage.tsdb.path={qd}/tsdb", f"--web.listen-address=127.0.0.1:{qport}",
                      "--web.enable-remote-write-receiver", f"--web.external-url={EXT_URL}",
                      "--rules.alert.resend-delay=1m", *PROM_ONLY_FLAGS], f"{prom}/-/ready")
     with open(os.path.join(d, "promlet.yml"), "w") as f:
-        f.write(cfg(rx_p.port).replace("alerting:\n", "alerting:\n  resend_delay: 1m\n") +
-                f"  webhook_configs:\n  - url: {rx_w.url}\n")
+        f.write(cfg(rx_p.port, f"  webhook_configs:\n  - url: {rx_w.url}\n").replace(
+            "alerting:\n", "alerting:\n  resend_delay: 1m\n"))
     p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
                      args=["--collector.disable-defaults", "--no-rules.event-evaluation",
                            f"--web.external-url={EXT_URL}"])
