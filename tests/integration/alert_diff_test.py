@@ -419,7 +419,8 @@ alerting:
     time.sleep(1.5)
     compare_all(get_p, get_q, rx_p, rx_q, t2, "phase 3")
     compare_webhooks(rx_w, rx_am, am, t2, "phase 3")
-    p.stop()
+    rc = p.stop()
+    plib.ok(rc == 0, "promlet exits cleanly", (rc, p.logtext()[-2000:]))
     plib.done()
 
 
