@@ -173,6 +173,8 @@ struct egroup {
     int64_t timer;
     int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
     int64_t slot_ms; /* the slots' offset in the interval (Prometheus' group hash) */
+    int32_t slot_ns; /* its sub-ms nanoseconds */
+    int32_t eval_ns; /* sub-ms ns of the evaluation running (slot_ns or 0); under e->lock */
     bool dirty;      /* guarded by engine.mu */
 };
 
@@ -528,8 +530,8 @@ static uint64_t xxh64(const unsigned char *p, size_t n) {
 /* Group.EvalTimestamp: a group's evaluations fall at hash({file, name}) modulo its interval
  * (in ns) past each multiple of the interval, so groups spread over the interval and the
  * same file and group evaluate at the same instants as in Prometheus. Returns that offset in
- * whole ms (sample timestamps are ms, truncated). */
-static int64_t slot_offset(const char *file, const char *name, int64_t interval_ms) {
+ * ns (sample timestamps take its whole ms, truncated; the API prints activeAt in ns). */
+static int64_t slot_offset_ns(const char *file, const char *name, int64_t interval_ms) {
     if (interval_ms <= 0) return 0;
     size_t fl = strlen(file), nl = strlen(name);
     unsigned char *b = malloc(fl + nl + 12);
@@ -546,7 +548,7 @@ static int64_t slot_offset(const char *file, const char *name, int64_t interval_
     b[n++] = 0xff;
     uint64_t h = xxh64(b, n);
     free(b);
-    return (int64_t)(h % ((uint64_t)interval_ms * 1000000u) / 1000000u);
+    return (int64_t)(h % ((uint64_t)interval_ms * 1000000u));
 }
 
 static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err) {
@@ -612,7 +614,9 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->def = rg;
             eg->file = rs->files[f]->name;
             eg->interval_ms = rg->interval_ms > 0 ? rg->interval_ms : def_iv;
-            eg->slot_ms = slot_offset(eg->file, rg->name, eg->interval_ms);
+            int64_t off_ns = slot_offset_ns(eg->file, rg->name, eg->interval_ms);
+            eg->slot_ms = off_ns / 1000000;
+            eg->slot_ns = (int32_t)(off_ns % 1000000);
             eg->last_ts = INT64_MIN;
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
             if (!(eg->key = malloc(kl))) goto oom;
@@ -1042,7 +1046,8 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                                         .next_labels = rs->next,
                                         .external_url = ext_url(e),
                                         .query = tmpl_query,
-                                        .query_arg = e};
+                                        .query_arg = e,
+                                        .ts_ns = g->eval_ns};
                 rc = alert_rule_eval(r->alert, ts, smp, k, g->def->limit, &env, &err);
                 free(smp);
             }
@@ -1124,6 +1129,7 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
     }
     int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
+    g->eval_ns = !mask && g->interval_ms > 0 && ts == at ? g->slot_ns : 0;
     if (mask) e->event_evals_total++;
     bool alerts_marked = false; /* the readers of ALERTS after the first alert rule are marked */
     for (size_t i = 0; i < g->nrules; i++) {

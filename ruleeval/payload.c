@@ -239,11 +239,14 @@ static void json_alert(struct rbuf *b, const struct alert *a) {
     json_labels(b, a->labels, a->nlabels);
     rbuf_puts(b, ",\"annotations\":");
     json_labels(b, a->annotations, a->nannotations);
-    rbuf_printf(b, ",\"state\":\"%s\",\"activeAt\":", alert_state_string(a->state));
-    json_time(b, a->active_at, 0);
+    rbuf_printf(b, ",\"state\":\"%s\",\"activeAt\":\"", alert_state_string(a->state));
+    rbuf_rfc3339_ns(b, a->active_at == ALERT_TS_NONE ? GO_ZERO_TIME_MS : a->active_at,
+                    a->active_at == ALERT_TS_NONE ? 0 : a->active_ns);
+    rbuf_putc(b, '"');
     if (a->keep_firing_since != ALERT_TS_NONE) {
-        rbuf_puts(b, ",\"keepFiringSince\":");
-        json_time(b, a->keep_firing_since, 0);
+        rbuf_puts(b, ",\"keepFiringSince\":\"");
+        rbuf_rfc3339_ns(b, a->keep_firing_since, a->keep_firing_ns);
+        rbuf_putc(b, '"');
     }
     rbuf_puts(b, ",\"value\":\"");
     rbuf_gofloat(b, a->value, 'e');

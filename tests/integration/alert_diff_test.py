@@ -521,19 +521,17 @@ def lkey(labels):
 
 
 def norm_alert(a, t_write, errs):
-    """Alert JSON with its times checked against the sample time and cut to whole ms (both
-    evaluate at the same slots: Prometheus's group hash offset)."""
+    """Alert JSON with its times checked against the sample time; they stay for an exact
+    comparison (both evaluate at the same slots: Prometheus's group hash offset, in ns)."""
     a = dict(a)
     at = ts(a["activeAt"])
     # activeAt is the first evaluation that saw the samples (this phase or an earlier one).
     if not (t_write - 60 <= at <= t_write + 2.5):
         errs.append(f"activeAt {a['activeAt']} not within the write time {t_write:.3f} + 2.5 s")
-    a["activeAt"] = ms_of(a["activeAt"])
     if "keepFiringSince" in a:
         k = ts(a["keepFiringSince"])
         if not (t_write <= k <= t_write + 2.5):
             errs.append(f"keepFiringSince {a['keepFiringSince']} not within {t_write:.3f} + 2.5 s")
-        a["keepFiringSince"] = ms_of(a["keepFiringSince"])
     return a
 
 

@@ -228,6 +228,16 @@ static void test_keep_firing_limit_dups(void) {
     char *js = payload_api_alerts((const struct alert_rule *const *)&r, 1);
     CHECK(js && strstr(js, "\"keepFiringSince\":\"1970-01-01T00:00:01Z\",\"value\":\"1e+00\""));
     free(js);
+    {
+        /* slot evaluations carry sub-ms ns: printed as Go's RFC3339Nano, trailing zeros cut */
+        struct alert_rule *r2 = mkrule("K2", "x", 0, 10000, NULL, 0, NULL, 0);
+        struct alert_env env = {.ts_ns = 467800};
+        CHECK(alert_rule_eval(r2, 1210, &s, 1, 0, &env, &e) == 0);
+        js = payload_api_alerts((const struct alert_rule *const *)&r2, 1);
+        CHECK(js && strstr(js, "\"activeAt\":\"1970-01-01T00:00:01.2104678Z\""));
+        free(js);
+        alert_rule_free(r2);
+    }
     CHECK(alert_rule_eval(r, 10999, NULL, 0, 0, NULL, &e) == 0);
     CHECK_EQ_INT(alert_rule_state(r), ALERT_FIRING);
     CHECK(alert_rule_eval(r, 11000, NULL, 0, 0, NULL, &e) == 0);
