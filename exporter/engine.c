@@ -551,6 +551,11 @@ static int64_t slot_offset_ns(const char *file, const char *name, int64_t interv
     return (int64_t)(h % ((uint64_t)interval_ms * 1000000u));
 }
 
+/* How early a timer may fire and still evaluate the slot ahead (eval_group). */
+static int64_t slot_early(const struct egroup *g) {
+    return g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
+}
+
 static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err) {
     int rc = 0;
     rs->resend_delay_ms = c->resend_delay_ms > 0 ? c->resend_delay_ms : DEF_RESEND_DELAY_MS;
@@ -1124,8 +1129,7 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
      * runs, its time is never in the future), or the next one when the timer fired a few
      * milliseconds early. */
     if (!mask && g->interval_ms > 0) {
-        int64_t early = g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
-        at = (now + early - g->slot_ms) / g->interval_ms * g->interval_ms + g->slot_ms;
+        at = (now + slot_early(g) - g->slot_ms) / g->interval_ms * g->interval_ms + g->slot_ms;
     }
     int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
@@ -1274,10 +1278,13 @@ static int64_t on_event_timer(struct loop *l, int64_t id, void *arg) {
     return LOOP_NOMORE;
 }
 
-/* ms until the group's next slot. */
-static int64_t next_slot(const struct egroup *g) {
+/* ms until the group's next slot. After an evaluation (after_eval) that is the slot after
+ * the one just evaluated, even when the timer fired a little before it: counting from the
+ * clock alone would run that same slot a second time a few ms later. */
+static int64_t next_slot(const struct egroup *g, bool after_eval) {
     int64_t now = wall_ms() - g->slot_ms;
-    return g->interval_ms - now % g->interval_ms;
+    int64_t cur = after_eval ? now + slot_early(g) : now;
+    return (cur / g->interval_ms + 1) * g->interval_ms - now;
 }
 
 static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
@@ -1291,7 +1298,7 @@ static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
         g->rules[r].dirty = false;
     pthread_mutex_unlock(&g->e->mu);
     eval_group(g->e, g->e->rs, g, NULL);
-    return next_slot(g);
+    return next_slot(g, true);
 }
 
 /* ---- collectors sampled into the store ------------------------------------------------------ */
@@ -1447,8 +1454,8 @@ static void apply_pending(struct engine *e) {
     e->collectors_idle = false;
     for (size_t g = 0; g < rs->ngroups; g++) {
         rs->groups[g].e = e;
-        int64_t id =
-            loop_add_timer(e->loop, next_slot(&rs->groups[g]), on_group_timer, &rs->groups[g]);
+        int64_t id = loop_add_timer(e->loop, next_slot(&rs->groups[g], false), on_group_timer,
+                                    &rs->groups[g]);
         rs->groups[g].timer = id > 0 ? id : 0;
     }
 }

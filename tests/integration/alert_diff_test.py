@@ -635,6 +635,18 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
                     bad.append((s, act[lkey(m)]))
             plib.ok(not bad, f"{phase}: {who}'s {name} values (1, whole seconds of activeAt)", bad)
 
+    # The rule outputs themselves: raw samples (timestamps are the evaluation slots) of the
+    # 4 s before a fixed time both have evaluated past.
+    q = "/api/v1/query?" + urllib.parse.urlencode(
+        {"query": '{__name__=~"ALERTS|ALERTS_FOR_STATE|d:sum|d:lim"}[4s]',
+         "time": f"{t_write + 3.0:.3f}"})
+    _, mp = get_p(q)
+    _, mq = get_q(q)
+    rp = sorted((lkey(x["metric"]), x["values"]) for x in mp["data"]["result"])
+    rq = sorted((lkey(x["metric"]), x["values"]) for x in mq["data"]["result"])
+    plib.ok(rp and rp == rq, f"{phase}: ALERTS, ALERTS_FOR_STATE and recorded samples alike",
+            "\n".join(str(x)[:300] for x in sorted(set(map(str, rp)) ^ set(map(str, rq)))[:8]))
+
     # Notifications: what each one sent to its Alertmanager receiver.
     def notes(rx):
         out, bad = {}, []
