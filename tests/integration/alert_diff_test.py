@@ -329,6 +329,9 @@ alerting:
         st, _, body = plib.http("GET", prom + path)
         return st, json.loads(body) if body[:1] in (b"{", b"[") else body
 
+    get_p.raw = lambda path: p.get(path)[2]
+    get_q.raw = lambda path: plib.http("GET", prom + path)[2]
+
     def write(series):
         b = rwlib.body(series)
         st_p = p.post("/api/v1/write", b, headers=rwlib.HEADERS)[0]
@@ -441,6 +444,9 @@ def compare_webhooks(rx_w, rx_am, am, t_write, phase):
         time.sleep(0.5)
         if len(set(norm_bodies(rx_am, t_write)[0])) >= len(set(norm_bodies(rx_w, t_write)[0])):
             break
+    marks = [m for m in (b"\\u0026", b"&", b"\\u003c", b"<") if any(m in r for r in rx_w.raw) !=
+             any(m in r for r in rx_am.raw)]
+    plib.ok(not marks, f"{phase}: webhook bodies escape strings alike", marks)
     bw, errs_w = norm_bodies(rx_w, t_write)
     ba, errs_a = norm_bodies(rx_am, t_write)
     plib.ok(bool(bw) and bool(ba), f"{phase}: both webhook receivers got notifications",
@@ -593,6 +599,14 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
             diff(fp, fq) is None, f"{phase}: /api/v1/rules?type=bogus",
             (stp, stq, str(fp)[:300], str(fq)[:300]))
 
+    # JSON string escaping as encoding/json (jsoniter compatible mode): HTML characters too.
+    for path in ("/api/v1/alerts", "/api/v1/rules"):
+        raw_p = get_p.raw(path)
+        raw_q = get_q.raw(path)
+        marks = [m for m in (b"\\u003c", b"\\u003e", b"\\u0026", b"<", b">", b"&")
+                 if (m in raw_p) != (m in raw_q)]
+        plib.ok(not marks, f"{phase}: {path} escapes strings alike", marks)
+
     # /api/v1/alerts
     _, ap = get_p("/api/v1/alerts")
     _, aq = get_q("/api/v1/alerts")
@@ -678,6 +692,9 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
                 out[key] = out.get(key, 0) + 1
         return out, bad
 
+    marks = [m for m in (b"\\u0026", b"&") if any(m in r for r in rx_p.raw) !=
+             any(m in r for r in rx_q.raw)]
+    plib.ok(not marks, f"{phase}: notification bodies escape strings alike", marks)
     np_, bp = notes(rx_p)
     nq, bq = notes(rx_q)
     only_p = sorted(set(np_) - set(nq))

@@ -21,6 +21,7 @@ class Receiver:
         self.mode = "ok"
         self.hang_s = hang_s
         self.got = []
+        self.raw = []  # the bodies of self.got as received (bytes)
         self.attempts = 0
         self.lock = threading.Lock()
         outer = self
@@ -46,6 +47,7 @@ class Receiver:
                     return
                 with outer.lock:
                     outer.got.append((t, json.loads(body), dict(self.headers)))
+                    outer.raw.append(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
