@@ -78,16 +78,47 @@ static int v_api_alerts(void *arg, const struct engine_view *v) {
     return rc;
 }
 
+/* /api/v1/rules with Prometheus's ?type=alert|record (any case): groups keep their place,
+ * their rules are filtered. */
 struct rules_req {
-    struct sbuf *b;
-    bool alerting, recording;
+    struct sbuf *out;
+    bool alerts, records;
 };
 
 static int v_api_rules(void *arg, const struct engine_view *v) {
-    struct rules_req *q = arg;
-    char *s = payload_api_rules_typed(v->groups, v->ngroups, q->alerting, q->recording);
+    struct rules_req *rq = arg;
+    struct payload_rule_group *g = NULL;
+    struct payload_rule *r = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < v->ngroups; i++)
+        total += v->groups[i].nrules;
+    if (!(rq->alerts && rq->records)) {
+        g = calloc(v->ngroups ? v->ngroups : 1, sizeof(*g));
+        r = calloc(total ? total : 1, sizeof(*r));
+        if (!g || !r) {
+            free(g);
+            free(r);
+            return -ENOMEM;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < v->ngroups; i++) {
+            g[i] = v->groups[i];
+            g[i].rules = r + k;
+            g[i].nrules = 0;
+            for (size_t j = 0; j < v->groups[i].nrules; j++) {
+                const struct payload_rule *pr = &v->groups[i].rules[j];
+                if (pr->alert ? rq->alerts : rq->records) {
+                    r[k++] = *pr;
+                    g[i].nrules++;
+                }
+            }
+        }
+    }
+    char *s = payload_api_rules(g ? g : v->groups, v->ngroups);
+    free(g);
+    free(r);
     if (!s) return -ENOMEM;
-    int rc = sbuf_adds(q->b, s);
+    int rc = sbuf_adds(rq->out, s);
     free(s);
     return rc;
 }
@@ -106,38 +137,47 @@ static void answer(struct agent *a, struct http_resp *resp,
     }
     resp->content_type = ctype;
     resp->gzip_ok = true;
+    /* The JSON APIs compress as Prometheus's do; the /alerts page as before. */
+    resp->api_compress = !strcmp(ctype, "application/json");
 }
 
 static void h_api_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
-    (void)req;
     answer(arg, resp, v_api_alerts, &resp->body, "application/json");
+    http_cors(req, resp);
 }
 
-/* ?type=alert|record (any case, as Prometheus lowercases it); anything else is its
- * invalidParamError. */
 static void h_api_rules(void *arg, const struct http_req *req, struct http_resp *resp) {
-    struct rules_req q = {.b = &resp->body, .alerting = true, .recording = true};
-    const char *t = http_arg(req, "type");
-    if (t && *t) {
-        q.alerting = !strcasecmp(t, "alert");
-        q.recording = !strcasecmp(t, "record");
-        if (!q.alerting && !q.recording) {
-            resp->status = 400;
-            resp->content_type = "application/json";
-            char low[101], msg[200];
-            size_t i = 0;
-            for (; t[i] && i < sizeof(low) - 1; i++)
-                low[i] = (char)tolower((unsigned char)t[i]);
-            low[i] = 0;
-            snprintf(msg, sizeof(msg), "invalid parameter \"type\": not supported value \"%s\"",
-                     low);
+    const char *type = http_arg(req, "type");
+    struct rules_req rq = {&resp->body, true, true};
+    if (type && *type) {
+        if (!strcasecmp(type, "alert")) {
+            rq.records = false;
+        } else if (!strcasecmp(type, "record")) {
+            rq.alerts = false;
+        } else {
+            /* Prometheus's invalidParamError, as bad_data JSON; the value is lowercased
+             * and quoted as Go's %q does for plain text. */
+            char msg[400];
+            size_t n = (size_t)snprintf(msg, sizeof(msg),
+                                        "invalid parameter \"type\": not supported value \"");
+            for (const char *c = type; *c && n + 4 < sizeof(msg); c++) {
+                if (*c == '"' || *c == '\\') msg[n++] = '\\';
+                msg[n++] = (char)tolower((unsigned char)*c);
+            }
+            msg[n++] = '"';
+            msg[n] = '\0';
             sbuf_adds(&resp->body, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
             jsonw_str(&resp->body, msg);
             sbuf_addc(&resp->body, '}');
+            resp->status = 400;
+            resp->content_type = "application/json";
+            resp->api_compress = true;
+            http_cors(req, resp);
             return;
         }
     }
-    answer(arg, resp, v_api_rules, &q, "application/json");
+    answer(arg, resp, v_api_rules, &rq, "application/json");
+    http_cors(req, resp);
 }
 
 /* ---- /alerts ------------------------------------------------------------------------------------
@@ -251,16 +291,18 @@ static int v_alerts_html(void *arg, const struct engine_view *v) {
 }
 
 static void h_alerts(void *arg, const struct http_req *req, struct http_resp *resp) {
-    if (http_accepts(req, "text/html"))
+    if (http_accepts(req, "text/html")) {
         answer(arg, resp, v_alerts_html, &resp->body, "text/html; charset=utf-8");
-    else
+    } else {
         answer(arg, resp, v_alerts_json, &resp->body, "application/json");
+        resp->api_compress = false; /* promlet's own page, not Prometheus's API */
+    }
 }
 
 static int api_start(struct agent *a, struct perr *err) {
     const struct http_route routes[] = {
-        {"/api/v1/alerts", false, HTTP_GET, "/api/v1/alerts", h_api_alerts, a, 0},
-        {"/api/v1/rules", false, HTTP_GET, "/api/v1/rules", h_api_rules, a, 0},
+        {"/api/v1/alerts", false, HTTP_GET | HTTP_NO_HEAD, "/api/v1/alerts", h_api_alerts, a, 0},
+        {"/api/v1/rules", false, HTTP_GET | HTTP_NO_HEAD, "/api/v1/rules", h_api_rules, a, 0},
         {"/alerts", false, HTTP_GET, "/alerts", h_alerts, a, 0},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

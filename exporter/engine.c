@@ -393,7 +393,7 @@ static int load_file(struct ruleset *rs, const char *path, bool legacy, struct p
     size_t len = 0;
     char *buf = read_file(path, &len, err);
     if (!buf) return -ENOENT;
-    struct rulefile_opts o = {.legacy_names = legacy};
+    struct rulefile_opts o = {.legacy_names = legacy, .compat_v2 = legacy};
     struct perr fe = {0};
     struct rulefile *f = rulefile_load(path, buf ? buf : "", len, &o, &fe);
     free(buf);
@@ -697,7 +697,7 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
                       void *emit_arg, char *errbuf, size_t errlen) {
     struct engine *e = arg;
     struct perr err = {0};
-    struct promql_expr *x = promql_parse(expr, &err);
+    struct promql_expr *x = promql_parse_compat(expr, e->compat_v2, &err);
     if (!x) {
         /* ParseErrors.Error(): "line:col: parse error: ..." */
         if (err.line)

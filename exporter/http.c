@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* MHD >= 0.9.71 returns enum MHD_Result; older ones int. Debian 12 has 0.9.75. */
 #if MHD_VERSION >= 0x00097002
@@ -329,6 +331,7 @@ static unsigned method_bit(const char *m) {
     if (!strcmp(m, "POST")) return HTTP_POST;
     if (!strcmp(m, "PUT")) return HTTP_PUT;
     if (!strcmp(m, "DELETE")) return HTTP_DELETE;
+    if (!strcmp(m, "OPTIONS")) return HTTP_OPTIONS;
     return 0;
 }
 
@@ -339,16 +342,20 @@ static bool path_match(const struct http_route *r, const char *path) {
 
 static void allow_header(const struct http_server *s, const char *path, char *out, size_t len) {
     unsigned m = 0;
+    bool head = false; /* some GET route here also answers HEAD */
     for (size_t i = 0; i < s->nroutes; i++)
-        if (path_match(&s->routes[i], path)) m |= s->routes[i].methods;
+        if (path_match(&s->routes[i], path)) {
+            m |= s->routes[i].methods;
+            head |= (s->routes[i].methods & (HTTP_GET | HTTP_NO_HEAD)) == HTTP_GET;
+        }
     out[0] = '\0';
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {
-        {HTTP_GET, "GET, HEAD"}, {HTTP_POST, "POST"}, {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}};
-    for (size_t i = 0; i < 4; i++)
-        if (m & names[i].bit) {
+    } names[] = {{HTTP_GET, "GET"}, {HTTP_GET, "HEAD"},      {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((m & names[i].bit) && (i != 1 || head)) {
             if (out[0]) strncat(out, ", ", len - strlen(out) - 1);
             strncat(out, names[i].name, len - strlen(out) - 1);
         }
@@ -367,6 +374,18 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...) {
     for (size_t i = 0; i < resp->body.len; i++)
         if (resp->body.data[i] == '\n' || resp->body.data[i] == '\r') resp->body.data[i] = ' ';
     sbuf_addc(&resp->body, '\n');
+}
+
+int http_cors(const struct http_req *req, struct http_resp *resp) {
+    const char *origin = http_header(req, "Origin");
+    if (!origin || !*origin) return 0;
+    int rc = http_add_header(resp, "Access-Control-Allow-Headers",
+                             "Accept, Authorization, Content-Type, Origin");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Expose-Headers", "Date");
+    if (!rc) rc = http_add_header(resp, "Vary", "Origin");
+    if (!rc) rc = http_add_header(resp, "Access-Control-Allow-Origin", "*");
+    return rc;
 }
 
 int http_add_header(struct http_resp *resp, const char *name, const char *value) {
@@ -397,6 +416,38 @@ static double since(const struct timespec *t0) {
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Prometheus's CompressionHandler choice: the first comma-separated Accept-Encoding
+ * token that, trimmed, is exactly "gzip" or "deflate" (no q-values); NULL for none. */
+static const char *api_encoding(const struct http_req *rq) {
+    const char *h = http_header(rq, "Accept-Encoding");
+    while (h && *h) {
+        const char *e = strchr(h, ',');
+        size_t n = e ? (size_t)(e - h) : strlen(h);
+        const char *a = h, *b = h + n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (b - a == 4 && !memcmp(a, "gzip", 4)) return "gzip";
+        if (b - a == 7 && !memcmp(a, "deflate", 7)) return "deflate";
+        h = e ? e + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Compresses in into out in zlib format (HTTP's "deflate"). Returns 0 or -errno. */
+static int zlib_deflate(const char *in, size_t len, struct sbuf *out) {
+    uLongf n = compressBound((uLong)len);
+    if (len > UINT_MAX) return -E2BIG;
+    unsigned char *buf = malloc(n);
+    if (!buf) return -ENOMEM;
+    int rc = compress2(buf, &n, (const Bytef *)in, (uLong)len, Z_DEFAULT_COMPRESSION) == Z_OK
+                 ? sbuf_add(out, buf, n)
+                 : -EIO;
+    free(buf);
+    return rc ? (rc < 0 ? rc : -ENOMEM) : 0;
+}
+
 static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http_resp *resp) {
     if (resp->body.oom) {
         http_error(resp, 503, "out of memory building the response");
@@ -406,7 +457,17 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
     const char *data = resp->body.data ? resp->body.data : "";
     size_t len = resp->body.len;
     bool gzipped = false;
-    if (resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") && expose_gzip(data, len, &gz) == 0) {
+    const char *api_enc = resp->api_compress ? api_encoding(rq) : NULL;
+    if (api_enc) {
+        if (len > 0 && (strcmp(api_enc, "gzip") ? zlib_deflate(data, len, &gz)
+                                                : expose_gzip(data, len, &gz))) {
+            api_enc = NULL; /* could not compress: send it plain */
+        } else if (len > 0) {
+            data = gz.data;
+            len = gz.len;
+        }
+    } else if (!resp->api_compress && resp->gzip_ok && len > 0 && http_accepts(rq, "gzip") &&
+               expose_gzip(data, len, &gz) == 0) {
         data = gz.data;
         len = gz.len;
         gzipped = true;
@@ -415,10 +476,12 @@ static MHD_RET send_resp(struct http_server *s, struct http_req *rq, struct http
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     sbuf_fini(&gz);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type",
-                            resp->content_type ? resp->content_type
-                                               : "text/plain; version=0.0.4; charset=utf-8");
+    if (!resp->content_type || *resp->content_type) /* "": no Content-Type (a 204) */
+        MHD_add_response_header(r, "Content-Type",
+                                resp->content_type ? resp->content_type
+                                                   : "text/plain; version=0.0.4; charset=utf-8");
     if (gzipped) MHD_add_response_header(r, "Content-Encoding", "gzip");
+    if (api_enc) MHD_add_response_header(r, "Content-Encoding", api_enc);
     if (s->opts.web)
         for (size_t i = 0; i < s->opts.web->nheaders; i++) {
             char hdr[512];
@@ -538,10 +601,13 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         rq->path = url;
         rq->route_idx = -1;
         unsigned mbit = method_bit(method);
+        bool head = !strcmp(method, "HEAD");
         for (size_t i = 0; i < s->nroutes; i++)
             if (path_match(&s->routes[i], url)) {
-                if (rq->route_idx < 0) rq->route_idx = (int)i;
-                if (s->routes[i].methods & mbit) {
+                if (rq->route_idx < 0 && s->routes[i].methods != HTTP_OPTIONS)
+                    rq->route_idx = (int)i;
+                if ((s->routes[i].methods & mbit) &&
+                    !(head && (s->routes[i].methods & HTTP_NO_HEAD))) {
                     rq->route_idx = (int)i;
                     rq->route = &s->routes[i];
                     break;
@@ -594,10 +660,11 @@ static MHD_RET on_request(void *cls, struct MHD_Connection *conn, const char *ur
         if (rq->route_idx >= 0) {
             char allow[64];
             allow_header(s, url, allow, sizeof(allow));
-            http_error(&resp, 405, "method %s not allowed for %s; allowed: %s", method, url, allow);
+            /* Go's texts (net/http, httprouter), as the peers promlet stands in for. */
+            http_error(&resp, 405, "Method Not Allowed");
             http_add_header(&resp, "Allow", allow);
         } else {
-            http_error(&resp, 404, "no handler for path %s", url);
+            http_error(&resp, 404, "404 page not found");
         }
     } else if (rq->overloaded) {
         http_error(&resp, 503, "too many request bodies in flight; retry later");
@@ -717,7 +784,8 @@ static MHD_RET args_iter(void *cls, enum MHD_ValueKind kind, const char *key, co
 }
 
 /* Form bodies (application/x-www-form-urlencoded) answer http_arg as Prometheus's
- * r.FormValue does: query string first, then body. Values are decoded into a copy. */
+ * r.FormValue does: body values first, then the query string's (Go's ParseForm puts
+ * PostForm before the URL's values). Values are decoded into a copy. */
 static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) {
     const char *ct = http_header(r, "Content-Type");
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 || !r->body.len)
@@ -746,27 +814,32 @@ static int body_args(const struct http_req *r, struct args_ctx *c, char **keep) 
 
 const char *http_arg(const struct http_req *r, const char *name) {
     struct args_ctx c = {.name = name};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
-    if (c.first) return c.first;
-    /* A decoded form body stays with the request, so every value handed out remains
-     * valid until the request completes. */
-    struct http_req *rq = (struct http_req *)r;
-    char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
-    if (!nk) return NULL;
-    rq->keep = nk;
     char *copy = NULL;
-    if (body_args(r, &c, &copy) || !copy) return NULL;
-    rq->keep[rq->nkeep++] = copy;
+    if (body_args(r, &c, &copy)) return NULL;
+    if (copy) {
+        /* A decoded form body stays with the request, so every value handed out remains
+         * valid until the request completes. */
+        struct http_req *rq = (struct http_req *)r;
+        char **nk = realloc(rq->keep, (rq->nkeep + 1) * sizeof(*nk));
+        if (!nk) {
+            free(copy);
+            return NULL;
+        }
+        rq->keep = nk;
+        rq->keep[rq->nkeep++] = copy;
+    }
+    if (c.first) return c.first;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     return c.first;
 }
 
 int http_args(const struct http_req *r, const char *name, int (*fn)(void *arg, const char *value),
               void *arg) {
     struct args_ctx c = {.name = name, .fn = fn, .arg = arg};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     char *keep = NULL;
-    if (!c.rc) body_args(r, &c, &keep);
+    if (body_args(r, &c, &keep)) return -ENOMEM;
     free(keep);
+    if (!c.rc) MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &c);
     return c.rc;
 }
 

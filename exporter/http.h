@@ -13,12 +13,16 @@ struct http_server;
 struct http_req; /* opaque; read through the accessors below */
 
 /* What a handler fills in. body starts empty; status defaults to 200, content_type to
- * text/plain; version=0.0.4; charset=utf-8. */
+ * text/plain; version=0.0.4; charset=utf-8 ("" sends no Content-Type). */
 struct http_resp {
     int status;
     const char *content_type; /* static string */
     struct sbuf body;
-    bool gzip_ok;     /* compress when the client accepts gzip */
+    bool gzip_ok; /* compress when the client accepts gzip */
+    /* Compress as Prometheus's API does (httputil.CompressionHandler): the first
+     * Accept-Encoding token that is exactly "gzip" or "deflate" (zlib) wins, and the
+     * Content-Encoding header is sent even with an empty body. Overrides gzip_ok. */
+    bool api_compress;
     char *headers[8]; /* "Name: value" strings, owned (freed by the server) */
     size_t nheaders;
 };
@@ -31,6 +35,11 @@ typedef void http_handler_fn(void *arg, const struct http_req *req, struct http_
 #define HTTP_POST 2u
 #define HTTP_PUT 4u
 #define HTTP_DELETE 8u
+/* A route with only HTTP_OPTIONS never turns another method's 404 into a 405 (as
+ * httprouter's catch-all OPTIONS route in Prometheus). */
+#define HTTP_OPTIONS 16u
+/* With HTTP_GET: do not answer HEAD (405), as routes registered with Prometheus's router. */
+#define HTTP_NO_HEAD 32u
 
 struct http_route {
     const char *path; /* exact path, or a prefix when prefix is set */
@@ -95,5 +104,9 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Adds a header (copied). Returns 0 or -ENOMEM/-E2BIG. */
 int http_add_header(struct http_resp *resp, const char *name, const char *value);
+/* Prometheus's httputil.SetCORS with its default --web.cors.origin '.*': when the request
+ * has an Origin header, adds the Access-Control-* and Vary headers, allowing any origin.
+ * Returns 0 or -ENOMEM/-E2BIG. */
+int http_cors(const struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -221,7 +221,8 @@ static int cmd_check_config(const struct flags *f) {
 static int cmd_check_rules(const struct flags *f) {
     int status = 0;
     struct rulefile_opts o = {.ignore_unknown_fields = f->ignore_unknown_fields,
-                              .legacy_names = f->promql_compat_v2};
+                              .legacy_names = f->promql_compat_v2,
+                              .compat_v2 = f->promql_compat_v2};
     for (size_t i = 0; i < f->nargs; i++) {
         const char *file = f->args[i];
         FILE *fp = fopen(file, "rb");

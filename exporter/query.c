@@ -10,6 +10,7 @@
 #include "store.h"
 #include "version.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
@@ -93,10 +94,14 @@ static bool digits(const char *s, int n, int *out) {
     return true;
 }
 
+/* A time as Go holds it: Unix seconds and nanoseconds in [0, 1e9). */
+struct gotime {
+    int64_t sec, nsec;
+};
+
 /* Go's time.Parse(time.RFC3339Nano, s): 2006-01-02T15:04:05.999999999Z07:00, the fraction
- * optional, the zone "Z" or ±hh:mm. The result is truncated to milliseconds as Prometheus's
- * timestamp.FromTime does. */
-static int parse_rfc3339(const char *s, int64_t *ms) {
+ * optional, the zone "Z" or ±hh:mm. */
+static int parse_rfc3339(const char *s, struct gotime *t) {
     int y, mo, d, h, mi, se;
     if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
         s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
@@ -108,15 +113,15 @@ static int parse_rfc3339(const char *s, int64_t *ms) {
         h > 23 || mi > 59 || se > 59)
         return -EINVAL;
     const char *p = s + 19;
-    int64_t frac_ms = 0;
+    int64_t frac_ns = 0;
     if (*p == '.' || *p == ',') {
         p++;
         int nd = 0;
         while (p[nd] >= '0' && p[nd] <= '9')
             nd++;
         if (nd == 0 || nd > 9) return -EINVAL;
-        for (int i = 0; i < 3; i++)
-            frac_ms = frac_ms * 10 + (i < nd ? p[i] - '0' : 0);
+        for (int i = 0; i < 9; i++)
+            frac_ns = frac_ns * 10 + (i < nd ? p[i] - '0' : 0);
         p += nd;
     }
     int64_t off_s = 0;
@@ -124,8 +129,8 @@ static int parse_rfc3339(const char *s, int64_t *ms) {
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
-            return -EINVAL;
+        /* Go (1.19, Prometheus 2.42's) takes any two-digit hour and minute here. */
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) return -EINVAL;
         off_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
@@ -134,48 +139,142 @@ static int parse_rfc3339(const char *s, int64_t *ms) {
     if (*p) return -EINVAL;
     int64_t secs =
         days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off_s;
-    *ms = secs * 1000 + frac_ms;
+    t->sec = secs;
+    t->nsec = frac_ns;
     return 0;
 }
 
-int query_parse_time(const char *s, int64_t *ms) {
-    if (!s || !*s) return -EINVAL;
-    /* strconv.ParseFloat first: Go accepts no surrounding space. */
-    if (s[0] != ' ' && s[0] != '\t' && s[0] != '\n') {
-        char *end;
-        errno = 0;
-        double t = strtod(s, &end);
-        if (end != s && *end == '\0' && errno != ERANGE) {
-            /* Non-finite or out-of-range times have no sensible timestamp. */
-            if (!isfinite(t) || fabs(t) > 9.2e15) return -EINVAL;
-            /* parseTime: math.Modf, the fraction rounded to ms, then time.Unix(s, ns) and
-             * timestamp.FromTime, which floors to the millisecond. */
-            double ip;
-            double frac = modf(t, &ip);
-            double r = round(frac * 1000) / 1000;
-            int64_t sec = (int64_t)ip, ns = (int64_t)(r * 1e9);
-            while (ns < 0) {
-                sec--;
-                ns += 1000000000;
-            }
-            while (ns >= 1000000000) {
-                sec++;
-                ns -= 1000000000;
-            }
-            *ms = sec * 1000 + ns / 1000000;
-            return 0;
+/* Go's float64 -> int64 conversion on amd64 (CVTTSD2SI): NaN and values out of range
+ * give INT64_MIN, where C leaves the result undefined. */
+static int64_t go_int64(double d) {
+    if (isnan(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)d;
+}
+
+/* Go's strconv underscoreOK: underscores only between digits (or after a base prefix). */
+static bool go_underscores_ok(const char *s) {
+    char saw = '^';
+    size_t i = 0;
+    if (*s == '-' || *s == '+') s++;
+    bool hex = false;
+    if (s[0] == '0' && s[1] && strchr("bBoOxX", s[1])) {
+        i = 2;
+        saw = '0';
+        hex = s[1] == 'x' || s[1] == 'X';
+    }
+    for (; s[i]; i++) {
+        if (isdigit((unsigned char)s[i]) || (hex && isxdigit((unsigned char)s[i]))) {
+            saw = '0';
+        } else if (s[i] == '_') {
+            if (saw != '0') return false;
+            saw = '_';
+        } else {
+            if (saw == '_') return false;
+            saw = '!';
         }
     }
-    if (parse_rfc3339(s, ms) == 0) return 0;
+    return saw != '_';
+}
+
+/* Go's strconv.ParseFloat: like strtod, but no leading space, no "nan(...)", a hex
+ * mantissa needs its p exponent, digits may be separated by underscores, and only
+ * overflow (not underflow) is an error. */
+static int go_parse_float(const char *s, double *out) {
+    if (!*s || isspace((unsigned char)s[0])) return -EINVAL;
+    if (strchr(s, '_')) {
+        char buf[128];
+        size_t n = 0;
+        if (!go_underscores_ok(s) || strlen(s) >= sizeof(buf)) return -EINVAL;
+        for (const char *c = s; *c; c++)
+            if (*c != '_') buf[n++] = *c;
+        buf[n] = '\0';
+        return strchr(buf, '_') || !n ? -EINVAL : go_parse_float(buf, out);
+    }
+    const char *d = s + (s[0] == '+' || s[0] == '-');
+    if ((d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) && !strpbrk(d, "pP")) return -EINVAL;
+    if (strchr(s, '(')) return -EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end) return -EINVAL;
+    if (errno == ERANGE && isinf(v)) return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+static int64_t wrap_add(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+static int64_t wrap_mul(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a * (uint64_t)b);
+}
+
+/* Prometheus's parseTime into Go's time: float seconds through math.Modf, the fraction
+ * rounded to ms, time.Unix(s, ns); else RFC 3339; else its minTime/maxTime spellings. Go's
+ * conversions saturate to INT64_MIN and its arithmetic wraps, so NaN, Inf and huge values
+ * still give a time; it is computed the same way here. */
+static int parse_gotime(const char *s, struct gotime *t) {
+    if (!s || !*s) return -EINVAL;
+    double f;
+    if (go_parse_float(s, &f) == 0) {
+        double ip, frac = modf(f, &ip);
+        if (isinf(f)) frac = NAN; /* Go's Modf(±Inf) is (±Inf, NaN) */
+        int64_t sec = go_int64(ip);
+        int64_t nsec = go_int64((round(frac * 1000) / 1000) * 1e9);
+        if (nsec < 0 || nsec >= 1000000000) { /* time.Unix's normalisation */
+            int64_t n = nsec / 1000000000;
+            sec = wrap_add(sec, n);
+            nsec -= n * 1000000000;
+            if (nsec < 0) {
+                nsec += 1000000000;
+                sec = wrap_add(sec, -1);
+            }
+        }
+        t->sec = sec;
+        t->nsec = nsec;
+        return 0;
+    }
+    if (parse_rfc3339(s, t) == 0) return 0;
     if (!strcmp(s, min_time_text)) {
-        *ms = MIN_TIME_MS;
+        t->sec = INT64_MIN / 1000 + 62135596801LL;
+        t->nsec = 0;
         return 0;
     }
     if (!strcmp(s, max_time_text)) {
-        *ms = MAX_TIME_MS;
+        t->sec = INT64_MAX / 1000 - 62135596801LL;
+        t->nsec = 999999999;
         return 0;
     }
     return -EINVAL;
+}
+
+/* timestamp.FromTime: Unix()*1000 + ns/1e6, wrapping. */
+static int64_t gotime_ms(const struct gotime *t) {
+    return wrap_add(wrap_mul(t->sec, 1000), t->nsec / 1000000);
+}
+
+/* The PromQL engine's timeMilliseconds: UnixNano()/1e6, wrapping, so always within
+ * ±9.3e12 ms. */
+static int64_t gotime_engine_ms(const struct gotime *t) {
+    return wrap_add(wrap_mul(t->sec, 1000000000), t->nsec) / 1000000;
+}
+
+/* Go's t.Before(u): compares the internal seconds (Unix + 62135596800, wrapping). */
+static bool gotime_before(const struct gotime *t, const struct gotime *u) {
+    int64_t ts = wrap_add(t->sec, 62135596800LL), us = wrap_add(u->sec, 62135596800LL);
+    return ts < us || (ts == us && t->nsec < u->nsec);
+}
+
+int query_parse_time(const char *s, int64_t *ms) {
+    struct gotime t;
+    if (parse_gotime(s, &t)) return -EINVAL;
+    int64_t v = gotime_ms(&t);
+    /* Store walks take the range as given; keep to the span Prometheus itself can spell
+     * (its minTime/maxTime), rejecting the rest. */
+    if (v < MIN_TIME_MS || v > MAX_TIME_MS) return -EINVAL;
+    *ms = v;
+    return 0;
 }
 
 /* Prometheus's model.ParseDuration (the PromQL duration grammar). */
@@ -185,17 +284,15 @@ static int parse_prom_duration(const char *s, int64_t *ms) {
 
 int query_parse_duration(const char *s, int64_t *ns) {
     if (!s || !*s) return -EINVAL;
-    if (s[0] != ' ' && s[0] != '\t' && s[0] != '\n') {
-        char *end;
-        errno = 0;
-        double d = strtod(s, &end);
-        if (end != s && *end == '\0') {
-            double v = d * 1e9;
-            if (isnan(v) || v >= 9223372036854775807.0 || v < -9223372036854775808.0)
-                return -EINVAL;
-            *ns = (int64_t)v;
-            return 0;
-        }
+    double d;
+    int rc = go_parse_float(s, &d);
+    if (rc == 0) {
+        /* parseDuration: seconds as a float64 of ns, refused beyond int64; NaN passes the
+         * range check and converts to INT64_MIN (a negative duration). */
+        double v = d * 1e9;
+        if (v > 9223372036854775807.0 || v < -9223372036854775808.0) return -EOVERFLOW;
+        *ns = go_int64(v);
+        return 0;
     }
     int64_t ms;
     if (parse_prom_duration(s, &ms) || ms > INT64_MAX / 1000000) return -EINVAL;
@@ -203,15 +300,26 @@ int query_parse_duration(const char *s, int64_t *ns) {
     return 0;
 }
 
+/* Prometheus's parseDuration error text for s (rc from query_parse_duration). */
+static void duration_error(char *buf, size_t len, const char *s, int rc) {
+    snprintf(buf, len, "cannot parse \"%.300s\" to a valid duration%s", s,
+             rc == -EOVERFLOW ? ". It overflows int64" : "");
+}
+
 /* parseTimeParam: an absent or empty parameter takes the default. */
-static int time_param(const struct query_params *p, const char *name, int64_t def, int64_t *ms,
-                      struct sbuf *out, int *status) {
+static int time_param_ex(const struct query_params *p, const char *name, int64_t def, bool engine,
+                         int64_t *ms, struct sbuf *out, int *status) {
     const char *v = p->get(p->ctx, name);
     if (!v || !*v) {
         *ms = def;
         return 0;
     }
-    if (query_parse_time(v, ms) == 0) return 0;
+    struct gotime t;
+    if (engine && parse_gotime(v, &t) == 0) {
+        *ms = gotime_engine_ms(&t); /* the instant query's time, as the engine takes it */
+        return 0;
+    }
+    if (!engine && query_parse_time(v, ms) == 0) return 0;
     char reason[512];
     snprintf(reason, sizeof(reason),
              "Invalid time value for '%s': cannot parse \"%.300s\" to a "
@@ -221,15 +329,22 @@ static int time_param(const struct query_params *p, const char *name, int64_t de
     return -EINVAL;
 }
 
+static int time_param(const struct query_params *p, const char *name, int64_t def, int64_t *ms,
+                      struct sbuf *out, int *status) {
+    return time_param_ex(p, name, def, false, ms, out, status);
+}
+
 /* ---- series selectors (match[]) ----------------------------------------------------------- */
 
 struct selp {
     const char *s;
     size_t i;
     struct perr *err;
+    bool braces; /* inside {...}, where PromQL's lexer reports the end of input itself */
 };
 
 static int sel_err(struct selp *p, const char *what) {
+    if (p->braces && !p->s[p->i]) what = "unexpected end of input inside braces";
     return perr_set(p->err, 1, (int)p->i + 1, "parse error: %s", what);
 }
 
@@ -274,10 +389,12 @@ static int hexdig(char c) {
 static int sel_string(struct selp *p, struct sbuf *v) {
     char q = p->s[p->i];
     if (q != '"' && q != '\'' && q != '`') return sel_err(p, "expected a quoted label value");
+    size_t open = p->i; /* PromQL's lexer reports an unterminated string where it opens */
     p->i++;
     for (;;) {
         char c = p->s[p->i];
-        if (!c || (c == '\n' && q != '`')) return sel_err(p, "unterminated quoted string");
+        if (!c || (c == '\n' && q != '`'))
+            return perr_set(p->err, 1, (int)open + 1, "parse error: unterminated quoted string");
         p->i++;
         if (c == q) return 0;
         if (c != '\\' || q == '`') {
@@ -381,7 +498,7 @@ static void mlist_free(struct re_matcher *m, size_t n) {
 }
 
 int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, struct perr *err) {
-    struct selp p = {s, 0, err};
+    struct selp p = {s, 0, err, false};
     struct mlist l = {0};
     struct sbuf name, val;
     sbuf_init(&name);
@@ -401,6 +518,7 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
     }
     if (!rc && s[p.i] == '{') {
         p.i++;
+        p.braces = true;
         for (;;) {
             sel_ws(&p);
             if (s[p.i] == '}') {
@@ -437,7 +555,15 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
                 rc = -ENOMEM;
                 break;
             }
-            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) break;
+            if ((rc = mlist_add(&l, t, name.data, val.data ? val.data : "", err))) {
+                /* A bad regex: PromQL reports it as a parse error at the matcher. */
+                if (rc == -EINVAL) {
+                    char msg[sizeof(err->msg)];
+                    snprintf(msg, sizeof(msg), "%s", err->msg);
+                    perr_set(err, 1, (int)st + 1, "parse error: %s", msg);
+                }
+                break;
+            }
             sel_ws(&p);
             if (s[p.i] == ',') {
                 p.i++;
@@ -448,6 +574,7 @@ int query_parse_selector(const char *s, struct re_matcher **out, size_t *nout, s
                 break;
             }
         }
+        p.braces = false;
         sel_ws(&p);
     }
     if (!rc && s[p.i]) rc = sel_err(&p, "unexpected characters after the series selector");
@@ -619,9 +746,11 @@ static void msets_fini(struct msets *ms) {
 }
 
 /* Parses every match[]; on error writes the answer and returns -1 with *status set.
- * Prometheus's parseMatchersParam: each set needs a matcher that does not match "". */
-static int parse_match_params(const struct query_params *p, struct msets *ms, struct sbuf *out,
-                              int *status) {
+ * Prometheus's parseMatchersParam: each set needs a matcher that does not match "". The
+ * series API wraps the error as an invalid "match[]" parameter, labels and label values
+ * answer it bare (wrap). */
+static int parse_match_params(const struct query_params *p, bool wrap, struct msets *ms,
+                              struct sbuf *out, int *status) {
     if (p->each) p->each(p->ctx, "match[]", msets_add, ms);
     if (ms->rc == -ENOMEM) {
         *status = fail_oom(out);
@@ -633,7 +762,8 @@ static int parse_match_params(const struct query_params *p, struct msets *ms, st
             snprintf(reason, sizeof(reason), "%d:%d: %s", ms->err.line, ms->err.col, ms->err.msg);
         else
             snprintf(reason, sizeof(reason), "%s", ms->err.msg);
-        *status = bad_param(out, "match[]", reason);
+        *status =
+            wrap ? bad_param(out, "match[]", reason) : fail(out, 400, E_BAD_DATA, "%s", reason);
         return -1;
     }
     for (size_t i = 0; i < ms->count; i++) {
@@ -641,8 +771,8 @@ static int parse_match_params(const struct query_params *p, struct msets *ms, st
         for (size_t k = 0; k < ms->n[i]; k++)
             nonempty |= !re_matcher_matches_empty(&ms->m[i][k]);
         if (!nonempty) {
-            *status =
-                bad_param(out, "match[]", "match[] must contain at least one non-empty matcher");
+            static const char msg[] = "match[] must contain at least one non-empty matcher";
+            *status = wrap ? bad_param(out, "match[]", msg) : fail(out, 400, E_BAD_DATA, msg);
             return -1;
         }
     }
@@ -666,39 +796,62 @@ int query_series(const struct query_env *env, const struct query_params *p, stru
     if (time_param(p, "start", MIN_TIME_MS, &start, out, &status) ||
         time_param(p, "end", MAX_TIME_MS, &end, out, &status))
         return status;
-    if (parse_match_params(p, &ms, out, &status)) {
+    if (parse_match_params(p, true, &ms, out, &status)) {
         msets_fini(&ms);
         return status;
     }
-    struct lsets sets = {0};
+    /* Prometheus lists a series when one of its chunks overlaps [start, end]; a series'
+     * samples here are one chunk: it has a sample at or before end and one at or after
+     * start (so also when the window falls between two samples, or end < start). */
+    struct lsets before = {0}, after = {0};
     int rc = 0;
-    for (size_t i = 0; i < ms.count && !rc; i++)
-        rc = store_select(env->store, ms.m[i], ms.n[i], start, end, lsets_visit, &sets);
+    for (size_t i = 0; i < ms.count && !rc; i++) {
+        rc =
+            store_select_last(env->store, ms.m[i], ms.n[i], MIN_TIME_MS, end, lsets_visit, &before);
+        if (!rc)
+            rc = store_select_last(env->store, ms.m[i], ms.n[i], start, MAX_TIME_MS, lsets_visit,
+                                   &after);
+    }
     msets_fini(&ms);
-    size_t *order = rc || sets.oom ? NULL : malloc((sets.n ? sets.n : 1) * sizeof(*order));
-    if (!order) {
-        lsets_fini(&sets);
+    size_t *ob = NULL, *oa = NULL;
+    if (!rc && !before.oom && !after.oom) {
+        ob = malloc((before.n ? before.n : 1) * sizeof(*ob));
+        oa = malloc((after.n ? after.n : 1) * sizeof(*oa));
+    }
+    if (!ob || !oa) {
+        free(ob);
+        free(oa);
+        lsets_fini(&before);
+        lsets_fini(&after);
         return fail_oom(out);
     }
-    for (size_t i = 0; i < sets.n; i++)
-        order[i] = i;
+    for (size_t i = 0; i < before.n; i++)
+        ob[i] = i;
+    for (size_t i = 0; i < after.n; i++)
+        oa[i] = i;
     /* Series from several match[] are merged and deduplicated, in label order. */
-    if (sets.n) qsort_r(order, sets.n, sizeof(*order), idx_cmp, &sets);
+    if (before.n) qsort_r(ob, before.n, sizeof(*ob), idx_cmp, &before);
+    if (after.n) qsort_r(oa, after.n, sizeof(*oa), idx_cmp, &after);
     success_head(out);
     sbuf_addc(out, '[');
-    size_t k = 0;
-    for (size_t i = 0; i < sets.n; i++) {
-        size_t a = order[i];
-        if (i) {
-            size_t b = order[i - 1];
-            if (!labels_cmp(sets.sets[a], sets.lens[a], sets.sets[b], sets.lens[b])) continue;
-        }
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < before.n; i++) {
+        size_t x = ob[i];
+        const struct re_label *l = before.sets[x];
+        size_t n = before.lens[x];
+        if (i && !labels_cmp(l, n, before.sets[ob[i - 1]], before.lens[ob[i - 1]])) continue;
+        int c = 1;
+        while (j < after.n && (c = labels_cmp(after.sets[oa[j]], after.lens[oa[j]], l, n)) < 0)
+            j++;
+        if (j == after.n || c != 0) continue;
         if (k++) sbuf_addc(out, ',');
-        jsonw_labels(out, sets.sets[a], sets.lens[a]);
+        jsonw_labels(out, l, n);
     }
     sbuf_adds(out, "]}");
-    free(order);
-    lsets_fini(&sets);
+    free(ob);
+    free(oa);
+    lsets_fini(&before);
+    lsets_fini(&after);
     return finish(out);
 }
 
@@ -723,6 +876,28 @@ static int names_visit(void *arg, const struct re_label *labels, size_t nlabels,
     return 0;
 }
 
+/* Stops a select at its first series. */
+static int found_visit(void *arg, const struct re_label *labels, size_t nlabels, const int64_t *ts,
+                       const double *vals, const struct re_hist *const *hists, size_t n) {
+    (void)labels, (void)nlabels, (void)ts, (void)vals, (void)hists, (void)n;
+    *(bool *)arg = true;
+    return 1;
+}
+
+/* Whether [start, end] overlaps the span of the store's samples: Prometheus answers label
+ * names and values from every block overlapping the window, whole (for its head block,
+ * headIndexReader: nothing when h.maxt < head.MinTime() || h.mint > head.MaxTime()). The
+ * store is one such block. Returns 1, 0 or -ENOMEM. */
+static int store_overlaps(struct store *st, int64_t start, int64_t end) {
+    if (start == MIN_TIME_MS && end == MAX_TIME_MS) return 1;
+    bool before = false, after = false; /* a sample at or before end, one at or after start */
+    int rc = store_select_last(st, NULL, 0, MIN_TIME_MS, end, found_visit, &before);
+    if (rc < 0) return rc;
+    if (!before) return 0;
+    rc = store_select_last(st, NULL, 0, start, MAX_TIME_MS, found_visit, &after);
+    return rc < 0 ? rc : after;
+}
+
 static int names_or_values(const struct query_env *env, const struct query_params *p,
                            const char *value_of, struct sbuf *out) {
     int status = 0;
@@ -731,23 +906,27 @@ static int names_or_values(const struct query_env *env, const struct query_param
         time_param(p, "end", MAX_TIME_MS, &end, out, &status))
         return status;
     struct msets ms = {0};
-    if (parse_match_params(p, &ms, out, &status)) {
+    if (parse_match_params(p, false, &ms, out, &status)) {
         msets_fini(&ms);
         return status;
     }
     struct strs l = {0};
-    int rc = 0;
-    if (ms.count) {
+    int rc = store_overlaps(env->store, start, end);
+    if (rc == 1 && ms.count) {
+        /* labelNamesWithMatchers / labelValuesWithMatchers: every matching series of an
+         * overlapping block, whatever its samples' times. */
         struct namecollect c = {&l, value_of};
+        rc = 0;
         for (size_t i = 0; i < ms.count && !rc; i++)
-            rc = store_select(env->store, ms.m[i], ms.n[i], start, end, names_visit, &c);
-    } else if (value_of) {
+            rc = store_select_last(env->store, ms.m[i], ms.n[i], MIN_TIME_MS, MAX_TIME_MS,
+                                   names_visit, &c);
+    } else if (rc == 1 && value_of) {
         rc = store_label_values(env->store, value_of, strs_add, &l);
-    } else {
+    } else if (rc == 1) {
         rc = store_label_names(env->store, strs_add, &l);
     }
     msets_fini(&ms);
-    if (rc || l.oom) {
+    if (rc < 0 || l.oom) {
         strs_fini(&l);
         return fail_oom(out);
     }
@@ -768,6 +947,38 @@ int query_label_values(const struct query_env *env, const struct query_params *p
     if (!re_valid_label_name(name, strlen(name)))
         return fail(out, 400, E_BAD_DATA, "invalid label name: \"%.200s\"", name);
     return names_or_values(env, p, name, out);
+}
+
+static int count_selector(void *arg, const struct re_matcher *m, size_t nm) {
+    (void)m, (void)nm;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+int query_exemplars(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
+    int status = 0;
+    int64_t start, end;
+    if (time_param(p, "start", MIN_TIME_MS, &start, out, &status) ||
+        time_param(p, "end", MAX_TIME_MS, &end, out, &status))
+        return status;
+    if (end < start)
+        return fail(out, 400, E_BAD_DATA, "end timestamp must not be before start timestamp");
+    const char *q = p->get(p->ctx, "query");
+    struct perr err = {0};
+    struct promql_expr *e = promql_parse_compat(q ? q : "", env->compat_v2, &err);
+    if (!e) {
+        if (!err.msg[0]) return fail_oom(out);
+        if (err.line) return fail(out, 400, E_BAD_DATA, "%d:%d: %s", err.line, err.col, err.msg);
+        return fail(out, 400, E_BAD_DATA, "%s", err.msg);
+    }
+    size_t nsel = 0;
+    promql_foreach_selector(e, count_selector, &nsel);
+    promql_free(e);
+    sbuf_reset(out);
+    if (!nsel) return 204; /* Prometheus: no data, no body */
+    success_head(out);
+    sbuf_adds(out, "[]}");
+    return finish(out);
 }
 
 /* ---- /api/v1/query, /api/v1/query_range --------------------------------------------------- */
@@ -796,9 +1007,10 @@ static int setup_deadline(const struct query_env *env, const struct query_params
     const char *to = p->get(p->ctx, "timeout");
     if (to && *to) {
         int64_t t;
-        if (query_parse_duration(to, &t)) {
+        int rc = query_parse_duration(to, &t);
+        if (rc) {
             char reason[400];
-            snprintf(reason, sizeof(reason), "cannot parse \"%.300s\" to a valid duration", to);
+            duration_error(reason, sizeof(reason), to, rc);
             *status = bad_param(out, "timeout", reason);
             return -1;
         }
@@ -825,11 +1037,11 @@ static void opts_for(const struct query_env *env, struct deadline *d, struct pro
 /* Parses the query parameter; on error writes Prometheus's bad_data answer. The instant
  * query wraps the reason as an invalid "query" parameter, the range query does not (its
  * error comes straight from NewRangeQuery). */
-static struct promql_expr *parse_query(const struct query_params *p, bool wrap, struct sbuf *out,
-                                       int *status) {
+static struct promql_expr *parse_query(const struct query_env *env, const struct query_params *p,
+                                       bool wrap, struct sbuf *out, int *status) {
     const char *q = p->get(p->ctx, "query");
     struct perr err = {0};
-    struct promql_expr *e = promql_parse(q ? q : "", &err);
+    struct promql_expr *e = promql_parse_compat(q ? q : "", env->compat_v2, &err);
     if (e) return e;
     if (!err.msg[0]) {
         *status = fail_oom(out);
@@ -848,9 +1060,10 @@ static struct promql_expr *parse_query(const struct query_params *p, bool wrap, 
 static int eval_failed(int rc, const struct perr *err, bool late_start, struct sbuf *out) {
     switch (rc) {
     case -ECANCELED:
-        /* Prometheus names the stage the deadline hit: before evaluation began, or in it. */
+        /* Prometheus names the stage the deadline hit: a deadline already passed is met in
+         * its query queue (the active query tracker), else during evaluation. */
         return fail(out, 503, E_TIMEOUT, "query timed out in %s",
-                    late_start ? "query execution" : "expression evaluation");
+                    late_start ? "query queue" : "expression evaluation");
     case -E2BIG:
         return fail(out, 422, E_EXEC, "%s",
                     err->msg[0] ? err->msg
@@ -984,13 +1197,32 @@ static int answer(const struct query_env *env, const struct promql_result *r, st
     return finish(out);
 }
 
+/* Whether an instant vector's order may be the query's own: sort(), sort_desc(), 3.x's
+ * sort_by_label() and sort_by_label_desc(), topk() or bottomk() anywhere in it (the order
+ * they make survives `or` and other operators). Any other order Prometheus gives is its
+ * storage's (series sorted by labels, which selectors and the operators over them keep) or
+ * a hash map's (aggregations, no order at all). A name only in a string also counts: that
+ * only leaves the evaluator's order. Returns 1, 0 or -ENOMEM. */
+static int order_is_the_querys(const struct promql_expr *e) {
+    char *txt = promql_expr_string(e);
+    if (!txt) return -ENOMEM;
+    int keep = strstr(txt, "sort") || strstr(txt, "topk") || strstr(txt, "bottomk");
+    free(txt);
+    return keep;
+}
+
+static int series_cmp(const void *a, const void *b) {
+    const struct promql_series *x = a, *y = b;
+    return labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+}
+
 int query_instant(const struct query_env *env, const struct query_params *p, struct sbuf *out) {
     int status = 0;
     int64_t t;
-    if (time_param(p, "time", p->now_ms, &t, out, &status)) return status;
+    if (time_param_ex(p, "time", p->now_ms, true, &t, out, &status)) return status;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, true, out, &status);
+    struct promql_expr *e = parse_query(env, p, true, out, &status);
     if (!e) return status;
     struct promql_opts o;
     opts_for(env, &d, &o);
@@ -1000,8 +1232,16 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
     struct perr err = {0};
     bool late = deadline_passed(&d);
     int rc = late ? -ECANCELED : promql_eval_instant(e, &src, t, &o, &r, &err);
+    int keep = rc ? 1 : order_is_the_querys(e);
     promql_free(e);
     if (rc) return eval_failed(rc, &err, late, out);
+    if (keep < 0) {
+        promql_result_free(r);
+        return fail_oom(out);
+    }
+    /* The store walks series in hash order; answer in Prometheus's storage order. */
+    if (!keep && r->type == PROMQL_VECTOR && r->nseries > 1)
+        qsort(r->series, r->nseries, sizeof(*r->series), series_cmp);
     status = answer(env, r, out);
     promql_result_free(r);
     return status;
@@ -1011,46 +1251,46 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
     const char *sv = p->get(p->ctx, "start"), *ev = p->get(p->ctx, "end");
     const char *stv = p->get(p->ctx, "step");
     char reason[400];
-    int64_t start, end, step_ns;
-    if (query_parse_time(sv ? sv : "", &start)) {
+    int64_t step_ns;
+    struct gotime gs, ge;
+    if (parse_gotime(sv ? sv : "", &gs)) {
         snprintf(reason, sizeof(reason), "cannot parse \"%.300s\" to a valid timestamp",
                  sv ? sv : "");
         return bad_param(out, "start", reason);
     }
-    if (query_parse_time(ev ? ev : "", &end)) {
+    if (parse_gotime(ev ? ev : "", &ge)) {
         snprintf(reason, sizeof(reason), "cannot parse \"%.300s\" to a valid timestamp",
                  ev ? ev : "");
         return bad_param(out, "end", reason);
     }
-    if (end < start) return bad_param(out, "end", "end timestamp must not be before start time");
-    if (query_parse_duration(stv ? stv : "", &step_ns)) {
-        snprintf(reason, sizeof(reason), "cannot parse \"%.300s\" to a valid duration",
-                 stv ? stv : "");
+    if (gotime_before(&ge, &gs))
+        return bad_param(out, "end", "end timestamp must not be before start time");
+    int drc = query_parse_duration(stv ? stv : "", &step_ns);
+    if (drc) {
+        duration_error(reason, sizeof(reason), stv ? stv : "", drc);
         return bad_param(out, "step", reason);
     }
     if (step_ns <= 0)
         return bad_param(out, "step",
                          "zero or negative query resolution step widths are not "
                          "accepted. Try a positive integer");
-    /* Prometheus limits points per series: end.Sub(start)/step > 11000 (in ns). */
-    __int128 span_ns = (__int128)(end - start) * 1000000;
+    /* Prometheus limits points per series: end.Sub(start)/step > 11000, with Go's Sub
+     * saturating at the int64 ns bounds. */
+    __int128 span_ns =
+        ((__int128)wrap_add(ge.sec, 62135596800LL) - wrap_add(gs.sec, 62135596800LL)) * 1000000000 +
+        (ge.nsec - gs.nsec);
+    if (span_ns > INT64_MAX) span_ns = INT64_MAX;
+    if (span_ns < INT64_MIN) span_ns = INT64_MIN;
     if (span_ns / step_ns > 11000)
         return fail(out, 400, E_BAD_DATA,
                     "exceeded maximum resolution of 11,000 points per timeseries. Try "
                     "decreasing the query resolution (?step=XX)");
+    int64_t start = gotime_engine_ms(&gs), end = gotime_engine_ms(&ge);
     int64_t step_ms = step_ns / 1000000;
-    if (step_ms == 0) {
-        /* Sub-millisecond steps: the engine works in ms; one point is all there is. */
-        if (end != start)
-            return bad_param(out, "step",
-                             "zero or negative query resolution step widths are "
-                             "not accepted. Try a positive integer");
-        step_ms = 1;
-    }
     int status = 0;
     struct deadline d;
     if (setup_deadline(env, p, &d, out, &status)) return status;
-    struct promql_expr *e = parse_query(p, false, out, &status);
+    struct promql_expr *e = parse_query(env, p, false, out, &status);
     if (!e) return status;
     enum promql_vtype vt = promql_expr_type(e);
     if (vt != PROMQL_SCALAR && vt != PROMQL_VECTOR) {
@@ -1060,6 +1300,12 @@ int query_range(const struct query_env *env, const struct query_params *p, struc
                  "Vector",
                  vt == PROMQL_MATRIX ? "range vector" : "string");
         return fail(out, 400, E_BAD_DATA, "%s", reason);
+    }
+    if (step_ms == 0) {
+        /* A sub-millisecond step is 0 ms to Prometheus 2.42's engine, which divides by it;
+         * the recovered panic is its answer. */
+        promql_free(e);
+        return fail(out, 422, E_EXEC, "unexpected error: runtime error: integer divide by zero");
     }
     struct promql_opts o;
     opts_for(env, &d, &o);
@@ -1111,7 +1357,8 @@ static void serve(struct agent *a, const struct http_req *req, struct http_resp 
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = fn(&env, &p, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 /* Largest [range] in a query's text (0 if none), and whether a [range:step] subquery is in
@@ -1192,6 +1439,14 @@ static void h_query_range(void *arg, const struct http_req *req, struct http_res
 }
 
 static void h_series(void *arg, const struct http_req *req, struct http_resp *resp) {
+    if (!strcmp(http_method(req), "DELETE")) {
+        /* Prometheus 2.42 registers DELETE /api/v1/series and answers it so. */
+        resp->status = fail(&resp->body, 500, E_INTERNAL, "not implemented");
+        resp->content_type = "application/json";
+        resp->api_compress = true;
+        http_cors(req, resp);
+        return;
+    }
     serve(arg, req, resp, query_series);
 }
 
@@ -1199,12 +1454,17 @@ static void h_labels(void *arg, const struct http_req *req, struct http_resp *re
     serve(arg, req, resp, query_labels);
 }
 
+static void h_exemplars(void *arg, const struct http_req *req, struct http_resp *resp) {
+    serve(arg, req, resp, query_exemplars);
+    if (resp->status == 204) resp->content_type = "";
+}
+
 static void h_label_values(void *arg, const struct http_req *req, struct http_resp *resp) {
     /* /api/v1/label/<name>/values */
     const char *sub = http_subpath(req);
     const char *slash = strchr(sub, '/');
-    if (!slash || strcmp(slash, "/values") != 0) {
-        http_error(resp, 404, "no handler for path %s", http_path(req));
+    if (!slash || slash == sub || strcmp(slash, "/values") != 0) {
+        http_error(resp, 404, "404 page not found");
         return;
     }
     char name[1024];
@@ -1217,7 +1477,8 @@ static void h_label_values(void *arg, const struct http_req *req, struct http_re
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = query_label_values(&env, &p, name, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 /* Metadata entries copied out of the walk (the walker holds a lock while it calls us). */
@@ -1271,7 +1532,7 @@ int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void 
         char *end;
         errno = 0;
         limit = strtol(ls, &end, 10);
-        if (*end || errno || end == ls || ls[0] == ' ')
+        if (*end || errno || end == ls || isspace((unsigned char)ls[0]))
             return fail(out, 400, E_BAD_DATA, "limit must be a number");
     }
     const char *metric = p->get(p->ctx, "metric");
@@ -1343,12 +1604,12 @@ static void h_metadata(void *arg, const struct http_req *req, struct http_resp *
     struct query_params p = {req_get, req_each, (void *)req, agent_now_ms()};
     resp->status = query_metadata(&p, rw_walk, a->rwrecv, &resp->body);
     resp->content_type = "application/json";
-    resp->gzip_ok = true;
+    resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp *resp) {
     (void)arg;
-    (void)req;
     struct sbuf *b = &resp->body;
     sbuf_adds(b, "{\"status\":\"success\",\"data\":{\"version\":");
     jsonw_str(b, version_string());
@@ -1358,6 +1619,17 @@ static void h_buildinfo(void *arg, const struct http_req *req, struct http_resp 
     jsonw_str(b, version_branch());
     sbuf_adds(b, ",\"buildUser\":\"\",\"buildDate\":\"\",\"goVersion\":\"\"}}");
     resp->content_type = "application/json";
+    resp->api_compress = true;
+    http_cors(req, resp);
+}
+
+/* Prometheus answers OPTIONS on every /api/v1 path with 204 (CORS preflight). */
+static void h_options(void *arg, const struct http_req *req, struct http_resp *resp) {
+    (void)arg;
+    resp->status = 204;
+    resp->content_type = "";
+    resp->api_compress = true;
+    http_cors(req, resp);
 }
 
 static int query_start(struct agent *a, struct perr *err) {
@@ -1371,16 +1643,18 @@ static int query_start(struct agent *a, struct perr *err) {
      * setting; it also fixes the mmap threshold, so set that too). */
     mallopt(M_TRIM_THRESHOLD, (int)DEF_QUERY_MALLOC_TRIM_BYTES);
     mallopt(M_MMAP_THRESHOLD, (int)DEF_QUERY_MALLOC_MMAP_BYTES);
-    const unsigned gp = HTTP_GET | HTTP_POST;
+    /* Prometheus's router answers HEAD on none of these (405). */
+    const unsigned gp = HTTP_GET | HTTP_NO_HEAD | HTTP_POST, g = HTTP_GET | HTTP_NO_HEAD;
     const struct http_route routes[] = {
         {"/api/v1/query", false, gp, "/api/v1/query", h_query, a, 0},
         {"/api/v1/query_range", false, gp, "/api/v1/query_range", h_query_range, a, 0},
-        {"/api/v1/series", false, gp, "/api/v1/series", h_series, a, 0},
+        {"/api/v1/series", false, gp | HTTP_DELETE, "/api/v1/series", h_series, a, 0},
         {"/api/v1/labels", false, gp, "/api/v1/labels", h_labels, a, 0},
-        {"/api/v1/label/", true, HTTP_GET, "/api/v1/label/:name/values", h_label_values, a, 0},
-        {"/api/v1/metadata", false, HTTP_GET, "/api/v1/metadata", h_metadata, a, 0},
-        {"/api/v1/status/buildinfo", false, HTTP_GET, "/api/v1/status/buildinfo", h_buildinfo, a,
-         0},
+        {"/api/v1/query_exemplars", false, gp, "/api/v1/query_exemplars", h_exemplars, a, 0},
+        {"/api/v1/label/", true, g, "/api/v1/label/:name/values", h_label_values, a, 0},
+        {"/api/v1/metadata", false, g, "/api/v1/metadata", h_metadata, a, 0},
+        {"/api/v1/status/buildinfo", false, g, "/api/v1/status/buildinfo", h_buildinfo, a, 0},
+        {"/api/v1/", true, HTTP_OPTIONS, "/api/v1/*path", h_options, a, 0},
     };
     /* Evaluations and series walks can take long: big ones run on worker threads so that the
      * HTTP threads keep serving pushes and remote writes meanwhile. */

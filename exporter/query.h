@@ -44,6 +44,12 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
 int query_range(const struct query_env *env, const struct query_params *p, struct sbuf *out);
 int query_series(const struct query_env *env, const struct query_params *p, struct sbuf *out);
 int query_labels(const struct query_env *env, const struct query_params *p, struct sbuf *out);
+/* /api/v1/query_exemplars: Prometheus's checks and errors (start/end, "end timestamp must
+ * not be before start timestamp", the query's parse error), then 204 with an empty out for
+ * a query without series selectors, else the exemplars found: the store keeps none (remote
+ * write's exemplars are dropped on receipt), so always [], as Prometheus 2.42 answers
+ * without --enable-feature=exemplar-storage. */
+int query_exemplars(const struct query_env *env, const struct query_params *p, struct sbuf *out);
 /* name: the label name from the path /api/v1/label/<name>/values. */
 int query_label_values(const struct query_env *env, const struct query_params *p, const char *name,
                        struct sbuf *out);
@@ -60,11 +66,13 @@ typedef int query_meta_walk_fn(void *ctx, const char *family,
 int query_metadata(const struct query_params *p, query_meta_walk_fn *walk, void *walk_ctx,
                    struct sbuf *out);
 
-/* Prometheus's parseTime: unix seconds (float, rounded to ms) or RFC 3339 with optional
- * fraction and zone. Returns 0 with *ms set, or -EINVAL. s borrowed. */
+/* Prometheus's parseTime: unix seconds (float, rounded to ms, converted with Go's
+ * wrapping arithmetic) or RFC 3339 with optional fraction and zone. Returns 0 with *ms
+ * set, or -EINVAL (also for times outside Prometheus's minTime..maxTime). s borrowed. */
 int query_parse_time(const char *s, int64_t *ms);
 /* Prometheus's parseDuration: float seconds or a Prometheus duration ("1m30s"), in ns so
- * that sub-millisecond steps are seen as Prometheus sees them. Returns 0 or -EINVAL. */
+ * that sub-millisecond steps are seen as Prometheus sees them. Returns 0, -EOVERFLOW (float
+ * seconds beyond int64 ns) or -EINVAL. */
 int query_parse_duration(const char *s, int64_t *ns);
 
 /* Parses a series selector (`name{l="v",l2=~"re"}`, `{__name__="x"}`) for match[]: matchers

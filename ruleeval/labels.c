@@ -87,6 +87,11 @@ bool re_valid_utf8(const char *s, size_t len) {
 
 int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *name,
                     const char *value, struct perr *err) {
+    return re_matcher_init_compat(m, type, name, value, false, err);
+}
+
+int re_matcher_init_compat(struct re_matcher *m, enum re_match_type type, const char *name,
+                           const char *value, bool v2, struct perr *err) {
     memset(m, 0, sizeof(*m));
     m->type = type;
     m->name = strdup(name);
@@ -97,10 +102,11 @@ int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *n
         PCRE2_SIZE off;
         /* Prometheus compiles "^(?s:" + re + ")$" with RE2: anchored at both ends, '.'
          * matches newline, UTF-8 semantics. PCRE2's ANCHORED|ENDANCHORED does the same
-         * without wrapping, so a stray ')' in the pattern cannot escape the anchors. */
+         * without wrapping, so a stray ')' in the pattern cannot escape the anchors.
+         * 2.x compiled "^(?:" + re + ")$": no newline for '.'. */
         pcre2_code *re =
             pcre2_compile((PCRE2_SPTR)value, PCRE2_ZERO_TERMINATED,
-                          PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_UTF |
+                          PCRE2_ANCHORED | PCRE2_ENDANCHORED | (v2 ? 0 : PCRE2_DOTALL) | PCRE2_UTF |
                               PCRE2_MATCH_INVALID_UTF | PCRE2_DOLLAR_ENDONLY,
                           &ec, &off, NULL);
         if (!re) {

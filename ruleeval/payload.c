@@ -334,11 +334,6 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
 }
 
 char *payload_api_rules(const struct payload_rule_group *g, size_t n) {
-    return payload_api_rules_typed(g, n, true, true);
-}
-
-char *payload_api_rules_typed(const struct payload_rule_group *g, size_t n, bool alerting,
-                              bool recording) {
     struct rbuf b;
     rbuf_init(&b);
     rbuf_puts(&b, "{\"status\":\"success\",\"data\":{\"groups\":[");
@@ -349,11 +344,8 @@ char *payload_api_rules_typed(const struct payload_rule_group *g, size_t n, bool
         rbuf_puts(&b, ",\"file\":");
         rbuf_json_str(&b, g[i].file ? g[i].file : "", true);
         rbuf_puts(&b, ",\"rules\":[");
-        bool first = true;
         for (size_t k = 0; k < g[i].nrules; k++) {
-            if (!(g[i].rules[k].alert ? alerting : recording)) continue;
-            if (!first) rbuf_putc(&b, ',');
-            first = false;
+            if (k) rbuf_putc(&b, ',');
             json_rule(&b, &g[i].rules[k]);
         }
         rbuf_puts(&b, "],\"interval\":");

@@ -95,6 +95,7 @@ struct ev {
     bool is_range;
     struct oser *os;
     size_t nos, capos;
+    const struct promql_expr *zcall; /* compat_v2: call whose arguments see histograms as 0 */
 };
 
 static void fail(struct ev *ev, int err, const char *fmt, ...)
@@ -709,6 +710,63 @@ static void make_win(struct ev *ev, struct win *w, const struct mser *s, size_t 
     w->n = k;
 }
 
+/* Prometheus 2.42 stores a native histogram sample with the float value 0 beside it, and all
+ * but a few functions and aggregations (rate, increase, delta, histogram_*, sum, sort, +)
+ * read only that float: in compat_v2 those see each histogram sample as the float 0. */
+static void v2_hist_zero_wins(struct ev *ev, struct win *w, size_t nw) {
+    for (size_t i = 0; i < nw; i++) {
+        bool any = false;
+        for (size_t k = 0; k < w[i].n; k++)
+            any |= w[i].h[k] != NULL;
+        if (!any) continue;
+        double *f = ar_alloc_nz(ev, (w[i].n + 1) * sizeof(*f));
+        struct pq_hist **h = ar_alloc(ev, (w[i].n + 1) * sizeof(*h));
+        for (size_t k = 0; k < w[i].n; k++)
+            f[k] = w[i].h[k] ? 0 : w[i].f[k];
+        w[i].f = f;
+        w[i].h = h;
+    }
+}
+
+static void v2_hist_zero(struct ev *ev, struct vec *v) {
+    for (size_t i = 0; i < v->n; i++)
+        if (v->s[i].h) {
+            struct vec o = {0};
+            for (size_t j = 0; j < v->n; j++) {
+                struct smp x = v->s[j];
+                if (x.h) {
+                    x.h = NULL;
+                    x.f = 0;
+                }
+                vec_push(ev, &o, x);
+            }
+            *v = o;
+            return;
+        }
+}
+
+/* Functions that read histogram samples in 2.42 (see v2_hist_zero_wins). */
+static bool v2_reads_hists(int id) {
+    switch (id) {
+    case F_RATE:
+    case F_INCREASE:
+    case F_DELTA:
+    case F_HQUANTILE:
+    case F_HCOUNT:
+    case F_HSUM:
+    case F_HFRACTION:
+    case F_SORT:
+    case F_SORT_DESC:
+    case F_TIMESTAMP:
+    case F_ABSENT:
+    case F_ABSENT_OT:
+    case F_COUNT_OT:
+    case F_PRESENT_OT:
+        return true;
+    }
+    return false;
+}
+
 /* Evaluates a range-vector expression at ts into windows; *range_out = range ms. */
 static struct win *eval_windows(struct ev *ev, const struct promql_expr *e, int64_t ts, size_t *nw,
                                 int64_t *range_out, int64_t *rend_out) {
@@ -1030,8 +1088,18 @@ static bool extrapolated_rate(struct ev *ev, const struct win *w, int64_t rstart
     double sampled = (double)(lastT - firstT) / 1000;
     double avg = sampled / (double)(n - 1);
     double thr = avg * 1.1;
-    if (dstart >= thr) dstart = avg / 2;
-    if (counter) {
+    if (ev->o->compat_v2) {
+        /* 2.42 (extrapolatedRate) moves the start to a float counter's zero point before it
+         * compares with the threshold, and has no zero point for histograms */
+        if (counter && !hh && result > 0 && w->f[0] >= 0) {
+            double dzero = sampled * (w->f[0] / result);
+            if (dzero < dstart) dstart = dzero;
+        }
+        if (dstart >= thr) dstart = avg / 2;
+    } else if (dstart >= thr) {
+        dstart = avg / 2;
+    }
+    if (counter && !ev->o->compat_v2) {
         double dzero = dstart;
         if (!hh && result > 0 && w->f[0] >= 0)
             dzero = sampled * (w->f[0] / result);
@@ -1145,13 +1213,14 @@ static struct val eval_range_func(struct ev *ev, const struct promql_expr *e, in
         param = eval(ev, e->args[1], ts).scalar;
         param2 = eval(ev, e->args[2], ts).scalar;
         if (param <= 0 || param >= 1)
-            fail(ev, -EINVAL, "invalid smoothing factor. Expected: 0 < sf < 1, got: %g", param);
+            fail(ev, -EINVAL, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", param);
         if (param2 <= 0 || param2 >= 1)
-            fail(ev, -EINVAL, "invalid trend factor. Expected: 0 < tf < 1, got: %g", param2);
+            fail(ev, -EINVAL, "invalid trend factor. Expected: 0 < tf < 1, got: %f", param2);
     }
     size_t nw;
     int64_t range, rend;
     struct win *w = eval_windows(ev, marg, ts, &nw, &range, &rend);
+    if (ev->o->compat_v2 && !v2_reads_hists(id)) v2_hist_zero_wins(ev, w, nw);
     struct val r = vval();
     if (id == F_ABSENT_OT) {
         if (nw > 0) return r;
@@ -1965,6 +2034,7 @@ static struct val eval_agg(struct ev *ev, const struct promql_expr *e, int64_t t
     struct val in = eval(ev, e->a, ts);
     struct val r = vval();
     enum pq_agg op = e->agg;
+    if (ev->o->compat_v2 && op != PQ_SUM) v2_hist_zero(ev, &in.v);
     if (op == PQ_COUNT_VALUES && !re_valid_label_name(sparam, strlen(sparam))) {
         char q[128];
         go_quote(sparam, q, sizeof(q));
@@ -2420,12 +2490,24 @@ static bool is_cmp_op(enum pq_op op) {
 static bool changes_schema(enum pq_op op) {
     return op >= PQ_ADD && op <= PQ_ATAN2;
 }
+/* shouldDropMetricName: 2.42 keeps the name through atan2 (3.x drops it). */
+static bool drops_name(const struct ev *ev, enum pq_op op) {
+    return changes_schema(op) && !(ev->o->compat_v2 && op == PQ_ATAN2);
+}
 
 /* Element binop; returns keep. *info set to a message when types are incompatible. */
 static int elem_binop(struct ev *ev, enum pq_op op, double l, double r, struct pq_hist *hl,
                       struct pq_hist *hr, double *res, struct pq_hist **hres,
                       const struct promql_expr *e) {
     *hres = NULL;
+    if ((hl || hr) && ev->o->compat_v2 && !(hl && hr && op == PQ_ADD)) {
+        /* 2.42's vectorElemBinop between vectors: hist + hist is the only histogram
+         * operation; otherwise the float values (0 for histograms) are used, and a float
+         * paired with a histogram gives no result */
+        if (!hl || !hr) return -1;
+        *res = is_cmp_op(op) ? 0 : scalar_binop(op, 0, 0);
+        return !is_cmp_op(op) || scalar_binop(op, 0, 0) != 0;
+    }
     if (!hl && !hr) {
         if (is_cmp_op(op)) {
             *res = l;
@@ -2512,6 +2594,15 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         double sc = swap ? l.scalar : r.scalar;
         for (size_t i = 0; i < v->n; i++) {
             struct smp s = v->s[i];
+            if (s.h && ev->o->compat_v2) {
+                /* 2.42's VectorscalarBinop works on the float value, 0 for a histogram
+                 * sample, and passes the histogram on unchanged when the element is kept */
+                bool keep = !is_cmp_op(op) || scalar_binop(op, swap ? sc : 0, swap ? 0 : sc);
+                if (!keep && !e->bool_mod) continue;
+                if (drops_name(ev, op) || e->bool_mod) s.drop = true;
+                vec_push(ev, &out.v, s);
+                continue;
+            }
             double lf = s.f, rf = sc;
             struct pq_hist *lh = s.h, *rh = NULL;
             if (swap) {
@@ -2540,7 +2631,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
             if (!keep) continue;
             s.f = res;
             s.h = hres;
-            if (changes_schema(op) || e->bool_mod) s.drop = true;
+            if (drops_name(ev, op) || e->bool_mod) s.drop = true;
             vec_push(ev, &out.v, s);
         }
         return out;
@@ -2683,7 +2774,7 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         }
         /* result metric */
         const struct lset *m = ls->ls;
-        if (changes_schema(op)) m = ls_del(ev, m, "__name__");
+        if (drops_name(ev, op)) m = ls_del(ev, m, "__name__");
         if (card == PQ_ONE_ONE) {
             if (on)
                 m = ls_filter(ev, m, ml, nml, true);
@@ -2717,10 +2808,10 @@ static struct val eval_binop(struct ev *ev, const struct promql_expr *e, int64_t
         }
         if (!inc_ok) continue;
         if (!keep && !e->bool_mod) continue;
-        if (is_cmp_op(op) && !e->bool_mod && !hres) hres = hl;
+        if (is_cmp_op(op) && !e->bool_mod && !hres && !ev->o->compat_v2) hres = hl;
         vec_push(
             ev, &out.v,
-            (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !changes_schema(op))});
+            (struct smp){m, res, hres, ts, e->bool_mod ? true : (ls->drop && !drops_name(ev, op))});
     }
     return out;
 }
@@ -2739,8 +2830,9 @@ static void rx_free(struct rx *r) {
     free(r);
 }
 
-/* Compiles "^(?s:re)$" as Go's label_replace does. Returns new or NULL. */
-static struct rx *rx_compile(const char *re) {
+/* Compiles "^(?s:re)$" (3.x) or "^(?:re)$" (2.x) as Go's label_replace does. Returns new or NULL.
+ */
+static struct rx *rx_compile(const char *re, bool v2) {
     size_t l = strlen(re);
     char *pat = malloc(l + 16);
     struct rx *r = calloc(1, sizeof(*r));
@@ -2749,7 +2841,7 @@ static struct rx *rx_compile(const char *re) {
         free(r);
         return NULL;
     }
-    snprintf(pat, l + 16, "^(?s:%s)$", re);
+    snprintf(pat, l + 16, v2 ? "^(?:%s)$" : "^(?s:%s)$", re); /* 2.x: no (?s) */
     int ec;
     PCRE2_SIZE eo;
     r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
@@ -2830,46 +2922,89 @@ static double round_go(double x) {
     return round(x);
 }
 
-static double days_in_month(int y, int m) {
+static double days_in_month(int64_t y, int m) {
     static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
     return d[m - 1];
 }
 
-static double date_fn(int id, double v) {
-    if (isnan(v) || isinf(v) || fabs(v) > 9.2e15) return NAN;
-    time_t t = (time_t)floor(v);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    switch (id) {
-    case F_DAYS_IN_MONTH:
-        return days_in_month(tm.tm_year + 1900, tm.tm_mon + 1);
-    case F_DAY_OF_MONTH:
-        return tm.tm_mday;
-    case F_DAY_OF_WEEK:
-        return tm.tm_wday;
-    case F_DAY_OF_YEAR:
-        return tm.tm_yday + 1;
-    case F_HOUR:
-        return tm.tm_hour;
-    case F_MINUTE:
-        return tm.tm_min;
-    case F_MONTH:
-        return tm.tm_mon + 1;
-    case F_YEAR:
-        return tm.tm_year + 1900;
+/* The date functions as Go computes them for time.Unix(int64(v), 0).UTC(): int64() truncates
+ * toward zero and turns NaN and out-of-range values into INT64_MIN (amd64), and Go's
+ * (pre-1.23) calendar works on seconds since its absolute zero year as a wrapping uint64, so
+ * even those give the numbers 2.42 answers (year(NaN) = 292277026596). */
+static double date_fn(int id, double v, bool v2) {
+    int64_t sec;
+    if (isnan(v) || v >= 9223372036854775808.0 || v < -9223372036854775808.0) {
+        if (!v2) return NAN;
+        sec = INT64_MIN;
+    } else {
+        sec = (int64_t)v;
     }
+    /* unixToInternal + internalToAbsolute of Go's time package */
+    uint64_t abs = (uint64_t)sec + UINT64_C(9223372028715321600);
+    switch (id) {
+    case F_HOUR:
+        return (double)(abs % 86400 / 3600);
+    case F_MINUTE:
+        return (double)(abs % 3600 / 60);
+    case F_DAY_OF_WEEK: /* absolute zero is a Monday */
+        return (double)((abs + 86400) % (7 * 86400) / 86400);
+    }
+    uint64_t d = abs / 86400, n, y;
+    const uint64_t d400 = 365 * 400 + 97, d100 = 365 * 100 + 24, d4 = 365 * 4 + 1;
+    n = d / d400;
+    y = 400 * n;
+    d -= d400 * n;
+    n = d / d100;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= d100 * n;
+    n = d / d4;
+    y += 4 * n;
+    d -= d4 * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    int64_t year = (int64_t)y + INT64_C(-292277022399);
+    int yday = (int)d; /* 0-based */
+    if (id == F_YEAR) return (double)year;
+    if (id == F_DAY_OF_YEAR) return yday + 1;
+    bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    static const int before[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
+    int day = yday, month, mday;
+    if (leap && day == 31 + 29 - 1) {
+        month = 2;
+        mday = 29;
+    } else {
+        if (leap && day > 31 + 29 - 1) day--;
+        month = day / 31;
+        int begin = before[month];
+        if (day >= before[month + 1]) begin = before[++month];
+        month++;
+        mday = day - begin + 1;
+    }
+    if (id == F_MONTH) return month;
+    if (id == F_DAY_OF_MONTH) return mday;
+    if (id == F_DAYS_IN_MONTH) return days_in_month(year, month);
     return NAN;
 }
 
-/* Go's math.Max/Min: NaN wins. */
+/* Go's math.Max/Min: an infinity in the direction wins even over NaN, then NaN wins, and
+ * +0 is larger than -0. */
 static double go_max(double a, double b) {
+    if (isinf(a) && a > 0) return a;
+    if (isinf(b) && b > 0) return b;
     if (isnan(a) || isnan(b)) return NAN;
+    if (a == 0 && a == b) return signbit(a) ? b : a;
     return a > b ? a : b;
 }
 
 static double go_min(double a, double b) {
+    if (isinf(a) && a < 0) return a;
+    if (isinf(b) && b < 0) return b;
     if (isnan(a) || isnan(b)) return NAN;
+    if (a == 0 && a == b) return signbit(a) ? a : b;
     return a < b ? a : b;
 }
 
@@ -3247,7 +3382,7 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                    *srcl = eval(ev, e->args[3], ts).str, *regex = eval(ev, e->args[4], ts).str;
         if (!re_valid_label_name(dst, strlen(dst)))
             fail(ev, -EINVAL, "invalid destination label name in label_replace(): %s", dst);
-        struct rx *rx = rx_compile(regex);
+        struct rx *rx = rx_compile(regex, ev->o->compat_v2);
         if (!rx) fail(ev, -EINVAL, "invalid regular expression in label_replace(): %s", regex);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
@@ -3306,8 +3441,10 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
                  l, c);
         }
         struct vec out = {0};
+        /* 3.x drops histograms here; 2.42 keeps them (sorted by their float value, 0) */
         for (size_t i = 0; i < a.v.n; i++)
-            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL) vec_push(ev, &out, a.v.s[i]);
+            if (!a.v.s[i].h || id >= F_SORT_BY_LABEL || ev->o->compat_v2)
+                vec_push(ev, &out, a.v.s[i]);
         if (id == F_SORT || id == F_SORT_DESC) {
             /* stable for equal values: Go uses sort.Sort (not stable); keep input order */
             if (out.n > 1) qsort(out.s, out.n, sizeof(*out.s), id == F_SORT ? sort_asc : sort_desc);
@@ -3424,14 +3561,15 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
     case F_YEAR: {
         if (e->nargs == 0) {
             vec_push(ev, &r.v,
-                     (struct smp){ls_new(ev, 0), date_fn(id, (double)ts / 1000), NULL, ts, false});
+                     (struct smp){ls_new(ev, 0), date_fn(id, (double)(ts / 1000), ev->o->compat_v2),
+                                  NULL, ts, false});
             return r;
         }
         struct val a = eval(ev, e->args[0], ts);
         for (size_t i = 0; i < a.v.n; i++) {
             struct smp s = a.v.s[i];
             if (s.h) continue;
-            s.f = date_fn(id, s.f);
+            s.f = date_fn(id, s.f, ev->o->compat_v2);
             s.drop = true;
             vec_push(ev, &r.v, s);
         }
@@ -3467,7 +3605,18 @@ static struct val eval_call(struct ev *ev, const struct promql_expr *e, int64_t 
 
 /* ---- dispatcher ---------------------------------------------------------------------------- */
 
+static struct val eval_node(struct ev *ev, const struct promql_expr *e, int64_t ts);
+
 static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
+    bool zero = false;
+    for (size_t i = 0; ev->zcall && i < ev->zcall->nargs; i++)
+        zero |= ev->zcall->args[i] == e;
+    struct val r = eval_node(ev, e, ts);
+    if (zero && r.type == PROMQL_VECTOR) v2_hist_zero(ev, &r.v);
+    return r;
+}
+
+static struct val eval_node(struct ev *ev, const struct promql_expr *e, int64_t ts) {
     if (ev->o->cancelled && ev->o->cancelled(ev->o->cancel_arg))
         fail(ev, -ECANCELED, "query cancelled");
     struct val r;
@@ -3491,7 +3640,9 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
             struct vec o = {0};
             for (size_t i = 0; i < r.v.n; i++) {
                 struct smp s = r.v.s[i];
-                if (s.h) {
+                if (s.h && ev->o->compat_v2) {
+                    /* 2.42 negates the float value only: the histogram is unchanged */
+                } else if (s.h) {
                     s.h = hdup(ev, s.h);
                     pq_hist_scale(s.h, -1);
                     s.h->hint = RE_HINT_GAUGE;
@@ -3527,8 +3678,13 @@ static struct val eval(struct ev *ev, const struct promql_expr *e, int64_t ts) {
         return eval_binop(ev, e, ts);
     case PQ_AGG:
         return eval_agg(ev, e, ts);
-    case PQ_CALL:
-        return eval_call(ev, e, ts);
+    case PQ_CALL: {
+        const struct promql_expr *saved = ev->zcall;
+        ev->zcall = ev->o->compat_v2 && !v2_reads_hists(e->fn->id) ? e : NULL;
+        r = eval_call(ev, e, ts);
+        ev->zcall = saved;
+        return r;
+    }
     }
     return r;
 }

@@ -107,9 +107,12 @@ struct pq_func {
     enum promql_vtype ret;
     enum promql_vtype argt[4]; /* type of each argument; last repeats for variadic */
     int id;
+    int only; /* 0, or the one language version that has the function */
 };
+enum { PQ_FN_V2 = 1, PQ_FN_V3 = 2 };
 
-const struct pq_func *pq_func_lookup(const char *name);
+/* The function called name in Prometheus 2.42's language (v2) or in 3.x's; NULL if none. */
+const struct pq_func *pq_func_lookup(const char *name, bool v2);
 enum promql_vtype pq_type(const struct promql_expr *e);
 const char *pq_op_str(enum pq_op op);
 const char *pq_agg_str(enum pq_agg a);

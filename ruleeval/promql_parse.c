@@ -21,103 +21,105 @@
 #define S PROMQL_SCALAR
 #define T PROMQL_STRING
 static const struct pq_func funcs[] = {
-    {"rate", 1, 0, V, {M}, F_RATE},
-    {"irate", 1, 0, V, {M}, F_IRATE},
-    {"increase", 1, 0, V, {M}, F_INCREASE},
-    {"delta", 1, 0, V, {M}, F_DELTA},
-    {"idelta", 1, 0, V, {M}, F_IDELTA},
-    {"deriv", 1, 0, V, {M}, F_DERIV},
-    {"predict_linear", 2, 0, V, {M, S}, F_PREDICT_LINEAR},
-    {"resets", 1, 0, V, {M}, F_RESETS},
-    {"changes", 1, 0, V, {M}, F_CHANGES},
-    {"avg_over_time", 1, 0, V, {M}, F_AVG_OT},
-    {"min_over_time", 1, 0, V, {M}, F_MIN_OT},
-    {"max_over_time", 1, 0, V, {M}, F_MAX_OT},
-    {"sum_over_time", 1, 0, V, {M}, F_SUM_OT},
-    {"count_over_time", 1, 0, V, {M}, F_COUNT_OT},
-    {"last_over_time", 1, 0, V, {M}, F_LAST_OT},
-    {"first_over_time", 1, 0, V, {M}, F_FIRST_OT},
-    {"present_over_time", 1, 0, V, {M}, F_PRESENT_OT},
-    {"quantile_over_time", 2, 0, V, {S, M}, F_QUANTILE_OT},
-    {"stddev_over_time", 1, 0, V, {M}, F_STDDEV_OT},
-    {"stdvar_over_time", 1, 0, V, {M}, F_STDVAR_OT},
-    {"mad_over_time", 1, 0, V, {M}, F_MAD_OT},
-    {"absent_over_time", 1, 0, V, {M}, F_ABSENT_OT},
-    {"ts_of_min_over_time", 1, 0, V, {M}, F_TS_MIN_OT},
-    {"ts_of_max_over_time", 1, 0, V, {M}, F_TS_MAX_OT},
-    {"ts_of_last_over_time", 1, 0, V, {M}, F_TS_LAST_OT},
-    {"ts_of_first_over_time", 1, 0, V, {M}, F_TS_FIRST_OT},
-    {"double_exponential_smoothing", 3, 0, V, {M, S, S}, F_DES},
-    {"abs", 1, 0, V, {V}, F_ABS},
-    {"ceil", 1, 0, V, {V}, F_CEIL},
-    {"floor", 1, 0, V, {V}, F_FLOOR},
-    {"round", 1, 1, V, {V, S}, F_ROUND},
-    {"clamp", 3, 0, V, {V, S, S}, F_CLAMP},
-    {"clamp_min", 2, 0, V, {V, S}, F_CLAMP_MIN},
-    {"clamp_max", 2, 0, V, {V, S}, F_CLAMP_MAX},
-    {"exp", 1, 0, V, {V}, F_EXP},
-    {"ln", 1, 0, V, {V}, F_LN},
-    {"log2", 1, 0, V, {V}, F_LOG2},
-    {"log10", 1, 0, V, {V}, F_LOG10},
-    {"sqrt", 1, 0, V, {V}, F_SQRT},
-    {"sgn", 1, 0, V, {V}, F_SGN},
-    {"acos", 1, 0, V, {V}, F_ACOS},
-    {"acosh", 1, 0, V, {V}, F_ACOSH},
-    {"asin", 1, 0, V, {V}, F_ASIN},
-    {"asinh", 1, 0, V, {V}, F_ASINH},
-    {"atan", 1, 0, V, {V}, F_ATAN},
-    {"atanh", 1, 0, V, {V}, F_ATANH},
-    {"cos", 1, 0, V, {V}, F_COS},
-    {"cosh", 1, 0, V, {V}, F_COSH},
-    {"sin", 1, 0, V, {V}, F_SIN},
-    {"sinh", 1, 0, V, {V}, F_SINH},
-    {"tan", 1, 0, V, {V}, F_TAN},
-    {"tanh", 1, 0, V, {V}, F_TANH},
-    {"deg", 1, 0, V, {V}, F_DEG},
-    {"rad", 1, 0, V, {V}, F_RAD},
-    {"pi", 0, 0, S, {S}, F_PI},
-    {"min_of", 2, 0, S, {S, S}, F_MIN_OF},
-    {"max_of", 2, 0, S, {S, S}, F_MAX_OF},
-    {"timestamp", 1, 0, V, {V}, F_TIMESTAMP},
-    {"time", 0, 0, S, {S}, F_TIME},
-    {"vector", 1, 0, V, {S}, F_VECTOR},
-    {"scalar", 1, 0, S, {V}, F_SCALAR},
-    {"absent", 1, 0, V, {V}, F_ABSENT},
-    {"label_replace", 5, 0, V, {V, T, T, T}, F_LABEL_REPLACE},
-    {"label_join", 3, -1, V, {V, T, T, T}, F_LABEL_JOIN},
-    {"sort", 1, 0, V, {V}, F_SORT},
-    {"sort_desc", 1, 0, V, {V}, F_SORT_DESC},
-    {"sort_by_label", 1, -1, V, {V, T}, F_SORT_BY_LABEL},
-    {"sort_by_label_desc", 1, -1, V, {V, T}, F_SORT_BY_LABEL_DESC},
-    {"histogram_quantile", 2, 0, V, {S, V}, F_HQUANTILE},
-    {"histogram_count", 1, 0, V, {V}, F_HCOUNT},
-    {"histogram_sum", 1, 0, V, {V}, F_HSUM},
-    {"histogram_avg", 1, 0, V, {V}, F_HAVG},
-    {"histogram_stddev", 1, 0, V, {V}, F_HSTDDEV},
-    {"histogram_stdvar", 1, 0, V, {V}, F_HSTDVAR},
-    {"histogram_fraction", 3, 0, V, {S, S, V}, F_HFRACTION},
-    {"histogram_quantiles", 3, 9, V, {V, T, S, S}, F_HQUANTILES},
-    {"days_in_month", 0, 1, V, {V}, F_DAYS_IN_MONTH},
-    {"day_of_month", 0, 1, V, {V}, F_DAY_OF_MONTH},
-    {"day_of_week", 0, 1, V, {V}, F_DAY_OF_WEEK},
-    {"day_of_year", 0, 1, V, {V}, F_DAY_OF_YEAR},
-    {"hour", 0, 1, V, {V}, F_HOUR},
-    {"minute", 0, 1, V, {V}, F_MINUTE},
-    {"month", 0, 1, V, {V}, F_MONTH},
-    {"year", 0, 1, V, {V}, F_YEAR},
-    {"start", 0, 0, S, {S}, F_START},
-    {"end", 0, 0, S, {S}, F_END},
-    {"step", 0, 0, S, {S}, F_STEP},
-    {"range", 0, 0, S, {S}, F_RANGE},
+    {"rate", 1, 0, V, {M}, F_RATE, 0},
+    {"irate", 1, 0, V, {M}, F_IRATE, 0},
+    {"increase", 1, 0, V, {M}, F_INCREASE, 0},
+    {"delta", 1, 0, V, {M}, F_DELTA, 0},
+    {"idelta", 1, 0, V, {M}, F_IDELTA, 0},
+    {"deriv", 1, 0, V, {M}, F_DERIV, 0},
+    {"predict_linear", 2, 0, V, {M, S}, F_PREDICT_LINEAR, 0},
+    {"resets", 1, 0, V, {M}, F_RESETS, 0},
+    {"changes", 1, 0, V, {M}, F_CHANGES, 0},
+    {"avg_over_time", 1, 0, V, {M}, F_AVG_OT, 0},
+    {"min_over_time", 1, 0, V, {M}, F_MIN_OT, 0},
+    {"max_over_time", 1, 0, V, {M}, F_MAX_OT, 0},
+    {"sum_over_time", 1, 0, V, {M}, F_SUM_OT, 0},
+    {"count_over_time", 1, 0, V, {M}, F_COUNT_OT, 0},
+    {"last_over_time", 1, 0, V, {M}, F_LAST_OT, 0},
+    {"first_over_time", 1, 0, V, {M}, F_FIRST_OT, PQ_FN_V3},
+    {"present_over_time", 1, 0, V, {M}, F_PRESENT_OT, 0},
+    {"quantile_over_time", 2, 0, V, {S, M}, F_QUANTILE_OT, 0},
+    {"stddev_over_time", 1, 0, V, {M}, F_STDDEV_OT, 0},
+    {"stdvar_over_time", 1, 0, V, {M}, F_STDVAR_OT, 0},
+    {"mad_over_time", 1, 0, V, {M}, F_MAD_OT, PQ_FN_V3},
+    {"absent_over_time", 1, 0, V, {M}, F_ABSENT_OT, 0},
+    {"ts_of_min_over_time", 1, 0, V, {M}, F_TS_MIN_OT, PQ_FN_V3},
+    {"ts_of_max_over_time", 1, 0, V, {M}, F_TS_MAX_OT, PQ_FN_V3},
+    {"ts_of_last_over_time", 1, 0, V, {M}, F_TS_LAST_OT, PQ_FN_V3},
+    {"ts_of_first_over_time", 1, 0, V, {M}, F_TS_FIRST_OT, PQ_FN_V3},
+    {"double_exponential_smoothing", 3, 0, V, {M, S, S}, F_DES, PQ_FN_V3},
+    {"holt_winters", 3, 0, V, {M, S, S}, F_DES, PQ_FN_V2}, /* its 2.x name */
+    {"abs", 1, 0, V, {V}, F_ABS, 0},
+    {"ceil", 1, 0, V, {V}, F_CEIL, 0},
+    {"floor", 1, 0, V, {V}, F_FLOOR, 0},
+    {"round", 1, 1, V, {V, S}, F_ROUND, 0},
+    {"clamp", 3, 0, V, {V, S, S}, F_CLAMP, 0},
+    {"clamp_min", 2, 0, V, {V, S}, F_CLAMP_MIN, 0},
+    {"clamp_max", 2, 0, V, {V, S}, F_CLAMP_MAX, 0},
+    {"exp", 1, 0, V, {V}, F_EXP, 0},
+    {"ln", 1, 0, V, {V}, F_LN, 0},
+    {"log2", 1, 0, V, {V}, F_LOG2, 0},
+    {"log10", 1, 0, V, {V}, F_LOG10, 0},
+    {"sqrt", 1, 0, V, {V}, F_SQRT, 0},
+    {"sgn", 1, 0, V, {V}, F_SGN, 0},
+    {"acos", 1, 0, V, {V}, F_ACOS, 0},
+    {"acosh", 1, 0, V, {V}, F_ACOSH, 0},
+    {"asin", 1, 0, V, {V}, F_ASIN, 0},
+    {"asinh", 1, 0, V, {V}, F_ASINH, 0},
+    {"atan", 1, 0, V, {V}, F_ATAN, 0},
+    {"atanh", 1, 0, V, {V}, F_ATANH, 0},
+    {"cos", 1, 0, V, {V}, F_COS, 0},
+    {"cosh", 1, 0, V, {V}, F_COSH, 0},
+    {"sin", 1, 0, V, {V}, F_SIN, 0},
+    {"sinh", 1, 0, V, {V}, F_SINH, 0},
+    {"tan", 1, 0, V, {V}, F_TAN, 0},
+    {"tanh", 1, 0, V, {V}, F_TANH, 0},
+    {"deg", 1, 0, V, {V}, F_DEG, 0},
+    {"rad", 1, 0, V, {V}, F_RAD, 0},
+    {"pi", 0, 0, S, {S}, F_PI, 0},
+    {"min_of", 2, 0, S, {S, S}, F_MIN_OF, PQ_FN_V3},
+    {"max_of", 2, 0, S, {S, S}, F_MAX_OF, PQ_FN_V3},
+    {"timestamp", 1, 0, V, {V}, F_TIMESTAMP, 0},
+    {"time", 0, 0, S, {S}, F_TIME, 0},
+    {"vector", 1, 0, V, {S}, F_VECTOR, 0},
+    {"scalar", 1, 0, S, {V}, F_SCALAR, 0},
+    {"absent", 1, 0, V, {V}, F_ABSENT, 0},
+    {"label_replace", 5, 0, V, {V, T, T, T}, F_LABEL_REPLACE, 0},
+    {"label_join", 3, -1, V, {V, T, T, T}, F_LABEL_JOIN, 0},
+    {"sort", 1, 0, V, {V}, F_SORT, 0},
+    {"sort_desc", 1, 0, V, {V}, F_SORT_DESC, 0},
+    {"sort_by_label", 1, -1, V, {V, T}, F_SORT_BY_LABEL, PQ_FN_V3},
+    {"sort_by_label_desc", 1, -1, V, {V, T}, F_SORT_BY_LABEL_DESC, PQ_FN_V3},
+    {"histogram_quantile", 2, 0, V, {S, V}, F_HQUANTILE, 0},
+    {"histogram_count", 1, 0, V, {V}, F_HCOUNT, 0},
+    {"histogram_sum", 1, 0, V, {V}, F_HSUM, 0},
+    {"histogram_avg", 1, 0, V, {V}, F_HAVG, PQ_FN_V3},
+    {"histogram_stddev", 1, 0, V, {V}, F_HSTDDEV, PQ_FN_V3},
+    {"histogram_stdvar", 1, 0, V, {V}, F_HSTDVAR, PQ_FN_V3},
+    {"histogram_fraction", 3, 0, V, {S, S, V}, F_HFRACTION, 0},
+    {"histogram_quantiles", 3, 9, V, {V, T, S, S}, F_HQUANTILES, PQ_FN_V3},
+    {"days_in_month", 0, 1, V, {V}, F_DAYS_IN_MONTH, 0},
+    {"day_of_month", 0, 1, V, {V}, F_DAY_OF_MONTH, 0},
+    {"day_of_week", 0, 1, V, {V}, F_DAY_OF_WEEK, 0},
+    {"day_of_year", 0, 1, V, {V}, F_DAY_OF_YEAR, 0},
+    {"hour", 0, 1, V, {V}, F_HOUR, 0},
+    {"minute", 0, 1, V, {V}, F_MINUTE, 0},
+    {"month", 0, 1, V, {V}, F_MONTH, 0},
+    {"year", 0, 1, V, {V}, F_YEAR, 0},
+    {"start", 0, 0, S, {S}, F_START, PQ_FN_V3},
+    {"end", 0, 0, S, {S}, F_END, PQ_FN_V3},
+    {"step", 0, 0, S, {S}, F_STEP, PQ_FN_V3},
+    {"range", 0, 0, S, {S}, F_RANGE, PQ_FN_V3},
 };
 #undef V
 #undef M
 #undef S
 #undef T
 
-const struct pq_func *pq_func_lookup(const char *name) {
+const struct pq_func *pq_func_lookup(const char *name, bool v2) {
     for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++)
-        if (strcmp(funcs[i].name, name) == 0) return &funcs[i];
+        if (strcmp(funcs[i].name, name) == 0 && funcs[i].only != (v2 ? PQ_FN_V3 : PQ_FN_V2))
+            return &funcs[i];
     return NULL;
 }
 
@@ -260,22 +262,49 @@ void pq_fmt_float(double v, char *buf, size_t len) {
         snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
+    /* Go's FormatFloat(v, 'f', -1, 64): the shortest digits that read back as v, written
+     * out in full (1e-300 has 300 zeros, 1.7e308 is 17 then zeros, not printf's exact
+     * binary expansion). */
+    char e[40];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec, v);
+        if (strtod(e, NULL) == v) break;
     }
-    /* Go's 'f' format for literals: expand exponents */
-    if (strchr(buf, 'e')) {
-        char tmp[64];
-        int exp10 = atoi(strchr(buf, 'e') + 1);
-        int digits = 0;
-        for (const char *q = buf; *q && *q != 'e'; q++)
-            if (isdigit((unsigned char)*q)) digits++;
-        int dec = digits - 1 - exp10;
-        if (dec < 0) dec = 0;
-        snprintf(tmp, sizeof(tmp), "%.*f", dec, v);
-        snprintf(buf, len, "%s", tmp);
+    char dig[24];
+    size_t nd = 0;
+    const char *q = e;
+    bool neg = *q == '-';
+    if (neg) q++;
+    for (; *q && *q != 'e'; q++)
+        if (isdigit((unsigned char)*q) && nd < sizeof(dig)) dig[nd++] = *q;
+    int x = *q ? atoi(q + 1) : 0; /* the first digit's power of ten */
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    if (v == 0) nd = 1;
+    size_t n = 0;
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (n + 1 < len) buf[n++] = (c);                                                           \
+    } while (0)
+    if (neg) PUT('-');
+    if (x < 0) {
+        PUT('0');
+        PUT('.');
+        for (int i = -1; i > x; i--)
+            PUT('0');
+        for (size_t i = 0; i < nd; i++)
+            PUT(dig[i]);
+    } else {
+        for (int i = 0; i <= x; i++)
+            PUT((size_t)i < nd ? dig[i] : '0');
+        if (nd > (size_t)x + 1) {
+            PUT('.');
+            for (size_t i = (size_t)x + 1; i < nd; i++)
+                PUT(dig[i]);
+        }
     }
+#undef PUT
+    if (len) buf[n] = 0;
 }
 
 /* ---- lexer ------------------------------------------------------------------------------ */
@@ -319,8 +348,12 @@ struct parser {
     struct perr *err;
     bool failed;
     int depth;
-    int brack; /* inside [...]: ':' is the subquery separator */
-    char sbuf[8];
+    int brack;  /* inside [...]: ':' is the subquery separator */
+    bool v2;    /* Prometheus 2.42's language: its function set, no quoted label names */
+    int parens; /* open "(" lexed so far */
+    char sbuf[16];
+    char qbuf[64];
+    char dbuf[80];
 };
 
 static void perrf(struct parser *ps, int pos, const char *fmt, ...)
@@ -708,6 +741,13 @@ static struct tokv *peek(struct parser *ps) {
     if (!ps->have) {
         lex(ps, &ps->cur);
         ps->have = true;
+        /* as Prometheus's lexer: the end of input inside parentheses is its own error */
+        if (ps->cur.t == T_LP) ps->parens++;
+        if (ps->cur.t == T_RP) ps->parens--;
+        if (ps->cur.t == T_EOF && ps->parens > 0) {
+            ps->cur.t = T_ERR;
+            perrf(ps, ps->cur.pos, "unclosed left parenthesis");
+        }
     }
     return &ps->cur;
 }
@@ -724,18 +764,38 @@ static bool peek_ident(struct parser *ps, const char *w) {
     return t->t == T_IDENT && strcasecmp(t->s, w) == 0;
 }
 
+/* Go's %q of the source text src[a, b) (a string token with its quotes), for 2.42's
+ * messages; the text is cut to fit a message. */
+static const char *go_quote(struct parser *ps, int a, int b) {
+    char *o = ps->qbuf;
+    size_t n = 0, cap = sizeof(ps->qbuf) - 4;
+    o[n++] = '"';
+    for (int i = a; i < b && n < cap - 2; i++) {
+        char c = ps->src[i];
+        if (c == '"' || c == '\\') o[n++] = '\\';
+        o[n++] = c;
+    }
+    o[n++] = '"';
+    o[n] = 0;
+    return o;
+}
+
 static const char *tok_desc(struct parser *ps, struct tokv *t) {
     switch (t->t) {
     case T_EOF:
         return "end of input";
+    /* Prometheus's Item.desc(): the kind, then the token text as Go's %q */
     case T_NUM:
-        return "number";
     case T_DUR:
-        return "duration";
     case T_STR:
-        return "string";
     case T_IDENT:
-        return "identifier";
+        snprintf(ps->dbuf, sizeof(ps->dbuf), "%s %s",
+                 t->t == T_NUM   ? "number"
+                 : t->t == T_DUR ? "duration"
+                 : t->t == T_STR ? "string"
+                                 : "identifier",
+                 go_quote(ps, t->pos, t->end));
+        return ps->dbuf;
     case T_LP:
         return "\"(\"";
     case T_RP:
@@ -761,7 +821,7 @@ static const char *tok_desc(struct parser *ps, struct tokv *t) {
     case T_NEQRE:
         return "\"!~\"";
     case T_OP:
-        snprintf(ps->sbuf, sizeof(ps->sbuf), "%s", pq_op_str(t->op));
+        snprintf(ps->sbuf, sizeof(ps->sbuf), "<op:%s>", pq_op_str(t->op));
         return ps->sbuf;
     default:
         return "error";
@@ -943,6 +1003,11 @@ static int parse_label_list(struct parser *ps, char ***out, size_t *n) {
             perrf(ps, t->pos, "unexpected %s in grouping opts, expected label", tok_desc(ps, t));
             return -1;
         }
+        if (t->t == T_STR && ps->v2) {
+            perrf(ps, t->pos, "unexpected string %s in grouping opts, expected label",
+                  go_quote(ps, t->pos, t->end));
+            return -1;
+        }
         if (t->t == T_IDENT && !re_valid_label_name(t->s, strlen(t->s))) {
             perrf(ps, t->pos, "unexpected identifier \"%s\" in grouping opts, expected label",
                   t->s);
@@ -979,7 +1044,7 @@ static int add_matcher(struct parser *ps, struct promql_expr *e, enum re_match_t
     }
     e->m = nm;
     struct perr rerr = {0};
-    int rc = re_matcher_init(&nm[e->nm], ty, name, val, &rerr);
+    int rc = re_matcher_init_compat(&nm[e->nm], ty, name, val, ps->v2, &rerr);
     if (rc < 0) {
         memset(&nm[e->nm], 0, sizeof(nm[0]));
         if (rc == -ENOMEM)
@@ -1010,6 +1075,13 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e) {
         t->s = NULL;
         int lpos = t->pos;
         bool quoted = t->t == T_STR;
+        if (quoted && ps->v2) {
+            /* quoted (UTF-8) label names came with 3.0 */
+            perrf(ps, lpos, "unexpected string %s in label matching, expected identifier or \"}\"",
+                  go_quote(ps, lpos, t->end));
+            free(lname);
+            return -1;
+        }
         next(ps);
         t = peek(ps);
         if (quoted && (t->t == T_COMMA || t->t == T_RB)) {
@@ -1057,7 +1129,7 @@ static int parse_matchers(struct parser *ps, struct promql_expr *e) {
                 free(lname);
                 return -1;
             }
-            int rc = add_matcher(ps, e, ty, lname, t->s, t->pos);
+            int rc = add_matcher(ps, e, ty, lname, t->s, lpos); /* as 2.42: the matcher start */
             free(lname);
             if (rc < 0) return -1;
             next(ps);
@@ -1123,20 +1195,30 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
             ps->brack++;
             next(ps);
             int64_t r, st = 0;
+            /* Prometheus reports a zero duration at the duration itself */
+            int rpos = peek(ps)->pos;
             if (!parse_duration_tok(ps, &r, false, "subquery or range")) goto fail;
             t = peek(ps);
             if (t->t == T_COLON) {
                 next(ps);
                 t = peek(ps);
-                if (t->t != T_RBK && !parse_duration_tok(ps, &st, false, "subquery")) goto fail;
+                int spos = t->pos;
+                bool has_step = t->t != T_RBK;
+                if (has_step && !parse_duration_tok(ps, &st, false, "subquery")) goto fail;
+                /* 2.42 parses every duration with parseDuration, which refuses 0 */
+                if (ps->v2 && has_step && st == 0) {
+                    perrf(ps, spos, "duration must be greater than 0");
+                    goto fail;
+                }
                 t = peek(ps);
                 if (t->t != T_RBK) {
-                    perrf(ps, t->pos, "unexpected %s in subquery, expected \"]\"", tok_desc(ps, t));
+                    perrf(ps, t->pos, "unexpected %s in subquery selector, expected \"]\"",
+                          tok_desc(ps, t));
                     goto fail;
                 }
                 if (pq_type(e) != PROMQL_VECTOR) {
                     perrf(ps, e->pos, "subquery is only allowed on instant vector, got %s instead",
-                          type_name(pq_type(e)));
+                          pq_type(e) == PROMQL_MATRIX ? "matrix" : type_name(pq_type(e)));
                     goto fail;
                 }
                 struct promql_expr *s = node(ps, PQ_SUBQ, e->pos);
@@ -1150,7 +1232,7 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                     goto fail;
                 }
                 if (r <= 0) {
-                    perrf(ps, bpos, "duration must be greater than 0");
+                    perrf(ps, rpos, "duration must be greater than 0");
                     e = s;
                     goto fail;
                 }
@@ -1172,11 +1254,11 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 e = s;
                 if (!set_height(ps, s)) goto fail;
                 if (r <= 0) {
-                    perrf(ps, bpos, "duration must be greater than 0");
+                    perrf(ps, rpos, "duration must be greater than 0");
                     goto fail;
                 }
             } else {
-                perrf(ps, t->pos, "unexpected %s in subquery or range, expected \"]\" or \":\"",
+                perrf(ps, t->pos, "unexpected %s in subquery or range, expected \":\" or \"]\"",
                       tok_desc(ps, t));
                 goto fail;
             }
@@ -1185,19 +1267,24 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
             continue;
         }
         if (t->t == T_IDENT && !strcasecmp(t->s, "offset")) {
-            int opos = t->pos;
             next(ps);
             int64_t off;
+            int dpos = peek(ps)->pos;
             if (!parse_duration_tok(ps, &off, true, "offset")) goto fail;
+            if (ps->v2 && off == 0) {
+                perrf(ps, dpos, "duration must be greater than 0");
+                goto fail;
+            }
+            /* as Prometheus's addOffset, these errors point at the modified expression */
             if (e->kind != PQ_VSEL && e->kind != PQ_MSEL && e->kind != PQ_SUBQ) {
-                perrf(ps, opos,
+                perrf(ps, e->pos,
                       "offset modifier must be preceded by an instant vector selector or range "
                       "vector selector or a subquery");
                 goto fail;
             }
             struct promql_expr *tg = sel_target(e);
             if (tg->offset) {
-                perrf(ps, opos, "offset may not be set multiple times");
+                perrf(ps, e->pos, "offset may not be set multiple times");
                 goto fail;
             }
             tg->offset = off;
@@ -1205,7 +1292,6 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
             continue;
         }
         if (t->t == T_AT) {
-            int apos = t->pos;
             next(ps);
             t = peek(ps);
             enum pq_at kind = PQ_AT_TS;
@@ -1243,21 +1329,21 @@ static struct promql_expr *parse_postfix(struct parser *ps, struct promql_expr *
                 }
                 if (neg) v = -v;
                 if (!isfinite(v) || fabs(v * 1000) > 9.2e18) {
-                    perrf(ps, t->pos, "timestamp out of bounds for @ modifier: %g", v);
+                    perrf(ps, e->pos, "timestamp out of bounds for @ modifier: %f", v);
                     goto fail;
                 }
                 at = (int64_t)llround(v * 1000);
                 next(ps);
             }
             if (e->kind != PQ_VSEL && e->kind != PQ_MSEL && e->kind != PQ_SUBQ) {
-                perrf(ps, apos,
+                perrf(ps, e->pos,
                       "@ modifier must be preceded by an instant vector selector or range vector "
                       "selector or a subquery");
                 goto fail;
             }
             struct promql_expr *tg = sel_target(e);
             if (tg->at_kind) {
-                perrf(ps, apos, "@ <timestamp> may not be set multiple times");
+                perrf(ps, e->pos, "@ <timestamp> may not be set multiple times");
                 goto fail;
             }
             tg->at_kind = kind;
@@ -1400,7 +1486,7 @@ static struct promql_expr *parse_agg(struct parser *ps, enum pq_agg ag, int pos)
     if (!check_arg_type(ps, e->a, PROMQL_VECTOR, ctx)) goto fail;
     if (e->param) {
         enum promql_vtype pt = ag == PQ_COUNT_VALUES ? PROMQL_STRING : PROMQL_SCALAR;
-        if (!check_arg_type(ps, e->param, pt, ctx)) goto fail;
+        if (!check_arg_type(ps, e->param, pt, "aggregation parameter")) goto fail;
     }
     return e;
 fail:
@@ -1458,6 +1544,11 @@ static struct promql_expr *parse_primary(struct parser *ps) {
         next(ps);
         return parse_postfix(ps, e);
     case T_DUR:
+        if (ps->v2) {
+            /* durations as numbers came with 3.x */
+            perrf(ps, pos, "unexpected duration \"%.*s\"", t->end - pos, ps->src + pos);
+            return NULL;
+        }
         e = node(ps, PQ_NUM, pos);
         if (!e) return NULL;
         e->num = (double)t->dur / 1000.0;
@@ -1523,7 +1614,7 @@ static struct promql_expr *parse_primary(struct parser *ps) {
             return e ? parse_postfix(ps, e) : NULL;
         }
         if (nt->t == T_LP) {
-            const struct pq_func *fn = pq_func_lookup(id);
+            const struct pq_func *fn = pq_func_lookup(id, ps->v2);
             if (!fn) {
                 perrf(ps, pos, "unknown function with name \"%s\"", id);
                 free(id);
@@ -1548,20 +1639,16 @@ static struct promql_expr *parse_primary(struct parser *ps) {
             free(id);
             return parse_postfix(ps, e);
         }
-        static const char *const kw[] = {"by",         "without",     "on",     "ignoring",
-                                         "group_left", "group_right", "bool",   "offset",
-                                         "and",        "or",          "unless", "atan2"};
+        /* Prometheus's metric_identifier also takes by, without, offset, and, or, unless and
+         * the aggregation names ("sum" alone is a selector); these keywords it refuses */
+        static const char *const kw[] = {"on",          "ignoring", "group_left",
+                                         "group_right", "bool",     "atan2"};
         for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
             if (!strcasecmp(id, kw[i])) {
-                perrf(ps, pos, "unexpected <%s>", id);
+                perrf(ps, pos, "unexpected <%s%s>", i == 5 ? "op:" : "", id);
                 free(id);
                 return NULL;
             }
-        if (agg_lookup(id, &ag)) {
-            perrf(ps, nt->pos, "unexpected %s in aggregation, expected \"(\"", tok_desc(ps, nt));
-            free(id);
-            return NULL;
-        }
         e = node(ps, PQ_VSEL, pos);
         if (!e) {
             free(id);
@@ -1746,7 +1833,11 @@ static struct promql_expr *parse_expr(struct parser *ps, int minprec) {
 }
 
 struct promql_expr *promql_parse(const char *src, struct perr *err) {
-    struct parser ps = {.src = src, .err = err};
+    return promql_parse_compat(src, false, err);
+}
+
+struct promql_expr *promql_parse_compat(const char *src, bool v2, struct perr *err) {
+    struct parser ps = {.src = src, .err = err, .v2 = v2};
     if (err) memset(err, 0, sizeof(*err));
     struct promql_expr *e = parse_expr(&ps, 0);
     if (e) {

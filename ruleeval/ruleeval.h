@@ -63,6 +63,10 @@ struct re_matcher {
  * compiles the regex. Returns 0, -ENOMEM, or -EINVAL with err filled for a bad regex. */
 int re_matcher_init(struct re_matcher *m, enum re_match_type type, const char *name,
                     const char *value, struct perr *err);
+/* re_matcher_init for one PromQL version: with v2 true '.' does not match a newline, as in
+ * Prometheus 2.x (3.x added the (?s) flag). */
+int re_matcher_init_compat(struct re_matcher *m, enum re_match_type type, const char *name,
+                           const char *value, bool v2, struct perr *err);
 /* Releases what re_matcher_init acquired; tolerates a zeroed struct. */
 void re_matcher_fini(struct re_matcher *m);
 /* True if value (NUL-terminated; NULL means the label is absent, i.e. "") matches.
@@ -128,6 +132,9 @@ struct promql_expr; /* opaque AST */
 /* Parses src (borrows). Returns new (free with promql_free); NULL with err filled
  * (line/col 1-based, msg "parse error: ...") on a syntax or type error, or on OOM. */
 struct promql_expr *promql_parse(const char *src, struct perr *err);
+/* promql_parse for one language version: v2 true parses Prometheus 2.42's PromQL (its function
+ * set with holt_winters, no quoted label names, no zero durations), false is promql_parse. */
+struct promql_expr *promql_parse_compat(const char *src, bool v2, struct perr *err);
 void promql_free(struct promql_expr *e);
 
 enum promql_vtype { PROMQL_SCALAR, PROMQL_VECTOR, PROMQL_MATRIX, PROMQL_STRING };
@@ -318,6 +325,7 @@ struct rulefile {
 struct rulefile_opts {
     bool ignore_unknown_fields; /* promtool --ignore-unknown-fields */
     bool legacy_names;          /* Prometheus 2.x name validation ([a-zA-Z_][a-zA-Z0-9_]*) */
+    bool compat_v2;             /* expressions in Prometheus 2.42's PromQL (promql_parse_compat) */
 };
 
 /* Loads a Prometheus rule file from buf (borrowed, len bytes; only the first YAML document
@@ -513,10 +521,6 @@ struct payload_rule_group {
 };
 /* Returns new: GET /api/v1/rules body in Prometheus' shape. NULL on OOM. */
 char *payload_api_rules(const struct payload_rule_group *g, size_t n);
-/* Returns new: the same with only alerting and/or recording rules listed (?type=alert|record);
- * groups stay even when none of their rules is listed, as Prometheus. NULL on OOM. */
-char *payload_api_rules_typed(const struct payload_rule_group *g, size_t n, bool alerting,
-                              bool recording);
 
 /* ---- rule groups (rulegroup.c) ------------------------------------------------------------ */
 

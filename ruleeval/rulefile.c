@@ -279,7 +279,7 @@ static void load_rule(struct loader *L, const char *gname, size_t idx, yaml_node
         lerr(L, 0, 0, "%s: field 'expr' must be set in rule", pre);
     } else {
         struct perr pe = {0};
-        r->ast = promql_parse(exs, &pe);
+        r->ast = promql_parse_compat(exs, L->o->compat_v2, &pe);
         if (!r->ast)
             lerr(L, r->expr_line, r->expr_col, "%s: could not parse expression: %d:%d: %s", pre,
                  pe.line, pe.col, pe.msg);

@@ -158,7 +158,7 @@ static int template_query(void *arg, const char *expr, int64_t ts, template_emit
         po = &dflt;
     }
     struct perr e = {0};
-    struct promql_expr *pe = promql_parse(expr, &e);
+    struct promql_expr *pe = promql_parse_compat(expr, po->compat_v2, &e);
     if (!pe) {
         /* ParseErrors.Error(): "line:col: parse error: ..." */
         if (e.line)

@@ -386,7 +386,7 @@ static void hist_string(struct rbuf *b, const struct re_hist *h) {
 /* Evaluates expr text at ts (template query() hook and promql_expr_test). */
 static int eval_text(struct run *r, const char *expr, int64_t ts, struct promql_result **out,
                      struct perr *err) {
-    struct promql_expr *e = promql_parse(expr, err);
+    struct promql_expr *e = promql_parse_compat(expr, r->popts.compat_v2, err);
     if (!e) return -EINVAL;
     int rc = promql_eval_instant(e, &r->src, ts, &r->popts, out, err);
     promql_free(e);
@@ -1204,7 +1204,8 @@ int ruletest_run(const char *test_file, const struct ruletest_opts *o, ruletest_
             continue;
         }
         struct rulefile_opts ro = {.ignore_unknown_fields = fi.o.ignore_unknown_fields,
-                                   .legacy_names = fi.o.compat_v2};
+                                   .legacy_names = fi.o.compat_v2,
+                                   .compat_v2 = fi.o.compat_v2};
         bool failed = false;
         char *chk = rulefile_check(paths[i], rb, rl, &ro, &failed);
         if (failed) {

@@ -192,7 +192,7 @@ RULES = r"""groups:
   - record: p:21
     expr: d_load == 1 != 2 >= 3 <= 4 < 5 > 6
   - record: p:22
-    expr: stddev_over_time(d_load[1w]) + predict_linear(d_load[1y], 3600)
+    expr: stddev_over_time(d_load[1w]) + holt_winters(d_load[10m], 0.5, 0.5) + predict_linear(d_load[1y], 3600)
   - record: p:23
     expr: count(d_load) by (job) atan2 d_ratio
   - record: p:24
@@ -324,6 +324,7 @@ alerting:
             "alerting:\n", f"alerting:\n  resend_delay: {RESEND}s\n"))
     p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
                      args=["--collector.disable-defaults", "--no-rules.event-evaluation",
+                           "--promql.compat=v2",
                            f"--web.external-url={EXT_URL}"])
     if not plib.ok(p.addr is not None, "promlet starts with the rule file", p.logtext()):
         plib.done()

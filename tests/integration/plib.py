@@ -24,7 +24,9 @@ def ok(cond, desc, detail=None):
     _n += 1
     print(("ok" if cond else "not ok") + f" {_n} - {desc}", flush=True)
     if not cond:
-        _failed += 1
+        # A "# TODO" directive marks a known failure: reported, not counted (TAP).
+        if "# TODO" not in desc:
+            _failed += 1
         if detail is not None:
             for line in str(detail).splitlines()[:40]:
                 print(f"#   {line}", flush=True)

@@ -64,7 +64,9 @@ def compare(body_p, body_q):
     dp, dq = p["data"], q["data"]
     if dp["resultType"] != dq["resultType"]:
         return f"resultType {dp['resultType']} != {dq['resultType']}"
-    if dp["resultType"] in ("scalar", "string"):
+    if dp["resultType"] == "string":
+        return None if dp["result"] == dq["result"] else f"{dp['result']} != {dq['result']}"
+    if dp["resultType"] == "scalar":
         same = dp["result"][0] == dq["result"][0] and close(fval(dp["result"][1]), fval(dq["result"][1]))
         return None if same else f"{dp['result']} != {dq['result']}"
     kp, kq = keyed(dp["result"], dp["resultType"]), keyed(dq["result"], dq["resultType"])

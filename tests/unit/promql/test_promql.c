@@ -43,16 +43,16 @@ static void test_parse_errors(void) {
     parse_err("foo{", 1, 5, "unexpected end of input");
     parse_err("1 +", 1, 4, "unexpected end of input");
     parse_err("rate(foo)", 1, 6, "expected type range vector in call to function \"rate\"");
-    parse_err("sum(foo) by (a", 1, 15, "grouping opts");
-    parse_err("foo{a=~\"(\"}", 1, 8, "error parsing regexp");
+    parse_err("sum(foo) by (a", 1, 15, "unclosed left parenthesis"); /* as 2.42 answers */
+    parse_err("foo{a=~\"(\"}", 1, 5, "error parsing regexp");
     parse_err("rat(foo[5m])", 1, 1, "unknown function with name \"rat\"");
     parse_err("foo +\n  bar baz", 2, 7, "unexpected identifier");
     parse_err("1 > 2", 1, 3, "comparisons between scalars must use BOOL modifier");
     parse_err("foo and 1", 1, 1, "set operator \"and\" not allowed in binary scalar expression");
     parse_err("{}", 1, 1, "vector selector must contain at least one non-empty matcher");
-    parse_err("foo[5m] offset 1m offset 2m", 1, 19, "offset may not be set multiple times");
+    parse_err("foo[5m] offset 1m offset 2m", 1, 1, "offset may not be set multiple times");
     parse_err("(foo + bar)[5m]", 1, 1, "ranges only allowed for vector selectors");
-    parse_err("foo @ bar", 1, 7, "unexpected identifier in @");
+    parse_err("foo @ bar", 1, 7, "unexpected identifier \"bar\" in @");
     parse_err("topk(foo)", 1, 1, "wrong number of arguments");
     parse_err("\"unterminated", 1, 1, "unterminated quoted string");
     parse_err("foo{a=\"b\\q\"}", 1, 9, "unknown escape sequence");
@@ -110,6 +110,22 @@ static void test_deep_nesting(void) {
     e = promql_parse("((((((((((((((((((((1))))))))))))))))))))", &err);
     TAP_OK(e != NULL, "20 levels of parentheses parse");
     promql_free(e);
+}
+
+/* Prometheus's metric_identifier: some keywords are metric names when they stand alone. */
+static void test_keyword_names(void) {
+    const char *names[] = {"sum",          "by",           "without",         "offset",
+                           "and",          "or",           "unless",          "Sum",
+                           "count_values", "sum{a=\"b\"}", "offset offset 1m"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct perr err;
+        struct promql_expr *e = promql_parse(names[i], &err);
+        TAP_OK(e && promql_expr_type(e) == PROMQL_VECTOR, "%s is a selector", names[i]);
+        promql_free(e);
+    }
+    parse_err("bool", 1, 1, "unexpected <bool>");
+    parse_err("atan2", 1, 1, "unexpected <op:atan2>");
+    parse_err("group_left", 1, 1, "unexpected <group_left>");
 }
 
 static void test_printer(void) {
@@ -186,7 +202,7 @@ static int collect(void *arg, size_t idx, bool missing, double v, const struct r
 static double eval1(struct re_memstore *s, const char *q, int64_t t, size_t *nseries,
                     const struct promql_opts *o) {
     struct perr err;
-    struct promql_expr *e = promql_parse(q, &err);
+    struct promql_expr *e = promql_parse_compat(q, o && o->compat_v2, &err);
     if (!e) {
         printf("# parse: %s\n", err.msg);
         return NAN;
@@ -349,13 +365,194 @@ static void test_native_histograms(void) {
     re_memstore_free(s);
 }
 
+/* Evaluates q in Prometheus 2.42's language; returns new (NULL on error). */
+static struct promql_result *eval_v2(struct re_memstore *s, const char *q, int64_t t) {
+    struct perr err;
+    struct promql_expr *e = promql_parse_compat(q, true, &err);
+    if (!e) return NULL;
+    struct promql_opts o;
+    promql_opts_default(&o);
+    o.compat_v2 = true;
+    struct re_source src;
+    re_memstore_source(s, &src);
+    struct promql_result *r = NULL;
+    int rc = promql_eval_instant(e, &src, t, &o, &r, &err);
+    promql_free(e);
+    return rc ? NULL : r;
+}
+
+static bool has_label(const struct promql_series *ps, const char *name, const char *value) {
+    for (size_t i = 0; i < ps->nlabels; i++)
+        if (!strcmp(ps->labels[i].name, name)) return !value || !strcmp(ps->labels[i].value, value);
+    return false;
+}
+
+/* Differences of Prometheus 2.42 found against a real 2.42 (query_diff integration test). */
+static void test_compat_v2(void) {
+    struct perr err;
+    /* the function sets: holt_winters is 2.x only, the 3.x additions are unknown to 2.42 */
+    struct promql_expr *e = promql_parse_compat("holt_winters(x[5m], 0.5, 0.5)", true, &err);
+    TAP_OK(e != NULL, "v2 parses holt_winters");
+    char *txt = e ? promql_expr_string(e) : NULL;
+    CHECK_EQ_STR(txt ? txt : "", "holt_winters(x[5m], 0.5, 0.5)");
+    free(txt);
+    promql_free(e);
+    parse_err("holt_winters(x[5m], 0.5, 0.5)", 1, 1, "unknown function with name \"holt_winters\"");
+    const char *v3only[] = {"histogram_avg(x)", "sort_by_label(x, \"a\")", "mad_over_time(x[1m])",
+                            "double_exponential_smoothing(x[1m], 0.5, 0.5)"};
+    for (size_t i = 0; i < sizeof(v3only) / sizeof(v3only[0]); i++) {
+        e = promql_parse_compat(v3only[i], true, &err);
+        TAP_OK(e == NULL && strstr(err.msg, "unknown function"), "v2 refuses %s", v3only[i]);
+        promql_free(e);
+        e = promql_parse(v3only[i], &err);
+        TAP_OK(e != NULL, "v3 parses %s", v3only[i]);
+        promql_free(e);
+    }
+    /* quoted label names and zero durations are 3.x syntax */
+    const struct {
+        const char *q;
+        int col;
+        const char *msg;
+    } bad[] = {
+        {"{\"foo\"}", 2, "unexpected string \"\\\"foo\\\"\" in label matching"},
+        {"rate(x[1m:0s])", 11, "duration must be greater than 0"},
+        {"x offset 0s", 10, "duration must be greater than 0"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        e = promql_parse_compat(bad[i].q, true, &err);
+        TAP_OK(e == NULL && err.col == bad[i].col && strstr(err.msg, bad[i].msg),
+               "v2 refuses %s at 1:%d (got %d:%d %s)", bad[i].q, bad[i].col, err.line, err.col,
+               err.msg);
+        promql_free(e);
+    }
+    parse_err("x[0s]", 1, 3, "duration must be greater than 0");
+    e = promql_parse_compat("time() - 5m", true, &err);
+    TAP_OK(e == NULL && err.col == 10 && strstr(err.msg, "unexpected duration \"5m\""),
+           "v2 refuses a duration as a number: %s", err.msg);
+    promql_free(e);
+
+    /* date functions as Go's time.Unix(int64(v), 0): truncation, and NaN as INT64_MIN */
+    struct promql_opts o2;
+    promql_opts_default(&o2);
+    o2.compat_v2 = true;
+    const struct {
+        const char *q;
+        double want;
+    } dates[] = {
+        {"year(vector(NaN))", 292277026596.0},
+        {"hour(vector(NaN))", 15},
+        {"minute(vector(Inf))", 30},
+        {"hour(vector(-0.5))", 0},
+        {"day_of_week(vector(-86400.5))", 3},
+        {"days_in_month(vector(1709164800))", 29},
+        {"month(vector(1709164800))", 2},
+        {"day_of_year(vector(1735603200))", 366},
+        {"clamp_min(vector(Inf), NaN)", INFINITY},
+        {"clamp_max(vector(-Inf), NaN)", -INFINITY},
+    };
+    struct re_memstore *ms = re_memstore_new();
+    for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+        size_t n = 0;
+        double v = eval1(ms, dates[i].q, 0, &n, &o2);
+        TAP_OK(v == dates[i].want, "v2: %s = %g (got %g)", dates[i].q, dates[i].want, v);
+    }
+    /* extrapolatedRate: 2.42 takes the counter's zero point (8s before the first sample)
+     * before the threshold (1.1 x 10s); 3.x halves the interval first, then the zero point */
+    struct re_label lc[] = {{"__name__", "c"}};
+    for (int i = 0; i <= 6; i++)
+        re_memstore_add(ms, lc, 1, 100000 + i * 10000, 8 + i * 10, NULL);
+    size_t nn = 0;
+    CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, &o2), 68);
+    CHECK_EQ_DBL(eval1(ms, "increase(c[100s])", 160000, &nn, NULL), 65);
+    /* 2.x regexes: '.' does not match a newline (3.x compiles them with (?s)) */
+    struct re_label lnl[] = {{"__name__", "nl"}, {"v", "a\nb"}};
+    re_memstore_add(ms, lnl, 2, 0, 1, NULL);
+    eval1(ms, "nl{v=~\"a.b\"}", 0, &nn, &o2);
+    CHECK_EQ_INT(nn, 0);
+    eval1(ms, "nl{v=~\"a.b\"}", 0, &nn, NULL);
+    CHECK_EQ_INT(nn, 1);
+    struct promql_result *lr = eval_v2(ms, "label_replace(nl, \"w\", \"x\", \"v\", \"a.b\")", 0);
+    TAP_OK(lr && lr->nseries == 1 && !has_label(&lr->series[0], "w", NULL),
+           "v2: label_replace's '.' does not match a newline");
+    promql_result_free(lr);
+    re_memstore_free(ms);
+
+    struct re_memstore *s = re_memstore_new();
+    struct re_label lx[] = {{"__name__", "x"}};
+    struct re_label ly[] = {{"__name__", "y"}, {"k", "a"}};
+    struct re_label lz[] = {{"__name__", "y"}, {"k", "b"}};
+    re_memstore_add(s, lx, 1, 0, 2, NULL);
+    re_memstore_add(s, ly, 2, 0, 1e-300, NULL);
+    re_memstore_add(s, lz, 2, 0, 1.7e308, NULL);
+    /* 2.42's shouldDropMetricName leaves out atan2 */
+    struct promql_result *r = eval_v2(s, "x atan2 1", 0);
+    TAP_OK(r && r->nseries == 1 && has_label(&r->series[0], "__name__", "x"),
+           "v2: atan2 keeps the metric name");
+    promql_result_free(r);
+    /* count_values labels are Go's FormatFloat(v, 'f', -1, 64) */
+    r = eval_v2(s, "count_values(\"v\", y)", 0);
+    CHECK(r && r->nseries == 2);
+    bool tiny = false, huge = false;
+    for (size_t i = 0; r && i < r->nseries; i++) {
+        char want[400];
+        snprintf(want, sizeof(want), "0.%0299d1", 0);
+        tiny |= has_label(&r->series[i], "v", want);
+        snprintf(want, sizeof(want), "17%0307d", 0);
+        huge |= has_label(&r->series[i], "v", want);
+    }
+    TAP_OK(tiny && huge, "count_values formats 1e-300 and 1.7e308 as Go does");
+    promql_result_free(r);
+
+    /* 2.42 applies vector/scalar arithmetic to the float value of a histogram sample and
+     * passes the histogram on unchanged; between two histograms only + is defined */
+    struct hcollect hc = {s, 0};
+    CHECK_EQ_INT(
+        promql_expand_values("{{schema:0 sum:5 count:4 buckets:[1 2 1]}}", store_hist, &hc, &err),
+        0);
+    r = eval_v2(s, "lat / 2", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].h &&
+               r->series[0].points[0].h->count == 4 && !has_label(&r->series[0], "__name__", NULL),
+           "v2: histogram / 2 is the histogram unchanged, without its name");
+    promql_result_free(r);
+    r = eval_v2(s, "lat + lat", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].h && r->series[0].points[0].h->count == 8,
+           "v2: histogram + histogram adds");
+    promql_result_free(r);
+    r = eval_v2(s, "lat - lat", 0);
+    TAP_OK(r && r->nseries == 1 && !r->series[0].points[0].h && r->series[0].points[0].v == 0,
+           "v2: histogram - histogram is the float 0");
+    promql_result_free(r);
+    /* most functions and aggregations read a histogram's float value, 0 */
+    const char *zero[] = {"abs(lat)", "avg(lat)", "sum_over_time(lat[1m])", "max(lat)",
+                          "label_replace(lat, \"a\", \"b\", \"\", \"\")"};
+    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+        r = eval_v2(s, zero[i], 0);
+        TAP_OK(r && r->nseries == 1 && !r->series[0].points[0].h && r->series[0].points[0].v == 0,
+               "v2: %s is the float 0", zero[i]);
+        promql_result_free(r);
+    }
+    r = eval_v2(s, "-lat", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].h && r->series[0].points[0].h->count == 4,
+           "v2: -histogram is the histogram unchanged");
+    promql_result_free(r);
+    r = eval_v2(s, "histogram_count(sort(lat))", 0);
+    TAP_OK(r && r->nseries == 1 && r->series[0].points[0].v == 4, "v2: sort keeps histograms");
+    promql_result_free(r);
+    r = eval_v2(s, "lat > 0", 0);
+    TAP_OK(r && r->nseries == 0, "v2: histogram > 0 drops the sample (its float value is 0)");
+    promql_result_free(r);
+    re_memstore_free(s);
+}
+
 int main(void) {
     test_parse_errors();
     test_deep_nesting();
+    test_keyword_names();
     test_printer();
     test_durations();
     test_eval();
     test_series_notation();
     test_native_histograms();
+    test_compat_v2();
     return tap_done();
 }

@@ -173,7 +173,17 @@ static void test_params(void) {
     CHECK(query_parse_time(" 1", &ms) == -EINVAL);
     CHECK(query_parse_time("abc", &ms) == -EINVAL);
     CHECK(query_parse_time("", &ms) == -EINVAL);
-    CHECK(query_parse_time("NaN", &ms) == -EINVAL);
+    /* Go's conversions: NaN and Inf saturate to INT64_MIN, then wrap (Prometheus answers
+     * such times too); 1e20 s saturates and wraps to 0, 9.3e15 s wraps below zero. */
+    CHECK(query_parse_time("NaN", &ms) == 0 && ms == -9223372036855);
+    CHECK(query_parse_time("-Inf", &ms) == 0 && ms == -9223372036855);
+    CHECK(query_parse_time("1e20", &ms) == 0 && ms == 0);
+    CHECK(query_parse_time("1e400", &ms) == -EINVAL);
+    CHECK(query_parse_time("1e-400", &ms) == 0 && ms == 0);
+    CHECK(query_parse_time("0x10", &ms) == -EINVAL);
+    CHECK(query_parse_time("0x1p4", &ms) == 0 && ms == 16000);
+    CHECK(query_parse_time("nan(1)", &ms) == -EINVAL);
+    CHECK(query_parse_time("9.3e15", &ms) == 0 && ms == INT64_C(-9146744073709551616));
     CHECK(query_parse_time("292277025-08-18T07:12:54.999999999Z", &ms) == 0 && ms > 0);
 
     int64_t ns = 0;
@@ -185,7 +195,13 @@ static void test_params(void) {
     CHECK(query_parse_duration("5s1m", &ns) == -EINVAL);
     CHECK(query_parse_duration("1.5m", &ns) == -EINVAL);
     CHECK(query_parse_duration("", &ns) == -EINVAL);
-    CHECK(query_parse_duration("1e30", &ns) == -EINVAL);
+    CHECK(query_parse_duration("1e30", &ns) == -EOVERFLOW);
+    CHECK(query_parse_duration("1e400", &ns) == -EINVAL);
+    CHECK(query_parse_duration("NaN", &ns) == 0 && ns == INT64_MIN);
+    CHECK(query_parse_duration("1_0", &ns) == 0 && ns == 10000000000);
+    CHECK(query_parse_duration("1__0", &ns) == -EINVAL);
+    CHECK(query_parse_duration("_1", &ns) == -EINVAL);
+    CHECK(query_parse_time("1_700_000_000", &ms) == 0 && ms == 1700000000000);
 
     struct re_matcher *m = NULL;
     size_t nm = 0;
@@ -289,6 +305,24 @@ static void test_endpoints(void) {
     CHECK_EQ_STR(out.data, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\","
                            "\"result\":[{\"metric\":{\"job\":\"b\"},\"values\":[[300,\"2\"],"
                            "[315,\"2\"],[330,\"2\"]]}]}}");
+    /* Instant vectors come in label order, unless the query orders them itself. */
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "m{job=~\"b|a\"}", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"a\"") < strstr(out.data, "\"job\":\"b\""));
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "(sort(m))", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
+    CHECK_EQ_INT(
+        call(&env, query_instant, &out,
+             (const char *[]){"query", "sort_by_label_desc(m, \"job\")", "time", "300", NULL}),
+        200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
+    CHECK_EQ_INT(call(&env, query_instant, &out,
+                      (const char *[]){"query", "bottomk(1, m) or m", "time", "300", NULL}),
+                 200);
+    CHECK(strstr(out.data, "\"job\":\"b\"") < strstr(out.data, "\"job\":\"a\""));
     /* PromQL annotations: 3.x splits infos from warnings; 2.x has none. */
     CHECK_EQ_INT(call(&env, query_instant, &out,
                       (const char *[]){"query", "rate(m[1m])", "time", "300", NULL}),
@@ -341,7 +375,7 @@ static void test_endpoints(void) {
                                        "timeout", "0", NULL}),
                  503);
     CHECK_EQ_STR(out.data, "{\"status\":\"error\",\"errorType\":\"timeout\",\"error\":"
-                           "\"query timed out in query execution\"}");
+                           "\"query timed out in query queue\"}");
     CHECK_EQ_INT(
         call(&env, query_instant, &out, (const char *[]){"query", "m", "timeout", "soon", NULL}),
         400);
