@@ -152,6 +152,7 @@ struct erule {
     struct oset prev; /* output series of the last successful evaluation */
     struct fpset *wh; /* per webhook of the rule set */
     char *genurl;
+    char *query; /* recording rule: the expr as Prometheus prints it (alerting: in alert) */
     /* recording rules' health */
     enum alert_health health;
     char last_error[256];
@@ -171,6 +172,9 @@ struct egroup {
     struct payload_rule_group pg;
     int64_t timer;
     int64_t last_ts; /* evaluation timestamp of the last evaluation (monotone per group) */
+    int64_t slot_ms; /* the slots' offset in the interval (Prometheus' group hash) */
+    int32_t slot_ns; /* its sub-ms nanoseconds */
+    int32_t eval_ns; /* sub-ms ns of the evaluation running (slot_ns or 0); under e->lock */
     bool dirty;      /* guarded by engine.mu */
 };
 
@@ -272,6 +276,7 @@ static void ruleset_free(struct ruleset *rs) {
                     free(er->wh[w].fp);
             free(er->wh);
             free(er->genurl);
+            free(er->query);
         }
         free(eg->rules);
         free(eg->alert_readers);
@@ -461,6 +466,96 @@ static int ruleset_index(struct ruleset *rs) {
 }
 
 /* Builds groups, rules, selectors and the copied config of a rule set. */
+
+/* ---- evaluation slots ------------------------------------------------------------------------ */
+
+/* XXH64 with seed 0 (the xxhash that Prometheus' labels.Hash uses). */
+#define XXP1 0x9E3779B185EBCA87ULL
+#define XXP2 0xC2B2AE3D27D4EB4FULL
+#define XXP3 0x165667B19E3779F9ULL
+#define XXP4 0x85EBCA77C2B2AE63ULL
+#define XXP5 0x27D4EB2F165667C5ULL
+
+static uint64_t xx_rotl(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t xx_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t xx_round(uint64_t acc, uint64_t in) {
+    return xx_rotl(acc + in * XXP2, 31) * XXP1;
+}
+
+static uint64_t xx_merge(uint64_t acc, uint64_t v) {
+    return (acc ^ xx_round(0, v)) * XXP1 + XXP4;
+}
+
+static uint64_t xxh64(const unsigned char *p, size_t n) {
+    const unsigned char *end = p + n;
+    uint64_t h;
+    if (n >= 32) {
+        uint64_t v1 = XXP1 + XXP2, v2 = XXP2, v3 = 0, v4 = 0 - XXP1;
+        for (; end - p >= 32; p += 32) {
+            v1 = xx_round(v1, xx_le(p, 8));
+            v2 = xx_round(v2, xx_le(p + 8, 8));
+            v3 = xx_round(v3, xx_le(p + 16, 8));
+            v4 = xx_round(v4, xx_le(p + 24, 8));
+        }
+        h = xx_rotl(v1, 1) + xx_rotl(v2, 7) + xx_rotl(v3, 12) + xx_rotl(v4, 18);
+        h = xx_merge(xx_merge(xx_merge(xx_merge(h, v1), v2), v3), v4);
+    } else {
+        h = XXP5;
+    }
+    h += n;
+    for (; end - p >= 8; p += 8)
+        h = xx_rotl(h ^ xx_round(0, xx_le(p, 8)), 27) * XXP1 + XXP4;
+    if (end - p >= 4) {
+        h = xx_rotl(h ^ xx_le(p, 4) * XXP1, 23) * XXP2 + XXP3;
+        p += 4;
+    }
+    for (; p < end; p++)
+        h = xx_rotl(h ^ *p * XXP5, 11) * XXP1;
+    h ^= h >> 33;
+    h *= XXP2;
+    h ^= h >> 29;
+    h *= XXP3;
+    return h ^ (h >> 32);
+}
+
+/* Group.EvalTimestamp: a group's evaluations fall at hash({file, name}) modulo its interval
+ * (in ns) past each multiple of the interval, so groups spread over the interval and the
+ * same file and group evaluate at the same instants as in Prometheus. Returns that offset in
+ * ns (sample timestamps take its whole ms, truncated; the API prints activeAt in ns). */
+static int64_t slot_offset_ns(const char *file, const char *name, int64_t interval_ms) {
+    if (interval_ms <= 0) return 0;
+    size_t fl = strlen(file), nl = strlen(name);
+    unsigned char *b = malloc(fl + nl + 12);
+    if (!b) return 0; /* only the spread is lost */
+    size_t n = 0;
+    memcpy(b + n, "file\xff", 5);
+    n += 5;
+    memcpy(b + n, file, fl);
+    n += fl;
+    memcpy(b + n, "\xffname\xff", 6);
+    n += 6;
+    memcpy(b + n, name, nl);
+    n += nl;
+    b[n++] = 0xff;
+    uint64_t h = xxh64(b, n);
+    free(b);
+    return (int64_t)(h % ((uint64_t)interval_ms * 1000000u));
+}
+
+/* How early a timer may fire and still evaluate the slot ahead (eval_group). */
+static int64_t slot_early(const struct egroup *g) {
+    return g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
+}
+
 static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr *err) {
     int rc = 0;
     rs->resend_delay_ms = c->resend_delay_ms > 0 ? c->resend_delay_ms : DEF_RESEND_DELAY_MS;
@@ -524,6 +619,9 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
             eg->def = rg;
             eg->file = rs->files[f]->name;
             eg->interval_ms = rg->interval_ms > 0 ? rg->interval_ms : def_iv;
+            int64_t off_ns = slot_offset_ns(eg->file, rg->name, eg->interval_ms);
+            eg->slot_ms = off_ns / 1000000;
+            eg->slot_ns = (int32_t)(off_ns % 1000000);
             eg->last_ts = INT64_MIN;
             size_t kl = strlen(eg->file) + strlen(rg->name) + 2;
             if (!(eg->key = malloc(kl))) goto oom;
@@ -539,13 +637,16 @@ static int ruleset_build(struct ruleset *rs, const struct config *c, struct perr
                 if (er->def->kind == RULEFILE_ALERT) {
                     if (!(er->alert = alert_rule_new(er->def, rg))) goto oom;
                     rs->alerts[rs->nalerts++] = er->alert;
+                } else if (!(er->query = er->def->ast ? promql_expr_string(er->def->ast)
+                                                      : strdup(er->def->expr))) {
+                    goto oom;
                 }
                 if (rs->nwh && !(er->wh = calloc(rs->nwh, sizeof(*er->wh)))) goto oom;
                 struct sel_ctx sc = {.r = er};
                 if (promql_foreach_selector(er->def->ast, collect_selector, &sc)) goto oom;
                 *pr = (struct payload_rule){.alert = er->alert,
                                             .name = er->def->name,
-                                            .query = er->def->expr,
+                                            .query = er->query, /* NULL: alert's */
                                             .labels = er->def->labels,
                                             .nlabels = er->def->nlabels,
                                             .health = ALERT_HEALTH_UNKNOWN,
@@ -598,7 +699,11 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
     struct perr err = {0};
     struct promql_expr *x = promql_parse_compat(expr, e->compat_v2, &err);
     if (!x) {
-        snprintf(errbuf, errlen, "%s", err.msg);
+        /* ParseErrors.Error(): "line:col: parse error: ..." */
+        if (err.line)
+            snprintf(errbuf, errlen, "%d:%d: %s", err.line, err.col, err.msg);
+        else
+            snprintf(errbuf, errlen, "%s", err.msg);
         return -EINVAL;
     }
     struct re_source src;
@@ -618,9 +723,9 @@ static int tmpl_query(void *arg, const char *expr, int64_t ts_ms, template_emit_
         for (size_t i = 0; i < res->nseries && !rc; i++)
             if (res->series[i].npoints)
                 rc = emit(emit_arg, res->series[i].labels, res->series[i].nlabels,
-                          res->series[i].points[0].v);
+                          res->series[i].points[0].h ? 0.0 : res->series[i].points[0].v);
     if (res->type != PROMQL_SCALAR && res->type != PROMQL_VECTOR) {
-        snprintf(errbuf, errlen, "query result is not a vector or a scalar");
+        snprintf(errbuf, errlen, "rule result is not a vector or scalar");
         rc = -EINVAL;
     }
     promql_result_free(res);
@@ -731,9 +836,10 @@ static int eval_recording(struct engine *e, struct egroup *g, struct erule *r,
                             "labels");
         }
     if (g->def->limit > 0 && outs.n > (size_t)g->def->limit) {
-        oset_free(&outs);
+        size_t n = outs.n;
+        oset_free(&outs); /* zeroes outs.n */
         return perr_set(err, 0, 0, "exceeded limit of %lld with %zu series",
-                        (long long)g->def->limit, outs.n);
+                        (long long)g->def->limit, n);
     }
     write_outputs(e, r, &outs, ts);
     return 0;
@@ -920,7 +1026,7 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
     bool wrote = false;
     e->evals_total++;
     if (!rc && res->type != PROMQL_VECTOR && res->type != PROMQL_SCALAR)
-        rc = perr_set(&err, 0, 0, "rule result is not a vector or a scalar");
+        rc = perr_set(&err, 0, 0, "rule result is not a vector or scalar");
     if (r->alert) {
         if (rc) {
             alert_rule_set_error(r->alert, ts, err.msg);
@@ -937,14 +1043,16 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                 else
                     for (size_t i = 0; i < res->nseries; i++)
                         if (res->series[i].npoints)
-                            smp[k++] =
-                                (struct alert_sample){res->series[i].labels, res->series[i].nlabels,
-                                                      res->series[i].points[0].v};
+                            /* a histogram sample's float value is 0 in Prometheus 2.42 */
+                            smp[k++] = (struct alert_sample){
+                                res->series[i].labels, res->series[i].nlabels,
+                                res->series[i].points[0].h ? 0.0 : res->series[i].points[0].v};
                 struct alert_env env = {.ext_labels = rs->ext,
                                         .next_labels = rs->next,
                                         .external_url = ext_url(e),
                                         .query = tmpl_query,
-                                        .query_arg = e};
+                                        .query_arg = e,
+                                        .ts_ns = g->eval_ns};
                 rc = alert_rule_eval(r->alert, ts, smp, k, g->def->limit, &env, &err);
                 free(smp);
             }
@@ -1021,11 +1129,11 @@ static void eval_group(struct engine *e, struct ruleset *rs, struct egroup *g, b
      * runs, its time is never in the future), or the next one when the timer fired a few
      * milliseconds early. */
     if (!mask && g->interval_ms > 0) {
-        int64_t early = g->interval_ms / 2 < 50 ? g->interval_ms / 2 : 50;
-        at = (now + early) / g->interval_ms * g->interval_ms;
+        at = (now + slot_early(g) - g->slot_ms) / g->interval_ms * g->interval_ms + g->slot_ms;
     }
     int64_t ts = at > g->last_ts ? at : g->last_ts + 1;
     g->last_ts = ts;
+    g->eval_ns = !mask && g->interval_ms > 0 && ts == at ? g->slot_ns : 0;
     if (mask) e->event_evals_total++;
     bool alerts_marked = false; /* the readers of ALERTS after the first alert rule are marked */
     for (size_t i = 0; i < g->nrules; i++) {
@@ -1170,9 +1278,13 @@ static int64_t on_event_timer(struct loop *l, int64_t id, void *arg) {
     return LOOP_NOMORE;
 }
 
-static int64_t next_slot(int64_t interval_ms) {
-    int64_t now = wall_ms();
-    return interval_ms - now % interval_ms;
+/* ms until the group's next slot. After an evaluation (after_eval) that is the slot after
+ * the one just evaluated, even when the timer fired a little before it: counting from the
+ * clock alone would run that same slot a second time a few ms later. */
+static int64_t next_slot(const struct egroup *g, bool after_eval) {
+    int64_t now = wall_ms() - g->slot_ms;
+    int64_t cur = after_eval ? now + slot_early(g) : now;
+    return (cur / g->interval_ms + 1) * g->interval_ms - now;
 }
 
 static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
@@ -1186,7 +1298,7 @@ static int64_t on_group_timer(struct loop *l, int64_t id, void *arg) {
         g->rules[r].dirty = false;
     pthread_mutex_unlock(&g->e->mu);
     eval_group(g->e, g->e->rs, g, NULL);
-    return next_slot(g->interval_ms);
+    return next_slot(g, true);
 }
 
 /* ---- collectors sampled into the store ------------------------------------------------------ */
@@ -1342,7 +1454,7 @@ static void apply_pending(struct engine *e) {
     e->collectors_idle = false;
     for (size_t g = 0; g < rs->ngroups; g++) {
         rs->groups[g].e = e;
-        int64_t id = loop_add_timer(e->loop, next_slot(rs->groups[g].interval_ms), on_group_timer,
+        int64_t id = loop_add_timer(e->loop, next_slot(&rs->groups[g], false), on_group_timer,
                                     &rs->groups[g]);
         rs->groups[g].timer = id > 0 ? id : 0;
     }
@@ -1513,6 +1625,12 @@ static int engine_metrics(struct agent *a, struct mset *out) {
     return rc;
 }
 
+static int pg_cmp(const void *a, const void *b) {
+    const struct payload_rule_group *x = a, *y = b;
+    int c = strcmp(x->file ? x->file : "", y->file ? y->file : "");
+    return c ? c : strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
 int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view *v), void *arg) {
     pthread_rwlock_rdlock(&e->lock);
     struct ruleset *rs = e->rs;
@@ -1521,6 +1639,8 @@ int engine_view(struct engine *e, int (*fn)(void *arg, const struct engine_view 
     if (rs && rs->ngroups && !(gs = calloc(rs->ngroups, sizeof(*gs)))) rc = -ENOMEM;
     for (size_t g = 0; !rc && rs && g < rs->ngroups; g++)
         gs[g] = rs->groups[g].pg;
+    /* Manager.RuleGroups(): sorted by file, then by group name */
+    if (!rc && rs && rs->ngroups > 1) qsort(gs, rs->ngroups, sizeof(*gs), pg_cmp);
     if (!rc) {
         struct engine_view v = {.groups = gs,
                                 .ngroups = rs ? rs->ngroups : 0,

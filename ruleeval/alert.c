@@ -343,6 +343,7 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
         a->value = pa[i].value;
         a->state = ALERT_PENDING;
         a->active_at = ts;
+        a->active_ns = env ? env->ts_ns : 0;
         a->fired_at = a->resolved_at = a->last_sent_at = a->valid_until = a->keep_firing_since =
             ALERT_TS_NONE;
         seen[k] = true;
@@ -356,7 +357,10 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
         if (!seen[k]) {
             bool keep = false;
             if (a->state == ALERT_FIRING && r->kff_ms > 0) {
-                if (a->keep_firing_since == ALERT_TS_NONE) a->keep_firing_since = ts;
+                if (a->keep_firing_since == ALERT_TS_NONE) {
+                    a->keep_firing_since = ts;
+                    a->keep_firing_ns = env ? env->ts_ns : 0;
+                }
                 if (ts - a->keep_firing_since < r->kff_ms) keep = true;
             }
             bool drop =
@@ -377,8 +381,10 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
                 k++;
                 continue;
             }
-        } else
+        } else {
             a->keep_firing_since = ALERT_TS_NONE;
+            a->keep_firing_ns = 0;
+        }
         active++;
         if (a->state == ALERT_PENDING && ts - a->active_at >= r->for_ms) {
             a->state = ALERT_FIRING;
@@ -401,6 +407,14 @@ int alert_rule_eval(struct alert_rule *r, int64_t ts, const struct alert_sample 
     return 0;
 }
 
+/* Prometheus builds ALERTS and ALERTS_FOR_STATE from the rule's labels as written (templates
+ * unexpanded, empty values dropped) overridden by the alert's: a label whose template expanded
+ * to "" is missing from the alert but keeps its template text in these series. */
+static void raw_rule_labels(const struct alert_rule *r, struct lset *s) {
+    for (size_t k = 0; k < r->nlabels; k++)
+        if (*r->labels[k].value) lset_set(s, r->labels[k].name, r->labels[k].value);
+}
+
 int alert_rule_series(const struct alert_rule *r,
                       int (*fn)(void *arg, const struct re_label *labels, size_t n, double v),
                       void *arg) {
@@ -408,6 +422,7 @@ int alert_rule_series(const struct alert_rule *r,
         const struct alert *a = &r->alerts[k];
         if (a->state == ALERT_INACTIVE) continue;
         struct lset s = {0};
+        raw_rule_labels(r, &s);
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
         lset_set(&s, "__name__", "ALERTS");
@@ -419,6 +434,7 @@ int alert_rule_series(const struct alert_rule *r,
         int rc = fn(arg, s.l, s.n, 1.0);
         lset_fini(&s);
         if (rc) return rc;
+        raw_rule_labels(r, &s);
         for (size_t i = 0; i < a->nlabels; i++)
             lset_set(&s, a->labels[i].name, a->labels[i].value);
         lset_set(&s, "__name__", "ALERTS_FOR_STATE");
@@ -565,6 +581,7 @@ size_t alert_rule_restore_for_state(struct alert_rule *r, const struct re_label 
         if (a->state != ALERT_PENDING || labels_cmp(a->labels, a->nlabels, labels, n) != 0)
             continue;
         a->active_at = active_at_ms;
+        a->active_ns = 0;
         cnt++;
     }
     return cnt;

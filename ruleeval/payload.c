@@ -60,9 +60,9 @@ static void json_labels(struct rbuf *b, const struct re_label *l, size_t n) {
                 next = &l[i];
         if (!next) break;
         if (k) rbuf_putc(b, ',');
-        rbuf_json_str(b, next->name, false);
+        rbuf_json_str(b, next->name, true);
         rbuf_putc(b, ':');
-        rbuf_json_str(b, next->value, false);
+        rbuf_json_str(b, next->value, true);
         last = next->name;
     }
     rbuf_putc(b, '}');
@@ -156,7 +156,7 @@ char *payload_webhook(const struct payload_webhook_group *g, const struct alert_
     for (size_t i = 0; i < n; i++)
         if (!a[i].resolved) all_resolved = false;
     rbuf_puts(&b, "{\"receiver\":");
-    rbuf_json_str(&b, g->receiver ? g->receiver : "", false);
+    rbuf_json_str(&b, g->receiver ? g->receiver : "", true);
     rbuf_printf(&b, ",\"status\":\"%s\",\"alerts\":[", all_resolved ? "resolved" : "firing");
     for (size_t i = 0; i < n; i++) {
         if (i) rbuf_putc(&b, ',');
@@ -169,7 +169,7 @@ char *payload_webhook(const struct payload_webhook_group *g, const struct alert_
         rbuf_puts(&b, ",\"endsAt\":");
         json_time(&b, a[i].resolved ? a[i].ends_at : ALERT_TS_NONE, 0);
         rbuf_puts(&b, ",\"generatorURL\":");
-        rbuf_json_str(&b, a[i].generator_url ? a[i].generator_url : "", false);
+        rbuf_json_str(&b, a[i].generator_url ? a[i].generator_url : "", true);
         rbuf_printf(&b, ",\"fingerprint\":\"%016llx\"}",
                     (unsigned long long)payload_fingerprint(a[i].labels, a[i].nlabels));
     }
@@ -180,17 +180,17 @@ char *payload_webhook(const struct payload_webhook_group *g, const struct alert_
     rbuf_puts(&b, ",\"commonAnnotations\":");
     json_common(&b, a, n, true);
     rbuf_puts(&b, ",\"externalURL\":");
-    rbuf_json_str(&b, g->external_url ? g->external_url : "", false);
+    rbuf_json_str(&b, g->external_url ? g->external_url : "", true);
     rbuf_puts(&b, ",\"version\":\"4\",\"groupKey\":");
     if (g->group_key)
-        rbuf_json_str(&b, g->group_key, false);
+        rbuf_json_str(&b, g->group_key, true);
     else {
         struct rbuf k;
         rbuf_init(&k);
         rbuf_puts(&k, "{}:");
         labelset_string(&k, g->group_labels, g->ngroup_labels);
         if (k.oom) b.oom = true;
-        rbuf_json_str(&b, k.p ? k.p : "", false);
+        rbuf_json_str(&b, k.p ? k.p : "", true);
         rbuf_fini(&k);
     }
     rbuf_printf(&b, ",\"truncatedAlerts\":%zu}", g->truncated_alerts);
@@ -215,7 +215,7 @@ char *payload_am_alerts(const struct alert_notice *a, size_t n, const struct re_
         rbuf_puts(&b, ",\"startsAt\":");
         json_time(&b, a[i].starts_at, 3);
         rbuf_puts(&b, ",\"generatorURL\":");
-        rbuf_json_str(&b, a[i].generator_url ? a[i].generator_url : "", false);
+        rbuf_json_str(&b, a[i].generator_url ? a[i].generator_url : "", true);
         rbuf_puts(&b, ",\"labels\":");
         size_t nl = a[i].nlabels;
         struct re_label *all = calloc(nl + next + 1, sizeof(*all));
@@ -239,11 +239,14 @@ static void json_alert(struct rbuf *b, const struct alert *a) {
     json_labels(b, a->labels, a->nlabels);
     rbuf_puts(b, ",\"annotations\":");
     json_labels(b, a->annotations, a->nannotations);
-    rbuf_printf(b, ",\"state\":\"%s\",\"activeAt\":", alert_state_string(a->state));
-    json_time(b, a->active_at, 0);
+    rbuf_printf(b, ",\"state\":\"%s\",\"activeAt\":\"", alert_state_string(a->state));
+    rbuf_rfc3339_ns(b, a->active_at == ALERT_TS_NONE ? GO_ZERO_TIME_MS : a->active_at,
+                    a->active_at == ALERT_TS_NONE ? 0 : a->active_ns);
+    rbuf_putc(b, '"');
     if (a->keep_firing_since != ALERT_TS_NONE) {
-        rbuf_puts(b, ",\"keepFiringSince\":");
-        json_time(b, a->keep_firing_since, 0);
+        rbuf_puts(b, ",\"keepFiringSince\":\"");
+        rbuf_rfc3339_ns(b, a->keep_firing_since, a->keep_firing_ns);
+        rbuf_putc(b, '"');
     }
     rbuf_puts(b, ",\"value\":\"");
     rbuf_gofloat(b, a->value, 'e');
@@ -285,9 +288,9 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
     size_t nl, na;
     if (r) {
         rbuf_printf(b, "{\"state\":\"%s\",\"name\":", alert_state_string(alert_rule_state(r)));
-        rbuf_json_str(b, alert_rule_name(r), false);
+        rbuf_json_str(b, alert_rule_name(r), true);
         rbuf_puts(b, ",\"query\":");
-        rbuf_json_str(b, pr->query ? pr->query : alert_rule_expr(r), false);
+        rbuf_json_str(b, pr->query ? pr->query : alert_rule_expr(r), true);
         rbuf_puts(b, ",\"duration\":");
         rbuf_json_float(b, (double)alert_rule_for(r) / 1000.0);
         rbuf_puts(b, ",\"keepFiringFor\":");
@@ -310,16 +313,18 @@ static void json_rule(struct rbuf *b, const struct payload_rule *pr) {
         rbuf_putc(b, ']');
     } else {
         rbuf_puts(b, "{\"name\":");
-        rbuf_json_str(b, pr->name ? pr->name : "", false);
+        rbuf_json_str(b, pr->name ? pr->name : "", true);
         rbuf_puts(b, ",\"query\":");
-        rbuf_json_str(b, pr->query ? pr->query : "", false);
-        rbuf_puts(b, ",\"labels\":");
-        json_kvs(b, pr->labels, pr->nlabels);
+        rbuf_json_str(b, pr->query ? pr->query : "", true);
+        if (pr->nlabels) { /* `json:"labels,omitempty"` for recording rules only */
+            rbuf_puts(b, ",\"labels\":");
+            json_kvs(b, pr->labels, pr->nlabels);
+        }
     }
     rbuf_printf(b, ",\"health\":\"%s\"", health_string(h));
     if (*err) {
         rbuf_puts(b, ",\"lastError\":");
-        rbuf_json_str(b, err, false);
+        rbuf_json_str(b, err, true);
     }
     rbuf_puts(b, ",\"evaluationTime\":");
     rbuf_json_float(b, pr->eval_seconds);
@@ -335,9 +340,9 @@ char *payload_api_rules(const struct payload_rule_group *g, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (i) rbuf_putc(&b, ',');
         rbuf_puts(&b, "{\"name\":");
-        rbuf_json_str(&b, g[i].name ? g[i].name : "", false);
+        rbuf_json_str(&b, g[i].name ? g[i].name : "", true);
         rbuf_puts(&b, ",\"file\":");
-        rbuf_json_str(&b, g[i].file ? g[i].file : "", false);
+        rbuf_json_str(&b, g[i].file ? g[i].file : "", true);
         rbuf_puts(&b, ",\"rules\":[");
         for (size_t k = 0; k < g[i].nrules; k++) {
             if (k) rbuf_putc(&b, ',');

@@ -95,8 +95,9 @@ struct promql_expr {
     /* evaluation-time range of data needed by a selector (set per query) */
     int64_t need_min, need_max;
     bool need_set;
-    char *src;  /* root only: the source text, for annotation positions */
-    int height; /* tree height, bounded by the parser so that recursion stays shallow */
+    unsigned plus; /* unary `+`s written before this node: no-ops, kept for printing */
+    char *src;     /* root only: the source text, for annotation positions */
+    int height;    /* tree height, bounded by the parser so that recursion stays shallow */
 };
 
 struct pq_func {

@@ -591,6 +591,10 @@ static void lex(struct parser *ps, struct tokv *t) {
                 memcpy(tmp, s + p, (size_t)n);
                 tmp[n] = 0;
                 v = strtod(tmp, NULL);
+                /* Prometheus tries strconv.ParseInt(val, 0, 64) first: a leading 0 makes
+                 * an all-octal-digit integer octal (017 is 15; 08 falls back to 8) */
+                if (tmp[0] == '0' && n > 1 && n < 23 && strspn(tmp, "01234567") == (size_t)n)
+                    v = (double)strtoull(tmp, NULL, 8);
                 e = (char *)s + q;
             }
             if (isalnum((unsigned char)*e) || *e == '_' || *e == '.') {
@@ -1701,7 +1705,12 @@ static struct promql_expr *parse_unary(struct parser *ps) {
             in->pos = pos;
             return in;
         }
-        if (!neg) return in;
+        if (!neg) {
+            /* Prometheus keeps `+x` as a UnaryExpr that prints as written */
+            in->plus++;
+            in->pos = pos;
+            return in;
+        }
         struct promql_expr *e = node(ps, PQ_UNARY, pos);
         if (!e) {
             promql_free(in);

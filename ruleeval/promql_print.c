@@ -145,18 +145,19 @@ static void print_labels(struct sb *b, char **l, size_t n) {
     sb_puts(b, ")");
 }
 
+/* `@` before `offset`, whichever order the source wrote them in (printer.go). */
 static void print_mods(struct sb *b, const struct promql_expr *e) {
     char d[40];
-    if (e->offset) {
-        pq_fmt_duration(e->offset, d, sizeof(d));
-        sb_printf(b, " offset %s", d);
-    }
     if (e->at_kind == PQ_AT_TS)
         sb_printf(b, " @ %.3f", (double)e->at / 1000.0);
     else if (e->at_kind == PQ_AT_START)
         sb_puts(b, " @ start()");
     else if (e->at_kind == PQ_AT_END)
         sb_puts(b, " @ end()");
+    if (e->offset) {
+        pq_fmt_duration(e->offset, d, sizeof(d));
+        sb_printf(b, " offset %s", d);
+    }
 }
 
 /* Names the lexer would not read back as a metric name. */
@@ -171,6 +172,10 @@ static bool is_keyword(const char *n) {
     return false;
 }
 
+static int str_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void print_sel(struct sb *b, const struct promql_expr *e) {
     size_t shown = 0;
     bool legacy = e->name && re_valid_metric_name(e->name, strlen(e->name)) && !is_keyword(e->name);
@@ -181,17 +186,34 @@ static void print_sel(struct sb *b, const struct promql_expr *e) {
         sb_quote(b, e->name);
         shown++;
     }
-    for (size_t i = 0; i < e->nm; i++) {
+    /* printer.go sorts the matchers' texts (sort.Strings: bytewise) */
+    char **txt = e->nm ? calloc(e->nm, sizeof(*txt)) : NULL;
+    size_t nt = 0;
+    if (e->nm && !txt) b->oom = true;
+    for (size_t i = 0; txt && i < e->nm; i++) {
         const struct re_matcher *m = &e->m[i];
         if (e->name && m->type == RE_MATCH_EQ && !strcmp(m->name, "__name__") &&
             !strcmp(m->value, e->name))
             continue;
-        sb_puts(b, shown++ ? "," : "{");
         static const char *ops[] = {"=", "!=", "=~", "!~"};
-        print_lname(b, m->name);
-        sb_puts(b, ops[m->type]);
-        sb_quote(b, m->value);
+        struct sb one = {0};
+        print_lname(&one, m->name);
+        sb_puts(&one, ops[m->type]);
+        sb_quote(&one, m->value);
+        if (one.oom || !one.p) {
+            free(one.p);
+            b->oom = true;
+            break;
+        }
+        txt[nt++] = one.p;
     }
+    if (nt > 1) qsort(txt, nt, sizeof(*txt), str_cmp);
+    for (size_t i = 0; i < nt; i++) {
+        sb_puts(b, shown++ ? "," : "{");
+        sb_puts(b, txt[i]);
+        free(txt[i]);
+    }
+    free(txt);
     if (shown)
         sb_puts(b, "}");
     else if (!e->name)
@@ -200,6 +222,8 @@ static void print_sel(struct sb *b, const struct promql_expr *e) {
 
 static void print(struct sb *b, const struct promql_expr *e) {
     char d[40], d2[40];
+    for (unsigned i = 0; i < e->plus; i++)
+        sb_puts(b, "+");
     switch (e->kind) {
     case PQ_NUM:
         fmt_go_float(e->num, d, sizeof(d));
@@ -241,7 +265,9 @@ static void print(struct sb *b, const struct promql_expr *e) {
         print(b, e->a);
         sb_printf(b, " %s", pq_op_str(e->op));
         if (e->bool_mod) sb_puts(b, " bool");
-        if (e->has_matching) {
+        /* printer.go prints matching only for on(...) or a non-empty ignoring(...): an
+         * empty ignoring() drops out together with its group_left/group_right */
+        if (e->has_matching && (e->on || e->nmlabels)) {
             sb_puts(b, e->on ? " on " : " ignoring ");
             print_labels(b, e->mlabels, e->nmlabels);
             if (e->card == PQ_MANY_ONE || e->card == PQ_ONE_MANY) {

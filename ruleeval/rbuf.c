@@ -254,6 +254,10 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
 }
 
 void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac) {
+    rbuf_rfc3339_ns(b, ms, frac == 3 ? -1 : 0);
+}
+
+void rbuf_rfc3339_ns(struct rbuf *b, int64_t ms, int32_t sub_ns) {
     int64_t secs = ms / 1000, msr = ms % 1000;
     if (msr < 0) {
         msr += 1000;
@@ -269,12 +273,12 @@ void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac) {
     civil_from_days(days, &y, &mo, &d);
     rbuf_printf(b, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, mo, d, (int)(sod / 3600),
                 (int)(sod / 60 % 60), (int)(sod % 60));
-    if (frac == 3) {
+    if (sub_ns < 0) {
         rbuf_printf(b, ".%03d", (int)msr);
-    } else if (msr) {
-        char t[8];
-        snprintf(t, sizeof(t), "%03d", (int)msr);
-        size_t n = 3;
+    } else if (msr || sub_ns) {
+        char t[16];
+        snprintf(t, sizeof(t), "%09lld", (long long)(msr * 1000000 + sub_ns % 1000000));
+        size_t n = 9;
         while (n > 0 && t[n - 1] == '0')
             n--;
         rbuf_putc(b, '.');

@@ -38,6 +38,9 @@ void rbuf_json_float(struct rbuf *b, double v);
 /* Appends ms since the epoch as RFC3339 UTC. frac: 0 = Go RFC3339Nano trimmed
  * ("...:50.44Z", no fraction when whole), 3 = always three digits (".440Z"). */
 void rbuf_rfc3339(struct rbuf *b, int64_t ms, int frac);
+/* The same, RFC3339Nano trimmed, for ms plus sub_ns (0..999999) nanoseconds; sub_ns < 0
+ * means always three digits (frac 3). */
+void rbuf_rfc3339_ns(struct rbuf *b, int64_t ms, int32_t sub_ns);
 /* Appends ns as Go's time.Duration.String() ("5m0s", "1.5s", "100ms"). */
 void rbuf_godur(struct rbuf *b, int64_t ns);
 /* Appends s percent-escaped as Go's url.QueryEscape (space as '+'). */

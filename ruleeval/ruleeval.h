@@ -363,6 +363,9 @@ struct alert {
     double value;
     enum alert_state state;
     int64_t active_at, fired_at, resolved_at, last_sent_at, valid_until, keep_firing_since;
+    /* sub-ms ns of active_at and keep_firing_since: Prometheus' evaluation slots are in ns
+     * and its API prints them so (0 outside slot evaluations) */
+    int32_t active_ns, keep_firing_ns;
 };
 
 /* An alerting rule's runtime state. Opaque. */
@@ -383,6 +386,7 @@ struct alert_env {
     const char *external_url;
     template_query_fn *query;
     void *query_arg;
+    int32_t ts_ns; /* sub-ms ns of the evaluation time (an evaluation slot's), else 0 */
 };
 
 /* Creates the state for alerting rule r of group g (both borrowed; name, expr (the canonical

@@ -160,7 +160,11 @@ static int template_query(void *arg, const char *expr, int64_t ts, template_emit
     struct perr e = {0};
     struct promql_expr *pe = promql_parse_compat(expr, po->compat_v2, &e);
     if (!pe) {
-        snprintf(errbuf, errlen, "%s", e.msg);
+        /* ParseErrors.Error(): "line:col: parse error: ..." */
+        if (e.line)
+            snprintf(errbuf, errlen, "%d:%d: %s", e.line, e.col, e.msg);
+        else
+            snprintf(errbuf, errlen, "%s", e.msg);
         return -EINVAL;
     }
     struct promql_result *res = NULL;
@@ -176,9 +180,9 @@ static int template_query(void *arg, const char *expr, int64_t ts, template_emit
         for (size_t i = 0; i < res->nseries && rc == 0; i++)
             if (res->series[i].npoints)
                 rc = emit(emit_arg, res->series[i].labels, res->series[i].nlabels,
-                          res->series[i].points[0].v);
+                          res->series[i].points[0].h ? 0.0 : res->series[i].points[0].v);
     } else {
-        snprintf(errbuf, errlen, "query result is not a vector or scalar");
+        snprintf(errbuf, errlen, "rule result is not a vector or scalar");
         rc = -EINVAL;
     }
     promql_result_free(res);
@@ -309,9 +313,11 @@ static int eval_rule(struct rulegroup *g, struct rg_rule *r, int64_t ts,
     else
         for (size_t i = 0; i < res->nseries; i++)
             if (res->series[i].npoints) {
-                hs[k] = res->series[i].points[0].h;
+                const struct promql_point *pt = &res->series[i].points[0];
+                hs[k] = pt->h;
+                /* a histogram sample's float value is 0 in Prometheus 2.42 */
                 as[k++] = (struct alert_sample){res->series[i].labels, res->series[i].nlabels,
-                                                res->series[i].points[0].v};
+                                                pt->h ? 0.0 : pt->v};
             }
     if (r->alert) {
         struct alert_env aenv = {.ext_labels = env->ext_labels,

@@ -97,6 +97,7 @@ struct arg {
 struct cmd {
     struct arg **args;
     size_t nargs;
+    const char *src; /* the command's source text: where Go reports a function's error */
 };
 
 struct pipe {
@@ -120,6 +121,7 @@ struct node {
     struct node **kids;
     size_t nkids, capkids;
     const char *tname;
+    const char *src; /* N_TEMPLATE: the node as Go prints it, for error messages */
 };
 
 struct tdef {
@@ -543,6 +545,8 @@ static void unread(struct parser *p) {
 
 /* ---- parser -------------------------------------------------------------------------------- */
 
+static void go_quote(struct rbuf *b, const char *s, size_t n);
+
 static struct node *new_node(struct parser *p, enum nkind k) {
     struct node *n = aalloc(&p->t->a, sizeof(*n));
     if (n) {
@@ -880,7 +884,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
         unread(p);
         struct cmd *c = aalloc(&p->t->a, sizeof(*c));
         if (!c) return NULL;
-        size_t cap = 0;
+        size_t cap = 0, cstart = 0, cend = 0;
         for (;;) {
             next_ns(p);
             if (p->failed) return NULL;
@@ -895,6 +899,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
                 unread(p);
                 break;
             }
+            if (c->nargs == 0) cstart = p->lx.ts;
             struct arg *a = parse_operand(p);
             if (!a) {
                 if (!p->failed) {
@@ -913,6 +918,7 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
                 cap = nc;
             }
             c->args[c->nargs++] = a;
+            cend = p->lx.ts + p->lx.tl;
             /* operands must be separated by space */
             lex_next(p);
             if (p->lx.t != T_SPACE && p->lx.t != end && p->lx.t != T_PIPE && p->lx.t != T_RPAREN) {
@@ -926,6 +932,8 @@ static struct pipe *parse_pipe(struct parser *p, bool ctx_range, enum tok end) {
             perrorf(p, p->lx.line, "missing value for command");
             return NULL;
         }
+        if (cend > cstart && !(c->src = astrndup(&p->t->a, p->lx.s + cstart, cend - cstart)))
+            return NULL;
         struct cmd **nc = aalloc(&p->t->a, (pp->ncmds + 1) * sizeof(*nc));
         if (!nc) return NULL;
         if (pp->ncmds) memcpy(nc, pp->cmds, pp->ncmds * sizeof(*nc));
@@ -1081,14 +1089,34 @@ static struct node *parse_list(struct parser *p, enum endkind *how, bool in_rang
                 return NULL;
             }
             n->tname = nm;
+            /* Go's TemplateNode sits at its name and prints as {{template "name" pipe}} */
+            n->line = p->lx.line;
+            n->col = p->lx.col;
+            struct rbuf src;
+            rbuf_init(&src);
+            rbuf_puts(&src, "{{template ");
+            go_quote(&src, nm, nl);
             next_ns(p);
             if (p->lx.t != T_RIGHT) {
+                size_t ps = p->lx.ts;
                 unread(p);
                 int vm = p->nvars;
                 n->pipe = parse_pipe(p, false, T_RIGHT);
                 p->nvars = vm;
-                if (!n->pipe) return NULL;
+                if (!n->pipe) {
+                    free(src.p);
+                    return NULL;
+                }
+                size_t pe = p->lx.ts;
+                while (pe > ps && (p->lx.s[pe - 1] == ' ' || p->lx.s[pe - 1] == '\t' ||
+                                   p->lx.s[pe - 1] == '\n' || p->lx.s[pe - 1] == '\r'))
+                    pe--;
+                rbuf_putc(&src, ' ');
+                rbuf_put(&src, p->lx.s + ps, pe - ps);
             }
+            rbuf_puts(&src, "}}");
+            n->src = src.p ? astrndup(&p->t->a, src.p, src.len) : NULL;
+            free(src.p);
             if (kt == T_KW_BLOCK) {
                 /* block = define + template */
                 enum endkind h2;
@@ -1268,6 +1296,7 @@ struct tval {
         struct tmap *m;
         struct tsample *smp;
         struct tsamples *l;
+        const struct exec *root; /* V_ROOT */
     } u;
 };
 
@@ -1291,6 +1320,7 @@ struct exec {
     const char *cur_name;
     const struct node *cur_node;
     const struct arg *cur_arg;
+    const char *call_src; /* the command of the function being called (see call_func) */
 };
 
 enum flow { F_NORMAL, F_BREAK, F_CONTINUE, F_ERR };
@@ -1320,20 +1350,37 @@ static struct tval vbool(bool b) {
     return v;
 }
 
-static void xerr(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xerr(struct exec *x, const char *fmt, ...) {
+static void vxerr_at(struct exec *x, int line, int col, const char *src, const char *fmt,
+                     va_list ap) {
     if (x->failed) return;
     x->failed = true;
     char m[256];
+    vsnprintf(m, sizeof(m), fmt, ap);
+    /* Go's evalCall: an error a function returns is "error calling <fn>: ..." at its command */
+    if (!strncmp(m, "error calling ", 14) && x->call_src) src = x->call_src;
+    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
+                x->cur_name, src ? src : "", m);
+}
+
+/* An error at a given node (line, 0-based byte column, Go's String() of the node). */
+static void xerr_at(struct exec *x, int line, int col, const char *src, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void xerr_at(struct exec *x, int line, int col, const char *src, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m, sizeof(m), fmt, ap);
+    vxerr_at(x, line, col, src, fmt, ap);
     va_end(ap);
+}
+
+static void xerr(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xerr(struct exec *x, const char *fmt, ...) {
     /* Go's ErrorContext: the line and 0-based byte column of the node being evaluated */
     int line = x->cur_arg ? x->cur_arg->line : x->cur_node ? x->cur_node->line : 0;
     int col = x->cur_arg ? x->cur_arg->col : x->cur_node ? x->cur_node->col : 0;
-    rbuf_printf(&x->err, "template: %s:%d:%d: executing \"%s\" at <%s>: %s", x->t->name, line, col,
-                x->cur_name, x->cur_arg && x->cur_arg->src ? x->cur_arg->src : "", m);
+    va_list ap;
+    va_start(ap, fmt);
+    vxerr_at(x, line, col, x->cur_arg ? x->cur_arg->src : NULL, fmt, ap);
+    va_end(ap);
 }
 
 static struct tmap *labels_map(struct exec *x, const struct re_label *l, size_t n) {
@@ -1483,9 +1530,22 @@ static void fmt_value(struct rbuf *b, const struct tval *v) {
         }
         rbuf_putc(b, ']');
         break;
-    case V_ROOT:
-        rbuf_puts(b, "{...}");
+    case V_ROOT: { /* %v of the data struct: {Labels ExternalLabels ExternalURL Value} */
+        const struct exec *x = v->u.root;
+        struct tval m = {.k = V_MAP};
+        rbuf_putc(b, '{');
+        m.u.m = x->root_labels;
+        fmt_value(b, &m);
+        rbuf_putc(b, ' ');
+        m.u.m = x->root_ext;
+        fmt_value(b, &m);
+        rbuf_putc(b, ' ');
+        rbuf_puts(b, x->d->external_url ? x->d->external_url : "");
+        rbuf_putc(b, ' ');
+        rbuf_gofloat(b, x->d->value, 'g');
+        rbuf_putc(b, '}');
         break;
+    }
     case V_TIME:
         fmt_time(b, v->u.i);
         break;
@@ -1590,7 +1650,8 @@ static bool var_push(struct exec *x, const char *name, struct tval v) {
 }
 
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
-                             struct arg *const *args, size_t nargs, const struct tval *final);
+                             struct arg *const *args, size_t nargs, const struct tval *final,
+                             const char *csrc);
 
 static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a) {
     struct tval v = {.k = V_INVALID};
@@ -1609,7 +1670,7 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
     case A_DOT:
         return dot;
     case A_IDENT:
-        return call_func(x, dot, a, NULL, 0, NULL);
+        return call_func(x, dot, a, NULL, 0, NULL, a->src);
     case A_STR:
         return vstr(a->s, a->slen);
     case A_NUM:
@@ -1633,7 +1694,8 @@ static struct tval eval_arg(struct exec *x, struct tval dot, const struct arg *a
 static struct tval eval_cmd(struct exec *x, struct tval dot, const struct cmd *c,
                             const struct tval *final) {
     const struct arg *first = c->args[0];
-    if (first->k == A_IDENT) return call_func(x, dot, first, c->args + 1, c->nargs - 1, final);
+    if (first->k == A_IDENT)
+        return call_func(x, dot, first, c->args + 1, c->nargs - 1, final, c->src);
     if (c->nargs > 1 || final) {
         x->cur_arg = first;
         if (first->k == A_FIELD || first->k == A_VAR)
@@ -1666,7 +1728,9 @@ static struct tval eval_pipe(struct exec *x, struct tval dot, const struct pipe 
 /* ---- built-in and Prometheus functions --------------------------------------------------------
  */
 
-static bool to_float(struct exec *x, const struct tval *v, double *out) {
+/* Prometheus's convertToFloat; its error is the function's, so Go's text/template prefixes
+ * "error calling <fn>: ". */
+static bool to_float(struct exec *x, const char *fn, const struct tval *v, double *out) {
     switch (v->k) {
     case V_FLOAT:
         *out = v->u.f;
@@ -1681,7 +1745,8 @@ static bool to_float(struct exec *x, const struct tval *v, double *out) {
         /* strconv.ParseFloat accepts Inf/NaN spellings, which strtod also does */
         *out = strtod(tmp, &e);
         if (e == tmp || *e) {
-            xerr(x, "strconv.ParseFloat: parsing \"%s\": invalid syntax", tmp);
+            xerr(x, "error calling %s: strconv.ParseFloat: parsing \"%s\": invalid syntax", fn,
+                 tmp);
             return false;
         }
         return true;
@@ -1693,7 +1758,7 @@ static bool to_float(struct exec *x, const struct tval *v, double *out) {
         *out = (double)v->u.i / 1e9;
         return true;
     default:
-        xerr(x, "can't convert %s to float", type_name(v));
+        xerr(x, "error calling %s: can't convert %s to float", fn, type_name(v));
         return false;
     }
 }
@@ -1805,15 +1870,81 @@ static struct tval fn_humanize_duration(struct exec *x, double v) {
     return str_of(x, &b);
 }
 
-static pcre2_code *compile_re(struct exec *x, const char *pat) {
+/* The start of the character class left open at the end of pat (Go reports it from its
+ * `[`), or pat itself when none is found. */
+static const char *open_class(const char *pat) {
+    const char *start = NULL;
+    for (const char *p = pat; *p; p++) {
+        if (*p == '\\') {
+            if (!p[1]) break;
+            p++;
+        } else if (!start && *p == '[') {
+            start = p;
+            if (p[1] == '^') p++;
+            if (p[1] == ']') p++; /* a leading ] is a literal */
+        } else if (start && *p == '[' && p[1] == ':') {
+            const char *e = strstr(p + 2, ":]");
+            if (e) p = e + 1;
+        } else if (start && *p == ']') {
+            start = NULL;
+        }
+    }
+    return start ? start : pat;
+}
+
+/* Compiles pat as Go's regexp does, reporting a syntax error as Go's regexp/syntax words it
+ * for the common cases (PCRE2's text otherwise). reReplaceAll uses regexp.MustCompile, whose
+ * panic text the template engine passes on; match uses regexp.MatchString. */
+static pcre2_code *compile_re(struct exec *x, const char *fn, const char *pat) {
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *re =
         pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
     if (!re) {
         char m[120];
-        pcre2_get_error_message(ec, (PCRE2_UCHAR *)m, sizeof(m));
-        xerr(x, "error parsing regexp: %s: `%s`", m, pat);
+        const char *expr = pat, *code = m;
+        size_t elen = strlen(pat);
+        switch (ec) {
+        case PCRE2_ERROR_MISSING_SQUARE_BRACKET:
+            code = "missing closing ]";
+            expr = open_class(pat);
+            elen = strlen(expr);
+            break;
+        case PCRE2_ERROR_MISSING_CLOSING_PARENTHESIS:
+            code = "missing closing )";
+            break;
+        case PCRE2_ERROR_UNMATCHED_CLOSING_PARENTHESIS:
+            code = "unexpected )";
+            break;
+        case PCRE2_ERROR_END_BACKSLASH:
+            code = "trailing backslash at end of expression";
+            elen = 0;
+            break;
+        case PCRE2_ERROR_QUANTIFIER_INVALID:
+            code = "missing argument to repetition operator";
+            /* Go names the operator (with a non-greedy `?`); PCRE2 points at or after it */
+            {
+                size_t pl = strlen(pat);
+                const char *q = NULL;
+                if (eo < pl && strchr("*+?", pat[eo]))
+                    q = pat + eo;
+                else if (eo > 0 && eo <= pl && strchr("*+?", pat[eo - 1]))
+                    q = pat + eo - 1;
+                if (q) {
+                    expr = q;
+                    elen = q[1] == '?' ? 2 : 1;
+                }
+            }
+            break;
+        default:
+            pcre2_get_error_message(ec, (PCRE2_UCHAR *)m, sizeof(m));
+        }
+        if (!strcmp(fn, "reReplaceAll"))
+            xerr(x, "error calling %s: regexp: Compile(`%s`): error parsing regexp: %s: `%.*s`", fn,
+                 pat, code, (int)elen, expr);
+        else
+            xerr(x, "error calling %s: error parsing regexp: %s: `%.*s`", fn, code, (int)elen,
+                 expr);
     }
     return re;
 }
@@ -1821,7 +1952,7 @@ static pcre2_code *compile_re(struct exec *x, const char *pat) {
 /* regexp.ReplaceAllString with Go's $name / ${name} expansion. */
 static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char *repl,
                                      const char *text) {
-    pcre2_code *re = compile_re(x, pat);
+    pcre2_code *re = compile_re(x, "reReplaceAll", pat);
     if (!re) return vstr("", 0);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     struct rbuf b;
@@ -1887,7 +2018,7 @@ static struct tval fn_re_replace_all(struct exec *x, const char *pat, const char
 }
 
 static struct tval fn_match(struct exec *x, const char *pat, const char *text) {
-    pcre2_code *re = compile_re(x, pat);
+    pcre2_code *re = compile_re(x, "match", pat);
     if (!re) return vbool(false);
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     int rc = md ? pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) : -1;
@@ -2120,12 +2251,28 @@ static void go_sprintf(struct rbuf *out, const char *f, size_t flen, const struc
         case 'o':
         case 'b':
         case 'c':
+        case 'U':
             if (v->k == V_INT) {
                 if (verb == 'o')
                     rbuf_printf(&t, "%" PRIo64, v->u.i);
-                else if (verb == 'c')
-                    rbuf_putc(&t, (char)v->u.i);
-                else {
+                else if (verb == 'U') /* Go: U+0041, at least four hex digits */
+                    rbuf_printf(&t, "U+%04" PRIX64, (uint64_t)v->u.i);
+                else if (verb == 'c') {
+                    /* the code point as UTF-8; invalid ones are U+FFFD */
+                    int64_t c = v->u.i;
+                    if (c < 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;
+                    if (c < 0x80)
+                        rbuf_putc(&t, (char)c);
+                    else if (c < 0x800)
+                        rbuf_printf(&t, "%c%c", (char)(0xC0 | (c >> 6)), (char)(0x80 | (c & 0x3F)));
+                    else if (c < 0x10000)
+                        rbuf_printf(&t, "%c%c%c", (char)(0xE0 | (c >> 12)),
+                                    (char)(0x80 | ((c >> 6) & 0x3F)), (char)(0x80 | (c & 0x3F)));
+                    else
+                        rbuf_printf(&t, "%c%c%c%c", (char)(0xF0 | (c >> 18)),
+                                    (char)(0x80 | ((c >> 12) & 0x3F)),
+                                    (char)(0x80 | ((c >> 6) & 0x3F)), (char)(0x80 | (c & 0x3F)));
+                } else {
                     char bits[70];
                     int n = 0;
                     uint64_t u = (uint64_t)v->u.i;
@@ -2201,25 +2348,25 @@ static int cmp_kind(const struct tval *v) {
 
 /* Go's lt/le/... : basic kinds only, same kind (ints of any size compare). Returns -1, 0, 1 or
  * sets an error; *nan is set when floats are unordered. */
-static int compare(struct exec *x, const struct tval *a, const struct tval *b, bool ordered,
-                   bool *unordered) {
+static int compare(struct exec *x, const char *fn, const struct tval *a, const struct tval *b,
+                   bool ordered, bool *unordered) {
     *unordered = false;
     int ka = cmp_kind(a), kb = cmp_kind(b);
     if (!ka || !kb) {
         if (!ordered && (a->k == V_NIL || a->k == V_INVALID || b->k == V_NIL || b->k == V_INVALID))
             return (a->k == V_NIL || a->k == V_INVALID) && (b->k == V_NIL || b->k == V_INVALID) ? 0
                                                                                                 : 1;
-        xerr(x, "invalid type for comparison");
+        xerr(x, "error calling %s: invalid type for comparison", fn);
         return 0;
     }
     if (ka != kb) {
-        xerr(x, "incompatible types for comparison");
+        xerr(x, "error calling %s: incompatible types for comparison", fn);
         return 0;
     }
     switch (ka) {
     case 1:
         if (ordered) {
-            xerr(x, "invalid type for comparison");
+            xerr(x, "error calling %s: invalid type for comparison", fn);
             return 0;
         }
         return a->u.b != b->u.b;
@@ -2281,7 +2428,8 @@ static bool want_args(struct exec *x, const char *name, size_t got, size_t want)
 }
 
 static struct tval call_func(struct exec *x, struct tval dot, const struct arg *fn,
-                             struct arg *const *args, size_t nargs, const struct tval *final) {
+                             struct arg *const *args, size_t nargs, const struct tval *final,
+                             const char *csrc) {
     const char *name = fn->name;
     struct tval none = {.k = V_INVALID};
     size_t n = nargs + (final ? 1 : 0);
@@ -2313,6 +2461,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     }
     if (final) av[nargs] = *final;
     x->cur_arg = fn;
+    x->call_src = csrc; /* errors the function returns are reported at its command */
 
     struct rbuf b;
     rbuf_init(&b);
@@ -2481,12 +2630,12 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
     }
     if (strcmp(name, "eq") == 0) {
         if (n < 2) {
-            xerr(x, "missing argument for comparison");
+            xerr(x, "error calling eq: missing argument for comparison");
             return none;
         }
         for (size_t i = 1; i < n; i++) {
             bool un;
-            int c = compare(x, &av[0], &av[i], false, &un);
+            int c = compare(x, name, &av[0], &av[i], false, &un);
             if (x->failed) return none;
             if (c == 0 && !un) return vbool(true);
         }
@@ -2497,7 +2646,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         if (!want_args(x, name, n, 2)) return none;
         bool un;
         bool ordered = name[0] != 'n';
-        int c = compare(x, &av[0], &av[1], ordered, &un);
+        int c = compare(x, name, &av[0], &av[1], ordered, &un);
         if (x->failed) return none;
         if (un) return vbool(name[0] == 'n');
         if (name[0] == 'n') return vbool(c != 0);
@@ -2505,6 +2654,32 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         if (strcmp(name, "le") == 0) return vbool(c <= 0);
         if (strcmp(name, "gt") == 0) return vbool(c > 0);
         return vbool(c >= 0);
+    }
+    if (strcmp(name, "slice") == 0 && n >= 1 && av[0].k == V_STR) {
+        /* Go's slice on a string: s[i], s[i:j] in bytes; a third index is an error */
+        int64_t idx[2] = {0, (int64_t)av[0].u.s.n};
+        if (n > 3) {
+            xerr(x, "error calling slice: cannot 3-index slice a string");
+            return none;
+        }
+        for (size_t i = 1; i < n; i++) {
+            if (av[i].k != V_INT) {
+                xerr(x, "error calling slice: cannot index slice/array with type %s",
+                     type_name(&av[i]));
+                return none;
+            }
+            if (av[i].u.i < 0 || av[i].u.i > (int64_t)av[0].u.s.n) {
+                xerr(x, "error calling slice: index out of range: %" PRId64, av[i].u.i);
+                return none;
+            }
+            idx[i - 1] = av[i].u.i;
+        }
+        if (idx[0] > idx[1]) {
+            xerr(x, "error calling slice: invalid slice index: %" PRId64 " > %" PRId64, idx[0],
+                 idx[1]);
+            return none;
+        }
+        return vstr(av[0].u.s.p + idx[0], (size_t)(idx[1] - idx[0]));
     }
     if (strcmp(name, "slice") == 0 || strcmp(name, "call") == 0) {
         xerr(x, "error calling %s: unsupported", name);
@@ -2607,7 +2782,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
                 map_get(l->v[j - 1]->labels, ln, &a);
                 map_get(l->v[j]->labels, ln, &c);
                 bool un;
-                if (compare(x, &c, &a, true, &un) >= 0) break;
+                if (compare(x, name, &c, &a, true, &un) >= 0) break;
                 struct tsample *t = l->v[j];
                 l->v[j] = l->v[j - 1];
                 l->v[j - 1] = t;
@@ -2689,7 +2864,7 @@ static struct tval call_func(struct exec *x, struct tval dot, const struct arg *
         strcmp(name, "humanizeTimestamp") == 0 || strcmp(name, "toTime") == 0 ||
         strcmp(name, "toDuration") == 0) {
         if (!want_args(x, name, n, 1)) return none;
-        if (!to_float(x, &av[0], &f)) return none;
+        if (!to_float(x, name, &av[0], &f)) return none;
         if (strcmp(name, "humanize") == 0) return fn_humanize(x, f);
         if (strcmp(name, "humanize1024") == 0) return fn_humanize1024(x, f);
         if (strcmp(name, "humanizeDuration") == 0) return fn_humanize_duration(x, f);
@@ -2860,8 +3035,11 @@ static enum flow exec_node(struct exec *x, struct tval dot, const struct node *n
     case N_TEMPLATE: {
         const struct node *body = find_def(x->t, n->tname);
         if (!body) {
-            xerr(x, "template: no template \"%s\" associated with template \"%s\"", n->tname,
-                 x->t->name);
+            struct rbuf q;
+            rbuf_init(&q);
+            go_quote(&q, n->tname, strlen(n->tname));
+            xerr_at(x, n->line, n->col, n->src, "template %s not defined", q.p ? q.p : "");
+            free(q.p);
             return F_ERR;
         }
         struct tval nd = {.k = V_NIL};
@@ -2926,6 +3104,7 @@ int template_expand(const struct template *t, const struct template_data *d, cha
         goto done;
     }
     struct tval root = {.k = V_ROOT};
+    root.u.root = x;
     var_push(x, "$", root);
     exec_list(x, root, t->root);
     if (x->a.oom || x->out.oom || x->err.oom) {

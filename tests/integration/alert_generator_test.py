@@ -14,7 +14,7 @@ import threading
 import time
 
 import plib
-from alertlib import Receiver
+from alertlib import Receiver, slot_offset_ms
 
 try:
     import rwlib
@@ -246,10 +246,15 @@ sfq = wait_for(lambda: [a for a in json.loads(q.get("/api/v1/alerts")[2])["data"
                         if a["labels"]["alertname"] == "ZeroFor_SmallFor_SmallFor" and
                         a["state"] == "firing"])
 plib.ok(bool(sfq), "interval evaluations create and fire the alerts")
-# Interval evaluations are stamped with their slot's time (whole seconds at interval 1s), as
-# Prometheus: a late timer must not shift activeAt and so lengthen `for` by an interval.
-plib.ok(bool(sfq) and re.search(r"T\d\d:\d\d:\d\dZ$", sfq[0]["activeAt"]) is not None,
-        "activeAt of an interval evaluation is its slot time", sfq[:1])
+# Interval evaluations are stamped with their slot's time, as Prometheus: a late timer must
+# not shift activeAt and so lengthen `for` by an interval. Slots are whole intervals plus the
+# group's offset (Prometheus's Group.EvalTimestamp: hash of file and name, here in ms).
+grp = [g for g in json.loads(q.get("/api/v1/rules")[2])["data"]["groups"]
+       if any(r["name"] == "ZeroFor_SmallFor_SmallFor" for r in g["rules"])]
+off = slot_offset_ms(grp[0]["file"], grp[0]["name"], grp[0]["interval"]) if grp else None
+m = re.search(r"T\d\d:\d\d:\d\d(?:\.(\d+))?Z$", sfq[0]["activeAt"]) if sfq else None
+plib.ok(m is not None and int((m.group(1) or "0").ljust(3, "0")[:3]) == off,
+        "activeAt of an interval evaluation is its slot time", (sfq[:1], off))
 plib.ok(event_evals(q) == 0, "no event evaluation", event_evals(q))
 q.stop()
 plib.done()

@@ -21,6 +21,7 @@ class Receiver:
         self.mode = "ok"
         self.hang_s = hang_s
         self.got = []
+        self.raw = []  # the bodies of self.got as received (bytes)
         self.attempts = 0
         self.lock = threading.Lock()
         outer = self
@@ -46,6 +47,7 @@ class Receiver:
                     return
                 with outer.lock:
                     outer.got.append((t, json.loads(body), dict(self.headers)))
+                    outer.raw.append(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -120,3 +122,54 @@ def push(p, job_path, text):
 def ts(x):
     """RFC 3339 (Go's trimmed fractions or fixed milliseconds alike) to unix seconds."""
     return datetime.datetime.fromisoformat(x.replace("Z", "+00:00")).timestamp()
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+_XP = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63,
+       0x27D4EB2F165667C5)
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _round(acc, v):
+    return _rotl((acc + v * _XP[1]) & _M64, 31) * _XP[0] & _M64
+
+
+def xxh64(b):
+    """XXH64, seed 0 (what Prometheus's labels.Hash uses), written from the algorithm."""
+    p1, p2, p3, p4, p5 = _XP
+    n, i = len(b), 0
+    if n >= 32:
+        v = [(p1 + p2) & _M64, p2, 0, (-p1) & _M64]
+        while n - i >= 32:
+            for k in range(4):
+                v[k] = _round(v[k], int.from_bytes(b[i + 8 * k:i + 8 * k + 8], "little"))
+            i += 32
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M64
+        for k in range(4):
+            h = ((h ^ _round(0, v[k])) * p1 + p4) & _M64
+    else:
+        h = p5
+    h = (h + n) & _M64
+    while n - i >= 8:
+        h = (_rotl(h ^ _round(0, int.from_bytes(b[i:i + 8], "little")), 27) * p1 + p4) & _M64
+        i += 8
+    if n - i >= 4:
+        h = (_rotl(h ^ (int.from_bytes(b[i:i + 4], "little") * p1 & _M64), 23) * p2 + p3) & _M64
+        i += 4
+    while i < n:
+        h = _rotl(h ^ (b[i] * p5 & _M64), 11) * p1 & _M64
+        i += 1
+    h ^= h >> 33
+    h = h * p2 & _M64
+    h ^= h >> 29
+    h = h * p3 & _M64
+    return h ^ (h >> 32)
+
+
+def slot_offset_ms(file, group, interval_s):
+    """Prometheus's Group.EvalTimestamp offset of a group, in whole ms."""
+    key = b"file\xff" + file.encode() + b"\xffname\xff" + group.encode() + b"\xff"
+    return xxh64(key) % int(interval_s * 1e9) // 1000000

@@ -135,7 +135,12 @@ static void test_printer(void) {
               "sum by (job) (rate(http_requests_total{job=~\"api.*\"}[5m])) > 0.5");
     roundtrip("a + on(x) group_left(y) b", "a + on (x) group_left (y) b");
     roundtrip("a > bool ignoring(x) b", "a > bool ignoring (x) b");
-    roundtrip("foo offset 90s @ 100", "foo offset 1m30s @ 100.000");
+    roundtrip("foo offset 90s @ 100", "foo @ 100.000 offset 1m30s");
+    roundtrip("rate(foo[5m] offset 1m @ end())", "rate(foo[5m] @ end() offset 1m)");
+    roundtrip("+foo - + (bar) + -+1", "+foo - +(bar) + -1");
+    roundtrip("017 + 08 + 0x10", "15 + 8 + 16"); /* strconv.ParseInt(s, 0, 64) first */
+    roundtrip("a{job=\"j\",job!=\"k\",a=~\"x\"}", "a{a=~\"x\",job!=\"k\",job=\"j\"}");
+    roundtrip("a + ignoring() group_left b - on() c", "a + b - on () c");
     roundtrip("max_over_time(deriv(x[5m:30s])[1h:] @ end())",
               "max_over_time(deriv(x[5m:30s])[1h:] @ end())");
     roundtrip("topk(3, x) without (a)", "topk without (a) (3, x)");

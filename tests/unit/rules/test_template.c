@@ -154,9 +154,25 @@ int main(void) {
            "<error expanding template: error executing template __alert_Test: template: "
            "__alert_Test:1:131: executing \"__alert_Test\" at <first>: error calling first: "
            "first() called on vector with no elements>");
+    /* Go 1.13+ slice on strings, %U and %c, and %v of the data struct */
+    EXPECT("{{ slice \"abcdef\" 1 3 }}|{{ slice \"abc\" 1 }}|{{ printf \"%U %c\" 65 233 }}", 0,
+           "bc|bc|U+0041 \xc3\xa9");
+    EXPECT("{{ . }}", 2,
+           "{map[alertname:NewAlerts_OrderCheck_Rule1 foo:bar instance:host.example.com:9100] "
+           "map[cluster:c1] http://prom.example.com:9090/prefix 2}");
     {
         char *g = expand("{{ if gt $value 1 }}x{{end}}", 2);
-        CHECK(g && strstr(g, "incompatible types for comparison"));
+        /* an error a function returns: "error calling", reported at the whole command */
+        CHECK(g && strstr(g, "at <gt $value 1>: error calling gt: incompatible types for "
+                             "comparison"));
+        free(g);
+        g = expand("{{ reReplaceAll \"a[b\" \"x\" \"y\" }}|{{ match \"*a\" \"y\" }}", 2);
+        CHECK(g && strstr(g, "error calling reReplaceAll: regexp: Compile(`a[b`): error parsing "
+                             "regexp: missing closing ]: `[b`"));
+        free(g);
+        g = expand("{{ match \"*a\" \"y\" }}", 2);
+        CHECK(g && strstr(g, "error calling match: error parsing regexp: missing argument to "
+                             "repetition operator: `*`"));
         free(g);
         g = expand("{{ query \"bad(\" }}", 2);
         CHECK(g && strstr(g, "error calling query: parse error in bad("));
@@ -165,7 +181,9 @@ int main(void) {
         CHECK(g && strstr(g, "can't evaluate field Nope"));
         free(g);
         g = expand("{{ template \"missing\" }}", 2);
-        CHECK(g && strstr(g, "no template \"missing\""));
+        /* Go's walkTemplate error, at the TemplateNode (its name) */
+        CHECK(g && strstr(g, "executing \"__alert_Test\" at <{{template \"missing\"}}>: "
+                             "template \"missing\" not defined"));
         free(g);
     }
 
