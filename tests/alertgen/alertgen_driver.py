@@ -100,7 +100,48 @@ def norm_query(q):
             out.append(c)
         elif not c.isspace():
             out.append(c)
-    return "".join(out).replace("'", '"')
+    return sort_matchers("".join(out).replace("'", '"'))
+
+
+def sort_matchers(q):
+    """Matchers inside each {...} in sorted order, as Prometheus's printer writes them (the
+    tester compares parsed expressions, so their order does not count)."""
+    out, i = [], 0
+    while i < len(q):
+        c = q[i]
+        if c in "\"`":
+            j = i + 1
+            while j < len(q) and q[j] != c:
+                j += 2 if q[j] == "\\" and c == '"' else 1
+            out.append(q[i:j + 1])
+            i = j + 1
+        elif c == "{":
+            parts, cur, j, quote = [], [], i + 1, None
+            while j < len(q) and (quote or q[j] != "}"):
+                ch = q[j]
+                if quote:
+                    if ch == "\\" and quote == '"':
+                        cur.append(q[j:j + 2])
+                        j += 2
+                        continue
+                    if ch == quote:
+                        quote = None
+                elif ch in "\"`":
+                    quote = ch
+                elif ch == ",":
+                    parts.append("".join(cur))
+                    cur = []
+                    j += 1
+                    continue
+                cur.append(ch)
+                j += 1
+            parts.append("".join(cur))
+            out.append("{" + ",".join(sorted(p for p in parts if p)) + "}")
+            i = j + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def parse_time(s):
