@@ -130,8 +130,17 @@ static int label_cmp(const void *a, const void *b) {
 /* ---- the rule set -----------------------------------------------------------------------------
  */
 
-struct fpset {
-    uint64_t *fp; /* sorted fingerprints of the firing alerts last notified */
+/* An alert a webhook's emulated Alertmanager holds as firing: what Prometheus last sent of it,
+ * kept so that it can expire at endsAt even after the rule fails or drops the alert. */
+struct whalert {
+    uint64_t fp;
+    int64_t starts_at, ends_at;
+    struct re_label *labels; /* labels then annotations, one block with their strings */
+    size_t nlabels, nannotations;
+};
+
+struct whset {
+    struct whalert *v; /* sorted by fp: the firing alerts at the last check */
     size_t n;
 };
 
@@ -150,7 +159,7 @@ struct erule {
     bool dirty;       /* guarded by engine.mu */
     bool claimed;     /* state taken over by the next rule set */
     struct oset prev; /* output series of the last successful evaluation */
-    struct fpset *wh; /* per webhook of the rule set */
+    struct whset *wh; /* per webhook of the rule set */
     char *genurl;
     char *query; /* recording rule: the expr as Prometheus prints it (alerting: in alert) */
     /* recording rules' health */
@@ -260,6 +269,13 @@ static const double dur_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 #define EVENT_DUTY 100.0
 #define EVENT_BURST_S 0.05
 
+static void whset_fini(struct whset *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].labels);
+    free(s->v);
+    *s = (struct whset){0};
+}
+
 static void ruleset_free(struct ruleset *rs) {
     if (!rs) return;
     for (size_t g = 0; g < rs->ngroups; g++) {
@@ -273,7 +289,7 @@ static void ruleset_free(struct ruleset *rs) {
             oset_free(&er->prev);
             if (er->wh)
                 for (size_t w = 0; w < rs->nwh; w++)
-                    free(er->wh[w].fp);
+                    whset_fini(&er->wh[w]);
             free(er->wh);
             free(er->genurl);
             free(er->query);
@@ -856,74 +872,175 @@ static int fp_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static bool fp_has(const struct fpset *s, uint64_t fp) {
-    return s->n && bsearch(&fp, s->fp, s->n, sizeof(uint64_t), fp_cmp) != NULL;
+/* fp_cmp orders arrays of struct whalert and struct whref too: fp is their first member. */
+static struct whalert *whset_find(const struct whset *s, uint64_t fp) {
+    return s->n ? bsearch(&fp, s->v, s->n, sizeof(*s->v), fp_cmp) : NULL;
 }
 
 /* Alert labels with the external labels added where missing, as Prometheus' notifier does. */
-static size_t merge_ext(const struct ruleset *rs, const struct alert *a, struct re_label *out) {
+static size_t merge_ext(const struct ruleset *rs, const struct re_label *labels, size_t nlabels,
+                        struct re_label *out) {
     size_t n = 0;
-    for (size_t i = 0; i < a->nlabels && n < LSET_MAX; i++)
-        out[n++] = a->labels[i];
+    for (size_t i = 0; i < nlabels && n < LSET_MAX; i++)
+        out[n++] = labels[i];
     for (size_t i = 0; i < rs->next && n < LSET_MAX; i++) {
         bool have = false;
-        for (size_t k = 0; k < a->nlabels; k++)
-            have = have || !strcmp(a->labels[k].name, rs->ext[i].name);
+        for (size_t k = 0; k < nlabels; k++)
+            have = have || !strcmp(labels[k].name, rs->ext[i].name);
         if (!have) out[n++] = rs->ext[i];
     }
     if (n > 1) qsort(out, n, sizeof(*out), label_cmp);
     return n;
 }
 
+/* Fills w with a copy of what Prometheus just sent of a (labels, annotations, endsAt).
+ * Returns 0 / -ENOMEM (w unchanged). */
+static int whalert_copy(struct whalert *w, const struct alert *a, uint64_t fp, int64_t starts_at) {
+    size_t n = a->nlabels + a->nannotations, sz = n * sizeof(struct re_label);
+    for (size_t i = 0; i < n; i++) {
+        const struct re_label *l = i < a->nlabels ? &a->labels[i] : &a->annotations[i - a->nlabels];
+        sz += strlen(l->name) + strlen(l->value) + 2;
+    }
+    struct re_label *out = malloc(sz ? sz : 1);
+    if (!out) return -ENOMEM;
+    char *p = (char *)(out + n);
+    for (size_t i = 0; i < n; i++) {
+        const struct re_label *l = i < a->nlabels ? &a->labels[i] : &a->annotations[i - a->nlabels];
+        size_t kn = strlen(l->name) + 1, vn = strlen(l->value) + 1;
+        out[i].name = memcpy(p, l->name, kn);
+        out[i].value = memcpy(p + kn, l->value, vn);
+        p += kn + vn;
+    }
+    *w = (struct whalert){.fp = fp,
+                          .starts_at = starts_at,
+                          .ends_at = a->valid_until,
+                          .labels = out,
+                          .nlabels = a->nlabels,
+                          .nannotations = a->nannotations};
+    return 0;
+}
+
+/* True if an alert a webhook knows as firing has reached its endsAt at ts: Alertmanager
+ * resolves it then, whether or not the rule still evaluates. */
+static bool wh_expiring(const struct ruleset *rs, const struct erule *r, int64_t ts) {
+    for (size_t w = 0; w < rs->nwh; w++)
+        for (size_t i = 0; i < r->wh[w].n; i++)
+            if (r->wh[w].v[i].ends_at <= ts) return true;
+    return false;
+}
+
+/* A kept alert of the rule by fingerprint. */
+struct whref {
+    uint64_t fp;
+    const struct alert *a;
+};
+
+static const struct alert *whref_find(const struct whref *v, size_t n, uint64_t fp) {
+    const struct whref *x = n ? bsearch(&fp, v, n, sizeof(*v), fp_cmp) : NULL;
+    return x ? x->a : NULL;
+}
+
 /* Plain webhooks: one POST of Alertmanager's webhook payload per change in the rule's set of
  * firing alerts (group_by [alertname], like the experiment's Alertmanager route), resolved
- * alerts included when send_resolved; notify/notify.go's needsUpdate decides. */
-static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r) {
-    size_t na = alert_rule_nalerts(r->alert);
-    uint64_t *cur = calloc(na ? na : 1, sizeof(*cur));
-    uint64_t *fps = calloc(na ? na : 1, sizeof(*fps));
-    struct alert_notice *nt = calloc(na ? na : 1, sizeof(*nt));
-    struct re_label *lab = calloc((na ? na : 1) * LSET_MAX, sizeof(*lab));
-    if (!cur || !fps || !nt || !lab) goto out;
-    size_t nc = 0;
+ * alerts included when send_resolved; notify/notify.go's needsUpdate decides. The firing set
+ * is Alertmanager's view at ts: alerts Prometheus sent as firing until their endsAt (so a
+ * rule that fails, or drops its alerts over its limit, has them resolved then, and fired
+ * anew once it sends them again; types.Alert.Merge keeps the earliest startsAt of an
+ * overlapping re-send). */
+static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r, int64_t ts) {
+    size_t na = alert_rule_nalerts(r->alert), maxlast = 0;
+    for (size_t w = 0; w < rs->nwh; w++)
+        maxlast = r->wh[w].n > maxlast ? r->wh[w].n : maxlast;
+    size_t cap = na + maxlast ? na + maxlast : 1;
+    struct whref *idx = calloc(na ? na : 1, sizeof(*idx));
+    struct whalert *cur = calloc(cap, sizeof(*cur));
+    const struct alert **cura = calloc(cap, sizeof(*cura));
+    struct alert_notice *nt = calloc(cap, sizeof(*nt));
+    struct re_label *lab = calloc(cap * LSET_MAX, sizeof(*lab));
+    if (!idx || !cur || !cura || !nt || !lab) goto out;
     for (size_t i = 0; i < na; i++) {
         const struct alert *a = alert_rule_alert(r->alert, i);
-        fps[i] = payload_fingerprint(a->labels, a->nlabels);
-        if (a->state == ALERT_FIRING) cur[nc++] = fps[i];
+        idx[i] = (struct whref){payload_fingerprint(a->labels, a->nlabels), a};
     }
-    if (nc > 1) qsort(cur, nc, sizeof(*cur), fp_cmp);
+    if (na > 1) qsort(idx, na, sizeof(*idx), fp_cmp);
     rule_genurl(e, r);
     for (size_t w = 0; w < rs->nwh; w++) {
         const struct ewebhook *wh = &rs->wh[w];
-        struct fpset *last = &r->wh[w];
-        bool same = nc == last->n && (!nc || !memcmp(cur, last->fp, nc * sizeof(*cur)));
+        struct whset *last = &r->wh[w];
+        /* Alertmanager's firing alerts: sent firing and not expired, or held from an earlier
+         * send while the rule has no alert of that fingerprint or a new pending one. cur[k]
+         * is what is known of it (starts_at, ends_at, the snapshot's labels), cura[k] the
+         * rule's alert if it has one. */
+        size_t nc = 0;
+        bool resent = false;
+        for (size_t i = 0; i < na; i++) {
+            const struct alert *a = idx[i].a;
+            if (a->state != ALERT_FIRING || a->valid_until == ALERT_TS_NONE || a->valid_until <= ts)
+                continue;
+            const struct whalert *s = whset_find(last, idx[i].fp);
+            cur[nc] = s ? *s : (struct whalert){.fp = idx[i].fp, .starts_at = a->fired_at};
+            if (a->fired_at < cur[nc].starts_at) cur[nc].starts_at = a->fired_at;
+            cur[nc].ends_at = a->valid_until;
+            resent = resent || !s || a->last_sent_at == ts;
+            nc++;
+        }
+        for (size_t j = 0; j < last->n; j++) {
+            const struct alert *a = whref_find(idx, na, last->v[j].fp);
+            if (last->v[j].ends_at > ts && (!a || a->state == ALERT_PENDING))
+                cur[nc++] = last->v[j];
+        }
+        if (nc > 1) qsort(cur, nc, sizeof(*cur), fp_cmp);
+        for (size_t k = 0; k < nc; k++) {
+            const struct alert *a = whref_find(idx, na, cur[k].fp);
+            cura[k] = a && a->state == ALERT_FIRING ? a : NULL;
+        }
+        bool same = nc == last->n;
+        for (size_t k = 0; same && k < nc; k++)
+            same = cur[k].fp == last->v[k].fp;
         bool notify;
         if (wh->send_resolved) {
             notify = !same;
         } else {
             notify = false; /* only new firing alerts matter (IsFiringSubset) */
-            for (size_t i = 0; i < nc && !notify; i++)
-                notify = !fp_has(last, cur[i]);
+            for (size_t k = 0; k < nc && !notify; k++)
+                notify = !whset_find(last, cur[k].fp);
         }
         if (notify) {
             size_t n = 0;
-            for (size_t i = 0; i < na; i++) {
-                const struct alert *a = alert_rule_alert(r->alert, i);
-                bool firing = a->state == ALERT_FIRING;
-                bool resolved = wh->send_resolved && a->state == ALERT_INACTIVE &&
-                                a->resolved_at != ALERT_TS_NONE && fp_has(last, fps[i]) &&
-                                !bsearch(&fps[i], cur, nc, sizeof(*cur), fp_cmp);
-                if (!firing && !resolved) continue;
+            struct whset cs = {cur, nc};
+            /* the rule's alerts in its order, then those only Alertmanager still holds */
+            for (size_t i = 0; i < na + last->n; i++) {
+                const struct alert *a = NULL;
+                uint64_t fp;
+                if (i < na) {
+                    a = alert_rule_alert(r->alert, i);
+                    fp = payload_fingerprint(a->labels, a->nlabels);
+                } else {
+                    fp = last->v[i - na].fp;
+                    if (whref_find(idx, na, fp)) continue; /* seen above */
+                }
+                const struct whalert *c = whset_find(&cs, fp);
+                const struct whalert *old = whset_find(last, fp);
+                bool resolved = !c && old && wh->send_resolved;
+                if (!c && !resolved) continue;
+                const struct alert *src = c ? cura[c - cur] : NULL;
+                if (resolved && a && a->state == ALERT_INACTIVE && a->resolved_at != ALERT_TS_NONE)
+                    src = a;                              /* Prometheus sent it resolved */
+                const struct whalert *snap = c ? c : old; /* what Alertmanager holds */
                 struct re_label *l = lab + n * LSET_MAX;
-                nt[n] = (struct alert_notice){.labels = l,
-                                              .nlabels = merge_ext(rs, a, l),
-                                              .annotations = a->annotations,
-                                              .nannotations = a->nannotations,
-                                              .starts_at = a->fired_at,
-                                              .ends_at = resolved ? a->resolved_at : ALERT_TS_NONE,
-                                              .resolved = resolved,
-                                              .value = a->value,
-                                              .generator_url = r->genurl ? r->genurl : ""};
+                nt[n] = (struct alert_notice){
+                    .labels = l,
+                    .nlabels = src ? merge_ext(rs, src->labels, src->nlabels, l)
+                                   : merge_ext(rs, snap->labels, snap->nlabels, l),
+                    .annotations = src ? src->annotations : snap->labels + snap->nlabels,
+                    .nannotations = src ? src->nannotations : snap->nannotations,
+                    .starts_at =
+                        src && src->fired_at < snap->starts_at ? src->fired_at : snap->starts_at,
+                    .ends_at = !resolved ? ALERT_TS_NONE
+                               : src     ? src->resolved_at
+                                         : snap->ends_at,
+                    .resolved = resolved,
+                    .generator_url = r->genurl ? r->genurl : ""};
                 n++;
             }
             size_t trunc = 0;
@@ -940,18 +1057,40 @@ static void send_webhooks(struct engine *e, struct ruleset *rs, struct erule *r)
             char *body = n ? payload_webhook(&pg, nt, n) : NULL;
             if (body) notifier_post(e->a->notifier, wh->url, wh->timeout_ms, body, strlen(body));
         }
-        if (!same) {
-            uint64_t *cp = nc ? malloc(nc * sizeof(*cp)) : NULL;
-            if (nc && !cp) continue;
-            if (nc) memcpy(cp, cur, nc * sizeof(*cp));
-            free(last->fp);
-            last->fp = cp;
-            last->n = nc;
+        if (same && !resent) continue;
+        /* Remember cur: fresh snapshots of what was sent at ts, the others carried over. */
+        struct whalert *nv = nc ? malloc(nc * sizeof(*nv)) : NULL;
+        if (nc && !nv) continue;
+        size_t k = 0;
+        for (; k < nc; k++) {
+            const struct alert *a = cura[k];
+            nv[k] = cur[k];
+            nv[k].labels = NULL;
+            if (a && (a->last_sent_at == ts || !whset_find(last, cur[k].fp)) &&
+                whalert_copy(&nv[k], a, cur[k].fp, cur[k].starts_at))
+                break;
         }
+        if (k < nc) {
+            while (k--)
+                free(nv[k].labels);
+            free(nv);
+            continue;
+        }
+        for (k = 0; k < nc; k++) {
+            struct whalert *s = whset_find(last, cur[k].fp);
+            if (!nv[k].labels && s) {
+                nv[k].labels = s->labels; /* carried over */
+                s->labels = NULL;
+            }
+        }
+        whset_fini(last);
+        last->v = nv;
+        last->n = nc;
     }
 out:
+    free(idx);
     free(cur);
-    free(fps);
+    free(cura);
     free(nt);
     free(lab);
 }
@@ -986,7 +1125,7 @@ static void send_alertmanagers(struct engine *e, struct ruleset *rs, struct egro
     rule_genurl(e, r);
     for (size_t i = 0; i < ns.n; i++)
         ns.v[i].generator_url = r->genurl ? r->genurl : "";
-    for (size_t off = 0; off < ns.n; off += DEF_NOTIFY_MAX_AM_BATCH) {
+    for (size_t off = 0; rs->nam && off < ns.n; off += DEF_NOTIFY_MAX_AM_BATCH) {
         size_t k = ns.n - off < DEF_NOTIFY_MAX_AM_BATCH ? ns.n - off : DEF_NOTIFY_MAX_AM_BATCH;
         char *body = payload_am_alerts(ns.v + off, k, rs->ext, rs->next);
         if (!body) break;
@@ -1065,10 +1204,12 @@ static bool eval_rule(struct engine *e, struct ruleset *rs, struct egroup *g, si
                     write_outputs(e, r, &outs, ts);
                     wrote = true;
                 }
-                if (rs->nam) send_alertmanagers(e, rs, g, r, ts);
-                if (rs->nwh) send_webhooks(e, rs, r);
+                /* webhooks need the alerts' endsAt even without an Alertmanager */
+                if (rs->nam || rs->nwh) send_alertmanagers(e, rs, g, r, ts);
             }
         }
+        /* a failing rule sends nothing: its alerts expire at their endsAt */
+        if (rs->nwh && (!rc || wh_expiring(rs, r, ts))) send_webhooks(e, rs, r, ts);
     } else {
         if (!rc) rc = eval_recording(e, g, r, res, ts, &err);
         wrote = !rc;
@@ -1415,7 +1556,7 @@ static void carry_state(struct engine *e, struct ruleset *old, struct ruleset *r
                     for (size_t ow = 0; ow < old->nwh; ow++)
                         if (!strcmp(rs->wh[w].url, old->wh[ow].url)) {
                             nr->wh[w] = orr->wh[ow];
-                            orr->wh[ow] = (struct fpset){0};
+                            orr->wh[ow] = (struct whset){0};
                             break;
                         }
                 break;
