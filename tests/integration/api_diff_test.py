@@ -13,7 +13,7 @@ import time
 import urllib.parse
 import zlib
 
-from plib import Promlet, done, free_port, http, ok, skip_all, start_peer, tmpdir
+from plib import Promlet, done, http, ok, skip_all, start_prometheus, tmpdir
 import query_data as qd
 from query_compat_test import compare as compare_values
 
@@ -197,18 +197,11 @@ def main():
     if not shutil.which("prometheus"):
         skip_all("prometheus not installed")
     shared = os.environ["SHARED"]
-    port = free_port()
-    data = tmpdir()
-    prom = f"http://127.0.0.1:{port}"
-    rules_path = os.path.join(data, "rules.yml")
+    rules_path = os.path.join(tmpdir(), "rules.yml")
     with open(rules_path, "w") as f:
         f.write(RULES)
-    with open(os.path.join(data, "prometheus.yml"), "w") as f:
-        f.write(f"global: {{}}\nrule_files: [{rules_path}]\n")
-    start_peer(["prometheus", f"--config.file={os.path.join(data, 'prometheus.yml')}",
-                f"--storage.tsdb.path={data}/tsdb", f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=native-histograms", "--web.enable-remote-write-receiver",
-                "--query.max-samples=50000"], f"{prom}/-/ready")
+    prom, _ = start_prometheus(f"global: {{}}\nrule_files: [{rules_path}]\n",
+                               ["--query.max-samples=50000"])
     pl = Promlet(f"query:\n  max_samples: 50000\nrule_files: [{rules_path}]\n",
                  ["--promql.compat=v2"])
     if not ok(pl.addr is not None, "promlet starts", pl.logtext()):

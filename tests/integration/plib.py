@@ -162,3 +162,18 @@ def start_peer(cmd, ready_url, timeout=20, log_name="peer.log"):
         time.sleep(0.1)
     with open(os.path.join(d, log_name)) as f:
         raise RuntimeError(f"{cmd[0]} did not become ready: {f.read()[-2000:]}")
+
+
+def start_prometheus(config="global: {}\n", args=()):
+    """Starts a real Prometheus on a free port with its remote-write receiver and native
+    histograms on, config (YAML text) as its prometheus.yml. Returns (base URL, data dir)."""
+    port = free_port()
+    data = tmpdir()
+    cfg = os.path.join(data, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write(config)
+    url = f"http://127.0.0.1:{port}"
+    start_peer(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}/tsdb",
+                f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=native-histograms",
+                "--web.enable-remote-write-receiver", *args], f"{url}/-/ready")
+    return url, data

@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.parse
 
-from plib import Promlet, done, free_port, http, ok, skip_all, start_peer, tmpdir
+from plib import Promlet, done, http, ok, skip_all, start_prometheus
 import query_data as qd
 
 REL = 1e-9
@@ -92,15 +92,7 @@ def main():
     if not shutil.which("prometheus"):
         skip_all("prometheus not installed")
     shared = os.environ["SHARED"]
-    port = free_port()
-    data = tmpdir()
-    prom = f"http://127.0.0.1:{port}"
-    with open(os.path.join(data, "prometheus.yml"), "w") as f:
-        f.write("global: {}\n")
-    start_peer(["prometheus", f"--config.file={os.path.join(data, 'prometheus.yml')}",
-                f"--storage.tsdb.path={data}/tsdb", f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=native-histograms", "--web.enable-remote-write-receiver",
-                f"--query.max-samples={MAX_SAMPLES}"], f"{prom}/-/ready")
+    prom, _ = start_prometheus(args=[f"--query.max-samples={MAX_SAMPLES}"])
     pl = Promlet(f"query:\n  max_samples: {MAX_SAMPLES}\n", ["--promql.compat=v2"])
     if pl.addr is not None and http("POST", pl.url("/api/v1/write"), b"",
                                      qd.RW_HEADERS)[0] == 404:

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.parse
 
-from plib import Promlet, done, free_port, http, ok, skip_all, start_peer, tmpdir
+from plib import Promlet, done, http, ok, skip_all, start_prometheus
 from query_compat_test import compare
 from rwlib import STALE_NAN
 import query_data as qd
@@ -447,15 +447,7 @@ def main():
     if not shutil.which("prometheus"):
         skip_all("prometheus not installed")
     shared = os.environ["SHARED"]
-    port = free_port()
-    data = tmpdir()
-    prom = f"http://127.0.0.1:{port}"
-    with open(os.path.join(data, "prometheus.yml"), "w") as f:
-        f.write("global: {}\n")
-    start_peer(["prometheus", f"--config.file={os.path.join(data, 'prometheus.yml')}",
-                f"--storage.tsdb.path={data}/tsdb", f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=native-histograms", "--web.enable-remote-write-receiver"],
-               f"{prom}/-/ready")
+    prom, _ = start_prometheus()
     # promlet keeps 15 minutes by default; the data set starts 15 minutes back
     pl = Promlet("storage:\n  retention: 1h\n", ["--promql.compat=v2"])
     if pl.addr is not None and http("POST", pl.url("/api/v1/write"), b"",
