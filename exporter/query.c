@@ -1204,20 +1204,6 @@ static int answer(const struct query_env *env, const struct promql_result *r, st
     return finish(out);
 }
 
-/* Whether an instant vector's order may be the query's own: sort(), sort_desc(), 3.x's
- * sort_by_label() and sort_by_label_desc(), topk() or bottomk() anywhere in it (the order
- * they make survives `or` and other operators). Any other order Prometheus gives is its
- * storage's (series sorted by labels, which selectors and the operators over them keep) or
- * a hash map's (aggregations, no order at all). A name only in a string also counts: that
- * only leaves the evaluator's order. Returns 1, 0 or -ENOMEM. */
-static int order_is_the_querys(const struct promql_expr *e) {
-    char *txt = promql_expr_string(e);
-    if (!txt) return -ENOMEM;
-    int keep = strstr(txt, "sort") || strstr(txt, "topk") || strstr(txt, "bottomk");
-    free(txt);
-    return keep;
-}
-
 static int series_cmp(const void *a, const void *b) {
     const struct promql_series *x = a, *y = b;
     return labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
@@ -1239,14 +1225,12 @@ int query_instant(const struct query_env *env, const struct query_params *p, str
     struct perr err = {0};
     bool late = deadline_passed(&d);
     int rc = late ? -ECANCELED : promql_eval_instant(e, &src, t, &o, &r, &err);
-    int keep = rc ? 1 : order_is_the_querys(e);
+    bool keep = promql_orders_result(e);
     promql_free(e);
     if (rc) return eval_failed(rc, &err, late, out);
-    if (keep < 0) {
-        promql_result_free(r);
-        return fail_oom(out);
-    }
-    /* The store walks series in hash order; answer in Prometheus's storage order. */
+    /* The store walks series in hash order; answer in Prometheus's storage order (series
+     * sorted by labels, which selectors and the operators over them keep), unless the query
+     * orders its result itself. */
     if (!keep && r->type == PROMQL_VECTOR && r->nseries > 1)
         qsort(r->series, r->nseries, sizeof(*r->series), series_cmp);
     status = answer(env, r, out);

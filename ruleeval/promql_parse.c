@@ -1869,6 +1869,17 @@ struct promql_expr *promql_parse_compat(const char *src, bool v2, struct perr *e
 
 /* ---- walking ------------------------------------------------------------------------------ */
 
+bool promql_orders_result(const struct promql_expr *e) {
+    if (!e) return false;
+    if (e->kind == PQ_CALL && !strncmp(e->fn->name, "sort", 4)) return true;
+    if (e->kind == PQ_AGG && (e->agg == PQ_TOPK || e->agg == PQ_BOTTOMK)) return true;
+    if (promql_orders_result(e->a) || promql_orders_result(e->b) || promql_orders_result(e->param))
+        return true;
+    for (size_t i = 0; i < e->nargs; i++)
+        if (promql_orders_result(e->args[i])) return true;
+    return false;
+}
+
 int promql_foreach_selector(const struct promql_expr *e,
                             int (*fn)(void *arg, const struct re_matcher *m, size_t nm),
                             void *arg) {

@@ -145,6 +145,9 @@ char *promql_expr_string(const struct promql_expr *e);
  * the first nonzero return of fn; 0 otherwise. */
 int promql_foreach_selector(const struct promql_expr *e,
                             int (*fn)(void *arg, const struct re_matcher *m, size_t nm), void *arg);
+/* Whether e orders its result itself: sort(), sort_desc(), sort_by_label*(), topk() or
+ * bottomk() anywhere in it (the order they make survives `or` and other operators). */
+bool promql_orders_result(const struct promql_expr *e);
 
 struct promql_opts {
     int64_t lookback_ms; /* default 5m; 0 also means 5m, as in Prometheus */
