@@ -546,8 +546,27 @@ static void test_compat_v2(void) {
     re_memstore_free(s);
 }
 
+static void orders(const char *src, bool want) {
+    struct perr err;
+    struct promql_expr *e = promql_parse(src, &err);
+    TAP_OK(e && promql_orders_result(e) == want, "%s %s its result", src,
+           want ? "orders" : "does not order");
+    promql_free(e);
+}
+
+static void test_orders_result(void) {
+    orders("sort(x)", true);
+    orders("sort_desc(x) * 2", true);
+    orders("topk(1, x) or y", true);
+    orders("sum(bottomk by (a) (2, x))", true);
+    orders("sorting_total", false);
+    orders("label_replace(x, \"a\", \"topk\", \"\", \"\")", false);
+    orders("sum by (a) (x)", false);
+}
+
 int main(void) {
     test_parse_errors();
+    test_orders_result();
     test_deep_nesting();
     test_keyword_names();
     test_printer();
