@@ -320,37 +320,10 @@ alerting:
     with open(os.path.join(d, "promlet.yml"), "w") as f:
         f.write(cfg(rx_p.port, f"  webhook_configs:\n  - url: {rx_w.url}\n").replace(
             "alerting:\n", f"alerting:\n  resend_delay: {RESEND}s\n"))
-    def start_promlet():
-        return plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
-                            args=["--collector.disable-defaults", "--no-rules.event-evaluation",
-                                  "--promql.compat=v2", f"--web.external-url={EXT_URL}"])
-
-    def scalar_active_at(base):
-        """D_Scalar's activeAt as base's alerts API says, None before its first evaluation."""
-        st, _, body = plib.http("GET", base + "/api/v1/alerts")
-        alerts = json.loads(body)["data"]["alerts"] if st == 200 else []
-        return next((a["activeAt"] for a in alerts
-                     if a["labels"]["alertname"] == "D_Scalar"), None)
-
-    # D_Scalar's scalar fires from each one's first evaluation, whatever the samples: if the
-    # two started on either side of that group's slot, its activeAt differs by an interval
-    # for the whole test. Start promlet again (at most twice) until both agree on it.
-    p = start_promlet()
-    for attempt in range(3):
-        if p.addr is None:
-            break
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            a_p, a_q = scalar_active_at(p.url("")), scalar_active_at(prom)
-            if a_p and a_q:
-                break
-            time.sleep(0.1)
-        if a_p == a_q or attempt == 2:
-            break
-        print(f"# D_Scalar active at {a_p} in promlet, {a_q} in Prometheus: promlet again",
-              flush=True)
-        p.stop()
-        p = start_promlet()
+    p = plib.Promlet(config_path=os.path.join(d, "promlet.yml"),
+                     args=["--collector.disable-defaults", "--no-rules.event-evaluation",
+                           "--promql.compat=v2",
+                           f"--web.external-url={EXT_URL}"])
     if not plib.ok(p.addr is not None, "promlet starts with the rule file", p.logtext()):
         plib.done()
     # Prometheus's discovery hands the notifier its Alertmanagers only after ~5 s; alerts sent
@@ -422,17 +395,12 @@ alerting:
         rwlib.series([("__name__", "d_flip"), ("k", "1")], [(3, now)]),
         rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "1")], [(2, now)]),
     ]
-    def phase(n, series, t, pause):
-        """Writes a phase's samples to both, waits until both evaluated them, compares."""
-        codes = write(series)
-        plib.ok(codes == (204, 204), f"both accept the phase-{n} samples", codes)
-        what = "the samples" if n == 1 else f"the phase-{n} samples"
-        plib.ok(settle(t), f"both evaluated every group 3 s after {what}")
-        time.sleep(pause)
-        compare_all(get_p, get_q, rx_p, rx_q, t, f"phase {n}")
-        compare_webhooks(rx_w, rx_am, am, t, f"phase {n}")
-
-    phase(1, s1, t0, 0.5)
+    codes = write(s1)
+    plib.ok(codes == (204, 204), "both accept the phase-1 samples", codes)
+    plib.ok(settle(t0), "both evaluated every group 3 s after the samples")
+    time.sleep(0.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t0, "phase 1")
+    compare_webhooks(rx_w, rx_am, am, t0, "phase 1")
 
     # ---------------- phase 2: instance a goes stale, d_keep drops (kept firing), d_dup single.
     now = future_ms()
@@ -445,7 +413,12 @@ alerting:
         # a second right-hand series for k=1: D_Flip's expr fails, its firing alert is kept
         rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "2")], [(4, now)]),
     ]
-    phase(2, s2, t1, 1.5)
+    codes = write(s2)
+    plib.ok(codes == (204, 204), "both accept the phase-2 samples", codes)
+    plib.ok(settle(t1), "both evaluated every group 3 s after the phase-2 samples")
+    time.sleep(1.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t1, "phase 2")
+    compare_webhooks(rx_w, rx_am, am, t1, "phase 2")
 
     # ---------------- phase 3: instance a is back (new alerts), d_keep fires again (its
     # keepFiringSince goes), D_Flip's expr works again.
@@ -456,7 +429,12 @@ alerting:
         rwlib.series([("__name__", "d_keep"), ("k", "1")], [(9, now)]),
         rwlib.series([("__name__", "d_flipr"), ("k", "1"), ("r", "2")], [(rwlib.STALE_NAN, now)]),
     ]
-    phase(3, s3, t2, 1.5)
+    codes = write(s3)
+    plib.ok(codes == (204, 204), "both accept the phase-3 samples", codes)
+    plib.ok(settle(t2), "both evaluated every group 3 s after the phase-3 samples")
+    time.sleep(1.5)
+    compare_all(get_p, get_q, rx_p, rx_q, t2, "phase 3")
+    compare_webhooks(rx_w, rx_am, am, t2, "phase 3")
     rc = p.stop()
     plib.ok(rc == 0, "promlet exits cleanly", (rc, p.logtext()[-2000:]))
     plib.done()
