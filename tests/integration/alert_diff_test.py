@@ -97,7 +97,7 @@ RULES = r"""groups:
       hum: '{{ humanize 1e-30 }} {{ humanize 1e30 }} {{ humanize "1234.5" }} {{ humanizeDuration 1e10 }} {{ humanizeDuration 0.000000001 }} {{ humanizePercentage 0.123456 }} {{ $value | humanizeTimestamp }} {{ humanize1024 1e30 }}'
       conv: '{{ toTime 1700000000 }} {{ parseDuration "1h30m" }} {{ title "" }} {{ safeHtml "<b>" }} {{ "a<b" }}'
   - alert: D_Scalar
-    expr: scalar(d_ratio) * 100
+    expr: vector(scalar(d_ratio) * 100) > 0
     annotations:
       v: '{{ $value }} {{ $labels }}'
   - alert: D_Flip
@@ -233,10 +233,10 @@ KNOWN = {
 }
 
 
-# Webhook groups left out: D_Scalar's scalar result fires from the first evaluation, before
-# Prometheus's notifier has discovered its Alertmanager (it drops those sends), so when
-# Alertmanager first hears of it depends on that discovery, not on the rules.
-WEBHOOK_SKIP = {"D_Scalar"}
+# Webhook groups left out (none). A bare scalar result (`scalar(d_ratio) * 100`) fires from
+# each daemon's first evaluation, whatever the samples, so its activeAt told which daemon
+# started first rather than anything about rules: D_Scalar waits for d_ratio instead.
+WEBHOOK_SKIP = set()
 # Rules whose evaluation fails (D_Flip) or exceeds the group limit (D_Limit) stop refreshing
 # their alerts; Alertmanager resolves them at their endsAt (the last send + 4 x resend delay,
 # not the sample time) and fires them anew when they come back: promlet's webhooks alike.
